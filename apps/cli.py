@@ -1,0 +1,72 @@
+"""The ``mmlong`` command line.
+
+Each command lives in its own module under :mod:`mmlong.apps` and exposes ``add_parser(subparsers)``, which
+sets ``func`` on its parser. Command modules import heavy libraries only inside ``func``, so ``mmlong --help``
+is instant. Any :class:`~mmlong.errors.MmlongError` becomes one line ``mmlong: error: <file>: <reason>`` and
+exit status 2 — never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from typing import Sequence
+
+# (module, what it adds) in the order shown by --help
+COMMAND_MODULES: tuple[str, ...] = (
+)
+
+EPILOG = """\
+examples:
+  mmlong info video.mp4
+  mmlong frames video.mp4 --sample uniform:16 --out sheet.png
+  mmlong bench decode video.mp4 --frames 64
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mmlong",
+        description="Understand long videos with vision-language models: sample, encode, compress, answer.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    from mmlong import __version__
+
+    parser.add_argument("--version", action="version", version=f"mmlong {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module_name in COMMAND_MODULES:
+        importlib.import_module(module_name).add_parser(subparsers)
+    return parser
+
+
+def fail(message: str, status: int = 2) -> int:
+    print(f"mmlong: error: {message}", file=sys.stderr)
+    return status
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from mmlong.errors import MmlongError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        status = args.func(args)
+    except MmlongError as err:
+        return fail(str(err))
+    except KeyboardInterrupt:
+        return fail("interrupted", 130)
+    except BrokenPipeError:
+        # output piped into e.g. `head`: not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    return int(status or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Token compressors: pooling, merging, selection, SceneTilling, memory, V2PE, in-LLM pruning."""

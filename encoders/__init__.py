@@ -1,0 +1,1 @@
+"""Visual encoders: frames -> VisualTokens (one module per family)."""

@@ -1,0 +1,5 @@
+import sys
+
+from mmlong.apps.cli import main
+
+sys.exit(main())

@@ -1,0 +1,305 @@
+"""One registry class for every kind of plug-in.
+
+Built-ins are listed as ``"name": "module:Class"`` strings and imported only when first used, so
+``import mmlong`` imports neither decord nor transformers. Third parties add entry points in the group
+``mmlong.<kind>`` (e.g. ``mmlong.compressors``). Every plug-in class declares a ``Config`` dataclass;
+:meth:`Registry.create` builds it from keyword arguments where ``None`` never overrides a default.
+
+>>> from mmlong.registry import Registry
+>>> reg = Registry("compressor", {"tome": "mmlong.compressors.tome:ToMe"}, entry_point_group=None)
+>>> reg.names()
+['tome']
+>>> reg.resolve("tomee")
+Traceback (most recent call last):
+...
+mmlong.registry.UnknownPluginError: unknown compressor 'tomee'; did you mean 'tome'? available: tome
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import fnmatch
+import importlib
+import typing
+from importlib import metadata
+from typing import Any, Callable, Mapping
+
+from mmlong.spec import Spec, parse_spec
+
+
+class RegistryError(Exception):
+    """A plug-in could not be found, registered or built."""
+
+
+class UnknownPluginError(RegistryError, KeyError):
+    def __str__(self) -> str:  # KeyError would add quotes
+        return str(self.args[0])
+
+
+class DuplicatePluginError(RegistryError):
+    pass
+
+
+class PluginConfigError(RegistryError, ValueError):
+    pass
+
+
+def _load_target(target: str | type) -> type:
+    if not isinstance(target, str):
+        return target
+    module_name, _, attr = target.partition(":")
+    module = importlib.import_module(module_name)
+    try:
+        return getattr(module, attr)
+    except AttributeError as err:
+        raise RegistryError(f"{target}: module {module_name} has no attribute {attr!r}") from err
+
+
+def _origin(target: str | type) -> str:
+    if isinstance(target, str):
+        return target
+    return f"{target.__module__}:{target.__qualname__}"
+
+
+class Registry:
+    """Named plug-ins of one kind (``decoder``, ``sampler``, ``encoder``, ``compressor``, ``model``, ``benchmark``)."""
+
+    def __init__(
+        self,
+        kind: str,
+        builtins: Mapping[str, str | type] | None = None,
+        entry_point_group: str | None = "",
+    ) -> None:
+        self.kind = kind
+        self._targets: dict[str, str | type] = dict(builtins or {})
+        self._group = f"mmlong.{kind}s" if entry_point_group == "" else entry_point_group
+        self._entry_points_loaded = self._group is None
+
+    # ------------------------------------------------------------------ registration
+    def register(self, name: str, target: str | type | None = None) -> Callable[[type], type] | type:
+        """Register ``target`` under ``name``; usable as a decorator. A duplicate name raises, naming both."""
+
+        def add(obj: str | type) -> Any:
+            self._load_entry_points()
+            if name in self._targets and _origin(self._targets[name]) != _origin(obj):
+                raise DuplicatePluginError(
+                    f"{self.kind} {name!r} is registered twice: by {_origin(self._targets[name])} and by {_origin(obj)}"
+                )
+            self._targets[name] = obj
+            return obj
+
+        if target is None:
+            return add
+        return add(target)
+
+    def _load_entry_points(self) -> None:
+        if self._entry_points_loaded:
+            return
+        self._entry_points_loaded = True
+        for ep in metadata.entry_points(group=self._group):
+            if ep.name in self._targets and _origin(self._targets[ep.name]) != ep.value:
+                raise DuplicatePluginError(
+                    f"{self.kind} {ep.name!r} is registered twice: by {_origin(self._targets[ep.name])} "
+                    f"and by entry point {ep.value} ({ep.dist.name if ep.dist else 'unknown package'})"
+                )
+            self._targets[ep.name] = ep.value
+
+    # ------------------------------------------------------------------ lookup
+    def names(self, pattern: str = "*") -> list[str]:
+        self._load_entry_points()
+        return sorted(n for n in self._targets if fnmatch.fnmatch(n, pattern))
+
+    def __contains__(self, name: str) -> bool:
+        self._load_entry_points()
+        return name in self._targets
+
+    def _unknown(self, name: str) -> UnknownPluginError:
+        names = self.names()
+        close = difflib.get_close_matches(name, names, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        return UnknownPluginError(f"unknown {self.kind} {name!r}{hint} available: {', '.join(names) or '(none)'}")
+
+    def resolve(self, name: str) -> type:
+        """The plug-in class registered under ``name``."""
+        self._load_entry_points()
+        if name not in self._targets:
+            raise self._unknown(name)
+        target = self._targets[name]
+        if isinstance(target, str):
+            target = _load_target(target)
+            self._targets[name] = target
+        return target
+
+    # ------------------------------------------------------------------ construction
+    def make_config(self, name: str, spec_args: tuple[Any, ...] = (), **options: Any) -> Any:
+        """Build the plug-in's ``Config``: positional spec arguments fill fields in order, then keywords.
+
+        ``None`` never overrides a default. Strings are converted to the field's annotated type.
+        """
+        cls = self.resolve(name)
+        config_cls = getattr(cls, "Config", None)
+        if config_cls is None:
+            if spec_args or any(v is not None for v in options.values()):
+                raise PluginConfigError(f"{self.kind} {name!r} takes no options")
+            return None
+        fields = [f for f in dataclasses.fields(config_cls) if f.init]
+        hints = typing.get_type_hints(config_cls)
+        values: dict[str, Any] = {}
+        if len(spec_args) > len(fields):
+            raise PluginConfigError(
+                f"{self.kind} {name!r} takes at most {len(fields)} positional option(s) "
+                f"({', '.join(f.name for f in fields)}), got {len(spec_args)}"
+            )
+        for f, value in zip(fields, spec_args):
+            values[f.name] = value
+        known = {f.name for f in fields}
+        for key, value in options.items():
+            if key not in known:
+                close = difflib.get_close_matches(key, sorted(known), n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                raise PluginConfigError(
+                    f"{self.kind} {name!r} has no option {key!r}{hint} options: {', '.join(sorted(known)) or '(none)'}"
+                )
+            values[key] = value
+        converted = {}
+        for key, value in values.items():
+            if value is None:
+                continue
+            converted[key] = _convert(value, hints.get(key), f"{self.kind} {name!r} option {key!r}")
+        try:
+            return config_cls(**converted)
+        except (TypeError, ValueError) as err:
+            raise PluginConfigError(f"{self.kind} {name!r}: {err}") from err
+
+    def create(self, name: str, *spec_args: Any, **options: Any) -> Any:
+        """Build the plug-in: ``cls(config)`` (or ``cls()`` for plug-ins without a ``Config``)."""
+        cls = self.resolve(name)
+        config = self.make_config(name, spec_args, **options)
+        return cls() if config is None else cls(config)
+
+    def from_spec(self, spec: str | Spec, **options: Any) -> Any:
+        """Build from a spec string such as ``"tome:0.5"`` or ``"fps:1,max_frames=64"``."""
+        parsed = parse_spec(spec) if isinstance(spec, str) else spec
+        return self.create(parsed.name, *parsed.args, **{**parsed.kwargs, **options})
+
+
+def _convert(value: Any, annotation: Any, what: str) -> Any:
+    """Convert a spec string to ``annotation`` (int, float, bool, str, tuples/lists of those, Optional)."""
+    if annotation is None or not isinstance(value, str):
+        return value
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        non_none = [a for a in args if a is not type(None)]
+        if value.lower() in ("none", "null") and len(non_none) < len(args):
+            return None
+        for candidate in non_none:
+            try:
+                return _convert(value, candidate, what)
+            except PluginConfigError:
+                continue
+        raise PluginConfigError(f"{what}: cannot read {value!r}")
+    if origin in (tuple, list):
+        inner = args[0] if args else str
+        items = [v for v in value.replace("/", " ").replace(";", " ").split() if v]
+        out = [_convert(v, inner, what) for v in items]
+        return tuple(out) if origin is tuple else out
+    try:
+        if annotation is bool:
+            low = value.lower()
+            if low in ("1", "true", "yes", "on"):
+                return True
+            if low in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(value)
+        if annotation in (int, float, str):
+            if annotation is int and "." in value:
+                raise ValueError(value)
+            return annotation(value)
+    except ValueError as err:
+        raise PluginConfigError(f"{what}: expected {annotation.__name__}, got {value!r}") from err
+    return value
+
+
+# The registries. Built-in names map to "module:Class" strings and are imported on first use.
+DECODERS = Registry(
+    "decoder",
+    {
+        "decord": "mmlong.video:DecordDecoder",
+        "pyav": "mmlong.video:PyAVDecoder",
+    },
+)
+SAMPLERS = Registry(
+    "sampler",
+    {
+        "uniform": "mmlong.sampling:UniformSampler",
+        "fps": "mmlong.sampling:FpsSampler",
+        "window": "mmlong.sampling:WindowSampler",
+        "scene": "mmlong.compressors.scenetiling:SceneSampler",
+        "query": "mmlong.compressors.selection:QuerySampler",
+    },
+)
+ENCODERS = Registry(
+    "encoder",
+    {
+        "efficientnet-lite0": "mmlong.encoders.efficientnet:EfficientNetLite0",
+        "open_clip": "mmlong.encoders.openclip:OpenClipEncoder",
+        "hf-vision": "mmlong.encoders.hf_vision:HFVisionEncoder",
+    },
+)
+COMPRESSORS = Registry(
+    "compressor",
+    {
+        "pool": "mmlong.compressors.pooling:SpatialPool",
+        "tpool": "mmlong.compressors.pooling:TemporalPool",
+        "progressive": "mmlong.compressors.pooling:ProgressivePool",
+        "tome": "mmlong.compressors.tome:ToMe",
+        "tmerge": "mmlong.compressors.tome:TemporalMerge",
+        "select": "mmlong.compressors.selection:QuerySelect",
+        "scenetile": "mmlong.compressors.scenetiling:SceneTile",
+        "stream-memory": "mmlong.compressors.stream_memory:StreamMemory",
+        "recurrent-bridge": "mmlong.compressors.recurrent_bridge:RecurrentBridge",
+        "v2pe": "mmlong.compressors.v2pe:V2PE",
+        "fastv": "mmlong.compressors.llm_pruning:FastV",
+        "pyramiddrop": "mmlong.compressors.llm_pruning:PyramidDrop",
+    },
+)
+MODELS = Registry(
+    "model",
+    {
+        "socratic": "mmlong.models.socratic:SocraticModel",
+        "qwen2-vl": "mmlong.models.qwen2_vl:Qwen2VLAdapter",
+        "llava-onevision": "mmlong.models.llava_onevision:LlavaOneVisionAdapter",
+        "smolvlm2": "mmlong.models.smolvlm:SmolVLMAdapter",
+    },
+)
+BENCHMARKS = Registry(
+    "benchmark",
+    {
+        "mlvu": "mmlong.apps.mlvu:MLVUBenchmark",
+        "niavh": "mmlong.apps.niavh:NIAVHBenchmark",
+    },
+)
+
+REGISTRIES: dict[str, Registry] = {
+    r.kind: r for r in (DECODERS, SAMPLERS, ENCODERS, COMPRESSORS, MODELS, BENCHMARKS)
+}
+
+
+def registry(kind: str) -> Registry:
+    """The registry of ``kind`` (singular or plural: ``"compressor"`` or ``"compressors"``)."""
+    key = kind[:-1] if kind.endswith("s") and kind[:-1] in REGISTRIES else kind
+    if key not in REGISTRIES:
+        raise UnknownPluginError(f"unknown plug-in kind {kind!r}; kinds: {', '.join(REGISTRIES)}")
+    return REGISTRIES[key]
+
+
+def create(kind: str, name: str, *spec_args: Any, **options: Any) -> Any:
+    """Build plug-in ``name`` of ``kind``: ``create("compressor", "tome", ratio=0.5)``."""
+    return registry(kind).create(name, *spec_args, **options)
+
+
+def names(kind: str, pattern: str = "*") -> list[str]:
+    """Registered names of ``kind`` matching a glob ``pattern``."""
+    return registry(kind).names(pattern)

@@ -1,0 +1,1 @@
+"""Model adapters: the offline Socratic default and native VLM families."""

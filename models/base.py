@@ -1,0 +1,36 @@
+"""The model-adapter interface: visual tokens + a query -> :class:`~mmlong.types.Answer`."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Sequence
+
+from mmlong.types import Answer, Query, VisualTokens
+
+
+class VideoQAModel:
+    """Base class. Subclasses set ``name`` and a ``Config`` dataclass and implement ``answer``.
+
+    ``encoder`` is the encoder that produced the tokens (the Socratic model reads its classifier head);
+    ``in_llm`` are in-LLM compressors (FastV, PyramidDrop) the adapter installs around its language model.
+    """
+
+    name: ClassVar[str] = "model"
+    #: whether ``in_llm`` compressors are supported
+    supports_in_llm: ClassVar[bool] = False
+
+    def __init__(self, config: Any = None) -> None:
+        self.config = config if config is not None else self.Config()  # type: ignore[attr-defined]
+
+    def native_encoder(self) -> Any:
+        """The model's own vision tower as an :class:`~mmlong.encoders.base.Encoder`, or None."""
+        return None
+
+    def answer(
+        self,
+        tokens: VisualTokens,
+        query: Query,
+        *,
+        encoder: Any = None,
+        in_llm: Sequence[Any] = (),
+    ) -> Answer:
+        raise NotImplementedError

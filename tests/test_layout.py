@@ -1,0 +1,47 @@
+"""The package installs the way DESIGN.md promises: folders mapped under mmlong, nothing bare in sys.modules."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+MAPPED = {"encoders", "compressors", "models", "apps"}
+
+
+def test_packages_list_matches_folders():
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    packages = set(config["packages"])
+    package_dir = config["package-dir"]
+    folders = {p.name for p in ROOT.iterdir() if (p / "__init__.py").exists()}
+    expected = {"mmlong"} | {f"mmlong.{name}" for name in folders - {"mmlong", "tests"}}
+    assert packages == expected, "add every package folder to [tool.setuptools] packages"
+    for pkg in packages:
+        assert package_dir[pkg] == pkg.split(".")[-1]
+
+
+def test_no_bare_top_level_names_after_import():
+    code = (
+        "import sys, mmlong, mmlong.apps.cli, mmlong.compressors.base, mmlong.encoders.base, mmlong.models.base;"
+        "mmlong.apps.cli.build_parser();"
+        "bad = sorted(n for n in ('encoders', 'compressors', 'models', 'apps') if n in sys.modules);"
+        "heavy = sorted(n for n in ('decord', 'transformers', 'av', 'open_clip', 'gradio') if n in sys.modules);"
+        "print(bad, heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/", check=True)
+    assert out.stdout.strip() == "[] []", out.stdout + out.stderr
+
+
+def test_no_source_file_imports_bare_names():
+    offenders = []
+    for path in ROOT.glob("*/**/*.py"):
+        if ".venv" in path.parts:
+            continue
+        for line in path.read_text().splitlines():
+            stripped = line.strip()
+            for name in MAPPED:
+                if stripped.startswith((f"import {name}", f"from {name} ", f"from {name}.")):
+                    offenders.append(f"{path.relative_to(ROOT)}: {stripped}")
+    assert not offenders, offenders
