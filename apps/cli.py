@@ -16,10 +16,12 @@ from typing import Sequence
 
 # (module, what it adds) in the order shown by --help
 COMMAND_MODULES: tuple[str, ...] = (
+    "mmlong.apps.ask",  # ask
 )
 
 EPILOG = """\
 examples:
+  mmlong ask video.mp4 "What animal appears?" --options "a cat" "a dog"
   mmlong info video.mp4
   mmlong frames video.mp4 --sample uniform:16 --out sheet.png
   mmlong bench decode video.mp4 --frames 64

@@ -1,0 +1,140 @@
+"""Pipeline configuration: one dataclass, filled from a preset, a YAML file and CLI flags, in that order.
+
+Unset values (``None``) never override what came before, so ``resolve_config(preset="offline", budget=None)``
+is the preset unchanged. The resolved config is saved next to every result, so any number can be reproduced.
+
+>>> cfg = resolve_config(preset="offline", compress="tome:0.5")
+>>> cfg.model, cfg.encoder, cfg.compress
+('socratic', 'efficientnet-lite0', 'tome:0.5')
+>>> resolve_config(preset="ofline")
+Traceback (most recent call last):
+...
+mmlong.errors.ConfigError: unknown preset 'ofline'; did you mean 'offline'? presets: llava-onevision, offline, qwen2-vl, smolvlm2
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from mmlong.errors import ConfigError
+
+
+@dataclass
+class PipelineConfig:
+    """Everything that decides what a pipeline computes.
+
+    sample: a sampler spec (``uniform:32``, ``fps:1,max_frames=256``, ``window:60-120+uniform:16``, ``query:32``).
+    compress: a compressor chain spec (``scenetile,tome:0.5,pool:2``; empty for none). budget: the visual token
+    budget the chain should meet. model: a registered model name; model_path: a local checkpoint directory (or
+    hub id where a network exists) for native VLM families.
+    """
+
+    decoder: str = "auto"
+    sample: str = "uniform:32"
+    max_side: int | None = 448
+    encoder: str = "efficientnet-lite0"
+    encoder_options: dict[str, Any] = field(default_factory=dict)
+    compress: str = ""
+    budget: int | None = None
+    model: str = "socratic"
+    model_path: str | None = None
+    model_options: dict[str, Any] = field(default_factory=dict)
+    device: str = "cpu"
+    dtype: str = "float32"
+    cache: bool = True
+    cache_dir: str | None = None
+    chunk_size: int = 32
+    max_duration: float | None = None
+    trust_remote_code: bool = False
+    allow_pickle: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _presets() -> dict[str, dict[str, Any]]:
+    """Named whole pipelines. A function, so nobody can mutate a shared table."""
+    return {
+        # Real offline video QA: EfficientNet-Lite0 describes frames, Gemma 3 270M answers (Socratic models).
+        # One frame a second catches one-second events in clips up to ~4 minutes; longer videos fall back to
+        # 256 uniformly spread frames (use query:N or stream-memory for hour-long videos).
+        "offline": dict(
+            sample="fps:1,max_frames=256",
+            encoder="efficientnet-lite0",
+            model="socratic",
+            compress="",
+        ),
+        "qwen2-vl": dict(sample="uniform:16", encoder="native", model="qwen2-vl"),
+        "llava-onevision": dict(sample="uniform:16", encoder="native", model="llava-onevision"),
+        "smolvlm2": dict(sample="uniform:16", encoder="native", model="smolvlm2"),
+    }
+
+
+def preset_names() -> list[str]:
+    return sorted(_presets())
+
+
+def _field_names() -> set[str]:
+    return {f.name for f in dataclasses.fields(PipelineConfig)}
+
+
+def _apply(cfg: PipelineConfig, values: Mapping[str, Any], source: str) -> PipelineConfig:
+    known = _field_names()
+    changes = {}
+    for key, value in values.items():
+        key = key.replace("-", "_")
+        if key not in known:
+            close = difflib.get_close_matches(key, sorted(known), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(f"{source}: unknown setting {key!r}{hint}")
+        if value is not None:
+            changes[key] = value
+    return dataclasses.replace(cfg, **changes)
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a pipeline YAML file (a mapping of PipelineConfig fields, optionally with ``preset:``)."""
+    import yaml
+
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError("config file not found", str(p))
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"not valid YAML ({str(err).splitlines()[0]})", str(p)) from err
+    if not isinstance(data, dict):
+        raise ConfigError("a pipeline config must be a mapping of settings", str(p))
+    return data
+
+
+def save_yaml(cfg: PipelineConfig, path: str | Path) -> None:
+    import yaml
+
+    Path(path).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+
+
+def resolve_config(
+    preset: str | None = None,
+    config_file: str | Path | None = None,
+    **overrides: Any,
+) -> PipelineConfig:
+    """Defaults, then the preset, then the YAML file, then the overrides (``None`` values are ignored)."""
+    cfg = PipelineConfig()
+    file_values: dict[str, Any] = load_yaml(config_file) if config_file else {}
+    preset = preset or file_values.pop("preset", None)
+    file_values.pop("preset", None)
+    if preset:
+        presets = _presets()
+        if preset not in presets:
+            close = difflib.get_close_matches(preset, presets, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(f"unknown preset {preset!r}{hint} presets: {', '.join(sorted(presets))}")
+        cfg = _apply(cfg, presets[preset], f"preset {preset!r}")
+    if file_values:
+        cfg = _apply(cfg, file_values, str(config_file))
+    return _apply(cfg, overrides, "option")

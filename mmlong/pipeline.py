@@ -1,0 +1,297 @@
+"""The one object every app runs: sampler -> decoder -> encoder (with cache) -> compressors -> model.
+
+>>> from mmlong.config import resolve_config
+>>> pipe = Pipeline(resolve_config(preset="offline"))          # doctest: +SKIP
+>>> pipe.ask("video.mp4", "What animal?", options=["a cat", "a dog"]).option  # doctest: +SKIP
+'a cat'
+
+Stages are built lazily and once per pipeline. Decoding streams in chunks of ``chunk_size`` frames, each chunk
+encoded as it arrives, so memory holds one chunk of pixels at a time. When the chain starts with a streaming
+memory (:class:`~mmlong.compressors.base.StreamingCompressor`), encoded chunks go straight into it and the whole
+token set is never held either, so memory does not grow with the video's length.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import resource
+import time
+from contextlib import contextmanager
+from typing import Any, Iterator, Sequence
+
+import torch
+
+from mmlong.compressors.base import Chain, CompressContext, StreamingCompressor
+from mmlong.config import PipelineConfig
+from mmlong.errors import ConfigError, VideoTooLargeError
+from mmlong.types import Answer, Query, Step, VideoMeta, VisualTokens
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, in MiB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _offset_frames(tokens: VisualTokens, offset: int) -> VisualTokens:
+    """Shift a chunk's frame ids and t positions so chunks of one video line up in time."""
+    if offset == 0:
+        return tokens
+    positions = tokens.positions.clone()
+    positions[:, 0] += offset
+    return tokens.replace(frame_ids=tokens.frame_ids + offset, positions=positions)
+
+
+class _StageClock:
+    """Collects one :class:`Step` per pipeline stage (frames/tokens in and out, ms, peak memory)."""
+
+    def __init__(self) -> None:
+        self.steps: list[Step] = []
+
+    @contextmanager
+    def stage(self, name: str, config: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
+        record: dict[str, Any] = {"in": 0, "out": 0, "extra": {}}
+        start = time.perf_counter()
+        yield record
+        ms = (time.perf_counter() - start) * 1000.0
+        extra = {**record["extra"], "peak_rss_mb": round(peak_rss_mb(), 1)}
+        self.steps.append(Step(name, config or {}, int(record["in"]), int(record["out"]), ms, extra))
+
+
+class Pipeline:
+    """Runs one :class:`~mmlong.config.PipelineConfig`. Not thread-safe; build one per worker."""
+
+    def __init__(self, config: PipelineConfig | None = None, progress: bool = False) -> None:
+        self.config = config or PipelineConfig()
+        self.progress = progress
+        self.chain = Chain.from_spec(self.config.compress)
+        self._encoder: Any = None
+        self._model: Any = None
+        self._cache: Any = None
+
+    # ------------------------------------------------------------------ stages, built once
+    @property
+    def model(self) -> Any:
+        if self._model is None:
+            from mmlong.registry import MODELS, RegistryError
+
+            cfg = self.config
+            name = cfg.model
+            options = dict(cfg.model_options)
+            if cfg.model_path:
+                from mmlong.models.hf_common import detect_family
+
+                if name == "socratic" or name not in MODELS:
+                    name = detect_family(cfg.model_path)
+                options.update(
+                    path=cfg.model_path,
+                    trust_remote_code=cfg.trust_remote_code,
+                    allow_pickle=cfg.allow_pickle,
+                )
+            options.setdefault("device", cfg.device)
+            options.setdefault("dtype", cfg.dtype)
+            try:
+                model_cls = MODELS.resolve(name)
+                fields = {f.name for f in dataclasses.fields(model_cls.Config)}
+                self._model = MODELS.create(name, **{k: v for k, v in options.items() if k in fields})
+            except RegistryError as err:
+                raise ConfigError(f"--model: {err}") from err
+            if self.chain.in_llm and not getattr(self._model, "supports_in_llm", False):
+                names = ", ".join(s.name for s in self.chain.in_llm)
+                raise ConfigError(
+                    f"model {name!r} cannot run in-LLM compressors ({names}); use a native VLM (--model PATH) "
+                    "or pre-LLM compressors"
+                )
+        return self._model
+
+    @property
+    def encoder(self) -> Any:
+        if self._encoder is None:
+            cfg = self.config
+            if cfg.encoder == "native":
+                self._encoder = self.model.native_encoder()
+                if self._encoder is None:
+                    raise ConfigError(f"model {cfg.model!r} has no native encoder; choose --encoder")
+            else:
+                from mmlong.registry import ENCODERS, RegistryError
+
+                options = {"device": cfg.device, "dtype": cfg.dtype, **cfg.encoder_options}
+                try:
+                    cls = ENCODERS.resolve(cfg.encoder)
+                    fields = {f.name for f in dataclasses.fields(cls.Config)}
+                    self._encoder = ENCODERS.create(cfg.encoder, **{k: v for k, v in options.items() if k in fields})
+                except RegistryError as err:
+                    raise ConfigError(f"--encoder: {err}") from err
+        return self._encoder
+
+    @property
+    def cache(self) -> Any:
+        if self._cache is None and self.config.cache:
+            from mmlong.cache import FeatureCache
+
+            self._cache = FeatureCache(self.config.cache_dir)
+        return self._cache
+
+    def _sampler(self) -> Any:
+        from mmlong.sampling import build_sampler
+
+        try:
+            return build_sampler(self.config.sample)
+        except ConfigError:
+            raise
+        except (ValueError, KeyError) as err:
+            raise ConfigError(f"--sample {self.config.sample!r}: {err}") from err
+
+    # ------------------------------------------------------------------ the token path
+    def _check_limits(self, meta: VideoMeta) -> None:
+        limit = self.config.max_duration
+        if limit is not None and meta.duration > limit:
+            raise VideoTooLargeError(
+                f"video is {meta.duration:.0f} s long, over the limit of {limit:.0f} s", meta.path
+            )
+
+    def _encode_chunks(self, source: Any, indices: torch.Tensor, clock: _StageClock) -> Iterator[VisualTokens]:
+        """Decode and encode ``indices`` chunk by chunk, yielding each chunk's tokens (frame ids video-wide)."""
+        from mmlong.progress import progress_bar
+
+        decode_ms = encode_ms = 0.0
+        frames_done = tokens_done = 0
+        chunk_size = max(1, int(self.config.chunk_size))
+        bar = progress_bar(total=len(indices), desc="decode+encode", unit="frame", enabled=self.progress)
+        stream = source.stream(indices, chunk_size=chunk_size)
+        try:
+            while True:
+                start = time.perf_counter()
+                frames = next(stream, None)
+                decode_ms += (time.perf_counter() - start) * 1000.0
+                if frames is None:
+                    break
+                start = time.perf_counter()
+                chunk = _offset_frames(self.encoder.encode(frames), frames_done)
+                encode_ms += (time.perf_counter() - start) * 1000.0
+                frames_done += len(frames)
+                tokens_done += chunk.num_tokens
+                bar.update(len(frames))
+                yield chunk
+        finally:
+            bar.close()
+        rss = round(peak_rss_mb(), 1)
+        clock.steps.append(Step("decode", {"decoder": source.meta.decoder, "max_side": self.config.max_side},
+                                frames_done, frames_done, decode_ms, {"peak_rss_mb": rss}))
+        clock.steps.append(Step("encode", {"encoder": self.config.encoder}, frames_done, tokens_done, encode_ms,
+                                {"peak_rss_mb": rss}))
+
+    def encode(self, video: str, query: Query | None = None) -> VisualTokens:
+        """Sample, decode and encode ``video`` (through the feature cache); no compression.
+
+        A streaming chain is not applied here; use :meth:`tokens` for the compressed tokens.
+        """
+        return self._tokens(video, query, compress=False)
+
+    def tokens(self, video: str, query: Query | None = None) -> VisualTokens:
+        """The visual tokens the model sees: sampled, decoded, encoded (cached) and pre-LLM compressed."""
+        return self._tokens(video, query, compress=True)
+
+    def _tokens(self, video: str, query: Query | None, compress: bool) -> VisualTokens:
+        from mmlong.sampling import SampleContext
+        from mmlong.video import open_video
+
+        cfg = self.config
+        clock = _StageClock()
+        ctx = CompressContext(query=query, budget=cfg.budget, encoder=None)
+        with open_video(str(video), decoder=cfg.decoder, max_side=cfg.max_side) as source:
+            self._check_limits(source.meta)
+            sampler = self._sampler()
+            with clock.stage("sample", {"spec": cfg.sample}) as rec:
+                needs_encoder = getattr(sampler, "needs_encoder", False)
+                sampled = sampler.sample(
+                    source.meta,
+                    SampleContext(query=query, encoder=self.encoder if needs_encoder else None, source=source),
+                )
+                rec["in"], rec["out"] = source.meta.num_frames, len(sampled.indices)
+            if len(sampled.indices) == 0:
+                raise ConfigError(f"sampler {cfg.sample!r} chose no frames", str(video))
+            streaming = self.chain.pre_llm and isinstance(self.chain.pre_llm[0], StreamingCompressor)
+            if compress and streaming:
+                tokens = self._stream_through_memory(source, sampled, clock, ctx)
+            else:
+                tokens = self._cached_tokens(source, sampled, clock)
+        meta = {**tokens.meta, "video": source.meta.to_dict()}
+        tokens = tokens.replace(provenance=tuple(clock.steps) + tokens.provenance, meta=meta)
+        if compress and not streaming:
+            tokens = self.compress(tokens, query)
+        return tokens
+
+    def compress(self, tokens: VisualTokens, query: Query | None = None) -> VisualTokens:
+        """Run the pre-LLM chain on encoded tokens for ``query``."""
+        ctx = CompressContext(query=query, budget=self.config.budget, encoder=self.encoder)
+        return self.chain(tokens, ctx)
+
+    def _shares_encoding(self) -> bool:
+        """True when one encoding of a video serves every question (no query-aware sampler, no streaming)."""
+        streaming = self.chain.pre_llm and isinstance(self.chain.pre_llm[0], StreamingCompressor)
+        return not streaming and not getattr(self._sampler(), "needs_query", False)
+
+    def _cached_tokens(self, source: Any, sampled: Any, clock: _StageClock) -> VisualTokens:
+        cache = self.cache
+        key = None
+        if cache is not None:
+            indices_hash = hashlib.sha256(sampled.indices.numpy().tobytes()).hexdigest()[:16]
+            key = cache.key(
+                source.meta.path,
+                f"{self.config.sample}|{indices_hash}",
+                {"decoder": "any", "max_side": self.config.max_side},
+                self.encoder.cache_id(),
+            )
+            with clock.stage("cache", {"dir": str(cache.root)}) as rec:
+                hit = cache.get(key)
+                rec["extra"]["hit"] = hit is not None
+                rec["out"] = 0 if hit is None else hit.num_tokens
+            if hit is not None:
+                return hit.replace(provenance=())
+        tokens = VisualTokens.concat(list(self._encode_chunks(source, sampled.indices, clock)))
+        tokens = tokens.replace(meta={**tokens.meta, "frame_indices": sampled.indices.tolist()})
+        if cache is not None and key is not None:
+            cache.put(key, tokens)
+        return tokens
+
+    def _stream_through_memory(self, source: Any, sampled: Any, clock: _StageClock, ctx: CompressContext) -> VisualTokens:
+        memory: StreamingCompressor = self.chain.pre_llm[0]
+        ctx.encoder = self.encoder
+        memory.reset()
+        tokens_in = 0
+        update_ms = 0.0
+        for chunk in self._encode_chunks(source, sampled.indices, clock):
+            tokens_in += chunk.num_tokens
+            t0 = time.perf_counter()
+            memory.update(chunk, ctx)
+            update_ms += (time.perf_counter() - t0) * 1000.0
+        out = memory.read()
+        step = Step(memory.name, memory.config_dict(), tokens_in, out.num_tokens, update_ms,
+                    {"streamed": True, "peak_rss_mb": round(peak_rss_mb(), 1)})
+        out = out.replace(provenance=(step,))
+        rest = Chain(self.chain.steps[1:])
+        return rest(out, ctx)
+
+    # ------------------------------------------------------------------ answers
+    def ask(self, video: str, question: str, options: Sequence[str] = ()) -> Answer:
+        """Answer one question about ``video``."""
+        return self.ask_many(video, [Query(question, tuple(options))])[0]
+
+    def ask_many(self, video: str, queries: Sequence[Query]) -> list[Answer]:
+        """Answer several questions about one video, sharing its decoded and encoded frames."""
+        model = self.model  # fail early on a bad model before decoding anything
+        shared = self.encode(video) if self._shares_encoding() else None
+        answers = []
+        for query in queries:
+            tokens = self.compress(shared, query) if shared is not None else self.tokens(video, query)
+            start = time.perf_counter()
+            answer = model.answer(tokens, query, encoder=self.encoder, in_llm=self.chain.in_llm)
+            model_ms = (time.perf_counter() - start) * 1000.0
+            model_step = Step("model", {"name": getattr(model, "name", self.config.model)}, tokens.num_tokens, 0,
+                              model_ms, {"peak_rss_mb": round(peak_rss_mb(), 1)})
+            answer.stages = [s.to_dict() for s in tokens.provenance + (model_step,)] + answer.stages
+            answer.config = self.config.to_dict()
+            answer.details.setdefault("video", tokens.meta.get("video", {}))
+            answers.append(answer)
+        return answers

@@ -1,0 +1,16 @@
+"""Docstring examples are part of the documentation: they must run."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+
+import pytest
+
+MODULES = ["mmlong.types", "mmlong.spec", "mmlong.registry", "mmlong.config"]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples(name):
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
