@@ -4,5 +4,6 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bash "$root/scripts/ensure-venv.sh"
+bash "$root/scripts/ensure-browser.sh"
 cd "$root"
 exec "$root/.venv/bin/python" -m pytest -q "$@"

@@ -1,0 +1,168 @@
+"""The demo's evidence timeline: how relevant each sampled frame is to the question, over the video's time.
+
+One figure shows, on a time axis in seconds:
+
+- the relevance of every sampled frame to the question (and to the chosen option, when there is one): cosine
+  scores in the encoder's joint text-image space, or the per-frame scores a query-aware selection recorded;
+- the scenes found by SceneTilling (VideoLLaMB, Wang et al. 2024) as alternating shaded spans;
+- the frames whose tokens reached the model, as ticks along the bottom;
+- the answer's evidence times, as vertical lines.
+
+The data is a plain :class:`TimelineData`; :func:`render_timeline` draws it with matplotlib's Agg canvas (no
+pyplot, no global state) into a PNG of an exact pixel size.
+
+>>> data = TimelineData(frame_times=[0.0, 1.0, 2.0, 3.0], duration=4.0, relevance=[0.1, 0.5, 0.9, 0.2],
+...                     scenes=[(0.0, 2.0), (2.0, 4.0)], model_times=[1.0, 2.0], evidence=[2.0])
+>>> data.peak_time()
+2.0
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import torch
+
+TIMELINE_WIDTH_PX = 1000
+TIMELINE_HEIGHT_PX = 320
+
+
+@dataclass(frozen=True)
+class TimelineData:
+    """What the timeline shows. All times in seconds.
+
+    frame_times: ``[T]`` time of every sampled frame. relevance: ``[T]`` score of each frame for the question
+    (None when the encoder has no text side). option_relevance: ``[T]`` score for the chosen option, or None.
+    scenes: ``(start, end)`` span of each scene. model_times: times of the frames whose tokens reached the
+    model. evidence: the answer's evidence times. source: where the relevance came from (for the legend).
+    """
+
+    frame_times: Sequence[float]
+    duration: float
+    relevance: Sequence[float] | None = None
+    option_relevance: Sequence[float] | None = None
+    option_label: str = ""
+    scenes: Sequence[tuple[float, float]] = ()
+    model_times: Sequence[float] = ()
+    evidence: Sequence[float] = ()
+    source: str = "encoder relevance"
+    notes: list[str] = field(default_factory=list)
+
+    def peak_time(self) -> float | None:
+        """Time of the frame most relevant to the question, or None without relevance."""
+        if not self.relevance:
+            return None
+        best = max(range(len(self.relevance)), key=lambda i: self.relevance[i])
+        return float(self.frame_times[best])
+
+
+def scene_spans(frame_times: Sequence[float], ends: Sequence[int], duration: float) -> list[tuple[float, float]]:
+    """Time spans of scenes given the index of each scene's last frame.
+
+    A scene runs from its first frame's time to the next scene's first frame's time; the last one runs to the
+    end of the video.
+
+    >>> scene_spans([0.0, 1.0, 2.0, 3.0], [1, 3], duration=4.0)
+    [(0.0, 2.0), (2.0, 4.0)]
+    """
+    times = [float(t) for t in frame_times]
+    if not times:
+        return []
+    starts = [0] + [int(e) + 1 for e in ends if int(e) + 1 < len(times)]
+    starts = sorted(set(starts))
+    spans = []
+    for k, start in enumerate(starts):
+        begin = 0.0 if k == 0 else times[start]
+        end = times[starts[k + 1]] if k + 1 < len(starts) else max(float(duration), times[-1])
+        spans.append((begin, end))
+    return spans
+
+
+def recorded_scores(stages: Sequence[Mapping[str, Any]]) -> tuple[list[float], list[float], str] | None:
+    """Per-frame scores a query-aware stage recorded in its ``extra`` (``frame_times`` and ``scores`` lists).
+
+    Returns ``(frame_times, scores, stage name)`` of the last such stage, or None.
+
+    >>> recorded_scores([{"name": "select", "extra": {"frame_times": [0.0, 1.0], "scores": [0.2, 0.7]}}])
+    ([0.0, 1.0], [0.2, 0.7], 'select')
+    """
+    for stage in reversed(list(stages)):
+        extra = stage.get("extra") or {}
+        times, scores = extra.get("frame_times"), extra.get("scores")
+        if isinstance(times, (list, tuple)) and isinstance(scores, (list, tuple)) and len(times) == len(scores) > 0:
+            return [float(t) for t in times], [float(s) for s in scores], str(stage.get("name", "stage"))
+    return None
+
+
+def frame_relevance(encoder: Any, frame_features: torch.Tensor, texts: Sequence[str]) -> torch.Tensor | None:
+    """Relevance ``[Q, T]`` of each text to each frame's mean feature ``[T, D]``; None without a text side."""
+    if not texts or not getattr(encoder, "has_text", False):
+        return None
+    with torch.inference_mode():
+        return encoder.relevance(frame_features, list(texts)).float().cpu()
+
+
+def _format_tick(seconds: float, _pos: Any = None) -> str:
+    from mmlong.apps.render import format_seconds
+
+    text = format_seconds(seconds)
+    return text[:-2] if text.endswith(".0") else text
+
+
+def render_timeline(
+    data: TimelineData,
+    path: str | Path,
+    width_px: int = TIMELINE_WIDTH_PX,
+    height_px: int = TIMELINE_HEIGHT_PX,
+    title: str = "",
+) -> Path:
+    """Draw ``data`` into a PNG of exactly ``width_px`` x ``height_px`` pixels at ``path``; returns the path."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import FuncFormatter
+
+    dpi = 100
+    fig = Figure(figsize=(width_px / dpi, height_px / dpi), dpi=dpi)
+    FigureCanvasAgg(fig)
+    ax = fig.add_axes((0.07, 0.2, 0.9, 0.68))
+    end = max(float(data.duration), max(data.frame_times, default=0.0), 1e-3)
+
+    for k, (start, stop) in enumerate(data.scenes):
+        ax.axvspan(start, stop, color="#4c72b0" if k % 2 == 0 else "#dd8452", alpha=0.12, lw=0,
+                   label="SceneTilling scenes" if k == 0 else None)
+
+    lows, highs = [0.0], [1.0]
+    if data.relevance is not None and len(data.relevance):
+        ax.plot(data.frame_times, data.relevance, "-o", color="#1f5f99", ms=3, lw=1.5,
+                label=f"relevance to the question ({data.source})")
+        lows, highs = [min(data.relevance)], [max(data.relevance)]
+    if data.option_relevance is not None and len(data.option_relevance):
+        ax.plot(data.frame_times, data.option_relevance, "--", color="#2a9d55", lw=1.2,
+                label=f"relevance to {data.option_label or 'the chosen option'}")
+        lows.append(min(data.option_relevance))
+        highs.append(max(data.option_relevance))
+    low, high = min(lows), max(highs)
+    pad = (high - low) * 0.15 or 0.5
+    ax.set_ylim(low - pad, high + pad)
+
+    if data.model_times:
+        ax.plot(list(data.model_times), [low - pad * 0.55] * len(data.model_times), "|", color="#222222", ms=12,
+                mew=1.5, label="frames the model saw")
+    for k, t in enumerate(data.evidence):
+        ax.axvline(float(t), color="#c0392b", lw=1.6, ls=":", label="evidence" if k == 0 else None)
+
+    ax.set_xlim(0.0, end)
+    ax.xaxis.set_major_formatter(FuncFormatter(_format_tick))
+    ax.set_xlabel("time in the video")
+    ax.set_ylabel("relevance" if data.relevance is not None else "")
+    if data.relevance is None:
+        ax.set_yticks([])
+    ax.grid(axis="y", alpha=0.3)
+    ax.set_title(title or "Where the video matches the question", fontsize=11, loc="left")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=5, fontsize=8, frameon=False)
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=dpi, format="png")
+    return out
