@@ -5,9 +5,12 @@ from __future__ import annotations
 from typing import Any, Iterable, Mapping
 
 
-def stage_table(stages: Iterable[Mapping[str, Any]]) -> str:
-    """A fixed-width table of stages: name, in, out, ms, peak RSS (MiB) and notable extras."""
-    rows = [("stage", "in", "out", "ms", "peak MiB", "notes")]
+STAGE_COLUMNS = ("stage", "in", "out", "ms", "peak MiB", "notes")
+
+
+def stage_rows(stages: Iterable[Mapping[str, Any]]) -> list[tuple[str, ...]]:
+    """One row of strings per stage (columns :data:`STAGE_COLUMNS`): name, tokens in/out, ms, peak RSS, extras."""
+    rows = []
     for stage in stages:
         extra = dict(stage.get("extra") or {})
         peak = extra.pop("peak_rss_mb", "")
@@ -20,6 +23,12 @@ def stage_table(stages: Iterable[Mapping[str, Any]]) -> str:
             str(peak),
             notes,
         ))
+    return rows
+
+
+def stage_table(stages: Iterable[Mapping[str, Any]]) -> str:
+    """A fixed-width table of stages: name, in, out, ms, peak RSS (MiB) and notable extras."""
+    rows = [STAGE_COLUMNS] + stage_rows(stages)
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = []
     for n, row in enumerate(rows):
