@@ -17,6 +17,10 @@ Guarantees:
   (``out.jsonl.rank{r}-of-{N}``); :func:`merge_outputs` joins the output and every part into the output file,
   in input order, atomically, then deletes the parts.
 
+:class:`ShardedJob` puts these together for one rank of a (possibly distributed) run; a runner needs only it:
+``with ShardedJob(out, dist) as job``, ``job.shard(items, group_of)``, ``job.is_done(id)``, ``job.write(record)``,
+``job.finish(order)``.
+
 >>> import tempfile, os
 >>> folder = tempfile.mkdtemp()
 >>> out = os.path.join(folder, "out.jsonl")
@@ -422,3 +426,92 @@ def merge_outputs(output: str | os.PathLike[str], order: Sequence[Hashable] | No
         part.unlink()
     return merged
 
+
+
+# ---------------------------------------------------------------------------------------------- one rank's share
+
+
+class ShardedJob:
+    """One rank's share of a resumable job that ends with one record per id in ``output``.
+
+    ``dist`` is a :class:`~mmlong.distributed.DistContext` (one process when None). Entering: every rank waits
+    at a barrier, rank 0 deletes the output and its parts when ``overwrite``, a second barrier, then each rank
+    opens its own log (the output itself in one process, :func:`part_path` otherwise) and learns which ids are
+    done anywhere (the output, any part). :meth:`finish` closes the log, waits for every rank and, on rank 0,
+    merges everything into ``output`` in ``order``.
+
+    >>> import tempfile, os
+    >>> out = os.path.join(tempfile.mkdtemp(), "out.jsonl")
+    >>> items = [("q1", "a.mp4"), ("q2", "b.mp4"), ("q3", "a.mp4")]
+    >>> with ShardedJob(out) as job:
+    ...     for group in job.shard(items, group_of=lambda item: item[1]):
+    ...         for item_id, video in group:
+    ...             if not job.is_done(item_id):
+    ...                 job.write({"id": item_id, "video": video})
+    ...     merged = job.finish(order=[item_id for item_id, _ in items])
+    >>> [r["id"] for r in merged]
+    ['q1', 'q2', 'q3']
+    """
+
+    def __init__(self, output: str | os.PathLike[str], dist: Any = None, retry_errors: bool = True,
+                 overwrite: bool = False, key: str = "id") -> None:
+        if dist is None:
+            from mmlong.distributed import DistContext
+
+            dist = DistContext()
+        self.output = Path(output)
+        self.dist = dist
+        self.retry_errors = retry_errors
+        self.overwrite = overwrite
+        self.key = key
+        self.log: ResultLog | None = None
+        self.done_before: set[str] = set()
+
+    @property
+    def log_path(self) -> Path:
+        """Where this rank writes: the output itself in one process, its part file otherwise."""
+        if self.dist.world_size == 1:
+            return self.output
+        return part_path(self.output, self.dist.rank, self.dist.world_size)
+
+    def __enter__(self) -> "ShardedJob":
+        self.dist.barrier()  # every rank has read what it needed before rank 0 deletes anything
+        if self.dist.is_main and self.overwrite:
+            for path in [self.output, *existing_parts(self.output)]:
+                path.unlink(missing_ok=True)
+        self.dist.barrier()
+        self.output.parent.mkdir(parents=True, exist_ok=True)
+        self.log = ResultLog(self.log_path, key=self.key, retry_errors=self.retry_errors).open()
+        self.done_before = self.log.done_ids | finished_ids(self.output, self.retry_errors, self.key)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.log is not None:
+            self.log.close()
+            self.log = None
+
+    def shard(self, items: Sequence[T], group_of: Callable[[T], Hashable]) -> list[list[T]]:
+        """This rank's groups of ``items`` (see :func:`shard_items`)."""
+        return shard_items(items, self.dist.rank, self.dist.world_size, group_of)
+
+    def is_done(self, item_id: Hashable) -> bool:
+        """True when ``item_id`` has a final record from an earlier run or from this one."""
+        k = str(item_id)
+        return k in self.done_before or (self.log is not None and k in self.log)
+
+    def write(self, record: dict[str, Any]) -> None:
+        """Append ``record`` to this rank's log (flushed and fsynced); a done id raises DuplicateRecordError."""
+        if self.log is None:
+            raise JobLogError("the job is not open; use `with ShardedJob(...) as job:`", str(self.output))
+        k = record_key(record, self.key)
+        if k in self.done_before:
+            raise DuplicateRecordError(f"id {k!r} already has a final record", str(self.output))
+        self.log.append(record)
+
+    def finish(self, order: Sequence[Hashable] | None = None) -> list[dict[str, Any]] | None:
+        """Close this rank's log, wait for every rank, merge on rank 0; rank 0 gets the final records."""
+        self.__exit__()
+        self.dist.barrier()
+        if not self.dist.is_main:
+            return None
+        return merge_outputs(self.output, order=order, key=self.key)

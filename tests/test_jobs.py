@@ -201,3 +201,32 @@ def test_merge_outputs_joins_output_and_parts_of_any_world_size(tmp_path):
     assert [json.loads(line) for line in lines_of(out)] == merged
     assert existing_parts(out) == []
     assert sorted(os.listdir(tmp_path)) == ["out.jsonl", "out.jsonl.rank0-of-2.lock"]
+
+
+def test_sharded_job_resumes_and_writes_each_id_once(tmp_path):
+    from mmlong.jobs import ShardedJob
+
+    out = tmp_path / "out.jsonl"
+    items = [(f"q{i}", f"v{i % 3}.mp4") for i in range(7)]
+    order = [i for i, _ in items]
+    out.write_text('{"id": "q4", "answer": "before"}\n{"id": "q0", "error": "v0.mp4: broken"}\n')
+    part_path(out, 1, 2).write_text('{"id": "q2", "answer": "from a 2-rank run"}\n')
+    written = []
+    with ShardedJob(out) as job:
+        assert job.log_path == out
+        for group in job.shard(items, group_of=lambda item: item[1]):
+            for item_id, video in group:
+                if not job.is_done(item_id):
+                    job.write({"id": item_id, "answer": video})
+                    written.append(item_id)
+        with pytest.raises(DuplicateRecordError):
+            job.write({"id": "q2", "answer": "again"})
+        merged = job.finish(order=order)
+    assert sorted(written) == ["q0", "q1", "q3", "q5", "q6"]  # the error on q0 was retried
+    assert [r["id"] for r in merged] == order
+    assert {r["id"]: r["answer"] for r in merged}["q4"] == "before"
+    assert [json.loads(line)["id"] for line in lines_of(out)] == order
+    assert existing_parts(out) == []
+    with ShardedJob(out, overwrite=True) as job:
+        assert not job.is_done("q1")
+        assert job.finish() == []
