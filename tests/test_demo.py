@@ -1,0 +1,144 @@
+"""The web demo without a browser: its handler on real footage, its figures, its errors and its launch options."""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import urllib.error
+import urllib.request
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mmlong.apps.cli import build_parser
+from mmlong.apps.demo import (
+    DemoApp,
+    DemoSettings,
+    build_blocks,
+    evidence_timeline,
+    is_loopback,
+    launch_options,
+    readable_error,
+)
+from mmlong.apps.keyframes import choose_keyframes
+from mmlong.apps.timeline import (
+    TIMELINE_HEIGHT_PX,
+    TIMELINE_WIDTH_PX,
+    TimelineData,
+    recorded_scores,
+    render_timeline,
+    scene_spans,
+)
+from mmlong.errors import NotAVideoError
+
+
+def demo_args(*extra: str) -> argparse.Namespace:
+    return build_parser().parse_args(["demo", *extra])
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# ---------------------------------------------------------------------- figures
+def test_timeline_png_has_the_requested_size_and_draws_the_curve(tmp_path):
+    times = [float(t) for t in range(20)]
+    relevance = [1.0 if 8 <= t <= 10 else 0.0 for t in range(20)]
+    data = TimelineData(frame_times=times, duration=20.0, relevance=relevance, scenes=scene_spans(times, [9, 19], 20.0),
+                        model_times=times[::2], evidence=[9.0])
+    path = render_timeline(data, tmp_path / "out" / "timeline.png")
+    image = Image.open(path)
+    assert image.size == (TIMELINE_WIDTH_PX, TIMELINE_HEIGHT_PX)
+    small = render_timeline(data, tmp_path / "small.png", width_px=640, height_px=240)
+    assert Image.open(small).size == (640, 240)
+    # the picture is not blank: the relevance line's blue occurs in it
+    rgb = np.asarray(image.convert("RGB")).astype(int)
+    blue = (rgb[..., 2] > 120) & (rgb[..., 0] < 60) & (rgb[..., 1] > 70) & (rgb[..., 1] < 120)
+    assert blue.sum() > 200
+    assert data.peak_time() == 8.0
+
+
+def test_scene_spans_cover_the_video_in_order():
+    times = [0.0, 0.5, 1.0, 1.5, 2.0, 2.5]
+    assert scene_spans(times, [1, 3, 5], duration=3.0) == [(0.0, 1.0), (1.0, 2.0), (2.0, 3.0)]
+    assert scene_spans(times, [5], duration=3.0) == [(0.0, 3.0)]
+    assert scene_spans([], [0], duration=1.0) == []
+
+
+def test_recorded_scores_prefers_the_last_stage_with_scores():
+    stages = [
+        {"name": "decode", "extra": {"peak_rss_mb": 1.0}},
+        {"name": "select", "extra": {"frame_times": [0.0, 1.0, 2.0], "scores": [0.1, 0.9, 0.3]}},
+        {"name": "tome", "extra": {}},
+    ]
+    assert recorded_scores(stages) == ([0.0, 1.0, 2.0], [0.1, 0.9, 0.3], "select")
+    assert recorded_scores(stages[:1]) is None
+
+
+def test_choose_keyframes_keeps_evidence_and_relevant_frames_in_time_order():
+    times = [float(t) for t in range(30)]
+    relevance = [0.0] * 30
+    relevance[20] = 1.0
+    relevance[25] = 0.9
+    chosen = choose_keyframes(times[::2], times, relevance, evidence=[7.2], limit=4)
+    assert chosen == sorted(chosen) and len(chosen) == 4
+    assert 8.0 in chosen and 20.0 in chosen  # nearest model frame to the evidence; the most relevant
+    assert set(chosen) <= set(times[::2])    # only frames the model saw
+    assert choose_keyframes([3.0, 1.0], times, None, (), limit=8) == [1.0, 3.0]
+
+
+# ---------------------------------------------------------------------- settings and errors
+def test_empty_settings_keep_the_command_line_and_set_fields_override(tmp_path):
+    app = DemoApp(demo_args("--compress", "tome:0.5", "--max-duration", "60"), out_dir=tmp_path)
+    base = app.config_for(DemoSettings.from_fields(None, "", "  ", None, ""))
+    assert base.compress == "tome:0.5" and base.max_duration == 60.0 and base.sample == "fps:1,max_frames=256"
+    changed = app.config_for(DemoSettings.from_fields("offline", "uniform:8", "pool:2", 512, None))
+    assert (changed.sample, changed.compress, changed.budget) == ("uniform:8", "pool:2", 512)
+    assert DemoSettings.from_fields(None, None, None, 0, None).budget is None
+
+
+def test_readable_error_names_the_upload_by_its_name_only():
+    err = NotAVideoError("not a video file (no container format recognised)", "/tmp/gradio/abc123/notes.mp4")
+    assert readable_error(err) == "notes.mp4: not a video file (no container format recognised)"
+
+
+def test_missing_inputs_give_readable_messages(tmp_path):
+    app = DemoApp(demo_args(), tmp_path)
+    assert "Upload a video" in app.ask(None, "What?", "").status
+    result = app.ask(str(tmp_path / "x.mp4"), "   ", "")
+    assert not result.ok and "Type a question" in result.status
+
+
+# ---------------------------------------------------------------------- launch
+def test_launch_options_bind_loopback_with_limits_and_no_extra_paths():
+    opts = launch_options(demo_args())
+    assert opts["server_name"] == "127.0.0.1" and opts["server_port"] == 7860
+    assert opts["max_file_size"] == 500 * 1024 * 1024
+    assert "allowed_paths" not in opts and opts["share"] is False
+    assert launch_options(demo_args("--max-upload-mb", "2"))["max_file_size"] == 2 * 1024 * 1024
+    assert is_loopback("127.0.0.1") and is_loopback("localhost") and is_loopback("::1")
+    assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.5")
+
+
+def test_launched_page_serves_no_file_outside_uploads_and_outputs(tmp_path):
+    args = demo_args("--port", str(free_port()), "--concurrency", "2")
+    blocks = build_blocks(DemoApp(args, tmp_path / "out"), concurrency=args.concurrency)
+    blocks.launch(**{**launch_options(args), "prevent_thread_lock": True, "quiet": True})
+    try:
+        assert blocks.server_name == "127.0.0.1"
+        assert list(blocks.allowed_paths) == []
+        assert blocks.max_file_size == 500 * 1024 * 1024
+        base = f"http://127.0.0.1:{args.port}"
+        with urllib.request.urlopen(base + "/", timeout=20) as page:
+            assert page.status == 200 and b"mmlong demo" in page.read()
+        secret = tmp_path / "secret.txt"
+        secret.write_text("not for the web")
+        for target in (str(secret), "/etc/passwd"):
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(f"{base}/gradio_api/file={target}", timeout=20)
+            assert refused.value.code in (403, 404)
+    finally:
+        blocks.close()
