@@ -1,0 +1,241 @@
+"""MLVU multiple-choice evaluation: read the annotations, ask, score per task, M-Avg.
+
+MLVU: A Comprehensive Benchmark for Multi-Task Long Video Understanding (Zhou et al., 2024,
+arXiv:2406.04264). Two annotation layouts are read:
+
+- the official dev release: ``json/<n>_<task>.json`` (``1_plotQA.json`` ... ``7_topic_reasoning.json``), each a
+  list of ``{"video", "duration", "question", "candidates", "answer" (the answer string), "question_type"}``,
+  videos under ``video/<n>_<task>/`` (``video/<task>/`` and a flat ``video/`` are accepted too);
+- the lmms-eval variant (``sy1998/MLVU_dev``): records ``{"video_name", "question"`` (options embedded as
+  ``(A) ...`` lines), ``"answer"`` (a letter), ``"task_type"}`` in a ``.json``, ``.jsonl`` or ``.parquet`` file.
+
+The official evaluation lists the options as ``(A) ...`` lines and lets the model continue ``Best option: (``;
+the chosen letter is compared with the correct one. The score per task is its accuracy; **M-Avg** is the mean of
+the seven task accuracies (macro), as the MLVU authors define it. The micro average (all questions pooled) is
+reported beside it and labelled as such.
+
+>>> parse_embedded_options("How many?\\n(A) 2\\n(B) 3")
+('How many?', ('2', '3'))
+>>> canonical_task("findNeedle"), canonical_task("3_ego")
+('needle', 'ego')
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+from mmlong.apps.scoring import EvalItem, accuracy_table, error_summary, macro_average, markdown_table, micro_average, percent
+from mmlong.errors import ConfigError
+from mmlong.types import Answer, Query
+
+#: the seven multiple-choice tasks of MLVU dev, in the official file order
+TASKS: tuple[str, ...] = ("plotQA", "needle", "ego", "count", "order", "anomaly_reco", "topic_reasoning")
+_ALIASES = {"findneedle": "needle", "plotqa": "plotQA", "anomaly_recognition": "anomaly_reco", "topic": "topic_reasoning"}
+_OPTION_LINE = re.compile(r"^\s*\(([A-Z])\)\s*(.*?)\s*$")
+_NUMBERED = re.compile(r"^\d+_")
+
+
+def canonical_task(name: str) -> str:
+    """The task's canonical name: ``"2_needle"``, ``"findNeedle"`` and ``"needle"`` are all ``"needle"``."""
+    bare = _NUMBERED.sub("", str(name).strip())
+    for task in TASKS:
+        if bare.lower() == task.lower():
+            return task
+    return _ALIASES.get(bare.lower(), bare)
+
+
+def parse_embedded_options(question: str) -> tuple[str, tuple[str, ...]]:
+    """Split an lmms-eval style question into the question text and its ``(A) ...`` options."""
+    lines = question.splitlines()
+    stem: list[str] = []
+    options: list[str] = []
+    for line in lines:
+        match = _OPTION_LINE.match(line)
+        if match and match.group(1) == chr(ord("A") + len(options)):
+            options.append(match.group(2))
+        elif not options and line.strip().lower() not in ("options:", "option:"):
+            stem.append(line)
+    text = "\n".join(stem).strip()
+    if text.lower().startswith("question:"):
+        text = text[len("question:"):].strip()
+    return text, tuple(options)
+
+
+def _letter(index: int) -> str:
+    return chr(ord("A") + index)
+
+
+class MLVUBenchmark:
+    """The MLVU dev multiple-choice tasks as :class:`~mmlong.apps.scoring.EvalItem` s, plus their scoring."""
+
+    @dataclass
+    class Config:
+        """data: the MLVU directory (holding ``json/`` or ``MLVU/json/``) or one annotation file; tasks: which
+        tasks (default all seven); limit: at most this many questions per task; video_root: where the videos
+        are when not under ``data``."""
+
+        data: str = ""
+        tasks: tuple[str, ...] = ()
+        limit: int | None = None
+        video_root: str | None = None
+
+    name = "mlvu"
+    group_key = "question_type"
+
+    def __init__(self, config: "MLVUBenchmark.Config | None" = None) -> None:
+        self.config = config if config is not None else self.Config()
+
+    # ------------------------------------------------------------------ reading
+    def _annotation_files(self) -> tuple[Path, list[Path]]:
+        data = Path(self.config.data).expanduser()
+        if not data.exists():
+            raise ConfigError("MLVU data not found; pass --data DIR (the folder holding json/ and video/)", str(data))
+        if data.is_file():
+            return data.parent, [data]
+        for json_dir in (data / "json", data / "MLVU" / "json"):
+            if json_dir.is_dir():
+                return json_dir.parent, sorted(json_dir.glob("*.json"))
+        files = sorted(p for p in data.iterdir() if p.suffix in (".json", ".jsonl", ".parquet"))
+        if not files:
+            raise ConfigError("no MLVU annotations here: expected json/<n>_<task>.json or .json/.jsonl/.parquet "
+                              "files in the lmms-eval layout", str(data))
+        return data, files
+
+    @staticmethod
+    def _read_records(path: Path) -> list[dict[str, Any]]:
+        try:
+            if path.suffix == ".jsonl":
+                return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+            if path.suffix == ".parquet":
+                import pandas
+
+                return json.loads(pandas.read_parquet(path).to_json(orient="records"))
+            data = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise ConfigError(f"not a valid annotation file ({err})", str(path)) from err
+        except ImportError as err:
+            raise ConfigError("reading .parquet needs pandas and pyarrow (pip install pyarrow)", str(path)) from err
+        if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
+            raise ConfigError("expected a JSON list of question records", str(path))
+        return data
+
+    def _video_candidates(self, base: Path, file_stem: str, task: str, name: str) -> list[Path]:
+        roots = [Path(self.config.video_root).expanduser()] if self.config.video_root else []
+        roots += [base / "video", base]
+        subdirs = [file_stem, task, ""] if file_stem else [task, ""]
+        return [root / sub / name for root in roots for sub in subdirs]
+
+    def items(self) -> list[EvalItem]:
+        """Every multiple-choice question of the selected tasks, in file order (``limit`` per task)."""
+        wanted = {canonical_task(t) for t in self.config.tasks} if self.config.tasks else set(TASKS)
+        unknown = wanted - set(TASKS)
+        if unknown:
+            raise ConfigError(f"unknown MLVU task(s) {sorted(unknown)}; tasks: {', '.join(TASKS)}")
+        base, files = self._annotation_files()
+        items: list[EvalItem] = []
+        counts: dict[str, int] = {}
+        for path in files:
+            stem = path.stem if _NUMBERED.match(path.stem) else ""
+            for index, record in enumerate(self._read_records(path)):
+                item = self._item(record, index, path, base, stem)
+                if item is None or item.meta["question_type"] not in wanted:
+                    continue
+                task = item.meta["question_type"]
+                if self.config.limit is not None and counts.get(task, 0) >= self.config.limit:
+                    continue
+                counts[task] = counts.get(task, 0) + 1
+                items.append(item)
+        if not items:
+            raise ConfigError(f"no multiple-choice questions for tasks {sorted(wanted)}", str(self.config.data))
+        return items
+
+    def _item(self, record: Mapping[str, Any], index: int, path: Path, base: Path, stem: str) -> EvalItem | None:
+        if "video_name" in record:  # lmms-eval layout: options inside the question, answer is a letter
+            task = canonical_task(record.get("task_type") or record.get("question_type") or stem or path.stem)
+            question, options = parse_embedded_options(str(record["question"]))
+            if record.get("candidates"):
+                options = tuple(str(c) for c in record["candidates"])
+            answer = str(record.get("answer", "")).strip().strip("()")[:1].upper() or None
+            video_name = str(record["video_name"])
+        elif "candidates" in record:  # official layout: answer is the text of one candidate
+            task = canonical_task(record.get("question_type") or stem or path.stem)
+            question = str(record["question"])
+            options = tuple(str(c) for c in record["candidates"])
+            answer_text = str(record.get("answer", ""))
+            answer = _letter(options.index(answer_text)) if answer_text in options else None
+            video_name = str(record["video"])
+        else:  # generation tasks (sub-scene captioning, summary) have no candidates
+            return None
+        if not options:
+            return None
+        item_id = str(record.get("question_id") or f"{task}_{index:04d}")
+        found = next((p for p in self._video_candidates(base, stem, task, video_name) if p.is_file()), None)
+        meta = {"question_type": task, "video_name": video_name, "duration": record.get("duration"),
+                "options": list(options), "source": str(path)}
+        return EvalItem(
+            id=item_id,
+            video=str(found) if found else None,
+            query=Query(question, options),
+            answer=answer,
+            meta=meta,
+            missing=None if found else f"video {video_name} not found under {base / 'video'}"
+            + (f" or {self.config.video_root}" if self.config.video_root else "") + " (use --video-root)",
+        )
+
+    # ------------------------------------------------------------------ scoring
+    def record(self, item: EvalItem, answer: Answer) -> dict[str, Any]:
+        """The per-item result: the letter the model chose against the correct one."""
+        from mmlong.models.prompts import read_option_letter
+
+        letter = answer.letter or read_option_letter(answer.text, len(item.query.options))
+        return {
+            "id": item.id,
+            "question_type": item.meta["question_type"],
+            "video": item.meta["video_name"],
+            "question": item.query.question,
+            "option": letter,
+            "answer": item.answer,
+            "correct": letter is not None and letter == item.answer,
+            "text": answer.text,
+        }
+
+    def error_record(self, item: EvalItem, reason: str) -> dict[str, Any]:
+        return {"id": item.id, "question_type": item.meta["question_type"], "video": item.meta["video_name"],
+                "option": None, "answer": item.answer, "correct": False, "error": reason}
+
+    def summarize(self, records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        """Per-task accuracies (fractions), M-Avg (macro), the micro average, counts and errors."""
+        return summarize_tasks(records)
+
+    def report(self, summary: Mapping[str, Any]) -> str:
+        return tasks_markdown(summary)
+
+
+def summarize_tasks(records: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """MLVU's numbers from per-item records (``question_type``, ``correct``, optional ``error``)."""
+    records = list(records)
+    table = accuracy_table(records, "question_type")
+    order = [t for t in TASKS if t in table] + [t for t in table if t not in TASKS]
+    return {
+        "m_avg": macro_average(table),
+        "micro_avg": micro_average(table),
+        "per_task": {t: table[t]["accuracy"] for t in order},
+        "counts": {t: {"correct": table[t]["correct"], "total": table[t]["total"]} for t in order},
+        "scored": sum(table[t]["total"] for t in order),
+        "errors": error_summary(records),
+    }
+
+
+def tasks_markdown(summary: Mapping[str, Any]) -> str:
+    """The per-task table with M-Avg and the micro average (percent)."""
+    rows = [[task, percent(acc), f"{summary['counts'][task]['correct']}/{summary['counts'][task]['total']}"]
+            for task, acc in summary["per_task"].items()]
+    rows.append(["**M-Avg** (mean of task accuracies)", f"**{percent(summary['m_avg'])}**", ""])
+    rows.append(["micro average (all questions pooled)", percent(summary["micro_avg"]), f"{summary['scored']}"])
+    table = markdown_table(["task", "accuracy (%)", "correct/total"], rows)
+    errors = summary["errors"]["count"]
+    return table + (f"\n\n{errors} question(s) not scored (errors; see results.jsonl)." if errors else "")

@@ -1,0 +1,143 @@
+"""Accuracy tables shared by the benchmark adapters: per-group accuracy, macro and micro averages, Markdown.
+
+A benchmark's per-item record is a dict with at least ``correct`` (bool) and a grouping key (``question_type``
+for MLVU, ``needle_type`` / ``depth`` / ``length`` for NIAVH). Records with an ``error`` are not scored; they are
+counted apart, so a missing video never silently becomes a wrong answer or a right one.
+
+>>> records = [
+...     {"question_type": "count", "correct": True},
+...     {"question_type": "count", "correct": False},
+...     {"question_type": "count", "correct": False},
+...     {"question_type": "needle", "correct": True},
+...     {"question_type": "needle", "error": "video missing"},
+... ]
+>>> table = accuracy_table(records, "question_type")
+>>> {k: round(v["accuracy"], 4) for k, v in table.items()}
+{'count': 0.3333, 'needle': 1.0}
+>>> round(macro_average(table), 4), round(micro_average(table), 4)
+(0.6667, 0.5)
+>>> print(markdown_table(["task", "acc"], [["count", "33.3"], ["needle", "100.0"]]))
+| task | acc |
+|---|---|
+| count | 33.3 |
+| needle | 100.0 |
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping, Sequence
+
+from mmlong.types import Query
+
+
+@dataclass(frozen=True)
+class EvalItem:
+    """One question of a benchmark, ready for a pipeline.
+
+    id: unique within the benchmark; video: the video file (``None`` when it could not be found; ``missing``
+    says why); query: the question and options; answer: the correct option letter (or ``None`` for open
+    questions); meta: what the benchmark's scorer and tables need (task type, depth, length, references...).
+    """
+
+    id: str
+    video: str | None
+    query: Query
+    answer: str | None = None
+    meta: Mapping[str, Any] = field(default_factory=dict)
+    missing: str | None = None
+
+    @property
+    def group(self) -> str:
+        """Items of one video form a group: they share one encoding and stay on one rank."""
+        return self.video or f"missing:{self.id}"
+
+
+def accuracy_table(records: Iterable[Mapping[str, Any]], key: str | Sequence[str]) -> dict[Any, dict[str, Any]]:
+    """Per-group ``{"correct", "total", "accuracy"}`` over the scored records (those without ``error``).
+
+    ``key`` is a record field or a tuple of fields (the group is then a tuple). Groups keep first-seen order.
+    """
+    keys = (key,) if isinstance(key, str) else tuple(key)
+    table: dict[Any, dict[str, Any]] = {}
+    for record in records:
+        if record.get("error"):
+            continue
+        group = record.get(keys[0]) if len(keys) == 1 else tuple(record.get(k) for k in keys)
+        row = table.setdefault(group, {"correct": 0, "total": 0})
+        row["total"] += 1
+        row["correct"] += int(bool(record.get("correct")))
+    for row in table.values():
+        row["accuracy"] = row["correct"] / row["total"] if row["total"] else 0.0
+    return table
+
+
+def macro_average(table: Mapping[Any, Mapping[str, Any]]) -> float:
+    """Mean of the per-group accuracies (MLVU's M-Avg); 0.0 for an empty table."""
+    accs = [row["accuracy"] for row in table.values() if row["total"]]
+    return sum(accs) / len(accs) if accs else 0.0
+
+
+def micro_average(table: Mapping[Any, Mapping[str, Any]]) -> float:
+    """Correct answers over all scored questions, whatever their group."""
+    total = sum(row["total"] for row in table.values())
+    return sum(row["correct"] for row in table.values()) / total if total else 0.0
+
+
+def error_summary(records: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """How many records failed, and why (the first few ids per reason)."""
+    reasons: dict[str, list[str]] = {}
+    for record in records:
+        if record.get("error"):
+            reasons.setdefault(str(record["error"]), []).append(str(record.get("id")))
+    return {
+        "count": sum(len(ids) for ids in reasons.values()),
+        "reasons": {reason: {"count": len(ids), "ids": ids[:10]} for reason, ids in reasons.items()},
+    }
+
+
+def percent(value: float) -> str:
+    """``0.8333`` -> ``"83.3"``."""
+    return f"{100.0 * value:.1f}"
+
+
+def markdown_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """A GitHub Markdown table."""
+    lines = ["| " + " | ".join(str(h) for h in headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+_PUNCTUATION = str.maketrans({c: " " for c in string.punctuation})
+
+
+def normalize_answer(text: str) -> str:
+    """Lowercase, punctuation and articles removed, whitespace collapsed (SQuAD-style normalisation).
+
+    >>> normalize_answer("The  Rocket!")
+    'rocket'
+    """
+    text = str(text).lower().translate(_PUNCTUATION)
+    return " ".join(_ARTICLES.sub(" ", text).split())
+
+
+def open_answer_match(prediction: str, references: Sequence[str]) -> str | None:
+    """The reference (or synonym) that a free-form ``prediction`` states, or ``None``.
+
+    After :func:`normalize_answer`, a reference matches when it equals the prediction or occurs in it as whole
+    words ("a tabby cat" states "cat"; "category" does not).
+
+    >>> open_answer_match("It is a tabby cat.", ["cat", "kitten"])
+    'cat'
+    >>> open_answer_match("category", ["cat"]) is None
+    True
+    """
+    pred = f" {normalize_answer(prediction)} "
+    for reference in references:
+        ref = normalize_answer(reference)
+        if ref and f" {ref} " in pred:
+            return reference
+    return None

@@ -1,0 +1,89 @@
+"""MLVU: reading both annotation layouts, per-task scoring (M-Avg vs micro), and `mmlong eval mlvu` end to end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mmlong.apps.mlvu import TASKS, MLVUBenchmark, canonical_task, parse_embedded_options, summarize_tasks
+from mmlong.errors import ConfigError
+
+
+def test_macro_and_micro_averages_from_hand_built_records():
+    # count: 1/4 right, needle: 2/2 right, ego: 0/1 right (+1 error that must not be scored)
+    records = (
+        [{"id": f"c{i}", "question_type": "count", "correct": i == 0} for i in range(4)]
+        + [{"id": f"n{i}", "question_type": "needle", "correct": True} for i in range(2)]
+        + [{"id": "e0", "question_type": "ego", "correct": False},
+           {"id": "e1", "question_type": "ego", "correct": False, "error": "video missing"}]
+    )
+    summary = summarize_tasks(records)
+    assert summary["per_task"] == {"needle": 1.0, "ego": 0.0, "count": 0.25}
+    assert summary["m_avg"] == pytest.approx((0.25 + 1.0 + 0.0) / 3)  # macro: 0.4167
+    assert summary["micro_avg"] == pytest.approx(3 / 7)  # pooled: 0.4286
+    assert summary["counts"]["count"] == {"correct": 1, "total": 4}
+    assert summary["errors"]["count"] == 1 and summary["scored"] == 7
+
+
+def test_task_names_and_embedded_options():
+    assert [canonical_task(n) for n in ("1_plotQA", "findNeedle", "2_needle", "anomaly_reco")] == [
+        "plotQA", "needle", "needle", "anomaly_reco"]
+    question, options = parse_embedded_options("Question: What color is the car?\nOptions:\n(A) red\n(B) blue\n(C) green")
+    assert question == "What color is the car?" and options == ("red", "blue", "green")
+
+
+def _write_official(root: Path, videos: dict[str, Path]) -> None:
+    (root / "json").mkdir(parents=True)
+    for n, task in enumerate(TASKS, start=1):
+        stem = f"{n}_{task}"
+        (root / "video" / stem).mkdir(parents=True)
+        records = []
+        for k, (name, src) in enumerate(videos.items()):
+            (root / "video" / stem / f"{name}.mp4").symlink_to(src)
+            records.append({"video": f"{name}.mp4", "duration": 8, "question": f"{task} question {k}?",
+                            "candidates": ["a cat", "a rocket", "a cup of coffee"], "answer": name,
+                            "question_type": "findNeedle" if task == "needle" else task})
+        (root / "json" / f"{stem}.json").write_text(json.dumps(records))
+
+
+def test_reads_official_layout_and_resolves_videos(tmp_path):
+    src = tmp_path / "src.mp4"
+    src.write_bytes(b"x")
+    _write_official(tmp_path / "MLVU", {"a cat": src})
+    bench = MLVUBenchmark(MLVUBenchmark.Config(data=str(tmp_path / "MLVU")))
+    items = bench.items()
+    assert [i.meta["question_type"] for i in items] == list(TASKS)
+    assert all(i.answer == "A" and i.video and Path(i.video).name == "a cat.mp4" for i in items)
+    assert items[1].query.options == ("a cat", "a rocket", "a cup of coffee")
+    assert Path(items[1].video).parent.name == "2_needle"
+    limited = MLVUBenchmark(MLVUBenchmark.Config(data=str(tmp_path / "MLVU"), tasks=("count", "ego"))).items()
+    assert [i.meta["question_type"] for i in limited] == ["ego", "count"]
+    with pytest.raises(ConfigError, match="unknown MLVU task"):
+        MLVUBenchmark(MLVUBenchmark.Config(data=str(tmp_path / "MLVU"), tasks=("counting",))).items()
+
+
+def test_reads_lmms_layout_and_marks_missing_videos(tmp_path):
+    (tmp_path / "videos").mkdir()
+    (tmp_path / "videos" / "v1.mp4").write_bytes(b"x")
+    rows = [
+        {"video_name": "v1.mp4", "question": "What appears?\n(A) a dog\n(B) a cat", "answer": "B", "task_type": "needle"},
+        {"video_name": "gone.mp4", "question": "How many?\n(A) 1\n(B) 2", "answer": "(A)", "task_type": "count"},
+    ]
+    path = tmp_path / "mlvu_dev.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows))
+    items = MLVUBenchmark(MLVUBenchmark.Config(data=str(path), video_root=str(tmp_path / "videos"))).items()
+    assert [(i.query.question, i.query.options, i.answer) for i in items] == [
+        ("What appears?", ("a dog", "a cat"), "B"), ("How many?", ("1", "2"), "A")]
+    assert items[0].missing is None and items[1].video is None
+    assert "gone.mp4 not found" in items[1].missing and "--video-root" in items[1].missing
+
+
+def test_bad_data_is_a_clear_error(tmp_path):
+    with pytest.raises(ConfigError, match="MLVU data not found"):
+        MLVUBenchmark(MLVUBenchmark.Config(data=str(tmp_path / "nope"))).items()
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(ConfigError, match="not a valid annotation file"):
+        MLVUBenchmark(MLVUBenchmark.Config(data=str(bad))).items()
