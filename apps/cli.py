@@ -17,6 +17,7 @@ from typing import Sequence
 # (module, what it adds) in the order shown by --help
 COMMAND_MODULES: tuple[str, ...] = (
     "mmlong.apps.ask",  # ask
+    "mmlong.apps.batch",  # batch
     "mmlong.apps.demo",  # demo
     "mmlong.apps.evaluate",  # eval
 )
@@ -27,6 +28,7 @@ examples:
   mmlong info video.mp4
   mmlong frames video.mp4 --sample uniform:16 --out sheet.png
   mmlong bench decode video.mp4 --frames 64
+  mmlong batch questions.jsonl --out answers.jsonl   # resumable; torchrun --nproc-per-node N -m mmlong batch ...
   mmlong demo                                  # web page on http://127.0.0.1:7860
   mmlong eval niavh make runs/niavh && mmlong eval niavh run runs/niavh --out runs/niavh-result
 """

@@ -1,0 +1,357 @@
+"""``mmlong batch QUESTIONS.jsonl``: answer many questions about many videos; resumable, crash-safe, sharded.
+
+Each input line is ``{"id", "video", "question", "options"?}``. Each id ends as exactly one output record: the
+answer, or ``{"id", "error"}`` when the item failed (a bad video, a bad line); the run goes on. Questions about
+one video share its decoded and encoded frames (:meth:`~mmlong.pipeline.Pipeline.ask_many`). The result log,
+resume and merging live in :mod:`mmlong.jobs`; rank detection in :mod:`mmlong.distributed`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from mmlong.apps.options import add_pipeline_arguments, config_from_args, dump_json
+
+EXAMPLES = """\
+input (JSONL, one question per line; video paths relative to the file's folder or --video-root):
+  {"id": "q1", "video": "clips/cat.mp4", "question": "What animal appears?", "options": ["a cat", "a dog"]}
+
+examples:
+  mmlong batch questions.jsonl --out answers.jsonl --sample uniform:16
+  mmlong batch questions.jsonl --out answers.jsonl            # run again: resumes, skips answered ids
+  mmlong batch questions.jsonl --out answers.jsonl --overwrite
+  torchrun --nproc-per-node 4 -m mmlong batch questions.jsonl --out answers.jsonl --device cuda
+
+several machines (the output folder on a filesystem every machine sees; run on each, node-rank 0..N-1):
+  torchrun --nnodes 2 --node-rank 0 --nproc-per-node 8 --master-addr HOST0 --master-port 29500 \\
+      -m mmlong batch questions.jsonl --out /shared/answers.jsonl --device cuda
+
+output: one record per id, in input order, in --out; beside it OUT.config.yaml (the resolved pipeline) and
+OUT.summary.json. Each rank writes OUT.rank{r}-of-{N} as it goes; rank 0 merges the parts at the end.
+Resume: the default when OUT exists; ids with an answer are skipped, error records are retried unless
+--no-retry-errors. A killed run loses at most the item in progress.
+exit status: 0 all answered, 1 some items failed, 2 usage or config error.
+"""
+
+#: settings that do not change answers, so a run may resume with different values
+RESUME_NEUTRAL = ("device", "cache", "cache_dir", "chunk_size")
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    """One question of the input. ``video`` as written in the file; ``path`` resolved against the root."""
+
+    id: str | int
+    video: str
+    path: str
+    question: str
+    options: tuple[str, ...] = ()
+    line: int = 0
+
+
+@dataclass(frozen=True)
+class BadLine:
+    """An input line that cannot be asked: its record is an error."""
+
+    id: str | int
+    line: int
+    error: str
+
+
+@dataclass
+class BatchSummary:
+    """What a batch run did; ``to_dict`` is what ``OUT.summary.json`` holds."""
+
+    input: str
+    output: str
+    items: int = 0
+    answered: int = 0
+    failed: int = 0
+    done_before: int = 0
+    computed: int = 0
+    seconds: float = 0.0
+    visual_tokens: int = 0
+    world_size: int = 1
+    failures: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        rate = self.computed / self.seconds if self.seconds > 0 else 0.0
+        return {
+            "input": self.input, "output": self.output, "items": self.items, "answered": self.answered,
+            "failed": self.failed, "done_before": self.done_before, "computed": self.computed,
+            "seconds": round(self.seconds, 3), "items_per_second": round(rate, 4),
+            "visual_tokens": self.visual_tokens, "world_size": self.world_size, "failures": self.failures,
+        }
+
+    def text(self) -> str:
+        from mmlong.apps.render import format_seconds
+
+        rate = self.computed / self.seconds if self.seconds > 0 else 0.0
+        return (f"batch: {self.items} questions: {self.answered} answered, {self.failed} failed; "
+                f"{self.computed} computed in {format_seconds(self.seconds)} ({rate:.2f}/s), "
+                f"{self.done_before} done before; {self.visual_tokens} visual tokens; {self.world_size} rank(s)")
+
+
+# ---------------------------------------------------------------------------------------------- input
+
+
+def _check_line(number: int, value: Any, root: Path) -> BatchItem | BadLine:
+    if not isinstance(value, dict):
+        return BadLine(f"line-{number}", number, f"line {number}: not a JSON object")
+    item_id = value.get("id")
+    readable_id = isinstance(item_id, (str, int)) and not isinstance(item_id, bool) and str(item_id) != ""
+    record_id = item_id if readable_id else f"line-{number}"
+    if "id" not in value:
+        return BadLine(record_id, number, f"line {number}: missing field 'id'")
+    if not readable_id:
+        return BadLine(record_id, number, f"line {number}: 'id' must be a non-empty string or an integer")
+    for name in ("video", "question"):
+        if not isinstance(value.get(name), str) or not value[name].strip():
+            return BadLine(record_id, number, f"line {number}: missing field {name!r}")
+    options = value.get("options") or []
+    if not isinstance(options, list) or not all(isinstance(o, str) for o in options):
+        return BadLine(record_id, number, f"line {number}: 'options' must be a list of strings")
+    video = value["video"]
+    path = Path(video).expanduser()
+    if not path.is_absolute():
+        path = root / path
+    return BatchItem(record_id, video, str(path), value["question"], tuple(options), number)
+
+
+def read_questions(path: str | Path, video_root: str | Path | None = None) -> list[BatchItem | BadLine]:
+    """Parse a questions JSONL file. Bad lines become :class:`BadLine` (the run goes on); a missing or empty
+    file, or an id used twice, raises :class:`~mmlong.errors.ConfigError` (nothing can be run safely)."""
+    from mmlong.errors import ConfigError
+
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError("questions file not found", str(p))
+    root = Path(video_root).expanduser() if video_root else p.resolve().parent
+    entries: list[BatchItem | BadLine] = []
+    first_line: dict[str, int] = {}
+    with open(p, "rb") as f:
+        for number, raw in enumerate(f, start=1):
+            if not raw.strip():
+                continue
+            try:
+                entry = _check_line(number, json.loads(raw.decode("utf-8")), root)
+            except UnicodeDecodeError:
+                entry = BadLine(f"line-{number}", number, f"line {number}: not valid UTF-8")
+            except json.JSONDecodeError as err:
+                entry = BadLine(f"line-{number}", number,
+                                f"line {number}: not valid JSON ({err.msg} at column {err.colno})")
+            key = str(entry.id)
+            if key in first_line:
+                raise ConfigError(f"line {number}: id {entry.id!r} is used again (first on line {first_line[key]}); "
+                                  "give every question its own id", str(p))
+            first_line[key] = number
+            entries.append(entry)
+    if not entries:
+        raise ConfigError("no questions in the file; write one JSON object per line", str(p))
+    return entries
+
+
+# ---------------------------------------------------------------------------------------------- records
+
+
+def answer_record(item: BatchItem, answer: Any) -> dict[str, Any]:
+    """The output record of an answered item (the resolved config lives once in OUT.config.yaml)."""
+    body = answer.to_dict()
+    body.pop("config", None)
+    head: dict[str, Any] = {"id": item.id, "video": item.video, "question": item.question}
+    if item.options:
+        head["options"] = list(item.options)
+    return {**head, **body}
+
+
+def error_record(entry: BatchItem | BadLine, error: str) -> dict[str, Any]:
+    if isinstance(entry, BadLine):
+        return {"id": entry.id, "line": entry.line, "error": error}
+    return {"id": entry.id, "video": entry.video, "question": entry.question, "error": error}
+
+
+def describe_error(err: BaseException) -> str:
+    """One line: an MmlongError as it reads (it names the file), anything else with its type."""
+    from mmlong.errors import MmlongError
+
+    text = str(err) if isinstance(err, MmlongError) else f"{type(err).__name__}: {err}"
+    return " ".join(text.split()) or type(err).__name__
+
+
+def model_tokens(record: dict[str, Any]) -> int:
+    """Visual tokens the model saw for one answered record (its ``model`` stage's input)."""
+    return sum(int(s.get("tokens_in", 0)) for s in record.get("stages", ()) if s.get("name") == "model")
+
+
+def group_key(entry: BatchItem | BadLine) -> str:
+    """Questions about one video form one group (shared encoding, one rank); a bad line is its own group."""
+    return entry.path if isinstance(entry, BatchItem) else f"\0line-{entry.line}"
+
+
+# ---------------------------------------------------------------------------------------------- running
+
+
+def sidecar(output: Path, suffix: str) -> Path:
+    """``answers.jsonl`` -> ``answers<suffix>`` (e.g. ``.config.yaml``) in the same folder."""
+    stem = output.name[: -len(".jsonl")] if output.name.endswith(".jsonl") else output.name
+    return output.with_name(stem + suffix)
+
+
+def check_resume_config(config: Any, output: Path) -> None:
+    """Refuse to resume a run whose saved config would give different answers than ``config``."""
+    import yaml
+
+    from mmlong.errors import ConfigError
+    from mmlong.jobs import existing_parts
+
+    saved_path = sidecar(output, ".config.yaml")
+    if not saved_path.is_file() or not (output.exists() or existing_parts(output)):
+        return
+    saved = yaml.safe_load(saved_path.read_text()) or {}
+    now = config.to_dict()
+    changed = [k for k in now if k not in RESUME_NEUTRAL and k in saved and saved[k] != now[k]]
+    if changed:
+        diffs = ", ".join(f"{k}: {saved[k]!r} -> {now[k]!r}" for k in changed)
+        raise ConfigError(f"was written with another pipeline ({diffs}); use the same settings to resume, "
+                          "another --out, or --overwrite to start again", str(output))
+
+
+def run_batch(entries: Sequence[BatchItem | BadLine], pipeline: Any, output: str | Path, *, dist: Any = None,
+              retry_errors: bool = True, overwrite: bool = False, progress: bool = True,
+              input_name: str = "") -> BatchSummary | None:
+    """Answer ``entries`` with ``pipeline`` into ``output``; returns the summary on rank 0 (None elsewhere).
+
+    Crash-safe and resumable through :class:`~mmlong.jobs.ShardedJob`: each record is on disk before the next
+    video starts; ids with a final record are skipped.
+    """
+    from mmlong.config import save_yaml
+    from mmlong.errors import ConfigError, ModelLoadError
+    from mmlong.jobs import ShardedJob, is_error
+    from mmlong.progress import progress_bar
+    from mmlong.types import Query
+
+    start = time.perf_counter()
+    out = Path(output)
+    computed = 0
+    with ShardedJob(out, dist=dist, retry_errors=retry_errors, overwrite=overwrite) as job:
+        if job.dist.is_main:
+            save_yaml(pipeline.config, sidecar(out, ".config.yaml"))
+        groups = [[e for e in group if not job.is_done(e.id)] for group in job.shard(entries, group_of=group_key)]
+        groups = [g for g in groups if g]
+        desc = "batch" if job.dist.world_size == 1 else f"batch rank {job.dist.rank}/{job.dist.world_size}"
+        bar = progress_bar(total=sum(len(g) for g in groups), desc=desc, unit="q", enabled=progress)
+        try:
+            for group in groups:
+                if isinstance(group[0], BadLine):
+                    records = [error_record(e, e.error) for e in group]
+                else:
+                    try:
+                        queries = [Query(e.question, e.options) for e in group]
+                        answers = pipeline.ask_many(group[0].path, queries)
+                        records = [answer_record(e, a) for e, a in zip(group, answers)]
+                    except (ConfigError, ModelLoadError) as err:
+                        if err.path is None:  # the pipeline itself cannot run: stop, not one error per item
+                            raise
+                        records = [error_record(e, describe_error(err)) for e in group]
+                    except Exception as err:  # a bad video must not stop the batch
+                        records = [error_record(e, describe_error(err)) for e in group]
+                for record in records:
+                    job.write(record)
+                    if is_error(record):
+                        bar.write(f"mmlong: {record['id']}: {record['error']}", file=sys.stderr)
+                computed += len(records)
+                bar.update(len(records))
+        finally:
+            bar.close()
+        done_before = len(job.done_before & {str(e.id) for e in entries})
+        counts = job.dist.gather(computed)
+        merged = job.finish(order=[e.id for e in entries])
+    if merged is None:
+        return None
+    wanted = {str(e.id) for e in entries}
+    final = [r for r in merged if str(r["id"]) in wanted]
+    failed = [r for r in final if is_error(r)]
+    return BatchSummary(
+        input=input_name, output=str(out), items=len(entries), answered=len(final) - len(failed),
+        failed=len(failed), done_before=done_before, computed=sum(counts),
+        seconds=time.perf_counter() - start, visual_tokens=sum(model_tokens(r) for r in final if not is_error(r)),
+        world_size=job.dist.world_size,
+        failures=[{"id": r["id"], "error": r["error"]} for r in failed[:50]],
+    )
+
+
+# ---------------------------------------------------------------------------------------------- command
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "batch",
+        help="answer a JSONL file of questions (resumable, crash-safe, multi-GPU)",
+        description="Answer every question of a JSONL file. Each answer is written and synced as soon as it "
+                    "exists, so a killed run resumes where it stopped; questions about one video share its "
+                    "encoding; under torchrun or accelerate launch the videos are split across processes.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("questions", help="JSONL file, one {\"id\", \"video\", \"question\", \"options\"?} per line")
+    parser.add_argument("-o", "--out", metavar="FILE",
+                        help="output JSONL (default: QUESTIONS.answers.jsonl beside the input)")
+    parser.add_argument("--video-root", metavar="DIR",
+                        help="folder that relative video paths start from (default: the questions file's folder)")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--resume", dest="overwrite", action="store_false", default=False,
+                      help="keep answers already in the output and do the rest (the default)")
+    mode.add_argument("--overwrite", dest="overwrite", action="store_true",
+                      help="delete the output (and its parts) and start again")
+    parser.add_argument("--no-retry-errors", dest="retry_errors", action="store_false", default=True,
+                        help="on resume, keep error records instead of trying those items again")
+    parser.add_argument("--summary-json", metavar="FILE",
+                        help="where to write the run summary (default: OUT.summary.json beside the output)")
+    parser.add_argument("--no-progress", dest="progress", action="store_false", default=True,
+                        help="no progress bar")
+    parser.add_argument("--dist-timeout", type=float, metavar="SECONDS",
+                        help="how long a finished rank waits for the others (default: 7 days)")
+    add_pipeline_arguments(parser)
+    parser.set_defaults(func=run)
+
+
+def default_output(questions: Path) -> Path:
+    return sidecar(questions, ".answers.jsonl")
+
+
+def run(args: argparse.Namespace) -> int:
+    from mmlong.distributed import DEFAULT_TIMEOUT_S, init_distributed
+    from mmlong.pipeline import Pipeline
+
+    questions = Path(args.questions)
+    output = Path(args.out) if args.out else default_output(questions)
+    config = config_from_args(args)
+    entries = read_questions(questions, args.video_root)
+    if not args.overwrite:
+        check_resume_config(config, output)
+    dist = init_distributed(config.device, timeout_s=args.dist_timeout or DEFAULT_TIMEOUT_S)
+    try:
+        from dataclasses import replace
+
+        pipeline = Pipeline(replace(config, device=dist.device_for(config.device)))
+        pipeline.model  # load now: a pipeline that cannot run fails once, with exit status 2
+        pipeline.encoder
+        summary = run_batch(entries, pipeline, output, dist=dist, retry_errors=args.retry_errors,
+                            overwrite=args.overwrite, progress=args.progress, input_name=str(questions))
+        status = None
+        if summary is not None:
+            summary_path = Path(args.summary_json) if args.summary_json else sidecar(output, ".summary.json")
+            summary_path.write_text(dump_json(summary.to_dict()) + "\n")
+            print(summary.text(), file=sys.stderr)
+            print(f"results: {output}  config: {sidecar(output, '.config.yaml')}  summary: {summary_path}",
+                  file=sys.stderr)
+            status = 1 if summary.failed else 0
+        return int(dist.broadcast(status))
+    finally:
+        dist.close()
