@@ -229,9 +229,11 @@ class DemoApp:
         start = time.perf_counter()
         pipeline = self.slot.get(settings)
         query = Query(question, tuple(options))
+        # every sampled frame, uncompressed; a bad or too long video fails here, before the model loads, and the
+        # feature cache then spares the two calls below the decoding
+        encoded = pipeline.encode(video, query)
         answer = pipeline.ask(video, question, options=options)
-        encoded = pipeline.encode(video, query)   # every sampled frame, uncompressed (feature cache)
-        final = pipeline.tokens(video, query)     # what the model saw
+        final = pipeline.tokens(video, query)  # what the model saw
         data = evidence_timeline(pipeline.encoder, encoded, final, answer, query)
         out = self._request_dir()
         timeline = render_timeline(data, out / "timeline.png", title=f"Q: {question}"[:110])
@@ -274,7 +276,7 @@ def evidence_timeline(encoder: Any, encoded: Any, final: Any, answer: Any, query
     duration = float((encoded.meta.get("video") or {}).get("duration") or (times[-1] if times else 0.0))
     notes: list[str] = []
     relevance = option_relevance = None
-    source = "encoder relevance"
+    source = "relevance to the question"
     texts = [query.question] + ([answer.option] if answer.option is not None else [])
     scores = frame_relevance(encoder, features, texts)
     if scores is not None:
@@ -283,7 +285,11 @@ def evidence_timeline(encoder: Any, encoded: Any, final: Any, answer: Any, query
             option_relevance = scores[1].tolist()
     recorded = recorded_scores(answer.stages)
     if recorded is not None and len(recorded[0]) == len(times):
-        relevance, source = recorded[1], f"{recorded[2]} scores"
+        recorded_times, recorded_values, stage_name, scored_by = recorded
+        if scored_by == "query":
+            relevance, source = recorded_values, f"relevance to the question (scored by {stage_name})"
+        elif relevance is None:
+            relevance, source = recorded_values, f"{scored_by} (scored by {stage_name})"
     if relevance is None:
         notes.append("the encoder has no text side: no relevance curve")
     scenes = scene_spans(times, segment_boundaries(features), duration) if len(times) > 2 else []

@@ -36,7 +36,7 @@ class TimelineData:
     frame_times: ``[T]`` time of every sampled frame. relevance: ``[T]`` score of each frame for the question
     (None when the encoder has no text side). option_relevance: ``[T]`` score for the chosen option, or None.
     scenes: ``(start, end)`` span of each scene. model_times: times of the frames whose tokens reached the
-    model. evidence: the answer's evidence times. source: where the relevance came from (for the legend).
+    model. evidence: the answer's evidence times. source: the legend of the relevance curve.
     """
 
     frame_times: Sequence[float]
@@ -47,7 +47,7 @@ class TimelineData:
     scenes: Sequence[tuple[float, float]] = ()
     model_times: Sequence[float] = ()
     evidence: Sequence[float] = ()
-    source: str = "encoder relevance"
+    source: str = "relevance to the question"
     notes: list[str] = field(default_factory=list)
 
     def peak_time(self) -> float | None:
@@ -80,19 +80,21 @@ def scene_spans(frame_times: Sequence[float], ends: Sequence[int], duration: flo
     return spans
 
 
-def recorded_scores(stages: Sequence[Mapping[str, Any]]) -> tuple[list[float], list[float], str] | None:
-    """Per-frame scores a query-aware stage recorded in its ``extra`` (``frame_times`` and ``scores`` lists).
+def recorded_scores(stages: Sequence[Mapping[str, Any]]) -> tuple[list[float], list[float], str, str] | None:
+    """Per-frame scores a frame-scoring stage recorded in its ``extra`` (``frame_times`` and ``scores`` lists).
 
-    Returns ``(frame_times, scores, stage name)`` of the last such stage, or None.
+    Returns ``(frame_times, scores, stage name, scored_by)`` of the last such stage, or None. ``scored_by`` is
+    ``"query"`` for relevance to the question, ``"novelty"`` when the stage had no text side to score with.
 
     >>> recorded_scores([{"name": "select", "extra": {"frame_times": [0.0, 1.0], "scores": [0.2, 0.7]}}])
-    ([0.0, 1.0], [0.2, 0.7], 'select')
+    ([0.0, 1.0], [0.2, 0.7], 'select', 'query')
     """
     for stage in reversed(list(stages)):
         extra = stage.get("extra") or {}
         times, scores = extra.get("frame_times"), extra.get("scores")
         if isinstance(times, (list, tuple)) and isinstance(scores, (list, tuple)) and len(times) == len(scores) > 0:
-            return [float(t) for t in times], [float(s) for s in scores], str(stage.get("name", "stage"))
+            return ([float(t) for t in times], [float(s) for s in scores], str(stage.get("name", "stage")),
+                    str(extra.get("scored_by", "query")))
     return None
 
 
@@ -136,7 +138,7 @@ def render_timeline(
     lows, highs = [0.0], [1.0]
     if data.relevance is not None and len(data.relevance):
         ax.plot(data.frame_times, data.relevance, "-o", color="#1f5f99", ms=3, lw=1.5,
-                label=f"relevance to the question ({data.source})")
+                label=data.source)
         lows, highs = [min(data.relevance)], [max(data.relevance)]
     if data.option_relevance is not None and len(data.option_relevance):
         ax.plot(data.frame_times, data.option_relevance, "--", color="#2a9d55", lw=1.2,

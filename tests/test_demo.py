@@ -71,10 +71,14 @@ def test_scene_spans_cover_the_video_in_order():
 def test_recorded_scores_prefers_the_last_stage_with_scores():
     stages = [
         {"name": "decode", "extra": {"peak_rss_mb": 1.0}},
-        {"name": "select", "extra": {"frame_times": [0.0, 1.0, 2.0], "scores": [0.1, 0.9, 0.3]}},
+        {"name": "progressive", "extra": {"frame_times": [0.0, 1.0, 2.0], "scores": [1.0, 0.2, 0.4],
+                                          "scored_by": "novelty"}},
+        {"name": "select", "extra": {"frame_times": [0.0, 1.0, 2.0], "scores": [0.1, 0.9, 0.3],
+                                     "scored_by": "query"}},
         {"name": "tome", "extra": {}},
     ]
-    assert recorded_scores(stages) == ([0.0, 1.0, 2.0], [0.1, 0.9, 0.3], "select")
+    assert recorded_scores(stages) == ([0.0, 1.0, 2.0], [0.1, 0.9, 0.3], "select", "query")
+    assert recorded_scores(stages[:2])[2:] == ("progressive", "novelty")
     assert recorded_scores(stages[:1]) is None
 
 
