@@ -140,7 +140,7 @@ def read_questions(path: str | Path, video_root: str | Path | None = None) -> li
             if not raw.strip():
                 continue
             try:
-                entry = _check_line(number, json.loads(raw.decode("utf-8")), root)
+                entry = _check_line(number, json.loads(raw.decode("utf-8").rstrip("\r\n")), root)
             except UnicodeDecodeError:
                 entry = BadLine(f"line-{number}", number, f"line {number}: not valid UTF-8")
             except json.JSONDecodeError as err:
