@@ -1,0 +1,232 @@
+"""On-disk cache of encoded features, so a second question about the same video skips decoding and encoding.
+
+An entry is one :class:`~mmlong.types.VisualTokens` stored as a safetensors file: the per-token tensors, plus in
+the safetensors metadata header the grid, meta, position step, provenance (as dicts) and a sha256 of the tensor
+bytes. Writes are atomic (temporary file in the same folder, then ``os.replace``), so a crash never leaves a
+half-written entry under a real name. A truncated or garbled entry is detected on read (safetensors error or
+checksum mismatch), deleted and reported as a miss with a warning, so the next ``put`` rebuilds it.
+
+The key hashes a cheap fingerprint of the video file (size + sha256 of three 64 KiB chunks), the sampler spec,
+the decode options and the encoder's ``cache_id()``.
+
+>>> import tempfile, torch
+>>> from mmlong.types import VisualTokens
+>>> cache = FeatureCache(tempfile.mkdtemp())
+>>> tok = VisualTokens.from_grid(torch.ones(1, 2, 2, 3), torch.tensor([0.5]))
+>>> cache.put("k" * 32, tok)
+True
+>>> cache.get("k" * 32).grid, cache.get("0" * 32), cache.count()
+((1, 2, 2), None, 1)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+
+from mmlong.errors import VideoNotFoundError
+from mmlong.types import Step, VisualTokens
+
+log = logging.getLogger(__name__)
+
+CACHE_ENV = "MMLONG_CACHE_DIR"
+FORMAT_VERSION = 1
+SUFFIX = ".safetensors"
+_TENSOR_FIELDS = ("features", "frame_ids", "timestamps", "positions", "sizes", "segments", "frame_times")
+
+
+def cache_root() -> Path:
+    """mmlong's cache folder: ``$MMLONG_CACHE_DIR`` if set, else the user cache dir (platformdirs)."""
+    env = os.environ.get(CACHE_ENV)
+    if env:
+        return Path(env).expanduser()
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("mmlong"))
+
+
+def video_fingerprint(path: str | os.PathLike[str], chunk_size: int = 64 * 1024) -> str:
+    """Cheap content hash of a file: its size plus sha256 of a chunk at the start, middle and end.
+
+    Reads at most ``3 * chunk_size`` bytes whatever the file size.
+    """
+    p = Path(path)
+    try:
+        size = p.stat().st_size
+        h = hashlib.sha256(f"size={size}".encode())
+        with open(p, "rb") as f:
+            for offset in sorted({0, max(0, size // 2 - chunk_size // 2), max(0, size - chunk_size)}):
+                f.seek(offset)
+                h.update(f.read(chunk_size))
+    except FileNotFoundError:
+        raise VideoNotFoundError("no such file; check the path", str(path)) from None
+    return h.hexdigest()
+
+
+def tensors_checksum(tensors: Mapping[str, torch.Tensor]) -> str:
+    """sha256 over names, dtypes, shapes and bytes of ``tensors`` (in name order)."""
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name].contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def _to_tensors_and_header(tokens: VisualTokens) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    tensors = {}
+    for name in _TENSOR_FIELDS:
+        value = getattr(tokens, name)
+        if value is not None:
+            tensors[name] = value.detach().cpu().contiguous()
+    header = {
+        "version": FORMAT_VERSION,
+        "grid": list(tokens.grid),
+        "position_step": tokens.position_step,
+        "meta": dict(tokens.meta),
+        "provenance": [
+            {"name": s.name, "config": dict(s.config), "tokens_in": s.tokens_in, "tokens_out": s.tokens_out,
+             "ms": s.ms, "extra": dict(s.extra)}
+            for s in tokens.provenance
+        ],
+    }
+    return tensors, header
+
+
+def _from_tensors_and_header(tensors: dict[str, torch.Tensor], header: Mapping[str, Any]) -> VisualTokens:
+    if header.get("version") != FORMAT_VERSION:
+        raise ValueError(f"cache format version {header.get('version')!r}, expected {FORMAT_VERSION}")
+    return VisualTokens(
+        features=tensors["features"],
+        frame_ids=tensors["frame_ids"],
+        timestamps=tensors["timestamps"],
+        positions=tensors["positions"],
+        sizes=tensors["sizes"],
+        segments=tensors.get("segments"),
+        frame_times=tensors.get("frame_times"),
+        grid=tuple(int(g) for g in header["grid"]),  # type: ignore[arg-type]
+        position_step=float(header["position_step"]),
+        meta=header["meta"],
+        provenance=tuple(Step(**step) for step in header["provenance"]),
+    )
+
+
+class FeatureCache:
+    """Encoded features on disk, one safetensors file per key under ``root``.
+
+    ``root`` defaults to ``cache_root() / "features"``. A disabled cache (``enabled=False``, the CLI's
+    ``--no-cache``) misses on every ``get`` and ignores ``put``.
+    """
+
+    def __init__(self, root: str | os.PathLike[str] | None = None, enabled: bool = True) -> None:
+        self.root = Path(root).expanduser() if root is not None else cache_root() / "features"
+        self.enabled = enabled
+
+    def __repr__(self) -> str:
+        return f"FeatureCache(root={str(self.root)!r}, enabled={self.enabled})"
+
+    # ------------------------------------------------------------------ keys
+    def key(
+        self,
+        video_path: str | os.PathLike[str],
+        sampler_spec: str,
+        decode_opts: Mapping[str, Any],
+        encoder_cache_id: str,
+    ) -> str:
+        """A 32-hex-digit key of (video content, sampler, decode options, encoder + weights)."""
+        parts = {
+            "video": video_fingerprint(video_path),
+            "sampler": sampler_spec,
+            "decode": {k: decode_opts[k] for k in sorted(decode_opts)},
+            "encoder": encoder_cache_id,
+            "version": FORMAT_VERSION,
+        }
+        return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:32]
+
+    def path_of(self, key: str) -> Path:
+        if not key or any(c in key for c in "/\\."):
+            raise ValueError(f"invalid cache key {key!r}")
+        return self.root / key[:2] / f"{key}{SUFFIX}"
+
+    # ------------------------------------------------------------------ read / write
+    def get(self, key: str) -> VisualTokens | None:
+        """The tokens stored under ``key``, or ``None`` on a miss (a damaged entry is deleted and misses)."""
+        if not self.enabled:
+            return None
+        path = self.path_of(key)
+        if not path.is_file():
+            return None
+        try:
+            from safetensors import safe_open
+
+            with safe_open(str(path), framework="pt") as f:
+                metadata = f.metadata() or {}
+                tensors = {name: f.get_tensor(name) for name in f.keys()}
+            if tensors_checksum(tensors) != metadata.get("checksum"):
+                raise ValueError("checksum mismatch")
+            return _from_tensors_and_header(tensors, json.loads(metadata["header"]))
+        except Exception as err:  # any damage (safetensors, json, shapes) means the entry cannot be trusted
+            log.warning("feature cache entry %s is damaged (%s: %s); deleting it, it will be rebuilt",
+                        path, type(err).__name__, err)
+            path.unlink(missing_ok=True)
+            return None
+
+    def put(self, key: str, tokens: VisualTokens) -> bool:
+        """Store ``tokens`` under ``key`` atomically. Returns False (with a warning) when the disk refuses."""
+        if not self.enabled:
+            return False
+        from safetensors.torch import save
+
+        path = self.path_of(key)
+        tensors, header = _to_tensors_and_header(tokens)
+        metadata = {
+            "header": json.dumps(header, sort_keys=True, default=str),
+            "checksum": tensors_checksum(tensors),
+        }
+        tmp_name = None
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            payload = save(tensors, metadata=metadata)
+            fd, tmp_name = tempfile.mkstemp(prefix=f".{key}.", suffix=".tmp", dir=path.parent)
+            with os.fdopen(fd, "wb") as f:
+                f.write(payload)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp_name, path)
+            tmp_name = None
+            return True
+        except OSError as err:
+            log.warning("could not write feature cache entry %s (%s); continuing without it", path, err)
+            return False
+        finally:
+            if tmp_name is not None:
+                Path(tmp_name).unlink(missing_ok=True)
+
+    # ------------------------------------------------------------------ housekeeping
+    def _entries(self) -> list[Path]:
+        return sorted(self.root.glob(f"*/*{SUFFIX}")) if self.root.is_dir() else []
+
+    def count(self) -> int:
+        """Number of stored entries."""
+        return len(self._entries())
+
+    def size(self) -> int:
+        """Bytes used by stored entries."""
+        return sum(p.stat().st_size for p in self._entries())
+
+    def clear(self) -> int:
+        """Delete every entry (and leftover temporary files); returns how many entries were deleted."""
+        entries = self._entries()
+        for p in entries:
+            p.unlink(missing_ok=True)
+        if self.root.is_dir():
+            for tmp in self.root.glob("*/.*.tmp"):
+                tmp.unlink(missing_ok=True)
+        return len(entries)
