@@ -184,6 +184,25 @@ def describe_error(err: BaseException) -> str:
     return " ".join(text.split()) or type(err).__name__
 
 
+def ask_video(pipeline: Any, video: str, queries: Sequence[Any]) -> list[Any] | str:
+    """The answers to ``queries`` about one video, or the one-line reason the video failed.
+
+    A problem of the video (missing, corrupt, no frames chosen: an error naming a file, or any other exception
+    while reading it) is returned so the run can go on; a pipeline that cannot run at all (a config or model
+    error naming no file) is raised, so it stops the run once instead of failing every item.
+    """
+    from mmlong.errors import ConfigError, ModelLoadError
+
+    try:
+        return pipeline.ask_many(video, queries)
+    except (ConfigError, ModelLoadError) as err:
+        if err.path is None:
+            raise
+        return describe_error(err)
+    except Exception as err:  # a damaged video must not stop the run
+        return describe_error(err)
+
+
 def model_tokens(record: dict[str, Any]) -> int:
     """Visual tokens the model saw for one answered record (its ``model`` stage's input)."""
     return sum(int(s.get("tokens_in", 0)) for s in record.get("stages", ()) if s.get("name") == "model")
@@ -231,7 +250,6 @@ def run_batch(entries: Sequence[BatchItem | BadLine], pipeline: Any, output: str
     video starts; ids with a final record are skipped.
     """
     from mmlong.config import save_yaml
-    from mmlong.errors import ConfigError, ModelLoadError
     from mmlong.jobs import ShardedJob, is_error
     from mmlong.progress import progress_bar
     from mmlong.types import Query
@@ -251,16 +269,11 @@ def run_batch(entries: Sequence[BatchItem | BadLine], pipeline: Any, output: str
                 if isinstance(group[0], BadLine):
                     records = [error_record(e, e.error) for e in group]
                 else:
-                    try:
-                        queries = [Query(e.question, e.options) for e in group]
-                        answers = pipeline.ask_many(group[0].path, queries)
+                    answers = ask_video(pipeline, group[0].path, [Query(e.question, e.options) for e in group])
+                    if isinstance(answers, str):
+                        records = [error_record(e, answers) for e in group]
+                    else:
                         records = [answer_record(e, a) for e, a in zip(group, answers)]
-                    except (ConfigError, ModelLoadError) as err:
-                        if err.path is None:  # the pipeline itself cannot run: stop, not one error per item
-                            raise
-                        records = [error_record(e, describe_error(err)) for e in group]
-                    except Exception as err:  # a bad video must not stop the batch
-                        records = [error_record(e, describe_error(err)) for e in group]
                 for record in records:
                     job.write(record)
                     if is_error(record):
