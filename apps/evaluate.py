@@ -111,19 +111,13 @@ def _spread(values: Sequence[int]) -> dict[str, float] | None:
 
 def _answer_group(benchmark: Any, pipeline: Any, group: Sequence[Any]) -> list[dict[str, Any]]:
     """The records of one video's questions: answers, or one error record each when the video fails."""
-    from mmlong.apps.batch import describe_error
-    from mmlong.errors import ConfigError, ModelLoadError
+    from mmlong.apps.batch import ask_video
 
     if group[0].missing:
         return [benchmark.error_record(item, group[0].missing) for item in group]
-    try:
-        answers = pipeline.ask_many(group[0].video, [item.query for item in group])
-    except (ConfigError, ModelLoadError) as err:
-        if getattr(err, "path", None) is None:  # the pipeline itself cannot run: stop, not one error per item
-            raise
-        return [benchmark.error_record(item, describe_error(err)) for item in group]
-    except Exception as err:  # a damaged video must not stop the run
-        return [benchmark.error_record(item, describe_error(err)) for item in group]
+    answers = ask_video(pipeline, group[0].video, [item.query for item in group])
+    if isinstance(answers, str):  # the video failed: its questions fail, the run goes on
+        return [benchmark.error_record(item, answers) for item in group]
     records = []
     for item, answer in zip(group, answers):
         record = benchmark.record(item, answer)

@@ -16,6 +16,8 @@ reported beside it and labelled as such.
 
 >>> parse_embedded_options("How many?\\n(A) 2\\n(B) 3")
 ('How many?', ('2', '3'))
+>>> parse_embedded_options("Which color?\\nA. red\\nB. blue\\nAnswer with the letter.")
+('Which color?', ('red', 'blue'))
 >>> canonical_task("findNeedle"), canonical_task("3_ego")
 ('needle', 'ego')
 """
@@ -35,7 +37,7 @@ from mmlong.types import Answer, Query
 #: the seven multiple-choice tasks of MLVU dev, in the official file order
 TASKS: tuple[str, ...] = ("plotQA", "needle", "ego", "count", "order", "anomaly_reco", "topic_reasoning")
 _ALIASES = {"findneedle": "needle", "plotqa": "plotQA", "anomaly_recognition": "anomaly_reco", "topic": "topic_reasoning"}
-_OPTION_LINE = re.compile(r"^\s*\(([A-Z])\)\s*(.*?)\s*$")
+_OPTION_LINE = re.compile(r"^\s*(?:\(([A-Z])\)|([A-Z])[.):])\s*(.*?)\s*$")
 _NUMBERED = re.compile(r"^\d+_")
 
 
@@ -49,14 +51,17 @@ def canonical_task(name: str) -> str:
 
 
 def parse_embedded_options(question: str) -> tuple[str, tuple[str, ...]]:
-    """Split an lmms-eval style question into the question text and its ``(A) ...`` options."""
+    """Split a question with embedded options (``(A) ...`` or ``A. ...`` lines, from A on) into text and options.
+
+    Lines after the options (an instruction such as "Answer with the option's letter") are dropped.
+    """
     lines = question.splitlines()
     stem: list[str] = []
     options: list[str] = []
     for line in lines:
         match = _OPTION_LINE.match(line)
-        if match and match.group(1) == chr(ord("A") + len(options)):
-            options.append(match.group(2))
+        if match and (match.group(1) or match.group(2)) == chr(ord("A") + len(options)):
+            options.append(match.group(3))
         elif not options and line.strip().lower() not in ("options:", "option:"):
             stem.append(line)
     text = "\n".join(stem).strip()
