@@ -92,7 +92,7 @@ class MakeConfig:
 
 
 # ---------------------------------------------------------------------------------------------- frames
-def _fit(image: np.ndarray, width: int, height: int) -> np.ndarray:
+def fit_frame(image: np.ndarray, width: int, height: int) -> np.ndarray:
     """Letterbox an RGB ``[H, W, 3]`` uint8 image into ``[height, width, 3]`` (aspect kept, black bars)."""
     from PIL import Image
 
@@ -186,7 +186,7 @@ def render_text(sentence: str, width: int, height: int) -> np.ndarray:
     return np.asarray(card)
 
 
-def _load_image(source: str) -> np.ndarray:
+def load_image(source: str) -> np.ndarray:
     path = Path(source).expanduser()
     if path.is_file():
         from PIL import Image, UnidentifiedImageError
@@ -199,7 +199,7 @@ def _load_image(source: str) -> np.ndarray:
 
     image = sample_image(source)
     if isinstance(image, (str, Path)):
-        return _load_image(str(image))
+        return load_image(str(image))
     image = np.asarray(image)
     return np.repeat(image[..., None], 3, axis=-1) if image.ndim == 2 else image
 
@@ -207,7 +207,7 @@ def _load_image(source: str) -> np.ndarray:
 def needle_frames(needle: Needle, count: int, width: int, height: int, fps: float, max_side: int) -> np.ndarray:
     """The needle as ``count`` frames ``[count, height, width, 3]``."""
     if needle.kind == "image":
-        frame = _fit(_load_image(needle.source), width, height)
+        frame = fit_frame(load_image(needle.source), width, height)
         return np.repeat(frame[None], count, axis=0)
     if needle.kind == "text":
         frame = render_text(f"The secret word is {needle.source}.", width, height)
@@ -216,7 +216,7 @@ def needle_frames(needle: Needle, count: int, width: int, height: int, fps: floa
     start = max(0, (len(clip) - count) // 2)
     clip = clip[start:start + count]
     clip = np.concatenate([clip] * (-(-count // len(clip))))[:count]
-    return np.stack([_fit(f, width, height) for f in clip])
+    return np.stack([fit_frame(f, width, height) for f in clip])
 
 
 # ---------------------------------------------------------------------------------------------- the set
@@ -265,7 +265,7 @@ def make_niavh(out_dir: str | Path, config: MakeConfig | None = None) -> dict[st
     clips = [_decode(h, cfg.fps, cfg.max_side) for h in cfg.haystacks]
     height, width = clips[0].shape[1:3]
     width, height = width - width % 2, height - height % 2
-    clips = [np.stack([_fit(f, width, height) for f in clip]) for clip in clips]
+    clips = [np.stack([fit_frame(f, width, height) for f in clip]) for clip in clips]
     rng = np.random.default_rng(cfg.seed)
     cache: dict[Needle, np.ndarray] = {}
     items = []
