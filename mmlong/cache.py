@@ -70,6 +70,24 @@ def video_fingerprint(path: str | os.PathLike[str], chunk_size: int = 64 * 1024)
     return h.hexdigest()
 
 
+def atomic_write(path: Path, payload: bytes) -> None:
+    """Write ``payload`` to ``path`` through a temporary file in the same folder and ``os.replace``.
+
+    Readers see the old file or the whole new one, never a part; on any error the temporary file is removed and
+    the error propagates (``OSError`` when the disk refuses).
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(payload)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp_name, path)
+    finally:
+        Path(tmp_name).unlink(missing_ok=True)
+
+
 def tensors_checksum(tensors: Mapping[str, torch.Tensor]) -> str:
     """sha256 over names, dtypes, shapes and bytes of ``tensors`` (in name order)."""
     h = hashlib.sha256()
@@ -190,24 +208,12 @@ class FeatureCache:
             "header": json.dumps(header, sort_keys=True, default=str),
             "checksum": tensors_checksum(tensors),
         }
-        tmp_name = None
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            payload = save(tensors, metadata=metadata)
-            fd, tmp_name = tempfile.mkstemp(prefix=f".{key}.", suffix=".tmp", dir=path.parent)
-            with os.fdopen(fd, "wb") as f:
-                f.write(payload)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp_name, path)
-            tmp_name = None
+            atomic_write(path, save(tensors, metadata=metadata))
             return True
         except OSError as err:
             log.warning("could not write feature cache entry %s (%s); continuing without it", path, err)
             return False
-        finally:
-            if tmp_name is not None:
-                Path(tmp_name).unlink(missing_ok=True)
 
     # ------------------------------------------------------------------ housekeeping
     def _entries(self) -> list[Path]:

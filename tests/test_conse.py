@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from mmlong.encoders.conse import ConSE, SentenceEmbedder, conse_embed, mean_pool, top_t_weights
+from mmlong.errors import ModelLoadError
+
+
+def test_top_t_weights_renormalise():
+    probs = torch.tensor([[0.1, 0.6, 0.2, 0.1], [0.25, 0.25, 0.25, 0.25]])
+    idx, w = top_t_weights(probs, 2)
+    assert idx[0].tolist() == [1, 2]
+    assert torch.allclose(w[0], torch.tensor([0.75, 0.25]))
+    assert torch.allclose(w.sum(-1), torch.ones(2))
+    assert top_t_weights(probs, 99)[0].shape == (2, 4)  # clipped to the number of classes
+
+
+def test_conse_embed_is_the_weighted_convex_combination():
+    emb = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])
+    probs = torch.tensor([[0.6, 0.3, 0.1]])
+    out = conse_embed(probs, emb, top_t=2)
+    expected = torch.tensor([[2.0, 1.0]]) / 5**0.5  # 0.6/0.9 e0 + 0.3/0.9 e1, normalised
+    assert torch.allclose(out, expected, atol=1e-6)
+    # with all three classes the third one pulls the first coordinate down
+    assert conse_embed(probs, emb, top_t=3)[0, 0] < out[0, 0]
+
+
+def test_mean_pool_ignores_padding():
+    hidden = torch.tensor([[[1.0, 1.0], [3.0, 3.0], [100.0, 100.0]]])
+    mask = torch.tensor([[1, 1, 0]])
+    assert mean_pool(hidden, mask).tolist() == [[2.0, 2.0]]
+
+
+@pytest.fixture(scope="module")
+def embedder():
+    return SentenceEmbedder()
+
+
+def test_minilm_embeds_meaning(embedder):
+    e = embedder.embed(["a cat", "a photo of an Egyptian cat", "a photo of an espresso", "a cup of coffee"])
+    assert e.shape == (4, 384)
+    assert torch.allclose(e.norm(dim=-1), torch.ones(4), atol=1e-5)
+    sim = e @ e.T
+    assert sim[0, 1] > sim[0, 2] + 0.2
+    assert sim[3, 2] > sim[3, 1] + 0.2
+    # padding in a batch does not change an embedding
+    assert torch.allclose(embedder.embed(["a cat"])[0], e[0], atol=1e-5)
+
+
+def test_conse_class_uses_names_and_template(embedder):
+    conse = ConSE(["tabby", "espresso", "missile"], embedder, top_t=1, template="a photo of a {}")
+    probs = torch.tensor([[0.9, 0.05, 0.05], [0.1, 0.1, 0.8]])
+    scores = conse.embed_text(["a cat", "a rocket"]) @ conse.embed_probabilities(probs).T
+    assert scores.argmax(-1).tolist() == [0, 1]
+    assert torch.allclose(conse.embed_probabilities(probs)[1], embedder.embed(["a photo of a missile"])[0], atol=1e-5)
+    with pytest.raises(ValueError, match="3 class names"):
+        conse.embed_probabilities(torch.ones(1, 4))
+
+
+def test_missing_text_model_dir_is_a_clear_error(tmp_path):
+    with pytest.raises(ModelLoadError, match="config.json"):
+        SentenceEmbedder(tmp_path)
