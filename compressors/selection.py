@@ -26,7 +26,8 @@ from mmlong.types import VisualTokens
 
 
 class QuerySelect(ReportingCompressor):
-    """``select[:N][,diversity=0.5]``: keep the N most relevant, temporally diverse frames (or fill the budget).
+    """``select[:N][,diversity=0.5]``: keep the N most relevant, temporally diverse frames; without N, as many
+    as fit ``ctx.budget``.
 
     The Step's ``extra`` carries ``frame_times``, ``scores``, ``selected`` (one entry per frame present) and
     ``scored_by`` (``query`` or ``novelty``).
@@ -53,8 +54,9 @@ class QuerySelect(ReportingCompressor):
         scored = frame_scores(tokens, ctx.query, ctx.encoder)
         rank = torch.searchsorted(scored.ids, tokens.frame_ids)
         costs = torch.bincount(rank, minlength=scored.ids.shape[0])
+        budget = ctx.budget if self.config.frames is None else None  # an explicit count wins, as in pool:S
         chosen = diverse_top(scored.scores, scored.times, self.config.frames, self.config.diversity,
-                             costs.tolist(), ctx.budget)
+                             costs.tolist(), budget)
         selected = torch.zeros(scored.ids.shape[0], dtype=torch.bool)
         selected[chosen] = True
         out = tokens.select(selected[rank])
