@@ -15,13 +15,13 @@ to the probability-weighted MiniLM embedding of the top class names, ``encode_te
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from mmlong.cache import file_sha256
 from mmlong.encoders.base import Encoder
 from mmlong.encoders.preprocess import encode_batched, prepare_pixels, resolve_device, resolve_dtype
 from mmlong.errors import ConfigError, ModelLoadError
@@ -67,15 +67,6 @@ def load_state_dict_file(path: Path) -> dict[str, torch.Tensor]:
     if not isinstance(state, dict):
         raise ModelLoadError("not a state dict (expected a mapping of tensor names to tensors)", str(path))
     return state
-
-
-def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a whole file, read in ``chunk``-byte pieces."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 class EfficientNetLite0(Encoder):

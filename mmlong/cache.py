@@ -70,6 +70,15 @@ def video_fingerprint(path: str | os.PathLike[str], chunk_size: int = 64 * 1024)
     return h.hexdigest()
 
 
+def file_sha256(path: str | os.PathLike[str], chunk_size: int = 1 << 20) -> str:
+    """Hex sha256 of a whole file (for weight files; videos use the cheaper :func:`video_fingerprint`)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk_size):
+            h.update(block)
+    return h.hexdigest()
+
+
 def atomic_write(path: Path, payload: bytes) -> None:
     """Write ``payload`` to ``path`` through a temporary file in the same folder and ``os.replace``.
 
