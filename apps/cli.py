@@ -20,6 +20,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "mmlong.apps.batch",  # batch
     "mmlong.apps.demo",  # demo
     "mmlong.apps.evaluate",  # eval
+    "mmlong.apps.video_commands",  # info, frames
+    "mmlong.apps.bench",  # bench decode, bench make-video, ...
 )
 
 EPILOG = """\

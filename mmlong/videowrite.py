@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import fractions
 import os
-from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import numpy as np
@@ -201,7 +200,3 @@ def parse_size(text: str) -> tuple[int, int]:
         raise ConfigError(f"size must be positive, got {text!r}")
     return width, height
 
-
-def video_suffix_ok(path: str | os.PathLike) -> bool:
-    """True when the extension names a container FFmpeg can write video into."""
-    return Path(path).suffix.lower() in {".mp4", ".mkv", ".mov", ".webm", ".avi"}
