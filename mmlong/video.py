@@ -131,11 +131,10 @@ class VideoSource:
         raise self._as_video_error(failure, names[-1])
 
     def _as_video_error(self, failure: DecoderFailure | None, name: str) -> Exception:
-        reason = str(failure)
-        if name == "decord" and decord_refuses(self.info) and not self.info.damage:
-            return UnsupportedCodecError(f"{reason}; use decoder 'pyav' or 'auto' (--decoder pyav)", self.info.path)
+        if failure is not None and failure.unsupported:
+            return UnsupportedCodecError(f"{failure}; use decoder 'pyav' or 'auto' (--decoder pyav)", self.info.path)
         hint = "; try --decoder pyav" if name == "decord" else "; the file is damaged, re-encode it"
-        return CorruptVideoError(f"{name}: {reason}{hint}", self.info.path)
+        return CorruptVideoError(f"{name}: {failure}{hint}", self.info.path)
 
     def _build_meta(self, decoder_name: str) -> VideoMeta:
         times = self._decoder.frame_times()

@@ -53,7 +53,14 @@ class ContainerInfo:
 
 
 class DecoderFailure(Exception):
-    """A decoder could not open or read this file; :mod:`mmlong.video` turns it into a VideoError or a fallback."""
+    """A decoder could not open or read this file; :mod:`mmlong.video` turns it into a VideoError or a fallback.
+
+    ``unsupported``: the file is fine but this decoder cannot handle it (another decoder can).
+    """
+
+    def __init__(self, reason: str, unsupported: bool = False) -> None:
+        super().__init__(reason)
+        self.unsupported = unsupported
 
 
 class Decoder:

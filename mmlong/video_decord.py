@@ -43,17 +43,29 @@ class DecordDecoder(Decoder):
     def open(self, info: ContainerInfo, size: tuple[int, int] | None) -> None:
         reason = decord_refuses(info)
         if reason:
-            raise DecoderFailure(reason)
+            raise DecoderFailure(reason, unsupported=not info.damage)
         try:
             import decord
         except ImportError as err:
-            raise DecoderFailure("decord is not installed (pip install decord)") from err
+            raise DecoderFailure("decord is not installed (pip install decord)", unsupported=True) from err
         width, height = size or (-1, -1)
         try:
             self._reader: Any = decord.VideoReader(info.path, ctx=decord.cpu(0), width=width, height=height,
                                                    num_threads=int(self.config.threads))
         except Exception as err:  # decord raises RuntimeError or its own DECORDError
             raise DecoderFailure(f"decord cannot open the file ({_last_line(err)})") from err
+        if size is not None:
+            self._check_resize(size)
+
+    def _check_resize(self, size: tuple[int, int]) -> None:
+        """decord's resize fails its own frame-copy check for some output widths; find out on frame 0."""
+        try:
+            shape = tuple(self._reader.get_batch([0]).shape)
+        except Exception as err:
+            shape = (_last_line(err),)
+        if shape != (1, size[1], size[0], 3):
+            raise DecoderFailure(f"decord cannot resize this video to {size[0]}x{size[1]} (got {shape[1:] or shape}); "
+                                 "pick another size", unsupported=True)
 
     def frame_times(self) -> np.ndarray:
         count = len(self._reader)

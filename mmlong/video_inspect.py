@@ -101,8 +101,13 @@ def _inspect(container: Any, path: str, file_size: int) -> ContainerInfo:
         duration = float(stream.duration * stream.time_base)
     elif container.duration:
         duration = container.duration / 1_000_000
-    rotation = _first_frame_rotation(container, stream, path, codec_name)
     damage, readable = _mp4_truncation(container, stream, fmt, file_size)
+    try:
+        rotation = _first_frame_rotation(container, stream, path, codec_name)
+    except CorruptVideoError as err:
+        if damage:
+            raise CorruptVideoError(f"{damage}, and none of them decodes; re-download or re-encode it", path) from err
+        raise
     return ContainerInfo(
         path=path,
         codec=codec_name,

