@@ -168,3 +168,10 @@ def test_default_root_follows_env(tmp_path, monkeypatch):
 def test_bad_keys_are_refused(tmp_path):
     with pytest.raises(ValueError):
         FeatureCache(tmp_path).path_of("../etc")
+
+
+def test_docstring_examples():
+    import doctest
+
+    result = doctest.testmod(cache_module)
+    assert result.attempted > 0 and result.failed == 0

@@ -61,3 +61,33 @@ def test_conse_class_uses_names_and_template(embedder):
 def test_missing_text_model_dir_is_a_clear_error(tmp_path):
     with pytest.raises(ModelLoadError, match="config.json"):
         SentenceEmbedder(tmp_path)
+
+
+@pytest.mark.parametrize("module", ["mmlong.encoders.conse", "mmlong.encoders.preprocess", "mmlong.imagenet"])
+def test_docstring_examples(module):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(module))
+    assert result.attempted > 0 and result.failed == 0
+
+
+def test_prepare_pixels_modes_and_errors():
+    from mmlong.encoders.preprocess import prepare_pixels, resolve_device, resolve_dtype
+    from mmlong.errors import ConfigError
+
+    frame = torch.zeros(1, 20, 40, 3, dtype=torch.uint8)
+    frame[:, :, 10:30] = 255  # white centre square, black side bands
+    squash = prepare_pixels(frame, (8, 8), (0.0,) * 3, (1.0,) * 3, resize="squash")
+    crop = prepare_pixels(frame, (8, 8), (0.0,) * 3, (1.0,) * 3, resize="center-crop")
+    assert float(crop.min()) > 0.999  # the centred square is all white
+    assert float(squash[0, 0, :, 0].max()) < 0.05  # squashing keeps the black band at the left edge
+    with pytest.raises(ConfigError, match="resize"):
+        prepare_pixels(frame, (8, 8), (0.0,) * 3, (1.0,) * 3, resize="stretch")
+    assert resolve_dtype("bf16") == torch.bfloat16
+    with pytest.raises(ConfigError, match="float32"):
+        resolve_dtype("float8")
+    assert resolve_device("cpu").type == "cpu"
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="CUDA is not available"):
+            resolve_device("cuda")
