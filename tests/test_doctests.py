@@ -7,7 +7,8 @@ import importlib
 
 import pytest
 
-MODULES = ["mmlong.types", "mmlong.spec", "mmlong.registry", "mmlong.config"]
+MODULES = ["mmlong.types", "mmlong.spec", "mmlong.registry", "mmlong.config",
+           "mmlong.sampling", "mmlong.video_base", "mmlong.videowrite", "mmlong.contact_sheet"]
 
 
 @pytest.mark.parametrize("name", MODULES)
