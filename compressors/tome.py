@@ -32,49 +32,53 @@ from mmlong.types import VisualTokens
 
 # ---------------------------------------------------------------------- pure functions
 def bipartite_soft_matching(features: torch.Tensor, r: int) -> torch.Tensor:
-    """One round of ToMe matching on ``features [N, D]``; returns int64 ``[N]``: the token each one merges into
-    (itself when it stays). Set A = even positions, B = odd positions; at most ``min(r, |A|)`` A tokens move.
+    """One round of ToMe matching on ``features [..., N, D]`` (one optional batch dim); returns int64 ``[..., N]``:
+    the index (within its row) of the token each one merges into, itself when it stays. Set A = even positions,
+    B = odd positions; ``min(r, |A|)`` A tokens of every row move into their best B match.
     """
-    n = features.shape[0]
-    groups = torch.arange(n)
-    a_idx, b_idx = groups[0::2], groups[1::2]
+    single = features.ndim == 2
+    x = features.unsqueeze(0) if single else features
+    rows, n, _ = x.shape
+    groups = torch.arange(n).repeat(rows, 1)
+    a_idx, b_idx = torch.arange(0, n, 2), torch.arange(1, n, 2)
     r = min(int(r), a_idx.shape[0])
-    if r <= 0 or b_idx.shape[0] == 0:
-        return groups
-    metric = F.normalize(features.float(), dim=-1)
-    scores = metric[a_idx] @ metric[b_idx].T  # [Na, Nb]
-    best, best_b = scores.max(dim=-1)
-    src = torch.argsort(best, descending=True, stable=True)[:r]
-    groups[a_idx[src]] = b_idx[best_b[src]]
-    return groups
+    if r > 0 and b_idx.shape[0] > 0:
+        metric = F.normalize(x.float(), dim=-1)
+        scores = metric[:, a_idx] @ metric[:, b_idx].transpose(1, 2)  # [B, Na, Nb]
+        best, best_b = scores.max(dim=-1)  # [B, Na]
+        src = torch.argsort(best, dim=-1, descending=True, stable=True)[:, :r]  # [B, r]
+        groups.scatter_(1, a_idx[src], b_idx[best_b.gather(1, src)])
+    return groups[0] if single else groups
 
 
 def merge_to_count(features: torch.Tensor, sizes: torch.Tensor, keep: int) -> torch.Tensor:
-    """Repeated bipartite matching until ``keep`` tokens remain.
+    """Repeated bipartite matching until ``keep`` tokens remain in every row.
 
-    features ``[N, D]``, sizes ``[N]``; returns int64 ``[N]``: for each token, the index of the token that
-    represents its group. Later rounds match the size-weighted means of the groups formed so far.
+    features ``[..., N, D]``, sizes ``[..., N]`` (one optional batch dim); returns int64 ``[..., N]``: for each
+    token, the index of the original token that represents its group. Later rounds match the size-weighted
+    means of the groups formed so far.
     """
-    n = features.shape[0]
+    single = features.ndim == 2
+    feats = (features.unsqueeze(0) if single else features).double()
+    weight = (sizes.unsqueeze(0) if single else sizes).double()
+    rows, n, dim = feats.shape
     keep = max(1, min(int(keep), n))
-    owner = torch.arange(n)  # representative (original index) of each original token
-    reps = torch.arange(n)  # original index of each current token
-    feats, weight = features.double(), sizes.double()
-    while reps.shape[0] > keep:
-        target = bipartite_soft_matching(feats, reps.shape[0] - keep)
-        if bool((target == torch.arange(reps.shape[0])).all()):
-            break
-        uniq, inverse = torch.unique(target, return_inverse=True)
-        sums = torch.zeros(uniq.shape[0], feats.shape[1], dtype=torch.float64).index_add_(
-            0, inverse, feats * weight.unsqueeze(1))
-        weight = torch.zeros(uniq.shape[0], dtype=torch.float64).index_add_(0, inverse, weight)
-        feats = sums / weight.clamp_min(1e-12).unsqueeze(1)
-        new_reps = reps[uniq]
-        lookup = torch.full((n,), -1, dtype=torch.long)
-        lookup[reps] = new_reps[inverse]  # old representative -> new representative
-        owner = lookup[owner]
-        reps = new_reps
-    return owner
+    reps = torch.arange(n).repeat(rows, 1)  # original index of each current token
+    owner = torch.arange(n).repeat(rows, 1)  # current position of each original token's group
+    while reps.shape[1] > keep:
+        c = reps.shape[1]
+        target = bipartite_soft_matching(feats, c - keep)  # [B, c]
+        stays = target == torch.arange(c)
+        left = int(stays[0].sum())
+        sums = torch.zeros_like(feats).scatter_add_(1, target.unsqueeze(-1).expand(-1, -1, dim),
+                                                   feats * weight.unsqueeze(-1))
+        weight = torch.zeros_like(weight).scatter_add_(1, target, weight)[stays].view(rows, left)
+        feats = sums[stays].view(rows, left, dim) / weight.clamp_min(1e-12).unsqueeze(-1)
+        new_position = (torch.cumsum(stays.long(), dim=1) - 1).gather(1, target)  # [B, c]
+        owner = new_position.gather(1, owner)
+        reps = reps[stays].view(rows, left)
+    groups = reps.gather(1, owner)
+    return groups[0] if single else groups
 
 
 def temporal_merge_groups(
@@ -144,11 +148,17 @@ class ToMe(ReportingCompressor):
         else:
             keep = torch.clamp(torch.round(counts * (1.0 - float(self.config.ratio))), min=1).long()
         groups = torch.arange(tokens.num_tokens)
-        for k in range(ids.shape[0]):
-            idx = torch.nonzero(rank == k).flatten()
-            if int(keep[k]) < idx.shape[0]:
-                local = merge_to_count(tokens.features[idx], tokens.sizes[idx], int(keep[k]))
-                groups[idx] = idx[local]
+        order = torch.argsort(rank, stable=True)  # token indices frame by frame
+        starts = torch.cumsum(counts, 0) - counts
+        # frames with the same token count and target are matched together as one batch, as in ToMe
+        buckets = torch.unique(torch.stack([counts, keep], dim=1), dim=0)
+        for count, target in buckets.tolist():
+            if target >= count:
+                continue
+            frames = torch.nonzero((counts == count) & (keep == target)).flatten()
+            idx = order[starts[frames].unsqueeze(1) + torch.arange(count)]  # [B, count]
+            local = merge_to_count(tokens.features[idx], tokens.sizes[idx], target)
+            groups[idx] = idx.gather(1, local)
         return report(tokens.merge(groups), {"kept_per_frame": [int(v) for v in keep]})
 
 

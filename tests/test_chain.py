@@ -84,3 +84,15 @@ def test_bad_specs_say_what_to_fix(spec, message):
     with pytest.raises(ConfigError, match=message) as err:
         Chain.from_spec(spec)
     assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("module", [
+    "mmlong.compressors.frame_scoring", "mmlong.compressors.reporting", "mmlong.compressors.pooling",
+    "mmlong.compressors.tome", "mmlong.compressors.scenetiling", "mmlong.compressors.stream_memory",
+])
+def test_docstring_examples_run(module):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
