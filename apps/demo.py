@@ -68,7 +68,7 @@ class DemoSettings:
 
 @dataclass
 class DemoResult:
-    """What one question produces, in the page's terms."""
+    """What one question produces, in the page's terms (plus the Answer and TimelineData behind them)."""
 
     status: str
     ok: bool
@@ -79,6 +79,7 @@ class DemoResult:
     keyframes_png: str | None = None
     stage_rows: list[list[str]] = field(default_factory=list)
     answer: Any = None
+    timeline: Any = None
 
     @staticmethod
     def failure(message: str) -> "DemoResult":
@@ -257,6 +258,7 @@ class DemoApp:
             keyframes_png=None if keyframes is None else str(keyframes),
             stage_rows=[list(row) for row in stage_rows(answer.stages)],
             answer=answer,
+            timeline=data,
         )
 
 

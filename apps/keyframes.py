@@ -68,11 +68,15 @@ def keyframe_strip(
     """Decode ``frame_indices`` of ``video`` and save them as one labelled row (``times`` in seconds) at ``path``."""
     import torch
 
+    from mmlong.apps.render import format_seconds
     from mmlong.contact_sheet import contact_sheet
     from mmlong.video import open_video
 
     side = THUMBNAIL_SIDE if max_side is None else min(int(max_side), THUMBNAIL_SIDE)
     with open_video(str(video), decoder=decoder, max_side=side) as source:
         frames = source.read(torch.tensor(list(frame_indices), dtype=torch.long))
-    labels = torch.tensor([float(t) for t in times], dtype=torch.float64)
-    return contact_sheet(frames.data, labels, path, columns=max(1, len(frame_indices)))
+    sheet = contact_sheet(frames.data, [format_seconds(t) for t in times], columns=max(1, len(frame_indices)))
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(out, format="PNG")
+    return out

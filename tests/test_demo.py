@@ -16,7 +16,6 @@ from mmlong.apps.demo import (
     DemoApp,
     DemoSettings,
     build_blocks,
-    evidence_timeline,
     is_loopback,
     launch_options,
     readable_error,
@@ -146,3 +145,74 @@ def test_launched_page_serves_no_file_outside_uploads_and_outputs(tmp_path):
             assert refused.value.code in (403, 404)
     finally:
         blocks.close()
+
+
+# ---------------------------------------------------------------------- the handler on real footage
+@pytest.fixture(scope="module")
+def bunny():
+    from mmlong.samples import sample_video
+
+    return sample_video("bigbuckbunny")
+
+
+@pytest.fixture(scope="module")
+def demo_app(tmp_path_factory):
+    """One app (so one loaded pipeline) for the module's end-to-end questions."""
+    out = tmp_path_factory.mktemp("demo")
+    return DemoApp(demo_args("--cache-dir", str(out / "cache")), out / "app")
+
+
+def test_handler_answers_a_real_sample_with_evidence_figures(demo_app, bunny):
+    options = ["a rabbit", "a guitar", "a sailboat", "a fire truck"]
+    result = demo_app.ask(bunny, "What animal appears in the video?", "\n".join(options) + "\n\n")
+    assert result.ok, result.status
+    answer = result.answer
+    assert answer.option in options and result.option == f"({answer.letter}) {answer.option}"
+    assert result.answer_text == answer.text
+    duration = answer.details["video"]["duration"]
+    assert 5.0 < duration < 5.6
+    assert answer.evidence and all(0.0 <= t <= duration for t in answer.evidence)
+    assert Image.open(result.timeline_png).size == (TIMELINE_WIDTH_PX, TIMELINE_HEIGHT_PX)
+    strip = Image.open(result.keyframes_png)
+    assert strip.width > 2 * strip.height  # one row of labelled frames
+    names = [row[0] for row in result.stage_rows]
+    assert names[0] == "sample" and "model" in names and ("encode" in names or "cache" in names)
+    assert all(len(row) == 6 for row in result.stage_rows)
+    assert result.status.startswith("Answered in")
+    assert len(result.timeline.model_times) == len(result.timeline.frame_times) == 6  # fps:1, no compressor
+
+
+def test_settings_build_one_pipeline_each_and_the_stage_table_shows_the_compressors(demo_app, bunny):
+    first = demo_app.slot.get(DemoSettings())
+    assert demo_app.slot.get(DemoSettings()) is first  # same settings: the loaded pipeline is reused
+    settings = DemoSettings.from_fields(None, "uniform:8", "select:3,pool:2", None, None)
+    result = demo_app.ask(bunny, "a rabbit", "a rabbit\na guitar", settings)
+    assert result.ok, result.status
+    assert demo_app.slot.get(settings) is not first
+    rows = {row[0]: row for row in result.stage_rows}
+    assert int(rows["select"][1]) == 8 * 49 and int(rows["select"][2]) == 3 * 49  # 3 of 8 frames kept
+    assert int(rows["pool"][1]) == 3 * 49 and int(rows["pool"][2]) == 3 * 16       # 7x7 -> 4x4 per frame
+    data = result.timeline
+    assert len(data.frame_times) == 8 and len(data.relevance) == 8
+    assert len(data.model_times) == 3 and set(data.model_times) <= set(data.frame_times)
+    assert "select" in data.source  # the curve is the selection's own recorded relevance
+    assert data.scenes and data.scenes[0][0] == 0.0 and data.scenes[-1][1] >= data.frame_times[-1]
+
+
+def test_bad_uploads_give_a_one_line_reason(tmp_path, demo_app):
+    from mmlong.videowrite import write_audio_only
+
+    text = tmp_path / "notes.mp4"
+    text.write_text("these are my notes, not a video\n" * 20)
+    audio = write_audio_only(tmp_path / "song.m4a", seconds=1.0)
+    for path, name in ((text, "notes.mp4"), (audio, "song.m4a")):
+        result = demo_app.ask(str(path), "What happens?", "")
+        assert not result.ok
+        assert f"{name}: " in result.status and "Traceback" not in result.status
+        assert "\n" not in result.status and str(tmp_path) not in result.status
+
+
+def test_videos_over_the_duration_limit_are_refused(tmp_path, bunny):
+    app = DemoApp(demo_args("--max-duration", "2", "--cache-dir", str(tmp_path / "cache")), tmp_path / "app")
+    result = app.ask(bunny, "What animal appears?", "a rabbit\na cat")
+    assert not result.ok and "bigbuckbunny.mp4: " in result.status and "limit of 2 s" in result.status
