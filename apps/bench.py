@@ -11,6 +11,7 @@ import importlib
 
 BENCH_MODULES: tuple[str, ...] = (
     "mmlong.apps.bench_decode",  # decode, make-video
+    "mmlong.apps.bench_prefill",  # prefill
     "mmlong.apps.bench_compress",  # compress
 )
 

@@ -140,3 +140,20 @@ def test_configs_and_errors():
         FastV(FastV.Config(k=4)).schedule(4)
     with pytest.raises(ConfigError, match="runs inside the language model"):
         FastV()(None)  # type: ignore[arg-type]
+
+
+def test_bench_prefill_json_reports_both_runs(capsys):
+    from mmlong.apps.cli import main
+
+    assert main(["bench", "prefill", "--size", "tiny", "--frames", "8", "--resolution", "112",
+                 "--compress", "pyramiddrop", "--json", "--threads", "1"]) == 0
+    import json
+
+    record = json.loads(capsys.readouterr().out)
+    # 8 frames at 112 px: 4 temporal patches x 4 x 4 merged tokens, 60 text tokens, 4 layers (boundaries 1, 2, 3)
+    assert record["baseline_tokens"] == 124 and record["baseline_visual_tokens"] == 64
+    assert record["layer_lengths"] == [124, 92, 76, 68]
+    assert record["compressed_tokens"] == round(sum(record["layer_lengths"]) / 4)
+    assert record["baseline_ms"] > 0 and record["compressed_ms"] > 0
+    assert record["speedup"] == round(record["baseline_ms"] / record["compressed_ms"], 2)
+    assert record["flops_ratio"] > 1.0 and record["compressed_kv_cache_mb"] < record["baseline_kv_cache_mb"]
