@@ -115,7 +115,13 @@ class Pipeline:
             else:
                 from mmlong.registry import ENCODERS, RegistryError
 
-                options = {"device": cfg.device, "dtype": cfg.dtype, **cfg.encoder_options}
+                options = {
+                    "device": cfg.device,
+                    "dtype": cfg.dtype,
+                    "trust_remote_code": cfg.trust_remote_code,
+                    "allow_pickle": cfg.allow_pickle,
+                    **cfg.encoder_options,
+                }
                 try:
                     cls = ENCODERS.resolve(cfg.encoder)
                     fields = {f.name for f in dataclasses.fields(cls.Config)}

@@ -37,7 +37,7 @@ def test_no_bare_top_level_names_after_import():
 def test_no_source_file_imports_bare_names():
     offenders = []
     for path in ROOT.glob("*/**/*.py"):
-        if ".venv" in path.parts:
+        if any(part.startswith(".") for part in path.relative_to(ROOT).parts):
             continue
         for line in path.read_text().splitlines():
             stripped = line.strip()
