@@ -136,7 +136,9 @@ def diverse_top(
     return torch.tensor(sorted(chosen), dtype=torch.long)
 
 
-def scan_video(source: Any, encoder: Any, scan_fps: float, max_frames: int, batch_size: int = 16) -> tuple[Any, torch.Tensor]:
+def scan_video(
+    source: Any, encoder: Any, scan_fps: float, max_frames: int, batch_size: int = 16
+) -> tuple[Any, torch.Tensor]:
     """Cheap pass over a video for smart samplers: ``scan_fps`` frames a second (at most ``max_frames``,
     spread uniformly beyond that), decoded and encoded ``batch_size`` at a time so memory stays bounded.
 

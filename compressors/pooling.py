@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -127,7 +128,7 @@ def _first_members(groups: torch.Tensor) -> list[int]:
     return sorted(int(i) for i in first)
 
 
-def smallest_factor(count_for, limit: int, budget: int) -> tuple[int, bool]:
+def smallest_factor(count_for: Callable[[int], int], limit: int, budget: int) -> tuple[int, bool]:
     """The smallest factor in ``1..limit`` with ``count_for(factor) <= budget``; ``(limit, False)`` if none."""
     for factor in range(1, max(1, limit) + 1):
         if count_for(factor) <= budget:
