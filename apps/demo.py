@@ -40,6 +40,8 @@ examples:
 STAGE_HEADERS = ["stage", "tokens in", "tokens out", "ms", "peak MiB", "notes"]
 KEYFRAME_LIMIT = 8
 KEPT_REQUESTS = 16
+#: the pipeline's own stages before the compressors (see mmlong.pipeline)
+INPUT_STAGES = ("sample", "cache", "decode", "encode")
 
 
 @dataclass(frozen=True)
@@ -256,7 +258,7 @@ class DemoApp:
             evidence=", ".join(format_seconds(t) for t in answer.evidence) or "(none)",
             timeline_png=str(timeline),
             keyframes_png=None if keyframes is None else str(keyframes),
-            stage_rows=[list(row) for row in stage_rows(answer.stages)],
+            stage_rows=[list(row) for row in stage_rows(input_stages_first(encoded, answer.stages))],
             answer=answer,
             timeline=data,
         )
@@ -310,6 +312,15 @@ def evidence_timeline(encoder: Any, encoded: Any, final: Any, answer: Any, query
     )
 
 
+def input_stages_first(encoded: Any, answer_stages: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The stage table of one question: how its frames were sampled, decoded and encoded (the first encoding,
+    not the feature-cache hit the answer then got), followed by the compressors and the model."""
+    from mmlong.types import steps_to_dicts
+
+    rest = [s for s in answer_stages if s.get("name") not in INPUT_STAGES]
+    return steps_to_dicts(encoded.provenance) + rest
+
+
 def _model_frame_times(final: Any) -> list[float]:
     """Times of the frames whose tokens reached the model, sorted."""
     if final.frame_times is not None:
@@ -360,7 +371,7 @@ def build_blocks(app: DemoApp, concurrency: int = 1) -> Any:
                     sampler = gr.Textbox(label="Sampler", placeholder=defaults["sample"], elem_id="sampler")
                     compress = gr.Textbox(label="Compressor chain", placeholder=defaults["compress"],
                                           elem_id="compress")
-                    budget = gr.Number(label="Token budget (empty: none)", value=None, precision=0,
+                    budget = gr.Number(label="Token budget (0: none)", value=0, precision=0, minimum=0,
                                        elem_id="budget")
                     model = gr.Textbox(label="Model (name or local checkpoint directory)",
                                        placeholder=defaults["model"], elem_id="model")
@@ -371,9 +382,10 @@ def build_blocks(app: DemoApp, concurrency: int = 1) -> Any:
                     option = gr.Textbox(label="Chosen option", interactive=False, elem_id="option")
                     evidence = gr.Textbox(label="Evidence times", interactive=False, elem_id="evidence")
                 timeline = gr.Image(label="Timeline: relevance to the question, scenes, frames the model saw",
-                                    type="filepath", interactive=False, elem_id="timeline")
+                                    type="filepath", interactive=False, elem_id="timeline", height=300,
+                                    buttons=["download"])
                 keyframes = gr.Image(label="Keyframes the model saw", type="filepath", interactive=False,
-                                     elem_id="keyframes")
+                                     elem_id="keyframes", height=150, buttons=["download"])
                 stages = gr.Dataframe(headers=STAGE_HEADERS, label="What each stage did", interactive=False,
                                       elem_id="stages")
 

@@ -176,7 +176,7 @@ def test_handler_answers_a_real_sample_with_evidence_figures(demo_app, bunny):
     strip = Image.open(result.keyframes_png)
     assert strip.width > 2 * strip.height  # one row of labelled frames
     names = [row[0] for row in result.stage_rows]
-    assert names[0] == "sample" and "model" in names and ("encode" in names or "cache" in names)
+    assert names[:4] == ["sample", "cache", "decode", "encode"] and "model" in names  # the first, uncached pass
     assert all(len(row) == 6 for row in result.stage_rows)
     assert result.status.startswith("Answered in")
     assert len(result.timeline.model_times) == len(result.timeline.frame_times) == 6  # fps:1, no compressor
@@ -216,3 +216,15 @@ def test_videos_over_the_duration_limit_are_refused(tmp_path, bunny):
     app = DemoApp(demo_args("--max-duration", "2", "--cache-dir", str(tmp_path / "cache")), tmp_path / "app")
     result = app.ask(bunny, "What animal appears?", "a rabbit\na cat")
     assert not result.ok and "bigbuckbunny.mp4: " in result.status and "limit of 2 s" in result.status
+
+
+def test_sample_clips_are_copied_into_the_demos_own_directory(tmp_path, bunny):
+    from mmlong.errors import VideoNotFoundError
+
+    app = DemoApp(demo_args(), tmp_path / "app")
+    assert "bigbuckbunny" in app.sample_choices()
+    copy = app.load_sample("bigbuckbunny")
+    assert copy.startswith(str(tmp_path / "app")) and open(copy, "rb").read() == open(bunny, "rb").read()
+    assert app.load_sample("bigbuckbunny") == copy and app.load_sample(None) is None
+    with pytest.raises(VideoNotFoundError, match="unknown sample"):
+        app.load_sample("../../etc/passwd")
