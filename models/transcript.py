@@ -9,9 +9,9 @@ likely classes::
 
 Tokens are grouped by time span: by scene segment where a segmentation ran (``tokens.segments != -1``), else by
 frame. Each group's size-weighted mean feature goes through the classifier (for a CNN whose head pools its
-feature grid, the mean of a frame's tokens is exactly the pooled feature). Consecutive lines naming the same set
-of classes merge into one span. Any compressed token set works: only features, frame ids, timestamps, sizes and
-segments are read.
+feature grid, the mean of a frame's tokens is exactly the pooled feature). Consecutive lines naming the same most
+likely class and the same set of classes merge into one span. Any compressed token set works: only features,
+frame ids, timestamps, sizes and segments are read.
 
 >>> format_time(42.9), format_time(3725)
 ('00:42', '1:02:05')
@@ -74,6 +74,11 @@ class TranscriptLine:
     @property
     def names(self) -> frozenset[str]:
         return frozenset(name for name, _ in self.labels)
+
+    @property
+    def says(self) -> tuple[str, frozenset[str]]:
+        """What the line says, for merging: its most likely class and the set of classes it names."""
+        return self.labels[0][0], self.names
 
     def text(self) -> str:
         said = ", ".join(f"{name} {prob:.2f}" for name, prob in self.labels)
@@ -176,9 +181,9 @@ def _labels(probs: torch.Tensor, names: Sequence[str], top_k: int, min_prob: flo
 
 
 def _lines(spans: _Spans, probs: torch.Tensor, names: Sequence[str], top_k: int, min_prob: float) -> list[TranscriptLine]:
-    """One line per span, then consecutive lines with the same class set merged.
+    """One line per span, then consecutive lines that say the same (same top class, same class set) merged.
 
-    A merged line keeps the shared class set, with probabilities averaged by token weight.
+    A merged line keeps the shared classes, with probabilities averaged by token weight.
     """
     column = {name: i for i, name in enumerate(names)}
     lines: list[TranscriptLine] = []
@@ -187,7 +192,7 @@ def _lines(spans: _Spans, probs: torch.Tensor, names: Sequence[str], top_k: int,
         p = probs[i].to(torch.float64)
         line = TranscriptLine(float(spans.start[i]), float(spans.end[i]), _labels(p, names, top_k, min_prob),
                               spans.features[i], float(spans.weights[i]), 1)
-        if not lines or lines[-1].names != line.names:
+        if not lines or lines[-1].says != line.says:
             lines.append(line)
             merged_probs.append(p)
             continue
