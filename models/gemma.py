@@ -40,21 +40,16 @@ CACHE_NAME = "gemma3-270m"
 CACHE_FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json")
 
 
-def cache_root(cache_dir: str | os.PathLike[str] | None = None) -> Path:
-    """The mmlong cache root: ``cache_dir`` if given, else ``$MMLONG_CACHE_DIR``, else the user cache dir."""
-    if cache_dir is not None:
-        return Path(cache_dir).expanduser()
-    env = os.environ.get("MMLONG_CACHE_DIR")
-    if env:
-        return Path(env).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("mmlong"))
-
-
 def gemma_cache_path(cache_dir: str | os.PathLike[str] | None = None) -> Path:
-    """Where the converted Gemma 3 270M lives: ``<cache root>/models/gemma3-270m``."""
-    return cache_root(cache_dir) / "models" / CACHE_NAME
+    """Where the converted Gemma 3 270M lives: ``<cache root>/models/gemma3-270m``.
+
+    The root is ``cache_dir`` when given, else :func:`mmlong.cache.cache_root` (``$MMLONG_CACHE_DIR`` or the user
+    cache dir).
+    """
+    from mmlong.cache import cache_root
+
+    root = Path(cache_dir).expanduser() if cache_dir is not None else cache_root()
+    return root / "models" / CACHE_NAME
 
 
 def is_complete_cache(path: Path) -> bool:
