@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -90,3 +95,152 @@ def test_resume_with_settings_that_change_answers_is_refused(tmp_path):
     with pytest.raises(ConfigError, match=r"answers.jsonl: was written with another pipeline "
                                           r"\(sample: 'uniform:4' -> 'uniform:8'\)"):
         check_resume_config(resolve_config(preset="offline", sample="uniform:8"), out)
+
+
+# ---------------------------------------------------------------------------------------------- end to end
+#
+# The real offline pipeline (EfficientNet-Lite0 + Gemma 3 270M) with cheap settings: four frames per video.
+
+
+PIPELINE_FLAGS = ["--sample", "uniform:4", "--max-side", "96"]
+GOOD_IDS = ["r1", "g1", "r2", "g2"]
+
+
+def write_clip(path: Path, color: tuple[int, int, int], seed: int) -> Path:
+    """A 2-second 128x96 clip of one colour with noise."""
+    import numpy as np
+
+    from tests.media import make_test_video
+
+    rng = np.random.default_rng(seed)
+    base = np.array(color, dtype=np.int16)
+    frames = [np.clip(base + rng.integers(-30, 30, (96, 128, 3)), 0, 255).astype(np.uint8) for _ in range(48)]
+    return Path(make_test_video(path, frames=frames, fps=24))
+
+
+def write_questions(folder: Path) -> Path:
+    """Two real clips, a corrupt file, and a questions file mixing good items with every kind of bad one."""
+    write_clip(folder / "red.mp4", (200, 40, 40), seed=1)
+    write_clip(folder / "green.mp4", (40, 190, 60), seed=2)
+    (folder / "corrupt.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 12)
+    colors = ["red", "green", "blue"]
+    return write_lines(folder / "questions.jsonl", [
+        '{"id": "broken", "video": "red.mp4", "question": ',
+        {"id": "r1", "video": "red.mp4", "question": "What colour fills the screen?", "options": colors},
+        {"id": "g1", "video": "green.mp4", "question": "What colour fills the screen?", "options": colors},
+        {"id": "gone", "video": "missing.mp4", "question": "What happens?", "options": ["a", "b"]},
+        {"id": "r2", "video": "red.mp4", "question": "What is shown?", "options": ["a tomato", "a sailboat"]},
+        {"id": "bad", "video": "corrupt.mp4", "question": "What happens?"},
+        {"id": "noq", "video": "red.mp4"},
+        {"id": "g2", "video": "green.mp4", "question": "What is shown?", "options": ["a lawn", "a fire truck"]},
+    ])
+
+
+def offline_pipeline(cache_dir: Path):
+    """The real offline pipeline with cheap settings (the same as PIPELINE_FLAGS)."""
+    from mmlong.pipeline import Pipeline
+
+    return Pipeline(resolve_config(preset="offline", sample="uniform:4", max_side=96, cache_dir=str(cache_dir)))
+
+
+def comparable(record: dict) -> dict:
+    """A record without what depends on timing or on the feature cache's state."""
+    out = dict(record)
+    out["stages"] = [(s["name"], s["tokens_in"], s["tokens_out"]) for s in record.get("stages", ())
+                     if s["name"] not in ("cache", "decode", "encode")]
+    if "details" in out:
+        out["details"] = {k: v for k, v in out["details"].items() if k != "video"}
+    return out
+
+
+@pytest.fixture(scope="module")
+def batch_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("batch")
+    write_questions(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def reference(batch_dir, tmp_path_factory):
+    """An uninterrupted in-process run: (summary, records)."""
+    from mmlong.apps.batch import run_batch
+
+    out = batch_dir / "reference.jsonl"
+    pipeline = offline_pipeline(tmp_path_factory.mktemp("features"))
+    summary = run_batch(read_questions(batch_dir / "questions.jsonl"), pipeline, out, progress=False)
+    return summary, [json.loads(line) for line in out.read_text().splitlines()]
+
+
+@pytest.mark.slow
+def test_batch_answers_good_items_and_records_every_bad_one(batch_dir, reference):
+    summary, records = reference
+    assert [r["id"] for r in records] == ["line-1", "r1", "g1", "gone", "r2", "bad", "noq", "g2"]
+    by_id = {r["id"]: r for r in records}
+    questions = {e.id: e for e in read_questions(batch_dir / "questions.jsonl") if isinstance(e, BatchItem)}
+    for item_id in GOOD_IDS:
+        record = by_id[item_id]
+        assert "error" not in record
+        assert record["option"] == questions[item_id].options[record["option_index"]]
+        assert record["letter"] == "ABC"[record["option_index"]]
+        assert record["answer"].startswith(f"({record['letter']}) ")
+        assert record["stages"][-1]["name"] == "model" and record["stages"][-1]["tokens_in"] == 4 * 49
+        assert all(0.0 <= t <= 2.0 for t in record["evidence"])
+        assert "config" not in record
+    assert by_id["line-1"] == {"id": "line-1", "line": 1,  # no readable id: named after its line
+                               "error": "line 1: not valid JSON (Expecting value at column 50)"}
+    assert by_id["noq"]["error"] == "line 7: missing field 'question'"
+    assert by_id["gone"]["error"].startswith(f"{batch_dir / 'missing.mp4'}: ")
+    assert by_id["bad"]["error"].startswith(f"{batch_dir / 'corrupt.mp4'}: ")
+    assert "\n" not in by_id["bad"]["error"]
+    assert (summary.items, summary.answered, summary.failed, summary.computed) == (8, 4, 4, 8)
+    assert summary.visual_tokens == 4 * 4 * 49
+    saved = (batch_dir / "reference.config.yaml").read_text()
+    assert "sample: uniform:4" in saved and "max_side: 96" in saved
+
+
+def run_cli(batch_dir: Path, out: Path, *extra: str) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "2"}
+    cmd = [sys.executable, "-m", "mmlong", "batch", str(batch_dir / "questions.jsonl"), "--out", str(out),
+           "--cache-dir", str(batch_dir / "cli-features"), *PIPELINE_FLAGS, *extra]
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def kill_after_lines(proc: subprocess.Popen, out: Path, lines: int, timeout: float = 300) -> int:
+    """SIGKILL ``proc`` as soon as ``out`` holds ``lines`` complete lines; returns how many it held."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        if out.exists() and out.read_bytes().count(b"\n") >= lines:
+            proc.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.005)
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    return out.read_bytes().count(b"\n")
+
+
+@pytest.mark.slow
+def test_killed_runs_resume_to_every_id_exactly_once(batch_dir, reference):
+    _, expected = reference
+    out = batch_dir / "killed.jsonl"
+    # killed right after its first record (the malformed first line needs no model)
+    first = kill_after_lines(run_cli(batch_dir, out), out, 1)
+    assert first >= 1
+    with open(out, "ab") as f:  # and as if killed in the middle of writing the next one
+        f.write(b'{"id": "r1", "answer": "(A) re')
+    # resumed, and killed again once an answer from the model is on disk
+    second = kill_after_lines(run_cli(batch_dir, out), out, first + 1)
+    assert second > first
+    text = out.read_bytes()
+    assert text.endswith(b"\n") and b'"answer": "(A) re' + b"\n" not in text  # the torn line was repaired
+    # resumed to the end: partial failure
+    proc = run_cli(batch_dir, out)
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 1, stderr[-3000:]
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["id"] for r in records] == [r["id"] for r in expected]  # each id once, in input order
+    assert [comparable(r) for r in records] == [comparable(r) for r in expected]
+    summary = json.loads((batch_dir / "killed.summary.json").read_text())
+    assert (summary["answered"], summary["failed"]) == (4, 4)
+    assert summary["done_before"] >= second - 4  # at most the error records were done again
+    assert "batch: 8 questions: 4 answered, 4 failed" in stderr
+    assert not list(batch_dir.glob("killed.jsonl.*"))  # no parts, no lock left behind

@@ -61,43 +61,76 @@ import json, sys
 from mmlong.distributed import init_distributed
 from mmlong.jobs import ShardedJob
 
-out, kill_after = sys.argv[1], int(sys.argv[2])
 items = [(f"q{i}", f"video{i % 5}") for i in range(13)]
 dist = init_distributed("cpu")
-with ShardedJob(out, dist=dist) as job:
-    written = 0
+with ShardedJob(sys.argv[1], dist=dist) as job:
+    written = []
     for group in job.shard(items, group_of=lambda item: item[1]):
         for item_id, video in group:
             if not job.is_done(item_id):
-                if written == kill_after:
-                    raise SystemExit(3)  # this rank stops early, as if killed
                 job.write({"id": item_id, "video": video, "rank": dist.rank})
-                written += 1
-    counts = dist.gather(written)
+                written.append(item_id)
+    everyone = dist.gather(written)
     merged = job.finish(order=[i for i, _ in items])
 if dist.is_main:
-    print(json.dumps({"counts": counts, "ids": [r["id"] for r in merged]}))
+    print(json.dumps({"written": everyone, "ids": [r["id"] for r in merged]}))
 dist.close()
 """
 
 
-def test_two_ranks_write_parts_resume_and_merge_in_input_order(tmp_path):
+def test_two_ranks_resume_their_parts_and_merge_in_input_order(tmp_path):
+    from mmlong.jobs import part_path, shard_items
+
     script = tmp_path / "job.py"
     script.write_text(textwrap.dedent(JOB_SCRIPT))
     out = tmp_path / "out.jsonl"
-    first = torchrun(str(script), str(out), "2", cwd=tmp_path)
-    assert first.returncode != 0  # both ranks stopped after two records each
-    parts = sorted(p.name for p in tmp_path.glob("out.jsonl.rank*-of-2"))
-    assert parts == ["out.jsonl.rank0-of-2", "out.jsonl.rank1-of-2"]
-    assert [len(p.read_text().splitlines()) for p in sorted(tmp_path.glob("out.jsonl.rank*"))] == [2, 2]
-    second = torchrun(str(script), str(out), "-1", cwd=tmp_path)
-    assert second.returncode == 0, second.stderr[-3000:]
-    result = json.loads(second.stdout.strip().splitlines()[-1])
+    # an earlier 2-rank run killed part-way: each rank's first record on disk, rank 1 torn mid-write
+    items = [(f"q{i}", f"video{i % 5}") for i in range(13)]
+    firsts = [shard_items(items, rank, 2, group_of=lambda item: item[1])[0][0] for rank in (0, 1)]
+    for rank, (item_id, video) in enumerate(firsts):
+        line = json.dumps({"id": item_id, "video": video, "rank": rank, "before": True}) + "\n"
+        part_path(out, rank, 2).write_text(line + ('{"id": "q9", "vid' if rank else ""))
+    part_path(out, 0, 3).write_text(json.dumps({"id": "q12", "video": "video2", "rank": 0, "before": True}) + "\n")
+    proc = torchrun(str(script), str(out), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["ids"] == [f"q{i}" for i in range(13)]
-    assert sum(result["counts"]) == 13 - 4 and min(result["counts"]) > 0
+    done_before = {firsts[0][0], firsts[1][0], "q12"}
+    written = result["written"]
+    assert sorted(written[0] + written[1]) == sorted({f"q{i}" for i in range(13)} - done_before)
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["id"] for r in records] == result["ids"]
-    for record in records:  # a video's questions stayed on one rank
-        same_video = {r["rank"] for r in records if r["video"] == record["video"]}
-        assert len(same_video) == 1
-    assert not list(tmp_path.glob("out.jsonl.rank*"))
+    assert {r["id"] for r in records if r.get("before")} == done_before
+    for record in records:
+        if not record.get("before"):  # a video's questions stayed on one rank
+            assert record["id"] in written[record["rank"]]
+            assert {r["rank"] for r in records if r["video"] == record["video"] and not r.get("before")} == \
+                {record["rank"]}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["job.py", "out.jsonl"]
+
+
+@pytest.mark.slow
+def test_torchrun_batch_merges_to_the_single_process_answers(tmp_path):
+    """Two CPU ranks (gloo) with the real offline pipeline: the merged file equals a one-process run."""
+    from mmlong.apps.batch import read_questions, run_batch
+    from mmlong.jobs import part_path
+    from tests.test_batch import PIPELINE_FLAGS, comparable, offline_pipeline, write_questions
+
+    questions = write_questions(tmp_path)
+    single = tmp_path / "single.jsonl"
+    run_batch(read_questions(questions), offline_pipeline(tmp_path / "features"), single, progress=False)
+    expected = [json.loads(line) for line in single.read_text().splitlines()]
+    out = tmp_path / "sharded.jsonl"
+    # rank 1 of an earlier 2-rank run had answered g2: resumed per part, not asked again
+    (g2,) = [r for r in expected if r["id"] == "g2"]
+    part_path(out, 1, 2).write_text(json.dumps(g2) + "\n")
+    proc = torchrun("-m", "mmlong", "batch", str(questions), "--out", str(out), "--no-progress",
+                    "--cache-dir", str(tmp_path / "rank-features"), *PIPELINE_FLAGS, cwd=tmp_path)
+    assert proc.returncode == 1, proc.stderr[-3000:]  # some items failed: partial failure on every rank
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [comparable(r) for r in records] == [comparable(r) for r in expected]
+    summary = json.loads((tmp_path / "sharded.summary.json").read_text())
+    assert (summary["world_size"], summary["answered"], summary["failed"]) == (2, 4, 4)
+    assert (summary["done_before"], summary["computed"]) == (1, 7)
+    assert "batch: 8 questions: 4 answered, 4 failed" in proc.stderr
+    assert not list(tmp_path.glob("sharded.jsonl.*"))
