@@ -210,6 +210,46 @@ def splice_embeddings(
     return torch.cat(parts).unsqueeze(0), torch.cat(masks)
 
 
+def placeholder_segments(ids: torch.Tensor, placeholder_id: int, spans: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """Segments for :func:`splice_embeddings` from a prompt tokenized with one placeholder per visual span.
+
+    ids: int64 ``[L]`` with exactly ``len(spans)`` occurrences of ``placeholder_id``; spans: float ``[n_i, D]``.
+    Tokenizing the whole prompt once (placeholders are special tokens, so they split the text) gives the same
+    text ids as the family's processor, which expands each placeholder to ``n_i`` copies.
+
+    >>> segs = placeholder_segments(torch.tensor([5, 9, 6, 9]), 9, [torch.zeros(2, 4), torch.ones(1, 4)])
+    >>> [tuple(s.shape) for s in segs]
+    [(1,), (2, 4), (1,), (1, 4), (0,)]
+    """
+    where = (ids == placeholder_id).nonzero().flatten().tolist()
+    if len(where) != len(spans):
+        raise ValueError(f"prompt has {len(where)} visual placeholder(s) for {len(spans)} span(s)")
+    segments, start = [], 0
+    for row, span in zip(where, spans):
+        segments += [ids[start:row], span]
+        start = row + 1
+    segments.append(ids[start:])
+    return segments
+
+
+def video_duration(tokens: VisualTokens) -> float:
+    """The video's duration in seconds: the decoder's (``meta["video"]``), the encoder's (``meta["duration"]``),
+    else the last sampled frame's time."""
+    video = tokens.meta.get("video") or {}
+    for value in (video.get("duration"), tokens.meta.get("duration")):
+        if value:
+            return float(value)
+    times = tokens.frame_times if tokens.frame_times is not None else tokens.timestamps
+    return float(times.max()) if times.numel() else 0.0
+
+
+def frame_time(tokens: VisualTokens, frame_id: int) -> float:
+    """Time in seconds of sampled frame ``frame_id``: ``frame_times`` when kept, else its earliest token's time."""
+    if tokens.frame_times is not None and 0 <= frame_id < tokens.frame_times.shape[0]:
+        return float(tokens.frame_times[frame_id])
+    return float(tokens.timestamps[tokens.frame_ids == frame_id].min())
+
+
 @dataclass
 class PromptInputs:
     """One prompt ready for the language model.
@@ -330,9 +370,9 @@ def multiple_choice_text(query: Query) -> str:
         prompts = None
     if not query.is_multiple_choice:
         return query.question
-    builder = getattr(prompts, "mlvu_prompt", None) if prompts is not None else None
-    if builder is not None:
-        return builder(query.question, query.options)
+    builder = getattr(prompts, "mc_prompt", None) if prompts is not None else None
+    if builder is not None:  # the official MLVU instruction and question block; the answer prefix goes after
+        return builder(query.question, query.options, answer_prefix="")
     lines = [f"Question: {query.question}", "Options:"]
     lines += [f"({chr(ord('A') + i)}) {opt}" for i, opt in enumerate(query.options)]
     lines.append("Only give the best option.")

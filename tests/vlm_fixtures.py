@@ -122,3 +122,153 @@ def frames_of(video: torch.Tensor, fps: float = 2.0):
                      width=int(video.shape[2]), height=int(video.shape[1]), decoder="test")
     return Frames(data=video, indices=torch.arange(t), timestamps=torch.arange(t, dtype=torch.float64) / fps,
                   meta=meta)
+
+
+LLAVA_ONEVISION_SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<image>", "<video>"]
+
+
+def build_llava_onevision(num_layers: int = 4, seed: int = 0, hidden: int = 64, image_size: int = 70):
+    """A tiny LLaVA-OneVision: SigLIP tower (patch 14 on ``image_size`` frames: a 5x5 grid, pooled to 3x3 as the
+    real 27x27 grid is pooled to 14x14), 2-layer projector, Qwen2 text model with ``num_layers`` layers."""
+    from transformers import (
+        LlavaOnevisionConfig,
+        LlavaOnevisionForConditionalGeneration,
+        LlavaOnevisionImageProcessor,
+        LlavaOnevisionProcessor,
+        LlavaOnevisionVideoProcessor,
+    )
+
+    tokenizer = build_bpe_tokenizer(LLAVA_ONEVISION_SPECIAL, eos_token="<|im_end|>", pad_token="<|endoftext|>")
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in LLAVA_ONEVISION_SPECIAL}
+    patch = 14
+    config = LlavaOnevisionConfig(
+        text_config=dict(
+            model_type="qwen2",
+            vocab_size=len(tokenizer),
+            hidden_size=hidden,
+            intermediate_size=2 * hidden,
+            num_hidden_layers=num_layers,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=4096,
+            bos_token_id=ids["<|endoftext|>"],
+            eos_token_id=ids["<|im_end|>"],
+            pad_token_id=ids["<|endoftext|>"],
+        ),
+        vision_config=dict(model_type="siglip_vision_model", hidden_size=32, intermediate_size=64,
+                           num_hidden_layers=2, num_attention_heads=2, image_size=image_size, patch_size=patch,
+                           vision_use_head=False),
+        image_token_index=ids["<image>"],
+        video_token_index=ids["<video>"],
+        vision_feature_select_strategy="full",
+        vision_feature_layer=-1,
+        image_grid_pinpoints=[[image_size, image_size]],
+    )
+    torch.manual_seed(seed)
+    model = LlavaOnevisionForConditionalGeneration(config).eval()
+    model.generation_config.eos_token_id = ids["<|im_end|>"]
+    model.generation_config.pad_token_id = ids["<|endoftext|>"]
+    size = {"height": image_size, "width": image_size}
+    processor = LlavaOnevisionProcessor(
+        image_processor=LlavaOnevisionImageProcessor(size=size, image_grid_pinpoints=[[image_size, image_size]]),
+        tokenizer=tokenizer,
+        video_processor=LlavaOnevisionVideoProcessor(size=size),
+        num_image_tokens=(image_size // patch) ** 2,
+        vision_feature_select_strategy="full",
+    )
+    return model, processor
+
+
+SMOLVLM_SPECIAL = [
+    "<|endoftext|>", "<|im_start|>", "<end_of_utterance>", "<image>", "<video>", "<fake_token_around_image>",
+    "<global-img>",
+]
+
+
+def build_smolvlm(num_layers: int = 4, seed: int = 0, hidden: int = 64, image_size: int = 64):
+    """A tiny SmolVLM2: SigLIP-style tower (patch 8 on ``image_size`` frames: an 8x8 grid), pixel-shuffle
+    connector with scale factor 2 (4x4 = 16 tokens per frame), Llama text model with ``num_layers`` layers."""
+    from transformers import (
+        SmolVLMConfig,
+        SmolVLMForConditionalGeneration,
+        SmolVLMImageProcessor,
+        SmolVLMProcessor,
+        SmolVLMVideoProcessor,
+    )
+
+    tokenizer = build_bpe_tokenizer(SMOLVLM_SPECIAL, eos_token="<end_of_utterance>", pad_token="<|endoftext|>")
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SMOLVLM_SPECIAL}
+    patch, scale = 8, 2
+    config = SmolVLMConfig(
+        text_config=dict(
+            model_type="llama",
+            vocab_size=len(tokenizer),
+            hidden_size=hidden,
+            intermediate_size=2 * hidden,
+            num_hidden_layers=num_layers,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=4096,
+            rms_norm_eps=1e-5,
+            bos_token_id=ids["<|im_start|>"],
+            eos_token_id=ids["<end_of_utterance>"],
+            pad_token_id=ids["<|endoftext|>"],
+        ),
+        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                           image_size=image_size, patch_size=patch),
+        image_token_id=ids["<image>"],
+        scale_factor=scale,
+        pad_token_id=ids["<|endoftext|>"],
+    )
+    torch.manual_seed(seed)
+    model = SmolVLMForConditionalGeneration(config).eval()
+    model.generation_config.eos_token_id = ids["<end_of_utterance>"]
+    model.generation_config.pad_token_id = ids["<|endoftext|>"]
+    edge = {"longest_edge": image_size}
+    processor = SmolVLMProcessor(
+        image_processor=SmolVLMImageProcessor(do_image_splitting=False, size=edge, max_image_size=edge),
+        tokenizer=tokenizer,
+        video_processor=SmolVLMVideoProcessor(size=edge, max_image_size=edge),
+        image_seq_len=(image_size // patch) ** 2 // scale ** 2,
+    )
+    return model, processor
+
+
+def stock_generate(model, inputs, max_new_tokens: int):
+    """Greedy ``model.generate`` on processor outputs: (new token ids, logits float32 ``[steps, V]``)."""
+    ref = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False, output_logits=True,
+                         return_dict_in_generate=True)
+    new_ids = ref.sequences[0, inputs["input_ids"].shape[1]:].tolist()
+    return new_ids, torch.stack([step[0].float() for step in ref.logits])
+
+
+def save_checkpoint(model, processor, directory) -> str:
+    """``save_pretrained`` of model + processor (tokenizer included) into ``directory``; returns its path."""
+    model.save_pretrained(directory)
+    processor.save_pretrained(directory)
+    return str(directory)
+
+
+def write_remote_code_checkpoint(directory, model_type: str) -> str:
+    """A checkpoint directory whose config.json maps to its own Python code (needs trust_remote_code)."""
+    import json
+    from pathlib import Path
+
+    root = Path(directory)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "config.json").write_text(json.dumps(
+        {"model_type": model_type, "auto_map": {"AutoModel": "modeling_custom.CustomModel"}}))
+    (root / "model.safetensors").write_bytes(b"")
+    return str(root)
+
+
+def cli_ask(capsys, video: str, question: str, model: str, *flags: str):
+    """Run ``mmlong ask VIDEO QUESTION --model MODEL --json --no-cache FLAGS``: (exit code, JSON or None, stderr)."""
+    import json
+
+    from mmlong.apps.cli import main
+
+    capsys.readouterr()
+    code = main(["ask", video, question, "--model", model, "--json", "--no-cache", *flags])
+    out, err = capsys.readouterr()
+    return code, (json.loads(out) if code == 0 else None), err
