@@ -27,6 +27,7 @@ examples:
   mmlong batch questions.jsonl --out answers.jsonl            # run again: resumes, skips answered ids
   mmlong batch questions.jsonl --out answers.jsonl --overwrite
   torchrun --nproc-per-node 4 -m mmlong batch questions.jsonl --out answers.jsonl --device cuda
+  accelerate launch --multi_gpu --num_processes 4 -m mmlong batch questions.jsonl --out answers.jsonl --device cuda
 
 several machines (the output folder on a filesystem every machine sees; run on each, node-rank 0..N-1):
   torchrun --nnodes 2 --node-rank 0 --nproc-per-node 8 --master-addr HOST0 --master-port 29500 \\

@@ -97,6 +97,21 @@ def test_resume_with_settings_that_change_answers_is_refused(tmp_path):
         check_resume_config(resolve_config(preset="offline", sample="uniform:8"), out)
 
 
+def test_usage_and_config_errors_exit_2_with_one_line(tmp_path, capsys):
+    from mmlong.apps.cli import main
+
+    assert main(["batch", str(tmp_path / "nothing.jsonl")]) == 2
+    assert capsys.readouterr().err.strip() == f"mmlong: error: {tmp_path / 'nothing.jsonl'}: questions file not found"
+    questions = write_lines(tmp_path / "q.jsonl", [{"id": "a", "video": "v.mp4", "question": "q"}])
+    out = tmp_path / "q.answers.jsonl"
+    out.write_text('{"id": "a", "error": "v.mp4: no such file"}\n')
+    save_yaml(resolve_config(preset="offline", sample="uniform:4"), tmp_path / "q.answers.config.yaml")
+    assert main(["batch", str(questions), "--sample", "uniform:8"]) == 2  # default --out beside the input
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"mmlong: error: {out}: was written with another pipeline") and "\n" not in err
+    assert out.read_text() == '{"id": "a", "error": "v.mp4: no such file"}\n'  # nothing lost
+
+
 # ---------------------------------------------------------------------------------------------- end to end
 #
 # The real offline pipeline (EfficientNet-Lite0 + Gemma 3 270M) with cheap settings: four frames per video.
@@ -233,13 +248,13 @@ def test_killed_runs_resume_to_every_id_exactly_once(batch_dir, reference):
     text = out.read_bytes()
     assert text.endswith(b"\n") and b'"answer": "(A) re' + b"\n" not in text  # the torn line was repaired
     # resumed to the end: partial failure
-    proc = run_cli(batch_dir, out)
+    proc = run_cli(batch_dir, out, "--summary-json", str(batch_dir / "killed-summary.json"))
     _, stderr = proc.communicate(timeout=300)
     assert proc.returncode == 1, stderr[-3000:]
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["id"] for r in records] == [r["id"] for r in expected]  # each id once, in input order
     assert [comparable(r) for r in records] == [comparable(r) for r in expected]
-    summary = json.loads((batch_dir / "killed.summary.json").read_text())
+    summary = json.loads((batch_dir / "killed-summary.json").read_text())
     assert (summary["answered"], summary["failed"]) == (4, 4)
     assert summary["done_before"] >= second - 4  # at most the error records were done again
     assert "batch: 8 questions: 4 answered, 4 failed" in stderr

@@ -46,6 +46,15 @@ def test_rank_comes_from_the_launcher_environment():
         DistContext.from_env({"WORLD_SIZE": "two"})
 
 
+def test_docstring_examples():
+    import doctest
+
+    import mmlong.distributed
+
+    result = doctest.testmod(mmlong.distributed)
+    assert result.attempted >= 3 and result.failed == 0
+
+
 def test_one_process_needs_no_process_group():
     ctx = init_distributed("cpu", env={})
     assert ctx.backend is None and ctx.world_size == 1
