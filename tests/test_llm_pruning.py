@@ -155,5 +155,5 @@ def test_bench_prefill_json_reports_both_runs(capsys):
     assert record["layer_lengths"] == [124, 92, 76, 68]
     assert record["compressed_tokens"] == round(sum(record["layer_lengths"]) / 4)
     assert record["baseline_ms"] > 0 and record["compressed_ms"] > 0
-    assert record["speedup"] == round(record["baseline_ms"] / record["compressed_ms"], 2)
+    assert abs(record["speedup"] - record["baseline_ms"] / record["compressed_ms"]) < 0.02
     assert record["flops_ratio"] > 1.0 and record["compressed_kv_cache_mb"] < record["baseline_kv_cache_mb"]
