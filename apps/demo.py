@@ -479,15 +479,18 @@ def run(args: argparse.Namespace) -> int:
     if not is_loopback(args.host):
         print(f"mmlong: warning: binding {args.host}: anyone who can reach this machine can use the demo and "
               "upload files; use --host 127.0.0.1 unless the network is trusted", file=sys.stderr)
-    config_from_args(args, max_duration=args.max_duration)  # a bad flag fails here, before the server starts
     out_dir = Path(tempfile.mkdtemp(prefix="mmlong-demo-"))
     # SIGTERM stops the server like Ctrl-C does, so the demo's directory is removed on the way out
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         app = DemoApp(args, out_dir)
+        app.slot.get(DemoSettings())  # a bad flag or chain fails here, before the server starts (stages load lazily)
         blocks = build_blocks(app, concurrency=args.concurrency)
         print(f"mmlong demo: http://{args.host}:{args.port}  (Ctrl-C to stop)", file=sys.stderr)
-        blocks.launch(**launch_options(args))
+        try:
+            blocks.launch(**launch_options(args))
+        except OSError as err:
+            raise ConfigError(f"cannot listen on {args.host}:{args.port} ({err}); choose another --port") from err
     finally:
         signal.signal(signal.SIGTERM, previous)
         shutil.rmtree(out_dir, ignore_errors=True)

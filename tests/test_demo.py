@@ -157,9 +157,10 @@ def bunny():
 
 @pytest.fixture(scope="module")
 def demo_app(tmp_path_factory):
-    """One app (so one loaded pipeline) for the module's end-to-end questions."""
+    """One app for the module: 8 uniform frames, a query-aware selection of 3, then 2x2 pooling."""
     out = tmp_path_factory.mktemp("demo")
-    return DemoApp(demo_args("--cache-dir", str(out / "cache")), out / "app")
+    args = demo_args("--sample", "uniform:8", "--compress", "select:3,pool:2", "--cache-dir", str(out / "cache"))
+    return DemoApp(args, out / "app")
 
 
 def test_handler_answers_a_real_sample_with_evidence_figures(demo_app, bunny):
@@ -172,31 +173,33 @@ def test_handler_answers_a_real_sample_with_evidence_figures(demo_app, bunny):
     duration = answer.details["video"]["duration"]
     assert 5.0 < duration < 5.6
     assert answer.evidence and all(0.0 <= t <= duration for t in answer.evidence)
-    assert Image.open(result.timeline_png).size == (TIMELINE_WIDTH_PX, TIMELINE_HEIGHT_PX)
-    strip = Image.open(result.keyframes_png)
-    assert strip.width > 2 * strip.height  # one row of labelled frames
+    assert result.status.startswith("Answered in") and "3 of 8 sampled frames" in result.status
+
+    # the stage table: the first (uncached) decoding, then what each compressor did, then the model
     names = [row[0] for row in result.stage_rows]
-    assert names[:4] == ["sample", "cache", "decode", "encode"] and "model" in names  # the first, uncached pass
+    assert names[:6] == ["sample", "cache", "decode", "encode", "select", "pool"] and "model" in names
     assert all(len(row) == 6 for row in result.stage_rows)
-    assert result.status.startswith("Answered in")
-    assert len(result.timeline.model_times) == len(result.timeline.frame_times) == 6  # fps:1, no compressor
-
-
-def test_settings_build_one_pipeline_each_and_the_stage_table_shows_the_compressors(demo_app, bunny):
-    first = demo_app.slot.get(DemoSettings())
-    assert demo_app.slot.get(DemoSettings()) is first  # same settings: the loaded pipeline is reused
-    settings = DemoSettings.from_fields(None, "uniform:8", "select:3,pool:2", None, None)
-    result = demo_app.ask(bunny, "a rabbit", "a rabbit\na guitar", settings)
-    assert result.ok, result.status
-    assert demo_app.slot.get(settings) is not first
     rows = {row[0]: row for row in result.stage_rows}
-    assert int(rows["select"][1]) == 8 * 49 and int(rows["select"][2]) == 3 * 49  # 3 of 8 frames kept
-    assert int(rows["pool"][1]) == 3 * 49 and int(rows["pool"][2]) == 3 * 16       # 7x7 -> 4x4 per frame
+    assert (int(rows["select"][1]), int(rows["select"][2])) == (8 * 49, 3 * 49)  # 3 of 8 frames kept
+    assert (int(rows["pool"][1]), int(rows["pool"][2])) == (3 * 49, 3 * 16)     # 7x7 -> 4x4 per frame
+
+    # the timeline: every sampled frame scored, the selection's recorded relevance, the 3 frames the model saw
     data = result.timeline
     assert len(data.frame_times) == 8 and len(data.relevance) == 8
+    assert "select" in data.source
     assert len(data.model_times) == 3 and set(data.model_times) <= set(data.frame_times)
-    assert "select" in data.source  # the curve is the selection's own recorded relevance
     assert data.scenes and data.scenes[0][0] == 0.0 and data.scenes[-1][1] >= data.frame_times[-1]
+    assert Image.open(result.timeline_png).size == (TIMELINE_WIDTH_PX, TIMELINE_HEIGHT_PX)
+    strip = Image.open(result.keyframes_png)
+    assert strip.width > 2 * strip.height  # the 3 keyframes in one labelled row
+
+
+def test_one_pipeline_per_settings_reused_until_they_change(demo_app):
+    first = demo_app.slot.get(DemoSettings())
+    assert demo_app.slot.get(DemoSettings.from_fields(None, "", "", 0, "")) is first
+    other = demo_app.slot.get(DemoSettings(compress="pool:2"))
+    assert other is not first and other.config.compress == "pool:2"
+    assert demo_app.slot.get(DemoSettings()) is not first  # bounded: only the last pipeline is kept
 
 
 def test_bad_uploads_give_a_one_line_reason(tmp_path, demo_app):
@@ -228,3 +231,46 @@ def test_sample_clips_are_copied_into_the_demos_own_directory(tmp_path, bunny):
     assert app.load_sample("bigbuckbunny") == copy and app.load_sample(None) is None
     with pytest.raises(VideoNotFoundError, match="unknown sample"):
         app.load_sample("../../etc/passwd")
+
+
+def test_the_command_warns_off_loopback_and_cleans_up(tmp_path, monkeypatch, capsys):
+    import mmlong.apps.demo as demo
+    from mmlong.apps.cli import main
+
+    launched = {}
+
+    class RecordingBlocks:
+        def launch(self, **options):
+            launched.update(options)
+            launched["out_dir"] = app_dirs[0]
+
+    app_dirs = []
+
+    def record_build(app, concurrency):
+        app_dirs.append(app.out_dir)
+        launched["concurrency"] = concurrency
+        return RecordingBlocks()
+
+    monkeypatch.setattr(demo, "build_blocks", record_build)
+    assert main(["demo", "--host", "0.0.0.0", "--port", "7999", "--concurrency", "3"]) == 0
+    assert "warning: binding 0.0.0.0" in capsys.readouterr().err
+    assert launched["server_name"] == "0.0.0.0" and launched["server_port"] == 7999
+    assert launched["concurrency"] == 3 and "allowed_paths" not in launched
+    assert not launched["out_dir"].exists()  # the demo's own directory is removed when the server stops
+    assert main(["demo"]) == 0
+    assert "warning" not in capsys.readouterr().err and launched["server_name"] == "127.0.0.1"
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        monkeypatch.undo()
+        status = main(["demo", "--port", str(busy.getsockname()[1])])
+    assert status == 2 and "choose another --port" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["mmlong.apps.timeline", "mmlong.apps.keyframes"])
+def test_docstring_examples(name):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
