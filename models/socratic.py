@@ -96,12 +96,15 @@ def line_relevance(transcript: Transcript, text: str, encoder: Any) -> tuple[tor
 def evidence_times(transcript: Transcript, text: str, encoder: Any, count: int = 3) -> tuple[list[float], str]:
     """Centre times (s) of the ``count`` lines most relevant to ``text``, most relevant first.
 
-    With name overlap, lines that share no word with ``text`` are never evidence.
+    Only lines that stand out count: above the mean relevance of all lines (the best line always, for
+    embeddings); with name overlap, lines that share no word with ``text`` are never evidence.
     """
     if not len(transcript) or count < 1:
         return [], "none"
     scores, method = line_relevance(transcript, text, encoder)
     order = sorted(range(len(transcript)), key=lambda i: (-float(scores[i]), transcript.lines[i].start))
+    mean = float(scores.mean())
+    order = [i for rank, i in enumerate(order) if float(scores[i]) > mean or (rank == 0 and method != "name-overlap")]
     if method == "name-overlap":
         order = [i for i in order if float(scores[i]) > 0.0]
     return [transcript.lines[i].centre for i in order[:count]], method
@@ -167,7 +170,8 @@ class SocraticModel(VideoQAModel):
     # ------------------------------------------------------------------ answering
     def transcript(self, tokens: VisualTokens, encoder: Any) -> Transcript:
         """The timestamped transcript of ``tokens`` from ``encoder``'s classifier."""
-        if encoder is None or not callable(getattr(encoder, "classify", None)) or not getattr(encoder, "class_names", None):
+        has_classifier = callable(getattr(encoder, "classify", None)) and getattr(encoder, "class_names", None)
+        if encoder is None or not has_classifier:
             name = getattr(encoder, "name", None)
             raise ConfigError(
                 f"the socratic model needs an encoder with an image classifier (classify, class_names); "

@@ -180,7 +180,9 @@ def _labels(probs: torch.Tensor, names: Sequence[str], top_k: int, min_prob: flo
     return tuple(keep)
 
 
-def _lines(spans: _Spans, probs: torch.Tensor, names: Sequence[str], top_k: int, min_prob: float) -> list[TranscriptLine]:
+def _lines(
+    spans: _Spans, probs: torch.Tensor, names: Sequence[str], top_k: int, min_prob: float
+) -> list[TranscriptLine]:
     """One line per span, then consecutive lines that say the same (same top class, same class set) merged.
 
     A merged line keeps the shared classes, with probabilities averaged by token weight.
