@@ -101,6 +101,16 @@ def test_ask_about_an_uploaded_video_in_chromium(demo_server, cat_haystack, tmp_
             page.set_default_timeout(60_000)
             page.goto(url, wait_until="domcontentloaded")
             expect(page.get_by_text("ask a question about a video")).to_be_visible()
+            # a text file renamed .mp4: a one-line reason in the page, no traceback
+            bad = tmp_path / "notes.mp4"
+            bad.write_text("these are notes, not a video\n" * 50)
+            page.locator("#video input[type=file]").set_input_files(str(bad))
+            page.locator("#question textarea").fill("What happens?")
+            page.locator("#ask").click()
+            expect(page.locator("#status")).to_contain_text("notes.mp4: not a video file", timeout=60_000)
+            assert "Traceback" not in page.content()
+            page.locator("#video").get_by_role("button", name="Clear").click()
+
             page.locator("#video input[type=file]").set_input_files(str(cat_haystack))
             expect(page.locator("#video video")).to_be_attached()
             page.locator("#question textarea").fill("What animal appears in the video?")
