@@ -128,10 +128,11 @@ def _answer_group(benchmark: Any, pipeline: Any, group: Sequence[Any]) -> list[d
 
 
 def run_benchmark(benchmark: Any, config: Any, out_dir: str | Path, overwrite: bool = False,
-                  retry_errors: bool = True, progress: bool = True) -> dict[str, Any] | None:
+                  retry_errors: bool = True, progress: bool = True, pipeline: Any = None) -> dict[str, Any] | None:
     """Answer every item of ``benchmark`` with a pipeline of ``config``; write and return the summary.
 
-    Returns the summary on rank 0 and ``None`` on the other ranks.
+    ``pipeline``: an already built :class:`~mmlong.pipeline.Pipeline` of ``config`` to reuse (its loaded
+    models), e.g. for several benchmarks in one process. Returns the summary on rank 0, ``None`` elsewhere.
     """
     from mmlong.apps.batch import check_resume_config, sidecar
     from mmlong.config import save_yaml
@@ -148,7 +149,10 @@ def run_benchmark(benchmark: Any, config: Any, out_dir: str | Path, overwrite: b
         config = dataclasses.replace(config, device=dist.device_for(config.device))
         if not overwrite:
             check_resume_config(config, results)
-        pipeline = Pipeline(config, progress=False)
+        if pipeline is None:
+            pipeline = Pipeline(config, progress=False)
+        elif pipeline.config.to_dict() != config.to_dict():
+            raise ValueError("run_benchmark: the pipeline given was built from another config")
         with ShardedJob(results, dist=dist, retry_errors=retry_errors, overwrite=overwrite) as job:
             if dist.is_main:
                 save_yaml(config, sidecar(results, ".config.yaml"))  # what a resumed run must match

@@ -11,8 +11,8 @@ It needs the optional extra ``mmlong[lmms]``, kept apart from the main install (
   the model's text, cut at the task's ``until`` strings. Requests about one video share one encoding.
 - ``loglikelihood`` (``output_type: multiple_choice``): lmms-eval sends one request per choice with the same
   context; the choices of one document become the options of one query and each choice's log-likelihood is the
-  log of the model's probability for its option letter after ``Best option: (`` (``Answer.details
-  ["option_scores"]``), which is what the model's multiple-choice answer is decided by.
+  log of the model's probability for that option (:func:`option_probabilities`), the distribution the model's
+  own multiple-choice answer is decided by (letter after ``Best option: (``, or option-text likelihood).
 """
 
 from __future__ import annotations
@@ -43,6 +43,18 @@ def _video_of(visuals: Any, task: str) -> str:
         raise ConfigError(f"lmms-eval task {task!r} gave {', '.join(kinds)} instead of a video path; "
                           "the mmlong model answers video tasks")
     return paths[0]
+
+
+def option_probabilities(answer: Answer, count: int) -> list[float] | None:
+    """The model's probability of each option, from ``Answer.details``: a list ``option_scores`` (native VLM
+    adapters) or a letter mapping ``option_probs`` (the Socratic model); ``None`` when it reports neither."""
+    scores = answer.details.get("option_scores")
+    if scores is None and isinstance(answer.details.get("option_probs"), dict):
+        probs = answer.details["option_probs"]
+        scores = [probs.get(chr(ord("A") + i)) for i in range(count)]
+    if scores is None or len(scores) != count or any(s is None for s in scores):
+        return None
+    return [float(s) for s in scores]
 
 
 def _cut(text: str, until: Sequence[str]) -> str:
@@ -127,8 +139,8 @@ class MmlongLMM(lmms):
         jobs = [(visuals[k], query) for k, (query, _) in zip(keys, plans)]
         results: list[tuple[float, bool]] = [(0.0, False)] * len(requests)
         for key, (query, indices), answer in zip(keys, plans, self._ask_grouped(jobs)):
-            scores = answer.details.get("option_scores")
-            if scores is None or len(scores) != len(query.options):
+            scores = option_probabilities(answer, len(query.options))
+            if scores is None:
                 raise ConfigError(f"model {self.pipeline_config.model!r} does not report option scores, which "
                                   "multiple-choice log-likelihoods need; use a generate_until task")
             best = max(range(len(scores)), key=lambda i: scores[i])

@@ -30,7 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from mmlong.apps.scoring import EvalItem, accuracy_table, error_summary, macro_average, markdown_table, micro_average, percent
+from mmlong.apps.scoring import (EvalItem, accuracy_table, error_summary, letter_from_reply, macro_average,
+                                 markdown_table, micro_average, percent)
 from mmlong.errors import ConfigError
 from mmlong.types import Answer, Query
 
@@ -194,9 +195,7 @@ class MLVUBenchmark:
     # ------------------------------------------------------------------ scoring
     def record(self, item: EvalItem, answer: Answer) -> dict[str, Any]:
         """The per-item result: the letter the model chose against the correct one."""
-        from mmlong.models.prompts import read_option_letter
-
-        letter = answer.letter or read_option_letter(answer.text, len(item.query.options))
+        letter = answer.letter or letter_from_reply(answer.text, len(item.query.options))
         return {
             "id": item.id,
             "question_type": item.meta["question_type"],

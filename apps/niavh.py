@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from mmlong.apps.scoring import EvalItem, accuracy_table, error_summary, markdown_table, open_answer_match, percent
+from mmlong.apps.scoring import (EvalItem, accuracy_table, error_summary, letter_from_reply, markdown_table,
+                                 open_answer_match, percent)
 from mmlong.errors import ConfigError
 from mmlong.types import Answer, Query
 
@@ -75,9 +76,7 @@ class NIAVHBenchmark:
         """Multiple choice: the option letter must be the needle's. Open: the reply must state a reference."""
         base = {"id": item.id, **{k: item.meta[k] for k in ("kind", "needle_type", "needle", "depth", "length")}}
         if item.meta["kind"] == "mc":
-            from mmlong.models.prompts import read_option_letter
-
-            letter = answer.letter or read_option_letter(answer.text, len(item.query.options))
+            letter = answer.letter or letter_from_reply(answer.text, len(item.query.options))
             return {**base, "option": letter, "answer": item.answer, "correct": letter == item.answer,
                     "text": answer.text, "evidence": [round(float(t), 2) for t in answer.evidence],
                     "needle_time": [item.meta["start"], item.meta["end"]]}

@@ -54,7 +54,7 @@ def default_needles() -> dict[str, list[Needle]]:
             Needle("image", "chelsea", "a cat", ("cat", "tabby", "kitten")),
             Needle("image", "coffee", "a cup of coffee", ("coffee", "cup", "mug", "espresso")),
             Needle("image", "rocket", "a rocket", ("rocket", "missile", "projectile", "space shuttle")),
-            Needle("image", "motorcycle", "a motorcycle", ("motorcycle", "motorbike", "moped", "scooter")),
+            Needle("image", "camera", "a camera on a tripod", ("tripod", "camera", "photographer")),
         ],
         "text": [Needle("text", w, w) for w in ("banana", "violin", "lighthouse", "volcano")],
         "clip": [

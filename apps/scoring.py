@@ -110,6 +110,25 @@ def markdown_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str
     return "\n".join(lines)
 
 
+_LEADING_LETTER = re.compile(r"^\W*\(?([A-Z])(?:\)|\.|:|$)")
+
+
+def letter_from_reply(text: str, count: int) -> str | None:
+    """The option letter a free-text reply starts with (``"B"``, ``"(B) a cat"``, ``"B. a cat"``), as MLVU's
+    evaluation reads it; ``None`` when the reply names no letter among the first ``count``.
+
+    Models that choose from their letter distribution set :attr:`~mmlong.types.Answer.option_index` themselves;
+    this reads replies of models that only write text.
+
+    >>> letter_from_reply("(C) a rocket", 4), letter_from_reply("B", 2), letter_from_reply("A cat.", 4)
+    ('C', 'B', None)
+    """
+    match = _LEADING_LETTER.match(text.strip())
+    if match and ord(match.group(1)) - ord("A") < count:
+        return match.group(1)
+    return None
+
+
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCTUATION = str.maketrans({c: " " for c in string.punctuation})
 

@@ -87,3 +87,50 @@ def test_grid_summary_markdown_and_heatmap(tmp_path):
     # both green (accuracy 1) and red (accuracy 0) cells are drawn
     r, g, b = (image[..., i].astype(int) for i in range(3))
     assert ((g - r > 60) & (g > 120)).sum() > 200 and ((r - g > 60) & (r > 120)).sum() > 200
+
+
+# ---------------------------------------------------------------------------------------------- end to end
+def test_make_places_each_needle_at_its_depth(tmp_path):
+    from mmlong.apps.niavh_make import MakeConfig, fit_frame, load_image, make_niavh
+    from mmlong.video import open_video
+
+    import torch
+
+    cfg = MakeConfig(depths=(0, 100), lengths=(8, 16), types=("image", "text"), fps=2.0, needle_seconds=2.0)
+    manifest = make_niavh(tmp_path / "set", cfg)
+    assert len(manifest["items"]) == 2 * 2 * 2
+    item = next(i for i in manifest["items"] if i["needle_type"] == "image" and i["depth"] == 100 and i["length"] == 16)
+    assert (item["start"], item["end"]) == (14.0, 16.0)
+    assert item["options"][ord(item["answer"]) - 65] == item["answer_text"]
+    w, h = manifest["width"], manifest["height"]
+    expected = fit_frame(load_image(item["needle"]), w, h).astype(float)
+    with open_video(str(tmp_path / "set" / item["video"])) as video:
+        assert video.meta.duration == pytest.approx(16.0, abs=0.6)
+        frames = torch.cat([f.data for f in video.stream(torch.tensor([0, 29]), chunk_size=2)]).numpy().astype(float)
+    assert np.abs(frames[1] - expected).mean() < 12  # the needle is the last two seconds
+    assert np.abs(frames[0] - expected).mean() > 30  # the haystack is not the needle
+    with pytest.raises(ConfigError, match="percentages"):
+        make_niavh(tmp_path / "bad", MakeConfig(depths=(150,), lengths=(8,)))
+
+
+@pytest.mark.slow
+def test_eval_niavh_make_and_run_write_summary_and_heatmap(tmp_path):
+    from mmlong.apps.cli import main
+
+    data, out = tmp_path / "set", tmp_path / "run"
+    assert main(["eval", "niavh", "make", str(data), "--depths", "0,100", "--lengths", "8", "--types", "image",
+                 "--fps", "2"]) == 0
+    assert main(["eval", "niavh", "run", str(data), "--out", str(out), "--sample", "fps:0.5",
+                 "--cache-dir", str(tmp_path / "cache")]) == 0
+    records = [json.loads(l) for l in (out / "results.jsonl").read_text().splitlines()]
+    assert len(records) == 2 * 2 and not any("error" in r for r in records)
+    summary = json.loads((out / "summary.json").read_text())
+    for kind in ("mc", "open"):
+        mine = [r for r in records if r["kind"] == kind]
+        assert summary[kind]["accuracy"] == pytest.approx(sum(r["correct"] for r in mine) / 2)
+        for r in mine:
+            assert summary[kind]["grid"][f"{r['depth']:g}%@{r['length']:g}s"] == float(r["correct"])
+    mc = [r for r in records if r["kind"] == "mc"]
+    assert all(r["correct"] == (r["option"] == r["answer"]) for r in mc)
+    assert summary["pipeline"]["frames"]["max"] == 4  # one frame every two seconds of 8 s
+    assert (out / "heatmap.png").stat().st_size > 5000 and "heatmap.png" in (out / "results.md").read_text()
