@@ -224,9 +224,9 @@ class DemoApp:
             return DemoResult.failure(f"unexpected error ({type(err).__name__}): {readable_error(err)}")
 
     def _answer(self, video: str, question: str, options: list[str], settings: DemoSettings) -> DemoResult:
-        from mmlong.apps.keyframes import choose_keyframes, keyframe_strip
+        from mmlong.apps.keyframes import choose_keyframes, keyframe_strip, video_frame_indices
         from mmlong.apps.render import format_seconds, stage_rows
-        from mmlong.apps.timeline import render_timeline
+        from mmlong.apps.timeline import evidence_timeline, render_timeline
         from mmlong.types import Query
 
         start = time.perf_counter()
@@ -244,14 +244,15 @@ class DemoApp:
         chosen = choose_keyframes(data.model_times, data.frame_times, data.relevance, data.evidence,
                                   limit=KEYFRAME_LIMIT)
         if chosen:
-            keyframes = keyframe_strip(video, [t for t in chosen], out / "keyframes.png",
-                                       frame_indices=_video_indices(encoded, data.frame_times, chosen),
+            keyframes = keyframe_strip(video, chosen, out / "keyframes.png",
+                                       frame_indices=video_frame_indices(encoded, data.frame_times, chosen),
                                        decoder=pipeline.config.decoder, max_side=pipeline.config.max_side)
         elapsed = time.perf_counter() - start
         option = f"({answer.letter}) {answer.option}" if answer.option is not None else ""
+        notes = "".join(f" Note: {note}." for note in data.notes)
         return DemoResult(
             status=f"Answered in {elapsed:.1f} s from {len(data.model_times)} of {len(data.frame_times)} sampled "
-                   f"frames ({final.num_tokens} visual tokens).",
+                   f"frames ({final.num_tokens} visual tokens).{notes}",
             ok=True,
             answer_text=answer.text,
             option=option,
@@ -264,54 +265,6 @@ class DemoApp:
         )
 
 
-def evidence_timeline(encoder: Any, encoded: Any, final: Any, answer: Any, query: Any) -> Any:
-    """The :class:`~mmlong.apps.timeline.TimelineData` of one answer.
-
-    encoded: every sampled frame's tokens (before compression); final: the tokens the model saw. Relevance is
-    what a query-aware stage recorded when it did, else the encoder's text-frame relevance on frame means.
-    """
-    import torch
-
-    from mmlong.apps.timeline import TimelineData, frame_relevance, recorded_scores, scene_spans
-    from mmlong.compressors.scenetiling import segment_boundaries
-
-    frame_ids, frame_times, features = encoded.frame_means()
-    times = [float(t) for t in frame_times]
-    duration = float((encoded.meta.get("video") or {}).get("duration") or (times[-1] if times else 0.0))
-    notes: list[str] = []
-    relevance = option_relevance = None
-    source = "relevance to the question"
-    texts = [query.question] + ([answer.option] if answer.option is not None else [])
-    scores = frame_relevance(encoder, features, texts)
-    if scores is not None:
-        relevance = scores[0].tolist()
-        if answer.option is not None:
-            option_relevance = scores[1].tolist()
-    recorded = recorded_scores(answer.stages)
-    if recorded is not None and len(recorded[0]) == len(times):
-        recorded_times, recorded_values, stage_name, scored_by = recorded
-        if scored_by == "query":
-            relevance, source = recorded_values, f"relevance to the question (scored by {stage_name})"
-        elif relevance is None:
-            relevance, source = recorded_values, f"{scored_by} (scored by {stage_name})"
-    if relevance is None:
-        notes.append("the encoder has no text side: no relevance curve")
-    scenes = scene_spans(times, segment_boundaries(features), duration) if len(times) > 2 else []
-    model_times = _model_frame_times(final)
-    return TimelineData(
-        frame_times=times,
-        duration=duration,
-        relevance=relevance,
-        option_relevance=option_relevance,
-        option_label=f"({answer.letter}) {answer.option}" if answer.option is not None else "",
-        scenes=scenes,
-        model_times=model_times,
-        evidence=[float(t) for t in answer.evidence],
-        source=source,
-        notes=notes,
-    )
-
-
 def input_stages_first(encoded: Any, answer_stages: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """The stage table of one question: how its frames were sampled, decoded and encoded (the first encoding,
     not the feature-cache hit the answer then got), followed by the compressors and the model."""
@@ -319,29 +272,6 @@ def input_stages_first(encoded: Any, answer_stages: Sequence[dict[str, Any]]) ->
 
     rest = [s for s in answer_stages if s.get("name") not in INPUT_STAGES]
     return steps_to_dicts(encoded.provenance) + rest
-
-
-def _model_frame_times(final: Any) -> list[float]:
-    """Times of the frames whose tokens reached the model, sorted."""
-    if final.frame_times is not None:
-        ids = final.frames().clamp(0, final.frame_times.shape[0] - 1)
-        return sorted(float(t) for t in final.frame_times[ids])
-    _, times, _ = final.frame_means()
-    return sorted(float(t) for t in times)
-
-
-def _video_indices(encoded: Any, frame_times: Sequence[float], chosen_times: Sequence[float]) -> list[int]:
-    """Frame numbers in the video of the sampled frames at ``chosen_times``."""
-    indices = encoded.meta.get("frame_indices")
-    fps = float((encoded.meta.get("video") or {}).get("fps") or 0.0)
-    out = []
-    for t in chosen_times:
-        k = min(range(len(frame_times)), key=lambda i: abs(frame_times[i] - t))
-        if indices is not None and k < len(indices):
-            out.append(int(indices[k]))
-        else:
-            out.append(int(round(t * fps)))
-    return out
 
 
 # ---------------------------------------------------------------------- the page

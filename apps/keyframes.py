@@ -12,7 +12,7 @@ contact-sheet drawing that ``mmlong frames`` uses.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 STRIP_COLUMNS = 8
 THUMBNAIL_SIDE = 200
@@ -79,4 +79,22 @@ def keyframe_strip(
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(out, format="PNG")
+    return out
+
+
+def video_frame_indices(encoded: Any, frame_times: Sequence[float], chosen_times: Sequence[float]) -> list[int]:
+    """Frame numbers in the video of the sampled frames at ``chosen_times``.
+
+    encoded: the video's tokens (their ``meta`` holds the sampled ``frame_indices`` and the video's ``fps``);
+    frame_times: ``[T]`` time of every sampled frame.
+    """
+    indices = encoded.meta.get("frame_indices")
+    fps = float((encoded.meta.get("video") or {}).get("fps") or 0.0)
+    out = []
+    for t in chosen_times:
+        k = min(range(len(frame_times)), key=lambda i: abs(frame_times[i] - t))
+        if indices is not None and k < len(indices):
+            out.append(int(indices[k]))
+        else:
+            out.append(int(round(t * fps)))
     return out

@@ -8,8 +8,9 @@ One figure shows, on a time axis in seconds:
 - the frames whose tokens reached the model, as ticks along the bottom;
 - the answer's evidence times, as vertical lines.
 
-The data is a plain :class:`TimelineData`; :func:`render_timeline` draws it with matplotlib's Agg canvas (no
-pyplot, no global state) into a PNG of an exact pixel size.
+The data is a plain :class:`TimelineData` (:func:`evidence_timeline` gathers it from a pipeline's tokens and
+answer); :func:`render_timeline` draws it with matplotlib's Agg canvas (no pyplot, no global state) into a PNG of
+an exact pixel size.
 
 >>> data = TimelineData(frame_times=[0.0, 1.0, 2.0, 3.0], duration=4.0, relevance=[0.1, 0.5, 0.9, 0.2],
 ...                     scenes=[(0.0, 2.0), (2.0, 4.0)], model_times=[1.0, 2.0], evidence=[2.0])
@@ -168,3 +169,57 @@ def render_timeline(
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=dpi, format="png")
     return out
+
+
+def evidence_timeline(encoder: Any, encoded: Any, final: Any, answer: Any, query: Any) -> TimelineData:
+    """The :class:`TimelineData` of one answer.
+
+    encoded: every sampled frame's tokens (before compression); final: the tokens the model saw. Relevance is
+    what a query-aware stage recorded when it did, else the encoder's text-frame relevance on frame means.
+    """
+    from mmlong.compressors.scenetiling import segment_boundaries
+
+    _, frame_times, features = encoded.frame_means()
+    times = [float(t) for t in frame_times]
+    duration = float((encoded.meta.get("video") or {}).get("duration") or (times[-1] if times else 0.0))
+    notes: list[str] = []
+    relevance = option_relevance = None
+    source = "relevance to the question"
+    texts = [query.question] + ([answer.option] if answer.option is not None else [])
+    scores = frame_relevance(encoder, features, texts)
+    if scores is not None:
+        relevance = scores[0].tolist()
+        if answer.option is not None:
+            option_relevance = scores[1].tolist()
+    recorded = recorded_scores(answer.stages)
+    if recorded is not None and len(recorded[0]) == len(times):
+        _, recorded_values, stage_name, scored_by = recorded
+        if scored_by == "query":
+            relevance, source = recorded_values, f"relevance to the question (scored by {stage_name})"
+        elif relevance is None:
+            relevance, source = recorded_values, f"{scored_by} (scored by {stage_name})"
+    if relevance is None:
+        notes.append("the encoder has no text side: no relevance curve")
+    scenes = scene_spans(times, segment_boundaries(features), duration) if len(times) > 2 else []
+    model_times = model_frame_times(final)
+    return TimelineData(
+        frame_times=times,
+        duration=duration,
+        relevance=relevance,
+        option_relevance=option_relevance,
+        option_label=f"({answer.letter}) {answer.option}" if answer.option is not None else "",
+        scenes=scenes,
+        model_times=model_times,
+        evidence=[float(t) for t in answer.evidence],
+        source=source,
+        notes=notes,
+    )
+
+
+def model_frame_times(final: Any) -> list[float]:
+    """Times of the frames whose tokens reached the model, sorted."""
+    if final.frame_times is not None:
+        ids = final.frames().clamp(0, final.frame_times.shape[0] - 1)
+        return sorted(float(t) for t in final.frame_times[ids])
+    _, times, _ = final.frame_means()
+    return sorted(float(t) for t in times)
