@@ -98,7 +98,8 @@ class LlavaOneVisionAdapter(NativeVLMAdapter):
         parts = []
         for start in range(0, len(frames), chunk):
             data = frames.data[start:start + chunk]
-            pixels = video_processor(videos=[data], return_tensors="pt")["pixel_values_videos"].to(self.device)
+            batch = video_processor(videos=[data], do_sample_frames=False, return_tensors="pt")
+            pixels = batch["pixel_values_videos"].to(self.device)
             features = self.model.model.get_video_features(pixels).pooler_output[0, :-1]
             count = data.shape[0]
             side = int(round((features.shape[0] // count) ** 0.5))

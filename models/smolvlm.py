@@ -107,7 +107,7 @@ class SmolVLMAdapter(NativeVLMAdapter):
         parts = []
         for start in range(0, len(frames), chunk):
             data = frames.data[start:start + chunk]
-            batch = video_processor(videos=[data], return_tensors="pt")
+            batch = video_processor(videos=[data], do_sample_frames=False, return_tensors="pt")
             pixels = batch["pixel_values"].to(self.device)
             mask = batch["pixel_attention_mask"].to(self.device)
             features = self.model.model.get_image_features(pixels, mask).pooler_output[0]
