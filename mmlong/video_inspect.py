@@ -160,7 +160,9 @@ def _mp4_truncation(container: Any, stream: Any, fmt: str, file_size: int) -> tu
     """For mp4/mov, whose index lists every sample's byte range: samples that end past the end of the file."""
     if not any(name in fmt for name in _MP4_FORMATS):
         return None, None
-    entries = stream.index_entries
+    entries = getattr(stream, "index_entries", None)  # PyAV >= 16; older PyAV (15.x) has no index API
+    if entries is None:
+        return None, None
     total = len(entries)
     if total == 0:
         return None, None
