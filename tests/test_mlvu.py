@@ -89,6 +89,18 @@ def test_bad_data_is_a_clear_error(tmp_path):
         MLVUBenchmark(MLVUBenchmark.Config(data=str(bad))).items()
 
 
+def test_cli_reports_bad_data_in_one_line(tmp_path, capsys):
+    from mmlong.apps.cli import main
+
+    assert main(["eval", "mlvu", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "o")]) == 2
+    assert main(["eval", "niavh", "run", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"mmlong: error: {tmp_path / 'nope'}: MLVU data not found; pass --data DIR (the folder holding "
+                   "json/ and video/)",
+                   f"mmlong: error: {tmp_path}: no manifest.json here; build a set first with "
+                   "`mmlong eval niavh make DIR`"]
+
+
 def test_module_doctests():
     import doctest
 
