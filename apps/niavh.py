@@ -155,7 +155,7 @@ def draw_heatmap(summary: Mapping[str, Any], path: str | Path) -> Path:
     depths, lengths = summary["depths"], summary["lengths"]
     fig, axes = plt.subplots(1, max(1, len(kinds)), figsize=(1.6 + 1.3 * len(lengths) * max(1, len(kinds)),
                                                               1.2 + 0.55 * len(depths)), squeeze=False)
-    for ax, kind in zip(axes[0], kinds):
+    for n, (ax, kind) in enumerate(zip(axes[0], kinds)):
         grid = np.full((len(depths), len(lengths)), np.nan)
         for i, depth in enumerate(depths):
             for j, length in enumerate(lengths):
@@ -169,7 +169,8 @@ def draw_heatmap(summary: Mapping[str, Any], path: str | Path) -> Path:
         ax.set_xticks(range(len(lengths)), [f"{l:g}s" for l in lengths])
         ax.set_yticks(range(len(depths)), [f"{d:g}%" for d in depths])
         ax.set_xlabel("haystack length")
-        ax.set_ylabel("needle depth")
+        if n == 0:
+            ax.set_ylabel("needle depth")
         ax.set_title(f"{'multiple choice' if kind == 'mc' else 'open'}: {100 * summary[kind]['accuracy']:.0f}%")
     if kinds:
         fig.colorbar(image, ax=axes[0].tolist(), label="accuracy")
