@@ -13,6 +13,7 @@ BENCH_MODULES: tuple[str, ...] = (
     "mmlong.apps.bench_decode",  # decode, make-video
     "mmlong.apps.bench_prefill",  # prefill
     "mmlong.apps.bench_compress",  # compress
+    "mmlong.apps.bench_cache",  # cache
 )
 
 

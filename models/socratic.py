@@ -119,7 +119,10 @@ class SocraticModel(VideoQAModel):
     @dataclass
     class Config:
         """path: a local LM directory instead of the packaged Gemma 3 270M; top_k: classes per transcript line;
-        min_prob: least probability for a class to be mentioned (the top one always is); max_lines: most
+        min_prob: least probability for a class to be mentioned (the top one always is); min_confidence: a
+        moment whose best class is less likely than this is written as nothing recognisable (an ImageNet
+        classifier's low-confidence guesses on out-of-domain footage, e.g. dog breeds for a cartoon rabbit,
+        otherwise read to the LM like facts); max_lines: most
         transcript lines (more time groups are pooled into coarser spans); max_new_tokens: length of open
         answers; evidence: how many evidence times to give; scoring: ``"likelihood"`` (option text
         log-likelihood) or ``"letter"`` (MLVU letter from the next-token distribution); device, dtype: where and
@@ -129,6 +132,7 @@ class SocraticModel(VideoQAModel):
         path: str | None = None
         top_k: int = 3
         min_prob: float = 0.05
+        min_confidence: float = 0.4
         max_lines: int = 48
         max_new_tokens: int = 32
         evidence: int = 3
@@ -140,8 +144,9 @@ class SocraticModel(VideoQAModel):
         def __post_init__(self) -> None:
             if self.top_k < 1 or self.max_lines < 1 or self.max_new_tokens < 1:
                 raise ValueError("top_k, max_lines and max_new_tokens must be at least 1")
-            if not 0.0 <= self.min_prob <= 1.0:
-                raise ValueError(f"min_prob must be within [0, 1], got {self.min_prob}")
+            for name in ("min_prob", "min_confidence"):
+                if not 0.0 <= getattr(self, name) <= 1.0:
+                    raise ValueError(f"{name} must be within [0, 1], got {getattr(self, name)}")
             if self.scoring not in SCORINGS:
                 raise ValueError(f"scoring must be one of {', '.join(SCORINGS)}, got {self.scoring!r}")
 
@@ -180,7 +185,8 @@ class SocraticModel(VideoQAModel):
             )
         cfg = self.config
         return build_transcript(tokens, encoder.classify, list(encoder.class_names), top_k=cfg.top_k,
-                                min_prob=cfg.min_prob, max_lines=cfg.max_lines)
+                                min_prob=cfg.min_prob, max_lines=cfg.max_lines,
+                                min_confidence=cfg.min_confidence)
 
     def choose(self, query: Query, context: str) -> tuple[str, LetterChoice]:
         """The prompt and the chosen option of a multiple-choice ``query`` given the transcript ``context``."""

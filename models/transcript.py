@@ -29,6 +29,8 @@ import torch
 from mmlong.types import VisualTokens
 
 SPAN_DASH = "\u2013"
+#: what a line says when no class is confident enough to name
+UNCLEAR = "nothing recognisable"
 
 
 def format_time(seconds: float) -> str:
@@ -78,10 +80,10 @@ class TranscriptLine:
     @property
     def says(self) -> tuple[str, frozenset[str]]:
         """What the line says, for merging: its most likely class and the set of classes it names."""
-        return self.labels[0][0], self.names
+        return (self.labels[0][0] if self.labels else ""), self.names
 
     def text(self) -> str:
-        said = ", ".join(f"{name} {prob:.2f}" for name, prob in self.labels)
+        said = ", ".join(f"{name} {prob:.2f}" for name, prob in self.labels) or UNCLEAR
         return f"{format_span(self.start, self.end)}: {said}"
 
     def to_dict(self) -> dict[str, Any]:
@@ -173,15 +175,20 @@ def _named_probs(probs: torch.Tensor, class_names: Sequence[str]) -> tuple[torch
     return out, names
 
 
-def _labels(probs: torch.Tensor, names: Sequence[str], top_k: int, min_prob: float) -> tuple[tuple[str, float], ...]:
-    """Top ``top_k`` classes of one probability row ``[U]`` with at least ``min_prob`` (the top one always)."""
+def _labels(probs: torch.Tensor, names: Sequence[str], top_k: int, min_prob: float,
+            min_confidence: float = 0.0) -> tuple[tuple[str, float], ...]:
+    """Top ``top_k`` classes of one probability row ``[U]`` with at least ``min_prob`` (the top one always,
+    unless even it is below ``min_confidence``: then nothing is recognisable and the labels are empty)."""
     values, idx = torch.topk(probs, k=min(top_k, probs.shape[0]))
+    if float(values[0]) < min_confidence:
+        return ()
     keep = [(names[int(i)], float(v)) for rank, (v, i) in enumerate(zip(values, idx)) if rank == 0 or v >= min_prob]
     return tuple(keep)
 
 
 def _lines(
-    spans: _Spans, probs: torch.Tensor, names: Sequence[str], top_k: int, min_prob: float
+    spans: _Spans, probs: torch.Tensor, names: Sequence[str], top_k: int, min_prob: float,
+    min_confidence: float = 0.0,
 ) -> list[TranscriptLine]:
     """One line per span, then consecutive lines that say the same (same top class, same class set) merged.
 
@@ -192,7 +199,7 @@ def _lines(
     merged_probs: list[torch.Tensor] = []
     for i in range(spans.start.shape[0]):
         p = probs[i].to(torch.float64)
-        line = TranscriptLine(float(spans.start[i]), float(spans.end[i]), _labels(p, names, top_k, min_prob),
+        line = TranscriptLine(float(spans.start[i]), float(spans.end[i]), _labels(p, names, top_k, min_prob, min_confidence),
                               spans.features[i], float(spans.weights[i]), 1)
         if not lines or lines[-1].says != line.says:
             lines.append(line)
@@ -224,12 +231,14 @@ def build_transcript(
     top_k: int = 3,
     min_prob: float = 0.05,
     max_lines: int = 64,
+    min_confidence: float = 0.0,
 ) -> Transcript:
     """The transcript of ``tokens``.
 
     classify: ``[G, D]`` mean features -> ``[G, C]`` class probabilities; class_names: ``C`` names (cleaned to
     their first synonym; classes sharing a cleaned name add up). Each line keeps the ``top_k`` classes with at
-    least ``min_prob`` (always the most likely one). When more than ``max_lines`` lines remain after merging,
+    least ``min_prob`` (always the most likely one); a moment whose most likely class is below
+    ``min_confidence`` is written as nothing recognisable rather than as a confident-looking guess. When more than ``max_lines`` lines remain after merging,
     consecutive time groups are pooled into ``max_lines`` coarser spans and classified again.
     """
     if tokens.num_tokens == 0:
@@ -247,7 +256,7 @@ def build_transcript(
                 f"{len(class_names)} class names"
             )
         named, names = _named_probs(probs, class_names)
-        return _lines(spans, named, names, top_k, min_prob)
+        return _lines(spans, named, names, top_k, min_prob, min_confidence)
 
     spans = group_spans(tokens)
     lines = lines_of(spans)

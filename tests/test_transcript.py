@@ -166,3 +166,21 @@ def test_bad_classifier_output_is_refused():
     assert len(build_transcript(frame_tokens([0]).select(torch.tensor([], dtype=torch.long)),
                                 classify, CLASS_NAMES)) == 0
     assert not math.isnan(build_transcript(frame_tokens([0]), classify, CLASS_NAMES).lines[0].centre)
+
+
+def test_unconfident_moments_are_written_as_nothing_recognisable():
+    # frames 1-2 are out of domain: a mix of two kinds, on which the classifier spreads its mass
+    tokens = frame_tokens([1, 0, 0, 1])
+    tokens = tokens.replace(features=tokens.features.clone())
+    mixed = torch.tensor([0.5, 0.5, 0.0, 0.0])  # softmax of this mix is far less peaked than either kind
+    tokens.features[4:12] = mixed
+    with torch.no_grad():
+        assert float(classify(mixed.unsqueeze(0)).max()) < 0.6
+    plain = build_transcript(tokens, classify, CLASS_NAMES, top_k=1)
+    strict = build_transcript(tokens, classify, CLASS_NAMES, top_k=1, min_confidence=0.6)
+    assert [line.text() for line in strict.lines] == [
+        "00:00: Egyptian cat 0.90",
+        "00:01\u201300:02: nothing recognisable",
+        "00:03: Egyptian cat 0.90",
+    ]
+    assert "nothing recognisable" not in plain.text()
