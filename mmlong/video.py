@@ -6,7 +6,10 @@ never materialises 8K frames. Timestamps come from the stream's presentation tim
 
 Decoders are plug-ins (``DECODERS``): ``decord`` (fast, the default) and ``pyav`` (every codec FFmpeg has).
 ``decoder="auto"`` uses decord and falls back to PyAV when decord is missing, cannot handle the file (AV1,
-rotation metadata) or fails on it. Bad input raises a :class:`~mmlong.errors.VideoError` subclass whose text is
+rotation metadata) or fails on it. For long videos whose container indexes every frame at a constant rate
+(mp4/mov, at least ``PYAV_MIN_FRAMES`` frames) ``auto`` prefers PyAV: it opens from that index in the same
+time whatever the length, while decord reads every packet at open, so sparse sampling of an hour costs about
+what it costs on minutes. Bad input raises a :class:`~mmlong.errors.VideoError` subclass whose text is
 one line naming the file, the reason and the fix.
 
 >>> from mmlong.samples import sample_video
@@ -36,12 +39,16 @@ __all__ = ["probe", "open_video", "VideoSource", "DecordDecoder", "PyAVDecoder",
 #: Decoded frames larger than this (4K UHD) are refused unless resized with ``max_side`` / ``short_side``.
 DEFAULT_MAX_PIXELS = 3840 * 2160
 DECODER_CHOICES = ("auto", "decord", "pyav")
+#: ``auto`` prefers PyAV for constant-rate indexed videos with at least this many frames (2 min at 25 fps):
+#: below it decord's open-time indexing costs a few milliseconds and decord stays the default.
+PYAV_MIN_FRAMES = 3000
 
 
 def probe(path: str | os.PathLike, decoder: str = "auto", allow_damaged: bool = False) -> VideoMeta:
     """What ``path`` holds (duration, fps, frames, upright size, codec, rotation, VFR, audio, decoder used).
 
-    Cheap: opens the decoder (which indexes the stream) but decodes no frame beyond the first.
+    Cheap: opens the decoder (which numbers the frames, from the container index when it can) but decodes no
+    frame beyond the first.
     """
     with open_video(path, decoder=decoder, max_pixels=None, allow_damaged=allow_damaged) as video:
         return video.meta
@@ -81,7 +88,11 @@ def open_video(
 
 def _decoder_order(info: ContainerInfo, decoder: str) -> list[str]:
     if decoder == "auto":
-        return ["pyav"] if decord_refuses(info) else ["decord", "pyav"]
+        if decord_refuses(info):
+            return ["pyav"]
+        if info.indexed_constant_rate and info.declared_frames >= PYAV_MIN_FRAMES:
+            return ["pyav", "decord"]
+        return ["decord", "pyav"]
     from mmlong.registry import DECODERS, RegistryError
 
     try:
@@ -114,12 +125,12 @@ class VideoSource:
             raise
 
     # ------------------------------------------------------------------ opening
-    def _open_first(self, names: Sequence[str]) -> tuple[Decoder, str]:
+    def _open_first(self, names: Sequence[str], **options: Any) -> tuple[Decoder, str]:
         from mmlong.registry import DECODERS
 
         failure: DecoderFailure | None = None
         for name in names:
-            candidate = DECODERS.create(name)
+            candidate = DECODERS.create(name, **options)
             try:
                 candidate.open(self.info, self._decode_size)
                 if name != names[0]:
@@ -206,11 +217,16 @@ class VideoSource:
                                      f"{expected[1]}x{expected[0]}")
             return data
         except DecoderFailure as err:
-            if not (self._auto and self.meta.decoder == "decord"):
+            options: dict[str, Any] = {}
+            if err.stale_index:
+                self.notes.append(f"{err}; re-indexed by demuxing every packet")
+                options = {"frame_index": "demux"}
+            elif self._auto and self.meta.decoder == "decord":
+                self.notes.append(f"decord failed ({err}); switched to pyav")
+            else:
                 raise CorruptVideoError(f"{self.meta.decoder}: {err}", self.info.path) from err
-            self.notes.append(f"decord failed ({err}); switched to pyav")
         self._decoder.close()
-        self._decoder, _ = self._open_first(["pyav"])
+        self._decoder, _ = self._open_first(["pyav"], **options)
         previous = self.meta
         self.meta = self._build_meta("pyav")
         if self.meta.num_frames < previous.num_frames and unique.max() >= self.meta.num_frames:

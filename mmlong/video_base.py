@@ -29,7 +29,8 @@ class ContainerInfo:
     width/height: stored (coded) size; rotation: degrees counter-clockwise to turn a stored frame upright
     (0, 90, 180, 270); declared_frames: the frame count in the header (0 when unknown); duration: seconds
     (0.0 when unknown); damage: why the file is only partly readable (None when whole); readable_frames: how
-    many frames the index says are in the file when damaged.
+    many frames the index says are in the file when damaged; indexed_constant_rate: the container's index (mp4/mov)
+    lists every frame at evenly spaced times, so a decoder can number frames without reading every packet.
     """
 
     path: str
@@ -45,6 +46,7 @@ class ContainerInfo:
     container_format: str
     damage: str | None = None
     readable_frames: int | None = None
+    indexed_constant_rate: bool = False
 
     @property
     def upright_size(self) -> tuple[int, int]:
@@ -56,11 +58,14 @@ class DecoderFailure(Exception):
     """A decoder could not open or read this file; :mod:`mmlong.video` turns it into a VideoError or a fallback.
 
     ``unsupported``: the file is fine but this decoder cannot handle it (another decoder can).
+    ``stale_index``: the frame numbering taken from the container's index disagrees with the stream's own
+    timestamps; reopening with a full demux (PyAV ``frame_index="demux"``) reads the file correctly.
     """
 
-    def __init__(self, reason: str, unsupported: bool = False) -> None:
+    def __init__(self, reason: str, unsupported: bool = False, stale_index: bool = False) -> None:
         super().__init__(reason)
         self.unsupported = unsupported
+        self.stale_index = stale_index
 
 
 class Decoder:

@@ -3,7 +3,8 @@
 
 Runs before any decoder opens, so a missing, empty, non-video, audio-only, image, truncated or undecodable
 file fails here, quickly, with the same message whichever decoder was asked for. Work is bounded: at most
-``MAX_PROBE_PACKETS`` packets are read to decode the first frame.
+``MAX_PROBE_PACKETS`` packets are read to decode the first frame, and at most ``INDEX_HEAD + INDEX_SAMPLES + 1``
+index entries are looked at in an intact file, so an hour-long video inspects as fast as a short one.
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ from mmlong.video_base import ContainerInfo
 
 MAX_PROBE_PACKETS = 400
 PROBE_DEADLINE_S = 20.0
+#: Index entries checked at the start of the stream and spread evenly over it (see ``sampled_entry_positions``).
+INDEX_HEAD = 64
+INDEX_SAMPLES = 1024
 
 # (offset, bytes) that mark a video container; a file that starts like one but does not open is damaged.
 _CONTAINER_MAGIC = (
@@ -101,7 +105,7 @@ def _inspect(container: Any, path: str, file_size: int) -> ContainerInfo:
         duration = float(stream.duration * stream.time_base)
     elif container.duration:
         duration = container.duration / 1_000_000
-    damage, readable = _mp4_truncation(container, stream, fmt, file_size)
+    damage, readable, constant_rate = _index_facts(container, stream, fmt, file_size)
     try:
         rotation = _first_frame_rotation(container, stream, path, codec_name)
     except CorruptVideoError as err:
@@ -122,6 +126,7 @@ def _inspect(container: Any, path: str, file_size: int) -> ContainerInfo:
         container_format=fmt,
         damage=damage,
         readable_frames=readable,
+        indexed_constant_rate=constant_rate,
     )
 
 
@@ -156,17 +161,48 @@ def _first_frame_rotation(container: Any, stream: Any, path: str, codec_name: st
                             "the file is damaged or truncated", path)
 
 
-def _mp4_truncation(container: Any, stream: Any, fmt: str, file_size: int) -> tuple[str | None, int | None]:
-    """For mp4/mov, whose index lists every sample's byte range: samples that end past the end of the file."""
+def sampled_entry_positions(total: int) -> list[int]:
+    """Positions of the index entries checked instead of all of them: the first ``INDEX_HEAD`` and
+    ``INDEX_SAMPLES + 1`` evenly spaced ones (first and last included), sorted. Every entry when there are few."""
+    if total <= INDEX_HEAD + INDEX_SAMPLES + 1:
+        return list(range(total))
+    spaced = {k * (total - 1) // INDEX_SAMPLES for k in range(INDEX_SAMPLES + 1)}
+    return sorted(spaced | set(range(INDEX_HEAD)))
+
+
+def _index_facts(container: Any, stream: Any, fmt: str, file_size: int) -> tuple[str | None, int | None, bool]:
+    """For mp4/mov, whose index lists every sample (byte range, decode time): (damage, readable frames,
+    constant-rate index).
+
+    Cost does not grow with length: sample byte positions increase through a well-formed file, so checking
+    a bounded sample of entries (the last included) settles truncation, and the full count runs only when
+    something is past the end of the file or out of order. The index counts as constant-rate when it has
+    one entry per declared frame, none marked discarded (edit lists), and every sampled decode time lies on
+    the grid ``first + k * step``; :mod:`mmlong.video_pyav` still checks each decoded frame against it.
+    """
     if not any(name in fmt for name in _MP4_FORMATS):
-        return None, None
+        return None, None, False
     entries = getattr(stream, "index_entries", None)  # PyAV >= 16; older PyAV (15.x) has no index API
     if entries is None:
-        return None, None
+        return None, None, False
     total = len(entries)
     if total == 0:
-        return None, None
-    readable = sum(1 for e in entries if e.pos + e.size <= file_size)
-    if readable == total:
-        return None, None
-    return f"truncated: only {readable} of {total} frames are in the file", readable
+        return None, None, False
+    sampled = [(k, entries[k]) for k in sampled_entry_positions(total)]
+    positions = [e.pos for _, e in sampled]
+    in_order = all(a <= b for a, b in zip(positions, positions[1:]))
+    if not in_order or any(e.pos + e.size > file_size for _, e in sampled):
+        readable = sum(1 for e in entries if e.pos + e.size <= file_size)
+        if readable < total:
+            return f"truncated: only {readable} of {total} frames are in the file", readable, False
+    return None, None, _on_constant_grid(sampled, total, int(stream.frames or 0))
+
+
+def _on_constant_grid(sampled: list[tuple[int, Any]], total: int, declared: int) -> bool:
+    if total < 2 or total != declared:
+        return False
+    first = sampled[0][1].timestamp
+    step = sampled[1][1].timestamp - first  # sampled starts with entries 0 and 1
+    if step <= 0:
+        return False
+    return all(e.timestamp == first + k * step and not e.is_discard for k, e in sampled)
