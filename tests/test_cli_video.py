@@ -109,6 +109,7 @@ def test_bench_decode_and_make_video(capsys, tmp_path):
     assert status == 0 and [r["num_frames"] for r in record["runs"]] == [150, 600]
     for run in record["runs"]:
         assert run["identical_frames"] is True and run["ratio"] > 0 and run["mmlong_ms"] > 0 and run["raw_ms"] > 0
+        assert 0 < run["mmlong_open_ms"] < run["mmlong_ms"]
     assert record["length_scaling"]["duration_ratio"] == 4.0
     status, out, _ = run_cli(capsys, "bench", "decode", str(short), "--frames", "4", "--repeat", "1")
     assert status == 0 and "ratio" in out and "identical frames: True" in out
