@@ -120,7 +120,7 @@ class SocraticModel(VideoQAModel):
     class Config:
         """path: a local LM directory instead of the packaged Gemma 3 270M; top_k: classes per transcript line;
         min_prob: least probability for a class to be mentioned (the top one always is); min_confidence: a
-        moment whose best class is less likely than this is written as nothing recognisable (an ImageNet
+        moment whose top_k classes together hold less probability than this is written as nothing recognisable (an ImageNet
         classifier's low-confidence guesses on out-of-domain footage, e.g. dog breeds for a cartoon rabbit,
         otherwise read to the LM like facts); max_lines: most
         transcript lines (more time groups are pooled into coarser spans); max_new_tokens: length of open
@@ -132,7 +132,7 @@ class SocraticModel(VideoQAModel):
         path: str | None = None
         top_k: int = 3
         min_prob: float = 0.05
-        min_confidence: float = 0.4
+        min_confidence: float = 0.5
         max_lines: int = 48
         max_new_tokens: int = 32
         evidence: int = 3

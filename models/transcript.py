@@ -178,9 +178,10 @@ def _named_probs(probs: torch.Tensor, class_names: Sequence[str]) -> tuple[torch
 def _labels(probs: torch.Tensor, names: Sequence[str], top_k: int, min_prob: float,
             min_confidence: float = 0.0) -> tuple[tuple[str, float], ...]:
     """Top ``top_k`` classes of one probability row ``[U]`` with at least ``min_prob`` (the top one always,
-    unless even it is below ``min_confidence``: then nothing is recognisable and the labels are empty)."""
+    unless the top ``top_k`` classes together hold less than ``min_confidence`` of the probability: then nothing
+    is recognisable and the labels are empty)."""
     values, idx = torch.topk(probs, k=min(top_k, probs.shape[0]))
-    if float(values[0]) < min_confidence:
+    if float(values.sum()) < min_confidence:
         return ()
     keep = [(names[int(i)], float(v)) for rank, (v, i) in enumerate(zip(values, idx)) if rank == 0 or v >= min_prob]
     return tuple(keep)
@@ -237,7 +238,7 @@ def build_transcript(
 
     classify: ``[G, D]`` mean features -> ``[G, C]`` class probabilities; class_names: ``C`` names (cleaned to
     their first synonym; classes sharing a cleaned name add up). Each line keeps the ``top_k`` classes with at
-    least ``min_prob`` (always the most likely one); a moment whose most likely class is below
+    least ``min_prob`` (always the most likely one); a moment whose ``top_k`` classes together hold less than
     ``min_confidence`` is written as nothing recognisable rather than as a confident-looking guess. When more than ``max_lines`` lines remain after merging,
     consecutive time groups are pooled into ``max_lines`` coarser spans and classified again.
     """
