@@ -166,6 +166,11 @@ class SocraticModel(VideoQAModel):
             self._lm = load_gemma(cfg.path, cache_dir=cfg.cache_dir, device=cfg.device, dtype=cfg.dtype)
         return self._lm
 
+    def load(self) -> "SocraticModel":
+        """Load the answerer LM now (otherwise on the first answer)."""
+        _ = self.lm
+        return self
+
     def letter_ids(self, count: int) -> list[int]:
         """Token ids of the first ``count`` option letters as they follow ``Best option: (``."""
         if count not in self._letter_ids:
