@@ -2,7 +2,8 @@
 
 A compressor is ``__call__(tokens, ctx) -> VisualTokens``. Subclasses implement :meth:`Compressor.compress`;
 ``__call__`` times it and appends one :class:`~mmlong.types.Step` (name, config, tokens in/out, ms) to the
-provenance. ``stage`` is ``"pre_llm"`` (runs on :class:`VisualTokens` before the model) or ``"in_llm"`` (a model
+provenance. ``compress`` may return ``report(tokens, {...})`` to also record what it decided (scores, chosen
+frames, scene boundaries, pooling factors; plain lists and numbers) in that Step's ``extra``. ``stage`` is ``"pre_llm"`` (runs on :class:`VisualTokens` before the model) or ``"in_llm"`` (a model
 adapter installs it inside the language model, see :mod:`mmlong.compressors.llm_pruning`).
 
 Stateful memory bridges subclass :class:`StreamingCompressor`: ``reset()``, ``update(chunk)``, ``read()``;
@@ -18,6 +19,20 @@ from typing import Any, ClassVar, Iterable, Sequence
 
 from mmlong.errors import ConfigError
 from mmlong.types import Query, Step, VisualTokens
+
+
+def report(tokens: VisualTokens, extra: dict[str, Any]) -> tuple[VisualTokens, dict[str, Any]]:
+    """What :meth:`Compressor.compress` returns to record ``extra`` in its provenance Step.
+
+    >>> import torch
+    >>> class Count(Compressor):
+    ...     name = "count"
+    ...     def compress(self, tokens, ctx):
+    ...         return report(tokens, {"frames": tokens.grid[0]})
+    >>> Count()(VisualTokens.from_grid(torch.ones(3, 1, 1, 2), torch.arange(3.0))).provenance[-1].extra
+    {'frames': 3}
+    """
+    return tokens, dict(extra)
 
 
 @dataclass
@@ -51,7 +66,7 @@ class Compressor:
     def config_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self.config) if dataclasses.is_dataclass(self.config) else {}
 
-    def compress(self, tokens: VisualTokens, ctx: CompressContext) -> VisualTokens:
+    def compress(self, tokens: VisualTokens, ctx: CompressContext) -> VisualTokens | tuple[VisualTokens, dict]:
         raise NotImplementedError(f"{type(self).__name__} must implement compress()")
 
     def __call__(self, tokens: VisualTokens, ctx: CompressContext | None = None) -> VisualTokens:
@@ -59,7 +74,10 @@ class Compressor:
         start = time.perf_counter()
         out = self.compress(tokens, ctx)
         ms = (time.perf_counter() - start) * 1000.0
-        step = Step(self.name, self.config_dict(), tokens.num_tokens, out.num_tokens, ms)
+        extra: dict[str, Any] = {}
+        if isinstance(out, tuple):
+            out, extra = out
+        step = Step(self.name, self.config_dict(), tokens.num_tokens, out.num_tokens, ms, extra)
         return out.replace(provenance=tokens.provenance + (step,))
 
     def __repr__(self) -> str:

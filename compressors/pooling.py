@@ -30,9 +30,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from mmlong.compressors.base import CompressContext
 from mmlong.compressors.frame_scoring import frame_scores
-from mmlong.compressors.reporting import ReportingCompressor, report
+from mmlong.compressors.base import CompressContext, Compressor, report
 from mmlong.errors import ConfigError
 from mmlong.types import VisualTokens
 
@@ -148,7 +147,7 @@ def _budget_for_auto(ctx: CompressContext, name: str) -> int:
     return int(ctx.budget)
 
 
-class SpatialPool(ReportingCompressor):
+class SpatialPool(Compressor):
     """``pool:S[,mode=avg|bilinear]`` or ``pool:auto`` (smallest S meeting ``ctx.budget``)."""
 
     name = "pool"
@@ -173,7 +172,7 @@ class SpatialPool(ReportingCompressor):
         return report(out, {"factor": int(factor), **({} if met is None else {"budget_met": met})})
 
 
-class TemporalPool(ReportingCompressor):
+class TemporalPool(Compressor):
     """``tpool:K`` (K adjacent frames per group) or ``tpool:auto`` (smallest K meeting ``ctx.budget``)."""
 
     name = "tpool"
@@ -225,7 +224,7 @@ def progressive_levels(costs: torch.Tensor, order: torch.Tensor, keep: int, budg
     return choice if choice is not None else torch.zeros(n, dtype=torch.long)
 
 
-class ProgressivePool(ReportingCompressor):
+class ProgressivePool(Compressor):
     """``progressive[:KEEP][,factor=2]``: the ``KEEP`` fraction of most important frames stays at full resolution,
     the rest is pooled by ``factor``, ``factor**2``, ... until ``ctx.budget`` is met.
 

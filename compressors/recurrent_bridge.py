@@ -26,8 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from mmlong.compressors.base import CompressContext
-from mmlong.compressors.reporting import ReportingCompressor, report
+from mmlong.compressors.base import CompressContext, Compressor, report
 from mmlong.compressors.scenetiling import segment_boundaries, segment_ids
 from mmlong.errors import ModelLoadError
 from mmlong.types import VisualTokens
@@ -139,7 +138,7 @@ def memory_slots(length: int, m: int) -> torch.Tensor:
     return torch.div(torch.arange(length) * m, length, rounding_mode="floor")
 
 
-class RecurrentBridge(ReportingCompressor):
+class RecurrentBridge(Compressor):
     """``recurrent-bridge[:M][,weights=PATH]``: ``M`` memory tokens per scene, carried through the video.
 
     Scenes come from ``tokens.segments`` (run ``scenetile`` first) or from SceneTilling here. Each output token

@@ -23,9 +23,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mmlong.compressors.base import CompressContext
 from mmlong.compressors.frame_scoring import require_scan_context, scan_video
-from mmlong.compressors.reporting import ReportingCompressor, report
+from mmlong.compressors.base import CompressContext, Compressor, report
 from mmlong.sampling import SampleContext, Sampled, Sampler, frames_at
 from mmlong.types import VideoMeta, VisualTokens
 
@@ -115,7 +114,7 @@ class SceneConfig:
             raise ValueError(f"k (number of cuts) must be 0 or more, got {self.k}")
 
 
-class SceneTile(ReportingCompressor):
+class SceneTile(Compressor):
     """``scenetile[:ALPHA][,k=K][,max_segments=16]``: tag each token with its scene (``tokens.segments``).
 
     Tokens are not removed; the Step's ``extra`` lists each scene's last frame (``ends``, frame positions among

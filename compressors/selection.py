@@ -20,15 +20,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from mmlong.compressors.base import CompressContext
 from mmlong.compressors.frame_scoring import diverse_top, frame_scores, require_scan_context, scan_video, score_frames
-from mmlong.compressors.reporting import ReportingCompressor, report
+from mmlong.compressors.base import CompressContext, Compressor, report
 from mmlong.errors import ConfigError
 from mmlong.sampling import SampleContext, Sampled, Sampler, frames_at, uniform_indices
 from mmlong.types import VideoMeta, VisualTokens
 
 
-class QuerySelect(ReportingCompressor):
+class QuerySelect(Compressor):
     """``select[:N][,diversity=0.5]``: keep the N most relevant, temporally diverse frames; without N, as many
     as fit ``ctx.budget``.
 

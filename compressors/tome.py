@@ -24,8 +24,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from mmlong.compressors.base import CompressContext
-from mmlong.compressors.reporting import ReportingCompressor, report
+from mmlong.compressors.base import CompressContext, Compressor, report
 from mmlong.errors import ConfigError
 from mmlong.types import VisualTokens
 
@@ -120,7 +119,7 @@ def temporal_merge_groups(
 
 
 # ---------------------------------------------------------------------- compressors
-class ToMe(ReportingCompressor):
+class ToMe(Compressor):
     """``tome:RATIO``: remove ``RATIO`` of every frame's tokens by bipartite soft matching.
 
     ``tome:auto`` derives the ratio from ``ctx.budget`` (each frame keeps its share of the budget).
@@ -162,7 +161,7 @@ class ToMe(ReportingCompressor):
         return report(tokens.merge(groups), {"kept_per_frame": [int(v) for v in keep]})
 
 
-class TemporalMerge(ReportingCompressor):
+class TemporalMerge(Compressor):
     """``tmerge:THRESHOLD`` (cosine, default 0.9) or ``tmerge:ratio=R``: merge near-duplicate tokens of
     adjacent frames into the earlier frame's token."""
 
