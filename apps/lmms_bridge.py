@@ -46,13 +46,13 @@ def _video_of(visuals: Any, task: str) -> str:
 
 
 def option_probabilities(answer: Answer, count: int) -> list[float] | None:
-    """The model's probability of each option, from ``Answer.details``: a list ``option_scores`` (native VLM
-    adapters) or a letter mapping ``option_probs`` (the Socratic model); ``None`` when it reports neither."""
-    scores = answer.details.get("option_scores")
-    if scores is None and isinstance(answer.details.get("option_probs"), dict):
-        probs = answer.details["option_probs"]
-        scores = [probs.get(chr(ord("A") + i)) for i in range(count)]
-    if scores is None or len(scores) != count or any(s is None for s in scores):
+    """The model's probability of each option, from ``Answer.details["option_probs"]`` (a letter mapping every
+    model reports for multiple choice); ``None`` when it reports none."""
+    probs = answer.details.get("option_probs")
+    if not isinstance(probs, dict):
+        return None
+    scores = [probs.get(chr(ord("A") + i)) for i in range(count)]
+    if any(s is None for s in scores):
         return None
     return [float(s) for s in scores]
 

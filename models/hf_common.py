@@ -10,7 +10,7 @@ A family adapter subclasses :class:`NativeVLMAdapter` and implements three thing
 Everything else lives here: loading with the security switches (:func:`load_pretrained`: ``trust_remote_code``
 off, safetensors only unless ``allow_pickle``; one-line :class:`~mmlong.errors.ModelLoadError` otherwise), family
 detection from ``config.json`` (:func:`detect_family`), the greedy decode loop over ``inputs_embeds`` with a KV
-cache (:func:`greedy_decode`), multiple-choice letters from the next-token distribution (:func:`choose_option`),
+cache (:func:`greedy_decode`), multiple-choice letters from the next-token distribution (:func:`mmlong.models.prompts.read_letter`),
 the ``native`` encoder wrapper (:class:`NativeEncoder`) and :meth:`NativeVLMAdapter.answer`, which installs
 in-LLM compressors (:mod:`mmlong.compressors.llm_pruning`) around the decode.
 
@@ -356,27 +356,14 @@ def option_letter_ids(tokenizer: Any, count: int) -> list[int]:
     return ids
 
 
-def choose_option(next_token_logits: torch.Tensor, letter_ids: Sequence[int]) -> tuple[int, torch.Tensor]:
-    """Index of the best option letter and the softmax over the letters only. logits: ``[V]``."""
-    scores = next_token_logits[list(letter_ids)].float().softmax(-1)
-    return int(scores.argmax()), scores
-
-
 def multiple_choice_text(query: Query) -> str:
-    """The question text that follows the video: MLVU style when there are options, else the question."""
-    try:
-        from mmlong.models import prompts  # written alongside the benchmarks; optional
-    except ImportError:
-        prompts = None
+    """The question text that follows the video: the MLVU instruction and question block when there are
+    options (the answer prefix goes after, in the assistant turn), else the question."""
+    from mmlong.models.prompts import mc_prompt
+
     if not query.is_multiple_choice:
         return query.question
-    builder = getattr(prompts, "mc_prompt", None) if prompts is not None else None
-    if builder is not None:  # the official MLVU instruction and question block; the answer prefix goes after
-        return builder(query.question, query.options, answer_prefix="")
-    lines = [f"Question: {query.question}", "Options:"]
-    lines += [f"({chr(ord('A') + i)}) {opt}" for i, opt in enumerate(query.options)]
-    lines.append("Only give the best option.")
-    return "\n".join(lines)
+    return mc_prompt(query.question, query.options, answer_prefix="")
 
 
 #: what follows the assistant turn's start for multiple choice, so the next token is the letter
@@ -516,10 +503,12 @@ class NativeVLMAdapter(VideoQAModel):
         if pruner is not None:
             details["in_llm"] = pruner.summary()
         if query.is_multiple_choice:
-            index, scores = choose_option(result.logits[0], option_letter_ids(self.tokenizer, len(query.options)))
-            details["option_scores"] = [round(float(s), 4) for s in scores]
-            return Answer(text=query.options[index], option=query.options[index], option_index=index,
-                          details=details)
+            from mmlong.models.prompts import read_letter
+
+            choice = read_letter(result.logits[0], option_letter_ids(self.tokenizer, len(query.options)))
+            details["option_probs"] = choice.as_dict()
+            option = query.options[choice.index]
+            return Answer(text=option, option=option, option_index=choice.index, details=details)
         text = self.tokenizer.decode(result.token_ids, skip_special_tokens=True).strip()
         details["generated_tokens"] = len(result.token_ids)
         return Answer(text=text, details=details)

@@ -171,7 +171,7 @@ def test_multiple_choice_reads_the_letter_distribution(tiny):
     letters = option_letter_ids(processor.tokenizer, 4)
     assert answer.option_index == int(logits[letters].argmax())
     assert answer.option == query.options[answer.option_index]
-    assert abs(sum(answer.details["option_scores"]) - 1.0) < 1e-3
+    assert abs(sum(answer.details["option_probs"].values()) - 1.0) < 1e-3
 
 
 def test_saved_directory_loads_and_answers_like_the_in_memory_model(tiny, tmp_path):
