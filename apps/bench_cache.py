@@ -44,7 +44,7 @@ def _token_path_ms(stages: list[dict[str, Any]]) -> float:
 
 def measure(pipeline: Any, video: str, question: str, options: tuple[str, ...] = ()) -> dict[str, Any]:
     """Time two asks of the same question (the model is loaded before timing)."""
-    pipeline.model.load()  # load outside the timing
+    pipeline.load_model()  # load outside the timing
     times, answers = [], []
     for _ in range(2):
         start = time.perf_counter()

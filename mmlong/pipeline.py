@@ -68,6 +68,7 @@ class Pipeline:
         self._encoder: Any = None
         self._model: Any = None
         self._cache: Any = None
+        self._model_loaded = False
 
     # ------------------------------------------------------------------ stages, built once
     @property
@@ -280,6 +281,17 @@ class Pipeline:
         return rest(out, ctx)
 
     # ------------------------------------------------------------------ answers
+    def load_model(self) -> tuple[Step, ...]:
+        """Load the model's weights once; the first answer's stages show the load as its own step."""
+        if self._model_loaded:
+            return ()
+        start = time.perf_counter()
+        self.model.load()
+        self._model_loaded = True
+        ms = (time.perf_counter() - start) * 1000.0
+        return (Step("load", {"model": getattr(self.model, "name", self.config.model)}, 0, 0, ms,
+                     {"peak_rss_mb": round(peak_rss_mb(), 1)}),)
+
     def ask(self, video: str, question: str, options: Sequence[str] = ()) -> Answer:
         """Answer one question about ``video``."""
         return self.ask_many(video, [Query(question, tuple(options))])[0]
@@ -288,6 +300,7 @@ class Pipeline:
         """Answer several questions about one video, sharing its decoded and encoded frames."""
         model = self.model  # fail early on a bad model before decoding anything
         shared = self.encode(video) if self._shares_encoding() else None
+        load_steps = self.load_model()
         answers = []
         for query in queries:
             tokens = self.compress(shared, query) if shared is not None else self.tokens(video, query)
@@ -296,7 +309,9 @@ class Pipeline:
             model_ms = (time.perf_counter() - start) * 1000.0
             model_step = Step("model", {"name": getattr(model, "name", self.config.model)}, tokens.num_tokens, 0,
                               model_ms, {"peak_rss_mb": round(peak_rss_mb(), 1)})
-            answer.stages = [s.to_dict() for s in tokens.provenance + (model_step,)] + answer.stages
+            steps = tokens.provenance + load_steps + (model_step,)
+            load_steps = ()
+            answer.stages = [s.to_dict() for s in steps] + answer.stages
             answer.config = self.config.to_dict()
             answer.details.setdefault("video", tokens.meta.get("video", {}))
             answers.append(answer)

@@ -159,10 +159,10 @@ def offline_pipeline(cache_dir: Path):
 
 
 def comparable(record: dict) -> dict:
-    """A record without what depends on timing or on the feature cache's state."""
+    """A record without what depends on timing, on the feature cache's state or on which answer loaded the model."""
     out = dict(record)
     out["stages"] = [(s["name"], s["tokens_in"], s["tokens_out"]) for s in record.get("stages", ())
-                     if s["name"] not in ("cache", "decode", "encode")]
+                     if s["name"] not in ("cache", "decode", "encode", "load")]
     if "details" in out:
         out["details"] = {k: v for k, v in out["details"].items() if k != "video"}
     return out
