@@ -216,11 +216,13 @@ def _markdown(benchmark: Any, summary: Mapping[str, Any], figures: Sequence[Path
 
 # ---------------------------------------------------------------------------------------------- commands
 def _print_summary(benchmark: Any, summary: Mapping[str, Any] | None, out: str) -> int:
-    if summary is not None:
-        print(benchmark.report(summary))
-        print(f"\nwrote {Path(out) / 'results.jsonl'}, summary.json, results.md, config.yaml")
-        sys.stdout.flush()
-    return 0
+    """Print the report; exit status 1 when some items are error records (as ``mmlong batch``), else 0."""
+    if summary is None:
+        return 0
+    print(benchmark.report(summary))
+    print(f"\nwrote {Path(out) / 'results.jsonl'}, summary.json, results.md, config.yaml")
+    sys.stdout.flush()
+    return 1 if summary.get("errors", {}).get("count") else 0
 
 
 def run_mlvu(args: argparse.Namespace) -> int:
