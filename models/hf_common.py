@@ -439,6 +439,29 @@ class NativeVLMAdapter(VideoQAModel):
     def encode_frames(self, frames: Frames) -> VisualTokens:
         raise NotImplementedError
 
+    def frame_features(self, frames: torch.Tensor) -> torch.Tensor:
+        """Per-frame square token grids: uint8 ``[t, H, W, 3]`` -> ``[t * s * s, D_llm]`` (families whose
+        tokens are one square grid per frame implement this and get :meth:`encode_square_grids`)."""
+        raise NotImplementedError
+
+    @torch.inference_mode()
+    def encode_square_grids(self, frames: Frames) -> VisualTokens:
+        """Frames ``[T, H, W, 3]`` -> tokens on grid ``(T, s, s)``, :meth:`frame_features` over chunks of
+        ``frames_per_batch`` frames (bounded memory)."""
+        self.load()
+        chunk = max(1, int(self.config.frames_per_batch))
+        parts = []
+        for start in range(0, len(frames), chunk):
+            data = frames.data[start:start + chunk]
+            features = self.frame_features(data)
+            count = data.shape[0]
+            side = int(round((features.shape[0] // count) ** 0.5))
+            grid = features.reshape(count, side, side, -1).float().cpu()
+            parts.append(VisualTokens.from_grid(grid, frames.timestamps[start:start + chunk], first_frame=start))
+        tokens = VisualTokens.concat(parts)
+        meta = {"encoder": "native", "family": self.name, "duration": float(frames.meta.duration)}
+        return tokens.replace(frame_times=frames.timestamps.to(torch.float64).clone(), meta=meta)
+
     def build_prompt(self, tokens: VisualTokens, query: Query) -> PromptInputs:
         raise NotImplementedError
 

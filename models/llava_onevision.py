@@ -85,29 +85,19 @@ class LlavaOneVisionAdapter(NativeVLMAdapter):
     def vision_module(self) -> torch.nn.Module:
         return self.load().model.model.vision_tower
 
-    @torch.inference_mode()
-    def encode_frames(self, frames: Frames) -> VisualTokens:
-        """Frames ``[T, H, W, 3]`` -> tokens ``[T * h * w, D_llm]`` on grid ``(T, h, w)`` (14x14 for 384 px).
+    def frame_features(self, frames: torch.Tensor) -> torch.Tensor:
+        """uint8 ``[t, H, W, 3]`` -> ``[t * 14 * 14, D_llm]``: vision tower, projector, 2x bilinear pooling.
 
         The trailing ``image_newline`` that ``get_video_features`` appends is not a frame's token; it is dropped
         here and added back by :meth:`build_prompt`.
         """
-        self.load()
-        video_processor = self.processor.video_processor
-        chunk = max(1, int(self.config.frames_per_batch))
-        parts = []
-        for start in range(0, len(frames), chunk):
-            data = frames.data[start:start + chunk]
-            batch = video_processor(videos=[data], do_sample_frames=False, return_tensors="pt")
-            pixels = batch["pixel_values_videos"].to(self.device)
-            features = self.model.model.get_video_features(pixels).pooler_output[0, :-1]
-            count = data.shape[0]
-            side = int(round((features.shape[0] // count) ** 0.5))
-            grid = features.reshape(count, side, side, -1).float().cpu()
-            parts.append(VisualTokens.from_grid(grid, frames.timestamps[start:start + chunk], first_frame=start))
-        tokens = VisualTokens.concat(parts)
-        meta = {"encoder": "native", "family": self.name, "duration": float(frames.meta.duration)}
-        return tokens.replace(frame_times=frames.timestamps.to(torch.float64).clone(), meta=meta)
+        batch = self.processor.video_processor(videos=[frames], do_sample_frames=False, return_tensors="pt")
+        pixels = batch["pixel_values_videos"].to(self.device)
+        return self.model.model.get_video_features(pixels).pooler_output[0, :-1]
+
+    def encode_frames(self, frames: Frames) -> VisualTokens:
+        """Frames ``[T, H, W, 3]`` -> tokens ``[T * h * w, D_llm]`` on grid ``(T, h, w)`` (14x14 for 384 px)."""
+        return self.encode_square_grids(frames)
 
     def prompt_text(self, tokens: VisualTokens, query: Query) -> str:
         """The chat prompt with one ``<video>`` placeholder (what the family's processor would expand)."""

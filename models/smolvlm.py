@@ -98,26 +98,16 @@ class SmolVLMAdapter(NativeVLMAdapter):
     def vision_module(self) -> torch.nn.Module:
         return self.load().model.model.vision_model
 
-    @torch.inference_mode()
+    def frame_features(self, frames: torch.Tensor) -> torch.Tensor:
+        """uint8 ``[t, H, W, 3]`` -> ``[t * 8 * 8, D_llm]``: vision tower + pixel-shuffle connector per frame."""
+        batch = self.processor.video_processor(videos=[frames], do_sample_frames=False, return_tensors="pt")
+        pixels = batch["pixel_values"].to(self.device)
+        mask = batch["pixel_attention_mask"].to(self.device)
+        return self.model.model.get_image_features(pixels, mask).pooler_output[0]
+
     def encode_frames(self, frames: Frames) -> VisualTokens:
         """Frames ``[T, H, W, 3]`` -> tokens ``[T * h * w, D_llm]`` on grid ``(T, h, w)`` (8x8 for SmolVLM2)."""
-        self.load()
-        video_processor = self.processor.video_processor
-        chunk = max(1, int(self.config.frames_per_batch))
-        parts = []
-        for start in range(0, len(frames), chunk):
-            data = frames.data[start:start + chunk]
-            batch = video_processor(videos=[data], do_sample_frames=False, return_tensors="pt")
-            pixels = batch["pixel_values"].to(self.device)
-            mask = batch["pixel_attention_mask"].to(self.device)
-            features = self.model.model.get_image_features(pixels, mask).pooler_output[0]
-            count = data.shape[0]
-            side = int(round((features.shape[0] // count) ** 0.5))
-            grid = features.reshape(count, side, side, -1).float().cpu()
-            parts.append(VisualTokens.from_grid(grid, frames.timestamps[start:start + chunk], first_frame=start))
-        tokens = VisualTokens.concat(parts)
-        meta = {"encoder": "native", "family": self.name, "duration": float(frames.meta.duration)}
-        return tokens.replace(frame_times=frames.timestamps.to(torch.float64).clone(), meta=meta)
+        return self.encode_square_grids(frames)
 
     def frame_spans(self, tokens: VisualTokens) -> tuple[list[float], list[torch.Tensor]]:
         """Times and token features ``[n_f, D]`` of every frame that still has tokens, in time order."""
