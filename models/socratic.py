@@ -5,8 +5,7 @@ The encoder's image classifier describes the (compressed) visual tokens as a tim
 (:mod:`mmlong.models.transcript`); a text-only language model (Gemma 3 270M, :mod:`mmlong.models.gemma`) reads
 it with the question in the MLVU prompt (:mod:`mmlong.models.prompts`).
 
-- Multiple choice, ``scoring="likelihood"`` (default): each option's text is scored by its mean per-token
-  log-likelihood (length-normalised, so short options are not favoured) as the
+- Multiple choice, ``scoring="likelihood"`` (default): each option's text is scored by its log-likelihood as the
   answer after the transcript and question (cloze scoring, Brown et al., 2020, arXiv:2005.14165). A 270M base
   LM barely binds option letters to options: with the MLVU letter prompt it answers ``(A)`` whatever the
   options say, while the likelihood of the option text follows the transcript.
@@ -126,7 +125,7 @@ class SocraticModel(VideoQAModel):
         otherwise read to the LM like facts); max_lines: most
         transcript lines (more time groups are pooled into coarser spans); max_new_tokens: length of open
         answers; evidence: how many evidence times to give; scoring: ``"likelihood"`` (option text
-        mean per-token log-likelihood) or ``"letter"`` (MLVU letter from the next-token distribution); device, dtype: where and
+        log-likelihood) or ``"letter"`` (MLVU letter from the next-token distribution); device, dtype: where and
         how the LM runs; cache_dir: cache root for the converted LM (default ``$MMLONG_CACHE_DIR`` or the user
         cache dir)."""
 
@@ -202,8 +201,7 @@ class SocraticModel(VideoQAModel):
             return prompt, read_letter(logits, self.letter_ids(len(query.options)))
         prompt = open_prompt(query.question, context)
         logprobs = self.lm.continuation_logprobs(prompt, [" " + option.strip() for option in query.options])
-        # mean per token: a summed log-likelihood would favour short options ("a cat" over "a cup of coffee")
-        return prompt, choose_option(torch.stack([lp.mean() for lp in logprobs]))
+        return prompt, choose_option(torch.stack([lp.sum() for lp in logprobs]))
 
     def answer(
         self,
