@@ -183,6 +183,8 @@ class TextLM:
     convert_seconds: float | None = None
     device: str = "cpu"
     info: dict[str, Any] = field(default_factory=dict)
+    #: (token ids, key/value cache) of the last prompt prefix, see :meth:`continuation_logprobs`
+    prefix_state: tuple[list[int], Any] | None = field(default=None, repr=False)
 
     def encode(self, text: str, special: bool = False) -> list[int]:
         """Token ids of ``text``; ``special`` adds the tokenizer's own prefix (``<bos>`` for Gemma)."""
@@ -197,14 +199,32 @@ class TextLM:
         out = self.model(input_ids=self._input_ids(prompt), use_cache=False, logits_to_keep=1)
         return out.logits[0, -1].float().cpu()
 
+    def _prefix_cache(self, ids: list[int]) -> Any:
+        """The key/value cache after ``ids``, kept for the last prefix asked (a second question about the same
+        video shares its instruction and transcript). Returns a copy the caller may extend."""
+        if self.prefix_state is None or self.prefix_state[0] != ids:
+            out = self.model(input_ids=torch.tensor([ids], device=self.device), use_cache=True, logits_to_keep=1)
+            self.prefix_state = (list(ids), out.cache)
+        return copy.deepcopy(self.prefix_state[1])
+
     @torch.inference_mode()
-    def continuation_logprobs(self, prompt: str, continuations: Sequence[str]) -> list[torch.Tensor]:
+    def continuation_logprobs(self, prompt: str, continuations: Sequence[str], prefix: str = "") -> list[torch.Tensor]:
         """Log-probability ``[len(tokens)]`` of each token of each continuation, given ``prompt``.
 
         The prompt runs once; each continuation reuses a copy of its key/value cache. A continuation is
-        tokenized on its own (so ``" a cat"`` after a prompt ending in ``"Answer:"``).
+        tokenized on its own (so ``" a cat"`` after a prompt ending in ``"Answer:"``). ``prefix``: a start of
+        ``prompt`` worth keeping (e.g. instruction + transcript): its key/value cache is kept for the next call
+        with the same prefix, so only the rest of the prompt runs then (used only when the prompt's tokens
+        start with the prefix's tokens, so results equal a full run).
         """
-        out = self.model(input_ids=self._input_ids(prompt), use_cache=True, logits_to_keep=1)
+        ids = self.encode(prompt, special=True)
+        prefix_ids = self.encode(prefix, special=True) if prefix else []
+        if prefix_ids and len(prefix_ids) < len(ids) and ids[: len(prefix_ids)] == prefix_ids:
+            rest = torch.tensor([ids[len(prefix_ids):]], device=self.device)
+            out = self.model(input_ids=rest, cache=self._prefix_cache(prefix_ids), use_cache=True,
+                             logits_to_keep=1)
+        else:
+            out = self.model(input_ids=torch.tensor([ids], device=self.device), use_cache=True, logits_to_keep=1)
         first = torch.log_softmax(out.logits[0, -1].float(), dim=-1)
         result = []
         for text in continuations:

@@ -200,7 +200,9 @@ class SocraticModel(VideoQAModel):
             logits = self.lm.next_token_logits(prompt)
             return prompt, read_letter(logits, self.letter_ids(len(query.options)))
         prompt = open_prompt(query.question, context)
-        logprobs = self.lm.continuation_logprobs(prompt, [" " + option.strip() for option in query.options])
+        shared = open_prompt("", context).rsplit("Question:", 1)[0]  # instruction + transcript, kept across questions
+        logprobs = self.lm.continuation_logprobs(prompt, [" " + option.strip() for option in query.options],
+                                                 prefix=shared)
         return prompt, choose_option(torch.stack([lp.sum() for lp in logprobs]))
 
     def answer(

@@ -106,3 +106,22 @@ def test_a_directory_without_a_model_is_a_clear_error(tmp_path):
     (tmp_path / "config.json").write_text("{}")
     with pytest.raises(ModelLoadError, match="safetensors"):
         load_gemma(tmp_path)
+
+
+def test_a_shared_prefix_is_computed_once_and_changes_nothing(lm, monkeypatch):
+    context = "Video transcript:\n00:00\u201300:05: Egyptian cat 0.80, tabby 0.10\n00:05\u201300:09: seashore 0.70"
+    shared = f"Describe the video.\n{context}\n"
+    first = f"{shared}Question: What animal is shown?\nAnswer:"
+    second = f"{shared}Question: Which animal appears?\nAnswer:"
+    options = [" a cat", " a dog", " a sailboat"]
+    plain = [lm.continuation_logprobs(p, options) for p in (first, second)]
+    calls = []
+    forward = lm.model.forward
+    monkeypatch.setattr(lm.model, "forward", lambda *a, **k: calls.append(k["input_ids"].shape[1]) or forward(*a, **k))
+    reused = [lm.continuation_logprobs(p, options, prefix=shared) for p in (first, second)]
+    for a, b in zip(plain, reused):
+        assert all(torch.allclose(x, y, atol=1e-4) for x, y in zip(a, b))
+    prefix_len = len(lm.encode(shared, special=True))
+    # the prefix runs once (first call), later calls run only the question and the options
+    assert calls.count(prefix_len) == 1 and max(calls) == prefix_len
+    assert lm.prefix_state is not None and lm.prefix_state[0] == lm.encode(shared, special=True)
