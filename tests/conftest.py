@@ -3,11 +3,25 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 from typing import Any, Callable
 
 import pytest
 
 from tests.media import make_test_video
+
+
+@pytest.fixture(autouse=True)
+def time_sharing_scheduler():
+    """Run each test, and every process it starts, under ordinary time-sharing.
+
+    On this project's machines the test process was seen running as SCHED_FIFO 99 part-way through a run; its
+    children (the demo server, Chromium) inherit that, and a busy real-time Chromium renderer then starves the
+    demo server of both cores until the browser test times out.
+    """
+    if hasattr(os, "sched_getscheduler") and os.sched_getscheduler(0) != os.SCHED_OTHER:
+        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+    yield
 
 
 @pytest.fixture
