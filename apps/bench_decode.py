@@ -43,7 +43,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     make = subparsers.add_parser(
         "make-video", help="write a long low-resolution numbered test video",
         description="Write a video whose every frame shows its number as 15 light/dark cells (see "
-                    "mmlong.videowrite.numbered_frame), fast: low resolution, x264 ultrafast.",
+                    "mmlong.video.write.numbered_frame), fast: low resolution, x264 ultrafast.",
         epilog=DECODE_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     make.add_argument("out", metavar="OUT", help="output video path (.mp4, .mkv, .webm)")
     make.add_argument("--minutes", type=float, default=60.0, help="length in minutes (default: 60)")
@@ -163,7 +163,7 @@ def run_decode(args: argparse.Namespace) -> int:
 
 def run_make_video(args: argparse.Namespace) -> int:
     from mmlong.errors import ConfigError
-    from mmlong.videowrite import numbered_frames, parse_size, write_video
+    from mmlong.video.write import numbered_frames, parse_size, write_video
 
     width, height = parse_size(args.size)
     if args.minutes <= 0 or args.fps <= 0:

@@ -238,7 +238,7 @@ def make_niavh(out_dir: str | Path, config: MakeConfig | None = None) -> dict[st
 
     One video per (needle type, haystack length, depth); the needles of a type take turns over the grid.
     """
-    from mmlong.videowrite import write_video
+    from mmlong.video.write import write_video
 
     cfg = config or MakeConfig()
     unknown = set(cfg.types) - set(NEEDLE_TYPES)

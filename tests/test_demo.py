@@ -203,7 +203,7 @@ def test_one_pipeline_per_settings_reused_until_they_change(demo_app):
 
 
 def test_bad_uploads_give_a_one_line_reason(tmp_path, demo_app):
-    from mmlong.videowrite import write_audio_only
+    from mmlong.video.write import write_audio_only
 
     text = tmp_path / "notes.mp4"
     text.write_text("these are my notes, not a video\n" * 20)

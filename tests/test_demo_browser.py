@@ -55,7 +55,7 @@ def cat_haystack(tmp_path):
     from mmlong.apps.niavh_make import fit_frame
     from mmlong.samples import sample_image, sample_video
     from mmlong.video import open_video
-    from mmlong.videowrite import write_video
+    from mmlong.video.write import write_video
 
     with open_video(sample_video("bigbuckbunny"), max_side=320) as source:
         frames = source.read(torch.arange(source.meta.num_frames)).data.numpy().copy()

@@ -8,7 +8,7 @@ import importlib
 import pytest
 
 MODULES = ["mmlong.types", "mmlong.spec", "mmlong.registry", "mmlong.config",
-           "mmlong.sampling", "mmlong.video_base", "mmlong.videowrite", "mmlong.contact_sheet"]
+           "mmlong.sampling", "mmlong.video.base", "mmlong.video.write", "mmlong.contact_sheet"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -87,7 +87,7 @@ print("RESULT " + json.dumps({"results": out["results"], "samples": samples,
 
 def _needle_video(path: Path, photo: str) -> None:
     from mmlong.apps.niavh_make import fit_frame, load_image
-    from mmlong.videowrite import write_video
+    from mmlong.video.write import write_video
     import numpy as np
 
     frame = fit_frame(load_image(photo), 160, 120)

@@ -10,9 +10,9 @@ import pytest
 
 from mmlong.errors import CorruptVideoError, UnsupportedCodecError, VideoTooLargeError
 from mmlong.video import open_video, probe
-from mmlong.video_base import DecoderFailure
-from mmlong.video_decord import DecordDecoder
-from mmlong.videowrite import numbered_frame
+from mmlong.video.base import DecoderFailure
+from mmlong.video.decord_decoder import DecordDecoder
+from mmlong.video.write import numbered_frame
 from tests.media import frame_numbers, truncate
 
 CODECS = [

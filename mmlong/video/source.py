@@ -30,9 +30,9 @@ import torch
 
 from mmlong.errors import ConfigError, CorruptVideoError, EmptyVideoError, UnsupportedCodecError, VideoTooLargeError
 from mmlong.types import Frames, VideoMeta
-from mmlong.video_base import ContainerInfo, Decoder, DecoderFailure, is_variable_rate, output_size, stored_size, to_upright
-from mmlong.video_decord import DecordDecoder, decord_refuses
-from mmlong.video_pyav import PyAVDecoder
+from mmlong.video.base import ContainerInfo, Decoder, DecoderFailure, is_variable_rate, output_size, stored_size, to_upright
+from mmlong.video.decord_decoder import DecordDecoder, decord_refuses
+from mmlong.video.pyav_decoder import PyAVDecoder
 
 __all__ = ["probe", "open_video", "VideoSource", "DecordDecoder", "PyAVDecoder", "DEFAULT_MAX_PIXELS"]
 
@@ -66,12 +66,12 @@ def open_video(
 ) -> "VideoSource":
     """Open ``path`` for reading frames; use as a context manager.
 
-    max_side / short_side: output size (see :func:`mmlong.video_base.output_size`); None keeps full size.
+    max_side / short_side: output size (see :func:`mmlong.video.base.output_size`); None keeps full size.
     max_pixels: refuse (``VideoTooLargeError``) frames that would decode larger than this; None for no limit.
     read_timeout_s: a read that takes longer is stopped with ``CorruptVideoError`` (PyAV decoder).
     allow_damaged: read the intact part of a truncated file instead of raising ``CorruptVideoError``.
     """
-    from mmlong.video_inspect import inspect_container
+    from mmlong.video.container import inspect_container
 
     info = inspect_container(os.fspath(path))
     if info.damage and not allow_damaged:
