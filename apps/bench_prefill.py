@@ -65,7 +65,7 @@ def build_model(size: str, device: str, dtype: str, seed: int) -> Any:
     import torch
     from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration
 
-    from mmlong.models.hf_common import resolve_dtype
+    from mmlong.models.loading import resolve_dtype
 
     hidden, layers, heads, kv_heads, ffn = SIZES[size]
     head_dim = hidden // heads
@@ -112,7 +112,8 @@ def prefill(model: Any, tokens: Any, in_llm: list[Any], seed: int) -> dict[str, 
     import torch
 
     from mmlong.compressors.v2pe import as_position_ids, mrope_positions
-    from mmlong.models.hf_common import decoder_layers, greedy_decode, splice_embeddings
+    from mmlong.models.decoding import decoder_layers, greedy_decode
+    from mmlong.models.prompt_inputs import splice_embeddings
     from mmlong.models.qwen2_vl import mrope_offsets
 
     device = next(model.parameters()).device

@@ -80,7 +80,7 @@ class Pipeline:
             name = cfg.model
             options = dict(cfg.model_options)
             if cfg.model_path:
-                from mmlong.models.hf_common import detect_family
+                from mmlong.models.loading import detect_family
 
                 if name == "socratic" or name not in MODELS:
                     name = detect_family(cfg.model_path)

@@ -26,16 +26,9 @@ from dataclasses import dataclass
 import torch
 
 from mmlong.compressors.v2pe import as_position_ids, positions_1d
-from mmlong.models.hf_common import (
-    MC_ANSWER_PREFIX,
-    NativeVLMAdapter,
-    NativeVLMConfig,
-    PromptInputs,
-    multiple_choice_text,
-    placeholder_segments,
-    splice_embeddings,
-    video_duration,
-)
+from mmlong.models.native_base import NativeVLMAdapter, NativeVLMConfig
+from mmlong.models.prompt_inputs import PromptInputs, placeholder_segments, splice_embeddings, video_duration
+from mmlong.models.prompts import MC_ANSWER_PREFIX, multiple_choice_text
 from mmlong.types import Frames, Query, VisualTokens
 
 VIDEO_TOKEN = "<video>"

@@ -20,14 +20,9 @@ from dataclasses import dataclass
 import torch
 
 from mmlong.compressors.v2pe import as_position_ids, mrope_positions
-from mmlong.models.hf_common import (
-    MC_ANSWER_PREFIX,
-    NativeVLMAdapter,
-    NativeVLMConfig,
-    PromptInputs,
-    multiple_choice_text,
-    splice_embeddings,
-)
+from mmlong.models.native_base import NativeVLMAdapter, NativeVLMConfig
+from mmlong.models.prompt_inputs import PromptInputs, splice_embeddings
+from mmlong.models.prompts import MC_ANSWER_PREFIX, multiple_choice_text
 from mmlong.types import Frames, Query, VisualTokens
 
 VISION_START = "<|vision_start|>"

@@ -26,17 +26,9 @@ from datetime import timedelta
 import torch
 
 from mmlong.compressors.v2pe import as_position_ids, positions_1d
-from mmlong.models.hf_common import (
-    MC_ANSWER_PREFIX,
-    NativeVLMAdapter,
-    NativeVLMConfig,
-    PromptInputs,
-    frame_time,
-    multiple_choice_text,
-    placeholder_segments,
-    splice_embeddings,
-    video_duration,
-)
+from mmlong.models.native_base import NativeVLMAdapter, NativeVLMConfig
+from mmlong.models.prompt_inputs import PromptInputs, frame_time, placeholder_segments, splice_embeddings, video_duration
+from mmlong.models.prompts import MC_ANSWER_PREFIX, multiple_choice_text
 from mmlong.types import Frames, Query, VisualTokens
 
 IMAGE_TOKEN = "<image>"

@@ -22,7 +22,9 @@ from mmlong.compressors.base import Chain
 from mmlong.compressors.llm_pruning import InLLMPruning
 from mmlong.errors import ModelLoadError
 from mmlong.models import llava_onevision
-from mmlong.models.hf_common import decoder_layers, detect_family, greedy_decode, option_letter_ids
+from mmlong.models.decoding import decoder_layers, greedy_decode
+from mmlong.models.loading import detect_family
+from mmlong.models.prompts import option_letter_ids
 from mmlong.models.llava_onevision import LlavaOneVisionAdapter
 from mmlong.types import Query
 

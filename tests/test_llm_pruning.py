@@ -10,7 +10,7 @@ from tests.vlm_fixtures import build_qwen2_vl, frames_of, random_video
 from mmlong.compressors.base import Chain
 from mmlong.compressors.llm_pruning import FastV, InLLMPruning, PyramidDrop, last_token_attention
 from mmlong.errors import ConfigError
-from mmlong.models.hf_common import decoder_layers, greedy_decode
+from mmlong.models.decoding import decoder_layers, greedy_decode
 from mmlong.models.qwen2_vl import Qwen2VLAdapter
 from mmlong.registry import COMPRESSORS
 from mmlong.types import Query

@@ -10,7 +10,9 @@ import torch
 from tests.vlm_fixtures import build_qwen2_vl, frames_of, random_video
 
 from mmlong.errors import ModelLoadError
-from mmlong.models.hf_common import detect_family, greedy_decode, option_letter_ids
+from mmlong.models.decoding import greedy_decode
+from mmlong.models.loading import detect_family
+from mmlong.models.prompts import option_letter_ids
 from mmlong.models.qwen2_vl import Qwen2VLAdapter, qwen2_vl_prompt
 from mmlong.types import Query
 

@@ -1,0 +1,156 @@
+"""Loading native VLM checkpoints safely, and telling their family from ``config.json``.
+
+:func:`load_pretrained` keeps ``trust_remote_code`` off and loads safetensors only unless ``allow_pickle``; any
+failure is a one-line :class:`~mmlong.errors.ModelLoadError` that says what to do. :func:`detect_family` maps a
+checkpoint's ``model_type`` to the registered adapter name.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Mapping
+
+import torch
+
+from mmlong.errors import ModelLoadError
+
+#: config.json ``model_type`` -> registered model name
+FAMILIES: Mapping[str, str] = MappingProxyType(
+    {
+        "qwen2_vl": "qwen2-vl",
+        "llava_onevision": "llava-onevision",
+        "smolvlm": "smolvlm2",
+    }
+)
+
+_DTYPES: Mapping[str, torch.dtype] = MappingProxyType(
+    {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+)
+
+
+# ---------------------------------------------------------------------------------------------- checkpoints
+def is_local_reference(path: str) -> bool:
+    """True when ``path`` names a local directory (existing, or spelled like one) rather than a hub id."""
+    if Path(path).expanduser().exists():
+        return True
+    return path.startswith((".", "/", "~", "\\")) or path.count("/") > 1 or "\\" in path
+
+
+def read_checkpoint_config(path: str) -> dict[str, Any]:
+    """The parsed ``config.json`` of a local checkpoint directory; ModelLoadError when missing or unreadable."""
+    root = Path(path).expanduser()
+    if not root.exists():
+        raise ModelLoadError(
+            "no such model directory; pass a local checkpoint directory (config.json + *.safetensors) or a hub id",
+            path,
+        )
+    if not root.is_dir():
+        raise ModelLoadError("not a directory; pass the checkpoint directory that holds config.json", path)
+    config_file = root / "config.json"
+    if not config_file.is_file():
+        raise ModelLoadError("no config.json in this directory; pass the checkpoint directory itself", path)
+    try:
+        return json.loads(config_file.read_text())
+    except (OSError, ValueError) as err:
+        raise ModelLoadError(f"config.json cannot be read ({err}); re-save the checkpoint", path) from err
+
+
+def detect_family(path: str) -> str:
+    """The registered model name for a local checkpoint, from ``config.json``'s ``model_type``.
+
+    >>> detect_family("/no/such/dir")
+    Traceback (most recent call last):
+    ...
+    mmlong.errors.ModelLoadError: /no/such/dir: no such model directory; pass a local checkpoint directory (config.json + *.safetensors) or a hub id
+    """
+    model_type = read_checkpoint_config(path).get("model_type", "")
+    if model_type not in FAMILIES:
+        known = ", ".join(f"{k} ({v})" for k, v in FAMILIES.items())
+        raise ModelLoadError(
+            f"model_type {model_type!r} is not a supported family; supported: {known}", path
+        )
+    return FAMILIES[model_type]
+
+
+def check_local_checkpoint(path: str, *, trust_remote_code: bool, allow_pickle: bool) -> dict[str, Any]:
+    """Refuse, with a one-line fix, a local checkpoint that needs remote code or pickle weights we were not allowed."""
+    config = read_checkpoint_config(path)
+    if config.get("auto_map") and not trust_remote_code:
+        raise ModelLoadError(
+            "config.json maps to the checkpoint's own Python code (auto_map), which needs trust_remote_code; "
+            "pass --trust-remote-code if you trust it",
+            path,
+        )
+    root = Path(path).expanduser()
+    safetensors = list(root.glob("*.safetensors"))
+    pickles = [p for p in root.glob("*") if p.suffix in (".bin", ".pt", ".pth", ".ckpt")]
+    if not safetensors and pickles and not allow_pickle:
+        raise ModelLoadError(
+            f"only pickle weights ({pickles[0].name}); pass --allow-pickle if you trust the file, "
+            "or convert it to safetensors",
+            path,
+        )
+    if not safetensors and not pickles:
+        raise ModelLoadError("no weights (*.safetensors) in this directory; save the model there first", path)
+    return config
+
+
+def resolve_dtype(name: str | torch.dtype) -> torch.dtype:
+    if isinstance(name, torch.dtype):
+        return name
+    if name not in _DTYPES:
+        raise ModelLoadError(f"unknown dtype {name!r}; use one of {', '.join(_DTYPES)}")
+    return _DTYPES[name]
+
+
+def load_pretrained(
+    model_class: type,
+    path: str,
+    *,
+    device: str = "cpu",
+    dtype: str | torch.dtype = "float32",
+    attn_implementation: str | None = "sdpa",
+    trust_remote_code: bool = False,
+    allow_pickle: bool = False,
+    expected_model_type: str | None = None,
+) -> tuple[Any, Any]:
+    """Load ``(model, processor)`` from a local directory or a hub id, safely.
+
+    Local directories are checked first (:func:`check_local_checkpoint`) and a wrong family is named.
+    Weights load with ``use_safetensors=True`` unless ``allow_pickle``; ``trust_remote_code`` is passed through
+    and off by default. Any loading failure becomes a one-line :class:`ModelLoadError` saying what to do.
+    """
+    from transformers import AutoProcessor
+
+    if is_local_reference(path):
+        config = check_local_checkpoint(path, trust_remote_code=trust_remote_code, allow_pickle=allow_pickle)
+        found = config.get("model_type")
+        if expected_model_type and found != expected_model_type:
+            hint = f"; use --model {FAMILIES[found]}" if found in FAMILIES else ""
+            raise ModelLoadError(f"config.json says model_type {found!r}, not {expected_model_type!r}{hint}", path)
+        path = str(Path(path).expanduser())
+    kwargs: dict[str, Any] = dict(dtype=resolve_dtype(dtype), trust_remote_code=trust_remote_code)
+    if attn_implementation:
+        kwargs["attn_implementation"] = attn_implementation
+    if not allow_pickle:
+        kwargs["use_safetensors"] = True
+    try:
+        model = model_class.from_pretrained(path, **kwargs)
+        processor = AutoProcessor.from_pretrained(path, trust_remote_code=trust_remote_code)
+    except ModelLoadError:
+        raise
+    except Exception as err:  # transformers raises OSError/ValueError/EnvironmentError with long texts
+        reason = " ".join(str(err).split())
+        if "trust_remote_code" in reason:
+            reason = "it needs trust_remote_code; pass --trust-remote-code if you trust it"
+        elif len(reason) > 200:
+            reason = reason[:200] + "..."
+        raise ModelLoadError(
+            f"cannot load the model ({reason}); pass a local checkpoint directory saved with save_pretrained",
+            path,
+        ) from err
+    model.to(device)
+    model.eval()
+    return model, processor
