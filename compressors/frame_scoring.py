@@ -134,28 +134,3 @@ def diverse_top(
         used += float(cost[best])
         redundancy = torch.maximum(redundancy, torch.exp(-(t - t[best]).abs() / tau))
     return torch.tensor(sorted(chosen), dtype=torch.long)
-
-
-def scan_video(
-    source: Any, encoder: Any, scan_fps: float, max_frames: int, batch_size: int = 16
-) -> tuple[Any, torch.Tensor]:
-    """Cheap pass over a video for smart samplers: ``scan_fps`` frames a second (at most ``max_frames``,
-    spread uniformly beyond that), decoded and encoded ``batch_size`` at a time so memory stays bounded.
-
-    source: an open video (``.meta``, ``.stream(indices, chunk_size)``). Returns ``(Sampled, [S, D])``: the
-    scanned frames and their size-weighted mean features.
-    """
-    from mmlong.sampling import FpsSampler
-
-    scan = FpsSampler(FpsSampler.Config(fps=scan_fps, max_frames=max_frames)).sample(source.meta)
-    means = [encoder.encode(frames).frame_means()[2] for frames in source.stream(scan.indices, chunk_size=batch_size)]
-    return scan, torch.cat(means)
-
-
-def require_scan_context(ctx: Any, sampler: str) -> None:
-    """Raise a clear error when a smart sampler runs without an open video or an encoder."""
-    from mmlong.errors import ConfigError
-
-    if ctx is None or ctx.source is None or ctx.encoder is None:
-        raise ConfigError(f"sampler {sampler!r} scans the video with the encoder: run it through the pipeline "
-                          "(mmlong ask --sample ...) or pass SampleContext(source=..., encoder=...)")

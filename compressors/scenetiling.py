@@ -19,14 +19,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mmlong.compressors.frame_scoring import require_scan_context, scan_video
 from mmlong.compressors.base import CompressContext, Compressor, report
-from mmlong.sampling import SampleContext, Sampled, Sampler, frames_at
-from mmlong.types import VideoMeta, VisualTokens
+from mmlong.types import VisualTokens
 
 
 # ---------------------------------------------------------------------- pure functions
@@ -140,54 +137,3 @@ class SceneTile(Compressor):
             "boundaries": [round(float(times[e + 1]), 3) for e in ends[:-1]],
         }
         return report(tokens.replace(segments=per_frame[rank]), extra)
-
-
-# ---------------------------------------------------------------------- sampler
-def scene_spans(scan_times: Sequence[float], ends: Sequence[int], duration: float) -> list[tuple[float, float]]:
-    """``(start, end)`` seconds of each scene: from its first scanned frame to the next scene's (or the end)."""
-    starts = [0] + [int(e) + 1 for e in ends[:-1]]
-    spans = []
-    for k, first in enumerate(starts):
-        begin = 0.0 if k == 0 else float(scan_times[first])
-        end = float(scan_times[starts[k + 1]]) if k + 1 < len(starts) else max(float(duration), begin)
-        spans.append((begin, end))
-    return spans
-
-
-class SceneSampler(Sampler):
-    """``scene:N[,scan_fps=1]``: cut the video into scenes from a cheap scan, then N frames per scene.
-
-    The scan encodes ``scan_fps`` frames a second (at most ``max_scan``); SceneTilling on their features gives
-    the scenes; each scene gets N frames at the centres of N equal parts of its time span.
-    """
-
-    name = "scene"
-    needs_encoder = True
-
-    @dataclass
-    class Config:
-        per_scene: int = 4
-        scan_fps: float = 1.0
-        max_scan: int = 256
-        alpha: float = 0.5
-        max_segments: int = 16
-        batch_size: int = 16
-
-        def __post_init__(self) -> None:
-            if self.per_scene < 1 or self.max_scan < 1 or self.max_segments < 1 or self.batch_size < 1:
-                raise ValueError("scene sampler: per_scene, max_scan, max_segments and batch_size must be >= 1")
-            if self.scan_fps <= 0:
-                raise ValueError(f"scene sampler: scan_fps must be positive, got {self.scan_fps}")
-
-    def scenes(self, meta: VideoMeta, ctx: SampleContext | None) -> list[tuple[float, float]]:
-        """The scenes' time spans found by the scan."""
-        require_scan_context(ctx, self.name)
-        cfg = self.config
-        scan, features = scan_video(ctx.source, ctx.encoder, cfg.scan_fps, cfg.max_scan, cfg.batch_size)
-        ends = segment_boundaries(features, cfg.alpha, None, cfg.max_segments)
-        return scene_spans(scan.timestamps.tolist(), ends, meta.duration)
-
-    def sample(self, meta: VideoMeta, ctx: SampleContext | None = None) -> Sampled:
-        n = self.config.per_scene
-        times = [begin + (np.arange(n) + 0.5) / n * (end - begin) for begin, end in self.scenes(meta, ctx)]
-        return Sampled.from_indices(meta, np.unique(frames_at(meta, np.concatenate(times))))

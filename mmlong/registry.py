@@ -236,8 +236,8 @@ SAMPLERS = Registry(
         "uniform": "mmlong.sampling:UniformSampler",
         "fps": "mmlong.sampling:FpsSampler",
         "window": "mmlong.sampling:WindowSampler",
-        "scene": "mmlong.compressors.scenetiling:SceneSampler",
-        "query": "mmlong.compressors.selection:QuerySampler",
+        "scene": "mmlong.scan_sampling:SceneSampler",
+        "query": "mmlong.scan_sampling:QuerySampler",
     },
 )
 ENCODERS = Registry(

@@ -1,0 +1,161 @@
+"""Samplers that look at the video before choosing frames: a cheap scan, encoded, then the frames to decode.
+
+- ``scene:N`` (:class:`SceneSampler`): SceneTilling (:mod:`mmlong.compressors.scenetiling`) on the scan cuts
+  the video into scenes, then N frames per scene;
+- ``query:N`` (:class:`QuerySampler`): the scan is scored against the question
+  (:mod:`mmlong.compressors.frame_scoring`) and frames are sampled densely around the best moments.
+
+Both need an open video and an encoder (:class:`~mmlong.sampling.SampleContext`); :func:`scan_video` is their
+shared scan.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from mmlong.compressors.frame_scoring import diverse_top, score_frames
+from mmlong.compressors.scenetiling import segment_boundaries
+from mmlong.sampling import SampleContext, Sampled, Sampler, frames_at, uniform_indices
+from mmlong.types import VideoMeta
+
+
+def scan_video(
+    source: Any, encoder: Any, scan_fps: float, max_frames: int, batch_size: int = 16
+) -> tuple[Any, torch.Tensor]:
+    """Cheap pass over a video for smart samplers: ``scan_fps`` frames a second (at most ``max_frames``,
+    spread uniformly beyond that), decoded and encoded ``batch_size`` at a time so memory stays bounded.
+
+    source: an open video (``.meta``, ``.stream(indices, chunk_size)``). Returns ``(Sampled, [S, D])``: the
+    scanned frames and their size-weighted mean features.
+    """
+    from mmlong.sampling import FpsSampler
+
+    scan = FpsSampler(FpsSampler.Config(fps=scan_fps, max_frames=max_frames)).sample(source.meta)
+    means = [encoder.encode(frames).frame_means()[2] for frames in source.stream(scan.indices, chunk_size=batch_size)]
+    return scan, torch.cat(means)
+
+
+def require_scan_context(ctx: Any, sampler: str) -> None:
+    """Raise a clear error when a smart sampler runs without an open video or an encoder."""
+    from mmlong.errors import ConfigError
+
+    if ctx is None or ctx.source is None or ctx.encoder is None:
+        raise ConfigError(f"sampler {sampler!r} scans the video with the encoder: run it through the pipeline "
+                          "(mmlong ask --sample ...) or pass SampleContext(source=..., encoder=...)")
+
+
+def scene_spans(scan_times: Sequence[float], ends: Sequence[int], duration: float) -> list[tuple[float, float]]:
+    """``(start, end)`` seconds of each scene: from its first scanned frame to the next scene's (or the end)."""
+    starts = [0] + [int(e) + 1 for e in ends[:-1]]
+    spans = []
+    for k, first in enumerate(starts):
+        begin = 0.0 if k == 0 else float(scan_times[first])
+        end = float(scan_times[starts[k + 1]]) if k + 1 < len(starts) else max(float(duration), begin)
+        spans.append((begin, end))
+    return spans
+
+
+class SceneSampler(Sampler):
+    """``scene:N[,scan_fps=1]``: cut the video into scenes from a cheap scan, then N frames per scene.
+
+    The scan encodes ``scan_fps`` frames a second (at most ``max_scan``); SceneTilling on their features gives
+    the scenes; each scene gets N frames at the centres of N equal parts of its time span.
+    """
+
+    name = "scene"
+    needs_encoder = True
+
+    @dataclass
+    class Config:
+        per_scene: int = 4
+        scan_fps: float = 1.0
+        max_scan: int = 256
+        alpha: float = 0.5
+        max_segments: int = 16
+        batch_size: int = 16
+
+        def __post_init__(self) -> None:
+            if self.per_scene < 1 or self.max_scan < 1 or self.max_segments < 1 or self.batch_size < 1:
+                raise ValueError("scene sampler: per_scene, max_scan, max_segments and batch_size must be >= 1")
+            if self.scan_fps <= 0:
+                raise ValueError(f"scene sampler: scan_fps must be positive, got {self.scan_fps}")
+
+    def scenes(self, meta: VideoMeta, ctx: SampleContext | None) -> list[tuple[float, float]]:
+        """The scenes' time spans found by the scan."""
+        require_scan_context(ctx, self.name)
+        cfg = self.config
+        scan, features = scan_video(ctx.source, ctx.encoder, cfg.scan_fps, cfg.max_scan, cfg.batch_size)
+        ends = segment_boundaries(features, cfg.alpha, None, cfg.max_segments)
+        return scene_spans(scan.timestamps.tolist(), ends, meta.duration)
+
+    def sample(self, meta: VideoMeta, ctx: SampleContext | None = None) -> Sampled:
+        n = self.config.per_scene
+        times = [begin + (np.arange(n) + 0.5) / n * (end - begin) for begin, end in self.scenes(meta, ctx)]
+        return Sampled.from_indices(meta, np.unique(frames_at(meta, np.concatenate(times))))
+
+
+def frames_around(meta: VideoMeta, moments: list[float], counts: list[int], half_width: float) -> np.ndarray:
+    """Frame indices: ``counts[m]`` frames evenly inside ``[moments[m] - half_width, moments[m] + half_width]``
+    (clamped to the video), all moments together, sorted and unique."""
+    times = []
+    for centre, count in zip(moments, counts):
+        if count > 0:
+            offsets = ((np.arange(count) + 0.5) / count * 2.0 - 1.0) * half_width
+            times.append(np.clip(centre + offsets, 0.0, max(meta.duration, 0.0)))
+    if not times:
+        return np.zeros(0, dtype=np.int64)
+    return np.unique(frames_at(meta, np.concatenate(times)))
+
+
+class QuerySampler(Sampler):
+    """``query:N[,scan_fps=1][,moments=M]``: find the moments that match the question, sample densely there.
+
+    Scans ``scan_fps`` frames a second (at most ``max_scan``) with the encoder, scores them against the question
+    and options (novelty without a question), picks ``M`` diverse moments (default ``ceil(N / 4)``) and returns N
+    frame indices spread over a window of one scan interval around each moment (the best moments get the
+    remainder); when windows overlap, uniformly spread frames fill up to N.
+    """
+
+    name = "query"
+    needs_encoder = True
+    needs_query = True
+
+    @dataclass
+    class Config:
+        frames: int = 32
+        scan_fps: float = 1.0
+        moments: int | None = None
+        max_scan: int = 256
+        diversity: float = 0.5
+        batch_size: int = 16
+
+        def __post_init__(self) -> None:
+            if self.frames < 1 or self.max_scan < 1 or self.batch_size < 1:
+                raise ValueError("query sampler: frames, max_scan and batch_size must be at least 1")
+            if self.scan_fps <= 0:
+                raise ValueError(f"query sampler: scan_fps must be positive, got {self.scan_fps}")
+            if self.moments is not None and self.moments < 1:
+                raise ValueError(f"query sampler: moments must be at least 1, got {self.moments}")
+
+    def sample(self, meta: VideoMeta, ctx: SampleContext | None = None) -> Sampled:
+        require_scan_context(ctx, self.name)
+        cfg = self.config
+        scan, features = scan_video(ctx.source, ctx.encoder, cfg.scan_fps, cfg.max_scan, cfg.batch_size)
+        scores, _ = score_frames(features, ctx.query, ctx.encoder)
+        moments = min(cfg.moments or math.ceil(cfg.frames / 4), len(scan))
+        chosen = diverse_top(scores, scan.timestamps, moments, cfg.diversity)
+        by_score = chosen[torch.argsort(scores[chosen], descending=True, stable=True)]
+        counts = [cfg.frames // len(by_score) + (1 if i < cfg.frames % len(by_score) else 0)
+                  for i in range(len(by_score))]
+        interval = meta.duration / len(scan) if len(scan) else meta.duration
+        picked = frames_around(meta, [float(scan.timestamps[i]) for i in by_score], counts, interval / 2.0)
+        if len(picked) < min(cfg.frames, meta.num_frames):
+            spare = np.setdiff1d(uniform_indices(meta.num_frames, cfg.frames), picked)
+            need = min(cfg.frames - len(picked), len(spare))
+            picked = np.union1d(picked, spare[np.linspace(0, len(spare) - 1, need).round().astype(np.int64)])
+        return Sampled.from_indices(meta, picked)
