@@ -28,7 +28,7 @@ import torch
 from mmlong.compressors.v2pe import as_position_ids, positions_1d
 from mmlong.models.native_base import NativeVLMAdapter, NativeVLMConfig
 from mmlong.models.prompt_inputs import PromptInputs, placeholder_segments, splice_embeddings, video_duration
-from mmlong.models.prompts import MC_ANSWER_PREFIX, multiple_choice_text
+from mmlong.models.prompts import MLVU_ANSWER_PREFIX, multiple_choice_text
 from mmlong.types import Frames, Query, VisualTokens
 
 VIDEO_TOKEN = "<video>"
@@ -98,7 +98,7 @@ class LlavaOneVisionAdapter(NativeVLMAdapter):
         if self.config.time_instruction:
             times = tokens.frame_times if tokens.frame_times is not None else tokens.timestamps.unique()
             timing = time_instruction(video_duration(tokens), [float(t) for t in times])
-        prefix = MC_ANSWER_PREFIX if query.is_multiple_choice else ""
+        prefix = MLVU_ANSWER_PREFIX if query.is_multiple_choice else ""
         return llava_onevision_prompt(multiple_choice_text(query), self.config.system_prompt, timing, prefix)
 
     def build_prompt(self, tokens: VisualTokens, query: Query) -> PromptInputs:

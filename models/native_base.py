@@ -28,7 +28,7 @@ from mmlong.models.base import VideoQAModel
 from mmlong.models.decoding import decoder_layers, eos_token_ids, greedy_decode
 from mmlong.models.loading import load_pretrained
 from mmlong.models.prompt_inputs import PromptInputs
-from mmlong.models.prompts import option_letter_ids
+from mmlong.models.prompts import MLVU_ANSWER_PREFIX, letter_token_ids, read_letter
 from mmlong.types import Answer, Frames, Query, VisualTokens
 
 
@@ -158,6 +158,12 @@ class NativeVLMAdapter(VideoQAModel):
     def native_encoder(self) -> NativeEncoder:
         return NativeEncoder(self)
 
+    def letter_ids(self, count: int) -> list[int]:
+        """Token ids of the first ``count`` option letters as they follow the prompt's ``Best option: (``
+        (:func:`~mmlong.models.prompts.letter_token_ids`, the reader the Socratic model uses too)."""
+        return letter_token_ids(lambda text: self.tokenizer.encode(text, add_special_tokens=False), count,
+                                prefix=MLVU_ANSWER_PREFIX)
+
     def text_ids(self, text: str) -> torch.Tensor:
         """Token ids ``[n]`` of a prompt piece (special tokens in the text are recognised, none added)."""
         return torch.tensor(self.tokenizer.encode(text, add_special_tokens=False), dtype=torch.long)
@@ -187,9 +193,7 @@ class NativeVLMAdapter(VideoQAModel):
         if pruner is not None:
             details["in_llm"] = pruner.summary()
         if query.is_multiple_choice:
-            from mmlong.models.prompts import read_letter
-
-            choice = read_letter(result.logits[0], option_letter_ids(self.tokenizer, len(query.options)))
+            choice = read_letter(result.logits[0], self.letter_ids(len(query.options)))
             details["option_probs"] = choice.as_dict()
             option = query.options[choice.index]
             return Answer(text=option, option=option, option_index=choice.index, details=details)

@@ -34,7 +34,7 @@ Best option: (
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
 import torch
 
@@ -164,26 +164,10 @@ def choose_option(scores: torch.Tensor) -> LetterChoice:
     return LetterChoice(best, chr(ord("A") + best), probs)
 
 
-def option_letter_ids(tokenizer: Any, count: int) -> list[int]:
-    """Token id of each option letter ``A, B, ...`` (the token that follows ``"("``)."""
-    ids = []
-    for i in range(count):
-        letter = chr(ord("A") + i)
-        token_id = tokenizer.convert_tokens_to_ids(letter)
-        if token_id is None or token_id == getattr(tokenizer, "unk_token_id", None):
-            encoded = tokenizer.encode("(" + letter, add_special_tokens=False)
-            token_id = encoded[-1]
-        ids.append(int(token_id))
-    return ids
-
-
 def multiple_choice_text(query: Query) -> str:
-    """The question text that follows the video: the MLVU instruction and question block when there are
-    options (the answer prefix goes after, in the assistant turn), else the question."""
+    """The question text that follows the video in a chat prompt: the MLVU instruction and question block when
+    there are options (the answer prefix :data:`MLVU_ANSWER_PREFIX` goes after, in the assistant turn, so the
+    next token is the letter :func:`read_letter` reads), else the question."""
     if not query.is_multiple_choice:
         return query.question
     return mc_prompt(query.question, query.options, answer_prefix="")
-
-
-#: what follows the assistant turn's start for multiple choice, so the next token is the letter
-MC_ANSWER_PREFIX = "Best option: ("

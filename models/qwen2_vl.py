@@ -22,7 +22,7 @@ import torch
 from mmlong.compressors.v2pe import as_position_ids, mrope_positions
 from mmlong.models.native_base import NativeVLMAdapter, NativeVLMConfig
 from mmlong.models.prompt_inputs import PromptInputs, splice_embeddings
-from mmlong.models.prompts import MC_ANSWER_PREFIX, multiple_choice_text
+from mmlong.models.prompts import MLVU_ANSWER_PREFIX, multiple_choice_text
 from mmlong.types import Frames, Query, VisualTokens
 
 VISION_START = "<|vision_start|>"
@@ -102,7 +102,7 @@ class Qwen2VLAdapter(NativeVLMAdapter):
 
     def build_prompt(self, tokens: VisualTokens, query: Query) -> PromptInputs:
         self.load()
-        prefix = MC_ANSWER_PREFIX if query.is_multiple_choice else ""
+        prefix = MLVU_ANSWER_PREFIX if query.is_multiple_choice else ""
         before, after = qwen2_vl_prompt(multiple_choice_text(query), self.config.system_prompt, prefix)
         before_ids, after_ids = self.text_ids(before), self.text_ids(after)
         embed = self.model.get_input_embeddings()

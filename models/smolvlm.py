@@ -28,7 +28,7 @@ import torch
 from mmlong.compressors.v2pe import as_position_ids, positions_1d
 from mmlong.models.native_base import NativeVLMAdapter, NativeVLMConfig
 from mmlong.models.prompt_inputs import PromptInputs, frame_time, placeholder_segments, splice_embeddings, video_duration
-from mmlong.models.prompts import MC_ANSWER_PREFIX, multiple_choice_text
+from mmlong.models.prompts import MLVU_ANSWER_PREFIX, multiple_choice_text
 from mmlong.types import Frames, Query, VisualTokens
 
 IMAGE_TOKEN = "<image>"
@@ -116,7 +116,7 @@ class SmolVLMAdapter(NativeVLMAdapter):
         return self._chat_text(tokens, query, self.frame_spans(tokens)[0])
 
     def _chat_text(self, tokens: VisualTokens, query: Query, times: list[float]) -> str:
-        prefix = MC_ANSWER_PREFIX if query.is_multiple_choice else ""
+        prefix = MLVU_ANSWER_PREFIX if query.is_multiple_choice else ""
         video = video_block(times, video_duration(tokens))
         return smolvlm_prompt(video, multiple_choice_text(query), self.config.system_prompt, prefix)
 

@@ -24,7 +24,7 @@ from mmlong.errors import ModelLoadError
 from mmlong.models import llava_onevision
 from mmlong.models.decoding import decoder_layers, greedy_decode
 from mmlong.models.loading import detect_family
-from mmlong.models.prompts import option_letter_ids
+from mmlong.models.prompts import letter_token_ids
 from mmlong.models.llava_onevision import LlavaOneVisionAdapter
 from mmlong.types import Query
 
@@ -170,7 +170,9 @@ def test_multiple_choice_reads_the_letter_distribution(tiny):
     assert "Only give the best option." in prompt.text
     with InLLMPruning(decoder_layers(model), Chain.from_spec("fastv:2,0.5").in_llm, prompt.visual_mask):
         logits = greedy_decode(model, prompt.inputs_embeds, prompt.position_ids, max_new_tokens=0).logits[0]
-    letters = option_letter_ids(processor.tokenizer, 4)
+    letters = letter_token_ids(lambda text: processor.tokenizer.encode(text, add_special_tokens=False), 4)
+    assert letters == adapter.letter_ids(4)
+    assert processor.tokenizer.decode(letters) == "ABCD"
     assert answer.option_index == int(logits[letters].argmax())
     assert answer.option == query.options[answer.option_index]
     assert abs(sum(answer.details["option_probs"].values()) - 1.0) < 1e-3

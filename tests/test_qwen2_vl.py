@@ -12,7 +12,7 @@ from tests.vlm_fixtures import build_qwen2_vl, frames_of, random_video
 from mmlong.errors import ModelLoadError
 from mmlong.models.decoding import greedy_decode
 from mmlong.models.loading import detect_family
-from mmlong.models.prompts import option_letter_ids
+from mmlong.models.prompts import MLVU_ANSWER_PREFIX, letter_token_ids
 from mmlong.models.qwen2_vl import Qwen2VLAdapter, qwen2_vl_prompt
 from mmlong.types import Query
 
@@ -103,11 +103,13 @@ def test_multiple_choice_reads_the_letter_distribution(tiny):
     query = Query("which animal appears first?", ("a cat", "a dog", "a bird", "a fish"))
     answer = adapter.answer(tokens, query)
     prompt = adapter.build_prompt(tokens, query)
-    assert prompt.text.endswith("Best option: (")
+    assert prompt.text.endswith(MLVU_ANSWER_PREFIX)
     assert "(D) a fish" in prompt.text
     with torch.no_grad():
         logits = model(inputs_embeds=prompt.inputs_embeds, position_ids=prompt.position_ids).logits[0, -1]
-    letters = option_letter_ids(processor.tokenizer, 4)
+    letters = letter_token_ids(lambda text: processor.tokenizer.encode(text, add_special_tokens=False), 4)
+    assert letters == adapter.letter_ids(4)
+    assert processor.tokenizer.decode(letters) == "ABCD"
     assert len(set(letters)) == 4
     assert answer.option_index == int(logits[letters].argmax())
     assert answer.option == query.options[answer.option_index]

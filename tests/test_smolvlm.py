@@ -24,7 +24,7 @@ from mmlong.errors import ModelLoadError
 from mmlong.models import smolvlm
 from mmlong.models.decoding import decoder_layers, greedy_decode
 from mmlong.models.loading import detect_family
-from mmlong.models.prompts import option_letter_ids
+from mmlong.models.prompts import letter_token_ids
 from mmlong.models.smolvlm import SmolVLMAdapter
 from mmlong.types import Query
 
@@ -173,7 +173,9 @@ def test_multiple_choice_reads_the_letter_distribution(tiny):
     assert prompt.text.endswith("<end_of_utterance>\nAssistant: Best option: (") and "(D) a fish" in prompt.text
     with torch.no_grad():
         logits = greedy_decode(model, prompt.inputs_embeds, prompt.position_ids, max_new_tokens=0).logits[0]
-    letters = option_letter_ids(processor.tokenizer, 4)
+    letters = letter_token_ids(lambda text: processor.tokenizer.encode(text, add_special_tokens=False), 4)
+    assert letters == adapter.letter_ids(4)
+    assert processor.tokenizer.decode(letters) == "ABCD"
     assert len(set(letters)) == 4
     assert answer.option_index == int(logits[letters].argmax())
     assert answer.option == query.options[answer.option_index]
