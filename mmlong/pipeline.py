@@ -213,7 +213,8 @@ class Pipeline:
                 needs_encoder = getattr(sampler, "needs_encoder", False)
                 sampled = sampler.sample(
                     source.meta,
-                    SampleContext(query=query, encoder=self.encoder if needs_encoder else None, source=source),
+                    SampleContext(query=query, encoder=self.encoder if needs_encoder else None, source=source,
+                                  cache=self.cache if needs_encoder else None),
                 )
                 rec["in"], rec["out"] = source.meta.num_frames, len(sampled.indices)
             if len(sampled.indices) == 0:

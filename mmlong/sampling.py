@@ -48,11 +48,13 @@ class Sampled:
 
 @dataclass
 class SampleContext:
-    """What a smart sampler may consult: the query, an encoder, and the open source (``source.read(indices)``)."""
+    """What a smart sampler may consult: the query, an encoder, the open source (``source.read(indices)``) and the
+    feature cache (:class:`~mmlong.cache.FeatureCache`, or None) where a scan of the video is kept."""
 
     query: Query | None = None
     encoder: Any = None
     source: Any = None
+    cache: Any = None
 
 
 def timestamps_of(meta: VideoMeta, indices: Any) -> np.ndarray:
@@ -196,6 +198,15 @@ class _WindowView:
 
     def __init__(self, source: Any, first: int, meta: VideoMeta) -> None:
         self.source, self.first, self.meta = source, first, meta
+
+    @property
+    def offset(self) -> int:
+        """Frame number, in the whole video, of the window's frame 0."""
+        return int(getattr(self.source, "offset", 0)) + self.first
+
+    @property
+    def frame_size(self) -> Any:
+        return getattr(self.source, "frame_size", None)
 
     def read(self, indices: Any) -> Frames:
         idx = np.asarray(indices, dtype=np.int64).reshape(-1)

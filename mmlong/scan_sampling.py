@@ -6,11 +6,13 @@
   (:mod:`mmlong.compressors.frame_scoring`) and frames are sampled densely around the best moments.
 
 Both need an open video and an encoder (:class:`~mmlong.sampling.SampleContext`); :func:`scan_video` is their
-shared scan.
+shared scan, stored in the feature cache when the context carries one (the pipeline's), so asking again about
+the same video skips the scan's decoding and encoding.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -21,23 +23,48 @@ import torch
 from mmlong.compressors.frame_scoring import diverse_top, score_frames
 from mmlong.compressors.scenetiling import segment_boundaries
 from mmlong.sampling import SampleContext, Sampled, Sampler, frames_at, uniform_indices
-from mmlong.types import VideoMeta
+from mmlong.types import VideoMeta, VisualTokens
 
 
 def scan_video(
-    source: Any, encoder: Any, scan_fps: float, max_frames: int, batch_size: int = 16
-) -> tuple[Any, torch.Tensor]:
+    source: Any, encoder: Any, scan_fps: float, max_frames: int, batch_size: int = 16, cache: Any = None
+) -> tuple[Sampled, torch.Tensor]:
     """Cheap pass over a video for smart samplers: ``scan_fps`` frames a second (at most ``max_frames``,
     spread uniformly beyond that), decoded and encoded ``batch_size`` at a time so memory stays bounded.
 
-    source: an open video (``.meta``, ``.stream(indices, chunk_size)``). Returns ``(Sampled, [S, D])``: the
-    scanned frames and their size-weighted mean features.
+    source: an open video (``.meta``, ``.stream(indices, chunk_size)``, ``.frame_size``). Returns
+    ``(Sampled, [S, D])``: the scanned frames and their size-weighted mean features. With a
+    :class:`~mmlong.cache.FeatureCache` the means are stored under a key of (video content, scanned frames,
+    decoded size, encoder + weights), so a second run on the same video decodes and encodes nothing for the scan.
     """
     from mmlong.sampling import FpsSampler
 
     scan = FpsSampler(FpsSampler.Config(fps=scan_fps, max_frames=max_frames)).sample(source.meta)
+    key = scan_cache_key(cache, source, encoder, scan) if cache is not None else None
+    hit = cache.get(key) if key is not None else None
+    if hit is not None and hit.num_tokens == len(scan):
+        return scan, hit.features
     means = [encoder.encode(frames).frame_means()[2] for frames in source.stream(scan.indices, chunk_size=batch_size)]
-    return scan, torch.cat(means)
+    features = torch.cat(means)
+    if key is not None:
+        grid = features.reshape(len(scan), 1, 1, -1)
+        cache.put(key, VisualTokens.from_grid(grid, scan.timestamps, meta={"scan": {"fps": scan_fps}}))
+    return scan, features
+
+
+def scan_cache_key(cache: Any, source: Any, encoder: Any, scan: Sampled) -> str | None:
+    """The feature-cache key of a scan, or None when the encoder cannot identify its weights (no ``cache_id``).
+
+    The scanned frame numbers are counted from the file's start (a window view's ``offset`` added), and the
+    decoded ``frame_size`` stands for the decode options.
+    """
+    cache_id = getattr(encoder, "cache_id", None)
+    if not callable(cache_id):
+        return None
+    absolute = scan.indices.numpy() + int(getattr(source, "offset", 0))
+    digest = hashlib.sha256(absolute.tobytes()).hexdigest()[:16]
+    size = getattr(source, "frame_size", None)
+    return cache.key(source.meta.path, f"scan|{digest}", {"frame_size": list(size) if size else None}, cache_id())
 
 
 def require_scan_context(ctx: Any, sampler: str) -> None:
@@ -89,7 +116,7 @@ class SceneSampler(Sampler):
         """The scenes' time spans found by the scan."""
         require_scan_context(ctx, self.name)
         cfg = self.config
-        scan, features = scan_video(ctx.source, ctx.encoder, cfg.scan_fps, cfg.max_scan, cfg.batch_size)
+        scan, features = scan_video(ctx.source, ctx.encoder, cfg.scan_fps, cfg.max_scan, cfg.batch_size, ctx.cache)
         ends = segment_boundaries(features, cfg.alpha, None, cfg.max_segments)
         return scene_spans(scan.timestamps.tolist(), ends, meta.duration)
 
@@ -145,7 +172,7 @@ class QuerySampler(Sampler):
     def sample(self, meta: VideoMeta, ctx: SampleContext | None = None) -> Sampled:
         require_scan_context(ctx, self.name)
         cfg = self.config
-        scan, features = scan_video(ctx.source, ctx.encoder, cfg.scan_fps, cfg.max_scan, cfg.batch_size)
+        scan, features = scan_video(ctx.source, ctx.encoder, cfg.scan_fps, cfg.max_scan, cfg.batch_size, ctx.cache)
         scores, _ = score_frames(features, ctx.query, ctx.encoder)
         moments = min(cfg.moments or math.ceil(cfg.frames / 4), len(scan))
         chosen = diverse_top(scores, scan.timestamps, moments, cfg.diversity)
