@@ -26,6 +26,8 @@ from typing import Any, Mapping, Sequence
 
 import torch
 
+from mmlong.scan_sampling import scene_spans
+
 TIMELINE_WIDTH_PX = 1000
 TIMELINE_HEIGHT_PX = 320
 
@@ -57,28 +59,6 @@ class TimelineData:
             return None
         best = max(range(len(self.relevance)), key=lambda i: self.relevance[i])
         return float(self.frame_times[best])
-
-
-def scene_spans(frame_times: Sequence[float], ends: Sequence[int], duration: float) -> list[tuple[float, float]]:
-    """Time spans of scenes given the index of each scene's last frame.
-
-    A scene runs from its first frame's time to the next scene's first frame's time; the last one runs to the
-    end of the video.
-
-    >>> scene_spans([0.0, 1.0, 2.0, 3.0], [1, 3], duration=4.0)
-    [(0.0, 2.0), (2.0, 4.0)]
-    """
-    times = [float(t) for t in frame_times]
-    if not times:
-        return []
-    starts = [0] + [int(e) + 1 for e in ends if int(e) + 1 < len(times)]
-    starts = sorted(set(starts))
-    spans = []
-    for k, start in enumerate(starts):
-        begin = 0.0 if k == 0 else times[start]
-        end = times[starts[k + 1]] if k + 1 < len(starts) else max(float(duration), times[-1])
-        spans.append((begin, end))
-    return spans
 
 
 def recorded_scores(stages: Sequence[Mapping[str, Any]]) -> tuple[list[float], list[float], str, str] | None:

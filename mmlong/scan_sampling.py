@@ -76,13 +76,24 @@ def require_scan_context(ctx: Any, sampler: str) -> None:
                           "(mmlong ask --sample ...) or pass SampleContext(source=..., encoder=...)")
 
 
-def scene_spans(scan_times: Sequence[float], ends: Sequence[int], duration: float) -> list[tuple[float, float]]:
-    """``(start, end)`` seconds of each scene: from its first scanned frame to the next scene's (or the end)."""
-    starts = [0] + [int(e) + 1 for e in ends[:-1]]
+def scene_spans(frame_times: Sequence[float], ends: Sequence[int], duration: float) -> list[tuple[float, float]]:
+    """Time spans of scenes given the index of each scene's last frame.
+
+    A scene runs from its first frame's time to the next scene's first frame's time; the last one runs to the
+    end of the video.
+
+    >>> scene_spans([0.0, 1.0, 2.0, 3.0], [1, 3], duration=4.0)
+    [(0.0, 2.0), (2.0, 4.0)]
+    """
+    times = [float(t) for t in frame_times]
+    if not times:
+        return []
+    starts = [0] + [int(e) + 1 for e in ends if int(e) + 1 < len(times)]
+    starts = sorted(set(starts))
     spans = []
-    for k, first in enumerate(starts):
-        begin = 0.0 if k == 0 else float(scan_times[first])
-        end = float(scan_times[starts[k + 1]]) if k + 1 < len(starts) else max(float(duration), begin)
+    for k, start in enumerate(starts):
+        begin = 0.0 if k == 0 else times[start]
+        end = times[starts[k + 1]] if k + 1 < len(starts) else max(float(duration), times[-1])
         spans.append((begin, end))
     return spans
 

@@ -8,7 +8,8 @@ import importlib
 import pytest
 
 MODULES = ["mmlong.types", "mmlong.spec", "mmlong.registry", "mmlong.config",
-           "mmlong.sampling", "mmlong.video.base", "mmlong.video.write", "mmlong.contact_sheet"]
+           "mmlong.sampling", "mmlong.scan_sampling", "mmlong.video.base", "mmlong.video.write", "mmlong.contact_sheet",
+           "mmlong.models.loading", "mmlong.models.prompt_inputs", "mmlong.models.prompts"]
 
 
 @pytest.mark.parametrize("name", MODULES)
