@@ -52,6 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Exit statuses: 0 done, 1 some batch items failed, 2 bad input or configuration (nothing run), 3 a bug of ours.
+INTERNAL_ERROR = 3
+
+
 def fail(message: str, status: int = 2) -> int:
     print(f"mmlong: error: {message}", file=sys.stderr)
     return status
@@ -75,6 +79,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         # output piped into e.g. `head`: not an error of ours
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except Exception as err:  # a bug of ours: still one line, with the way to see the traceback
+        if os.environ.get("MMLONG_DEBUG"):
+            raise
+        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        return fail(f"internal error ({type(err).__name__}: {first}); please report it, and rerun with "
+                    "MMLONG_DEBUG=1 to see the traceback", INTERNAL_ERROR)
     return int(status or 0)
 
 

@@ -12,6 +12,9 @@ examples:
   mmlong info phone.mov --decoder pyav
 """
 
+# Image formats the contact sheet can be saved as (Pillow picks the format from the ending).
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+
 FRAMES_EXAMPLES = """\
 examples:
   mmlong frames clip.mp4 --sample uniform:16 --out sheet.png
@@ -94,24 +97,26 @@ def run_frames(args: argparse.Namespace) -> int:
     from mmlong.contact_sheet import contact_sheet
     from mmlong.errors import ConfigError
     from mmlong.sampling import SampleContext, build_sampler
+    from mmlong.cache import atomic_write
+    from mmlong.contact_sheet import image_bytes
+    from mmlong.validate import check_output_file
     from mmlong.video import open_video
 
     if args.max_side is not None and args.max_side < 1:
         raise ConfigError(f"--max-side must be a positive number of pixels, got {args.max_side}")
     if args.columns is not None and args.columns < 1:
         raise ConfigError(f"--columns must be >= 1, got {args.columns}")
+    out = check_output_file(args.out or f"{Path(args.video).stem}.frames.png", IMAGE_SUFFIXES, "--out")
     sampler = build_sampler(args.sample)
     if getattr(sampler, "needs_encoder", False) or getattr(sampler, "needs_query", False):
         raise ConfigError(f"sampler {args.sample!r} needs an encoder or a question; use `mmlong ask` for it")
-    out = Path(args.out or f"{Path(args.video).stem}.frames.png")
     with open_video(args.video, decoder=args.decoder, max_side=args.max_side,
                     allow_damaged=args.allow_damaged) as video:
         sampled = sampler.sample(video.meta, SampleContext(source=video))
         frames = video.read(sampled.indices)
     labels = [format_seconds(t) for t in frames.timestamps.tolist()]
     sheet = contact_sheet(frames.data.numpy(), labels, columns=args.columns)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(out)
+    atomic_write(out, image_bytes(sheet, out.suffix))
     print(f"wrote {out} ({len(frames)} frames of {video.meta.num_frames}, {frames.data.shape[2]}x"
           f"{frames.data.shape[1]} each, decoder {video.meta.decoder})")
     print("times: " + ", ".join(labels))

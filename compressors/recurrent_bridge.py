@@ -162,6 +162,8 @@ class RecurrentBridge(Compressor):
             for name in ("memory_tokens", "layers", "heads", "width", "max_segments"):
                 if getattr(self, name) < 1:
                     raise ValueError(f"recurrent-bridge {name} must be at least 1, got {getattr(self, name)}")
+            if self.width % self.heads:
+                raise ValueError(f"recurrent-bridge width {self.width} must be a multiple of heads {self.heads}")
 
     def __init__(self, config: "RecurrentBridge.Config | None" = None) -> None:
         super().__init__(config)

@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
 from mmlong.errors import ConfigError
+from mmlong.validate import check_value, finite_number, read_yaml_mapping
 
 
 @dataclass
@@ -52,8 +54,30 @@ class PipelineConfig:
     trust_remote_code: bool = False
     allow_pickle: bool = False
 
+    def __post_init__(self) -> None:
+        check_pipeline_ranges(self)
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+_DTYPES = ("float32", "float16", "bfloat16")
+
+
+def check_pipeline_ranges(cfg: PipelineConfig) -> None:
+    """Range checks of the pipeline settings (types are checked where values enter, in :func:`_apply`)."""
+    for name in ("max_side", "budget", "chunk_size"):
+        value = getattr(cfg, name)
+        if value is not None and not isinstance(value, bool) and isinstance(value, int) and value < 1:
+            raise ConfigError(f"{name} must be at least 1, got {value}")
+    if isinstance(cfg.max_duration, (int, float)) and not isinstance(cfg.max_duration, bool):
+        finite_number("max_duration", cfg.max_duration)
+        if cfg.max_duration <= 0:
+            raise ConfigError(f"max_duration must be a positive number of seconds, got {cfg.max_duration}")
+    if isinstance(cfg.dtype, str) and cfg.dtype not in _DTYPES:
+        close = difflib.get_close_matches(cfg.dtype, _DTYPES, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(f"unknown dtype {cfg.dtype!r}{hint} choose from {', '.join(_DTYPES)}")
 
 
 def _presets() -> dict[str, dict[str, Any]]:
@@ -84,32 +108,27 @@ def _field_names() -> set[str]:
 
 def _apply(cfg: PipelineConfig, values: Mapping[str, Any], source: str) -> PipelineConfig:
     known = _field_names()
+    hints = typing.get_type_hints(PipelineConfig)
     changes = {}
     for key, value in values.items():
+        if not isinstance(key, str):
+            raise ConfigError(f"{source}: setting names must be words, got {key!r}")
         key = key.replace("-", "_")
         if key not in known:
             close = difflib.get_close_matches(key, sorted(known), n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise ConfigError(f"{source}: unknown setting {key!r}{hint}")
         if value is not None:
-            changes[key] = value
-    return dataclasses.replace(cfg, **changes)
+            changes[key] = check_value(f"{source}: {key}", value, hints[key])
+    try:
+        return dataclasses.replace(cfg, **changes)
+    except ConfigError as err:
+        raise ConfigError(f"{source}: {err}") from err
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
     """Read a pipeline YAML file (a mapping of PipelineConfig fields, optionally with ``preset:``)."""
-    import yaml
-
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError("config file not found", str(p))
-    try:
-        data = yaml.safe_load(p.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise ConfigError(f"not valid YAML ({str(err).splitlines()[0]})", str(p)) from err
-    if not isinstance(data, dict):
-        raise ConfigError("a pipeline config must be a mapping of settings", str(p))
-    return data
+    return read_yaml_mapping(path, "a pipeline config")
 
 
 def save_yaml(cfg: PipelineConfig, path: str | Path) -> None:
@@ -126,8 +145,11 @@ def resolve_config(
     """Defaults, then the preset, then the YAML file, then the overrides (``None`` values are ignored)."""
     cfg = PipelineConfig()
     file_values: dict[str, Any] = load_yaml(config_file) if config_file else {}
-    preset = preset or file_values.pop("preset", None)
-    file_values.pop("preset", None)
+    file_preset = file_values.pop("preset", None)
+    for value, where in ((preset, "preset"), (file_preset, f"{config_file}: preset")):
+        if value is not None and not isinstance(value, str):
+            raise ConfigError(f"{where} must be a name ({', '.join(preset_names())}), got {value!r}")
+    preset = preset or file_preset
     if preset:
         presets = _presets()
         if preset not in presets:

@@ -44,3 +44,17 @@ def contact_sheet(images: Any, labels: Sequence[str] | None = None, columns: int
         sheet.paste(Image.fromarray(frames[k]), (x, y))
         draw.text((x + 2, y + height + 2), labels[k], fill=(235, 235, 235), font=font)
     return sheet
+
+
+def image_bytes(image: Any, suffix: str) -> bytes:
+    """``image`` (PIL) encoded in the format its file ending names (``".png"``, ``".jpg"``, ...)."""
+    import io
+
+    from PIL import Image
+
+    fmt = Image.registered_extensions().get(suffix.lower())
+    if fmt is None:
+        raise ValueError(f"no image format for {suffix!r}")
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt)
+    return buffer.getvalue()

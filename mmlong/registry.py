@@ -21,15 +21,18 @@ import dataclasses
 import difflib
 import fnmatch
 import importlib
+import math
 import typing
 from importlib import metadata
 from typing import Any, Callable, Mapping
 
+from mmlong.errors import ConfigError
 from mmlong.spec import Spec, parse_spec
+from mmlong.validate import check_value
 
 
-class RegistryError(Exception):
-    """A plug-in could not be found, registered or built."""
+class RegistryError(ConfigError):
+    """A plug-in could not be found, registered or built (a :class:`ConfigError`: one line, exit 2)."""
 
 
 class UnknownPluginError(RegistryError, KeyError):
@@ -166,17 +169,30 @@ class Registry:
         for key, value in values.items():
             if value is None:
                 continue
-            converted[key] = _convert(value, hints.get(key), f"{self.kind} {name!r} option {key!r}")
+            what = f"{self.kind} {name!r} option {key!r}"
+            try:
+                converted[key] = check_value(what, _convert(value, hints.get(key), what), hints.get(key))
+            except ConfigError as err:
+                raise PluginConfigError(str(err)) from err
         try:
             return config_cls(**converted)
-        except (TypeError, ValueError) as err:
+        except (TypeError, ValueError, OverflowError) as err:
             raise PluginConfigError(f"{self.kind} {name!r}: {err}") from err
 
     def create(self, name: str, *spec_args: Any, **options: Any) -> Any:
-        """Build the plug-in: ``cls(config)`` (or ``cls()`` for plug-ins without a ``Config``)."""
+        """Build the plug-in: ``cls(config)`` (or ``cls()`` for plug-ins without a ``Config``).
+
+        A constructor that rejects its config (``ValueError``/``TypeError``, e.g. a width its heads do not
+        divide) is reported as a :class:`PluginConfigError` naming the plug-in, never a traceback.
+        """
         cls = self.resolve(name)
         config = self.make_config(name, spec_args, **options)
-        return cls() if config is None else cls(config)
+        try:
+            return cls() if config is None else cls(config)
+        except (TypeError, ValueError, OverflowError) as err:
+            if isinstance(err, RegistryError):
+                raise
+            raise PluginConfigError(f"{self.kind} {name!r}: {err}") from err
 
     def from_spec(self, spec: str | Spec, **options: Any) -> Any:
         """Build from a spec string such as ``"tome:0.5"`` or ``"fps:1,max_frames=64"``."""
@@ -194,11 +210,14 @@ def _convert(value: Any, annotation: Any, what: str) -> Any:
         non_none = [a for a in args if a is not type(None)]
         if value.lower() in ("none", "null") and len(non_none) < len(args):
             return None
+        failures: list[PluginConfigError] = []
         for candidate in non_none:
             try:
                 return _convert(value, candidate, what)
-            except PluginConfigError:
-                continue
+            except PluginConfigError as err:
+                failures.append(err)
+        if len(failures) == 1:
+            raise failures[0]
         raise PluginConfigError(f"{what}: cannot read {value!r}")
     if origin in (tuple, list):
         inner = args[0] if args else str
@@ -216,9 +235,14 @@ def _convert(value: Any, annotation: Any, what: str) -> Any:
         if annotation in (int, float, str):
             if annotation is int and "." in value:
                 raise ValueError(value)
-            return annotation(value)
+            converted = annotation(value)
     except ValueError as err:
         raise PluginConfigError(f"{what}: expected {annotation.__name__}, got {value!r}") from err
+    else:
+        if annotation is float and not math.isfinite(converted):
+            raise PluginConfigError(f"{what}: expected a finite number, got {value!r}")
+        if annotation in (int, float, str):
+            return converted
     return value
 
 

@@ -18,6 +18,7 @@ video costs no more than a short one to sample.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -154,16 +155,23 @@ class FpsSampler(Sampler):
         max_frames: int | None = None
 
         def __post_init__(self) -> None:
-            if self.fps <= 0:
-                raise ValueError(f"fps must be positive, got {self.fps}")
+            if not math.isfinite(self.fps) or self.fps <= 0:
+                raise ValueError(f"fps must be a positive finite number, got {self.fps}")
             if self.max_frames is not None and self.max_frames < 1:
                 raise ValueError(f"max_frames must be >= 1, got {self.max_frames}")
 
     def sample(self, meta: VideoMeta, ctx: SampleContext | None = None) -> Sampled:
         cfg = self.config
-        count = max(1, int(np.ceil(meta.duration * cfg.fps - _EPS)))
+        wanted = meta.duration * cfg.fps  # may overflow to inf for absurd rates: never allocated
+        if (meta.fps > 0 and cfg.fps >= meta.fps) or not wanted < meta.num_frames:
+            # at or above the video's own rate every frame is on screen at some sample time
+            count, every_frame = meta.num_frames, True
+        else:
+            count, every_frame = max(1, int(np.ceil(wanted - _EPS))), False
         if cfg.max_frames is not None and count > cfg.max_frames:
             return UniformSampler(UniformSampler.Config(cfg.max_frames)).sample(meta, ctx)
+        if every_frame:
+            return Sampled.from_indices(meta, np.arange(meta.num_frames, dtype=np.int64))
         indices = frames_at(meta, np.arange(count, dtype=np.float64) / cfg.fps)
         return Sampled.from_indices(meta, np.unique(indices))
 
@@ -175,7 +183,12 @@ def parse_time(text: str) -> float:
         raise ValueError(f"bad time {text!r}; use seconds or [h:]mm:ss")
     seconds = 0.0
     for part in parts:
-        seconds = seconds * 60 + float(part)
+        try:
+            seconds = seconds * 60 + float(part)
+        except ValueError:
+            raise ValueError(f"bad time {text!r}; use seconds or [h:]mm:ss") from None
+    if not math.isfinite(seconds):
+        raise ValueError(f"bad time {text!r}: not a finite number of seconds")
     if seconds < 0:
         raise ValueError(f"time must not be negative: {text!r}")
     return seconds

@@ -21,11 +21,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from mmlong.errors import ConfigError
+
 _NAME = re.compile(r"^[A-Za-z][\w.\-]*$")
 
 
-class SpecError(ValueError):
-    """A spec string could not be read."""
+class SpecError(ConfigError, ValueError):
+    """A spec string could not be read (a :class:`ConfigError`: one line, exit 2)."""
 
 
 @dataclass(frozen=True)

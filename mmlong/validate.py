@@ -1,0 +1,235 @@
+"""Checks for values a user gives: one place where input is judged before any work starts.
+
+Every check raises :class:`~mmlong.errors.ConfigError` (one line naming the input and how to fix it), which the
+CLI prints as ``mmlong: error: ...`` with exit status 2. Plug-in configs reach :func:`check_value` through the
+registry, pipeline settings through :func:`check_settings`, output files through :func:`check_output_file`, and
+YAML documents through :func:`read_yaml_mapping`.
+
+>>> check_value("fps", 2, float)
+2.0
+>>> check_value("fps", float("nan"), float)
+Traceback (most recent call last):
+...
+mmlong.errors.ConfigError: fps: expected a finite number, got nan
+>>> check_value("frames", True, int)
+Traceback (most recent call last):
+...
+mmlong.errors.ConfigError: frames: expected a whole number, got True
+>>> check_value("ratio", [0.5], float | None)
+Traceback (most recent call last):
+...
+mmlong.errors.ConfigError: ratio: expected a number or nothing, got a list ([0.5])
+"""
+
+from __future__ import annotations
+
+import math
+import types
+import typing
+from pathlib import Path
+from typing import Any, Iterable
+
+from mmlong.errors import ConfigError
+
+# Deeper YAML than this is not a pipeline config; a limit keeps the parser far from Python's recursion limit.
+MAX_YAML_DEPTH = 32
+MAX_YAML_BYTES = 1 << 20
+# Where an output file can never sensibly go (kernel and device file systems).
+_SYSTEM_ROOTS = ("/proc", "/sys", "/dev")
+
+_KIND_WORDS = {bool: "true or false", int: "a whole number", float: "a number", str: "a string",
+               dict: "a mapping (key: value)", list: "a list", tuple: "a list"}
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    if len(text) > 60:
+        text = text[:57] + "..."
+    if isinstance(value, (list, tuple, dict)):
+        return f"a {type(value).__name__} ({text})"
+    return text
+
+
+def _words(annotation: Any) -> str:
+    if _is_optional(annotation):
+        inner = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return " or ".join(_words(a) for a in inner) + " or nothing"
+    origin = typing.get_origin(annotation) or annotation
+    return _KIND_WORDS.get(origin, getattr(annotation, "__name__", str(annotation)))
+
+
+def _is_optional(annotation: Any) -> bool:
+    return typing.get_origin(annotation) in (typing.Union, types.UnionType)
+
+
+def finite_number(what: str, value: Any) -> float:
+    """``value`` as a finite float (ints accepted, bools and non-numbers refused)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{what}: expected a finite number, got {_describe(value)}")
+    try:
+        number = float(value)
+    except OverflowError:  # an int too large for a float
+        number = math.inf
+    if not math.isfinite(number):
+        raise ConfigError(f"{what}: expected a finite number, got {_describe(value)}")
+    return number
+
+
+def check_value(what: str, value: Any, annotation: Any) -> Any:
+    """Check an already-typed value (from YAML or Python) against a dataclass field annotation.
+
+    Returns the value (ints widened to float for float fields, lists to tuples for tuple fields). Strings from
+    spec text are converted before they get here (see :mod:`mmlong.registry`).
+    """
+    if annotation is None or annotation is Any:
+        return value
+    if _is_optional(annotation):
+        if value is None:
+            return None
+        inner = [a for a in typing.get_args(annotation) if a is not type(None)]
+        for candidate in inner:
+            try:
+                return check_value(what, value, candidate)
+            except ConfigError:
+                continue
+        raise ConfigError(f"{what}: expected {_words(annotation)}, got {_describe(value)}")
+    origin = typing.get_origin(annotation) or annotation
+    args = typing.get_args(annotation)
+    if origin is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{what}: expected true or false, got {_describe(value)}")
+        return value
+    if origin is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{what}: expected a whole number, got {_describe(value)}")
+        return value
+    if origin is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{what}: expected a number, got {_describe(value)}")
+        return finite_number(what, value)
+    if origin is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{what}: expected a string, got {_describe(value)}")
+        return value
+    if origin in (tuple, list):
+        if isinstance(value, (str, bytes, dict)) or not isinstance(value, Iterable):
+            raise ConfigError(f"{what}: expected a list, got {_describe(value)}")
+        items = list(value)
+        if origin is tuple and args and args[-1] is not Ellipsis:  # fixed length: tuple[int, int]
+            if len(items) != len(args):
+                raise ConfigError(f"{what}: expected {len(args)} values, got {len(items)}")
+            items = [check_value(f"{what}[{i}]", v, a) for i, (v, a) in enumerate(zip(items, args))]
+        elif args:
+            items = [check_value(f"{what}[{i}]", v, args[0]) for i, v in enumerate(items)]
+        return tuple(items) if origin is tuple else items
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{what}: expected a mapping (key: value), got {_describe(value)}")
+        for key in value:
+            if not isinstance(key, str):
+                raise ConfigError(f"{what}: keys must be names, got {_describe(key)}")
+        return value
+    return value
+
+
+def check_settings(what: str, values: dict[str, Any], hints: dict[str, Any]) -> dict[str, Any]:
+    """:func:`check_value` for each ``key: value`` against ``hints`` (a dataclass's type hints)."""
+    return {key: check_value(f"{what} {key!r}", value, hints.get(key)) for key, value in values.items()}
+
+
+def _yaml_depth(node: Any, limit: int) -> int:
+    """Nesting depth of a composed YAML node tree, stopping once past ``limit`` (iterative: no recursion)."""
+    deepest, stack = 0, [(node, 1)]
+    while stack:
+        current, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if deepest > limit:
+            return deepest
+        value = getattr(current, "value", None)
+        if isinstance(value, list):
+            for child in value:
+                if isinstance(child, tuple):  # mapping: (key node, value node)
+                    stack.extend((part, depth + 1) for part in child)
+                else:
+                    stack.append((child, depth + 1))
+    return deepest
+
+
+def read_yaml_mapping(path: str | Path, what: str = "a pipeline config") -> dict[str, Any]:
+    """Read a YAML file that must hold one mapping with string keys; any other content is one-line error."""
+    import yaml
+
+    p = Path(path)
+    if not p.exists():
+        raise ConfigError("config file not found", str(p))
+    if not p.is_file():
+        raise ConfigError("not a file (a config must be a YAML file)", str(p))
+    try:
+        raw = p.read_bytes()[: MAX_YAML_BYTES + 1]
+    except OSError as err:
+        raise ConfigError(f"cannot read it ({err.strerror or err})", str(p)) from err
+    if len(raw) > MAX_YAML_BYTES:
+        raise ConfigError(f"larger than {MAX_YAML_BYTES // 1024} KiB; not {what}", str(p))
+    if b"\x00" in raw:
+        raise ConfigError(f"a binary file, not a YAML file ({what})", str(p))
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"not UTF-8 text (byte {err.start}); not a YAML file", str(p)) from err
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        if node is not None and _yaml_depth(node, MAX_YAML_DEPTH) > MAX_YAML_DEPTH:
+            raise ConfigError(f"nested deeper than {MAX_YAML_DEPTH} levels; not {what}", str(p))
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ConfigError(f"not valid YAML ({first})", str(p)) from err
+    except (RecursionError, MemoryError) as err:
+        raise ConfigError(f"too deeply nested or too large; not {what}", str(p)) from err
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{what} must be a mapping of settings (name: value), got a {type(data).__name__}",
+                          str(p))
+    for key in data:
+        if not isinstance(key, str):
+            raise ConfigError(f"setting names must be words, got {_describe(key)}", str(p))
+    return data
+
+
+def check_output_file(path: str | Path, suffixes: Iterable[str] | None = None, what: str = "output") -> Path:
+    """A path a command may write one file to, checked before any work starts.
+
+    Not a folder, not under /proc, /sys or /dev, one of ``suffixes`` (lower-case endings with the dot; ``None``
+    allows any), and inside a folder that exists or can be created (its nearest existing ancestor is a
+    writable folder). Returns the path with ``~`` expanded.
+    """
+    import os
+
+    p = Path(path).expanduser()
+    text = str(path)
+    if not text.strip() or text.endswith(("/", os.sep)):
+        raise ConfigError(f"{what} must be a file name, not a folder", text or "''")
+    resolved = p.resolve(strict=False)
+    for root in _SYSTEM_ROOTS:
+        if str(resolved) == root or str(resolved).startswith(root + "/"):
+            raise ConfigError(f"{what} cannot be written under {root}; choose a file in your own folders", text)
+    if p.is_dir():
+        raise ConfigError(f"{what} is a folder; give a file name inside it, e.g. {p / ('out' + _first(suffixes))}",
+                          text)
+    if suffixes is not None:
+        allowed = sorted({s.lower() for s in suffixes})
+        if p.suffix.lower() not in allowed:
+            raise ConfigError(f"{what} must end in one of {', '.join(allowed)}", text)
+    ancestor = p.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise ConfigError(f"{ancestor} is a file, not a folder", text)
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise ConfigError(f"folder {ancestor} is not writable", text)
+    return p
+
+
+def _first(suffixes: Iterable[str] | None) -> str:
+    return next(iter(suffixes), "") if suffixes is not None else ""
