@@ -16,6 +16,7 @@ import argparse
 import copy
 import ipaddress
 import logging
+import math
 import shutil
 import sys
 import tempfile
@@ -60,12 +61,7 @@ class DemoSettings:
             value = "" if value is None else str(value).strip()
             return value or None
 
-        budget_value = None
-        if budget not in (None, ""):
-            budget_value = int(float(budget))
-            if budget_value <= 0:
-                budget_value = None
-        return DemoSettings(text(preset), text(sample), text(compress), budget_value, text(model))
+        return DemoSettings(text(preset), text(sample), text(compress), budget_from_field(budget), text(model))
 
 
 @dataclass
@@ -86,6 +82,22 @@ class DemoResult:
     @staticmethod
     def failure(message: str) -> "DemoResult":
         return DemoResult(status=f"**Could not answer.** {message}", ok=False)
+
+
+def budget_from_field(value: Any) -> int | None:
+    """The token budget typed in the settings panel: a whole number of tokens; empty or <= 0 means none."""
+    from mmlong.errors import ConfigError
+
+    text = "" if value is None else str(value).strip()
+    if not text:
+        return None
+    try:
+        number = float(text)
+    except ValueError:
+        number = math.nan
+    if not math.isfinite(number) or number != int(number):
+        raise ConfigError(f"the token budget must be a whole number of tokens (e.g. 2048), got {text[:40]!r}")
+    return int(number) if number > 0 else None
 
 
 def readable_error(err: Exception) -> str:
@@ -328,11 +340,12 @@ def build_blocks(app: DemoApp, concurrency: int = 1) -> Any:
                 return None, f"**Could not load the sample.** {readable_error(err)}"
 
         def on_ask(video_path, question_text, options_text, preset_v, sampler_v, compress_v, budget_v, model_v):
+            from mmlong.errors import MmlongError
+
             try:
                 settings = DemoSettings.from_fields(preset_v, sampler_v, compress_v, budget_v, model_v)
-            except ValueError:
-                return DemoResult.failure("the token budget must be a whole number").status, "", "", "", None, \
-                    None, None
+            except MmlongError as err:
+                return DemoResult.failure(readable_error(err)).status, "", "", "", None, None, None
             result = app.ask(video_path, question_text, options_text, settings)
             table = result.stage_rows or None
             return (result.status, result.answer_text, result.option, result.evidence, result.timeline_png,
