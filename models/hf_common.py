@@ -356,14 +356,15 @@ def option_letter_ids(tokenizer: Any, count: int) -> list[int]:
     return ids
 
 
-def multiple_choice_text(query: Query) -> str:
+def multiple_choice_text(query: Query, subtitles: str = "") -> str:
     """The question text that follows the video: the MLVU instruction and question block when there are
-    options (the answer prefix goes after, in the assistant turn), else the question."""
+    options (the answer prefix goes after, in the assistant turn), else the question; ``subtitles`` (a block
+    from :func:`mmlong.models.subtitles.subtitle_context`) goes before the question."""
     from mmlong.models.prompts import mc_prompt
 
     if not query.is_multiple_choice:
-        return query.question
-    return mc_prompt(query.question, query.options, answer_prefix="")
+        return "\n".join(p for p in (subtitles, query.question) if p)
+    return mc_prompt(query.question, query.options, context=subtitles, answer_prefix="")
 
 
 #: what follows the assistant turn's start for multiple choice, so the next token is the letter
@@ -421,6 +422,7 @@ class NativeVLMAdapter(VideoQAModel):
     """
 
     supports_in_llm = True
+    reads_timed_text = True
     model_type: ClassVar[str] = ""
     Config = NativeVLMConfig
 
@@ -462,7 +464,8 @@ class NativeVLMAdapter(VideoQAModel):
         meta = {"encoder": "native", "family": self.name, "duration": float(frames.meta.duration)}
         return tokens.replace(frame_times=frames.timestamps.to(torch.float64).clone(), meta=meta)
 
-    def build_prompt(self, tokens: VisualTokens, query: Query) -> PromptInputs:
+    def build_prompt(self, tokens: VisualTokens, query: Query, subtitles: str = "") -> PromptInputs:
+        """The family's prompt; ``subtitles``: a subtitle block to put before the question."""
         raise NotImplementedError
 
     # ------------------------------------------------------------------ shared
@@ -509,10 +512,15 @@ class NativeVLMAdapter(VideoQAModel):
 
         return InLLMPruning(decoder_layers(self.model), list(in_llm), prompt.visual_mask)
 
-    def answer(self, tokens: VisualTokens, query: Query, *, encoder: Any = None, in_llm: Sequence[Any] = ()) -> Answer:
-        """Build the prompt from ``tokens``, run in-LLM compressors, decode greedily (or pick an option)."""
+    def answer(self, tokens: VisualTokens, query: Query, *, encoder: Any = None, in_llm: Sequence[Any] = (),
+               timed_text: Sequence[Any] = ()) -> Answer:
+        """Build the prompt from ``tokens`` (with ``timed_text`` as subtitles at the sampled frames' times), run
+        in-LLM compressors, decode greedily (or pick an option)."""
+        from mmlong.models.subtitles import sampled_frame_times, subtitle_context
+
         self.load()
-        prompt = self.build_prompt(tokens, query)
+        subtitles = subtitle_context(timed_text, sampled_frame_times(tokens)) if timed_text else ""
+        prompt = self.build_prompt(tokens, query, subtitles) if subtitles else self.build_prompt(tokens, query)
         max_new = 0 if query.is_multiple_choice else int(self.config.max_new_tokens)
         with self.pruning(prompt, in_llm) as pruner:
             result = greedy_decode(self.model, prompt.inputs_embeds, prompt.position_ids,

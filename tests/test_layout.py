@@ -15,10 +15,16 @@ def test_packages_list_matches_folders():
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
     packages = set(config["packages"])
     package_dir = config["package-dir"]
-    folders = {p.name for p in ROOT.iterdir() if (p / "__init__.py").exists()}
-    expected = {"mmlong"} | {f"mmlong.{name}" for name in folders - {"mmlong", "tests"}}
-    assert packages == expected, "add every package folder to [tool.setuptools] packages"
-    for pkg in packages:
+    folders = {p.name for p in ROOT.iterdir() if (p / "__init__.py").exists()} - {"tests"}
+    top = {"mmlong"} | {f"mmlong.{name}" for name in folders - {"mmlong"}}
+    nested = {
+        ".".join([top_name, *sub.relative_to(ROOT / folder).parts])
+        for folder, top_name in ((f, "mmlong" if f == "mmlong" else f"mmlong.{f}") for f in folders)
+        for sub in (ROOT / folder).glob("*/**/")
+        if (sub / "__init__.py").exists() and not any(part.startswith((".", "_")) for part in sub.relative_to(ROOT).parts)
+    }
+    assert packages == top | nested, "add every package folder (subpackages too) to [tool.setuptools] packages"
+    for pkg in top:
         assert package_dir[pkg] == pkg.split(".")[-1]
 
 
