@@ -3,8 +3,11 @@
 Whisper (Radford et al., 2022, "Robust Speech Recognition via Large-Scale Weak Supervision", arXiv:2212.04356)
 through faster-whisper (CTranslate2, int8 on CPU). The audio is decoded with PyAV to 16 kHz mono float32
 (:func:`mmlong.audio.read_audio`); Silero voice-activity detection (faster-whisper's ``vad_filter``) skips
-the silent stretches, so an hour of mostly quiet audio costs little; each recognised segment keeps its start
-and end time. A segment Whisper itself marks as probably not speech (``no_speech_prob`` above
+the silent stretches, so an hour of mostly quiet audio costs little. Whisper's segment times are coarse after
+VAD (a segment can span the silence between two voiced stretches), so each segment's words are timed too
+(faster-whisper's cross-attention alignment, cheap at this size) and a segment is split where two words are more
+than ``max_word_gap`` seconds apart; a line runs from its first word's start to its last word's end, with the mean
+word probability as its confidence. A segment Whisper itself marks as probably not speech (``no_speech_prob`` above
 ``no_speech_threshold`` with a low mean log-probability, Whisper's own rule) is dropped. A video without an
 audio track gives one note line (``no audio track``), never an error; audio in which nothing is recognised gives
 ``no speech recognised``.
@@ -24,6 +27,30 @@ NO_AUDIO = "no audio track"
 NO_SPEECH = "no speech recognised"
 
 
+def split_at_gaps(words: Any, max_gap: float) -> list[TimedText]:
+    """Speech lines from timed words (``.word``, ``.start``, ``.end``, ``.probability``), split where a word starts
+    more than ``max_gap`` seconds after the previous one ended.
+
+    >>> from types import SimpleNamespace as W
+    >>> [(l.start, l.end, l.text) for l in split_at_gaps([W(word=" The", start=15.0, end=16.0, probability=0.7),
+    ...     W(word=" door.", start=48.4, end=48.9, probability=0.9)], 1.0)]
+    [(15.0, 16.0, 'The'), (48.4, 48.9, 'door.')]
+    """
+    pieces: list[list[Any]] = []
+    for word in words:
+        if pieces and float(word.start) - float(pieces[-1][-1].end) <= max_gap:
+            pieces[-1].append(word)
+        else:
+            pieces.append([word])
+    lines = []
+    for piece in pieces:
+        text = "".join(w.word for w in piece).strip()
+        if text:
+            confidence = sum(float(w.probability) for w in piece) / len(piece)
+            lines.append(TimedText(float(piece[0].start), float(piece[-1].end), "speech", text, confidence))
+    return lines
+
+
 class SpeechExpert(Expert):
     """``asr``: Whisper base (or a local CTranslate2 Whisper folder) on the audio track."""
 
@@ -34,7 +61,8 @@ class SpeechExpert(Expert):
     class Config:
         """language: spoken language code (``en``), or ``auto`` to detect it on the first 30 s; model_dir: a
         local faster-whisper model folder instead of the packaged Whisper base; beam_size: 1 is greedy (fast);
-        vad: skip silence with Silero VAD; word_timestamps: also keep per-word times (slower);
+        vad: skip silence with Silero VAD; word_timestamps: time each word and split segments at gaps longer than
+        max_word_gap seconds (off: Whisper's segment times);
         no_speech_threshold / logprob_threshold: Whisper's rule for dropping a segment that is not speech;
         compute_type: CTranslate2 quantisation on CPU; cpu_threads: 0 lets CTranslate2 choose; cache_dir: where
         the packaged weights are joined (default mmlong's cache)."""
@@ -43,7 +71,8 @@ class SpeechExpert(Expert):
         model_dir: str | None = None
         beam_size: int = 1
         vad: bool = True
-        word_timestamps: bool = False
+        word_timestamps: bool = True
+        max_word_gap: float = 1.0
         no_speech_threshold: float = 0.6
         logprob_threshold: float = -1.0
         compute_type: str = "int8"
@@ -96,8 +125,11 @@ class SpeechExpert(Expert):
             text = seg.text.strip()
             if not text or (seg.no_speech_prob > cfg.no_speech_threshold and seg.avg_logprob < cfg.logprob_threshold):
                 continue
-            lines.append(TimedText(float(seg.start), float(seg.end), "speech", text,
-                                   min(1.0, math.exp(float(seg.avg_logprob)))))
+            if not seg.words:
+                lines.append(TimedText(float(seg.start), float(seg.end), "speech", text,
+                                       min(1.0, math.exp(float(seg.avg_logprob)))))
+                continue
+            lines.extend(split_at_gaps(seg.words, float(cfg.max_word_gap)))
         return lines, {"language": getattr(info, "language", language)}
 
     def run(self, video: str) -> ExpertOutput:
