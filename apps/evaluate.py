@@ -72,7 +72,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     make.add_argument("--lengths", type=_numbers, default=[60, 120, 240], metavar="SECONDS",
                       help="haystack lengths in seconds (default: 60,120,240)")
     make.add_argument("--types", type=_names, default=["image", "text", "clip"], metavar="KINDS",
-                      help="needle kinds (default: image,text,clip)")
+                      help="item kinds: image, text, clip, speech (a sentence spoken by espeak-ng in the audio "
+                           "track), multi (image + text + speech needles in one video, with an order question) "
+                           "(default: image,text,clip)")
+    make.add_argument("--multi-count", type=int, default=3, metavar="N",
+                      help="needles in a multi item: 2 (image, text) or 3 (+ speech) (default: 3)")
     make.add_argument("--needle-seconds", type=float, default=2.0, help="how long a needle is shown (default: 2)")
     make.add_argument("--fps", type=float, default=4.0, help="frame rate of the written videos (default: 4)")
     make.add_argument("--max-side", type=int, default=160, help="longer side of the written videos (default: 160)")
@@ -250,6 +254,7 @@ def run_niavh_make(args: argparse.Namespace) -> int:
         needles=tuple(parse_needle(n) for n in args.needles or ()),
         depths=tuple(args.depths), lengths=tuple(args.lengths), types=tuple(args.types),
         needle_seconds=args.needle_seconds, fps=args.fps, max_side=args.max_side, seed=args.seed,
+        multi_count=args.multi_count,
     )
     manifest = make_niavh(args.out, config)
     print(f"wrote {len(manifest['items'])} needle videos ({manifest['width']}x{manifest['height']}, "

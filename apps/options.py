@@ -30,6 +30,11 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser, default_preset: str 
     group.add_argument("--budget", type=int, metavar="TOKENS", help="visual token budget the chain should meet")
     group.add_argument("--model", metavar="NAME_OR_PATH",
                        help="registered model name (socratic, qwen2-vl, ...) or a local checkpoint directory")
+    group.add_argument("--experts", metavar="LIST",
+                       help="experts that write timestamped text lines for the model: ocr (on-screen text), asr "
+                            "(speech), comma-separated, or none (default: ocr,asr for the offline preset)")
+    group.add_argument("--subtitles", metavar="asr|FILE|none",
+                       help="subtitles for the model: asr (speech recognition), an .srt/.vtt file, or none")
     group.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: cpu)")
     group.add_argument("--dtype", choices=["float32", "float16", "bfloat16"], help="compute dtype (default: float32)")
     group.add_argument("--no-cache", dest="cache", action="store_false", default=None,
@@ -60,6 +65,8 @@ def config_from_args(args: argparse.Namespace, **extra: Any) -> PipelineConfig:
         budget=args.budget,
         model=model,
         model_path=model_path,
+        experts=getattr(args, "experts", None),
+        subtitles=getattr(args, "subtitles", None),
         device=args.device,
         dtype=args.dtype,
         cache=args.cache,

@@ -143,20 +143,36 @@ def normalize_answer(text: str) -> str:
     return " ".join(_ARTICLES.sub(" ", text).split())
 
 
+_NUMBER = re.compile(r"\b\d{1,9}\b")
+
+
+def spell_numbers(text: str) -> str:
+    """Digits written as words (``"17"`` -> ``"seventeen"``), so a spoken or written number matches either way.
+
+    >>> spell_numbers("The password is 17.")
+    'The password is seventeen.'
+    """
+    from num2words import num2words
+
+    return _NUMBER.sub(lambda m: num2words(int(m.group(0))).replace("-", " ").replace(",", ""), str(text))
+
+
 def open_answer_match(prediction: str, references: Sequence[str]) -> str | None:
     """The reference (or synonym) that a free-form ``prediction`` states, or ``None``.
 
-    After :func:`normalize_answer`, a reference matches when it equals the prediction or occurs in it as whole
-    words ("a tabby cat" states "cat"; "category" does not).
+    After :func:`normalize_answer` (and numbers spelled out, :func:`spell_numbers`), a reference matches when it
+    equals the prediction or occurs in it as whole words ("a tabby cat" states "cat"; "category" does not).
 
     >>> open_answer_match("It is a tabby cat.", ["cat", "kitten"])
     'cat'
     >>> open_answer_match("category", ["cat"]) is None
     True
+    >>> open_answer_match("The password is 17", ["seventeen"])
+    'seventeen'
     """
-    pred = f" {normalize_answer(prediction)} "
+    pred = f" {normalize_answer(spell_numbers(prediction))} "
     for reference in references:
-        ref = normalize_answer(reference)
+        ref = normalize_answer(spell_numbers(reference))
         if ref and f" {ref} " in pred:
             return reference
     return None

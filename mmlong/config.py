@@ -32,7 +32,9 @@ class PipelineConfig:
     sample: a sampler spec (``uniform:32``, ``fps:1,max_frames=256``, ``window:60-120+uniform:16``, ``query:32``).
     compress: a compressor chain spec (``scenetile,tome:0.5,pool:2``; empty for none). budget: the visual token
     budget the chain should meet. model: a registered model name; model_path: a local checkpoint directory (or
-    hub id where a network exists) for native VLM families.
+    hub id where a network exists) for native VLM families. experts: an expert chain spec (``ocr,asr``; empty for
+    none) whose timestamped lines (on-screen text, speech) the model reads beside the frames; subtitles: ``asr``
+    (speech recognition as subtitles), a ``.srt``/``.vtt`` file, or ``none``.
     """
 
     decoder: str = "auto"
@@ -45,6 +47,8 @@ class PipelineConfig:
     model: str = "socratic"
     model_path: str | None = None
     model_options: dict[str, Any] = field(default_factory=dict)
+    experts: str = ""
+    subtitles: str = "none"
     device: str = "cpu"
     dtype: str = "float32"
     cache: bool = True
@@ -91,6 +95,8 @@ def _presets() -> dict[str, dict[str, Any]]:
             encoder="efficientnet-lite0",
             model="socratic",
             compress="",
+            # on-screen text (RapidOCR) and speech (faster-whisper) join the ImageNet lines of the transcript
+            experts="ocr,asr",
         ),
         "qwen2-vl": dict(sample="uniform:16", encoder="native", model="qwen2-vl"),
         "llava-onevision": dict(sample="uniform:16", encoder="native", model="llava-onevision"),

@@ -68,6 +68,8 @@ class Pipeline:
         self._encoder: Any = None
         self._model: Any = None
         self._cache: Any = None
+        self._experts: list[Any] | None = None
+        self._expert_cache: Any = None
         self._model_loaded = False
 
     # ------------------------------------------------------------------ stages, built once
@@ -138,6 +140,40 @@ class Pipeline:
 
             self._cache = FeatureCache(self.config.cache_dir)
         return self._cache
+
+    @property
+    def experts(self) -> list[Any]:
+        """The experts (``config.experts`` plus the ``config.subtitles`` source), built once."""
+        if self._experts is None:
+            from mmlong.experts.runner import build_experts
+
+            self._experts = build_experts(self.config.experts, self.config.subtitles)
+        return self._experts
+
+    @property
+    def expert_cache(self) -> Any:
+        if self._expert_cache is None and self.config.cache:
+            from pathlib import Path
+
+            from mmlong.experts.cache import ExpertCache
+
+            root = Path(self.config.cache_dir) / "experts" if self.config.cache_dir else None
+            self._expert_cache = ExpertCache(root)
+        return self._expert_cache
+
+    def timed_text(self, video: str) -> tuple[list[Any], list[Step]]:
+        """The experts' timestamped lines about ``video`` (through the expert cache) and one step per expert."""
+        if not self.experts:
+            return [], []
+        from mmlong.experts.runner import run_experts
+
+        return run_experts(self.experts, str(video), self.expert_cache)
+
+    def _check_experts(self, model: Any) -> None:
+        if self.experts and not getattr(model, "reads_timed_text", False):
+            names = ", ".join(e.name for e in self.experts)
+            raise ConfigError(f"model {getattr(model, 'name', self.config.model)!r} cannot read expert lines "
+                              f"({names}); use --experts none --subtitles none")
 
     def _sampler(self) -> Any:
         from mmlong.sampling import build_sampler
@@ -300,13 +336,16 @@ class Pipeline:
     def ask_many(self, video: str, queries: Sequence[Query]) -> list[Answer]:
         """Answer several questions about one video, sharing its decoded and encoded frames."""
         model = self.model  # fail early on a bad model before decoding anything
+        self._check_experts(model)
         shared = self.encode(video) if self._shares_encoding() else None
-        load_steps = self.load_model()
+        lines, expert_steps = self.timed_text(video)
+        load_steps = tuple(expert_steps) + self.load_model()
+        extra = {"timed_text": lines} if getattr(model, "reads_timed_text", False) else {}
         answers = []
         for query in queries:
             tokens = self.compress(shared, query) if shared is not None else self.tokens(video, query)
             start = time.perf_counter()
-            answer = model.answer(tokens, query, encoder=self.encoder, in_llm=self.chain.in_llm)
+            answer = model.answer(tokens, query, encoder=self.encoder, in_llm=self.chain.in_llm, **extra)
             model_ms = (time.perf_counter() - start) * 1000.0
             model_step = Step("model", {"name": getattr(model, "name", self.config.model)}, tokens.num_tokens, 0,
                               model_ms, {"peak_rss_mb": round(peak_rss_mb(), 1)})

@@ -66,7 +66,8 @@ def _origin(target: str | type) -> str:
 
 
 class Registry:
-    """Named plug-ins of one kind (``decoder``, ``sampler``, ``encoder``, ``compressor``, ``model``, ``benchmark``)."""
+    """Named plug-ins of one kind (``decoder``, ``sampler``, ``encoder``, ``compressor``, ``model``, ``expert``,
+    ``benchmark``)."""
 
     def __init__(
         self,
@@ -298,6 +299,14 @@ MODELS = Registry(
         "smolvlm2": "mmlong.models.smolvlm:SmolVLMAdapter",
     },
 )
+EXPERTS = Registry(
+    "expert",
+    {
+        "ocr": "mmlong.experts.ocr:TextExpert",
+        "asr": "mmlong.experts.asr:SpeechExpert",
+        "subtitles": "mmlong.experts.subtitle_file:SubtitleFile",
+    },
+)
 BENCHMARKS = Registry(
     "benchmark",
     {
@@ -307,7 +316,7 @@ BENCHMARKS = Registry(
 )
 
 REGISTRIES: dict[str, Registry] = {
-    r.kind: r for r in (DECODERS, SAMPLERS, ENCODERS, COMPRESSORS, MODELS, BENCHMARKS)
+    r.kind: r for r in (DECODERS, SAMPLERS, ENCODERS, COMPRESSORS, MODELS, EXPERTS, BENCHMARKS)
 }
 
 

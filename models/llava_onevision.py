@@ -92,18 +92,19 @@ class LlavaOneVisionAdapter(NativeVLMAdapter):
         """Frames ``[T, H, W, 3]`` -> tokens ``[T * h * w, D_llm]`` on grid ``(T, h, w)`` (14x14 for 384 px)."""
         return self.encode_square_grids(frames)
 
-    def prompt_text(self, tokens: VisualTokens, query: Query) -> str:
+    def prompt_text(self, tokens: VisualTokens, query: Query, subtitles: str = "") -> str:
         """The chat prompt with one ``<video>`` placeholder (what the family's processor would expand)."""
         timing = ""
         if self.config.time_instruction:
             times = tokens.frame_times if tokens.frame_times is not None else tokens.timestamps.unique()
             timing = time_instruction(video_duration(tokens), [float(t) for t in times])
         prefix = MLVU_ANSWER_PREFIX if query.is_multiple_choice else ""
-        return llava_onevision_prompt(multiple_choice_text(query), self.config.system_prompt, timing, prefix)
+        return llava_onevision_prompt(multiple_choice_text(query, subtitles), self.config.system_prompt, timing,
+                                      prefix)
 
-    def build_prompt(self, tokens: VisualTokens, query: Query) -> PromptInputs:
+    def build_prompt(self, tokens: VisualTokens, query: Query, subtitles: str = "") -> PromptInputs:
         self.load()
-        text = self.prompt_text(tokens, query)
+        text = self.prompt_text(tokens, query, subtitles)
         ids = self.text_ids(text)
         newline = self.model.model.image_newline.detach().float().cpu()[None]
         span = torch.cat([tokens.features.float(), newline])

@@ -82,6 +82,7 @@ class NativeVLMAdapter(VideoQAModel):
     """
 
     supports_in_llm = True
+    reads_timed_text = True
     model_type: ClassVar[str] = ""
     Config = NativeVLMConfig
 
@@ -123,7 +124,8 @@ class NativeVLMAdapter(VideoQAModel):
         meta = {"encoder": "native", "family": self.name, "duration": float(frames.meta.duration)}
         return tokens.replace(frame_times=frames.timestamps.to(torch.float64).clone(), meta=meta)
 
-    def build_prompt(self, tokens: VisualTokens, query: Query) -> PromptInputs:
+    def build_prompt(self, tokens: VisualTokens, query: Query, subtitles: str = "") -> PromptInputs:
+        """The family's prompt; ``subtitles``: a subtitle block to put before the question."""
         raise NotImplementedError
 
     # ------------------------------------------------------------------ shared
@@ -176,10 +178,15 @@ class NativeVLMAdapter(VideoQAModel):
 
         return InLLMPruning(decoder_layers(self.model), list(in_llm), prompt.visual_mask)
 
-    def answer(self, tokens: VisualTokens, query: Query, *, encoder: Any = None, in_llm: Sequence[Any] = ()) -> Answer:
-        """Build the prompt from ``tokens``, run in-LLM compressors, decode greedily (or pick an option)."""
+    def answer(self, tokens: VisualTokens, query: Query, *, encoder: Any = None, in_llm: Sequence[Any] = (),
+               timed_text: Sequence[Any] = ()) -> Answer:
+        """Build the prompt from ``tokens`` (with ``timed_text`` as subtitles at the sampled frames' times), run
+        in-LLM compressors, decode greedily (or pick an option)."""
+        from mmlong.models.subtitles import sampled_frame_times, subtitle_context
+
         self.load()
-        prompt = self.build_prompt(tokens, query)
+        subtitles = subtitle_context(timed_text, sampled_frame_times(tokens)) if timed_text else ""
+        prompt = self.build_prompt(tokens, query, subtitles) if subtitles else self.build_prompt(tokens, query)
         max_new = 0 if query.is_multiple_choice else int(self.config.max_new_tokens)
         with self.pruning(prompt, in_llm) as pruner:
             result = greedy_decode(self.model, prompt.inputs_embeds, prompt.position_ids,

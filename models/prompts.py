@@ -164,10 +164,11 @@ def choose_option(scores: torch.Tensor) -> LetterChoice:
     return LetterChoice(best, chr(ord("A") + best), probs)
 
 
-def multiple_choice_text(query: Query) -> str:
+def multiple_choice_text(query: Query, subtitles: str = "") -> str:
     """The question text that follows the video in a chat prompt: the MLVU instruction and question block when
     there are options (the answer prefix :data:`MLVU_ANSWER_PREFIX` goes after, in the assistant turn, so the
-    next token is the letter :func:`read_letter` reads), else the question."""
+    next token is the letter :func:`read_letter` reads), else the question; ``subtitles`` (a block from
+    :func:`mmlong.models.subtitles.subtitle_context`) goes before the question."""
     if not query.is_multiple_choice:
-        return query.question
-    return mc_prompt(query.question, query.options, answer_prefix="")
+        return "\n".join(p for p in (subtitles, query.question) if p)
+    return mc_prompt(query.question, query.options, context=subtitles, answer_prefix="")

@@ -100,10 +100,10 @@ class Qwen2VLAdapter(NativeVLMAdapter):
         meta = {"encoder": "native", "family": self.name, "temporal_patch_size": step, "merge_size": merge}
         return tokens.replace(frame_times=frames.timestamps.to(torch.float64).clone(), meta=meta)
 
-    def build_prompt(self, tokens: VisualTokens, query: Query) -> PromptInputs:
+    def build_prompt(self, tokens: VisualTokens, query: Query, subtitles: str = "") -> PromptInputs:
         self.load()
         prefix = MLVU_ANSWER_PREFIX if query.is_multiple_choice else ""
-        before, after = qwen2_vl_prompt(multiple_choice_text(query), self.config.system_prompt, prefix)
+        before, after = qwen2_vl_prompt(multiple_choice_text(query, subtitles), self.config.system_prompt, prefix)
         before_ids, after_ids = self.text_ids(before), self.text_ids(after)
         embed = self.model.get_input_embeddings()
         inputs_embeds, visual_mask = splice_embeddings(embed, [before_ids, tokens.features, after_ids])

@@ -111,19 +111,19 @@ class SmolVLMAdapter(NativeVLMAdapter):
         order = sorted(range(len(times)), key=times.__getitem__)
         return [times[i] for i in order], [spans[i] for i in order]
 
-    def prompt_text(self, tokens: VisualTokens, query: Query) -> str:
+    def prompt_text(self, tokens: VisualTokens, query: Query, subtitles: str = "") -> str:
         """The chat prompt with one ``<image>`` placeholder per frame (what the processor would expand)."""
-        return self._chat_text(tokens, query, self.frame_spans(tokens)[0])
+        return self._chat_text(tokens, query, self.frame_spans(tokens)[0], subtitles)
 
-    def _chat_text(self, tokens: VisualTokens, query: Query, times: list[float]) -> str:
+    def _chat_text(self, tokens: VisualTokens, query: Query, times: list[float], subtitles: str = "") -> str:
         prefix = MLVU_ANSWER_PREFIX if query.is_multiple_choice else ""
         video = video_block(times, video_duration(tokens))
-        return smolvlm_prompt(video, multiple_choice_text(query), self.config.system_prompt, prefix)
+        return smolvlm_prompt(video, multiple_choice_text(query, subtitles), self.config.system_prompt, prefix)
 
-    def build_prompt(self, tokens: VisualTokens, query: Query) -> PromptInputs:
+    def build_prompt(self, tokens: VisualTokens, query: Query, subtitles: str = "") -> PromptInputs:
         self.load()
         times, spans = self.frame_spans(tokens)
-        text = self._chat_text(tokens, query, times)
+        text = self._chat_text(tokens, query, times, subtitles)
         ids = self.text_ids(text)
         segments = placeholder_segments(ids, self.tokenizer.convert_tokens_to_ids(IMAGE_TOKEN), spans)
         inputs_embeds, visual_mask = splice_embeddings(self.model.get_input_embeddings(), segments)

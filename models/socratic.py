@@ -17,6 +17,10 @@ it with the question in the MLVU prompt (:mod:`mmlong.models.prompts`).
   (``encode_text`` vs ``embed_visual`` of each line's mean feature), else the overlap of words between the text
   and the line's class names.
 
+Experts' lines (on-screen text, speech, subtitles; ``timed_text``) join the transcript in time order, marked
+by source (``00:29 [text] "The secret word is banana."``); at most ``max_text_lines`` of them (notes such as
+"no audio track" not counted), evenly spread in time when there are more.
+
 The model accepts tokens from any chain (pooled, merged, selected, segmented): it reads only features, frame
 ids, timestamps, sizes and segments.
 """
@@ -45,6 +49,8 @@ from mmlong.types import Answer, Query, VisualTokens
 
 TRANSCRIPT_HEADER = "Video transcript (what each moment shows):"
 EMPTY_TRANSCRIPT = "(no frames were kept)"
+#: said after the header when the transcript holds expert lines
+SOURCES_LEGEND = "[text] lines are words written on screen; [speech] lines are words spoken; [subtitle] lines are subtitles."
 SCORINGS = ("likelihood", "letter")
 _STOPWORDS = frozenset(
     "a an the of and or in on at to with by for from is are was were be it its this that what which who "
@@ -54,8 +60,22 @@ _STOPWORDS = frozenset(
 
 def transcript_context(transcript: Transcript) -> str:
     """The transcript as the prompt's context block."""
-    body = transcript.text() if len(transcript) else EMPTY_TRANSCRIPT
-    return f"{TRANSCRIPT_HEADER}\n{body}"
+    body = transcript.text() if len(transcript) or transcript.texts else EMPTY_TRANSCRIPT
+    legend = f"\n{SOURCES_LEGEND}" if any(t.source != "note" for t in transcript.texts) else ""
+    return f"{TRANSCRIPT_HEADER}{legend}\n{body}"
+
+
+def spread(items: Sequence[Any], count: int) -> list[Any]:
+    """At most ``count`` of ``items``, evenly spaced over the sequence (first and last kept), order kept.
+
+    >>> spread(list(range(10)), 4)
+    [0, 3, 6, 9]
+    """
+    if len(items) <= count:
+        return list(items)
+    if count <= 1:
+        return list(items[:count])
+    return [items[round(i * (len(items) - 1) / (count - 1))] for i in range(count)]
 
 
 def _words(text: str) -> set[str]:
@@ -115,6 +135,7 @@ class SocraticModel(VideoQAModel):
 
     name: ClassVar[str] = "socratic"
     supports_in_llm: ClassVar[bool] = False
+    reads_timed_text: ClassVar[bool] = True
 
     @dataclass
     class Config:
@@ -123,7 +144,8 @@ class SocraticModel(VideoQAModel):
         moment whose top_k classes together hold less probability than this is written as nothing recognisable (an ImageNet
         classifier's low-confidence guesses on out-of-domain footage, e.g. dog breeds for a cartoon rabbit,
         otherwise read to the LM like facts); max_lines: most
-        transcript lines (more time groups are pooled into coarser spans); max_new_tokens: length of open
+        transcript lines (more time groups are pooled into coarser spans); max_text_lines: most expert lines
+        (on-screen text, speech) in the transcript; max_new_tokens: length of open
         answers; evidence: how many evidence times to give; scoring: ``"likelihood"`` (option text
         log-likelihood) or ``"letter"`` (MLVU letter from the next-token distribution); device, dtype: where and
         how the LM runs; cache_dir: cache root for the converted LM (default ``$MMLONG_CACHE_DIR`` or the user
@@ -134,6 +156,7 @@ class SocraticModel(VideoQAModel):
         min_prob: float = 0.05
         min_confidence: float = 0.5
         max_lines: int = 48
+        max_text_lines: int = 64
         max_new_tokens: int = 32
         evidence: int = 3
         scoring: str = "likelihood"
@@ -142,8 +165,8 @@ class SocraticModel(VideoQAModel):
         cache_dir: str | None = None
 
         def __post_init__(self) -> None:
-            if self.top_k < 1 or self.max_lines < 1 or self.max_new_tokens < 1:
-                raise ValueError("top_k, max_lines and max_new_tokens must be at least 1")
+            if self.top_k < 1 or self.max_lines < 1 or self.max_new_tokens < 1 or self.max_text_lines < 0:
+                raise ValueError("top_k, max_lines and max_new_tokens must be at least 1, max_text_lines at least 0")
             for name in ("min_prob", "min_confidence"):
                 if not 0.0 <= getattr(self, name) <= 1.0:
                     raise ValueError(f"{name} must be within [0, 1], got {getattr(self, name)}")
@@ -178,8 +201,8 @@ class SocraticModel(VideoQAModel):
         return self._letter_ids[count]
 
     # ------------------------------------------------------------------ answering
-    def transcript(self, tokens: VisualTokens, encoder: Any) -> Transcript:
-        """The timestamped transcript of ``tokens`` from ``encoder``'s classifier."""
+    def transcript(self, tokens: VisualTokens, encoder: Any, timed_text: Sequence[Any] = ()) -> Transcript:
+        """The timestamped transcript of ``tokens`` from ``encoder``'s classifier, with the experts' lines."""
         has_classifier = callable(getattr(encoder, "classify", None)) and getattr(encoder, "class_names", None)
         if encoder is None or not has_classifier:
             name = getattr(encoder, "name", None)
@@ -189,9 +212,12 @@ class SocraticModel(VideoQAModel):
                 "use --encoder efficientnet-lite0"
             )
         cfg = self.config
-        return build_transcript(tokens, encoder.classify, list(encoder.class_names), top_k=cfg.top_k,
-                                min_prob=cfg.min_prob, max_lines=cfg.max_lines,
-                                min_confidence=cfg.min_confidence)
+        visual = build_transcript(tokens, encoder.classify, list(encoder.class_names), top_k=cfg.top_k,
+                                  min_prob=cfg.min_prob, max_lines=cfg.max_lines,
+                                  min_confidence=cfg.min_confidence)
+        texts = sorted(timed_text, key=lambda t: (t.start, t.end))
+        notes = [t for t in texts if t.source == "note"]  # what the experts say about the video: always kept
+        return visual.with_texts(notes + spread([t for t in texts if t.source != "note"], cfg.max_text_lines))
 
     def choose(self, query: Query, context: str) -> tuple[str, LetterChoice]:
         """The prompt and the chosen option of a multiple-choice ``query`` given the transcript ``context``."""
@@ -212,15 +238,17 @@ class SocraticModel(VideoQAModel):
         *,
         encoder: Any = None,
         in_llm: Sequence[Any] = (),
+        timed_text: Sequence[Any] = (),
     ) -> Answer:
         if in_llm:
             raise ConfigError(
                 "the socratic model has no visual tokens inside its LM, so in-LLM compressors "
                 f"({', '.join(getattr(s, 'name', type(s).__name__) for s in in_llm)}) cannot run; remove them"
             )
-        transcript = self.transcript(tokens, encoder)
+        transcript = self.transcript(tokens, encoder, timed_text)
         context = transcript_context(transcript)
-        details: dict[str, Any] = {"transcript": transcript.text(), "transcript_lines": transcript.to_dicts()}
+        details: dict[str, Any] = {"transcript": transcript.text(), "transcript_lines": transcript.to_dicts(),
+                                   "text_lines": [t.to_dict() for t in transcript.texts]}
         if query.is_multiple_choice:
             prompt, choice = self.choose(query, context)
             option = query.options[choice.index]

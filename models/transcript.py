@@ -7,6 +7,12 @@ likely classes::
     00:00–00:11: seashore 0.62, sandbar 0.20
     00:12–00:14: Egyptian cat 0.81, tabby 0.10
 
+Experts' lines (:class:`~mmlong.experts.base.TimedText`: on-screen text, speech, subtitles, notes) sit beside
+the visual lines in time order, marked by their source::
+
+    00:29–00:31 [text] "The secret word is banana."
+    00:40–00:42 [speech] "The password is seventeen."
+
 Tokens are grouped by time span: by scene segment where a segmentation ran (``tokens.segments != -1``), else by
 frame. Each group's size-weighted mean feature goes through the classifier (for a CNN whose head pools its
 feature grid, the mean of a frame's tokens is exactly the pooled feature). Consecutive lines naming the same most
@@ -97,21 +103,34 @@ class TranscriptLine:
 
 @dataclass(frozen=True)
 class Transcript:
-    """The lines of a transcript in time order."""
+    """The lines of a transcript in time order.
+
+    lines: the visual lines (what the classifier saw; ``len()`` and :meth:`features` count only these);
+    texts: the experts' timestamped lines (on-screen text, speech, subtitles, notes), time order.
+    """
 
     lines: tuple[TranscriptLine, ...]
+    texts: tuple[Any, ...] = ()
 
     def __len__(self) -> int:
         return len(self.lines)
 
     def text(self) -> str:
-        return "\n".join(line.text() for line in self.lines)
+        """Visual and expert lines interleaved by start time (a visual line first on a tie)."""
+        rows = [(line.start, 0, i, line.text()) for i, line in enumerate(self.lines)]
+        rows += [(line.start, 1, i, line.render()) for i, line in enumerate(self.texts)]
+        return "\n".join(row[3] for row in sorted(rows, key=lambda r: r[:3]))
+
+    def with_texts(self, texts: Sequence[Any]) -> "Transcript":
+        """This transcript with the experts' ``texts`` (time-sorted) beside its visual lines."""
+        return Transcript(self.lines, tuple(sorted(texts, key=lambda t: (t.start, t.end))))
 
     def features(self) -> torch.Tensor:
         """``[L, D]`` mean visual feature of each line."""
         return torch.stack([line.feature for line in self.lines])
 
     def to_dicts(self) -> list[dict[str, Any]]:
+        """The visual lines as dicts (the expert lines are ``[t.to_dict() for t in texts]``)."""
         return [line.to_dict() for line in self.lines]
 
 

@@ -134,3 +134,74 @@ def test_eval_niavh_make_and_run_write_summary_and_heatmap(tmp_path):
     assert all(r["correct"] == (r["option"] == r["answer"]) for r in mc)
     assert summary["pipeline"]["frames"]["max"] == 4  # one frame every two seconds of 8 s
     assert (out / "heatmap.png").stat().st_size > 5000 and "heatmap.png" in (out / "results.md").read_text()
+
+
+# ---------------------------------------------------------------------------------------------- speech and multi
+needs_espeak = pytest.mark.skipif(__import__("shutil").which("espeak-ng") is None,
+                                  reason="espeak-ng missing: scripts/ensure-espeak.sh installs it")
+
+
+def _loudness(samples, start, end, rate=16000):
+    part = samples[int(start * rate):int(end * rate)]
+    return float(np.sqrt(np.mean(part.astype(np.float64) ** 2))) if len(part) else 0.0
+
+
+@needs_espeak
+def test_speech_needle_is_spoken_into_the_audio_at_its_depth(tmp_path):
+    from mmlong.apps.niavh_make import MakeConfig, make_niavh
+    from mmlong.audio import read_audio
+    from mmlong.experts.asr import SpeechExpert
+    from mmlong.video import probe
+
+    manifest = make_niavh(tmp_path / "set", MakeConfig(types=("speech",), depths=(50,), lengths=(20,), fps=2.0))
+    item = manifest["items"][0]
+    assert item["needle_type"] == "speech" and item["answer_text"] == "pineapple"
+    assert item["options"][ord(item["answer"]) - 65] == "pineapple"
+    video = str(tmp_path / "set" / item["video"])
+    assert probe(video).has_audio and probe(video).duration == pytest.approx(20.0, abs=0.6)
+    audio = read_audio(video).samples
+    start, end = item["start"], item["end"]
+    assert 8.0 <= start <= 10.0 and 1.0 <= end - start <= 3.0
+    voice, before = _loudness(audio, start, end), _loudness(audio, 0.0, start - 0.5)
+    assert voice > 2.0 * before > 0.0  # the voice over the haystack's own (quieter) audio
+    said = [l for l in SpeechExpert().run(video).lines if l.source == "speech"]
+    assert any("pineapple" in l.text.lower() and abs(l.start - start) < 1.5 for l in said)
+
+
+@needs_espeak
+def test_multi_needle_items_hold_three_kinds_and_an_order_question(tmp_path):
+    from mmlong.apps.niavh import NIAVHBenchmark
+    from mmlong.apps.niavh_make import MakeConfig, fit_frame, load_image, make_niavh
+    from mmlong.audio import read_audio
+    from mmlong.types import Answer
+    from mmlong.video import open_video
+
+    import torch
+
+    manifest = make_niavh(tmp_path / "set", MakeConfig(types=("multi",), depths=(0, 100), lengths=(24,), fps=2.0))
+    first, last = manifest["items"]
+    assert [n["kind"] for n in first["needles"]] == ["image", "text", "speech"]
+    assert [n["kind"] for n in last["needles"]] == ["text", "speech", "image"]  # the asked kind takes turns
+    assert first["asked_type"] == "image" and first["start"] == 0.0 and last["start"] >= 21.0
+    in_time = [n["label"] for n in sorted(first["needles"], key=lambda n: n["start"])]
+    assert first["order_options"][ord(first["order_answer"]) - 65] == ", then ".join(in_time)
+    assert len(set(first["order_options"])) == 4
+    image = next(n for n in first["needles"] if n["kind"] == "image")
+    speech = next(n for n in first["needles"] if n["kind"] == "speech")
+    video = str(tmp_path / "set" / first["video"])
+    with open_video(video) as v:
+        frame = v.read(torch.tensor([int(image["start"] * 2) + 1])).data[0].numpy().astype(float)
+    expected = fit_frame(load_image(image["needle"]), manifest["width"], manifest["height"]).astype(float)
+    assert np.abs(frame - expected).mean() < 12
+    audio = read_audio(video).samples
+    assert _loudness(audio, speech["start"], speech["end"]) > 2.0 * _loudness(audio, 0.0, 4.0)
+
+    bench = NIAVHBenchmark(NIAVHBenchmark.Config(data=str(tmp_path / "set")))
+    items = bench.items()
+    assert [i.meta["kind"] for i in items] == ["mc", "open", "order"] * 2
+    order = items[2]
+    right = bench.record(order, Answer(text="", option_index=ord(first["order_answer"]) - 65))
+    wrong = bench.record(order, Answer(text="", option_index=(ord(first["order_answer"]) - 64) % 4))
+    assert right["correct"] and not wrong["correct"] and right["asked_type"] == "image"
+    summary = bench.summarize([right, wrong])
+    assert summary["order"]["accuracy"] == 0.5 and "needle order" in bench.report(summary)

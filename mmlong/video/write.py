@@ -100,6 +100,7 @@ def write_video(
     times: Sequence[float] | None = None,
     faststart: bool = False,
     options: dict[str, str] | None = None,
+    audio: tuple[Any, int] | None = None,
 ) -> str:
     """Encode ``frames`` (uint8 ``[H, W, 3]`` RGB arrays or tensors, all one size) into ``path``; returns it.
 
@@ -108,7 +109,8 @@ def write_video(
     written as display-matrix metadata (what :attr:`av.VideoFrame.rotation` reads back), so players and
     :func:`mmlong.video.open_video` show the frames turned by it. times: one presentation time in seconds per
     frame, increasing (variable frame rate); ``fps`` is then only the nominal rate. faststart: put the mp4 index
-    first (streamable; also what makes a truncated file partly readable).
+    first (streamable; also what makes a truncated file partly readable). audio: ``(samples, sample_rate)``,
+    float32 mono samples in ``[-1, 1]``, written as an AAC track beside the video.
     """
     import av
 
@@ -122,6 +124,7 @@ def write_video(
     container_options = {"movflags": "faststart"} if faststart else {}
     time_base = fractions.Fraction(1, 1000) if times is not None else 1 / rate
     written = 0
+    audio_stream = None
     with av.open(path, "w", options=container_options) as container:
         stream = None
         for frame_array in frames:
@@ -131,6 +134,7 @@ def write_video(
             if stream is None:
                 stream = _add_stream(container, codec, rate, array.shape[1], array.shape[0], pix_fmt,
                                      crf, bitrate, preset, gop, rotation, time_base, options)
+                audio_stream = container.add_stream("aac", rate=int(audio[1]), layout="mono") if audio else None
             elif (array.shape[1], array.shape[0]) != (stream.width, stream.height):
                 raise ConfigError(f"frame {written} is {array.shape[1]}x{array.shape[0]}, the first was "
                                   f"{stream.width}x{stream.height}", path)
@@ -147,7 +151,22 @@ def write_video(
         if stream is None:
             raise ConfigError("no frames to write", path)
         container.mux(stream.encode(None))
+        if audio_stream is not None:
+            _write_audio(container, audio_stream, np.asarray(audio[0], dtype=np.float32).reshape(-1), int(audio[1]))
     return path
+
+
+def _write_audio(container: Any, stream: Any, samples: np.ndarray, sample_rate: int, block: int = 1 << 15) -> None:
+    """Encode mono float32 ``samples`` into the audio ``stream`` in blocks, then flush it."""
+    import av
+
+    for start in range(0, len(samples), block):
+        part = np.ascontiguousarray(np.clip(samples[start:start + block], -1.0, 1.0))[None, :]
+        frame = av.AudioFrame.from_ndarray(part, format="flt", layout="mono")
+        frame.sample_rate = sample_rate
+        frame.pts = start
+        container.mux(stream.encode(frame))
+    container.mux(stream.encode(None))
 
 
 def _add_stream(container: Any, codec: str, rate: fractions.Fraction, width: int, height: int, pix_fmt: str,

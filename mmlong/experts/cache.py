@@ -1,0 +1,90 @@
+"""On-disk cache of expert outputs, so a second question about a video runs no OCR or speech recognition again.
+
+One JSON file per (video content, expert cache id), written atomically with the feature cache's
+:func:`~mmlong.cache.atomic_write`. The key reuses the feature cache's cheap video fingerprint. A damaged entry
+(bad JSON, wrong shape, checksum mismatch) is deleted with a warning and misses, so the next run rebuilds it.
+
+>>> import tempfile
+>>> from mmlong.experts.base import ExpertOutput, TimedText
+>>> cache = ExpertCache(tempfile.mkdtemp())
+>>> out = ExpertOutput((TimedText(1.0, 2.0, "speech", "hello"),), {"cpu_s": 0.5})
+>>> cache.put("k" * 32, out)
+True
+>>> cache.get("k" * 32) == out, cache.get("0" * 32)
+(True, None)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+
+from mmlong.cache import atomic_write, cache_root, video_fingerprint
+from mmlong.experts.base import ExpertOutput
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+SUFFIX = ".json"
+
+
+class ExpertCache:
+    """Expert outputs under ``root`` (default ``cache_root() / "experts"``); disabled: every get misses."""
+
+    def __init__(self, root: str | os.PathLike[str] | None = None, enabled: bool = True) -> None:
+        self.root = Path(root).expanduser() if root is not None else cache_root() / "experts"
+        self.enabled = enabled
+
+    def __repr__(self) -> str:
+        return f"ExpertCache(root={str(self.root)!r}, enabled={self.enabled})"
+
+    def key(self, video_path: str | os.PathLike[str], expert_cache_id: str) -> str:
+        """A 32-hex-digit key of (video content, expert + config + weights)."""
+        parts = {"video": video_fingerprint(video_path), "expert": expert_cache_id, "version": FORMAT_VERSION}
+        return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
+
+    def path_of(self, key: str) -> Path:
+        if not key or any(c in key for c in "/\\."):
+            raise ValueError(f"invalid cache key {key!r}")
+        return self.root / key[:2] / f"{key}{SUFFIX}"
+
+    def get(self, key: str) -> ExpertOutput | None:
+        if not self.enabled:
+            return None
+        path = self.path_of(key)
+        if not path.is_file():
+            return None
+        try:
+            record = json.loads(path.read_text())
+            body = json.dumps(record["output"], sort_keys=True)
+            if record.get("version") != FORMAT_VERSION or record.get("checksum") != _checksum(body):
+                raise ValueError("checksum or version mismatch")
+            return ExpertOutput.from_dict(record["output"])
+        except Exception as err:  # any damage means the entry cannot be trusted
+            log.warning("expert cache entry %s is damaged (%s: %s); deleting it, it will be rebuilt",
+                        path, type(err).__name__, err)
+            path.unlink(missing_ok=True)
+            return None
+
+    def put(self, key: str, output: ExpertOutput) -> bool:
+        """Store ``output`` atomically; False (with a warning) when the disk refuses."""
+        if not self.enabled:
+            return False
+        body = output.to_dict()
+        record = {"version": FORMAT_VERSION, "checksum": _checksum(json.dumps(body, sort_keys=True)), "output": body}
+        try:
+            atomic_write(self.path_of(key), json.dumps(record, sort_keys=True).encode())
+            return True
+        except OSError as err:
+            log.warning("could not write expert cache entry %s (%s); continuing without it", key, err)
+            return False
+
+    def count(self) -> int:
+        return len(list(self.root.glob(f"*/*{SUFFIX}"))) if self.root.is_dir() else 0
+
+
+def _checksum(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()

@@ -1,0 +1,282 @@
+"""On-screen text expert: what is written in a video, as timestamped lines (RapidOCR, PP-OCRv4 ONNX on CPU).
+
+PP-OCR (Du et al., 2020, "PP-OCR: A Practical Ultra Lightweight OCR System", arXiv:2009.09941; the v4 models
+ship inside the ``rapidocr-onnxruntime`` wheel) is a DB text detector (Liao et al., 2020, arXiv:1911.08947)
+followed by a CTC text recogniser on each detected box. Recognition costs the most, so it runs only where it
+can matter. Frames are scanned at ``fps`` (the shared ``fps`` sampler) and, per scanned frame:
+
+1. **unchanged?** A 32 x 32 grey thumbnail is compared with the last frame the detector saw; when no cell
+   differs by ``change_threshold`` or more the frame shows what that one showed (the largest cell difference,
+   not the mean: new words on the same card change only a few cells), so the open line (if
+   any) is extended to it and nothing runs.
+2. **text?** The detector runs on the frame scaled down to ``det_side`` (its longer side). No box: no text, the
+   open line ends.
+3. **new text?** When the boxes sit where the open line's boxes were (each matched at IoU >= ``box_iou``) and
+   no thumbnail cell inside them changed by ``change_threshold``, the text is the same and the line is extended.
+   Otherwise the boxes are cropped from the frame (upscaled, bicubic, until the median box is
+   ``rec_text_height`` pixels tall: on smaller letters the recogniser drops the spaces between words),
+   recognised, and the words read in reading order (top to bottom, left to right) make the line. Boxes read
+   with a score under ``text_score`` are dropped. The PP-OCR recogniser (trained mostly on Chinese) sometimes
+   runs English words together; a space is put back where the crop's ink has a gap as wide as a space between
+   two recognised characters (:func:`respace`, from the recogniser's CTC column of each character).
+
+A line's confidence is the mean recognition score of its words' boxes; its span runs from the first to the
+last scanned frame that showed it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from mmlong.experts.base import Expert, ExpertOutput, TimedText
+
+THUMB = 32
+
+
+def thumbnail(frame: np.ndarray) -> np.ndarray:
+    """float32 ``[32, 32]`` grey thumbnail in ``[0, 1]`` of an RGB uint8 ``[H, W, 3]`` frame (area average)."""
+    import cv2
+
+    grey = cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2GRAY)
+    return cv2.resize(grey, (THUMB, THUMB), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
+
+
+def box_rects(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Axis-aligned ``[B, 4]`` (x0, y0, x1, y1) of quadrilaterals ``[B, 4, 2]``, as fractions of the frame."""
+    boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4, 2)
+    scale = np.array([width, height, width, height], dtype=np.float32)
+    return np.concatenate([boxes.min(axis=1), boxes.max(axis=1)], axis=1) / scale
+
+
+def same_layout(a: np.ndarray, b: np.ndarray, min_iou: float) -> bool:
+    """True when rectangles ``a [B, 4]`` and ``b [B', 4]`` pair up one to one, each pair at IoU >= ``min_iou``."""
+    if len(a) != len(b) or len(a) == 0:
+        return False
+    x0 = np.maximum(a[:, None, 0], b[None, :, 0])
+    y0 = np.maximum(a[:, None, 1], b[None, :, 1])
+    x1 = np.minimum(a[:, None, 2], b[None, :, 2])
+    y1 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    iou = inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
+    return bool((iou.max(axis=1) >= min_iou).all() and (iou.max(axis=0) >= min_iou).all())
+
+
+def region_difference(a: np.ndarray, b: np.ndarray, rects: np.ndarray) -> float:
+    """Largest absolute difference of thumbnails ``a`` and ``b`` inside the union of ``rects`` (fractions)."""
+    mask = np.zeros(a.shape, dtype=bool)
+    for x0, y0, x1, y1 in rects:
+        r0, c0 = int(np.floor(y0 * THUMB)), int(np.floor(x0 * THUMB))
+        r1, c1 = max(r0 + 1, int(np.ceil(y1 * THUMB))), max(c0 + 1, int(np.ceil(x1 * THUMB)))
+        mask[r0:r1, c0:c1] = True
+    return float(np.abs(a - b)[mask].max()) if mask.any() else 0.0
+
+
+def ink_gaps(crop: np.ndarray) -> list[tuple[int, int]]:
+    """``(x0, x1)`` column runs without ink inside the text of a BGR/RGB uint8 crop ``[h, w, 3]`` (Otsu: ink is
+    the minority side), leading and trailing margins left out."""
+    import cv2
+
+    grey = cv2.cvtColor(np.ascontiguousarray(crop), cv2.COLOR_BGR2GRAY)
+    _, binary = cv2.threshold(grey, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    dark = binary == 0
+    ink = dark if dark.mean() < 0.5 else ~dark
+    h = ink.shape[0]
+    columns = ink[int(h * 0.1): max(int(h * 0.9), int(h * 0.1) + 1)].any(axis=0)
+    inked = np.flatnonzero(columns)
+    if len(inked) < 2:
+        return []
+    gaps, start = [], None
+    for x in range(int(inked[0]), int(inked[-1]) + 1):
+        if not columns[x] and start is None:
+            start = x
+        elif columns[x] and start is not None:
+            gaps.append((start, x))
+            start = None
+    return gaps
+
+
+def respace(text: str, columns: list[int], steps: float, crop: np.ndarray) -> str:
+    """``text`` with spaces put back where the crop's ink has a space-wide gap between two characters.
+
+    columns: the CTC time step of each character of ``text`` (spaces included); steps: CTC steps over the crop's
+    width. A gap is space-wide when it is at least ``max(0.15 * h, 2 * median gap + 1)`` pixels (h: crop height).
+    """
+    if len(columns) != len(text) or len(text) < 2 or steps <= 0:
+        return text
+    gaps = ink_gaps(crop)
+    if not gaps:
+        return text
+    widths = np.array([b - a for a, b in gaps], dtype=np.float32)
+    wide = max(0.15 * crop.shape[0], 2.0 * float(np.median(widths)) + 1.0)
+    centres = [0.5 * (a + b) for (a, b), w in zip(gaps, widths) if w >= wide]
+    cell = crop.shape[1] / steps
+    xs = [(c + 0.5) * cell for c in columns]
+    out = [text[0]]
+    for i in range(1, len(text)):
+        if text[i] != " " and text[i - 1] != " " and any(xs[i - 1] < c < xs[i] for c in centres):
+            out.append(" ")
+        out.append(text[i])
+    return "".join(out)
+
+
+@dataclass
+class _OpenLine:
+    """The line being read: its text, span, scores, and the boxes and thumbnail it was read from."""
+
+    text: str
+    start: float
+    end: float
+    score: float
+    rects: np.ndarray = field(repr=False)
+    thumb: np.ndarray = field(repr=False)
+
+    def done(self) -> TimedText:
+        return TimedText(self.start, self.end, "text", self.text, self.score)
+
+
+class TextExpert(Expert):
+    """``ocr``: RapidOCR (PP-OCRv4 detector + recogniser) on frames scanned at ``fps``, recognising only new text."""
+
+    name: ClassVar[str] = "ocr"
+    source: ClassVar[str] = "text"
+
+    @dataclass
+    class Config:
+        """fps / max_frames: the scan (the ``fps`` sampler); max_side: decode size (longer side, px);
+        det_side: detector input (longer side, px); rec_text_height: frames are upscaled (up to 4x) for
+        recognition until the median text box is this tall (px); change_threshold: grey difference (0-1) of a thumbnail cell from which a
+        frame or a text region counts as changed; box_iou: IoU at which boxes count as the same place;
+        box_threshold: detector box score; text_score: least recognition score of a kept box; min_chars:
+        shortest kept line; threads: onnxruntime threads (0: its default)."""
+
+        fps: float = 1.0
+        max_frames: int = 3600
+        max_side: int = 640
+        det_side: int = 320
+        rec_text_height: int = 30
+        change_threshold: float = 0.06
+        box_iou: float = 0.6
+        box_threshold: float = 0.5
+        text_score: float = 0.5
+        min_chars: int = 2
+        threads: int = 0
+
+        def __post_init__(self) -> None:
+            if self.fps <= 0 or self.max_frames < 1 or self.det_side < 32 or self.max_side < 32:
+                raise ValueError("fps must be positive, max_frames >= 1, det_side and max_side >= 32")
+
+    def __init__(self, config: Any = None) -> None:
+        super().__init__(config)
+        self._ocr: Any = None
+
+    def weights_id(self) -> str:
+        from importlib.metadata import version
+
+        return f"rapidocr-onnxruntime=={version('rapidocr-onnxruntime')}"
+
+    def output_config(self) -> dict[str, Any]:
+        config = super().output_config()
+        config.pop("threads", None)
+        return config
+
+    def load(self) -> "TextExpert":
+        if self._ocr is None:
+            from rapidocr_onnxruntime import RapidOCR
+
+            threads = int(self.config.threads) or -1
+            self._ocr = RapidOCR(det_limit_side_len=self.config.det_side, det_limit_type="max",
+                                 det_box_thresh=self.config.box_threshold, text_score=self.config.text_score,
+                                 use_cls=False, intra_op_num_threads=threads, inter_op_num_threads=threads)
+        return self
+
+    # ------------------------------------------------------------------ the two models
+    def detect(self, frame: np.ndarray) -> np.ndarray:
+        """Text boxes ``[B, 4, 2]`` (x, y in frame pixels, reading order) of an RGB uint8 frame."""
+        ocr = self.load()._ocr
+        boxes, _ = ocr.text_det(np.ascontiguousarray(frame[..., ::-1]))
+        if boxes is None or len(boxes) == 0:
+            return np.zeros((0, 4, 2), dtype=np.float32)
+        return np.asarray(ocr.sorted_boxes(boxes), dtype=np.float32)
+
+    def recognise(self, frame: np.ndarray, boxes: np.ndarray) -> tuple[str, float]:
+        """The words in ``boxes`` of an RGB frame, joined in reading order, and their mean score ("" if none)."""
+        import cv2
+
+        ocr = self.load()._ocr
+        heights = np.linalg.norm(boxes[:, 0] - boxes[:, 3], axis=1)
+        scale = float(np.clip(self.config.rec_text_height / max(1.0, float(np.median(heights))), 1.0, 4.0))
+        image = np.ascontiguousarray(frame[..., ::-1])
+        if scale > 1.0:
+            image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
+        crops = ocr.get_crop_img_list(image, [np.asarray(b * scale, dtype=np.float32) for b in boxes])
+        results, _ = ocr.text_rec(crops, True)
+        kept = []
+        for crop, (text, score, info) in zip(crops, results):
+            if float(score) < self.config.text_score or not text.strip():
+                continue
+            columns = [c for word in info[2] for c in word]  # one CTC step per character, spaces included
+            kept.append((respace(text, columns, float(info[0]), crop).strip(), float(score)))
+        if not kept:
+            return "", 0.0
+        return " ".join(t for t, _ in kept), float(np.mean([s for _, s in kept]))
+
+    # ------------------------------------------------------------------ the scan
+    def run(self, video: str) -> ExpertOutput:
+        from mmlong.sampling import SampleContext, build_sampler
+        from mmlong.video import open_video
+
+        cfg = self.config
+        cpu = time.process_time()
+        lines: list[TimedText] = []
+        current: _OpenLine | None = None
+        last_thumb: np.ndarray | None = None
+        counts = {"frames": 0, "detected": 0, "recognised": 0}
+        with open_video(video, max_side=cfg.max_side) as source:
+            sampler = build_sampler(f"fps:{cfg.fps:g},max_frames={int(cfg.max_frames)}")
+            indices = sampler.sample(source.meta, SampleContext(source=source)).indices
+            for frames in source.stream(indices, chunk_size=32):
+                for frame, stamp in zip(frames.data.numpy(), frames.timestamps.tolist()):
+                    counts["frames"] += 1
+                    thumb = thumbnail(frame)
+                    if last_thumb is not None and float(np.abs(thumb - last_thumb).max()) < cfg.change_threshold:
+                        if current is not None:
+                            current.end = stamp
+                        continue
+                    last_thumb = thumb
+                    counts["detected"] += 1
+                    boxes = self.detect(frame)
+                    if len(boxes) == 0:
+                        current = self._close(current, lines)  # None: no open line
+                        continue
+                    rects = box_rects(boxes, frame.shape[1], frame.shape[0])
+                    if (current is not None and same_layout(rects, current.rects, cfg.box_iou)
+                            and region_difference(thumb, current.thumb, rects) < cfg.change_threshold):
+                        current.end = stamp
+                        continue
+                    counts["recognised"] += 1
+                    text, score = self.recognise(frame, boxes)
+                    if len(text) < cfg.min_chars:
+                        current = self._close(current, lines)  # None: no open line
+                        continue
+                    if current is not None and text == current.text:
+                        current.end, current.rects, current.thumb = stamp, rects, thumb
+                        continue
+                    self._close(current, lines)
+                    current = _OpenLine(text, stamp, stamp, score, rects, thumb)
+            duration = float(source.meta.duration)
+        self._close(current, lines)
+        stats = {**counts, "video_s": round(duration, 3), "cpu_s": round(time.process_time() - cpu, 3)}
+        return ExpertOutput(tuple(lines), stats)
+
+    @staticmethod
+    def _close(current: _OpenLine | None, lines: list[TimedText]) -> None:
+        """End the open line (if any) into ``lines``; returns None, the caller's new (no) open line."""
+        if current is not None:
+            lines.append(current.done())
+        return None  # noqa: RET501 - the callers write ``current = self._close(current, lines)``

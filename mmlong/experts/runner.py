@@ -1,0 +1,77 @@
+"""Build the experts a pipeline config names and run them on a video through the expert cache.
+
+``experts`` is a chain spec like a compressor chain (``"ocr,asr:language=en"``; ``""`` or ``"none"`` for
+none). ``subtitles`` adds one more source of lines: ``"asr"`` (the speech expert, if not already listed), a
+subtitle file path (``.srt`` / ``.vtt``), or ``"none"``.
+
+>>> [e.name for e in build_experts("ocr,asr", "none")]
+['ocr', 'asr']
+>>> [e.name for e in build_experts("", "asr")]
+['asr']
+>>> build_experts("ocrr", "none")
+Traceback (most recent call last):
+...
+mmlong.errors.ConfigError: --experts 'ocrr': unknown expert 'ocrr'; did you mean 'ocr'? available: asr, ocr, subtitles
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from mmlong.errors import ConfigError
+from mmlong.experts.base import Expert, TimedText
+from mmlong.types import Step
+
+NO_SUBTITLES = ("", "none")
+
+
+def build_experts(experts: str, subtitles: str = "none") -> list[Expert]:
+    """The experts of an ``experts`` chain spec plus the ``subtitles`` source, in order, each once."""
+    from mmlong.registry import EXPERTS, RegistryError
+    from mmlong.spec import SpecError, parse_chain
+
+    try:
+        built = [EXPERTS.from_spec(spec) for spec in parse_chain(experts or "")]
+    except (RegistryError, SpecError) as err:
+        raise ConfigError(f"--experts {experts!r}: {err}") from err
+    names = [e.name for e in built]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"--experts {experts!r}: an expert is listed twice")
+    choice = (subtitles or "none").strip()
+    if choice.lower() in NO_SUBTITLES:
+        return built
+    if choice.lower() == "asr":
+        return built if "asr" in names else [*built, EXPERTS.create("asr")]
+    path = Path(choice).expanduser()
+    if not path.is_file():
+        raise ConfigError("subtitle file not found; pass --subtitles asr, none or an existing .srt/.vtt file",
+                          str(path))
+    return [*built, EXPERTS.create("subtitles", path=str(path))]
+
+
+def run_experts(experts: Sequence[Expert], video: str, cache: Any = None) -> tuple[list[TimedText], list[Step]]:
+    """Every expert's lines for ``video`` (merged in time order) and one :class:`Step` per expert.
+
+    A step is named ``expert:<name>``; its ``extra`` says whether the cache hit, how many lines came out, and
+    the expert's own counts (frames OCR'd, audio seconds, CPU seconds of the run that made the entry).
+    """
+    lines: list[TimedText] = []
+    steps: list[Step] = []
+    for expert in experts:
+        start = time.perf_counter()
+        key = cache.key(video, expert.cache_id()) if cache is not None else None
+        output = cache.get(key) if key is not None else None
+        hit = output is not None
+        if output is None:
+            output = expert.run(video)  # experts load their weights on first need
+            if key is not None:
+                cache.put(key, output)
+        ms = (time.perf_counter() - start) * 1000.0
+        lines.extend(output.lines)
+        steps.append(Step(f"expert:{expert.name}", dataclasses.asdict(expert.config), 0, len(output.lines), ms,
+                          {"hit": hit, **dict(output.stats)}))
+    lines.sort(key=lambda line: (line.start, line.end))
+    return lines, steps

@@ -1,0 +1,69 @@
+"""Subtitles for native VLM prompts: the experts' timestamped lines placed at the sampled frames' times.
+
+Video-MME (Fu et al., 2024, arXiv:2405.21075) and LongVideoBench (Wu et al., 2024, arXiv:2407.15754) give a
+video model its subtitles as text beside the frames, by time. Here each sampled frame owns the stretch of the
+timeline nearest to it (half-way to its neighbours); a line goes to the first frame whose stretch its span
+overlaps, so every line appears once, next to the frame it belongs with. :func:`subtitle_context` writes them
+as one block the adapters put before the question (Qwen2-VL, LLaVA-OneVision and SmolVLM2 all share it):
+
+>>> from mmlong.experts.base import TimedText
+>>> lines = [TimedText(12.0, 14.0, "speech", "The password is seventeen."), TimedText(3.0, 3.0, "text", "EXIT")]
+>>> print(subtitle_context(lines, [0.0, 10.0, 20.0]))
+Subtitles and on-screen text at the sampled frames:
+frame 00:00: [text] EXIT
+frame 00:10: [speech] The password is seventeen.
+>>> subtitles_by_frame(lines, [0.0, 10.0, 20.0])[2]
+[]
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+HEADER = "Subtitles and on-screen text at the sampled frames:"
+
+
+def frame_stretches(frame_times: Sequence[float]) -> list[tuple[float, float]]:
+    """``(start, end)`` of the timeline nearest each frame time (sorted times; the ends are open-ended)."""
+    times = [float(t) for t in frame_times]
+    out = []
+    for i, t in enumerate(times):
+        lo = float("-inf") if i == 0 else 0.5 * (times[i - 1] + t)
+        hi = float("inf") if i == len(times) - 1 else 0.5 * (t + times[i + 1])
+        out.append((lo, hi))
+    return out
+
+
+def subtitles_by_frame(lines: Sequence[Any], frame_times: Sequence[float]) -> list[list[Any]]:
+    """For each frame (times in increasing order), the lines that go with it (time order). Notes are left out."""
+    order = sorted(range(len(frame_times)), key=lambda i: float(frame_times[i]))
+    stretches = frame_stretches([frame_times[i] for i in order])
+    groups: list[list[Any]] = [[] for _ in frame_times]
+    for line in sorted(lines, key=lambda l: (l.start, l.end)):
+        if line.source == "note":
+            continue
+        for rank, (lo, hi) in enumerate(stretches):
+            if line.start < hi and lo <= line.end:
+                groups[order[rank]].append(line)
+                break
+    return groups
+
+
+def subtitle_context(lines: Sequence[Any], frame_times: Sequence[float]) -> str:
+    """The block of subtitle lines grouped by sampled frame, or ``""`` when there are none."""
+    from mmlong.models.transcript import format_time
+
+    if not lines or not len(frame_times):
+        return ""
+    groups = subtitles_by_frame(lines, frame_times)
+    rows = []
+    for i in sorted(range(len(frame_times)), key=lambda i: float(frame_times[i])):
+        for line in groups[i]:
+            rows.append(f"frame {format_time(frame_times[i])}: [{line.source}] {line.text}")
+    return "\n".join([HEADER, *rows]) if rows else ""
+
+
+def sampled_frame_times(tokens: Any) -> list[float]:
+    """The sampled frames' times (s) of visual tokens: ``frame_times`` when kept, else the tokens' own times."""
+    times = tokens.frame_times if tokens.frame_times is not None else tokens.timestamps.unique()
+    return sorted(float(t) for t in times)
