@@ -122,6 +122,20 @@ class Step:
 _PER_TOKEN = ("features", "frame_ids", "timestamps", "positions", "sizes", "segments")
 
 
+def _check_device_and_dtype(tokens: "VisualTokens") -> None:
+    """Refuse tokens off the CPU or with non-float32 features (the rule in :class:`VisualTokens`)."""
+    features = tokens.features
+    if features.dtype != torch.float32 or features.device.type != "cpu":
+        raise ValueError(
+            f"VisualTokens.features must be float32 on the CPU, got {features.dtype} on {features.device}; "
+            "an encoder returns features.float().cpu() (the model adapter moves them to the model's device)"
+        )
+    for name in ("frame_ids", "timestamps", "positions", "sizes", "segments", "frame_times"):
+        value = getattr(tokens, name)
+        if value is not None and value.device.type != "cpu":
+            raise ValueError(f"VisualTokens.{name} must be on the CPU, got {value.device}; move it with .cpu()")
+
+
 @dataclass(frozen=True)
 class VisualTokens:
     """The visual tokens of one video.
@@ -132,6 +146,11 @@ class VisualTokens:
     (scene id, ``-1`` when no segmentation ran); grid: the encoder's ``(T, H, W)``; frame_times: float64 ``[T]``
     the time of every sampled frame (kept whole, so later stages can still speak of frames a compressor dropped);
     position_step: the V2PE increment a model adapter uses between visual tokens (1.0 = the model's own).
+
+    The device and dtype rule: every tensor lives on the CPU and ``features`` are float32, whatever device and
+    dtype the encoder ran in (an encoder returns ``.float().cpu()``; the model adapter moves features to the
+    model's device and dtype when it splices them, :func:`mmlong.models.prompt_inputs.splice_embeddings`). So
+    compressors, the cache and the adapters meet one kind of tensor; anything else is refused here.
     """
 
     features: torch.Tensor
@@ -150,6 +169,7 @@ class VisualTokens:
         n = self.features.shape[0]
         if self.features.ndim != 2:
             raise ValueError(f"VisualTokens.features must be [N, D], got {tuple(self.features.shape)}")
+        _check_device_and_dtype(self)
         if self.segments is None:
             object.__setattr__(self, "segments", torch.full((n,), -1, dtype=torch.long))
         for name in _PER_TOKEN[1:]:

