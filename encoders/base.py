@@ -44,7 +44,20 @@ class Encoder:
         return self.encode_text(texts) @ self.embed_visual(features).T
 
     def weights_id(self) -> str:
-        """A short fingerprint of the weights (for cache keys). Default: hash of the state dict's shapes and sums."""
+        """A short fingerprint of the weights (for cache keys), computed once per encoder instance.
+
+        The weights of an encoder do not change after it is built, so every later video reuses the first
+        fingerprint instead of hashing the weights again. Subclasses say how to fingerprint in
+        :meth:`fingerprint_weights`.
+        """
+        cached = self.__dict__.get("_weights_id")
+        if cached is None:
+            cached = self.fingerprint_weights()
+            self.__dict__["_weights_id"] = cached
+        return cached
+
+    def fingerprint_weights(self) -> str:
+        """Hash the weights. Default: the ``module``'s state dict (names, shapes and sums of every tensor)."""
         module = getattr(self, "module", None)
         h = hashlib.sha256()
         if isinstance(module, torch.nn.Module):

@@ -124,7 +124,6 @@ class EfficientNetLite0(Encoder):
                 f"not EfficientNet-Lite0 weights ({str(err).splitlines()[0]})", str(self.weights_path)
             ) from err
         self.module = module.to(device=self.device, dtype=self.dtype).eval()
-        self._weights_id: str | None = None
         self._conse: Any = None
 
     # ------------------------------------------------------------------ visual side
@@ -191,11 +190,9 @@ class EfficientNetLite0(Encoder):
         return self.conse.embed_probabilities(self.classify(features))
 
     # ------------------------------------------------------------------ identity
-    def weights_id(self) -> str:
-        """sha256 prefix of the weight file (cheap to recompute, exact)."""
-        if self._weights_id is None:
-            self._weights_id = file_sha256(self.weights_path)[:16]
-        return self._weights_id
+    def fingerprint_weights(self) -> str:
+        """sha256 prefix of the weight file (exact)."""
+        return file_sha256(self.weights_path)[:16]
 
     def cache_id(self) -> str:
         """Encoder name, the options that change visual features (dtype, resize) and the weights' hash."""

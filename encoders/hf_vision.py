@@ -118,7 +118,6 @@ class HFVisionEncoder(Encoder):
             int(hf_config.text_config.max_position_embeddings) if hasattr(hf_config, "text_config") else 77
         )
         self._tokenizer: Any = None
-        self._weights_id: str | None = None
 
     def _normalization(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
         pp = self.path / "preprocessor_config.json"
@@ -212,10 +211,8 @@ class HFVisionEncoder(Encoder):
             return l2_normalize(head(x).float().cpu())
 
     # ------------------------------------------------------------------ identity
-    def weights_id(self) -> str:
+    def fingerprint_weights(self) -> str:
         """Hash of the directory's weight files (names, sizes and contents)."""
-        if self._weights_id is None:
-            files = sorted(p for p in self.path.iterdir() if p.suffix in (".safetensors", ".bin"))
-            digest = "|".join(f"{p.name}:{file_sha256(p)}" for p in files)
-            self._weights_id = hashlib.sha256(digest.encode()).hexdigest()[:16]
-        return self._weights_id
+        files = sorted(p for p in self.path.iterdir() if p.suffix in (".safetensors", ".bin"))
+        digest = "|".join(f"{p.name}:{file_sha256(p)}" for p in files)
+        return hashlib.sha256(digest.encode()).hexdigest()[:16]

@@ -102,7 +102,6 @@ class OpenClipEncoder(Encoder):
             self.grid_size = (self.image_size[0] // patch[0], self.image_size[1] // patch[1])
         else:
             self.grid_size = (1, 1)
-        self._weights_id: str | None = None
 
     def _check_weights_path(self) -> Path:
         path = Path(self.config.pretrained).expanduser()
@@ -181,11 +180,8 @@ class OpenClipEncoder(Encoder):
         return l2_normalize(features)
 
     # ------------------------------------------------------------------ identity
-    def weights_id(self) -> str:
+    def fingerprint_weights(self) -> str:
         """Hash of the weights file when one was given, else of the (random) state dict."""
-        if self._weights_id is None:
-            if self.weights_path is not None:
-                self._weights_id = file_sha256(self.weights_path)[:16]
-            else:
-                self._weights_id = super().weights_id()
-        return self._weights_id
+        if self.weights_path is not None:
+            return file_sha256(self.weights_path)[:16]
+        return super().fingerprint_weights()
