@@ -354,8 +354,7 @@ def run(args: argparse.Namespace) -> int:
         from dataclasses import replace
 
         pipeline = Pipeline(replace(config, device=dist.device_for(config.device)))
-        pipeline.model  # load now: a pipeline that cannot run fails once, with exit status 2
-        pipeline.encoder
+        _ = pipeline.model, pipeline.encoder  # build now: a pipeline that cannot run fails once, with exit status 2
         summary = run_batch(entries, pipeline, output, dist=dist, retry_errors=args.retry_errors,
                             overwrite=args.overwrite, progress=args.progress, input_name=str(questions))
         status = None

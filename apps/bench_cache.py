@@ -85,8 +85,10 @@ def run(args: argparse.Namespace) -> int:
         print(dump_json(report))
         return 0
     print(f"video:            {report['video']} ({report['frames']} frames)")
-    print(f"first ask:        {report['first_ms']:.0f} ms  (token path {report['first_token_path_ms']:.0f} ms, cache miss)")
-    print(f"second ask:       {report['second_ms']:.0f} ms  (token path {report['second_token_path_ms']:.0f} ms, cache hit)")
+    print(f"first ask:        {report['first_ms']:.0f} ms  "
+          f"(token path {report['first_token_path_ms']:.0f} ms, cache miss)")
+    print(f"second ask:       {report['second_ms']:.0f} ms  "
+          f"(token path {report['second_token_path_ms']:.0f} ms, cache hit)")
     print(f"speedup:          {report['speedup']:.1f}x whole ask, {report['token_path_speedup']:.0f}x token path")
     print(f"same answer:      {report['same_answer']}")
     return 0

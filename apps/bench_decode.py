@@ -85,9 +85,8 @@ def bench_one(path: str, frames: int, repeat: int, decoder: str) -> dict[str, An
     import numpy as np
 
     from mmlong.errors import ConfigError
-    from mmlong.video import probe
-
     from mmlong.sampling import UniformSampler
+    from mmlong.video import probe
 
     meta = probe(path, decoder=decoder)
     indices = UniformSampler(UniformSampler.Config(frames)).sample(meta).indices
@@ -123,7 +122,8 @@ def bench_one(path: str, frames: int, repeat: int, decoder: str) -> dict[str, An
         "mmlong_cpu_ms": round(mmlong_cpu, 1), "raw_cpu_ms": round(raw_cpu_ms, 1),
         "mmlong_open_ms": round(statistics.median(ours_open), 1),
         "cpu_ratio": round(mmlong_cpu / raw_cpu_ms, 3) if raw_cpu_ms > 0 else None,
-        "decoder": used, "identical_frames": identical, "max_abs_diff": max_diff, "peak_rss_mb": round(peak_rss_mb(), 1),
+        "decoder": used, "identical_frames": identical, "max_abs_diff": max_diff,
+        "peak_rss_mb": round(peak_rss_mb(), 1),
     }
 
 

@@ -157,9 +157,9 @@ class MmlongLMM(lmms):
         """
         query = _query_for(context)
         letters = [t.strip().strip("()").upper() for t in targets]
-        if query.is_multiple_choice and all(len(l) == 1 and 0 <= ord(l) - ord("A") < len(query.options)
-                                            for l in letters):
-            return query, [ord(l) - ord("A") for l in letters]
+        if query.is_multiple_choice and all(len(x) == 1 and 0 <= ord(x) - ord("A") < len(query.options)
+                                            for x in letters):
+            return query, [ord(x) - ord("A") for x in letters]
         return Query(query.question, tuple(t.strip() for t in targets)), list(range(len(targets)))
 
     def generate_until_multi_round(self, requests: list[Instance]) -> list[str]:

@@ -30,14 +30,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from mmlong.apps.scoring import (EvalItem, accuracy_table, error_summary, letter_from_reply, macro_average,
-                                 markdown_table, micro_average, percent)
+from mmlong.apps.scoring import (
+    EvalItem,
+    accuracy_table,
+    error_summary,
+    letter_from_reply,
+    macro_average,
+    markdown_table,
+    micro_average,
+    percent,
+)
 from mmlong.errors import ConfigError
 from mmlong.types import Answer, Query
 
 #: the seven multiple-choice tasks of MLVU dev, in the official file order
 TASKS: tuple[str, ...] = ("plotQA", "needle", "ego", "count", "order", "anomaly_reco", "topic_reasoning")
-_ALIASES = {"findneedle": "needle", "plotqa": "plotQA", "anomaly_recognition": "anomaly_reco", "topic": "topic_reasoning"}
+_ALIASES = {"findneedle": "needle", "plotqa": "plotQA", "anomaly_recognition": "anomaly_reco",
+            "topic": "topic_reasoning"}
 _OPTION_LINE = re.compile(r"^\s*(?:\(([A-Z])\)|([A-Z])[.):])\s*(.*?)\s*$")
 _NUMBERED = re.compile(r"^\d+_")
 

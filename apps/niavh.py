@@ -15,8 +15,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from mmlong.apps.scoring import (EvalItem, accuracy_table, error_summary, letter_from_reply, markdown_table,
-                                 open_answer_match, percent)
+from mmlong.apps.scoring import (
+    EvalItem,
+    accuracy_table,
+    error_summary,
+    letter_from_reply,
+    markdown_table,
+    open_answer_match,
+    percent,
+)
 from mmlong.errors import ConfigError
 from mmlong.types import Answer, Query
 
@@ -28,7 +35,8 @@ def read_manifest(folder: str | Path) -> dict[str, Any]:
     """The ``manifest.json`` of a set made by ``mmlong eval niavh make``."""
     path = Path(folder).expanduser() / "manifest.json"
     if not path.is_file():
-        raise ConfigError("no manifest.json here; build a set first with `mmlong eval niavh make DIR`", str(path.parent))
+        raise ConfigError("no manifest.json here; build a set first with `mmlong eval niavh make DIR`",
+                          str(path.parent))
     try:
         manifest = json.loads(path.read_text())
     except json.JSONDecodeError as err:
@@ -129,8 +137,8 @@ def summarize_grid(records: Sequence[Mapping[str, Any]], depths: Sequence[float]
             # what was asked about (a multi-needle item asks about one of its kinds)
             "per_asked_type": {t: row["accuracy"] for t, row in accuracy_table(
                 [{**r, "asked_type": r.get("asked_type", r.get("needle_type"))} for r in mine], "asked_type").items()},
-            "grid": {_cell_key(d, l): row["accuracy"] for (d, l), row in cells.items()},
-            "grid_counts": {_cell_key(d, l): [row["correct"], row["total"]] for (d, l), row in cells.items()},
+            "grid": {_cell_key(d, n): row["accuracy"] for (d, n), row in cells.items()},
+            "grid_counts": {_cell_key(d, n): [row["correct"], row["total"]] for (d, n), row in cells.items()},
         }
     return summary
 
@@ -148,7 +156,7 @@ def grid_markdown(summary: Mapping[str, Any]) -> str:
         for depth in summary["depths"]:
             cells = [block["grid"].get(_cell_key(depth, length)) for length in summary["lengths"]]
             rows.append([f"{depth:g} %"] + ["-" if c is None else percent(c) for c in cells])
-        parts.append(markdown_table(["depth \\ length"] + [f"{l:g} s" for l in summary["lengths"]], rows))
+        parts.append(markdown_table(["depth \\ length"] + [f"{n:g} s" for n in summary["lengths"]], rows))
     errors = summary["errors"]["count"]
     if errors:
         parts.append(f"{errors} question(s) not scored (errors; see results.jsonl).")
@@ -178,7 +186,7 @@ def draw_heatmap(summary: Mapping[str, Any], path: str | Path) -> Path:
             for j in range(len(lengths)):
                 text = "-" if np.isnan(grid[i, j]) else f"{100 * grid[i, j]:.0f}"
                 ax.text(j, i, text, ha="center", va="center", fontsize=9)
-        ax.set_xticks(range(len(lengths)), [f"{l:g}s" for l in lengths])
+        ax.set_xticks(range(len(lengths)), [f"{n:g}s" for n in lengths])
         ax.set_yticks(range(len(depths)), [f"{d:g}%" for d in depths])
         ax.set_xlabel("haystack length")
         if n == 0:

@@ -187,8 +187,8 @@ def render_text(sentence: str, width: int, height: int) -> np.ndarray:
                 lines.append(line)
                 line = word
         lines.append(line)
-        if (size * 1.2 * len(lines) <= height * 0.9 and all(draw.textlength(l, font=font) <= width * 0.95
-                                                            for l in lines)) or size <= 8:
+        if (size * 1.2 * len(lines) <= height * 0.9 and all(draw.textlength(text, font=font) <= width * 0.95
+                                                            for text in lines)) or size <= 8:
             break
         size -= 1
     y = (height - size * 1.2 * len(lines)) / 2

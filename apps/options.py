@@ -24,7 +24,8 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser, default_preset: str 
                             "query:N | scene:N")
     group.add_argument("--decoder", choices=["auto", "decord", "pyav"], help="video decoder (default: auto)")
     group.add_argument("--max-side", type=int, metavar="PX", help="resize frames on decode so the longer side <= PX")
-    group.add_argument("--encoder", metavar="NAME", help="visual encoder (efficientnet-lite0, open_clip, hf-vision, native)")
+    group.add_argument("--encoder", metavar="NAME",
+                       help="visual encoder (efficientnet-lite0, open_clip, hf-vision, native)")
     group.add_argument("--compress", metavar="CHAIN",
                        help="compressor chain, e.g. scenetile,tome:0.5,pool:2 (in-LLM: fastv:2,0.5, pyramiddrop)")
     group.add_argument("--budget", type=int, metavar="TOKENS", help="visual token budget the chain should meet")

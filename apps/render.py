@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Mapping
 
-
 STAGE_COLUMNS = ("stage", "in", "out", "ms", "peak MiB", "notes")
 
 

@@ -3,8 +3,9 @@
 A compressor is ``__call__(tokens, ctx) -> VisualTokens``. Subclasses implement :meth:`Compressor.compress`;
 ``__call__`` times it and appends one :class:`~mmlong.types.Step` (name, config, tokens in/out, ms) to the
 provenance. ``compress`` may return ``report(tokens, {...})`` to also record what it decided (scores, chosen
-frames, scene boundaries, pooling factors; plain lists and numbers) in that Step's ``extra``. ``stage`` is ``"pre_llm"`` (runs on :class:`VisualTokens` before the model) or ``"in_llm"`` (a model
-adapter installs it inside the language model, see :mod:`mmlong.compressors.llm_pruning`).
+frames, scene boundaries, pooling factors; plain lists and numbers) in that Step's ``extra``. ``stage`` is
+``"pre_llm"`` (runs on :class:`VisualTokens` before the model) or ``"in_llm"`` (a model adapter installs it
+inside the language model, see :mod:`mmlong.compressors.llm_pruning`).
 
 Stateful memory bridges subclass :class:`StreamingCompressor`: ``reset()``, ``update(chunk)``, ``read()``;
 the pipeline feeds them chunk by chunk so memory does not grow with the video's length.

@@ -30,8 +30,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from mmlong.compressors.frame_scoring import frame_scores
 from mmlong.compressors.base import CompressContext, Compressor, report
+from mmlong.compressors.frame_scoring import frame_scores
 from mmlong.errors import ConfigError
 from mmlong.types import VisualTokens
 

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import torch
 
-from mmlong.compressors.frame_scoring import diverse_top, frame_scores
 from mmlong.compressors.base import CompressContext, Compressor, report
+from mmlong.compressors.frame_scoring import diverse_top, frame_scores
 from mmlong.errors import ConfigError
 from mmlong.types import VisualTokens
 

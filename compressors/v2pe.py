@@ -21,7 +21,7 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass
-from typing import Any, Sequence, Union
+from typing import Any, Sequence
 
 import torch
 
@@ -30,7 +30,7 @@ from mmlong.errors import ConfigError
 from mmlong.types import VisualTokens
 
 #: a run of text tokens (its length) or a visual span ``(offsets [n, 3] (t, h, w) from the span start, extent)``
-Segment = Union[int, tuple[torch.Tensor, float]]
+Segment = int | tuple[torch.Tensor, float]
 
 
 def ceil_position(value: float) -> int:

@@ -26,7 +26,6 @@ import torch
 from mmlong.encoders.preprocess import batch_ranges, l2_normalize
 from mmlong.errors import ModelLoadError
 
-
 log = logging.getLogger(__name__)
 
 

@@ -61,7 +61,8 @@ def load_state_dict_file(path: Path) -> dict[str, torch.Tensor]:
             return load_file(str(path))
         state = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as err:  # unpickling refusals and damaged files come in many exception types
-        raise ModelLoadError(f"cannot read weights ({type(err).__name__}: {str(err).splitlines()[0]})", str(path)) from err
+        reason = f"{type(err).__name__}: {str(err).splitlines()[0]}"
+        raise ModelLoadError(f"cannot read weights ({reason})", str(path)) from err
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict):
@@ -171,9 +172,8 @@ class EfficientNetLite0(Encoder):
     def conse(self) -> Any:
         """The ConSE mapping (loads the text model on first use)."""
         if self._conse is None:
-            from mmlong.encoders.conse import ConSE, SentenceEmbedder
-
             from mmlong.cache import cache_root
+            from mmlong.encoders.conse import ConSE, SentenceEmbedder
 
             cfg = self.config
             embedder = SentenceEmbedder(cfg.text_model, device=self.device)

@@ -38,8 +38,9 @@ def _pair(size: Any) -> tuple[int, int]:
 class OpenClipEncoder(Encoder):
     """open_clip image tower as an encoder; its text tower gives ``encode_text``.
 
-    >>> enc = OpenClipEncoder(OpenClipEncoder.Config(model="ViT-B-32", pretrained="/weights/b32.safetensors"))  # doctest: +SKIP
-    >>> enc.encode(frames).grid                                                                              # doctest: +SKIP
+    >>> config = OpenClipEncoder.Config(model="ViT-B-32", pretrained="/weights/b32.safetensors")
+    >>> enc = OpenClipEncoder(config)  # doctest: +SKIP
+    >>> enc.encode(frames).grid        # doctest: +SKIP
     (T, 7, 7)
     """
 

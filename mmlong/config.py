@@ -9,7 +9,7 @@ is the preset unchanged. The resolved config is saved next to every result, so a
 >>> resolve_config(preset="ofline")
 Traceback (most recent call last):
 ...
-mmlong.errors.ConfigError: unknown preset 'ofline'; did you mean 'offline'? presets: llava-onevision, offline, qwen2-vl, smolvlm2
+mmlong.errors.ConfigError: unknown preset 'ofline'; did you mean 'offline'? presets: llava-onevision, offline, ...
 """
 
 from __future__ import annotations

@@ -299,7 +299,9 @@ class Pipeline:
             cache.put(key, tokens)
         return tokens
 
-    def _stream_through_memory(self, source: Any, sampled: Any, clock: _StageClock, ctx: CompressContext) -> VisualTokens:
+    def _stream_through_memory(
+        self, source: Any, sampled: Any, clock: _StageClock, ctx: CompressContext
+    ) -> VisualTokens:
         memory: StreamingCompressor = self.chain.pre_llm[0]
         ctx.encoder = self.encoder
         memory.reset()

@@ -37,8 +37,11 @@ VIDEO_TOKEN = "<video>"
 def time_instruction(duration: float, frame_times: list[float]) -> str:
     """LLaVA-Video's sentence telling the model how long the video is and when each frame was taken.
 
-    >>> time_instruction(4.0, [0.0, 2.0])
-    'The video lasts for 4.00 seconds, and 2 frames are uniformly sampled from it. These frames are located at 0.00s,2.00s.Please answer the following questions related to this video.'
+    >>> text = time_instruction(4.0, [0.0, 2.0])
+    >>> text[:text.index(" These")]
+    'The video lasts for 4.00 seconds, and 2 frames are uniformly sampled from it.'
+    >>> text[text.index("These"):]
+    'These frames are located at 0.00s,2.00s.Please answer the following questions related to this video.'
     """
     times = ",".join(f"{t:.2f}s" for t in frame_times)
     return (

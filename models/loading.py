@@ -63,7 +63,7 @@ def detect_family(path: str) -> str:
     >>> detect_family("/no/such/dir")
     Traceback (most recent call last):
     ...
-    mmlong.errors.ModelLoadError: /no/such/dir: no such model directory; pass a local checkpoint directory (config.json + *.safetensors) or a hub id
+    mmlong.errors.ModelLoadError: /no/such/dir: no such model directory; pass a local checkpoint directory ...
     """
     model_type = read_checkpoint_config(path).get("model_type", "")
     if model_type not in FAMILIES:

@@ -27,7 +27,13 @@ import torch
 
 from mmlong.compressors.v2pe import as_position_ids, positions_1d
 from mmlong.models.native_base import NativeVLMAdapter, NativeVLMConfig
-from mmlong.models.prompt_inputs import PromptInputs, frame_time, placeholder_segments, splice_embeddings, video_duration
+from mmlong.models.prompt_inputs import (
+    PromptInputs,
+    frame_time,
+    placeholder_segments,
+    splice_embeddings,
+    video_duration,
+)
 from mmlong.models.prompts import MLVU_ANSWER_PREFIX, multiple_choice_text
 from mmlong.types import Frames, Query, VisualTokens
 

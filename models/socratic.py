@@ -141,8 +141,8 @@ class SocraticModel(VideoQAModel):
     class Config:
         """path: a local LM directory instead of the packaged Gemma 3 270M; top_k: classes per transcript line;
         min_prob: least probability for a class to be mentioned (the top one always is); min_confidence: a
-        moment whose top_k classes together hold less probability than this is written as nothing recognisable (an ImageNet
-        classifier's low-confidence guesses on out-of-domain footage, e.g. dog breeds for a cartoon rabbit,
+        moment whose top_k classes together hold less probability than this is written as nothing recognisable
+        (an ImageNet classifier's low-confidence guesses on out-of-domain footage, e.g. dog breeds for a cartoon rabbit,
         otherwise read to the LM like facts); max_lines: most
         transcript lines (more time groups are pooled into coarser spans); max_text_lines: most expert lines
         (on-screen text, speech) in the transcript; max_new_tokens: length of open

@@ -219,8 +219,9 @@ def _lines(
     merged_probs: list[torch.Tensor] = []
     for i in range(spans.start.shape[0]):
         p = probs[i].to(torch.float64)
-        line = TranscriptLine(float(spans.start[i]), float(spans.end[i]), _labels(p, names, top_k, min_prob, min_confidence),
-                              spans.features[i], float(spans.weights[i]), 1)
+        labels = _labels(p, names, top_k, min_prob, min_confidence)
+        line = TranscriptLine(float(spans.start[i]), float(spans.end[i]), labels, spans.features[i],
+                              float(spans.weights[i]), 1)
         if not lines or lines[-1].says != line.says:
             lines.append(line)
             merged_probs.append(p)
@@ -258,8 +259,9 @@ def build_transcript(
     classify: ``[G, D]`` mean features -> ``[G, C]`` class probabilities; class_names: ``C`` names (cleaned to
     their first synonym; classes sharing a cleaned name add up). Each line keeps the ``top_k`` classes with at
     least ``min_prob`` (always the most likely one); a moment whose ``top_k`` classes together hold less than
-    ``min_confidence`` is written as nothing recognisable rather than as a confident-looking guess. When more than ``max_lines`` lines remain after merging,
-    consecutive time groups are pooled into ``max_lines`` coarser spans and classified again.
+    ``min_confidence`` is written as nothing recognisable rather than as a confident-looking guess. When more
+    than ``max_lines`` lines remain after merging, consecutive time groups are pooled into ``max_lines`` coarser
+    spans and classified again.
     """
     if tokens.num_tokens == 0:
         return Transcript(())

@@ -10,6 +10,38 @@ import pytest
 
 from tests.media import make_test_video
 
+_MARKED_SLOW = pytest.StashKey[bool]()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Remember, before the test's fixtures are built, whether it may load the real Gemma (marked ``slow``)."""
+    item.config.stash[_MARKED_SLOW] = item.get_closest_marker("slow") is not None
+
+
+@pytest.fixture(scope="session", autouse=True)
+def real_gemma_only_in_slow_tests(request):
+    """Keep the markers honest: loading the packaged Gemma answerer outside a ``slow`` test fails the test.
+
+    ``scripts/test.sh --fast`` leaves ``slow`` tests out, so a test that loads Gemma unmarked would make the fast
+    loop slow; this says which one and how to fix it. (Session-scoped, so it is in place before any module
+    fixture loads a model.)
+    """
+    import mmlong.models.gemma as gemma
+
+    original = gemma.ensure_gemma_cache
+
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        if not request.config.stash.get(_MARKED_SLOW, False):
+            raise AssertionError("this test loads the packaged Gemma answerer: mark it @pytest.mark.slow "
+                                 "(scripts/test.sh --fast leaves slow tests out)")
+        return original(*args, **kwargs)
+
+    patch = pytest.MonkeyPatch()
+    patch.setattr(gemma, "ensure_gemma_cache", guarded)
+    yield
+    patch.undo()
+
 
 @pytest.fixture(autouse=True)
 def time_sharing_scheduler():

@@ -21,7 +21,8 @@ def test_packages_list_matches_folders():
         ".".join([top_name, *sub.relative_to(ROOT / folder).parts])
         for folder, top_name in ((f, "mmlong" if f == "mmlong" else f"mmlong.{f}") for f in folders)
         for sub in (ROOT / folder).glob("*/**/")
-        if (sub / "__init__.py").exists() and not any(part.startswith((".", "_")) for part in sub.relative_to(ROOT).parts)
+        if (sub / "__init__.py").exists()
+        and not any(part.startswith((".", "_")) for part in sub.relative_to(ROOT).parts)
     }
     assert packages == top | nested, "add every package folder (subpackages too) to [tool.setuptools] packages"
     for pkg in top:

@@ -8,6 +8,15 @@ import doctest
 import pytest
 import torch
 
+from mmlong.compressors.base import Chain
+from mmlong.compressors.llm_pruning import InLLMPruning
+from mmlong.errors import ModelLoadError
+from mmlong.models import llava_onevision
+from mmlong.models.decoding import decoder_layers, greedy_decode
+from mmlong.models.llava_onevision import LlavaOneVisionAdapter
+from mmlong.models.loading import detect_family
+from mmlong.models.prompts import letter_token_ids
+from mmlong.types import Query
 from tests.vlm_fixtures import (
     build_llava_onevision,
     cli_ask,
@@ -17,16 +26,6 @@ from tests.vlm_fixtures import (
     stock_generate,
     write_remote_code_checkpoint,
 )
-
-from mmlong.compressors.base import Chain
-from mmlong.compressors.llm_pruning import InLLMPruning
-from mmlong.errors import ModelLoadError
-from mmlong.models import llava_onevision
-from mmlong.models.decoding import decoder_layers, greedy_decode
-from mmlong.models.loading import detect_family
-from mmlong.models.prompts import letter_token_ids
-from mmlong.models.llava_onevision import LlavaOneVisionAdapter
-from mmlong.types import Query
 
 FRAMES, PER_FRAME = 8, 9  # 70 px / patch 14 = 5x5, pooled to ceil(5/2) = 3x3
 VISUAL = FRAMES * PER_FRAME

@@ -5,8 +5,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tests.vlm_fixtures import build_qwen2_vl, frames_of, random_video
-
 from mmlong.compressors.base import Chain
 from mmlong.compressors.llm_pruning import FastV, InLLMPruning, PyramidDrop, last_token_attention
 from mmlong.errors import ConfigError
@@ -14,6 +12,7 @@ from mmlong.models.decoding import decoder_layers, greedy_decode
 from mmlong.models.qwen2_vl import Qwen2VLAdapter
 from mmlong.registry import COMPRESSORS
 from mmlong.types import Query
+from tests.vlm_fixtures import build_qwen2_vl, frames_of, random_video
 
 
 @pytest.fixture(scope="module")

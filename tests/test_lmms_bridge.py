@@ -86,19 +86,22 @@ print("RESULT " + json.dumps({"results": out["results"], "samples": samples,
 
 
 def _needle_video(path: Path, photo: str) -> None:
+    import numpy as np
+
     from mmlong.apps.niavh_make import fit_frame, load_image
     from mmlong.video.write import write_video
-    import numpy as np
 
     frame = fit_frame(load_image(photo), 160, 120)
     write_video(path, np.repeat(frame[None], 12, axis=0), 4.0)
 
 
+@pytest.mark.lmms
+@pytest.mark.slow
 def test_lmms_eval_runs_local_video_tasks_through_mmlong(tmp_path):
     if not LMMS_PYTHON.exists():
         pytest.fail("lmms-eval is not installed: run `bash scripts/ensure-lmms-venv.sh` (scripts/test.sh does)")
     docs = []
-    for n, (photo, answer_text) in enumerate([("chelsea", "a cat"), ("rocket", "a rocket")]):
+    for photo, answer_text in [("chelsea", "a cat"), ("rocket", "a rocket")]:
         video = tmp_path / f"{photo}.mp4"
         _needle_video(video, photo)
         docs.append({"video": str(video), "question": "What is shown in the video?", "options": OPTIONS,
@@ -113,7 +116,7 @@ def test_lmms_eval_runs_local_video_tasks_through_mmlong(tmp_path):
            "TOKENIZERS_PARALLELISM": "false"}
     proc = subprocess.run([str(LMMS_PYTHON), "-c", RUNNER, str(tasks), "preset=offline,sample=uniform:4"],
                           capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
-    lines = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
     assert proc.returncode == 0 and lines, proc.stderr[-4000:]
     out = json.loads(lines[-1][len("RESULT "):])
 

@@ -30,7 +30,8 @@ def test_macro_and_micro_averages_from_hand_built_records():
 def test_task_names_and_embedded_options():
     assert [canonical_task(n) for n in ("1_plotQA", "findNeedle", "2_needle", "anomaly_reco")] == [
         "plotQA", "needle", "needle", "anomaly_reco"]
-    question, options = parse_embedded_options("Question: What color is the car?\nOptions:\n(A) red\n(B) blue\n(C) green")
+    question, options = parse_embedded_options(
+        "Question: What color is the car?\nOptions:\n(A) red\n(B) blue\n(C) green")
     assert question == "What color is the car?" and options == ("red", "blue", "green")
 
 
@@ -68,7 +69,8 @@ def test_reads_lmms_layout_and_marks_missing_videos(tmp_path):
     (tmp_path / "videos").mkdir()
     (tmp_path / "videos" / "v1.mp4").write_bytes(b"x")
     rows = [
-        {"video_name": "v1.mp4", "question": "What appears?\n(A) a dog\n(B) a cat", "answer": "B", "task_type": "needle"},
+        {"video_name": "v1.mp4", "question": "What appears?\n(A) a dog\n(B) a cat", "answer": "B",
+         "task_type": "needle"},
         {"video_name": "gone.mp4", "question": "How many?\n(A) 1\n(B) 2", "answer": "(A)", "task_type": "count"},
     ]
     path = tmp_path / "mlvu_dev.jsonl"

@@ -91,10 +91,10 @@ def test_grid_summary_markdown_and_heatmap(tmp_path):
 
 # ---------------------------------------------------------------------------------------------- end to end
 def test_make_places_each_needle_at_its_depth(tmp_path):
+    import torch
+
     from mmlong.apps.niavh_make import MakeConfig, fit_frame, load_image, make_niavh
     from mmlong.video import open_video
-
-    import torch
 
     cfg = MakeConfig(depths=(0, 100), lengths=(8, 16), types=("image", "text"), fps=2.0, needle_seconds=2.0)
     manifest = make_niavh(tmp_path / "set", cfg)
@@ -122,7 +122,7 @@ def test_eval_niavh_make_and_run_write_summary_and_heatmap(tmp_path):
                  "--fps", "2"]) == 0
     assert main(["eval", "niavh", "run", str(data), "--out", str(out), "--sample", "fps:0.5",
                  "--cache-dir", str(tmp_path / "cache")]) == 0
-    records = [json.loads(l) for l in (out / "results.jsonl").read_text().splitlines()]
+    records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     assert len(records) == 2 * 2 and not any("error" in r for r in records)
     summary = json.loads((out / "summary.json").read_text())
     for kind in ("mc", "open"):

@@ -8,16 +8,6 @@ import doctest
 import pytest
 import torch
 
-from tests.vlm_fixtures import (
-    build_smolvlm,
-    cli_ask,
-    frames_of,
-    random_video,
-    save_checkpoint,
-    stock_generate,
-    write_remote_code_checkpoint,
-)
-
 from mmlong.compressors.base import Chain
 from mmlong.compressors.llm_pruning import InLLMPruning
 from mmlong.errors import ModelLoadError
@@ -27,6 +17,15 @@ from mmlong.models.loading import detect_family
 from mmlong.models.prompts import letter_token_ids
 from mmlong.models.smolvlm import SmolVLMAdapter
 from mmlong.types import Query
+from tests.vlm_fixtures import (
+    build_smolvlm,
+    cli_ask,
+    frames_of,
+    random_video,
+    save_checkpoint,
+    stock_generate,
+    write_remote_code_checkpoint,
+)
 
 FRAMES, PER_FRAME = 8, 16  # 64 px / patch 8 = 8x8, pixel shuffle by 2: 4x4
 VISUAL = FRAMES * PER_FRAME

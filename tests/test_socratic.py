@@ -55,7 +55,7 @@ def encoder():
 def test_transcript_shows_the_cat_at_twelve_seconds(model, encoder):
     transcript = model.transcript(cat_at_twelve(), encoder)
     assert transcript.text().splitlines()[1] == "00:12\u201300:14: Egyptian cat 0.83"
-    assert [(l.start, l.end) for l in transcript.lines] == [(0.0, 11.0), (12.0, 14.0), (15.0, 29.0)]
+    assert [(line.start, line.end) for line in transcript.lines] == [(0.0, 11.0), (12.0, 14.0), (15.0, 29.0)]
 
 
 @pytest.mark.parametrize("shift", [0, 1])  # the cat listed first (A), then last (D)

@@ -138,12 +138,12 @@ def test_any_chain_output_works():
     tokens = frame_tokens([0, 0, 1, 1, 0, 0])
     # keep one token of frames 2 and 5 only (a selection)
     picked = tokens.select(torch.tensor([9, 20]))
-    assert [(l.start, l.text()) for l in build_transcript(picked, classify, CLASS_NAMES, top_k=1).lines] == [
+    assert [(line.start, line.text()) for line in build_transcript(picked, classify, CLASS_NAMES, top_k=1).lines] == [
         (2.0, "00:02: Egyptian cat 0.90"), (5.0, "00:05: seashore 0.90")
     ]
     # merge every frame's tokens into one (a pooling): spans stay the frames' times
     pooled = tokens.merge(tokens.frame_ids)
-    assert [(l.start, l.end) for l in build_transcript(pooled, classify, CLASS_NAMES).lines] == [
+    assert [(line.start, line.end) for line in build_transcript(pooled, classify, CLASS_NAMES).lines] == [
         (0.0, 1.0), (2.0, 3.0), (4.0, 5.0)
     ]
 
@@ -153,7 +153,7 @@ def test_max_lines_pools_time_into_coarser_spans():
     fine = build_transcript(tokens, classify, CLASS_NAMES, top_k=1)
     assert len(fine) == 5
     coarse = build_transcript(tokens, classify, CLASS_NAMES, top_k=1, max_lines=2)
-    assert [(l.start, l.end) for l in coarse.lines] == [(0.0, 3.0), (4.0, 7.0)]
+    assert [(line.start, line.end) for line in coarse.lines] == [(0.0, 3.0), (4.0, 7.0)]
     assert coarse.lines[1].labels[0][0] == "acoustic guitar"
     # half seashore, half cat: the class probability of the pooled feature, not a vote
     expected = classify(torch.tensor([0.5, 0.5, 0.0, 0.0])).detach()

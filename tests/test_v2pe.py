@@ -5,14 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tests.vlm_fixtures import build_qwen2_vl, frames_of, random_video
-
 from mmlong.compressors.base import Chain
 from mmlong.compressors.v2pe import V2PE, mrope_positions, positions_1d
 from mmlong.errors import ConfigError
 from mmlong.models.decoding import greedy_decode
 from mmlong.models.qwen2_vl import Qwen2VLAdapter
 from mmlong.types import Query
+from tests.vlm_fixtures import build_qwen2_vl, frames_of, random_video
 
 
 def test_positions_1d_hand_computed():

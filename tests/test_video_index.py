@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import mmlong.video.source
 import mmlong.video.container
 import mmlong.video.pyav_decoder
+import mmlong.video.source
 from mmlong.errors import ConfigError, CorruptVideoError
 from mmlong.registry import DECODERS
 from mmlong.video import open_video, probe

@@ -179,7 +179,8 @@ class PyAVDecoder(Decoder):
         if self._grid is not None:
             return self._grid_index_of(int(frame.pts))
         position = int(np.searchsorted(self._pts, frame.pts))
-        if position >= len(self._pts) or (position > 0 and frame.pts - self._pts[position - 1] < self._pts[position] - frame.pts):
+        nearer_before = position > 0 and frame.pts - self._pts[position - 1] < self._pts[position] - frame.pts
+        if position >= len(self._pts) or nearer_before:
             position -= 1
         return max(position, 0)
 

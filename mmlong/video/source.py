@@ -30,7 +30,15 @@ import torch
 
 from mmlong.errors import ConfigError, CorruptVideoError, EmptyVideoError, UnsupportedCodecError, VideoTooLargeError
 from mmlong.types import Frames, VideoMeta
-from mmlong.video.base import ContainerInfo, Decoder, DecoderFailure, is_variable_rate, output_size, stored_size, to_upright
+from mmlong.video.base import (
+    ContainerInfo,
+    Decoder,
+    DecoderFailure,
+    is_variable_rate,
+    output_size,
+    stored_size,
+    to_upright,
+)
 from mmlong.video.decord_decoder import DecordDecoder, decord_refuses
 from mmlong.video.pyav_decoder import PyAVDecoder
 

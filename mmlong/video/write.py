@@ -61,7 +61,8 @@ def read_frame_number(image: np.ndarray) -> int:
         y0, y1 = (r * height) // PATTERN_GRID, ((r + 1) * height) // PATTERN_GRID
         x0, x1 = (c * width) // PATTERN_GRID, ((c + 1) * width) // PATTERN_GRID
         # the centre half of the cell, away from edges blurred by the codec or the resize
-        ys, xs = slice(y0 + (y1 - y0) // 4, y1 - (y1 - y0) // 4 or y1), slice(x0 + (x1 - x0) // 4, x1 - (x1 - x0) // 4 or x1)
+        ys = slice(y0 + (y1 - y0) // 4, y1 - (y1 - y0) // 4 or y1)
+        xs = slice(x0 + (x1 - x0) // 4, x1 - (x1 - x0) // 4 or x1)
         means.append(image[ys, xs].reshape(-1, 3).mean(axis=0))
     red, green, _ = means[0]
     if not (red > 128 and green < 100):
