@@ -163,6 +163,7 @@ def demo_app(tmp_path_factory):
     return DemoApp(args, out / "app")
 
 
+@pytest.mark.slow
 def test_handler_answers_a_real_sample_with_evidence_figures(demo_app, bunny):
     options = ["a rabbit", "a guitar", "a sailboat", "a fire truck"]
     result = demo_app.ask(bunny, "What animal appears in the video?", "\n".join(options) + "\n\n")

@@ -61,6 +61,7 @@ def test_cache_root_follows_the_environment(monkeypatch, tmp_path):
     assert gemma_cache_path(tmp_path / "other") == tmp_path / "other" / "models" / "gemma3-270m"
 
 
+@pytest.mark.slow
 def test_converted_cache_is_plain_safetensors(lm):
     assert is_complete_cache(lm.path)
     assert not list(lm.path.glob("*.bin")) and not list(lm.path.glob("*.gguf"))
@@ -70,6 +71,7 @@ def test_converted_cache_is_plain_safetensors(lm):
     assert lm.model.get_input_embeddings().weight.dtype == torch.float32
 
 
+@pytest.mark.slow
 def test_second_load_is_cached_and_gives_the_same_logits(lm):
     again = load_gemma()
     assert again.convert_seconds is None and again.path == lm.path
@@ -82,11 +84,13 @@ def test_second_load_is_cached_and_gives_the_same_logits(lm):
     assert logprobs[cat] > logprobs[guitar] + 2.0
 
 
+@pytest.mark.slow
 def test_option_letters_are_single_tokens(lm):
     ids = letter_token_ids(lm.encode, 4)
     assert [lm.tokenizer.decode([i]) for i in ids] == ["A", "B", "C", "D"]
 
 
+@pytest.mark.slow
 def test_continuation_logprobs_match_a_full_forward(lm):
     options = [" a cat", " a sailboat"]
     scored = lm.continuation_logprobs(PROMPT, options)
@@ -108,6 +112,7 @@ def test_a_directory_without_a_model_is_a_clear_error(tmp_path):
         load_gemma(tmp_path)
 
 
+@pytest.mark.slow
 def test_a_shared_prefix_is_computed_once_and_changes_nothing(lm, monkeypatch):
     context = "Video transcript:\n00:00\u201300:05: Egyptian cat 0.80, tabby 0.10\n00:05\u201300:09: seashore 0.70"
     shared = f"Describe the video.\n{context}\n"

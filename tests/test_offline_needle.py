@@ -30,6 +30,7 @@ def needle_video(tmp_path_factory):
     return str(out / item["video"]), item
 
 
+@pytest.mark.slow
 def test_ask_finds_the_cat_and_when(needle_video, capsys, tmp_path):
     video, item = needle_video
     assert item["end"] - item["start"] == pytest.approx(1.0)

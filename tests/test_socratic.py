@@ -58,6 +58,7 @@ def test_transcript_shows_the_cat_at_twelve_seconds(model, encoder):
     assert [(line.start, line.end) for line in transcript.lines] == [(0.0, 11.0), (12.0, 14.0), (15.0, 29.0)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shift", [0, 1])  # the cat listed first (A), then last (D)
 def test_the_cat_wins_wherever_it_is_listed(model, encoder, shift):
     options = OPTIONS[shift:] + OPTIONS[:shift]
@@ -70,12 +71,14 @@ def test_the_cat_wins_wherever_it_is_listed(model, encoder, shift):
     assert "00:12\u201300:14: Egyptian cat" in answer.details["transcript"]
 
 
+@pytest.mark.slow
 def test_the_answer_follows_the_video(model, encoder):
     dog = video_tokens([1] * 5 + [2] * 5 + [1] * 5)
     answer = model.answer(dog, Query("What animal appears in the video?", OPTIONS), encoder=encoder)
     assert answer.option == "a dog"
 
 
+@pytest.mark.slow
 def test_letter_scoring_reads_a_letter(model, encoder):
     letter_model = SocraticModel(SocraticModel.Config(scoring="letter"))
     letter_model._lm = model.lm  # share the loaded LM
@@ -84,6 +87,7 @@ def test_letter_scoring_reads_a_letter(model, encoder):
     assert set(answer.details["option_probs"]) == set("ABCD")
 
 
+@pytest.mark.slow
 def test_open_question_gives_one_short_line(model, encoder):
     short = SocraticModel(SocraticModel.Config(max_new_tokens=8))
     short._lm = model.lm  # share the loaded LM
