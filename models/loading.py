@@ -14,6 +14,7 @@ from typing import Any, Mapping
 
 import torch
 
+from mmlong.encoders.preprocess import resolve_dtype
 from mmlong.errors import ModelLoadError
 
 #: config.json ``model_type`` -> registered model name
@@ -24,11 +25,6 @@ FAMILIES: Mapping[str, str] = MappingProxyType(
         "smolvlm": "smolvlm2",
     }
 )
-
-_DTYPES: Mapping[str, torch.dtype] = MappingProxyType(
-    {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-)
-
 
 # ---------------------------------------------------------------------------------------------- checkpoints
 def is_local_reference(path: str) -> bool:
@@ -95,14 +91,6 @@ def check_local_checkpoint(path: str, *, trust_remote_code: bool, allow_pickle: 
     if not safetensors and not pickles:
         raise ModelLoadError("no weights (*.safetensors) in this directory; save the model there first", path)
     return config
-
-
-def resolve_dtype(name: str | torch.dtype) -> torch.dtype:
-    if isinstance(name, torch.dtype):
-        return name
-    if name not in _DTYPES:
-        raise ModelLoadError(f"unknown dtype {name!r}; use one of {', '.join(_DTYPES)}")
-    return _DTYPES[name]
 
 
 def load_pretrained(
