@@ -24,8 +24,15 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from mmlong.apps.niavh_needles import (MULTI_KINDS, ORDER_QUESTION, SPEECH_RATE, haystack_audio, order_options,
-                                       speech_sentence, spread_depths)
+from mmlong.apps.niavh_needles import (
+    MULTI_KINDS,
+    ORDER_QUESTION,
+    SPEECH_RATE,
+    haystack_audio,
+    order_options,
+    speech_sentence,
+    spread_depths,
+)
 from mmlong.errors import ConfigError
 
 NEEDLE_TYPES = ("image", "text", "clip", "speech")

@@ -94,11 +94,10 @@ def run_info(args: argparse.Namespace) -> int:
 
 def run_frames(args: argparse.Namespace) -> int:
     from mmlong.apps.render import format_seconds
-    from mmlong.contact_sheet import contact_sheet
+    from mmlong.cache import atomic_write
+    from mmlong.contact_sheet import contact_sheet, image_bytes
     from mmlong.errors import ConfigError
     from mmlong.sampling import SampleContext, build_sampler
-    from mmlong.cache import atomic_write
-    from mmlong.contact_sheet import image_bytes
     from mmlong.validate import check_output_file
     from mmlong.video import open_video
 

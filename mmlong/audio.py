@@ -102,7 +102,9 @@ def mix_into(track: np.ndarray, clip: np.ndarray, at_seconds: float, sample_rate
     return np.clip(out, -1.0, 1.0)
 
 
-def speak(sentence: str, sample_rate: int = SPEECH_RATE, voice: str = "en-us", words_per_minute: int = 150) -> np.ndarray:
+def speak(
+    sentence: str, sample_rate: int = SPEECH_RATE, voice: str = "en-us", words_per_minute: int = 150
+) -> np.ndarray:
     """``sentence`` spoken by espeak-ng (Debian package ``espeak-ng``) as float32 mono ``[S]`` at ``sample_rate``.
 
     Raises :class:`~mmlong.errors.ConfigError` when espeak-ng is not installed (``scripts/ensure-espeak.sh``).

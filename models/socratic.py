@@ -50,7 +50,9 @@ from mmlong.types import Answer, Query, VisualTokens
 TRANSCRIPT_HEADER = "Video transcript (what each moment shows):"
 EMPTY_TRANSCRIPT = "(no frames were kept)"
 #: said after the header when the transcript holds expert lines
-SOURCES_LEGEND = "[text] lines are words written on screen; [speech] lines are words spoken; [subtitle] lines are subtitles."
+SOURCES_LEGEND = (
+    "[text] lines are words written on screen; [speech] lines are words spoken; [subtitle] lines are subtitles."
+)
 SCORINGS = ("likelihood", "letter")
 _STOPWORDS = frozenset(
     "a an the of and or in on at to with by for from is are was were be it its this that what which who "

@@ -39,7 +39,7 @@ def subtitles_by_frame(lines: Sequence[Any], frame_times: Sequence[float]) -> li
     order = sorted(range(len(frame_times)), key=lambda i: float(frame_times[i]))
     stretches = frame_stretches([frame_times[i] for i in order])
     groups: list[list[Any]] = [[] for _ in frame_times]
-    for line in sorted(lines, key=lambda l: (l.start, l.end)):
+    for line in sorted(lines, key=lambda item: (item.start, item.end)):
         if line.source == "note":
             continue
         for rank, (lo, hi) in enumerate(stretches):

@@ -95,7 +95,7 @@ def test_ocr_reads_each_new_sentence(ocr, make_video):
     first, second = render_text("Exit to the left", 320, 180), render_text("Platform nine", 320, 180)
     video = make_video("two.mp4", frames=[first] * 8 + [second] * 8, fps=4, size=(320, 180))
     out = ocr.run(video)
-    assert [words(l.text) for l in out.lines] == [["exit", "to", "left"], ["platform", "nine"]]
+    assert [words(line.text) for line in out.lines] == [["exit", "to", "left"], ["platform", "nine"]]
     assert out.lines[0].end < out.lines[1].start
 
 
@@ -107,7 +107,7 @@ def test_asr_transcribes_espeak_speech_at_its_time(asr, make_video):
     video = make_video("speech.mp4", frames=[np.full((48, 64, 3), 90, np.uint8)] * 32, fps=4,
                        audio=(track, SPEECH_RATE))
     out = asr.run(video)
-    speech = [l for l in out.lines if l.source == "speech"]
+    speech = [line for line in out.lines if line.source == "speech"]
     assert len(speech) == 1
     assert words(speech[0].text) == ["open", "blue", "door"]
     assert 2.0 <= speech[0].start <= 3.5 and 4.0 <= speech[0].end <= 6.5
@@ -153,7 +153,7 @@ def test_build_experts_from_flags(tmp_path):
     srt.write_text("1\n00:00:01,000 --> 00:00:02,000\nHello there\n")
     experts = build_experts("", str(srt))
     assert [e.name for e in experts] == ["subtitles"]
-    assert [l.text for l in experts[0].run("unused.mp4").lines] == ["Hello there"]
+    assert [line.text for line in experts[0].run("unused.mp4").lines] == ["Hello there"]
     with pytest.raises(ConfigError, match="subtitle file not found"):
         build_experts("", str(tmp_path / "missing.srt"))
     with pytest.raises(ConfigError, match="listed twice"):
@@ -215,7 +215,7 @@ def test_ask_reads_the_screen_notes_the_missing_audio_and_hits_the_expert_cache(
     assert stages["expert:ocr"]["extra"]["hit"] and stages["expert:asr"]["extra"]["hit"]
     assert not {s["name"]: s for s in first.stages}["expert:ocr"]["extra"]["hit"]
     lines = first.details["text_lines"]
-    assert [(l["source"], l["text"]) for l in lines] == [("note", "no audio track"),
+    assert [(line["source"], line["text"]) for line in lines] == [("note", "no audio track"),
                                                          ("text", "The secret word is banana.")]
     assert 4.0 <= lines[1]["start"] <= 5.0 and 5.0 <= lines[1]["end"] <= 6.0
     assert '00:04\u201300:05 [text] "The secret word is banana."' in first.details["transcript"]

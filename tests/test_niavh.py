@@ -164,19 +164,19 @@ def test_speech_needle_is_spoken_into_the_audio_at_its_depth(tmp_path):
     assert 8.0 <= start <= 10.0 and 1.0 <= end - start <= 3.0
     voice, before = _loudness(audio, start, end), _loudness(audio, 0.0, start - 0.5)
     assert voice > 2.0 * before > 0.0  # the voice over the haystack's own (quieter) audio
-    said = [l for l in SpeechExpert().run(video).lines if l.source == "speech"]
-    assert any("pineapple" in l.text.lower() and abs(l.start - start) < 1.5 for l in said)
+    said = [line for line in SpeechExpert().run(video).lines if line.source == "speech"]
+    assert any("pineapple" in line.text.lower() and abs(line.start - start) < 1.5 for line in said)
 
 
 @needs_espeak
 def test_multi_needle_items_hold_three_kinds_and_an_order_question(tmp_path):
+    import torch
+
     from mmlong.apps.niavh import NIAVHBenchmark
     from mmlong.apps.niavh_make import MakeConfig, fit_frame, load_image, make_niavh
     from mmlong.audio import read_audio
     from mmlong.types import Answer
     from mmlong.video import open_video
-
-    import torch
 
     manifest = make_niavh(tmp_path / "set", MakeConfig(types=("multi",), depths=(0, 100), lengths=(24,), fps=2.0))
     first, last = manifest["items"]

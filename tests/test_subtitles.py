@@ -7,12 +7,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tests.vlm_fixtures import build_llava_onevision, build_qwen2_vl, build_smolvlm, frames_of, random_video
-
 from mmlong.experts.base import TimedText
 from mmlong.models.subtitles import HEADER, subtitle_context, subtitles_by_frame
 from mmlong.models.transcript import build_transcript
 from mmlong.types import Query, VisualTokens
+from tests.vlm_fixtures import build_llava_onevision, build_qwen2_vl, build_smolvlm, frames_of, random_video
 
 LINES = [
     TimedText(0.2, 0.9, "speech", "Welcome aboard."),
@@ -24,9 +23,9 @@ LINES = [
 
 def test_each_line_goes_once_to_the_frame_nearest_its_span():
     groups = subtitles_by_frame(LINES, [0.0, 2.0, 4.0])  # stretches: (-inf, 1), [1, 3), [3, inf)
-    assert [[l.text for l in g] for g in groups] == [["Welcome aboard."], ["EXIT"], ["Goodbye."]]
+    assert [[line.text for line in g] for g in groups] == [["Welcome aboard."], ["EXIT"], ["Goodbye."]]
     shuffled = subtitles_by_frame(LINES, [4.0, 0.0, 2.0])  # frames given out of order keep their own groups
-    assert [[l.text for l in g] for g in shuffled] == [["Goodbye."], ["Welcome aboard."], ["EXIT"]]
+    assert [[line.text for line in g] for g in shuffled] == [["Goodbye."], ["Welcome aboard."], ["EXIT"]]
     assert subtitle_context(LINES, [0.0, 2.0, 4.0]).splitlines() == [
         HEADER, "frame 00:00: [speech] Welcome aboard.", "frame 00:02: [text] EXIT", "frame 00:04: [subtitle] Goodbye."]
     assert subtitle_context([LINES[2]], [0.0]) == ""  # notes are not subtitles

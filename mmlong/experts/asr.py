@@ -143,6 +143,6 @@ class SpeechExpert(Expert):
         lines, info = self.transcribe(track.samples) if len(track.samples) else ([], {})
         if not lines:
             lines = [TimedText(0.0, track.seconds, "note", NO_SPEECH)]
-        stats = {"audio_s": round(track.seconds, 3), "segments": sum(1 for l in lines if l.source == "speech"),
+        stats = {"audio_s": round(track.seconds, 3), "segments": sum(1 for line in lines if line.source == "speech"),
                  "decode_cpu_s": round(decode_cpu, 3), "cpu_s": round(time.process_time() - cpu, 3), **info}
         return ExpertOutput(tuple(lines), stats)

@@ -150,10 +150,10 @@ class TextExpert(Expert):
     class Config:
         """fps / max_frames: the scan (the ``fps`` sampler); max_side: decode size (longer side, px);
         det_side: detector input (longer side, px); rec_text_height: frames are upscaled (up to 4x) for
-        recognition until the median text box is this tall (px); change_threshold: grey difference (0-1) of a thumbnail cell from which a
-        frame or a text region counts as changed; box_iou: IoU at which boxes count as the same place;
-        box_threshold: detector box score; text_score: least recognition score of a kept box; min_chars:
-        shortest kept line; threads: onnxruntime threads (0: its default)."""
+        recognition until the median text box is this tall (px); change_threshold: grey difference (0-1) of a
+        thumbnail cell from which a frame or a text region counts as changed; box_iou: IoU at which boxes count
+        as the same place; box_threshold: detector box score; text_score: least recognition score of a kept
+        box; min_chars: shortest kept line; threads: onnxruntime threads (0: its default)."""
 
         fps: float = 1.0
         max_frames: int = 3600
