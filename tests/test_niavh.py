@@ -146,6 +146,7 @@ def _loudness(samples, start, end, rate=16000):
     return float(np.sqrt(np.mean(part.astype(np.float64) ** 2))) if len(part) else 0.0
 
 
+@pytest.mark.slow  # Whisper over a 20 s haystack; tests/test_experts.py keeps a short ASR test in the fast loop
 @needs_espeak
 def test_speech_needle_is_spoken_into_the_audio_at_its_depth(tmp_path):
     from mmlong.apps.niavh_make import MakeConfig, make_niavh

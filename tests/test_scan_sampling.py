@@ -92,7 +92,7 @@ def test_pipeline_passes_its_cache_to_the_sampler(sample_video_path, tmp_path, m
     original = EfficientNetLite0.encode
     monkeypatch.setattr(EfficientNetLite0, "encode", lambda self, frames: encoded.append(len(frames))
                         or original(self, frames))
-    config = resolve_config(preset="offline", sample="scene:1,scan_fps=4", cache_dir=str(tmp_path))
+    config = resolve_config(preset="offline", sample="scene:1,scan_fps=2", cache_dir=str(tmp_path))
     first = Pipeline(config).encode(sample_video_path)
     scanned_and_sampled = sum(encoded)
     encoded.clear()
