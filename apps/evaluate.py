@@ -56,8 +56,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                       help="plotQA needle ego count order anomaly_reco topic_reasoning (default: all)")
     mlvu.add_argument("--limit", type=int, metavar="N", help="at most N questions per task")
     mlvu.add_argument("--video-root", metavar="DIR", help="where the videos are, when not under --data")
+    mlvu.add_argument("--split", choices=["dev", "test"], default="dev",
+                      help="dev: scored here (M-Avg); test: the 9 test tasks, writes submission.json (default: dev)")
     _add_run_arguments(mlvu)
     mlvu.set_defaults(func=run_mlvu)
+
+    from mmlong.apps.eval_video_qa import add_parsers
+
+    add_parsers(benchmarks, _add_run_arguments)
 
     niavh = benchmarks.add_parser("niavh", help="Needle-in-a-Video-Haystack: build a set, run it, draw the heatmap")
     steps = niavh.add_subparsers(dest="step", metavar="STEP", required=True)
@@ -214,12 +220,13 @@ def _markdown(benchmark: Any, summary: Mapping[str, Any], figures: Sequence[Path
         f"frames per question {frames.get('mean', '-')} (min {frames.get('min', '-')}, max {frames.get('max', '-')}), "
         f"visual tokens {tokens.get('mean', '-')}. Full config: config.yaml.",
     ]
-    lines += [f"\n![{fig.stem}]({fig.name})" for fig in figures]
+    lines += [f"\n![{fig.stem}]({fig.name})" if fig.suffix == ".png" else f"\nWritten: [{fig.name}]({fig.name})"
+              for fig in figures]
     return "\n".join(lines) + "\n"
 
 
 # ---------------------------------------------------------------------------------------------- commands
-def _print_summary(benchmark: Any, summary: Mapping[str, Any] | None, out: str) -> int:
+def print_summary(benchmark: Any, summary: Mapping[str, Any] | None, out: str) -> int:
     """Print the report; exit status 1 when some items are error records (as ``mmlong batch``), else 0."""
     if summary is None:
         return 0
@@ -233,9 +240,9 @@ def run_mlvu(args: argparse.Namespace) -> int:
     from mmlong.apps.mlvu import MLVUBenchmark
 
     bench = MLVUBenchmark(MLVUBenchmark.Config(data=args.data, tasks=tuple(args.tasks or ()), limit=args.limit,
-                                              video_root=args.video_root))
+                                              video_root=args.video_root, split=args.split))
     summary = run_benchmark(bench, config_from_args(args), args.out, args.overwrite, args.retry_errors)
-    return _print_summary(bench, summary, args.out)
+    return print_summary(bench, summary, args.out)
 
 
 def run_niavh(args: argparse.Namespace) -> int:
@@ -243,7 +250,7 @@ def run_niavh(args: argparse.Namespace) -> int:
 
     bench = NIAVHBenchmark(NIAVHBenchmark.Config(data=args.data, kinds=tuple(args.kinds)))
     summary = run_benchmark(bench, config_from_args(args), args.out, args.overwrite, args.retry_errors)
-    return _print_summary(bench, summary, args.out)
+    return print_summary(bench, summary, args.out)
 
 
 def run_niavh_make(args: argparse.Namespace) -> int:

@@ -39,14 +39,17 @@ from mmlong.apps.scoring import (
     markdown_table,
     micro_average,
     percent,
+    read_annotation_records,
 )
 from mmlong.errors import ConfigError
 from mmlong.types import Answer, Query
 
 #: the seven multiple-choice tasks of MLVU dev, in the official file order
 TASKS: tuple[str, ...] = ("plotQA", "needle", "ego", "count", "order", "anomaly_reco", "topic_reasoning")
-_ALIASES = {"findneedle": "needle", "plotqa": "plotQA", "anomaly_recognition": "anomaly_reco",
-            "topic": "topic_reasoning"}
+#: the nine multiple-choice tasks of the MLVU test split (answers withheld; scored by the MLVU authors)
+TEST_TASKS: tuple[str, ...] = TASKS + ("sportsQA", "tutorialQA")
+_ALIASES = {"findneedle": "needle", "needleqa": "needle", "plotqa": "plotQA", "anomaly_recognition": "anomaly_reco",
+            "topic": "topic_reasoning", "sportsqa": "sportsQA", "tutorialqa": "tutorialQA"}
 _OPTION_LINE = re.compile(r"^\s*(?:\(([A-Z])\)|([A-Z])[.):])\s*(.*?)\s*$")
 _NUMBERED = re.compile(r"^\d+_")
 
@@ -54,7 +57,7 @@ _NUMBERED = re.compile(r"^\d+_")
 def canonical_task(name: str) -> str:
     """The task's canonical name: ``"2_needle"``, ``"findNeedle"`` and ``"needle"`` are all ``"needle"``."""
     bare = _NUMBERED.sub("", str(name).strip())
-    for task in TASKS:
+    for task in TEST_TASKS:
         if bare.lower() == task.lower():
             return task
     return _ALIASES.get(bare.lower(), bare)
@@ -90,13 +93,19 @@ class MLVUBenchmark:
     @dataclass
     class Config:
         """data: the MLVU directory (holding ``json/`` or ``MLVU/json/``) or one annotation file; tasks: which
-        tasks (default all seven); limit: at most this many questions per task; video_root: where the videos
-        are when not under ``data``."""
+        tasks (default all seven, or all nine of the test split); limit: at most this many questions per task;
+        video_root: where the videos are when not under ``data``; split: ``dev`` (scored here) or ``test``
+        (answers withheld: the run writes ``submission.json`` for the MLVU authors to score)."""
 
         data: str = ""
         tasks: tuple[str, ...] = ()
         limit: int | None = None
         video_root: str | None = None
+        split: str = "dev"
+
+        def __post_init__(self) -> None:
+            if self.split not in ("dev", "test"):
+                raise ValueError(f"MLVU split must be dev or test, got {self.split!r}")
 
     name = "mlvu"
     group_key = "question_type"
@@ -120,24 +129,6 @@ class MLVUBenchmark:
                               "files in the lmms-eval layout", str(data))
         return data, files
 
-    @staticmethod
-    def _read_records(path: Path) -> list[dict[str, Any]]:
-        try:
-            if path.suffix == ".jsonl":
-                return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-            if path.suffix == ".parquet":
-                import pandas
-
-                return json.loads(pandas.read_parquet(path).to_json(orient="records"))
-            data = json.loads(path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise ConfigError(f"not a valid annotation file ({err})", str(path)) from err
-        except ImportError as err:
-            raise ConfigError("reading .parquet needs pandas and pyarrow (pip install pyarrow)", str(path)) from err
-        if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
-            raise ConfigError("expected a JSON list of question records", str(path))
-        return data
-
     def _video_candidates(self, base: Path, file_stem: str, task: str, name: str) -> list[Path]:
         roots = [Path(self.config.video_root).expanduser()] if self.config.video_root else []
         roots += [base / "video", base]
@@ -146,16 +137,18 @@ class MLVUBenchmark:
 
     def items(self) -> list[EvalItem]:
         """Every multiple-choice question of the selected tasks, in file order (``limit`` per task)."""
-        wanted = {canonical_task(t) for t in self.config.tasks} if self.config.tasks else set(TASKS)
-        unknown = wanted - set(TASKS)
+        tasks = TEST_TASKS if self.config.split == "test" else TASKS
+        wanted = {canonical_task(t) for t in self.config.tasks} if self.config.tasks else set(tasks)
+        unknown = wanted - set(tasks)
         if unknown:
-            raise ConfigError(f"unknown MLVU task(s) {sorted(unknown)}; tasks: {', '.join(TASKS)}")
+            raise ConfigError(f"unknown MLVU task(s) {sorted(unknown)} for the {self.config.split} split; "
+                              f"tasks: {', '.join(tasks)}")
         base, files = self._annotation_files()
         items: list[EvalItem] = []
         counts: dict[str, int] = {}
         for path in files:
             stem = path.stem if _NUMBERED.match(path.stem) else ""
-            for index, record in enumerate(self._read_records(path)):
+            for index, record in enumerate(read_annotation_records(path)):
                 item = self._item(record, index, path, base, stem)
                 if item is None or item.meta["question_type"] not in wanted:
                     continue
@@ -189,7 +182,8 @@ class MLVUBenchmark:
             return None
         item_id = str(record.get("question_id") or f"{task}_{index:04d}")
         found = next((p for p in self._video_candidates(base, stem, task, video_name) if p.is_file()), None)
-        meta = {"question_type": task, "video_name": video_name, "duration": record.get("duration"),
+        meta = {"question_type": task, "question_type_raw": str(record.get("question_type") or task),
+                "video_name": video_name, "duration": record.get("duration"),
                 "options": list(options), "source": str(path)}
         return EvalItem(
             id=item_id,
@@ -208,6 +202,7 @@ class MLVUBenchmark:
         return {
             "id": item.id,
             "question_type": item.meta["question_type"],
+            "question_type_raw": item.meta.get("question_type_raw"),
             "video": item.meta["video_name"],
             "question": item.query.question,
             "option": letter,
@@ -217,15 +212,49 @@ class MLVUBenchmark:
         }
 
     def error_record(self, item: EvalItem, reason: str) -> dict[str, Any]:
-        return {"id": item.id, "question_type": item.meta["question_type"], "video": item.meta["video_name"],
+        return {"id": item.id, "question_type": item.meta["question_type"],
+                "question_type_raw": item.meta.get("question_type_raw"), "video": item.meta["video_name"],
                 "option": None, "answer": item.answer, "correct": False, "error": reason}
 
     def summarize(self, records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-        """Per-task accuracies (fractions), M-Avg (macro), the micro average, counts and errors."""
+        """Per-task accuracies (fractions), M-Avg (macro), the micro average, counts and errors; for the test
+        split (no answers) the per-task counts of answered questions and the submission."""
+        if self.config.split == "test":
+            return summarize_test(records)
         return summarize_tasks(records)
 
     def report(self, summary: Mapping[str, Any]) -> str:
+        if self.config.split == "test":
+            return (f"MLVU test: {summary['answered']} questions answered ({summary['unreadable']} with no readable "
+                    f"option), {summary['errors']['count']} errors; submit `submission.json`.")
         return tasks_markdown(summary)
+
+    def figures(self, summary: Mapping[str, Any], out_dir: Path) -> list[Path]:
+        """The test split's submission file (the run's 'figure'); nothing for dev."""
+        if self.config.split != "test":
+            return []
+        from mmlong.cache import atomic_write
+
+        path = Path(out_dir) / "submission.json"
+        atomic_write(path, (json.dumps(summary["submission"], indent=1) + "\n").encode())
+        return [path]
+
+
+def submission_entries(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The MLVU test submission: ``{"question_id", "question_type", "option"}`` per question, ``option`` the chosen
+    letter (``""`` when none could be read or the video failed: still listed, so it is counted as wrong)."""
+    return [{"question_id": r["id"], "question_type": r.get("question_type_raw") or r["question_type"],
+             "option": r.get("option") or ""} for r in records]
+
+
+def summarize_test(records: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    records = list(records)
+    entries = submission_entries(records)
+    return {"split": "test", "answered": sum(1 for r in records if not r.get("error")),
+            "unreadable": sum(1 for r in records if not r.get("error") and not r.get("option")),
+            "per_task": {t: sum(1 for r in records if r["question_type"] == t) for t in TEST_TASKS
+                         if any(r["question_type"] == t for r in records)},
+            "errors": error_summary(records), "submission": entries}
 
 
 def summarize_tasks(records: Iterable[Mapping[str, Any]]) -> dict[str, Any]:

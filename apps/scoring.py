@@ -25,11 +25,14 @@ counted apart, so a missing video never silently becomes a wrong answer or a rig
 
 from __future__ import annotations
 
+import json
 import re
 import string
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
+from mmlong.errors import ConfigError
 from mmlong.types import Query
 
 
@@ -176,3 +179,26 @@ def open_answer_match(prediction: str, references: Sequence[str]) -> str | None:
         if ref and f" {ref} " in pred:
             return reference
     return None
+
+
+def read_annotation_records(path: str | Path) -> list[dict[str, Any]]:
+    """A benchmark's annotation records from ``.json`` (a list), ``.jsonl`` or ``.parquet`` (the Hugging Face
+    copies); anything else is a one-line :class:`~mmlong.errors.ConfigError` naming the file."""
+    path = Path(path)
+    try:
+        if path.suffix == ".jsonl":
+            return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        if path.suffix == ".parquet":
+            import pandas
+
+            return json.loads(pandas.read_parquet(path).to_json(orient="records"))
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ConfigError(f"not a valid annotation file ({err})", str(path)) from err
+    except ImportError as err:
+        raise ConfigError("reading .parquet needs pandas and pyarrow (pip install pyarrow)", str(path)) from err
+    except OSError as err:
+        raise ConfigError(f"cannot read it ({err.strerror or err})", str(path)) from err
+    if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
+        raise ConfigError("expected a JSON list of question records", str(path))
+    return data

@@ -312,6 +312,8 @@ BENCHMARKS = Registry(
     {
         "mlvu": "mmlong.apps.mlvu:MLVUBenchmark",
         "niavh": "mmlong.apps.niavh:NIAVHBenchmark",
+        "videomme": "mmlong.apps.videomme:VideoMMEBenchmark",
+        "longvideobench": "mmlong.apps.longvideobench:LongVideoBenchBenchmark",
     },
 )
 

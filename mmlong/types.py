@@ -321,11 +321,14 @@ class VisualTokens:
 
 @dataclass(frozen=True)
 class Query:
-    """A question about a video; ``options`` for multiple choice; ``text_embedding`` when a stage computed it."""
+    """A question about a video; ``options`` for multiple choice; ``text_embedding`` when a stage computed it;
+    ``instruction``: a benchmark's own multiple-choice instruction (Video-MME's, LongVideoBench's) in place of the
+    default MLVU one."""
 
     question: str
     options: tuple[str, ...] = ()
     text_embedding: torch.Tensor | None = None
+    instruction: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "options", tuple(self.options))

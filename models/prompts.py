@@ -171,4 +171,5 @@ def multiple_choice_text(query: Query, subtitles: str = "") -> str:
     :func:`mmlong.models.subtitles.subtitle_context`) goes before the question."""
     if not query.is_multiple_choice:
         return "\n".join(p for p in (subtitles, query.question) if p)
-    return mc_prompt(query.question, query.options, context=subtitles, answer_prefix="")
+    return mc_prompt(query.question, query.options, context=subtitles, system=query.instruction or MLVU_SYSTEM,
+                     answer_prefix="")

@@ -36,6 +36,7 @@ import torch
 from mmlong.errors import ConfigError
 from mmlong.models.base import VideoQAModel
 from mmlong.models.prompts import (
+    MLVU_SYSTEM,
     LetterChoice,
     choose_option,
     format_option,
@@ -224,7 +225,7 @@ class SocraticModel(VideoQAModel):
     def choose(self, query: Query, context: str) -> tuple[str, LetterChoice]:
         """The prompt and the chosen option of a multiple-choice ``query`` given the transcript ``context``."""
         if self.config.scoring == "letter":
-            prompt = mc_prompt(query.question, query.options, context)
+            prompt = mc_prompt(query.question, query.options, context, system=query.instruction or MLVU_SYSTEM)
             logits = self.lm.next_token_logits(prompt)
             return prompt, read_letter(logits, self.letter_ids(len(query.options)))
         prompt = open_prompt(query.question, context)

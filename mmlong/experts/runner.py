@@ -45,9 +45,17 @@ def build_experts(experts: str, subtitles: str = "none") -> list[Expert]:
         return built
     if choice.lower() == "asr":
         return built if "asr" in names else [*built, EXPERTS.create("asr")]
-    path = Path(choice).expanduser()
-    if not path.is_file():
-        raise ConfigError("subtitle file not found; pass --subtitles asr, none or an existing .srt/.vtt file",
+    folder, fallback = choice, "none"
+    if choice.endswith("+asr"):
+        folder, fallback = choice[: -len("+asr")], "asr"
+    path = Path(folder).expanduser()
+    if path.is_dir():  # a folder of per-video files (<video stem>.srt), as benchmarks ship them
+        if fallback == "asr" and "asr" in names:
+            raise ConfigError(f"--subtitles {choice!r}: asr is already one of the experts; drop '+asr'")
+        return [*built, EXPERTS.create("subtitles", folder=str(path), fallback=fallback)]
+    if not path.is_file() or fallback == "asr":
+        raise ConfigError("subtitle file not found; pass --subtitles asr, none, an existing .srt/.vtt file or a "
+                          "folder of <video name>.srt files (DIR, or DIR+asr to transcribe videos without one)",
                           str(path))
     return [*built, EXPERTS.create("subtitles", path=str(path))]
 

@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,25 +81,71 @@ def read_subtitles(path: str | Path) -> list[TimedText]:
         raise ConfigError(f"not a subtitle file: {err}", str(p)) from None
 
 
+#: the endings a video's own subtitle file may have in a subtitle folder, in the order they are looked for
+SUBTITLE_ENDINGS = (".srt", ".vtt", "_en.srt", ".en.srt", "_en.vtt", ".en.vtt")
+
+
+def subtitle_file_for(video: str | Path, folder: str | Path) -> Path | None:
+    """The subtitle file of ``video`` in ``folder`` (``<video stem>.srt``, ``.vtt``, ``_en.srt``, ...), or None."""
+    stem = Path(video).stem
+    for ending in SUBTITLE_ENDINGS:
+        candidate = Path(folder).expanduser() / f"{stem}{ending}"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
 class SubtitleFile(Expert):
-    """``subtitles``: the cues of an .srt / .vtt file given with ``--subtitles FILE``."""
+    """``subtitles``: the cues of an .srt / .vtt file given with ``--subtitles FILE``, or of each video's own file
+    in a folder (``--subtitles DIR``: ``DIR/<video stem>.srt``, as Video-MME ships them).
+
+    In a folder, a video without a file gets a note, or the speech expert's lines with ``fallback="asr"``
+    (``--subtitles DIR+asr``): benchmarks give subtitles from the dataset, or from speech when a video has none.
+    """
 
     name: ClassVar[str] = "subtitles"
     source: ClassVar[str] = "subtitle"
 
     @dataclass
     class Config:
-        """path: the subtitle file."""
+        """path: one subtitle file for every video; folder: a folder of per-video files; fallback: ``none`` or
+        ``asr`` for a video whose file the folder lacks."""
 
         path: str = ""
+        folder: str = ""
+        fallback: str = "none"
+
+        def __post_init__(self) -> None:
+            if self.fallback not in ("none", "asr"):
+                raise ValueError(f"subtitles fallback must be none or asr, got {self.fallback!r}")
 
     def weights_id(self) -> str:
         from mmlong.cache import file_sha256
 
+        if self.config.folder:  # what the folder holds decides the lines: names, sizes and times of its files
+            folder = Path(self.config.folder).expanduser()
+            entries = sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in folder.iterdir()
+                             if p.is_file()) if folder.is_dir() else []
+            return hashlib.sha256(repr(entries).encode()).hexdigest()[:16] if entries else ""
         return file_sha256(self.config.path) if Path(self.config.path).is_file() else ""
 
     def run(self, video: str) -> ExpertOutput:
+        if self.config.folder:
+            return self._from_folder(video)
         if not self.config.path:
-            raise ConfigError("the subtitles expert needs a file: --subtitles FILE.srt")
+            raise ConfigError("the subtitles expert needs a file or a folder: --subtitles FILE.srt | DIR")
         cues = read_subtitles(self.config.path)
         return ExpertOutput(tuple(cues), {"cues": len(cues)})
+
+    def _from_folder(self, video: str) -> ExpertOutput:
+        found = subtitle_file_for(video, self.config.folder)
+        if found is not None:
+            cues = read_subtitles(found)
+            return ExpertOutput(tuple(cues), {"cues": len(cues), "file": found.name})
+        if self.config.fallback == "asr":
+            from mmlong.registry import EXPERTS
+
+            speech = EXPERTS.create("asr").run(video)
+            return ExpertOutput(speech.lines, {**dict(speech.stats), "cues": 0, "file": "asr"})
+        note = TimedText(0.0, 0.0, "note", f"no subtitle file for this video in {Path(self.config.folder).name}")
+        return ExpertOutput((note,), {"cues": 0, "file": ""})
