@@ -196,3 +196,22 @@ def test_subtitles_change_the_answer_through_the_real_pipeline(videomme_release,
     assert without["subtitles_seen"] == [] and len(with_subs["frame_times"]) == 4
     summary = json.loads((tmp_path / "with" / "summary.json").read_text())
     assert summary["per_duration"]["short"]["accuracy"] == 1.0 and summary["subtitles"] is True
+
+
+def test_a_subtitle_folder_gives_each_video_its_own_file_or_a_note(tmp_path):
+    from mmlong.errors import ConfigError
+    from mmlong.experts.runner import build_experts
+
+    (tmp_path / "subs").mkdir()
+    (tmp_path / "subs" / "clipA.srt").write_text(SRT)
+    (expert,) = build_experts("", str(tmp_path / "subs"))
+    assert expert.config.folder == str(tmp_path / "subs") and expert.config.fallback == "none"
+    assert [line.text for line in expert.run(str(tmp_path / "clipA.mp4")).lines] == ["The code word is violet."]
+    (note,) = expert.run(str(tmp_path / "clipB.mp4")).lines
+    assert note.source == "note" and "no subtitle file" in note.text
+    (with_asr,) = build_experts("", str(tmp_path / "subs") + "+asr")
+    assert with_asr.config.fallback == "asr"
+    with pytest.raises(ConfigError, match="already one of the experts"):
+        build_experts("asr", str(tmp_path / "subs") + "+asr")
+    with pytest.raises(ConfigError, match="subtitle file not found"):
+        build_experts("", str(tmp_path / "nothing.srt") + "+asr")
