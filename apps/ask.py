@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from mmlong.apps.options import add_pipeline_arguments, config_from_args, dump_json
+from mmlong.apps.options import add_pipeline_arguments, config_from_args, dump_json, fit_memory_budget
 
 EXAMPLES = """\
 examples:
@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     from mmlong.config import save_yaml
     from mmlong.pipeline import Pipeline
 
-    config = config_from_args(args)
+    config = fit_memory_budget(args, config_from_args(args), [args.video])
     pipeline = Pipeline(config, progress=not args.json)
     answer = pipeline.ask(args.video, args.question, options=args.options)
     record = answer.to_dict()

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from mmlong.apps.options import add_pipeline_arguments, config_from_args, dump_json
+from mmlong.apps.options import add_pipeline_arguments, config_from_args, dump_json, fit_memory_budget
 
 EXAMPLES = """\
 input (JSONL, one question per line; video paths relative to the file's folder or --video-root):
@@ -347,6 +347,7 @@ def run(args: argparse.Namespace) -> int:
     output = Path(args.out) if args.out else default_output(questions)
     config = config_from_args(args)
     entries = read_questions(questions, args.video_root)
+    config = fit_memory_budget(args, config, [e.path for e in entries if isinstance(e, BatchItem)])
     if not args.overwrite:
         check_resume_config(config, output)
     dist = init_distributed(config.device, timeout_s=args.dist_timeout or DEFAULT_TIMEOUT_S)

@@ -14,6 +14,7 @@ BENCH_MODULES: tuple[str, ...] = (
     "mmlong.apps.bench_prefill",  # prefill
     "mmlong.apps.bench_compress",  # compress
     "mmlong.apps.bench_cache",  # cache
+    "mmlong.apps.plan_check",  # plan (the planner vs measured memory and counted FLOPs)
 )
 
 

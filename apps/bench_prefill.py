@@ -20,13 +20,11 @@ import os
 import time
 from typing import Any
 
-SIZES = {
-    # name: (hidden, layers, heads, kv_heads, intermediate)
-    "0.5b": (896, 24, 14, 2, 4864),
-    "1.5b": (1536, 28, 12, 2, 8960),
-    "tiny": (128, 4, 4, 2, 256),
-}
-VOCAB = 4096  # the prefill only reads the last row's logits; vocabulary size barely moves its cost
+# SIZES: name -> (hidden, layers, heads, kv_heads, intermediate), the shapes mmlong.planner models; VOCAB is
+# small: the prefill reads the last row's logits only, so vocabulary size barely moves its cost
+from mmlong.planner import LLM_SIZES as SIZES
+from mmlong.planner import SHAPE_VOCAB as VOCAB
+
 TEXT_BEFORE, TEXT_AFTER = 20, 40
 
 EXAMPLES = """\
@@ -61,13 +59,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def build_model(size: str, device: str, dtype: str, seed: int) -> Any:
-    """A random-init Qwen2VLForConditionalGeneration with the given LLM shape and a 1-block vision tower."""
+    """A random-init Qwen2VLForConditionalGeneration with the given LLM shape and its small vision tower
+    (:func:`mmlong.planner.named_shape`: 1 block of width 32 for the 0.5b/1.5b/tiny shapes)."""
     import torch
     from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration
 
     from mmlong.models.loading import resolve_dtype
+    from mmlong.planner import named_shape
 
     hidden, layers, heads, kv_heads, ffn = SIZES[size]
+    vision = named_shape(size).vision
     head_dim = hidden // heads
     section = [head_dim // 8, 3 * head_dim // 16, 3 * head_dim // 16]
     section[0] += head_dim // 2 - sum(section)
@@ -76,7 +77,8 @@ def build_model(size: str, device: str, dtype: str, seed: int) -> Any:
                          num_attention_heads=heads, num_key_value_heads=kv_heads, max_position_embeddings=32768,
                          rope_parameters=dict(rope_type="default", rope_theta=1e6, mrope_section=section),
                          bos_token_id=VOCAB - 5, eos_token_id=VOCAB - 5, pad_token_id=VOCAB - 5),
-        vision_config=dict(depth=1, embed_dim=32, hidden_size=hidden, num_heads=2),
+        vision_config=dict(depth=vision.depth, embed_dim=vision.embed, hidden_size=hidden, num_heads=vision.heads,
+                           mlp_ratio=vision.mlp // vision.embed),
         image_token_id=VOCAB - 1, video_token_id=VOCAB - 2, vision_start_token_id=VOCAB - 3,
         vision_end_token_id=VOCAB - 4, tie_word_embeddings=True,
     )
@@ -103,8 +105,9 @@ def visual_tokens(frames: int, resolution: int, hidden: int, seed: int) -> Any:
 
 def layer_flops(lengths: list[int], hidden: int, kv_dim: int, ffn: int) -> float:
     """Prefill FLOPs: projections and MLP (2 per multiply-add) plus causal attention (QK^T and AV)."""
-    per_token = 2 * (hidden * (hidden + 2 * kv_dim) + hidden * hidden + 3 * hidden * ffn)
-    return float(sum(n * per_token + 2 * n * n * hidden for n in lengths))
+    from mmlong.planner import llm_layer_flops
+
+    return float(sum(llm_layer_flops(n, hidden, hidden, kv_dim, ffn, causal=True) for n in lengths))
 
 
 def prefill(model: Any, tokens: Any, in_llm: list[Any], seed: int) -> dict[str, Any]:

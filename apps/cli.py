@@ -22,6 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "mmlong.apps.evaluate",  # eval
     "mmlong.apps.video_commands",  # info, frames
     "mmlong.apps.bench",  # bench decode, bench make-video, ...
+    "mmlong.apps.plan",  # plan
 )
 
 EPILOG = """\

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from mmlong.apps.options import add_pipeline_arguments, config_from_args, dump_json
+from mmlong.apps.options import add_pipeline_arguments, config_from_args, dump_json, fit_memory_budget
 
 EXAMPLES = """\
 examples:
@@ -95,6 +95,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                      help="which questions: mc, open (default: both)")
     _add_run_arguments(run)
     run.set_defaults(func=run_niavh)
+
+    from mmlong.apps.compare import add_compare_parser
+
+    add_compare_parser(benchmarks)
 
 
 def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
@@ -236,12 +240,18 @@ def print_summary(benchmark: Any, summary: Mapping[str, Any] | None, out: str) -
     return 1 if summary.get("errors", {}).get("count") else 0
 
 
+def _fitted_config(args: argparse.Namespace, bench: Any) -> Any:
+    """The pipeline flags' config, checked against ``--budget SIZE`` on the benchmark's videos."""
+    videos = [item.video for item in bench.items() if item.video and not item.missing]
+    return fit_memory_budget(args, config_from_args(args), videos)
+
+
 def run_mlvu(args: argparse.Namespace) -> int:
     from mmlong.apps.mlvu import MLVUBenchmark
 
     bench = MLVUBenchmark(MLVUBenchmark.Config(data=args.data, tasks=tuple(args.tasks or ()), limit=args.limit,
                                               video_root=args.video_root, split=args.split))
-    summary = run_benchmark(bench, config_from_args(args), args.out, args.overwrite, args.retry_errors)
+    summary = run_benchmark(bench, _fitted_config(args, bench), args.out, args.overwrite, args.retry_errors)
     return print_summary(bench, summary, args.out)
 
 
@@ -249,7 +259,7 @@ def run_niavh(args: argparse.Namespace) -> int:
     from mmlong.apps.niavh import NIAVHBenchmark
 
     bench = NIAVHBenchmark(NIAVHBenchmark.Config(data=args.data, kinds=tuple(args.kinds)))
-    summary = run_benchmark(bench, config_from_args(args), args.out, args.overwrite, args.retry_errors)
+    summary = run_benchmark(bench, _fitted_config(args, bench), args.out, args.overwrite, args.retry_errors)
     return print_summary(bench, summary, args.out)
 
 

@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from mmlong.budget import Budget, budget_argument
 from mmlong.config import PipelineConfig, preset_names, resolve_config
 
 
@@ -28,7 +29,9 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser, default_preset: str 
                        help="visual encoder (efficientnet-lite0, open_clip, hf-vision, native)")
     group.add_argument("--compress", metavar="CHAIN",
                        help="compressor chain, e.g. scenetile,tome:0.5,pool:2 (in-LLM: fastv:2,0.5, pyramiddrop)")
-    group.add_argument("--budget", type=int, metavar="TOKENS", help="visual token budget the chain should meet")
+    group.add_argument("--budget", type=budget_argument, metavar="TOKENS|SIZE",
+                       help="visual tokens the chain should meet (2048), or the peak memory the run may use (12GB, "
+                            "512MiB): a run that cannot fit is refused before anything loads (see `mmlong plan`)")
     group.add_argument("--model", metavar="NAME_OR_PATH",
                        help="registered model name (socratic, qwen2-vl, ...) or a local checkpoint directory")
     group.add_argument("--experts", metavar="LIST",
@@ -63,7 +66,7 @@ def config_from_args(args: argparse.Namespace, **extra: Any) -> PipelineConfig:
         max_side=args.max_side,
         encoder=args.encoder,
         compress=args.compress,
-        budget=args.budget,
+        budget=token_budget(args),
         model=model,
         model_path=model_path,
         experts=getattr(args, "experts", None),
@@ -83,6 +86,28 @@ def config_from_args(args: argparse.Namespace, **extra: Any) -> PipelineConfig:
 
         cfg = replace(cfg, encoder="native", model="auto" if cfg.model == "socratic" else cfg.model)
     return cfg
+
+
+def token_budget(args: argparse.Namespace) -> int | None:
+    """The ``--budget`` given as a token count, else None."""
+    budget = getattr(args, "budget", None)
+    return budget.tokens if isinstance(budget, Budget) else budget
+
+
+def memory_budget(args: argparse.Namespace) -> int | None:
+    """The ``--budget`` given as a memory size, in bytes, else None."""
+    budget = getattr(args, "budget", None)
+    return budget.bytes if isinstance(budget, Budget) else None
+
+
+def fit_memory_budget(args: argparse.Namespace, config: PipelineConfig, videos: Any) -> PipelineConfig:
+    """Refuse (ConfigError, one line) a run over ``--budget SIZE``, or give its chain the token budget that fits."""
+    budget = memory_budget(args)
+    if budget is None:
+        return config
+    from mmlong.fit import check_fits
+
+    return check_fits(config, [str(v) for v in videos], budget)
 
 
 def dump_json(obj: Any) -> str:

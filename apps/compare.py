@@ -1,0 +1,276 @@
+"""``mmlong eval compare``: compressor chains x retention ratios on one benchmark, every cell at a matched budget.
+
+A cell is a chain at a retention ratio ``R``: its visual-token budget is ``R x`` the video's uncompressed token
+count (measured per video from the pipeline's own encoding, so ``fps`` sampling with videos of different lengths
+stays matched). The uncompressed cell ``none`` is always run: retained accuracy is relative to it. A bare
+method name is set to the budget by :func:`cell_chain`; ``{ratio}``, ``{drop}`` (``1 - R``) and ``{budget}`` in a
+spec place the numbers by hand (``tome:{drop}``, ``pool:auto``, ``fastv:3,{drop}``).
+
+Every question of every cell ends as one record of ``results.jsonl`` (id ``CELL|QUESTION``) through
+:class:`mmlong.jobs.ShardedJob`, the machinery of ``mmlong batch`` and ``mmlong eval``: a killed run resumes, and
+under ``torchrun`` each rank takes whole videos (all cells of a video on one rank, so its encoding is shared).
+Then rank 0 measures each cell's prefill cost on a random-init Qwen2-VL of a real shape
+(:mod:`mmlong.apps.compare_cost`, resumable too) and writes ``summary.json``, ``results.md`` and ``pareto.png``
+(:mod:`mmlong.apps.compare_report`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+EXAMPLES = """\
+examples:
+  mmlong eval compare niavh runs/niavh-set --out runs/compare --sample uniform:16 \\
+      --methods pool,tome,select,stream-memory,fastv,pyramiddrop --ratios 0.5,0.25,0.1
+  mmlong eval compare niavh runs/niavh-set --out runs/c2 --methods "tome:{drop}" "scenetile,pool:auto" --no-cost
+  mmlong eval compare mlvu ~/data/MLVU --tasks needle --limit 20 --out runs/c3 --cost-size 0.5b --cost-frames 64
+"""
+#: Built-in methods whose own settings express a retention ratio or read the token budget.
+KNOWN = {
+    "pool": "pool:auto", "tpool": "tpool:auto", "tome": "tome:auto", "tmerge": "tmerge:ratio={drop}",
+    "select": "select", "stream-memory": "stream-memory", "progressive": "progressive",
+}
+RETAIN_FIELDS = ("retention", "retain", "retain_ratio", "keep_ratio", "retention_ratio")
+BUDGET_FIELDS = ("budget", "tokens", "num_tokens", "max_tokens")
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One grid cell: ``method`` as written, at retention ``ratio`` (1.0 and an empty chain for ``none``)."""
+
+    method: str
+    ratio: float
+
+    @property
+    def id(self) -> str:
+        return "none" if not self.method else f"{self.method}@{self.ratio:g}"
+
+
+def _drop_for_layers(step_cls: Any, ratio: float, num_layers: int) -> float:
+    """The drop fraction at which an in-LLM step keeps ``ratio`` of the visual tokens on average over layers."""
+    from mmlong.planner import layer_drops
+
+    def mean_kept(drop: float) -> float:
+        step = step_cls(step_cls.Config(ratio=drop))
+        drops, kept, left = layer_drops([step], num_layers), 0.0, 1.0
+        for layer in range(num_layers):
+            left *= 1 - drops.get(layer, 0.0)
+            kept += left
+        return kept / num_layers
+
+    lo, hi = 0.0, 0.999
+    if mean_kept(hi) > ratio:  # cannot go that low with its schedule: keep what it can
+        return hi
+    for _ in range(40):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if mean_kept(mid) > ratio else (lo, mid)
+    return round((lo + hi) / 2, 4)
+
+
+def cell_chain(method: str, ratio: float, num_layers: int = 24) -> str:
+    """The chain spec of ``method`` at retention ``ratio`` (the token budget itself reaches it as ``ctx.budget``).
+
+    Placeholders first (``{ratio}``, ``{drop}``; ``{budget}`` is left for the per-video budget); then each bare
+    step: a built-in of :data:`KNOWN`; an in-LLM step with a drop ``ratio`` set so the visual tokens averaged over
+    ``num_layers`` layers match; a setting that takes ``auto``; a retention field; else the step meets
+    ``ctx.budget`` itself (or keeps its defaults: the cell's measured tokens show it).
+
+    >>> cell_chain("pool", 0.25), cell_chain("tome:{drop}", 0.25), cell_chain("fastv", 0.5, num_layers=24)
+    ('pool:auto', 'tome:0.75', 'fastv:ratio=0.5455')
+    """
+    from mmlong.registry import COMPRESSORS
+    from mmlong.spec import parse_chain
+
+    text = method.replace("{ratio}", f"{ratio:g}").replace("{drop}", f"{1 - ratio:g}")
+    out = []
+    for spec in parse_chain(text) if "{budget}" not in text else []:
+        if spec.args or spec.kwargs:
+            out.append(str(spec))
+            continue
+        if spec.name in KNOWN:
+            out.append(KNOWN[spec.name].replace("{drop}", f"{1 - ratio:g}"))
+            continue
+        cls = COMPRESSORS.resolve(spec.name)
+        fields = {f.name: f for f in dataclasses.fields(cls.Config)} if hasattr(cls, "Config") else {}
+        if getattr(cls, "stage", "pre_llm") == "in_llm" and "ratio" in fields and hasattr(cls, "schedule"):
+            out.append(f"{spec.name}:ratio={_drop_for_layers(cls, ratio, num_layers):g}")
+        elif any("str" in str(f.type) and f.name in ("ratio", "factor") for f in fields.values()):
+            name = next(n for n in ("ratio", "factor") if n in fields and "str" in str(fields[n].type))
+            out.append(f"{spec.name}:{name}=auto")
+        elif any(n in fields for n in RETAIN_FIELDS):
+            out.append(f"{spec.name}:{next(n for n in RETAIN_FIELDS if n in fields)}={ratio:g}")
+        else:  # reads ctx.budget (BUDGET_FIELDS left unset), or keeps its own defaults
+            out.append(spec.name)
+    return ",".join(out) if "{budget}" not in text else text
+
+
+def add_compare_parser(benchmarks: argparse._SubParsersAction) -> None:
+    """``mmlong eval compare BENCHMARK DATA``: added to the ``eval`` command's benchmarks."""
+    from mmlong.apps.evaluate import _add_run_arguments, _names, _numbers
+
+    parser = benchmarks.add_parser("compare", help="compressor chains x retention ratios at matched token budgets",
+                                   description=__doc__.split("\n\n")[0], epilog=EXAMPLES,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("benchmark", choices=["niavh", "mlvu"], help="which benchmark")
+    parser.add_argument("data", metavar="DATA", help="a NIAVH set folder, or the MLVU folder / annotation file")
+    parser.add_argument("--methods", nargs="+", metavar="CHAIN",
+                        default=["pool", "tome", "select", "stream-memory", "fastv", "pyramiddrop"],
+                        help="compressor chains (registered names; see the description for placeholders)")
+    parser.add_argument("--ratios", type=_numbers, default=[0.5, 0.25, 0.1], metavar="R,R",
+                        help="retention ratios (default: 0.5,0.25,0.1)")
+    parser.add_argument("--kinds", type=_names, default=["mc"], help="NIAVH question kinds (default: mc)")
+    parser.add_argument("--tasks", nargs="+", metavar="TASK", help="MLVU tasks (default: all)")
+    parser.add_argument("--limit", type=int, metavar="N", help="MLVU: at most N questions per task")
+    parser.add_argument("--video-root", metavar="DIR", help="MLVU: where the videos are")
+    cost = parser.add_argument_group("prefill cost (random-init Qwen2-VL of a real shape; see mmlong bench prefill)")
+    cost.add_argument("--cost-size", default="0.5b", help="language-model shape (default: 0.5b)")
+    cost.add_argument("--cost-frames", type=int, default=32, help="frames of the cost run (default: 32)")
+    cost.add_argument("--cost-resolution", type=int, default=448, help="frame side of the cost run (default: 448)")
+    cost.add_argument("--no-cost", dest="cost", action="store_false", help="skip the prefill cost measurement")
+    _add_run_arguments(parser)
+    parser.set_defaults(func=run_compare)
+
+
+def grid(methods: Sequence[str], ratios: Sequence[float]) -> list[Cell]:
+    """The uncompressed cell first, then every method at every ratio (duplicates dropped)."""
+    for ratio in ratios:
+        if not 0.0 < ratio <= 1.0:
+            from mmlong.errors import ConfigError
+
+            raise ConfigError(f"--ratios: {ratio:g} is not a retention ratio in (0, 1]")
+    cells = [Cell("", 1.0)] + [Cell(m, float(r)) for m in methods for r in ratios]
+    return list(dict.fromkeys(cells))
+
+
+def _retarget(pipeline: Any, compress: str, budget: int | None) -> Any:
+    """The pipeline set to another chain and budget, keeping its loaded encoder, model and cache."""
+    from mmlong.compressors.base import Chain
+
+    pipeline.config = dataclasses.replace(pipeline.config, compress=compress, budget=budget)
+    pipeline.chain = Chain.from_spec(compress)
+    return pipeline
+
+
+def _cell_records(benchmark: Any, pipeline: Any, cell: Cell, chain: str, group: Sequence[Any],
+                  base_tokens: int) -> list[dict[str, Any]]:
+    """One cell's records for one video's questions (its budget is the ratio of that video's tokens)."""
+    from mmlong.apps.evaluate import _answer_group
+
+    budget = None if not cell.method else max(1, round(cell.ratio * base_tokens))
+    _retarget(pipeline, chain.replace("{budget}", str(budget)), budget)
+    cpu, wall = time.process_time(), time.perf_counter()
+    records = _answer_group(benchmark, pipeline, group)
+    cpu_ms = (time.process_time() - cpu) * 1000.0 / max(1, len(group))
+    wall_ms = (time.perf_counter() - wall) * 1000.0 / max(1, len(group))
+    for record in records:
+        record.update(id=f"{cell.id}|{record['id']}", cell=cell.id, method=cell.method or "none",
+                      ratio=cell.ratio, chain=pipeline.config.compress, budget=budget, base_tokens=base_tokens,
+                      cpu_ms=round(cpu_ms, 1), wall_ms=round(wall_ms, 1))
+    return records
+
+
+def run_grid(benchmark: Any, config: Any, cells: Sequence[Cell], out_dir: Path, *, overwrite: bool = False,
+             retry_errors: bool = True, progress: bool = True, num_layers: int = 24) -> list[dict[str, Any]] | None:
+    """Answer every question in every cell; ``results.jsonl`` in ``out_dir``. Rank 0 gets the merged records."""
+    from mmlong.apps.batch import check_resume_config, sidecar
+    from mmlong.config import save_yaml
+    from mmlong.distributed import init_distributed
+    from mmlong.jobs import ShardedJob
+    from mmlong.pipeline import Pipeline
+    from mmlong.progress import progress_bar
+
+    results = out_dir / "results.jsonl"
+    items = benchmark.items()
+    chains = {cell: cell_chain(cell.method, cell.ratio, num_layers) if cell.method else "" for cell in cells}
+    dist = init_distributed(config.device)
+    try:
+        config = dataclasses.replace(config, device=dist.device_for(config.device), compress="", budget=None)
+        if not overwrite:
+            check_resume_config(config, results)
+        pipeline = Pipeline(config, progress=False)
+        runnable = [c for c in cells if not _needs_in_llm(chains[c]) or getattr(pipeline.model, "supports_in_llm", 0)]
+        order = [f"{c.id}|{i.id}" for c in runnable for i in items]
+        with ShardedJob(results, dist=dist, retry_errors=retry_errors, overwrite=overwrite) as job:
+            if dist.is_main:
+                save_yaml(config, sidecar(results, ".config.yaml"))
+            groups = job.shard(items, lambda i: i.group)
+            todo = sum(1 for g in groups for c in runnable for i in g if not job.is_done(f"{c.id}|{i.id}"))
+            bar = progress_bar(total=todo, desc=f"compare rank {dist.rank}", unit="answer", enabled=progress)
+            try:
+                for group in groups:
+                    base_tokens = _base_tokens(pipeline, group)
+                    for cell in runnable:
+                        left = [i for i in group if not job.is_done(f"{cell.id}|{i.id}")]
+                        if not left:
+                            continue
+                        for record in _cell_records(benchmark, pipeline, cell, chains[cell], left, base_tokens):
+                            job.write(record)
+                        bar.update(len(left))
+            finally:
+                bar.close()
+            records = job.finish(order=order)
+    finally:
+        dist.close()
+    if records is None:
+        return None
+    wanted = set(order)
+    return [r for r in records if str(r["id"]) in wanted]
+
+
+def _needs_in_llm(chain: str) -> bool:
+    from mmlong.compressors.base import Chain
+
+    return bool(chain) and "{budget}" not in chain and bool(Chain.from_spec(chain).in_llm)
+
+
+def _base_tokens(pipeline: Any, group: Sequence[Any]) -> int:
+    """Uncompressed visual tokens of a group's video (0 when it cannot be read: its records will say why)."""
+    if group[0].missing:
+        return 0
+    _retarget(pipeline, "", None)
+    try:
+        return int(pipeline.encode(group[0].video, group[0].query).num_tokens)
+    except Exception:  # the video's own error is recorded by its cells
+        return 0
+
+
+def build_benchmark(args: argparse.Namespace) -> Any:
+    if args.benchmark == "niavh":
+        from mmlong.apps.niavh import NIAVHBenchmark
+
+        return NIAVHBenchmark(NIAVHBenchmark.Config(data=args.data, kinds=tuple(args.kinds)))
+    from mmlong.apps.mlvu import MLVUBenchmark
+
+    return MLVUBenchmark(MLVUBenchmark.Config(data=args.data, tasks=tuple(args.tasks or ()), limit=args.limit,
+                                              video_root=args.video_root))
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    from mmlong.apps.compare_cost import measure_costs
+    from mmlong.apps.compare_report import write_report
+    from mmlong.apps.evaluate import _fitted_config
+    from mmlong.planner import named_shape
+
+    benchmark = build_benchmark(args)
+    config = _fitted_config(args, benchmark)
+    cells = grid(args.methods, args.ratios)
+    out = Path(args.out).expanduser()
+    layers = named_shape(args.cost_size).layers
+    records = run_grid(benchmark, config, cells, out, overwrite=args.overwrite, retry_errors=args.retry_errors,
+                       num_layers=layers)
+    if records is None:
+        return 0
+    chains = {c: cell_chain(c.method, c.ratio, layers) if c.method else "" for c in cells}
+    costs = {}
+    if args.cost:
+        costs = measure_costs(cells, chains, out / "cost.jsonl", size=args.cost_size, frames=args.cost_frames,
+                              resolution=args.cost_resolution, overwrite=args.overwrite)
+    summary = write_report(benchmark, config, cells, records, costs, out, chains)
+    print(summary["table"])
+    print(f"\nwrote {out / 'results.jsonl'}, summary.json, results.md, pareto.png")
+    return 1 if any(r.get("error") for r in records) else 0

@@ -1,0 +1,128 @@
+"""``mmlong plan VIDEO``: what a run would see and need, before anything heavy runs.
+
+Frames, per-frame resolution and tokens (Qwen2-VL's ``min_pixels`` / ``max_pixels`` / ``total_pixels``), the
+chain's token count, and the estimated peak memory (weights, visual features, vision activations, KV cache,
+language-model activations, logits), prefill FLOPs and time, from the model's config alone
+(:mod:`mmlong.planner`, validated by ``mmlong bench plan``). With ``--budget 24GB`` it says whether the run fits
+and, if not, what would.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from mmlong.apps.options import add_pipeline_arguments, config_from_args, memory_budget
+
+EXAMPLES = """\
+examples:
+  mmlong plan video.mp4 --model ~/ckpt/Qwen2-VL-2B-Instruct --budget 24GB
+  mmlong plan video.mp4 --model 2b --sample fps:1,max_frames=256 --compress pool:auto --budget 12GB
+  mmlong plan video.mp4 --model 0.5b --sample uniform:64 --max-side 448 --compress fastv:2,0.5 --json
+"""
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("plan", help="frames, tokens, peak memory, FLOPs and time of a run, estimated",
+                                   description=__doc__.split("\n\n")[0], epilog=EXAMPLES,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("video", metavar="VIDEO", help="the video to plan for (only its metadata is read)")
+    parser.add_argument("--min-pixels", type=int, help="Qwen2-VL min_pixels per frame (default: the checkpoint's "
+                                                      "or 128*28*28)")
+    parser.add_argument("--max-pixels", type=int, help="Qwen2-VL max_pixels per frame (default: 768*28*28)")
+    parser.add_argument("--total-pixels", type=int, help="Qwen2-VL total_pixels over the whole video")
+    parser.add_argument("--tflops", type=float, help="device throughput for the time estimate (default: measured "
+                                                     "with a 0.2 s matmul on --device)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    add_pipeline_arguments(parser, default_preset="qwen2-vl")
+    parser.set_defaults(func=run)
+
+
+def _gb(value: float) -> str:
+    return f"{value / 1e9:.2f} GB"
+
+
+def plan_record(args: argparse.Namespace) -> dict[str, Any]:
+    """Everything ``mmlong plan`` prints, as one mapping."""
+    from mmlong.errors import ConfigError
+    from mmlong.fit import fitting_token_budget, plan_run, shape_for, suggestions, uses_token_budget
+    from mmlong.planner import measure_throughput, named_shape, shape_names
+    from mmlong.video import probe
+
+    named = args.model if args.model in shape_names() else None
+    if named:  # a shape name: plan for it without a checkpoint
+        args = argparse.Namespace(**{**vars(args), "model": "qwen2-vl"})
+    config = config_from_args(args)
+    found = (named_shape(named), {}) if named else shape_for(config)
+    if found is None:
+        raise ConfigError(f"the planner models native Qwen2-VL shapes; model {config.model!r} is not one "
+                          "(give --model DIR of a Qwen2-VL checkpoint, or a shape: 0.5b, 2b, 7b, tiny, small)")
+    shape, pixels = found
+    pixels = {**pixels, **{k: v for k, v in (("min_pixels", args.min_pixels), ("max_pixels", args.max_pixels)) if v}}
+    meta = probe(args.video, decoder=config.decoder)
+    throughput = args.tflops * 1e12 if args.tflops else measure_throughput(config.device)
+    budget = memory_budget(args)
+    run = plan_run(config, meta, shape, pixels, total_pixels=args.total_pixels, throughput=throughput)
+    plan, est = run.plan, run.estimate
+    record: dict[str, Any] = {
+        "video": str(args.video), "duration_s": round(float(meta.duration), 2), "model": shape.name,
+        "sample": config.sample, "frames": plan.frames, "frame_size": [plan.width, plan.height],
+        "tokens_per_frame_pair": plan.tokens_per_patch, "visual_tokens": plan.visual_tokens,
+        "compress": config.compress, "token_budget": config.budget, "tokens_after_chain": plan.compressed_tokens,
+        "chain_note": run.chain_note, "prompt_tokens": plan.prompt_tokens,
+        "mean_tokens_per_layer": round(sum(plan.layer_lengths) / len(plan.layer_lengths), 1),
+        "dtype": config.dtype, "device": config.device,
+        "memory_bytes": {"weights": est.weights, "visual_features": est.visual_features,
+                         "vision_activations": est.vision_activations, "kv_cache": est.kv_cache,
+                         "llm_activations": est.llm_activations, "logits": est.logits, "peak": est.peak},
+        "prefill_tflops": round(est.flops / 1e12, 6), "vision_tflops": round(est.vision_flops / 1e12, 6),
+        "throughput_tflops": round(throughput / 1e12, 3), "estimated_seconds": round(est.seconds or 0.0, 4),
+    }
+    if budget is not None:
+        record["memory_budget_bytes"] = budget
+        record["fits"] = est.peak <= budget
+        if not record["fits"]:
+            record["would_fit"] = suggestions(config, meta, shape, pixels, budget)
+            if config.budget is None and uses_token_budget(config.compress):
+                record["fitting_token_budget"] = fitting_token_budget(config, meta, shape, pixels, budget)
+    return record
+
+
+def run(args: argparse.Namespace) -> int:
+    record = plan_record(args)
+    if args.json:
+        print(json.dumps(record, indent=2))
+        return 0
+    mem = record["memory_bytes"]
+    width, height = record["frame_size"]
+    lines = [
+        f"{record['video']} ({record['duration_s']:g} s) on {record['model']}, {record['dtype']} {record['device']}",
+        f"  frames        {record['frames']} ({record['sample']}), each {width}x{height} px -> "
+        f"{record['tokens_per_frame_pair']} tokens per frame pair, {record['visual_tokens']} visual tokens",
+        f"  chain         {record['compress'] or 'none'}"
+        + (f" (token budget {record['token_budget']})" if record["token_budget"] else "")
+        + f" -> {record['tokens_after_chain']} visual tokens; prompt {record['prompt_tokens']} tokens, "
+          f"{record['mean_tokens_per_layer']:g} per layer on average"
+        + (f"  [{record['chain_note']}]" if record["chain_note"] else ""),
+        f"  memory        weights {_gb(mem['weights'])} + visual features {_gb(mem['visual_features'])} + "
+        f"max(vision tower {_gb(mem['vision_activations'])}, prefill: KV cache {_gb(mem['kv_cache'])} + "
+        f"activations {_gb(mem['llm_activations'])} + logits {_gb(mem['logits'])})",
+        f"  peak memory   ~{_gb(mem['peak'])}",
+        f"  compute       {record['prefill_tflops']:g} TFLOPs (vision tower {record['vision_tflops']:g}), "
+        f"~{record['estimated_seconds']:g} s at {record['throughput_tflops']:g} TFLOP/s",
+    ]
+    if "fits" in record:
+        budget = _gb(record["memory_budget_bytes"])
+        if record["fits"]:
+            lines.append(f"  budget        {budget}: fits")
+        else:
+            fixes = " or ".join(record["would_fit"]) or "nothing smaller: raise the budget"
+            lines.append(f"  budget        {budget}: does NOT fit; would fit: {fixes}")
+            if record.get("fitting_token_budget"):
+                lines.append(f"                (the chain meets a token budget: --budget "
+                             f"{record['fitting_token_budget']} fits)")
+    print("\n".join(lines))
+    sys.stdout.flush()
+    return 0

@@ -1,0 +1,216 @@
+"""Does a run fit its memory budget? The planner applied to a :class:`~mmlong.config.PipelineConfig` and a video.
+
+:func:`plan_run` turns a config and a video's metadata into the planner's :class:`~mmlong.planner.FramePlan`
+and :class:`~mmlong.planner.Estimate`: the sampler's frame count (from the metadata alone), the decoded size
+(``max_side``), the pre-LLM chain's token count (the chain run on placeholder features of the right grid,
+which costs milliseconds), and the in-LLM schedule. :func:`check_fits` refuses a run over a memory budget with
+one line saying what would fit; a chain that meets a token budget (``pool:auto``, ``tome:auto``, ``select``,
+``stream-memory``) is instead given the largest token budget that fits (:func:`fitting_token_budget`).
+Only native Qwen2-VL shapes are planned; other models are not checked (:func:`shape_for`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from mmlong.budget import format_bytes
+from mmlong.errors import ConfigError
+from mmlong.planner import (MAX_PIXELS, MIN_PIXELS, Estimate, FramePlan, ModelShape, estimate, frame_plan,
+                            layer_drops, load_shape)
+
+
+@dataclass
+class RunPlan:
+    """A config's plan for one video: the frames, the estimate, and how the chain's token count was found."""
+
+    video: str
+    shape: ModelShape
+    plan: FramePlan
+    estimate: Estimate
+    chain_note: str
+
+
+def shape_for(config: Any) -> tuple[ModelShape, dict[str, int]] | None:
+    """The model shape of a config's native Qwen2-VL model, or None for a model the planner does not model."""
+    if config.model_path:
+        from mmlong.models.hf_common import detect_family
+
+        try:
+            family = detect_family(config.model_path)
+        except Exception:  # not a checkpoint folder the adapters know: nothing to plan
+            return None
+        return load_shape(config.model_path) if family == "qwen2-vl" else None
+    if config.model == "qwen2-vl":
+        from mmlong.models.qwen2_vl import Qwen2VLAdapter
+
+        options = dict(config.model_options)
+        return load_shape(str(options.get("path") or Qwen2VLAdapter.Config.path))
+    return None
+
+
+def sampled_frames(spec: str, meta: Any) -> int:
+    """How many frames ``spec`` picks from a video with ``meta`` (from the metadata alone)."""
+    from mmlong.sampling import build_sampler
+
+    sampler = build_sampler(spec)
+    if not getattr(sampler, "needs_encoder", False):
+        return len(sampler.sample(meta).indices)
+    frames = getattr(sampler.config, "frames", None)
+    if frames is None:
+        raise ConfigError(f"--sample {spec!r}: the planner cannot tell how many frames this sampler picks")
+    return min(int(frames), int(meta.num_frames))
+
+
+def chain_tokens(spec: str, grid: tuple[int, int, int], budget: int | None) -> tuple[int | None, str]:
+    """Tokens left by the pre-LLM steps of ``spec`` on a ``(T, H, W)`` grid: run on placeholder features.
+
+    Returns ``(tokens, note)``; tokens is None when the chain needs what placeholders lack (a query, the video).
+    """
+    import torch
+
+    from mmlong.compressors.base import Chain, CompressContext
+    from mmlong.types import VisualTokens
+
+    chain = Chain.from_spec(spec)
+    if not chain.pre_llm:
+        return None, ""
+    t, h, w = grid
+    gen = torch.Generator().manual_seed(0)
+    tokens = VisualTokens.from_grid(torch.randn(t, h, w, 8, generator=gen), torch.arange(t, dtype=torch.float64))
+    try:
+        out = chain(tokens, CompressContext(budget=budget))
+    except Exception as err:  # e.g. a query-aware step without a query
+        if budget is not None:
+            return budget, f"chain not simulated ({type(err).__name__}); planned at the token budget"
+        return None, f"chain not simulated ({type(err).__name__}); planned uncompressed"
+    return out.num_tokens, "chain simulated on placeholder features"
+
+
+def plan_run(config: Any, meta: Any, shape: ModelShape, pixels: dict[str, int] | None = None, *,
+             frames: int | None = None, total_pixels: int | None = None, throughput: float | None = None,
+             budget_tokens: int | None = None) -> RunPlan:
+    """The plan of running ``config`` on the video of ``meta`` (``frames`` overrides the sampler's count)."""
+    from mmlong.compressors.base import Chain
+    from mmlong.video_base import output_size
+
+    pixels = pixels or {}
+    count = frames if frames is not None else sampled_frames(config.sample, meta)
+    width, height = output_size(int(meta.width), int(meta.height), 0, config.max_side)
+    budget = budget_tokens if budget_tokens is not None else config.budget
+    limits = dict(min_pixels=pixels.get("min_pixels", MIN_PIXELS), max_pixels=pixels.get("max_pixels", MAX_PIXELS),
+                  total_pixels=total_pixels or pixels.get("total_pixels"))
+    raw = frame_plan(shape, count, height, width, **limits)
+    chain = Chain.from_spec(config.compress)
+    temporal = raw.temporal_patches
+    side = shape.vision.patch * shape.vision.merge if shape.vision else 28
+    kept, note = chain_tokens(config.compress, (temporal, raw.height // side, raw.width // side), budget)
+    drops = layer_drops(chain.in_llm, shape.layers) if chain.in_llm else None
+    chunk = int(config.model_options.get("frames_per_batch", 16))
+    plan = frame_plan(shape, count, height, width, **limits, compressed_tokens=kept, drops=drops,
+                      chunk_frames=chunk, chain=config.compress)
+    return RunPlan(str(meta.path), shape, plan, estimate(shape, plan, config.dtype, throughput=throughput), note)
+
+
+def fitting_token_budget(config: Any, meta: Any, shape: ModelShape, pixels: dict[str, int],
+                         budget_bytes: int) -> int | None:
+    """The largest visual-token budget whose run fits ``budget_bytes`` (None when not even 1 token fits)."""
+    base = plan_run(config, meta, shape, pixels)
+    lo, hi, best = 1, base.plan.visual_tokens, None
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        plan = dataclasses.replace(base.plan, compressed_tokens=mid,
+                                   layer_lengths=tuple(mid + base.plan.text_tokens for _ in range(shape.layers)))
+        if estimate(shape, plan, config.dtype).peak <= budget_bytes:
+            best, lo = mid, mid + 1
+        else:
+            hi = mid - 1
+    return best
+
+
+def suggestions(config: Any, meta: Any, shape: ModelShape, pixels: dict[str, int], budget_bytes: int) -> list[str]:
+    """Flags that would make the run fit: fewer frames, a spatial pool after the chain, a smaller max side,
+    half-precision weights."""
+    found = []
+    if config.dtype == "float32":
+        half = dataclasses.replace(config, dtype="bfloat16")
+        if plan_run(half, meta, shape, pixels).estimate.peak <= budget_bytes:
+            found.append("--dtype bfloat16")
+    frames = plan_run(config, meta, shape, pixels).plan.frames
+    lo, hi, best = 1, frames - 1, None
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        if plan_run(config, meta, shape, pixels, frames=mid).estimate.peak <= budget_bytes:
+            best, lo = mid, mid + 1
+        else:
+            hi = mid - 1
+    if best:
+        found.append(f"--sample uniform:{best}")
+    for factor in (2, 3, 4, 6, 8):
+        chain = ",".join(s for s in (config.compress, f"pool:{factor}") if s)
+        pooled = dataclasses.replace(config, compress=chain)
+        try:
+            fits = plan_run(pooled, meta, shape, pixels).estimate.peak <= budget_bytes
+        except ConfigError:  # pool cannot follow an in-LLM step
+            break
+        if fits:
+            found.append(f"--compress {chain}")
+            break
+    for side in (336, 224, 168, 112):
+        if config.max_side and side >= config.max_side:
+            continue
+        smaller = dataclasses.replace(config, max_side=side)
+        if plan_run(smaller, meta, shape, pixels).estimate.peak <= budget_bytes:
+            found.append(f"--max-side {side}")
+            break
+    return found
+
+
+def uses_token_budget(spec: str) -> bool:
+    """True when some pre-LLM step of ``spec`` reads ``ctx.budget`` (an ``auto`` factor or an unset count)."""
+    from mmlong.compressors.base import Chain
+
+    for step in Chain.from_spec(spec).pre_llm:
+        values = step.config_dict()
+        if "auto" in values.values():
+            return True
+        if any(values.get(k, 0) is None for k in ("budget", "frames", "tokens")):
+            return True
+    return False
+
+
+def check_fits(config: Any, videos: Sequence[str], budget_bytes: int, decoder_probe: Any = None) -> Any:
+    """``config`` unchanged, or with the token budget that fits, or ConfigError: one line with what would fit.
+
+    Plans every video (metadata only) and keeps the worst. A model the planner does not model passes unchecked.
+    """
+    from mmlong.errors import MmlongError
+    from mmlong.video import probe
+
+    found = shape_for(config)
+    if found is None or not videos:
+        return config
+    shape, pixels = found
+    metas = []
+    for video in dict.fromkeys(videos):
+        try:
+            metas.append((decoder_probe or probe)(video, decoder=config.decoder))
+        except MmlongError:  # a bad video fails on its own later; the others are still checked
+            continue
+    if not metas:
+        return config
+    worst = max((plan_run(config, m, shape, pixels) for m in metas), key=lambda r: r.estimate.peak)
+    if worst.estimate.peak <= budget_bytes:
+        return config
+    meta = next(m for m in metas if str(m.path) == worst.video)
+    if config.budget is None and uses_token_budget(config.compress):
+        tokens = fitting_token_budget(config, meta, shape, pixels, budget_bytes)
+        if tokens:
+            fitted = dataclasses.replace(config, budget=tokens)
+            if all(plan_run(fitted, m, shape, pixels).estimate.peak <= budget_bytes for m in metas):
+                return fitted
+    fixes = suggestions(config, meta, shape, pixels, budget_bytes)
+    would = "; would fit: " + " or ".join(fixes) if fixes else "; nothing smaller fits: raise the budget"
+    raise ConfigError(f"needs ~{format_bytes(worst.estimate.peak)}, budget {format_bytes(budget_bytes)}{would}",
+                      worst.video)

@@ -1,0 +1,435 @@
+"""Plan a run before anything heavy loads: frames, resolution, visual tokens, peak memory, prefill FLOPs and time.
+
+An analytic model of what the native Qwen2-VL path of :class:`~mmlong.pipeline.Pipeline` allocates (Wang et al.
+2024, "Qwen2-VL"): the processor resizes every frame to multiples of 28 px within ``min_pixels`` /
+``max_pixels`` (``total_pixels`` over the whole video lowers ``max_pixels`` per frame, as qwen-vl-utils does),
+the vision tower cuts 14-px patches over 2 frames (temporal patch 2) and its merger joins 2x2 patches into one
+token, so a frame pair of ``H x W`` pixels gives ``(H/28)(W/28)`` tokens. Memory is
+
+    weights + visual features + max(vision tower on one chunk of frames, language-model prefill)
+
+where the prefill holds its inputs, the KV cache (``2 x layers x kv_heads x head_dim x tokens x bytes``), the
+largest per-layer activations (attention or MLP) and the logits it keeps. FLOPs count 2 per multiply-add of every
+linear layer and convolution plus full (non-causal) attention ``4 n^2 d``, the convention of
+``torch.utils.flop_counter`` that the validation (:mod:`mmlong.apps.plan_check`) counts against. Time is FLOPs
+over a throughput (measured with a short matmul, or given).
+
+>>> shape = named_shape("tiny")
+>>> video = frame_plan(shape, frames=8, height=224, width=224)  # below min_pixels: scaled up to 336 px
+>>> video.frames, (video.height, video.width), video.tokens_per_patch, video.visual_tokens
+(8, (336, 336), 144, 576)
+>>> est = estimate(shape, video)
+>>> est.kv_cache == 2 * 4 * 2 * 32 * est.prompt_tokens * 4
+True
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from mmlong.errors import ConfigError
+
+#: Language-model shapes: (hidden, layers, heads, kv_heads, intermediate). 0.5b/1.5b are Qwen2-0.5B/1.5B.
+LLM_SIZES = {
+    "0.5b": (896, 24, 14, 2, 4864),
+    "1.5b": (1536, 28, 12, 2, 8960),
+    "small": (256, 6, 4, 2, 1024),
+    "tiny": (128, 4, 4, 2, 256),
+}
+#: The vision tower of the random-init shapes (depth, embed_dim, heads); Qwen2-VL-2B's real one is (32, 1280, 16).
+SHAPE_VISION = {"0.5b": (1, 32, 2), "1.5b": (1, 32, 2), "small": (2, 64, 2), "tiny": (1, 32, 2)}
+SHAPE_VOCAB = 4096
+DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
+MIN_PIXELS, MAX_PIXELS = 128 * 28 * 28, 768 * 28 * 28  # Qwen2-VL video processor defaults
+TEXT_TOKENS = 60  # chat template + question: a typical multiple-choice prompt
+
+
+@dataclass(frozen=True)
+class VisionShape:
+    """A Qwen2-VL vision tower: ``depth`` blocks of width ``embed``, MLP ``mlp`` wide, then the patch merger."""
+
+    depth: int
+    embed: int
+    heads: int
+    mlp: int
+    patch: int = 14
+    merge: int = 2
+    temporal_patch: int = 2
+    channels: int = 3
+
+    @property
+    def patch_dim(self) -> int:
+        return self.channels * self.temporal_patch * self.patch * self.patch
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    """The numbers the planner needs from a model config (the language model's and its vision tower's)."""
+
+    name: str
+    hidden: int
+    layers: int
+    heads: int
+    kv_heads: int
+    ffn: int
+    vocab: int
+    head_dim: int = 0
+    tied: bool = True
+    vision: VisionShape | None = None
+
+    @property
+    def dim_head(self) -> int:
+        return self.head_dim or self.hidden // self.heads
+
+    @property
+    def kv_dim(self) -> int:
+        return self.kv_heads * self.dim_head
+
+    def llm_parameters(self) -> int:
+        h, kv, f = self.hidden, self.kv_dim, self.ffn
+        q_dim = self.heads * self.dim_head
+        per_layer = h * q_dim + q_dim + 2 * (h * kv + kv) + q_dim * h + 3 * h * f + 2 * h
+        return self.layers * per_layer + self.vocab * h * (1 if self.tied else 2) + h
+
+    def vision_parameters(self) -> int:
+        v = self.vision
+        if v is None:
+            return 0
+        e, m = v.embed, v.mlp
+        block = 4 * e + (e * 3 * e + 3 * e) + (e * e + e) + (e * m + m) + (m * e + e)
+        merged = e * v.merge**2
+        merger = 2 * e + (merged * merged + merged) + (merged * self.hidden + self.hidden)
+        return v.patch_dim * e + v.depth * block + merger
+
+
+def released_shapes() -> dict[str, ModelShape]:
+    """The released Qwen2-VL checkpoints' shapes (their config.json), for planning without a local copy."""
+    vision = VisionShape(32, 1280, 16, 5120)
+    return {
+        "2b": ModelShape("Qwen2-VL-2B", 1536, 28, 12, 2, 8960, 151936, tied=True, vision=vision),
+        "7b": ModelShape("Qwen2-VL-7B", 3584, 28, 28, 4, 18944, 152064, tied=False, vision=vision),
+    }
+
+
+def shape_names() -> list[str]:
+    return sorted(LLM_SIZES) + sorted(released_shapes())
+
+
+def named_shape(size: str) -> ModelShape:
+    """A random-init Qwen2-VL shape of :data:`LLM_SIZES` (the one ``mmlong bench prefill --size`` builds), or a
+    released checkpoint's (``2b``, ``7b``)."""
+    released = released_shapes()
+    if size in released:
+        return released[size]
+    if size not in LLM_SIZES:
+        raise ConfigError(f"unknown model shape {size!r}; shapes: {', '.join(shape_names())}")
+    hidden, layers, heads, kv_heads, ffn = LLM_SIZES[size]
+    depth, embed, vheads = SHAPE_VISION[size]
+    return ModelShape(f"qwen2-vl-{size}", hidden, layers, heads, kv_heads, ffn, SHAPE_VOCAB, tied=True,
+                      vision=VisionShape(depth, embed, vheads, 4 * embed))
+
+
+def shape_from_config(config: Mapping[str, Any], name: str = "model") -> ModelShape:
+    """From a Qwen2-VL ``config.json`` (nested ``text_config``/``vision_config`` or the older flat layout)."""
+    text = dict(config.get("text_config") or config)
+    vis = dict(config.get("vision_config") or {})
+    try:
+        hidden = int(text["hidden_size"])
+        heads = int(text["num_attention_heads"])
+        shape = ModelShape(
+            name, hidden, int(text["num_hidden_layers"]), heads, int(text.get("num_key_value_heads") or heads),
+            int(text["intermediate_size"]), int(text.get("vocab_size") or config.get("vocab_size")),
+            head_dim=int(text.get("head_dim") or hidden // heads),
+            tied=bool(config.get("tie_word_embeddings", text.get("tie_word_embeddings", False))),
+        )
+    except (KeyError, TypeError, ValueError) as err:
+        raise ConfigError(f"model config lacks a language-model setting ({err})", name) from err
+    if vis:
+        embed = int(vis.get("embed_dim") or vis.get("hidden_size"))
+        vision = VisionShape(int(vis.get("depth") or vis.get("num_hidden_layers")), embed,
+                             int(vis.get("num_heads") or vis.get("num_attention_heads")),
+                             int(vis.get("intermediate_size") or embed * float(vis.get("mlp_ratio", 4))),
+                             int(vis.get("patch_size", 14)), int(vis.get("spatial_merge_size", 2)),
+                             int(vis.get("temporal_patch_size", 2)), int(vis.get("in_channels", 3)))
+        shape = replace(shape, vision=vision)
+    return shape
+
+
+def load_shape(model: str) -> tuple[ModelShape, dict[str, int]]:
+    """A shape and the processor's pixel limits from a checkpoint folder, a named shape (``0.5b``, ``2b``) or
+    a released checkpoint id (``Qwen/Qwen2-VL-2B-Instruct``)."""
+    folder = Path(model).expanduser()
+    if not folder.is_dir():
+        name = model.lower().rsplit("/", 1)[-1].removeprefix("qwen2-vl-").removesuffix("-instruct")
+        return named_shape(name), {}
+    path = folder / "config.json"
+    try:
+        config = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise ConfigError(f"cannot read config.json ({err})", str(folder)) from err
+    if config.get("model_type") not in ("qwen2_vl", "qwen2_5_vl"):
+        raise ConfigError(f"the planner knows Qwen2-VL shapes; this is {config.get('model_type')!r}", str(folder))
+    return shape_from_config(config, str(folder)), processor_pixels(folder)
+
+
+def processor_pixels(folder: Path) -> dict[str, int]:
+    """``min_pixels`` / ``max_pixels`` (and ``total_pixels`` when the processor caps a whole video) from a
+    checkpoint's ``processor_config.json`` (its ``video_processor``), ``video_preprocessor_config.json`` or
+    ``preprocessor_config.json``, when they set them."""
+    for name in ("processor_config.json", "video_preprocessor_config.json", "preprocessor_config.json"):
+        try:
+            data = json.loads((folder / name).read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        data = data.get("video_processor", data) if name == "processor_config.json" else data
+        size = data.get("size") or {}
+        found = {"min_pixels": data.get("min_pixels") or size.get("shortest_edge"),
+                 "max_pixels": data.get("max_pixels") or size.get("longest_edge")}
+        if data.get("cap_pixels_per_frame"):  # transformers' qwen-vl-utils cap: 90 % of max_video_tokens
+            side = int(data.get("patch_size", 14)) * int(data.get("merge_size", 2))
+            found["total_pixels"] = int(0.9 * int(data.get("max_video_tokens", 128000)) * side * side)
+        found = {k: int(v) for k, v in found.items() if v}
+        if found:
+            return found
+    return {}
+
+
+# ---------------------------------------------------------------------------------------------- frames
+def smart_resize(height: int, width: int, factor: int = 28, min_pixels: int = MIN_PIXELS,
+                 max_pixels: int = MAX_PIXELS) -> tuple[int, int]:
+    """Qwen2-VL's resize: sides rounded to multiples of ``factor``, area within ``[min_pixels, max_pixels]``.
+
+    >>> smart_resize(252, 448), smart_resize(1080, 1920)
+    ((252, 448), (560, 1008))
+    """
+    h_bar, w_bar = round(height / factor) * factor, round(width / factor) * factor
+    if h_bar * w_bar > max_pixels:
+        beta = math.sqrt(height * width / max_pixels)
+        h_bar = max(factor, math.floor(height / beta / factor) * factor)
+        w_bar = max(factor, math.floor(width / beta / factor) * factor)
+    elif h_bar * w_bar < min_pixels:
+        beta = math.sqrt(min_pixels / (height * width))
+        h_bar, w_bar = math.ceil(height * beta / factor) * factor, math.ceil(width * beta / factor) * factor
+    return int(h_bar), int(w_bar)
+
+
+def frame_pixels_cap(frames: int, min_pixels: int, max_pixels: int, total_pixels: int | None,
+                     temporal_patch: int = 2) -> int:
+    """Per-frame ``max_pixels`` under a video-wide ``total_pixels`` (qwen-vl-utils: a frame pair shares it)."""
+    if not total_pixels:
+        return max_pixels
+    return int(max(min(max_pixels, total_pixels / max(1, frames) * temporal_patch), min_pixels * 1.05))
+
+
+@dataclass(frozen=True)
+class FramePlan:
+    """What the model sees: ``frames`` frames resized to ``height x width``; tokens before and after the chain.
+
+    ``layer_lengths``: the prompt length at every decoder layer (in-LLM pruning shortens the later ones).
+    """
+
+    frames: int
+    height: int
+    width: int
+    tokens_per_patch: int
+    temporal_patches: int
+    visual_tokens: int
+    compressed_tokens: int
+    text_tokens: int
+    layer_lengths: tuple[int, ...]
+    chunk_frames: int = 16
+    chain: str = ""
+
+    @property
+    def prompt_tokens(self) -> int:
+        return self.compressed_tokens + self.text_tokens
+
+
+def frame_plan(shape: ModelShape, frames: int, height: int, width: int, *, min_pixels: int = MIN_PIXELS,
+               max_pixels: int = MAX_PIXELS, total_pixels: int | None = None, compressed_tokens: int | None = None,
+               drops: Mapping[int, float] | None = None, text_tokens: int = TEXT_TOKENS, chunk_frames: int = 16,
+               chain: str = "") -> FramePlan:
+    """Frames of ``height x width`` (after decoding) through the processor, the tower and the chain.
+
+    ``compressed_tokens``: visual tokens after the pre-LLM chain (default: all). ``drops``: in-LLM pruning as
+    ``{layer: fraction of the visual tokens left that is dropped there}`` (FastV / PyramidDrop schedules).
+    """
+    vision = shape.vision or VisionShape(0, 0, 1, 0)
+    cap = frame_pixels_cap(frames, min_pixels, max_pixels, total_pixels, vision.temporal_patch)
+    factor = vision.patch * vision.merge
+    h, w = smart_resize(height, width, factor, min(min_pixels, cap), cap)
+    per_patch = (h // factor) * (w // factor)
+    temporal = math.ceil(frames / vision.temporal_patch)
+    visual = temporal * per_patch
+    kept = visual if compressed_tokens is None else int(compressed_tokens)
+    lengths, left = [], kept
+    for layer in range(shape.layers):
+        if drops and layer in drops:
+            left = left - int(left * float(drops[layer]))
+        lengths.append(left + text_tokens)
+    return FramePlan(frames, h, w, per_patch, temporal, visual, kept, text_tokens, tuple(lengths),
+                     chunk_frames, chain)
+
+
+# ---------------------------------------------------------------------------------------------- estimates
+@dataclass
+class Estimate:
+    """Bytes of each part of the peak, FLOPs, and seconds at ``throughput`` FLOP/s."""
+
+    weights: int
+    visual_features: int
+    vision_activations: int
+    kv_cache: int
+    llm_activations: int
+    logits: int
+    prompt_tokens: int
+    vision_flops: float
+    llm_flops: float
+    throughput: float | None = None
+    parts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def peak(self) -> int:
+        prefill = self.kv_cache + self.llm_activations + self.logits
+        return self.weights + self.visual_features + max(self.vision_activations, prefill)
+
+    @property
+    def flops(self) -> float:
+        return self.vision_flops + self.llm_flops
+
+    @property
+    def seconds(self) -> float | None:
+        return self.flops / self.throughput if self.throughput else None
+
+
+def vision_chunk_bytes(shape: ModelShape, frames: int, height: int, width: int, dtype_bytes: int) -> int:
+    """Peak bytes of turning one chunk of ``frames`` frames into visual features (processor, then tower).
+
+    With ``P`` patches of ``patch_dim`` values (``P x patch_dim`` is the chunk's ``T x H x W x 3``): the
+    processor holds the resized uint8 frames and three float32 copies (normalised, patch layout, contiguous):
+    ``13 P patch_dim`` bytes. The tower holds the float32 pixels (and their cast when the model is not float32)
+    plus, per patch, its largest block step: the MLP (input, normed input, ``fc1`` and its activation,
+    ``2 E + 2 M``) or the attention (``6 E``), float32 rotated q/k (``2 E``) and the rotary table, then the
+    merger's ``P/4 x 4E`` three times.
+    """
+    v = shape.vision
+    if v is None or frames == 0:
+        return 0
+    patches = math.ceil(frames / v.temporal_patch) * (height // v.patch) * (width // v.patch)
+    processor = 13 * patches * v.patch_dim
+    pixels = patches * v.patch_dim * (4 + (dtype_bytes if dtype_bytes != 4 else 0))
+    block = max(2 * v.embed + 2 * v.mlp, 6 * v.embed) * dtype_bytes + 2 * v.embed * 4
+    rotary = 2 * (v.embed // v.heads) * 4
+    merger = 3 * v.embed * dtype_bytes + shape.hidden * dtype_bytes // v.merge**2
+    tower = pixels + patches * (block + rotary + v.embed * dtype_bytes + merger)
+    return max(processor, tower)
+
+
+def llm_layer_bytes(shape: ModelShape, length: int, dtype_bytes: int) -> int:
+    """Largest activations of one decoder layer over ``length`` tokens (sdpa, GQA keys repeated to all heads).
+
+    MLP: residual, normed input, the activated gate, up and their product: ``L x (2 h + 3 f)``. Attention:
+    residual, normed input, q, rotated q, k/v repeated to every head, output: ``L x 7 h``; RMSNorm works in
+    float32 (``L x h`` twice).
+    """
+    h = shape.hidden
+    mlp = 2 * h + 3 * shape.ffn
+    attention = 7 * h
+    return length * (max(mlp, attention) * dtype_bytes + 2 * h * 4)
+
+
+def llm_layer_flops(length: int, hidden: int, q_dim: int, kv_dim: int, ffn: int, causal: bool = False) -> float:
+    """One decoder layer over ``length`` tokens: projections and MLP (2 per multiply-add) plus attention.
+
+    ``q_dim`` / ``kv_dim``: query and key/value widths (heads x head_dim). Attention is ``QK^T`` and ``AV``:
+    ``4 n^2 q_dim`` in full (what ``torch.utils.flop_counter`` counts), half of it when ``causal`` (what a
+    causal kernel needs).
+    """
+    h = hidden
+    per_token = 2 * (h * (q_dim + 2 * kv_dim) + q_dim * h + 3 * h * ffn)
+    attention = 4 * length * length * q_dim
+    return float(length * per_token + (attention / 2 if causal else attention))
+
+
+def vision_flops(shape: ModelShape, frames: int, height: int, width: int, chunk_frames: int) -> float:
+    """The tower on every chunk: patch convolution, blocks (attention within each frame pair) and the merger."""
+    v = shape.vision
+    if v is None or frames == 0:
+        return 0.0
+    per_pair = (height // v.patch) * (width // v.patch)
+    pairs = math.ceil(frames / v.temporal_patch)
+    patches = pairs * per_pair
+    e, m = v.embed, v.mlp
+    merged = e * v.merge**2
+    linear = 2 * patches * (v.patch_dim * e + v.depth * (4 * e * e + 2 * e * m))
+    attention = v.depth * pairs * 4 * per_pair * per_pair * e
+    merger = 2 * (patches // v.merge**2) * (merged * merged + merged * shape.hidden)
+    return float(linear + attention + merger)
+
+
+def estimate(shape: ModelShape, plan: FramePlan, dtype: str = "float32", logits_kept: int = 1,
+             throughput: float | None = None) -> Estimate:
+    """The analytic peak memory and FLOPs of sampling -> vision tower (chunked) -> prefill for ``plan``."""
+    b = DTYPE_BYTES.get(dtype)
+    if b is None:
+        raise ConfigError(f"unknown dtype {dtype!r}; dtypes: {', '.join(DTYPE_BYTES)}")
+    weights = (shape.llm_parameters() + shape.vision_parameters()) * b
+    chunk = min(plan.frames, max(1, plan.chunk_frames))
+    vision_act = vision_chunk_bytes(shape, chunk, plan.height, plan.width, b)
+    features = plan.visual_tokens * shape.hidden * 4 + plan.compressed_tokens * shape.hidden * 4  # float32 on host
+    lengths = plan.layer_lengths or (plan.prompt_tokens,)
+    kv = 2 * shape.kv_dim * b * sum(lengths)
+    embeds = plan.prompt_tokens * shape.hidden * b * 2  # spliced prompt and the hidden state it becomes
+    rotary = 3 * 2 * plan.prompt_tokens * shape.dim_head * 4
+    activations = embeds + rotary + llm_layer_bytes(shape, max(lengths), b)
+    logits = logits_kept * shape.vocab * (b + 4)
+    q_dim = shape.heads * shape.dim_head
+    llm = sum(llm_layer_flops(n, shape.hidden, q_dim, shape.kv_dim, shape.ffn) for n in lengths)
+    llm += 2.0 * logits_kept * shape.hidden * shape.vocab
+    vis = vision_flops(shape, plan.frames, plan.height, plan.width, plan.chunk_frames)
+    return Estimate(weights, features, vision_act, kv, activations, logits, plan.prompt_tokens, vis, llm,
+                    throughput)
+
+
+def measure_throughput(device: str = "cpu", seconds: float = 0.2) -> float:
+    """FLOP/s of a float32 matmul on ``device`` (a short, cheap probe; the planner's time is flops / this)."""
+    import time
+
+    import torch
+
+    n = 512
+    a = torch.randn(n, n, device=device)
+    count, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds or count < 2:
+        a @ a
+        count += 1
+    if str(device).startswith("cuda"):
+        torch.cuda.synchronize()
+    return 2.0 * n**3 * count / (time.perf_counter() - start)
+
+
+def fit_frames(shape: ModelShape, plan_for: Any, budget_bytes: int, dtype: str, most: int) -> int | None:
+    """The most frames ``n <= most`` (a multiple of the temporal patch) whose plan fits ``budget_bytes``."""
+    step = shape.vision.temporal_patch if shape.vision else 1
+    lo, hi, best = 1, max(1, most // step), None
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        if estimate(shape, plan_for(mid * step), dtype).peak <= budget_bytes:
+            best, lo = mid * step, mid + 1
+        else:
+            hi = mid - 1
+    return best
+
+
+def layer_drops(steps: Sequence[Any], num_layers: int) -> dict[int, float]:
+    """The joint in-LLM schedule ``{layer: drop fraction}`` of FastV / PyramidDrop-like steps (``schedule()``)."""
+    drops: dict[int, float] = {}
+    for step in steps:
+        for layer, ratio in step.schedule(num_layers).items():
+            kept = (1 - drops.get(layer, 0.0)) * (1 - float(ratio))
+            drops[layer] = 1 - kept
+    return drops
