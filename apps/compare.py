@@ -170,7 +170,7 @@ def _cell_records(benchmark: Any, pipeline: Any, cell: Cell, chain: str, group: 
     for record in records:
         record.update(id=f"{cell.id}|{record['id']}", cell=cell.id, method=cell.method or "none",
                       ratio=cell.ratio, chain=pipeline.config.compress, budget=budget, base_tokens=base_tokens,
-                      cpu_ms=round(cpu_ms, 1), wall_ms=round(wall_ms, 1))
+                      in_llm=bool(pipeline.chain.in_llm), cpu_ms=round(cpu_ms, 1), wall_ms=round(wall_ms, 1))
     return records
 
 

@@ -60,7 +60,7 @@ def measure_cell(model: Any, shape: Any, tokens: Any, chain_spec: str, ratio: fl
     return {
         "budget": budget, "visual_tokens": result["visual_tokens"],
         "mean_visual_tokens": round(sum(lengths) / len(lengths) - text, 1),
-        "prefill_tflops": round(flops / 1e12, 4), "prefill_ms": round(result["ms"], 1),
+        "prefill_flops": int(flops), "prefill_tflops": round(flops / 1e12, 6), "prefill_ms": round(result["ms"], 1),
         "prefill_cpu_ms": round(result["cpu_ms"], 1), "pre_llm_cpu_ms": round(pre_llm_cpu_ms, 1),
         "kv_cache_bytes": int(round(result["kv_cache_mb"] * 2**20)), "peak_bytes": int(weights + peak),
     }

@@ -18,8 +18,8 @@ def cell_summary(benchmark: Any, cell: Any, records: Sequence[Mapping[str, Any]]
     """Accuracy, tokens, budget and time of one cell's records, and its prefill cost record."""
     mine = [r for r in records if r.get("cell") == cell.id]
     scored = [r for r in mine if not r.get("error")]
-    within = [r["visual_tokens"] <= r["budget"] for r in scored
-              if r.get("budget") is not None and r.get("visual_tokens") is not None]
+    within = [r["visual_tokens"] <= r["budget"] for r in scored  # in-LLM cells prune after the prompt: see cost
+              if r.get("budget") is not None and r.get("visual_tokens") is not None and not r.get("in_llm")]
     row: dict[str, Any] = {
         "cell": cell.id, "method": cell.method or "none", "ratio": cell.ratio,
         "chain": mine[0]["chain"] if mine else chain,

@@ -306,7 +306,8 @@ class Estimate:
         return self.flops / self.throughput if self.throughput else None
 
 
-def vision_chunk_bytes(shape: ModelShape, frames: int, height: int, width: int, dtype_bytes: int) -> int:
+def vision_chunk_bytes(shape: ModelShape, frames: int, height: int, width: int, dtype_bytes: int,
+                       previous_chunk: bool = False) -> int:
     """Peak bytes of turning one chunk of ``frames`` frames into visual features (processor, then tower).
 
     With ``P`` patches of ``patch_dim`` values (``P x patch_dim`` is the chunk's ``T x H x W x 3``): the
@@ -314,13 +315,14 @@ def vision_chunk_bytes(shape: ModelShape, frames: int, height: int, width: int, 
     ``13 P patch_dim`` bytes. The tower holds the float32 pixels (and their cast when the model is not float32)
     plus, per patch, its largest block step: the MLP (input, normed input, ``fc1`` and its activation,
     ``2 E + 2 M``) or the attention (``6 E``), float32 rotated q/k (``2 E``) and the rotary table, then the
-    merger's ``P/4 x 4E`` three times.
+    merger's ``P/4 x 4E`` three times. ``previous_chunk``: a chunk after the first, while the previous chunk's
+    float32 pixels are still referenced (the adapter's loop rebinds them only when the processor returns).
     """
     v = shape.vision
     if v is None or frames == 0:
         return 0
     patches = math.ceil(frames / v.temporal_patch) * (height // v.patch) * (width // v.patch)
-    processor = 13 * patches * v.patch_dim
+    processor = (13 + (4 if previous_chunk else 0)) * patches * v.patch_dim
     pixels = patches * v.patch_dim * (4 + (dtype_bytes if dtype_bytes != 4 else 0))
     block = max(2 * v.embed + 2 * v.mlp, 6 * v.embed) * dtype_bytes + 2 * v.embed * 4
     rotary = 2 * (v.embed // v.heads) * 4
@@ -379,7 +381,7 @@ def estimate(shape: ModelShape, plan: FramePlan, dtype: str = "float32", logits_
         raise ConfigError(f"unknown dtype {dtype!r}; dtypes: {', '.join(DTYPE_BYTES)}")
     weights = (shape.llm_parameters() + shape.vision_parameters()) * b
     chunk = min(plan.frames, max(1, plan.chunk_frames))
-    vision_act = vision_chunk_bytes(shape, chunk, plan.height, plan.width, b)
+    vision_act = vision_chunk_bytes(shape, chunk, plan.height, plan.width, b, previous_chunk=plan.frames > chunk)
     features = plan.visual_tokens * shape.hidden * 4 + plan.compressed_tokens * shape.hidden * 4  # float32 on host
     lengths = plan.layer_lengths or (plan.prompt_tokens,)
     kv = 2 * shape.kv_dim * b * sum(lengths)
