@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from mmlong.apps.scoring import markdown_table
 
@@ -86,7 +87,7 @@ def draw_pareto(rows: Sequence[Mapping[str, Any]], path: Path, cost_shape: str) 
     if not usable:
         return None
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    for ax, (key, label) in zip(axes, axes_of):
+    for ax, (key, label) in zip(axes, axes_of, strict=True):
         points = []
         for method in dict.fromkeys(r["method"] for r in usable):
             xs, ys = [], []
@@ -97,7 +98,7 @@ def draw_pareto(rows: Sequence[Mapping[str, Any]], path: Path, cost_shape: str) 
                     ys.append(100 * r["accuracy"])
             if not xs:
                 continue
-            points += list(zip(xs, ys))
+            points += list(zip(xs, ys, strict=True))
             style = dict(marker="*", markersize=13, linestyle="none") if method == "none" else dict(marker="o")
             ax.plot(xs, ys, label=method, **style)
         front = pareto_front(points)
@@ -120,6 +121,7 @@ def write_report(benchmark: Any, config: Any, cells: Sequence[Any], records: Seq
                  chains: Mapping[Any, str] | None = None) -> dict[str, Any]:
     """``summary.json``, ``results.md`` and ``pareto.png`` in ``out``; returns the summary (with ``table``)."""
     from mmlong.apps.options import dump_json
+
     from mmlong.config import save_yaml
 
     chains = chains or {}

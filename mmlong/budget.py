@@ -15,7 +15,7 @@ Budget(tokens=2048, bytes=None)
 >>> parse_budget("12XB")
 Traceback (most recent call last):
 ...
-mmlong.budget.BudgetError: --budget '12XB': unknown unit 'XB'; write a token count (2048) or a memory size (12GB, 512MiB)
+mmlong.budget.BudgetError: --budget '12XB': unknown unit 'XB'; write a token count (2048) or a memory size ...
 """
 
 from __future__ import annotations

@@ -12,13 +12,23 @@ Only native Qwen2-VL shapes are planned; other models are not checked (:func:`sh
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from mmlong.budget import format_bytes
 from mmlong.errors import ConfigError
-from mmlong.planner import (MAX_PIXELS, MIN_PIXELS, Estimate, FramePlan, ModelShape, estimate, frame_plan,
-                            layer_drops, load_shape)
+from mmlong.planner import (
+    MAX_PIXELS,
+    MIN_PIXELS,
+    Estimate,
+    FramePlan,
+    ModelShape,
+    estimate,
+    frame_plan,
+    layer_drops,
+    load_shape,
+)
 
 
 @dataclass
