@@ -179,7 +179,6 @@ def run_grid(benchmark: Any, config: Any, cells: Sequence[Cell], out_dir: Path, 
              retry_errors: bool = True, progress: bool = True, num_layers: int = 24) -> list[dict[str, Any]] | None:
     """Answer every question in every cell; ``results.jsonl`` in ``out_dir``. Rank 0 gets the merged records."""
     from mmlong.apps.batch import check_resume_config, sidecar
-
     from mmlong.config import save_yaml
     from mmlong.distributed import init_distributed
     from mmlong.jobs import ShardedJob
@@ -256,7 +255,6 @@ def run_compare(args: argparse.Namespace) -> int:
     from mmlong.apps.compare_cost import measure_costs
     from mmlong.apps.compare_report import write_report
     from mmlong.apps.evaluate import _fitted_config
-
     from mmlong.planner import named_shape
 
     benchmark = build_benchmark(args)

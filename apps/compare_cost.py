@@ -21,6 +21,7 @@ from typing import Any
 def _peak_prefill(model: Any, tokens: Any, in_llm: Sequence[Any]) -> tuple[dict[str, Any], int]:
     """One prefill and its peak bytes above what was alive before (tensor accounting on CPU)."""
     import torch
+
     from mmlong.apps.bench_prefill import prefill
     from mmlong.apps.plan_check import LiveTensorPeak
 
@@ -39,8 +40,8 @@ def _peak_prefill(model: Any, tokens: Any, in_llm: Sequence[Any]) -> tuple[dict[
 def measure_cell(model: Any, shape: Any, tokens: Any, chain_spec: str, ratio: float) -> dict[str, Any]:
     """Cost of one cell: its chain on ``tokens`` at budget ``ratio x`` their count, then the prefill."""
     import torch
-    from mmlong.compressors.base import Chain, CompressContext
 
+    from mmlong.compressors.base import Chain, CompressContext
     from mmlong.planner import llm_layer_flops
 
     dtype = next(model.parameters()).dtype
@@ -71,7 +72,6 @@ def measure_costs(cells: Sequence[Any], chains: Mapping[Any, str], path: Path, *
                   overwrite: bool = False, progress: bool = True) -> dict[str, dict[str, Any]]:
     """``{cell id: cost record}`` for every cell, measuring only those not yet in ``path`` (a result log)."""
     from mmlong.apps.batch import describe_error
-
     from mmlong.jobs import ResultLog
     from mmlong.progress import progress_bar
 
@@ -79,7 +79,6 @@ def measure_costs(cells: Sequence[Any], chains: Mapping[Any, str], path: Path, *
         todo = [c for c in cells if c.id not in log]
         if todo:
             from mmlong.apps.bench_prefill import build_model, prefill, visual_tokens
-
             from mmlong.planner import named_shape
 
             shape = named_shape(size)

@@ -121,7 +121,6 @@ def write_report(benchmark: Any, config: Any, cells: Sequence[Any], records: Seq
                  chains: Mapping[Any, str] | None = None) -> dict[str, Any]:
     """``summary.json``, ``results.md`` and ``pareto.png`` in ``out``; returns the summary (with ``table``)."""
     from mmlong.apps.options import dump_json
-
     from mmlong.config import save_yaml
 
     chains = chains or {}

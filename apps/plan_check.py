@@ -143,9 +143,10 @@ def adapter_for(size: str, device: str, dtype: str) -> Any:
     """A Qwen2-VL adapter holding the random-init model of ``size`` and the stock video processor."""
     from types import SimpleNamespace
 
+    from transformers import Qwen2VLVideoProcessor
+
     from mmlong.apps.bench_prefill import build_model
     from mmlong.models.qwen2_vl import Qwen2VLAdapter
-    from transformers import Qwen2VLVideoProcessor
 
     model = build_model(size, device, dtype, seed=0)
     processor = SimpleNamespace(video_processor=Qwen2VLVideoProcessor(cap_pixels_per_frame=False))
@@ -156,6 +157,7 @@ def adapter_for(size: str, device: str, dtype: str) -> Any:
 def measure(adapter: Any, frames: int, side: int, dtype: str) -> dict[str, Any]:
     """Peak bytes and counted FLOPs of encoding ``frames`` frames of ``side`` px and prefilling them."""
     import torch
+
     from mmlong.apps.bench_prefill import prefill
 
     model = adapter.model
@@ -188,7 +190,6 @@ def check(sizes: Sequence[str], frame_counts: Sequence[int], side: int, dtype: s
           device: str = "cpu") -> list[dict[str, Any]]:
     """One row per (shape, frames): measured and estimated peak and FLOPs, and their ratios."""
     from mmlong.apps.bench_prefill import TEXT_AFTER, TEXT_BEFORE
-
     from mmlong.planner import estimate, frame_plan, named_shape
 
     rows = []

@@ -45,7 +45,7 @@ class RunPlan:
 def shape_for(config: Any) -> tuple[ModelShape, dict[str, int]] | None:
     """The model shape of a config's native Qwen2-VL model, or None for a model the planner does not model."""
     if config.model_path:
-        from mmlong.models.hf_common import detect_family
+        from mmlong.models.loading import detect_family
 
         try:
             family = detect_family(config.model_path)
@@ -103,7 +103,7 @@ def plan_run(config: Any, meta: Any, shape: ModelShape, pixels: dict[str, int] |
              budget_tokens: int | None = None) -> RunPlan:
     """The plan of running ``config`` on the video of ``meta`` (``frames`` overrides the sampler's count)."""
     from mmlong.compressors.base import Chain
-    from mmlong.video_base import output_size
+    from mmlong.video.base import output_size
 
     pixels = pixels or {}
     count = frames if frames is not None else sampled_frames(config.sample, meta)

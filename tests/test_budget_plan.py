@@ -87,7 +87,6 @@ def test_kv_cache_formula():
 
 def test_parameter_counts_match_built_models():
     from mmlong.apps.bench_prefill import build_model
-
     from mmlong.planner import named_shape
 
     for size in ("tiny", "small"):
@@ -118,6 +117,7 @@ def test_estimates_are_within_15_percent_of_measured_memory_and_10_of_counted_fl
 
 def test_live_tensor_peak_sees_a_temporary():
     import torch
+
     from mmlong.apps.plan_check import LiveTensorPeak
 
     x = torch.ones(256, 256)
@@ -129,6 +129,7 @@ def test_live_tensor_peak_sees_a_temporary():
 
 def test_counted_flops_include_cpu_attention():
     import torch
+
     from mmlong.apps.plan_check import counted_flops
 
     q = torch.randn(1, 2, 32, 16)
@@ -185,9 +186,8 @@ def test_pool_in_the_chain_is_simulated(qwen_dir, clip, capsys):
 
 
 def test_ask_refuses_a_run_over_its_memory_budget_before_loading(qwen_dir, clip, capsys, monkeypatch):
-    from mmlong.apps.cli import main
-
     import mmlong.pipeline
+    from mmlong.apps.cli import main
 
     def no_pipeline(*args, **kwargs):
         raise AssertionError("the pipeline was built for a run that cannot fit")

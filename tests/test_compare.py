@@ -38,7 +38,6 @@ def test_in_llm_cells_keep_the_ratio_on_average_over_layers(ratio):
 
 def test_bad_ratio_is_refused():
     from mmlong.apps.compare import grid
-
     from mmlong.errors import ConfigError
 
     with pytest.raises(ConfigError, match="retention ratio"):
@@ -50,7 +49,6 @@ def test_bad_ratio_is_refused():
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     from mmlong.apps.niavh_make import MakeConfig, make_niavh
-
     from tests.vlm_fixtures import build_qwen2_vl, save_checkpoint
 
     root = tmp_path_factory.mktemp("compare")
