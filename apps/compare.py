@@ -254,11 +254,11 @@ def build_benchmark(args: argparse.Namespace) -> Any:
 def run_compare(args: argparse.Namespace) -> int:
     from mmlong.apps.compare_cost import measure_costs
     from mmlong.apps.compare_report import write_report
-    from mmlong.apps.evaluate import _fitted_config
+    from mmlong.apps.evaluate import fitted_config
     from mmlong.planner import named_shape
 
     benchmark = build_benchmark(args)
-    config = _fitted_config(args, benchmark)
+    config = fitted_config(args, benchmark)
     cells = grid(args.methods, args.ratios)
     out = Path(args.out).expanduser()
     layers = named_shape(args.cost_size).layers

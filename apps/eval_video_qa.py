@@ -51,10 +51,10 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def _config_with_subtitles(args: argparse.Namespace, bench) -> object:
-    from mmlong.apps.options import config_from_args
+    from mmlong.apps.evaluate import fitted_config
     from mmlong.errors import ConfigError
 
-    config = config_from_args(args)
+    config = fitted_config(args, bench)
     if not args.with_subtitles:
         if str(getattr(config, "subtitles", "none")).lower() not in ("", "none"):
             raise ConfigError("--subtitles is set by the benchmark: use --with-subtitles (and --subtitles-fallback)")

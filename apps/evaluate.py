@@ -240,7 +240,7 @@ def print_summary(benchmark: Any, summary: Mapping[str, Any] | None, out: str) -
     return 1 if summary.get("errors", {}).get("count") else 0
 
 
-def _fitted_config(args: argparse.Namespace, bench: Any) -> Any:
+def fitted_config(args: argparse.Namespace, bench: Any) -> Any:
     """The pipeline flags' config, checked against ``--budget SIZE`` on the benchmark's videos."""
     videos = [item.video for item in bench.items() if item.video and not item.missing]
     return fit_memory_budget(args, config_from_args(args), videos)
@@ -251,7 +251,7 @@ def run_mlvu(args: argparse.Namespace) -> int:
 
     bench = MLVUBenchmark(MLVUBenchmark.Config(data=args.data, tasks=tuple(args.tasks or ()), limit=args.limit,
                                               video_root=args.video_root, split=args.split))
-    summary = run_benchmark(bench, _fitted_config(args, bench), args.out, args.overwrite, args.retry_errors)
+    summary = run_benchmark(bench, fitted_config(args, bench), args.out, args.overwrite, args.retry_errors)
     return print_summary(bench, summary, args.out)
 
 
@@ -259,7 +259,7 @@ def run_niavh(args: argparse.Namespace) -> int:
     from mmlong.apps.niavh import NIAVHBenchmark
 
     bench = NIAVHBenchmark(NIAVHBenchmark.Config(data=args.data, kinds=tuple(args.kinds)))
-    summary = run_benchmark(bench, _fitted_config(args, bench), args.out, args.overwrite, args.retry_errors)
+    summary = run_benchmark(bench, fitted_config(args, bench), args.out, args.overwrite, args.retry_errors)
     return print_summary(bench, summary, args.out)
 
 
