@@ -52,6 +52,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     make.add_argument("--codec", default="libx264", help="FFmpeg encoder (default: libx264)")
     make.add_argument("--preset", default="ultrafast", help="encoder preset (default: ultrafast)")
     make.add_argument("--crf", type=int, default=30, help="quality, lower is better (default: 30)")
+    make.add_argument("--text", action="append", default=[], metavar="SECONDS=SENTENCE",
+                      help="show SENTENCE as a text card from SECONDS on (repeatable; for `mmlong bench experts`)")
+    make.add_argument("--speech", action="append", default=[], metavar="SECONDS=SENTENCE",
+                      help="speak SENTENCE (espeak-ng) at SECONDS in an audio track (repeatable)")
+    make.add_argument("--moment-seconds", type=float, default=3.0,
+                      help="how long each --text card is shown (default: 3)")
     make.set_defaults(func=run_make_video)
 
 
@@ -171,8 +177,16 @@ def run_make_video(args: argparse.Namespace) -> int:
     count = int(round(args.minutes * 60 * args.fps))
     start = time.perf_counter()
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    write_video(args.out, numbered_frames(count, width, height), args.fps, codec=args.codec,
-                preset=args.preset, crf=args.crf)
+    frames = numbered_frames(count, width, height)
+    audio = None
+    if args.text or args.speech:
+        from mmlong.apps.bench_experts import parse_moment, speech_track, with_text_moments
+
+        frames = with_text_moments(frames, [parse_moment(t) for t in args.text], args.fps, args.moment_seconds,
+                                   width, height)
+        if args.speech:
+            audio = (speech_track([parse_moment(t) for t in args.speech], args.minutes * 60), 16000)
+    write_video(args.out, frames, args.fps, codec=args.codec, preset=args.preset, crf=args.crf, audio=audio)
     seconds = time.perf_counter() - start
     print(f"wrote {args.out}: {count} frames, {width}x{height} at {args.fps:g} fps "
           f"({args.minutes:g} min) in {seconds:.1f} s")

@@ -84,7 +84,9 @@ def config_from_args(args: argparse.Namespace, **extra: Any) -> PipelineConfig:
         # a native VLM checkpoint sees through its own vision tower unless told otherwise
         from dataclasses import replace
 
-        cfg = replace(cfg, encoder="native", model="auto" if cfg.model == "socratic" else cfg.model)
+        # ... and reads the frames itself: the offline preset's OCR/ASR lines only when asked for (--experts)
+        experts = cfg.experts if getattr(args, "experts", None) else ""
+        cfg = replace(cfg, encoder="native", model="auto" if cfg.model == "socratic" else cfg.model, experts=experts)
     return cfg
 
 

@@ -347,7 +347,7 @@ class Pipeline:
 
     def ask_many(self, video: str, queries: Sequence[Query]) -> list[Answer]:
         """Answer several questions about one video, sharing its decoded and encoded frames."""
-        model = self.model  # fail early on a bad model before decoding anything
+        model = self.model  # fail early on a bad model (or expert, subtitle file) before decoding anything
         self._check_experts(model)
         shared = self.encode(video) if self._shares_encoding() else None
         lines, expert_steps = self.timed_text(video)

@@ -221,3 +221,14 @@ def test_ask_reads_the_screen_notes_the_missing_audio_and_hits_the_expert_cache(
     assert '00:04\u201300:05 [text] "The secret word is banana."' in first.details["transcript"]
     assert "00:00 [note] no audio track" in first.details["transcript"]
     assert second.details["transcript"] == first.details["transcript"]
+
+
+def test_edge_density_tells_text_from_flat_graphics_and_keeps_footage():
+    from mmlong.experts.ocr import edge_density
+    from mmlong.videowrite import numbered_frame
+
+    flat = [edge_density(numbered_frame(i * 25, 160, 90)) for i in range(4)]
+    text = [edge_density(render_text(s, 160, 90)) for s in ("The secret word is banana.", "EXIT")]
+    photos = [edge_density(fit_frame(sample_image(p), 160, 90)) for p in ("coffee", "chelsea", "rocket")]
+    assert max(flat) < 0.02 and min(text) > 0.09 and min(photos) > 0.05
+    assert edge_density(caption("coffee", "Meet me", 640, 360)) > 0.1  # measured on the frame scaled to 160 px

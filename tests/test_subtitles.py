@@ -89,3 +89,28 @@ def test_socratic_transcript_interleaves_expert_lines_by_time():
     assert len(transcript) == 2 and transcript.features().shape == (2, 2)  # relevance still sees visual lines
     bare = build_transcript(tokens, OneHotHead().classify, OneHotHead.class_names)
     assert "[text]" not in transcript_context(bare) and "written on screen" not in transcript_context(bare)
+
+
+def test_cli_subtitles_file_reaches_a_native_model(tmp_path, capsys):
+    from tests.media import make_test_video
+    from tests.vlm_fixtures import cli_ask, save_checkpoint
+
+    model, processor = build_smolvlm(num_layers=2)
+    path = save_checkpoint(model, processor, tmp_path / "smol")
+    video = make_test_video(tmp_path / "clip.mp4", num_frames=30, fps=10, size=(96, 64))
+    srt = tmp_path / "clip.srt"
+    srt.write_text("1\n00:00:01,000 --> 00:00:02,000\nThe password is pineapple.\n")
+    flags = ("--sample", "uniform:3", "--config", str(tmp_path / "p.yaml"))
+    (tmp_path / "p.yaml").write_text("model_options:\n  max_new_tokens: 2\n")
+    code, plain, _ = cli_ask(capsys, video, "what is the password?", path, *flags)
+    assert code == 0 and not [s for s in plain["stages"] if s["name"].startswith("expert:")]  # off for native
+    code, subtitled, _ = cli_ask(capsys, video, "what is the password?", path, *flags, "--subtitles", str(srt))
+    assert code == 0 and [s["name"] for s in subtitled["stages"] if s["name"].startswith("expert:")] == [
+        "expert:subtitles"]
+    block = subtitle_context([TimedText(1.0, 2.0, "subtitle", "The password is pineapple.")], [0.0, 1.5, 3.0])
+    added = len(processor.tokenizer.encode(block, add_special_tokens=False))
+    assert added <= subtitled["details"]["prompt_tokens"] - plain["details"]["prompt_tokens"] <= added + 3
+    bad = tmp_path / "bad.srt"
+    bad.write_text("nothing here\n")
+    code, _, err = cli_ask(capsys, video, "q", path, *flags, "--subtitles", str(bad))
+    assert code == 2 and err.count("\n") == 1 and "bad.srt: not a subtitle file: no subtitle cues" in err

@@ -57,6 +57,9 @@ def build_experts(experts: str, subtitles: str = "none") -> list[Expert]:
         raise ConfigError("subtitle file not found; pass --subtitles asr, none, an existing .srt/.vtt file or a "
                           "folder of <video name>.srt files (DIR, or DIR+asr to transcribe videos without one)",
                           str(path))
+    from mmlong.experts.subtitle_file import read_subtitles
+
+    read_subtitles(path)  # a bad file fails here, before any model loads
     return [*built, EXPERTS.create("subtitles", path=str(path))]
 
 
