@@ -169,7 +169,8 @@ class TextExpert(Expert):
 
     @dataclass
     class Config:
-        """fps / max_frames: the scan (the ``fps`` sampler); max_side: decode size (longer side, px);
+        """fps / max_frames: the scan (the ``fps`` sampler: one frame a second, spread thinner past half an
+        hour; a frame every 2 s still lands on every 2 s caption); max_side: decode size (longer side, px);
         det_side: detector input (longer side, px); rec_text_height: frames are upscaled (up to 4x) for
         recognition until the median text box is this tall (px); change_threshold: grey difference (0-1) of a
         thumbnail cell from which a frame or a text region counts as changed; min_edge_density: frames under
@@ -179,7 +180,7 @@ class TextExpert(Expert):
         gain nothing from more, while idle threads spin; 0: onnxruntime's default)."""
 
         fps: float = 1.0
-        max_frames: int = 3600
+        max_frames: int = 1800
         max_side: int = 640
         det_side: int = 320
         rec_text_height: int = 30
