@@ -225,7 +225,7 @@ def test_ask_reads_the_screen_notes_the_missing_audio_and_hits_the_expert_cache(
 
 def test_edge_density_tells_text_from_flat_graphics_and_keeps_footage():
     from mmlong.experts.ocr import edge_density
-    from mmlong.videowrite import numbered_frame
+    from mmlong.video.write import numbered_frame
 
     flat = [edge_density(numbered_frame(i * 25, 160, 90)) for i in range(4)]
     text = [edge_density(render_text(s, 160, 90)) for s in ("The secret word is banana.", "EXIT")]
