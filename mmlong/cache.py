@@ -152,12 +152,16 @@ class FeatureCache:
     ``--no-cache``) misses on every ``get`` and ignores ``put``.
     """
 
+    #: file name ending of an entry, and the folder under ``cache_root()`` entries go to by default
+    suffix = SUFFIX
+    folder = "features"
+
     def __init__(self, root: str | os.PathLike[str] | None = None, enabled: bool = True) -> None:
-        self.root = Path(root).expanduser() if root is not None else cache_root() / "features"
+        self.root = Path(root).expanduser() if root is not None else cache_root() / self.folder
         self.enabled = enabled
 
     def __repr__(self) -> str:
-        return f"FeatureCache(root={str(self.root)!r}, enabled={self.enabled})"
+        return f"{type(self).__name__}(root={str(self.root)!r}, enabled={self.enabled})"
 
     # ------------------------------------------------------------------ keys
     def key(
@@ -180,7 +184,7 @@ class FeatureCache:
     def path_of(self, key: str) -> Path:
         if not key or any(c in key for c in "/\\."):
             raise ValueError(f"invalid cache key {key!r}")
-        return self.root / key[:2] / f"{key}{SUFFIX}"
+        return self.root / key[:2] / f"{key}{self.suffix}"
 
     # ------------------------------------------------------------------ read / write
     def get(self, key: str) -> VisualTokens | None:
@@ -226,7 +230,7 @@ class FeatureCache:
 
     # ------------------------------------------------------------------ housekeeping
     def _entries(self) -> list[Path]:
-        return sorted(self.root.glob(f"*/*{SUFFIX}")) if self.root.is_dir() else []
+        return sorted(self.root.glob(f"*/*{self.suffix}")) if self.root.is_dir() else []
 
     def count(self) -> int:
         """Number of stored entries."""

@@ -351,7 +351,8 @@ class Pipeline:
         self._check_experts(model)
         shared = self.encode(video) if self._shares_encoding() else None
         lines, expert_steps = self.timed_text(video)
-        load_steps = tuple(expert_steps) + self.load_model()
+        expert_steps = tuple(expert_steps)  # every answer shows the experts whose lines it read
+        load_steps = self.load_model()
         extra = {"timed_text": lines} if getattr(model, "reads_timed_text", False) else {}
         answers = []
         for query in queries:
@@ -361,7 +362,7 @@ class Pipeline:
             model_ms = (time.perf_counter() - start) * 1000.0
             model_step = Step("model", {"name": getattr(model, "name", self.config.model)}, tokens.num_tokens, 0,
                               model_ms, {"peak_rss_mb": round(peak_rss_mb(), 1)})
-            steps = tokens.provenance + load_steps + (model_step,)
+            steps = tokens.provenance + expert_steps + load_steps + (model_step,)
             load_steps = ()
             answer.stages = [s.to_dict() for s in steps] + answer.stages
             answer.config = self.config.to_dict()

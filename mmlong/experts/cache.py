@@ -1,7 +1,8 @@
 """On-disk cache of expert outputs, so a second question about a video runs no OCR or speech recognition again.
 
 One JSON file per (video content, expert cache id), written atomically with the feature cache's
-:func:`~mmlong.cache.atomic_write`. The key reuses the feature cache's cheap video fingerprint. A damaged entry
+:func:`~mmlong.cache.atomic_write`; the folder layout, counting and clearing are the feature cache's
+(:class:`~mmlong.cache.FeatureCache`), and the key reuses its cheap video fingerprint. A damaged entry
 (bad JSON, wrong shape, checksum mismatch) is deleted with a warning and misses, so the next run rebuilds it.
 
 >>> import tempfile
@@ -20,38 +21,27 @@ import hashlib
 import json
 import logging
 import os
-from pathlib import Path
 
-from mmlong.cache import atomic_write, cache_root, video_fingerprint
+from mmlong.cache import FeatureCache, atomic_write, video_fingerprint
 from mmlong.experts.base import ExpertOutput
 
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
-SUFFIX = ".json"
 
 
-class ExpertCache:
+class ExpertCache(FeatureCache):
     """Expert outputs under ``root`` (default ``cache_root() / "experts"``); disabled: every get misses."""
 
-    def __init__(self, root: str | os.PathLike[str] | None = None, enabled: bool = True) -> None:
-        self.root = Path(root).expanduser() if root is not None else cache_root() / "experts"
-        self.enabled = enabled
+    suffix = ".json"
+    folder = "experts"
 
-    def __repr__(self) -> str:
-        return f"ExpertCache(root={str(self.root)!r}, enabled={self.enabled})"
-
-    def key(self, video_path: str | os.PathLike[str], expert_cache_id: str) -> str:
+    def key(self, video_path: str | os.PathLike[str], expert_cache_id: str) -> str:  # type: ignore[override]
         """A 32-hex-digit key of (video content, expert + config + weights)."""
         parts = {"video": video_fingerprint(video_path), "expert": expert_cache_id, "version": FORMAT_VERSION}
         return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
 
-    def path_of(self, key: str) -> Path:
-        if not key or any(c in key for c in "/\\."):
-            raise ValueError(f"invalid cache key {key!r}")
-        return self.root / key[:2] / f"{key}{SUFFIX}"
-
-    def get(self, key: str) -> ExpertOutput | None:
+    def get(self, key: str) -> ExpertOutput | None:  # type: ignore[override]
         if not self.enabled:
             return None
         path = self.path_of(key)
@@ -69,7 +59,7 @@ class ExpertCache:
             path.unlink(missing_ok=True)
             return None
 
-    def put(self, key: str, output: ExpertOutput) -> bool:
+    def put(self, key: str, output: ExpertOutput) -> bool:  # type: ignore[override]
         """Store ``output`` atomically; False (with a warning) when the disk refuses."""
         if not self.enabled:
             return False
@@ -81,9 +71,6 @@ class ExpertCache:
         except OSError as err:
             log.warning("could not write expert cache entry %s (%s); continuing without it", key, err)
             return False
-
-    def count(self) -> int:
-        return len(list(self.root.glob(f"*/*{SUFFIX}"))) if self.root.is_dir() else 0
 
 
 def _checksum(text: str) -> str:
