@@ -89,7 +89,8 @@ def measure(video: str, experts: str) -> dict[str, Any]:
         run_cpu = total_cpu - load_cpu
         report["experts"][expert.name] = {
             "lines": [line.to_dict() for line in output.lines], "stats": dict(output.stats),
-            "cpu_s": round(total_cpu, 2), "load_cpu_s": round(load_cpu, 2), "wall_s": round(time.perf_counter() - wall, 2),
+            "cpu_s": round(total_cpu, 2), "load_cpu_s": round(load_cpu, 2),
+            "wall_s": round(time.perf_counter() - wall, 2),
             "cpu_s_per_hour": round(run_cpu / hours, 1),
         }
     return report
