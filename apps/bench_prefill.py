@@ -114,8 +114,8 @@ def prefill(model: Any, tokens: Any, in_llm: list[Any], seed: int) -> dict[str, 
     """One prefill of ``tokens`` between two text runs; returns ms, per-layer lengths and KV cache MB."""
     import torch
 
-    from mmlong.compressors.v2pe import as_position_ids, mrope_positions
-    from mmlong.models.decoding import decoder_layers, greedy_decode
+    from mmlong.models.decoding import decoder_layers, greedy_decode, language_model
+    from mmlong.models.positions import as_position_ids, mrope_positions
     from mmlong.models.prompt_inputs import splice_embeddings
     from mmlong.models.qwen2_vl import mrope_offsets
 
@@ -137,7 +137,8 @@ def prefill(model: Any, tokens: Any, in_llm: list[Any], seed: int) -> dict[str, 
         if in_llm:
             from mmlong.compressors.llm_pruning import InLLMPruning
 
-            with InLLMPruning(layers, in_llm, visual_mask) as pruning:
+            lm = language_model(model)
+            with InLLMPruning(layers, in_llm, visual_mask, rotary=lm.rotary_emb, position_ids=position_ids) as pruning:
                 result = greedy_decode(model, embeds, position_ids, max_new_tokens=0)
             lengths = pruning.observed
         else:

@@ -1,20 +1,30 @@
 """In-LLM visual token pruning on an unmodified transformers decoder.
 
 - FastV: Chen et al. 2024, "An Image is Worth 1/2 Tokens After Layer 2: Plug-and-Play Inference Acceleration
-  for Large Vision-Language Models" (ECCV 2024). At layer K, drop the fraction R of visual tokens that the last
-  instruction token attends to least.
+  for Large Vision-Language Models" (ECCV 2024); reference: official pkunlp-icler/FastV ``modeling_llama.py``.
+  Layer ``K-1``'s attention of the last prompt token (averaged over heads) ranks the visual tokens; before
+  layer ``K`` only the ``round(N * (1 - R))`` most attended stay. Kept tokens keep their original positions
+  (the official ``position_ids = keep_indexs``).
 - PyramidDrop: Xing et al. 2024, "PyramidDrop: Accelerating Your Large Vision-Language Models via Pyramid
-  Visual Redundancy Reduction". At each stage boundary (paper: layers 8, 16, 24 of 32) keep a fraction
-  (paper: lambda = 0.5) of the visual tokens left, ranked the same way.
+  Visual Redundancy Reduction" (CVPR 2025); reference: official Cooperx521/PyramidDrop
+  ``modeling_llama_pdrop.py``. Before each stage boundary layer ``b_s`` (paper: 8, 16, 24 of 32) the
+  boundary layer's own attention of the last instruction token ranks the visual tokens left and
+  ``int(N * lambda ** s)`` of the prompt's ``N`` stay (lambda = ``1 - ratio``, paper 0.5). After each drop the
+  positions are renumbered to ``arange(new_len)`` and, while decoding, each layer's new-token position is
+  shifted down by the visual tokens dropped before it, as the official code does.
 
 Both are :class:`~mmlong.compressors.base.Compressor` subclasses with ``stage = "in_llm"``; a model adapter runs
 them through :class:`InLLMPruning`, a context manager that installs forward pre-hooks (``with_kwargs=True``) on
-the decoder layers and removes them on exit. At a pruning layer the hook recomputes, from that layer's input
+the decoder layers and removes them on exit. The ranking layer's hook recomputes, from that layer's input
 hidden states, the query of the last prompt token and the keys of all tokens (``input_layernorm`` + ``q_proj`` /
 ``k_proj`` + the layer's RoPE from ``position_embeddings``), so no eager attention weights are needed and SDPA or
-FlashAttention keep working. Kept tokens keep their original positions: the hooks slice ``position_embeddings``,
-``position_ids``, ``cache_position`` and 4-D masks with the same row index. Each layer's KV cache then holds its
-own length; during decoding the hooks pick each layer's own mask columns.
+FlashAttention keep working. The hooks slice ``position_embeddings``, ``position_ids`` and 4-D masks with the
+kept row index (or recompute ``position_embeddings`` with the model's rotary embedding after renumbering). Each
+layer's KV cache then holds its own length; during decoding the hooks pick each layer's own mask columns.
+
+Deviations: renumbering needs 1-D positions; with Qwen2-VL's 3-D M-RoPE (whose text positions after a video do
+not count its tokens, so dropping leaves no gap to close) PyramidDrop keeps the original positions. Renumbered
+positions are ``first position + arange(new_len)``, so V2PE's fractional steps are gone after the first stage.
 
 ``ratio`` is the fraction of visual tokens *dropped* at each pruning layer, for both (so ``ratio = 0`` is the
 unpruned model; PyramidDrop's paper lambda is ``1 - ratio``).
@@ -22,9 +32,8 @@ unpruned model; PyramidDrop's paper lambda is ``1 - ratio``).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 import torch
 
@@ -34,38 +43,46 @@ from mmlong.types import VisualTokens
 
 
 # ---------------------------------------------------------------------------------------------- schedules
-def kept_count(num_visual: int, drop: float) -> int:
-    """Visual tokens left after dropping the fraction ``drop`` of ``num_visual``.
+@dataclass(frozen=True)
+class Drop:
+    """One pruning point: before ``layer`` only ``keep`` visual rows stay, ranked by ``score_layer``'s attention
+    (FastV: ``layer - 1``; PyramidDrop: ``layer``); ``renumber``: positions become ``arange`` afterwards."""
 
-    >>> kept_count(100, 0.5), kept_count(7, 0.5), kept_count(10, 0.0)
-    (50, 4, 10)
+    layer: int
+    score_layer: int
+    keep: int
+    renumber: bool = False
+
+
+def fastv_keep(num_visual: int, ratio: float) -> int:
+    """Visual tokens FastV keeps: ``round(N * (1 - R))`` (official ``topk(round(...))``).
+
+    >>> fastv_keep(100, 0.5), fastv_keep(7, 0.5), fastv_keep(10, 0.0), fastv_keep(5, 0.75)
+    (50, 4, 10, 1)
     """
-    return num_visual - int(math.floor(num_visual * drop))
+    return int(round(num_visual * (1.0 - ratio)))
 
 
-def merge_schedules(schedules: Iterable[dict[int, float]]) -> dict[int, float]:
-    """Combine per-layer drop fractions; two drops at one layer compose (keep = product of keeps).
+def pyramid_keep(num_visual: int, ratio: float, stage: int) -> int:
+    """Visual tokens PyramidDrop keeps after stage ``stage`` (1-based): ``int(N * (1 - ratio) ** stage)``.
 
-    >>> merge_schedules([{2: 0.5}, {2: 0.5, 4: 0.25}])
-    {2: 0.75, 4: 0.25}
+    >>> [pyramid_keep(576, 0.5, s) for s in (1, 2, 3)], pyramid_keep(7, 0.5, 1)
+    ([288, 144, 72], 3)
     """
-    keep: dict[int, float] = {}
-    for schedule in schedules:
-        for layer, drop in schedule.items():
-            keep[layer] = keep.get(layer, 1.0) * (1.0 - drop)
-    return {layer: 1.0 - k for layer, k in sorted(keep.items())}
+    return int(num_visual * (1.0 - ratio) ** stage)
 
 
-def planned_lengths(num_layers: int, schedule: dict[int, float], num_text: int, num_visual: int) -> list[int]:
-    """Sequence length each decoder layer processes during prefill under ``schedule``.
+def planned_lengths(num_layers: int, drops: Sequence[Drop], num_text: int, num_visual: int) -> list[int]:
+    """Sequence length each decoder layer processes during prefill under ``drops``.
 
-    >>> planned_lengths(4, {1: 0.5, 3: 0.5}, num_text=3, num_visual=8)
+    >>> planned_lengths(4, [Drop(1, 1, 4), Drop(3, 3, 2)], num_text=3, num_visual=8)
     [11, 7, 7, 5]
     """
     lengths, visual = [], num_visual
     for layer in range(num_layers):
-        if layer in schedule:
-            visual = kept_count(visual, schedule[layer])
+        for drop in drops:
+            if drop.layer == layer:
+                visual = min(visual, drop.keep)
         lengths.append(num_text + visual)
     return lengths
 
@@ -78,8 +95,8 @@ def _check_ratio(name: str, ratio: float) -> None:
 class _InLLMCompressor(Compressor):
     stage = "in_llm"
 
-    def schedule(self, num_layers: int) -> dict[int, float]:
-        """``{layer index: fraction of the visual tokens left that this layer drops}``."""
+    def drops(self, num_layers: int, num_visual: int) -> list[Drop]:
+        """The pruning points for a model of ``num_layers`` layers and a prompt of ``num_visual`` visual rows."""
         raise NotImplementedError
 
     def compress(self, tokens: VisualTokens, ctx: CompressContext) -> VisualTokens:
@@ -90,7 +107,8 @@ class _InLLMCompressor(Compressor):
 
 
 class FastV(_InLLMCompressor):
-    """``fastv:K,R``: at layer ``k`` drop the fraction ``ratio`` of visual tokens least attended by the last token."""
+    """``fastv:K,R``: before layer ``k`` drop the fraction ``ratio`` of visual tokens least attended by the last
+    token at layer ``k - 1``."""
 
     name = "fastv"
 
@@ -105,14 +123,16 @@ class FastV(_InLLMCompressor):
         if self.config.k < 1:
             raise ConfigError(f"fastv: k must be >= 1 (layers before k see every token), got {self.config.k}")
 
-    def schedule(self, num_layers: int) -> dict[int, float]:
-        if self.config.k >= num_layers:
-            raise ConfigError(f"fastv: k={self.config.k} but the language model has {num_layers} layers")
-        return {self.config.k: self.config.ratio}
+    def drops(self, num_layers: int, num_visual: int) -> list[Drop]:
+        k = self.config.k
+        if k >= num_layers:
+            raise ConfigError(f"fastv: k={k} but the language model has {num_layers} layers")
+        return [Drop(k, k - 1, fastv_keep(num_visual, self.config.ratio))]
 
 
 class PyramidDrop(_InLLMCompressor):
-    """``pyramiddrop[:RATIO[,layers=8/16/24]]``: drop ``ratio`` of the visual tokens left at each boundary.
+    """``pyramiddrop[:RATIO[,layers=8/16/24]]``: drop ``ratio`` of the visual tokens left at each boundary,
+    renumbering positions after each drop.
 
     Default boundaries: 1/4, 1/2 and 3/4 of the depth (layers 8, 16, 24 of a 32-layer model).
     """
@@ -136,8 +156,9 @@ class PyramidDrop(_InLLMCompressor):
             return layers
         return tuple(sorted({max(1, num_layers * q // 4) for q in (1, 2, 3)}))
 
-    def schedule(self, num_layers: int) -> dict[int, float]:
-        return {layer: self.config.ratio for layer in self.boundaries(num_layers)}
+    def drops(self, num_layers: int, num_visual: int) -> list[Drop]:
+        return [Drop(layer, layer, pyramid_keep(num_visual, self.config.ratio, stage), renumber=True)
+                for stage, layer in enumerate(self.boundaries(num_layers), start=1)]
 
 
 # ---------------------------------------------------------------------------------------------- scoring
@@ -204,32 +225,46 @@ def _slice_rows(key: str, value: Any, index: torch.Tensor, length: int) -> Any:
 class InLLMPruning:
     """Context manager running in-LLM compressors on a decoder's layers for one prompt.
 
-    layers: the language model's decoder layers; steps: in-LLM compressors (each has ``schedule(n)``);
-    visual_mask: bool ``[L]`` marking the prompt's visual rows. The first forward whose length is ``L`` is the
-    prefill; later forwards are decode steps. ``planned`` and ``observed`` give the per-layer prefill lengths.
+    layers: the language model's decoder layers; steps: in-LLM compressors (each has ``drops(n, N)``);
+    visual_mask: bool ``[L]`` marking the prompt's visual rows; rotary: the language model's rotary embedding
+    module (``rotary(x, position_ids) -> (cos, sin)``) and position_ids: the prompt's (``[1, L]`` or
+    ``[3, 1, L]``), both needed to renumber positions (1-D only). The first forward whose length is ``L`` is the
+    prefill; later forwards are decode steps. ``planned`` and ``observed`` give the per-layer prefill lengths;
+    ``kept_by_drop`` the prompt rows kept at each drop.
 
     >>> # with InLLMPruning(decoder_layers(model), [FastV()], prompt.visual_mask) as pruning: ...
     """
 
-    def __init__(self, layers: Sequence[torch.nn.Module], steps: Sequence[Any], visual_mask: torch.Tensor) -> None:
+    def __init__(self, layers: Sequence[torch.nn.Module], steps: Sequence[Any], visual_mask: torch.Tensor,
+                 rotary: torch.nn.Module | None = None, position_ids: torch.Tensor | None = None) -> None:
         self.layers = list(layers)
         self.steps = list(steps)
         self.visual_mask = visual_mask.bool().cpu()
         self.length = int(self.visual_mask.shape[0])
         num_visual = int(self.visual_mask.sum())
-        self.schedule = merge_schedules(step.schedule(len(self.layers)) for step in self.steps)
-        self.planned = planned_lengths(len(self.layers), self.schedule, self.length - num_visual, num_visual)
+        drops = [d for step in self.steps for d in step.drops(len(self.layers), num_visual)]
+        self.drops = sorted(drops, key=lambda d: d.layer)
+        self.rotary = rotary
+        one_d = position_ids is not None and position_ids.ndim == 2
+        self.prompt_positions = position_ids.reshape(-1).cpu() if one_d else None
+        self.renumbers = self.prompt_positions is not None and rotary is not None
+        self.schedule = {d.layer: d.keep for d in self.drops}
+        self.planned = planned_lengths(len(self.layers), self.drops, self.length - num_visual, num_visual)
         self.observed: list[int] = []
+        self.kept_by_drop: list[torch.Tensor] = []
         self._handles: list[Any] = []
         self._keep: torch.Tensor | None = None
+        self._positions: torch.Tensor | None = None  # renumbered 1-D positions of the current rows, or None
+        self._scores: dict[int, torch.Tensor] = {}
         self._kept_by_layer: list[torch.Tensor | None] = []
+        self._shift_by_layer: list[int] = []
         self._prefilled = False
         self._prefilling = False
 
     # ------------------------------------------------------------------ context
     def __enter__(self) -> "InLLMPruning":
-        self.observed, self._kept_by_layer, self._prefilled = [], [None] * len(self.layers), False
-        self._keep = None
+        self.observed, self.kept_by_drop, self._prefilled, self._keep = [], [], False, None
+        self._kept_by_layer, self._shift_by_layer = [None] * len(self.layers), [0] * len(self.layers)
         for index, layer in enumerate(self.layers):
             hook = self._make_hook(index)
             self._handles.append(layer.register_forward_pre_hook(hook, with_kwargs=True))
@@ -242,7 +277,8 @@ class InLLMPruning:
 
     def summary(self) -> dict[str, Any]:
         return {
-            "schedule": {str(k): round(v, 4) for k, v in self.schedule.items()},
+            "drops": [{"layer": d.layer, "scored_at": d.score_layer, "keep": d.keep, "renumber": d.renumber}
+                      for d in self.drops],
             "planned_lengths": list(self.planned),
             "observed_lengths": list(self.observed),
         }
@@ -262,58 +298,96 @@ class InLLMPruning:
                 self._prefilling = not self._prefilled and hidden.shape[1] == self.length
                 if self._prefilling:
                     self._keep, self._prefilled, self.observed = torch.arange(self.length), True, []
+                    self._positions, self._scores, self.kept_by_drop = None, {}, []
             if self._prefilling:
                 self._prefilling = index != last
                 return self._prefill(index, module, args, kwargs, hidden)
-            return args, self._decode_kwargs(index, kwargs)
+            return args, self._decode_kwargs(index, hidden, kwargs)
 
         return hook
 
     def _prefill(self, index: int, module: torch.nn.Module, args: tuple, kwargs: dict, hidden: torch.Tensor):
-        keep = self._keep
-        if index in self.schedule:
-            local = self._select(index, module, hidden, self._sliced(kwargs, keep))
+        for drop in (d for d in self.drops if d.layer == index):
+            scores = self._scores.pop(id(drop), None)
+            if scores is None:  # ranked by this layer's own attention
+                scores = self._attention(index, module, hidden, kwargs)
+            local = self._select(drop, scores)
             if local.shape[0] != hidden.shape[1]:
                 hidden = hidden.index_select(1, local.to(hidden.device))
-                keep = keep[local]
-                self._keep = keep
-        self._kept_by_layer[index] = keep
+                self._keep = self._keep[local]
+                if self._positions is not None:
+                    self._positions = self._positions[local]
+                if drop.renumber and self.renumbers:
+                    first = self.prompt_positions[0]
+                    self._positions = first + torch.arange(hidden.shape[1], dtype=self.prompt_positions.dtype)
+            self.kept_by_drop.append(self._keep)
+        for drop in (d for d in self.drops if d.score_layer == index and d.layer > index):
+            self._scores[id(drop)] = self._attention(index, module, hidden, kwargs)  # FastV: layer K-1
+        self._kept_by_layer[index] = self._keep
+        self._shift_by_layer[index] = 0 if self._positions is None else int(self.length - self._keep.shape[0])
         self.observed.append(int(hidden.shape[1]))
-        kwargs = self._sliced(kwargs, keep)
+        kwargs = self._layer_kwargs(kwargs, hidden)
         if args:
             args = (hidden,) + tuple(args[1:])
         else:
             kwargs["hidden_states"] = hidden
         return args, kwargs
 
-    def _sliced(self, kwargs: dict, keep: torch.Tensor) -> dict:
+    def _layer_kwargs(self, kwargs: dict, hidden: torch.Tensor) -> dict:
+        """The layer's keyword arguments for the current rows (sliced, or with renumbered positions)."""
+        keep = self._keep
         if keep.shape[0] == self.length:
             return dict(kwargs)
-        return {key: _slice_rows(key, value, keep, self.length) for key, value in kwargs.items()}
+        out = {key: _slice_rows(key, value, keep, self.length) for key, value in kwargs.items()}
+        if self._positions is not None:
+            out.update(self._rotated(kwargs, hidden, self._positions.unsqueeze(0)))
+        return out
 
-    def _select(self, index: int, layer: torch.nn.Module, hidden: torch.Tensor, kwargs: dict) -> torch.Tensor:
-        """Local rows (into the current sequence) kept at ``layer``: all text rows + the top visual rows."""
-        visual = self.visual_mask[self._keep]
-        num_visual = int(visual.sum())
-        keep_visual = kept_count(num_visual, self.schedule[index])
-        if keep_visual == num_visual:
-            return torch.arange(hidden.shape[1])
-        position_embeddings = kwargs.get("position_embeddings")
+    def _rotated(self, kwargs: dict, hidden: torch.Tensor, positions: torch.Tensor) -> dict:
+        """``position_ids`` and ``position_embeddings`` recomputed for 1-D ``positions [1, n]``."""
+        original = kwargs.get("position_ids")
+        dtype = original.dtype if isinstance(original, torch.Tensor) else positions.dtype
+        ids = positions.to(device=hidden.device, dtype=dtype)
+        with torch.no_grad():
+            cos, sin = self.rotary(hidden, ids)
+        out: dict[str, Any] = {"position_embeddings": (cos, sin)}
+        if isinstance(original, torch.Tensor):
+            out["position_ids"] = ids
+        return out
+
+    def _attention(self, index: int, layer: torch.nn.Module, hidden: torch.Tensor, kwargs: dict) -> torch.Tensor:
+        """Head-averaged attention ``[L_now]`` of the last row to every current row at ``layer``."""
+        position_embeddings = self._layer_kwargs(kwargs, hidden).get("position_embeddings")
         if position_embeddings is None:
             raise ConfigError(f"in-LLM pruning: layer {index} gets no position_embeddings; this model is unsupported")
         with torch.no_grad():
-            scores = last_token_attention(layer, hidden, position_embeddings).cpu()
+            return last_token_attention(layer, hidden, position_embeddings).cpu()
+
+    def _select(self, drop: Drop, scores: torch.Tensor) -> torch.Tensor:
+        """Local rows (into the current sequence) kept: all text rows + the ``drop.keep`` top visual rows."""
+        visual = self.visual_mask[self._keep]
         visual_rows = visual.nonzero().flatten()
+        keep_visual = min(drop.keep, visual_rows.shape[0])
+        if keep_visual == visual_rows.shape[0]:
+            return torch.arange(visual.shape[0])
         top = visual_rows[scores[visual_rows].topk(keep_visual).indices]
         return torch.cat([(~visual).nonzero().flatten(), top]).sort().values
 
-    def _decode_kwargs(self, index: int, kwargs: dict) -> dict:
-        """During decoding give each layer the mask columns of its own cache (kept prompt rows + new tokens)."""
+    def _decode_kwargs(self, index: int, hidden: torch.Tensor, kwargs: dict) -> dict:
+        """During decoding give each layer the mask columns of its own cache (kept prompt rows + new tokens) and,
+        after renumbering, new-token positions shifted down by the rows dropped before this layer."""
         kept = self._kept_by_layer[index] if self._kept_by_layer else None
+        if kept is None or kept.shape[0] == self.length:
+            return kwargs
+        out = dict(kwargs)
         mask = kwargs.get("attention_mask")
-        if kept is None or kept.shape[0] == self.length or not isinstance(mask, torch.Tensor) or mask.ndim != 4:
-            return kwargs
-        if mask.shape[-1] <= self.length:
-            return kwargs
-        columns = torch.cat([kept, torch.arange(self.length, mask.shape[-1])]).to(mask.device)
-        return {**kwargs, "attention_mask": mask.index_select(-1, columns)}
+        if isinstance(mask, torch.Tensor) and mask.ndim == 4 and mask.shape[-1] > self.length:
+            columns = torch.cat([kept, torch.arange(self.length, mask.shape[-1])]).to(mask.device)
+            out["attention_mask"] = mask.index_select(-1, columns)
+        shift = self._shift_by_layer[index]
+        if shift:
+            ids = kwargs.get("position_ids")
+            if not isinstance(ids, torch.Tensor):
+                raise ConfigError("pyramiddrop: this model gives its layers no position_ids to shift while decoding")
+            out.update(self._rotated(kwargs, hidden, ids.reshape(1, -1) - shift))
+        return out

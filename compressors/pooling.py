@@ -105,7 +105,9 @@ def spatial_pool(tokens: VisualTokens, factor: int, mode: str = "avg") -> Visual
 def temporal_pool(tokens: VisualTokens, factor: int) -> VisualTokens:
     """Average the same (row, column) cell over ``factor`` adjacent frames still present.
 
-    ``[N, D]`` -> ``[N', D]``; the t position becomes the index of the frame group (grid T = number of groups).
+    ``[N, D]`` -> ``[N', D]``; a pooled token's t position is that of the group's first frame, in the units the
+    encoder gave (so a Qwen2-VL token pooled over temporal patches 2 and 3 sits at patch 2, not at group 1);
+    the grid's T becomes the number of groups.
     """
     if factor == 1 or tokens.num_tokens == 0:
         return tokens
@@ -114,7 +116,9 @@ def temporal_pool(tokens: VisualTokens, factor: int) -> VisualTokens:
     cells = cell_groups(group, tokens.positions, 1)
     merged = tokens.merge(cells)
     positions = merged.positions.clone()
-    positions[:, 0] = group[torch.tensor(_first_members(cells))].float()
+    first_t = torch.full((int(cells.max()) + 1,), float("inf"), dtype=tokens.positions.dtype)
+    first_t = first_t.scatter_reduce(0, cells, tokens.positions[:, 0], "amin")
+    positions[:, 0] = first_t[cells[torch.tensor(_first_members(cells))]]
     _, h, w = tokens.grid
     return merged.replace(positions=positions, grid=(int(group.max()) + 1, h, w))
 

@@ -25,7 +25,7 @@ import torch
 from mmlong.encoders.base import Encoder
 from mmlong.errors import ModelLoadError
 from mmlong.models.base import VideoQAModel
-from mmlong.models.decoding import decoder_layers, eos_token_ids, greedy_decode
+from mmlong.models.decoding import decoder_layers, eos_token_ids, greedy_decode, language_model
 from mmlong.models.loading import load_pretrained
 from mmlong.models.prompt_inputs import PromptInputs
 from mmlong.models.prompts import MLVU_ANSWER_PREFIX, letter_token_ids, read_letter
@@ -176,7 +176,9 @@ class NativeVLMAdapter(VideoQAModel):
             return nullcontext(None)
         from mmlong.compressors.llm_pruning import InLLMPruning
 
-        return InLLMPruning(decoder_layers(self.model), list(in_llm), prompt.visual_mask)
+        lm = language_model(self.model)
+        return InLLMPruning(lm.layers, list(in_llm), prompt.visual_mask, rotary=getattr(lm, "rotary_emb", None),
+                            position_ids=prompt.position_ids)
 
     def answer(self, tokens: VisualTokens, query: Query, *, encoder: Any = None, in_llm: Sequence[Any] = (),
                timed_text: Sequence[Any] = ()) -> Answer:

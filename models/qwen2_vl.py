@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
-from mmlong.compressors.v2pe import as_position_ids, mrope_positions
+from mmlong.models.positions import as_position_ids, mrope_positions
 from mmlong.models.native_base import NativeVLMAdapter, NativeVLMConfig
 from mmlong.models.prompt_inputs import PromptInputs, splice_embeddings
 from mmlong.models.prompts import MLVU_ANSWER_PREFIX, multiple_choice_text
@@ -39,12 +39,14 @@ def qwen2_vl_prompt(question: str, system: str, answer_prefix: str = "") -> tupl
 def mrope_offsets(tokens: VisualTokens, temporal_patch_size: int) -> tuple[torch.Tensor, float]:
     """Per-token (t, h, w) offsets ``[N, 3]`` in the language model's units and the span's extent.
 
-    t is the temporal patch index (frame index / temporal patch size), h and w the merged grid row and column.
-    The extent is how far text after the span advances: ``max(H', W')`` for the full grid, as the model's
-    ``get_rope_index`` does, or past the furthest row/column a compressed set still holds.
+    t is the temporal patch index (floor of frame index / temporal patch size), h and w the merged grid row and
+    column, rounded to whole numbers so that merged tokens (mean positions) keep integer position ids; only V2PE
+    makes them fractional. The extent is how far text after the span advances: ``max(H', W')`` for the full
+    grid, as the model's ``get_rope_index`` does, or past the furthest row/column a compressed set still holds.
     """
     offsets = tokens.positions.to(torch.float64).clone()
-    offsets[:, 0] = offsets[:, 0] / temporal_patch_size
+    offsets[:, 0] = torch.floor(offsets[:, 0] / temporal_patch_size + 1e-6)
+    offsets[:, 1:] = torch.round(offsets[:, 1:])
     if offsets.shape[0] == 0:
         return offsets, 0.0
     extent = float(torch.floor(offsets[:, 1:].max()).item()) + 1.0

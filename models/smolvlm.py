@@ -25,7 +25,7 @@ from datetime import timedelta
 
 import torch
 
-from mmlong.compressors.v2pe import as_position_ids, positions_1d
+from mmlong.models.positions import as_position_ids, positions_1d
 from mmlong.models.native_base import NativeVLMAdapter, NativeVLMConfig
 from mmlong.models.prompt_inputs import (
     PromptInputs,

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from mmlong.compressors.base import Chain
-from mmlong.compressors.llm_pruning import FastV, InLLMPruning, PyramidDrop, last_token_attention
+from mmlong.compressors.llm_pruning import Drop, FastV, InLLMPruning, PyramidDrop, last_token_attention
 from mmlong.errors import ConfigError
 from mmlong.models.decoding import decoder_layers, greedy_decode
 from mmlong.models.qwen2_vl import Qwen2VLAdapter
@@ -68,7 +68,7 @@ def test_pyramiddrop_default_schedule_and_cache_lengths(tiny):
         pruning, result = run(model, prompt, [PyramidDrop()])
     finally:
         handle.remove()
-    assert pruning.schedule == {1: 0.5, 2: 0.5, 3: 0.5}
+    assert pruning.schedule == {1: 32, 2: 16, 3: 8}
     assert pruning.planned == [text + 64, text + 32, text + 16, text + 8] == pruning.observed
     cache = captured["cache"]
     generated = len(result.token_ids) - 1  # the last token is never fed back
@@ -128,15 +128,16 @@ def test_adapter_answer_reports_in_llm_lengths(tiny):
 
 def test_configs_and_errors():
     assert COMPRESSORS.from_spec("fastv:3,0.25").config == FastV.Config(k=3, ratio=0.25)
-    assert COMPRESSORS.from_spec("pyramiddrop:0.5,layers=2/4").schedule(8) == {2: 0.5, 4: 0.5}
-    assert PyramidDrop().schedule(32) == {8: 0.5, 16: 0.5, 24: 0.5}
-    assert PyramidDrop().schedule(24) == {6: 0.5, 12: 0.5, 18: 0.5}
+    assert [d.layer for d in COMPRESSORS.from_spec("pyramiddrop:0.5,layers=2/4").drops(8, 64)] == [2, 4]
+    assert [(d.layer, d.keep) for d in PyramidDrop().drops(32, 576)] == [(8, 288), (16, 144), (24, 72)]
+    assert [d.layer for d in PyramidDrop().drops(24, 10)] == [6, 12, 18]
+    assert FastV(FastV.Config(k=3, ratio=0.25)).drops(8, 10) == [Drop(3, 2, 8)]  # round(7.5) = 8
     chain = Chain.from_spec("fastv:2,0.5")
     assert chain.in_llm and not chain.pre_llm and chain.in_llm[0].stage == "in_llm"
     with pytest.raises(ConfigError, match="ratio must be in"):
         FastV(FastV.Config(k=2, ratio=1.5))
     with pytest.raises(ConfigError, match="has 4 layers"):
-        FastV(FastV.Config(k=4)).schedule(4)
+        FastV(FastV.Config(k=4)).drops(4, 10)
     with pytest.raises(ConfigError, match="runs inside the language model"):
         FastV()(None)  # type: ignore[arg-type]
 

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from mmlong.compressors.base import Chain
-from mmlong.compressors.v2pe import V2PE, mrope_positions, positions_1d
+from mmlong.compressors.v2pe import V2PE
+from mmlong.models.positions import mrope_positions, positions_1d
 from mmlong.errors import ConfigError
 from mmlong.models.decoding import greedy_decode
 from mmlong.models.qwen2_vl import Qwen2VLAdapter
@@ -16,20 +17,23 @@ from tests.vlm_fixtures import build_qwen2_vl, frames_of, random_video
 
 def test_positions_1d_hand_computed():
     mask = torch.tensor([0, 0, 1, 1, 1, 1, 1, 0, 1, 1, 0], dtype=torch.bool)
+    # V2PE get_rope_pos_id: after the token at q, visual rows at q + delta * i; text at ceil(last) + 1
     assert positions_1d(mask, delta=0.25).tolist() == [
-        0, 1, 2, 2.25, 2.5, 2.75, 3.0, 4, 5, 5.25, 7]
+        0, 1, 1.25, 1.5, 1.75, 2.0, 2.25, 4, 4.25, 4.5, 6]
     assert positions_1d(mask, delta=1.0).tolist() == list(range(11))
-    assert positions_1d(mask, delta=0.5, start=10).tolist()[-1] == 10 + 8
+    assert positions_1d(mask, delta=0.5, start=10).tolist()[-1] == 10 + 1 + 3 + 1 + 1 + 1
+    assert positions_1d(torch.tensor([0, 1, 1, 1, 0], dtype=torch.bool), delta=0.25).tolist() == [
+        0, 0.25, 0.5, 0.75, 2]
 
 
 def test_mrope_positions_hand_computed():
     # 2 temporal patches of a 2x2 merged grid after 3 text tokens, then 2 text tokens
     t, h, w = torch.meshgrid(torch.arange(2.), torch.arange(2.), torch.arange(2.), indexing="ij")
     offsets = torch.stack([t, h, w], -1).reshape(-1, 3)
-    quarter = mrope_positions([3, (offsets, 2.0), 2], delta=0.25)  # last visual 3.25 -> text at 5
-    assert quarter[0].tolist() == [0, 1, 2, 3, 3, 3, 3, 3.25, 3.25, 3.25, 3.25, 5, 6]
-    assert quarter[1].tolist() == [0, 1, 2, 3, 3, 3.25, 3.25, 3, 3, 3.25, 3.25, 5, 6]
-    assert quarter[2].tolist() == [0, 1, 2, 3, 3.25, 3, 3.25, 3, 3.25, 3, 3.25, 5, 6]
+    quarter = mrope_positions([3, (offsets, 2.0), 2], delta=0.25)  # q = 2: ceil(2 + 0.25 * 2) + 1 = 4
+    assert quarter[0].tolist() == [0, 1, 2] + [2.25] * 4 + [2.5] * 4 + [4, 5]
+    assert quarter[1].tolist() == [0, 1, 2, 2.25, 2.25, 2.5, 2.5, 2.25, 2.25, 2.5, 2.5, 4, 5]
+    assert quarter[2].tolist() == [0, 1, 2, 2.25, 2.5, 2.25, 2.5, 2.25, 2.5, 2.25, 2.5, 4, 5]
     whole = mrope_positions([3, (offsets, 2.0), 2], delta=1.0)
     assert whole[1].tolist() == [0, 1, 2, 3, 3, 4, 4, 3, 3, 4, 4, 5, 6]
 
@@ -61,19 +65,25 @@ def test_quarter_delta_positions_and_decoding(tiny):
     quarter = adapter.build_prompt(V2PE(V2PE.Config(delta=0.25))(tokens), query)
     pos = quarter.position_ids[:, 0]
     assert pos.dtype == torch.float32
-    start = int(base.position_ids[0, 0, base.visual_mask].min())
+    start = int(base.position_ids[0, 0, base.visual_mask].min())  # = q + 1
     visual = pos[:, quarter.visual_mask]
-    expected = start + 0.25 * torch.stack(
-        [tokens.positions[:, 0] / 2, tokens.positions[:, 1], tokens.positions[:, 2]])
+    expected = (start - 1) + 0.25 * (1 + torch.stack(
+        [tokens.positions[:, 0] / 2, tokens.positions[:, 1], tokens.positions[:, 2]]))
     assert torch.allclose(visual, expected)
-    # grid 4x4 merged: extent 4 -> text resumes at start + ceil(0.25 * 3) + 1 = start + 2
+    # grid 4x4 merged: extent 4 -> text resumes at ceil(q + 0.25 * 4) + 1 = start + 1
     text_after = pos[:, ~quarter.visual_mask][:, start:]
-    assert text_after[:, 0].tolist() == [start + 2] * 3
+    assert text_after[:, 0].tolist() == [start + 1] * 3
     assert pos.max() < base.position_ids.max()
     result = greedy_decode(model, quarter.inputs_embeds, quarter.position_ids, max_new_tokens=20)
     assert len(result.token_ids) == 20
     assert not torch.allclose(result.logits[0], greedy_decode(
         model, base.inputs_embeds, base.position_ids, max_new_tokens=0).logits[0])
+
+
+def test_zero_shot_v2pe_warns(tiny):
+    _, _, tokens = tiny
+    with pytest.warns(UserWarning, match="not trained with variable visual position encoding"):
+        V2PE(V2PE.Config(delta=0.5))(tokens)
 
 
 def test_delta_out_of_range_is_a_config_error():
