@@ -1,10 +1,16 @@
 """Token merging within frames (ToMe) and across adjacent frames.
 
-Bolya et al. 2023, "Token Merging: Your ViT But Faster" (ICLR). Bipartite soft matching: split the tokens
+Bolya et al. 2023, "Token Merging: Your ViT But Faster" (ICLR); reference: facebookresearch/ToMe
+``tome/merge.py`` (``bipartite_soft_matching`` + ``merge_wavg``). Bipartite soft matching: split the tokens
 alternately into sets A and B, let each A token find its most similar B token (cosine similarity; features
 stand in for the attention keys, which a video encoder's output does not carry), and merge the ``r`` A tokens
 with the most similar matches into them. Merging is a size-weighted average, so the size-weighted mean of all
 tokens never changes however often it is applied.
+
+Deviations from official ToMe: the similarity metric is the tokens' own (size-weighted mean) features, not
+attention keys, since the compressor runs after the encoder; ``tome:RATIO`` removes a fraction of each frame in
+repeated rounds of at most ``N // 2`` merges (official ToMe merges ``r`` per transformer layer); ties in
+similarity are broken by token order (stable sort). ``tmerge`` is mmlong's own cross-frame variant.
 
 ``tome:RATIO`` removes ``RATIO`` of each frame's tokens (several matching rounds when more than half must go);
 ``tmerge:THRESHOLD`` merges a token into its best match in the previous frame when their cosine similarity
@@ -30,32 +36,44 @@ from mmlong.types import VisualTokens
 
 
 # ---------------------------------------------------------------------- pure functions
+def _matching_round(x: torch.Tensor, r: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """One ToMe round on ``x [B, N, D]``: (target ``[B, N]`` each token's destination, itself when it stays;
+    order ``[B, N - r']`` the survivors in ToMe's output order: unmerged A tokens by decreasing similarity, then
+    every B token)."""
+    rows, n, _ = x.shape
+    target = torch.arange(n).repeat(rows, 1)
+    a_idx, b_idx = torch.arange(0, n, 2), torch.arange(1, n, 2)
+    r = min(int(r), n // 2)
+    if r <= 0 or b_idx.shape[0] == 0:
+        return target, target.clone()
+    metric = F.normalize(x.float(), dim=-1)
+    scores = metric[:, a_idx] @ metric[:, b_idx].transpose(1, 2)  # [B, Na, Nb]
+    best, best_b = scores.max(dim=-1)  # [B, Na]
+    edges = torch.argsort(best, dim=-1, descending=True, stable=True)
+    src, unmerged = edges[:, :r], edges[:, r:]
+    target.scatter_(1, a_idx[src], b_idx[best_b.gather(1, src)])
+    order = torch.cat([a_idx[unmerged], b_idx.expand(rows, -1)], dim=1)
+    return target, order
+
+
 def bipartite_soft_matching(features: torch.Tensor, r: int) -> torch.Tensor:
     """One round of ToMe matching on ``features [..., N, D]`` (one optional batch dim); returns int64 ``[..., N]``:
     the index (within its row) of the token each one merges into, itself when it stays. Set A = even positions,
-    B = odd positions; ``min(r, |A|)`` A tokens of every row move into their best B match.
+    B = odd positions; ``min(r, N // 2)`` A tokens of every row move into their best B match (official ToMe caps
+    ``r`` at half the tokens, rounded down).
     """
     single = features.ndim == 2
-    x = features.unsqueeze(0) if single else features
-    rows, n, _ = x.shape
-    groups = torch.arange(n).repeat(rows, 1)
-    a_idx, b_idx = torch.arange(0, n, 2), torch.arange(1, n, 2)
-    r = min(int(r), a_idx.shape[0])
-    if r > 0 and b_idx.shape[0] > 0:
-        metric = F.normalize(x.float(), dim=-1)
-        scores = metric[:, a_idx] @ metric[:, b_idx].transpose(1, 2)  # [B, Na, Nb]
-        best, best_b = scores.max(dim=-1)  # [B, Na]
-        src = torch.argsort(best, dim=-1, descending=True, stable=True)[:, :r]  # [B, r]
-        groups.scatter_(1, a_idx[src], b_idx[best_b.gather(1, src)])
-    return groups[0] if single else groups
+    target, _ = _matching_round(features.unsqueeze(0) if single else features, r)
+    return target[0] if single else target
 
 
 def merge_to_count(features: torch.Tensor, sizes: torch.Tensor, keep: int) -> torch.Tensor:
     """Repeated bipartite matching until ``keep`` tokens remain in every row.
 
     features ``[..., N, D]``, sizes ``[..., N]`` (one optional batch dim); returns int64 ``[..., N]``: for each
-    token, the index of the original token that represents its group. Later rounds match the size-weighted
-    means of the groups formed so far.
+    token, the index of the original token that represents its group. Each round merges
+    ``min(left - keep, left // 2)`` tokens; later rounds match the size-weighted means (``merge_wavg``) of the
+    groups formed so far, in ToMe's output order (unmerged A tokens, then B).
     """
     single = features.ndim == 2
     feats = (features.unsqueeze(0) if single else features).double()
@@ -66,16 +84,15 @@ def merge_to_count(features: torch.Tensor, sizes: torch.Tensor, keep: int) -> to
     owner = torch.arange(n).repeat(rows, 1)  # current position of each original token's group
     while reps.shape[1] > keep:
         c = reps.shape[1]
-        target = bipartite_soft_matching(feats, c - keep)  # [B, c]
-        stays = target == torch.arange(c)
-        left = int(stays[0].sum())
+        target, order = _matching_round(feats, c - keep)  # [B, c], [B, left]
+        left = order.shape[1]
         sums = torch.zeros_like(feats).scatter_add_(1, target.unsqueeze(-1).expand(-1, -1, dim),
                                                    feats * weight.unsqueeze(-1))
-        weight = torch.zeros_like(weight).scatter_add_(1, target, weight)[stays].view(rows, left)
-        feats = sums[stays].view(rows, left, dim) / weight.clamp_min(1e-12).unsqueeze(-1)
-        new_position = (torch.cumsum(stays.long(), dim=1) - 1).gather(1, target)  # [B, c]
-        owner = new_position.gather(1, owner)
-        reps = reps[stays].view(rows, left)
+        weight = torch.zeros_like(weight).scatter_add_(1, target, weight).gather(1, order)
+        feats = sums.gather(1, order.unsqueeze(-1).expand(-1, -1, dim)) / weight.clamp_min(1e-12).unsqueeze(-1)
+        slot = torch.zeros(rows, c, dtype=torch.long).scatter_(1, order, torch.arange(left).repeat(rows, 1))
+        owner = slot.gather(1, target).gather(1, owner)
+        reps = reps.gather(1, order)
     groups = reps.gather(1, owner)
     return groups[0] if single else groups
 
