@@ -1,4 +1,4 @@
-"""The streaming memory stays within its budget, keeps the weighted mean and merges only neighbours."""
+"""The streaming memory stays within its budget, merges whole adjacent frames and streams like a whole call."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from mmlong.compressors.base import Chain, CompressContext
-from mmlong.compressors.stream_memory import StreamMemory, adjacent_merge_groups, consolidate
+from mmlong.compressors.stream_memory import StreamMemory, consolidate
+from mmlong.errors import ConfigError
 from mmlong.types import VisualTokens
 
 
@@ -18,59 +19,33 @@ def chunk(k: int, frames: int = 2, hw: int = 3, dim: int = 16) -> VisualTokens:
     return VisualTokens.from_grid(grid, times, first_frame=k * frames)
 
 
-def weighted_mean(features: torch.Tensor, sizes: torch.Tensor) -> torch.Tensor:
-    w = sizes.double().unsqueeze(1)
-    return (features.double() * w).sum(0) / w.sum()
-
-
-def test_memory_stays_within_budget_over_100_chunks_and_keeps_the_mean():
-    memory = StreamMemory(StreamMemory.Config(budget=40))
+def test_memory_stays_within_budget_over_100_chunks_and_counts_every_token():
+    memory = StreamMemory(StreamMemory.Config(budget=45))  # 5 frames of 9 tokens
     memory.reset()
-    total = torch.zeros(16, dtype=torch.float64)
-    count = 0
     for k in range(100):
-        c = chunk(k)
-        total += c.features.double().sum(0)
-        count += c.num_tokens
-        memory.update(c)
-        assert memory.num_tokens <= 40
-    out = memory.read()
-    assert out.num_tokens == 40 and float(out.sizes.sum()) == count == 1800
-    torch.testing.assert_close(weighted_mean(out.features, out.sizes), total / count)
-    assert out.grid[0] == 200 and out.meta["tokens_seen"] == 1800
-    assert out.frame_ids.min() == 0 and out.timestamps.max() < 200
-
-
-def test_memory_merges_adjacent_tokens_only():
-    memory = StreamMemory(StreamMemory.Config(budget=25))
-    memory.reset()
-    for k in range(30):
         memory.update(chunk(k))
+        assert memory.num_tokens <= 45 + 18 * 9  # long-term memory + a short-term buffer
     out = memory.read()
-    # tokens arrived with times 0,0,..(9 per frame); every memory token must be one contiguous stretch, so
-    # its first-token position and size tile the sequence and its time is that stretch's mean time
-    sizes = out.sizes.long()
-    ends = torch.cumsum(sizes, 0)
-    starts = ends - sizes
-    token_times = torch.arange(60, dtype=torch.float64).repeat_interleave(9)
-    expected = torch.stack([token_times[s:e].mean() for s, e in zip(starts.tolist(), ends.tolist())])
-    torch.testing.assert_close(out.timestamps, expected)
-    assert torch.all(torch.diff(out.timestamps) >= 0)
+    assert out.num_tokens == 45 and float(out.sizes.sum()) == 1800
+    assert out.meta["tokens_seen"] == 1800 and out.grid[0] == 200
+    assert torch.all(torch.diff(out.timestamps.view(5, 9)[:, 0]) > 0)  # memory frames stay in time order
 
 
-def test_adjacent_merge_groups_are_contiguous_runs_of_the_most_similar_neighbours():
-    feats = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.05], [1.0, 0.0], [0.0, 1.0]])
-    groups = adjacent_merge_groups(feats, torch.ones(5), 4)
-    assert groups.tolist() == [0, 1, 2, 2, 3]  # 2~3 are the closest neighbours; 0~2 are alike but not adjacent
-    groups = adjacent_merge_groups(torch.randn(50, 4), torch.ones(50), 7)
-    assert groups.tolist() == sorted(groups.tolist()) and torch.unique(groups).numel() == 7
-    assert torch.all(torch.diff(groups) <= 1)
+def test_each_memory_frame_is_a_contiguous_run_of_whole_frames():
+    out = StreamMemory(StreamMemory.Config(budget=36, short=6, merge=2))(VisualTokens.concat(
+        [chunk(k) for k in range(12)]))
+    assert out.num_tokens == 36
+    sizes = out.sizes.view(4, 9)
+    assert torch.all(sizes == sizes[:, :1])  # all tokens of a memory frame stand for the same frames
+    starts = out.frame_ids.view(4, 9)[:, 0]
+    spans = torch.cat([starts, torch.tensor([24])])
+    assert torch.equal(torch.diff(spans), sizes[:, 0].long())
 
 
 def test_whole_tokens_in_a_chain_equal_feeding_frame_by_frame():
     tokens = VisualTokens.concat([chunk(k) for k in range(10)])
-    out = Chain.from_spec("stream-memory:30")(tokens, CompressContext())
-    memory = StreamMemory(StreamMemory.Config(budget=30))
+    out = Chain.from_spec("stream-memory:27,short=4")(tokens, CompressContext())
+    memory = StreamMemory(StreamMemory.Config(budget=27, short=4))
     memory.reset()
     for f in range(20):
         memory.update(tokens.select(torch.nonzero(tokens.frame_ids == f).flatten()).replace(
@@ -78,14 +53,19 @@ def test_whole_tokens_in_a_chain_equal_feeding_frame_by_frame():
     streamed = memory.read()
     torch.testing.assert_close(out.features, streamed.features)
     torch.testing.assert_close(out.sizes, streamed.sizes)
-    assert out.grid == tokens.grid and out.provenance[-1].name == "stream-memory"
-    assert out.provenance[-1].tokens_in == 180 and out.provenance[-1].tokens_out == 30
+    assert out.provenance[-1].name == "stream-memory"
+    assert out.provenance[-1].tokens_in == 180 and out.provenance[-1].tokens_out == 27
 
 
-def test_budget_comes_from_option_then_context_then_default():
+def test_budget_options_and_errors():
     assert StreamMemory().budget(None) == 256
     assert StreamMemory().budget(CompressContext(budget=12)) == 12
     assert StreamMemory(StreamMemory.Config(budget=5)).budget(CompressContext(budget=12)) == 5
     with pytest.raises(ValueError, match="read"):
         StreamMemory().read()
+    with pytest.raises(ValueError, match="short >= merge"):
+        StreamMemory.Config(short=2, merge=3)
     assert consolidate(chunk(0), 100).num_tokens == 18  # under budget: untouched
+    uneven = chunk(0).select(torch.arange(17))
+    with pytest.raises(ConfigError, match="same token count"):
+        StreamMemory()(uneven)

@@ -1,0 +1,59 @@
+"""Reference test: MovieChat's memory consolidation (rese1f/MovieChat), written here independently: frames enter a
+short-term buffer; a full buffer is merged to ``merge`` frames by repeatedly averaging the adjacent pair with the
+largest mean token-pair dot product; the long-term memory is merged the same way when over budget."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mmlong.compressors.stream_memory import StreamMemory
+from mmlong.types import VisualTokens
+
+
+def merge_frames(buffer: list[torch.Tensor], keep: int) -> list[torch.Tensor]:
+    buffer = [b.clone() for b in buffer]
+    while len(buffer) > keep:
+        similar = [torch.mean(buffer[i] @ buffer[i + 1].transpose(-1, -2)) for i in range(len(buffer) - 1)]
+        best = similar.index(max(similar))
+        buffer[best] = (buffer[best] + buffer[best + 1]) / 2
+        del buffer[best + 1]
+    return buffer
+
+
+def moviechat_reference(frames: list[torch.Tensor], short: int, merge: int, budget_frames: int):
+    long, buffer = [], []
+    for frame in frames:
+        buffer.append(frame)
+        if len(buffer) == short:
+            long = merge_frames(long + merge_frames(buffer, merge), budget_frames)
+            buffer = []
+    return merge_frames(long + buffer, budget_frames)
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("short,merge,budget_frames", [(18, 2, 4), (5, 2, 3), (4, 1, 6)])
+def test_memory_equals_the_moviechat_reference(seed, short, merge, budget_frames):
+    gen = torch.Generator().manual_seed(seed)
+    scenes = torch.randn(4, 1, 1, 8, generator=gen)
+    grid = scenes.repeat_interleave(10, 0) + 0.5 * torch.randn(40, 2, 2, 8, generator=gen)
+    tokens = VisualTokens.from_grid(grid.double(), torch.arange(40.0))
+    out = StreamMemory(StreamMemory.Config(budget=4 * budget_frames, short=short, merge=merge))(tokens)
+    frames = [grid[f].reshape(4, 8).double() for f in range(40)]
+    expected = torch.stack(moviechat_reference(frames, short, merge, budget_frames))
+    assert out.num_tokens == expected.shape[0] * 4
+    torch.testing.assert_close(out.features.reshape(-1, 4, 8), expected)
+
+
+def test_two_static_shots_keep_both_shots_intact():
+    """The same patch of consecutive frames merges with itself: each memory frame is one shot's frame."""
+    gen = torch.Generator().manual_seed(0)
+    shot_a, shot_b = torch.randn(16, 64, generator=gen), torch.randn(16, 64, generator=gen)
+    frames = torch.stack([shot_a] * 8 + [shot_b] * 8).reshape(16, 4, 4, 64)
+    tokens = VisualTokens.from_grid(frames, torch.arange(16.0))
+    out = StreamMemory(StreamMemory.Config(budget=32, short=16, merge=2))(tokens)  # 256 -> 32 tokens
+    originals = F.normalize(tokens.features, dim=-1)
+    memory = F.normalize(out.features, dim=-1)
+    distance = 1 - (originals @ memory.T).max(dim=1).values  # each original token to its nearest memory token
+    assert float(distance.max()) < 1e-3
