@@ -13,6 +13,14 @@
 Cells are found from each token's own position, so pooling works on any encoder grid and on frames that are
 already irregular (after selection or merging). Tokens change only through ``merge`` and ``replace``.
 
+References and deviations: ``pool`` is plain S x S average pooling (``avg_pool2d(ceil_mode=True)``; a partial
+edge cell averages what it holds) and, with ``mode=bilinear``, LLaVA-OneVision's
+``interpolate(size=ceil(h/S), mode="bilinear")``; averages are size-weighted, which equals them for fresh
+tokens. ``tpool`` puts a pooled token at its group's first frame in the encoder's t units (so Qwen2-VL M-RoPE
+sees whole temporal-patch positions). ``progressive`` follows the paper's idea (full resolution for the
+important frames, coarser pooling for the rest) with mmlong's own schedule: importance by query relevance or
+novelty and the ladder ``factor, factor**2, ...`` until the budget is met.
+
 >>> import torch
 >>> from mmlong.types import VisualTokens
 >>> grid = torch.arange(16.0).reshape(1, 4, 4, 1)

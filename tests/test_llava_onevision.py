@@ -130,9 +130,10 @@ def test_in_llm_ratio_zero_equals_the_baseline(tiny, spec):
 
 @pytest.mark.parametrize("spec, kept", [("fastv:2,0.5", [72, 72, 36, 36]), ("pyramiddrop", [72, 36, 18, 9])])
 def test_pruned_runs_decode_20_tokens_with_the_planned_lengths(tiny, spec, kept):
-    model, *_, prompt, baseline = tiny
+    """Through the adapter's pruning: PyramidDrop renumbers the 1-D positions and shifts them while decoding."""
+    model, _, _, adapter, _, prompt, baseline = tiny
     text = prompt.length - VISUAL  # the image_newline counts as text: never dropped
-    with InLLMPruning(decoder_layers(model), Chain.from_spec(spec).in_llm, prompt.visual_mask) as pruning:
+    with adapter.pruning(prompt, Chain.from_spec(spec).in_llm) as pruning:
         result = greedy_decode(model, prompt.inputs_embeds, prompt.position_ids, max_new_tokens=20)
     assert pruning.planned == pruning.observed == [text + k for k in kept]
     assert len(result.token_ids) == 20 and result.logits.shape[0] == 20
@@ -153,9 +154,10 @@ def test_v2pe_delta_one_equals_baseline_and_quarter_compresses_positions(tiny):
     pos, mask = quarter.position_ids[0], quarter.visual_mask
     first = int(mask.nonzero().min())
     assert pos.dtype == torch.float32
-    assert torch.allclose(pos[mask], first + 0.25 * torch.arange(VISUAL, dtype=torch.float32))
-    assert pos[first + VISUAL].item() == first + 18 + 1  # the newline: ceil(last visual) + 1
-    assert pos[-1].item() == prompt.position_ids[0, -1].item() - (VISUAL - 1 - 18)
+    # V2PE: after the token at q = first - 1, visual rows at q + 0.25 * (1..72); the newline at ceil(last) + 1
+    assert torch.allclose(pos[mask], first - 1 + 0.25 * torch.arange(1, VISUAL + 1, dtype=torch.float32))
+    assert pos[first + VISUAL].item() == first + 18
+    assert pos[-1].item() == prompt.position_ids[0, -1].item() - (VISUAL - 18)
     moved = greedy_decode(model, quarter.inputs_embeds, quarter.position_ids, max_new_tokens=20)
     assert len(moved.token_ids) == 20 and not torch.equal(moved.logits, baseline.logits)
 

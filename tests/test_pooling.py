@@ -101,7 +101,7 @@ def test_temporal_pool_values_and_grid():
     assert out.grid == (3, 2, 2) and out.num_tokens == 12
     assert out.features[::4].flatten().tolist() == [0.5, 2.5, 4.0]
     assert out.sizes[::4].tolist() == [2.0, 2.0, 1.0]
-    assert out.positions[::4, 0].tolist() == [0.0, 1.0, 2.0]
+    assert out.positions[::4, 0].tolist() == [0.0, 2.0, 4.0]  # each group sits at its first frame
     assert out.timestamps[::4].tolist() == [0.5, 2.5, 4.0]
     assert out.frame_ids[::4].tolist() == [0, 2, 4]
 

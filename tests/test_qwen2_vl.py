@@ -171,3 +171,18 @@ def test_registry_builds_the_adapter():
     assert isinstance(adapter, Qwen2VLAdapter)
     assert adapter.config.max_new_tokens == 5 and adapter.config.device == "cpu"
     assert adapter.supports_in_llm
+
+
+def test_tpool_tokens_get_integer_temporal_positions_of_their_first_patch(tiny):
+    """4 temporal patches pooled by 2 sit at patches 0 and 2 (not at groups 0 and 0.5); ids stay integer."""
+    _, _, _, adapter, tokens = tiny
+    from mmlong.compressors.base import Chain
+
+    pooled = Chain.from_spec("tpool:2")(tokens)
+    prompt = adapter.build_prompt(pooled, Query("describe the scene"))
+    assert prompt.position_ids.dtype == torch.long
+    visual = prompt.position_ids[:, 0][:, prompt.visual_mask]
+    start = int(visual[1:].min())  # rows and columns start at the span start
+    assert sorted(set((visual[0] - start).tolist())) == [0, 2]
+    merged = Chain.from_spec("tome:0.5")(tokens)  # merged tokens have mean positions: still integer ids
+    assert adapter.build_prompt(merged, Query("q")).position_ids.dtype == torch.long

@@ -134,9 +134,10 @@ def test_in_llm_ratio_zero_equals_the_baseline(tiny, spec):
 
 @pytest.mark.parametrize("spec, kept", [("fastv:1,0.75", [128, 32, 32, 32]), ("pyramiddrop", [128, 64, 32, 16])])
 def test_pruned_runs_decode_20_tokens_with_the_planned_lengths(tiny, spec, kept):
-    model, *_, prompt, baseline = tiny
+    """Through the adapter's pruning: PyramidDrop renumbers the 1-D positions and shifts them while decoding."""
+    model, _, _, adapter, _, prompt, baseline = tiny
     text = prompt.length - VISUAL
-    with InLLMPruning(decoder_layers(model), Chain.from_spec(spec).in_llm, prompt.visual_mask) as pruning:
+    with adapter.pruning(prompt, Chain.from_spec(spec).in_llm) as pruning:
         result = greedy_decode(model, prompt.inputs_embeds, prompt.position_ids, max_new_tokens=20)
     assert pruning.planned == pruning.observed == [text + k for k in kept]
     assert len(result.token_ids) == 20 and result.logits.shape[0] == 20
@@ -156,10 +157,12 @@ def test_v2pe_delta_one_equals_baseline_and_quarter_compresses_each_frame(tiny):
     quarter = adapter.build_prompt(Chain.from_spec("v2pe:0.25")(tokens), QUESTION)
     pos, mask = quarter.position_ids[0], quarter.visual_mask
     first = int(mask.nonzero().min())
-    assert torch.allclose(pos[first:first + PER_FRAME], first + 0.25 * torch.arange(PER_FRAME, dtype=torch.float32))
-    assert pos[first + PER_FRAME].item() == first + 4 + 1  # text after a frame: ceil(first + 3.75) + 1
-    # every frame saves PER_FRAME - 1 - 4 positions
-    assert pos[-1].item() == prompt.position_ids[0, -1].item() - FRAMES * (PER_FRAME - 5)
+    # V2PE: after the token at q = first - 1 a frame's rows sit at q + 0.25 * (1..16); text at ceil(q + 4) + 1
+    expected = first - 1 + 0.25 * torch.arange(1, PER_FRAME + 1, dtype=torch.float32)
+    assert torch.allclose(pos[first:first + PER_FRAME], expected)
+    assert pos[first + PER_FRAME].item() == first + 4
+    # every frame saves PER_FRAME - 4 positions
+    assert pos[-1].item() == prompt.position_ids[0, -1].item() - FRAMES * (PER_FRAME - 4)
     moved = greedy_decode(model, quarter.inputs_embeds, quarter.position_ids, max_new_tokens=20)
     assert len(moved.token_ids) == 20 and not torch.equal(moved.logits, baseline.logits)
 
@@ -207,7 +210,7 @@ def test_cli_ask_with_a_saved_directory(tiny, tmp_path, capsys):
     details = record["details"]
     assert details["visual_tokens"] == 3 * 4 and details["generated_tokens"] <= 6  # pool:2 on 4x4 per frame
     text = details["prompt_tokens"] - 12
-    assert details["in_llm"]["observed_lengths"] == [text + 12, text + 6, text + 3, text + 2]
+    assert details["in_llm"]["observed_lengths"] == [text + 12, text + 6, text + 3, text + 1]  # int(12 / 8)
 
     code, record, _ = cli_ask(capsys, video, "which animal?", path, "--sample", "uniform:3",
                               "--options", "a cat", "a dog", "a bird")
