@@ -1,10 +1,13 @@
 """SceneTilling: cut a video into scenes where adjacent frames stop resembling each other.
 
-Wang et al. 2024, "VideoLLaMB: Long-context Video Understanding with Recurrent Memory Bridges". Like TextTiling
+Wang et al. 2024, "VideoLLaMB: Long-context Video Understanding with Recurrent Memory Bridges"; reference:
+bigai-nlco/VideoLLaMB ``self_segment.segment``. Like TextTiling
 for text: the cosine similarity of each pair of adjacent frames, then a depth score per gap,
 ``lpeak + rpeak - 2 * sim[i]``, where the peaks are found by climbing from the gap towards higher similarity on
 each side until it stops rising. Gaps with depth above ``mean + alpha * std`` (or the top ``k``) end a scene, at
-most ``max_segments`` scenes, and the last frame always closes the final one.
+most ``max_segments`` scenes, and the last frame always closes the final one. ``std`` is the unbiased one
+(``torch.std_mean``), as in the reference; no deviation. The ``scene`` sampler (mmlong's own) runs it on a cheap
+scan and takes N frames at the centres of N equal parts of each scene.
 
 >>> import torch
 >>> feats = torch.tensor([[1.0, 0.0]] * 4 + [[0.0, 1.0]] * 4 + [[1.0, 1.0]] * 4)
