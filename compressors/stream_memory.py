@@ -124,7 +124,11 @@ class StreamMemory(StreamingCompressor):
         self._budget = DEFAULT_BUDGET
 
     def _frame_budget(self, per_frame: int) -> int:
-        return max(1, self._budget // max(per_frame, 1))
+        if self._budget < per_frame:
+            raise ConfigError(f"stream-memory:{self._budget} holds whole frames but a frame has {per_frame} tokens; "
+                              f"give a budget of at least {per_frame} (e.g. stream-memory:{4 * per_frame}) or pool "
+                              "first")
+        return self._budget // per_frame
 
     def update(self, chunk: VisualTokens, ctx: CompressContext | None = None) -> None:
         """Add ``chunk`` (tokens of the next frames) frame by frame through the short-term buffer."""

@@ -33,7 +33,7 @@ def mmr_reference(scores: list[float], times: list[float], k: int, diversity: fl
 
 
 @pytest.mark.parametrize("seed", range(10))
-@pytest.mark.parametrize("k,diversity", [(3, 0.5), (5, 1.0), (4, 0.0)])
+@pytest.mark.parametrize("k,diversity", [(3, 0.5), (5, 1.0), (4, 0.0), (4, 2.0), (5, 3.0)])
 def test_select_equals_greedy_mmr_on_novelty(seed, k, diversity):
     gen = torch.Generator().manual_seed(seed)
     grid = torch.randn(12, 2, 2, 6, generator=gen)

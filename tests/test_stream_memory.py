@@ -69,3 +69,5 @@ def test_budget_options_and_errors():
     uneven = chunk(0).select(torch.arange(17))
     with pytest.raises(ConfigError, match="same token count"):
         StreamMemory()(uneven)
+    with pytest.raises(ConfigError, match="at least 9"):
+        StreamMemory(StreamMemory.Config(budget=5))(chunk(0))
