@@ -19,7 +19,7 @@ import torch
 from tests.vlm_fixtures import build_qwen2_vl, frames_of, random_video
 
 from mmlong.compressors.llm_pruning import FastV, InLLMPruning, PyramidDrop
-from mmlong.models.hf_common import decoder_layers, greedy_decode
+from mmlong.models.decoding import decoder_layers, greedy_decode
 from mmlong.models.qwen2_vl import Qwen2VLAdapter
 from mmlong.types import Query
 
