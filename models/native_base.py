@@ -25,7 +25,7 @@ import torch
 from mmlong.encoders.base import Encoder
 from mmlong.errors import ModelLoadError
 from mmlong.models.base import VideoQAModel
-from mmlong.models.decoding import decoder_layers, eos_token_ids, greedy_decode, language_model
+from mmlong.models.decoding import eos_token_ids, greedy_decode, language_model
 from mmlong.models.loading import load_pretrained
 from mmlong.models.prompt_inputs import PromptInputs
 from mmlong.models.prompts import MLVU_ANSWER_PREFIX, letter_token_ids, read_letter

@@ -11,24 +11,30 @@ import torch
 from mmlong.models.positions import mrope_positions, positions_1d
 
 
+def runs(kinds: list[str]) -> list[tuple[str, int]]:
+    """Maximal runs of equal kinds: ``[(kind, length), ...]``."""
+    out: list[tuple[str, int]] = []
+    for kind in kinds:
+        if out and out[-1][0] == kind:
+            out[-1] = (kind, out[-1][1] + 1)
+        else:
+            out.append((kind, 1))
+    return out
+
+
 def v2pe_reference(kinds: list[str], delta: float) -> list[float]:
     """kinds: "T" (text) / "V" (visual) per row. Text continues from the last recorded position; a visual span of
     n rows after the record ``q`` takes ``arange(q, q + delta (n + 1), delta)[1:]``; the record becomes the ceil
     of its last position."""
-    out, last, i = [], -1.0, 0
-    while i < len(kinds):
-        j = i
-        while j < len(kinds) and kinds[j] == kinds[i]:
-            j += 1
-        n = j - i
-        if kinds[i] == "T":
+    out, last = [], -1.0
+    for kind, n in runs(kinds):
+        if kind == "T":
             out += [last + 1 + k for k in range(n)]
             last = out[-1]
         else:
             span = torch.arange(last, last + delta * (n + 1), delta, dtype=torch.float64)[1:n + 1].tolist()
             out += span
             last = float(math.ceil(span[-1]))
-        i = j
     return out
 
 
@@ -55,17 +61,8 @@ def test_positions_1d_equal_the_official_rule(layout, delta):
 def test_mrope_with_a_diagonal_span_is_the_1d_rule_on_every_axis(layout, delta):
     """A span whose tokens sit at offsets (i, i, i), extent n, is a 1-D sequence: each axis follows V2PE exactly."""
     kinds = list(LAYOUTS[layout])
-    segments, i = [], 0
-    while i < len(kinds):
-        j = i
-        while j < len(kinds) and kinds[j] == kinds[i]:
-            j += 1
-        n = j - i
-        if kinds[i] == "T":
-            segments.append(n)
-        else:
-            segments.append((torch.arange(n, dtype=torch.float64).unsqueeze(1).expand(n, 3), float(n)))
-        i = j
+    segments = [n if kind == "T" else (torch.arange(n, dtype=torch.float64).unsqueeze(1).expand(n, 3), float(n))
+                for kind, n in runs(kinds)]
     positions = mrope_positions(segments, delta=delta)
     for axis in range(3):
         assert positions[axis].tolist() == v2pe_reference(kinds, delta)
