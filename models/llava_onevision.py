@@ -25,8 +25,8 @@ from dataclasses import dataclass
 
 import torch
 
-from mmlong.models.positions import as_position_ids, positions_1d
 from mmlong.models.native_base import NativeVLMAdapter, NativeVLMConfig
+from mmlong.models.positions import as_position_ids, positions_1d
 from mmlong.models.prompt_inputs import PromptInputs, placeholder_segments, splice_embeddings, video_duration
 from mmlong.models.prompts import MLVU_ANSWER_PREFIX, multiple_choice_text
 from mmlong.types import Frames, Query, VisualTokens

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import torch
 
-from mmlong.models.positions import as_position_ids, mrope_positions
 from mmlong.models.native_base import NativeVLMAdapter, NativeVLMConfig
+from mmlong.models.positions import as_position_ids, mrope_positions
 from mmlong.models.prompt_inputs import PromptInputs, splice_embeddings
 from mmlong.models.prompts import MLVU_ANSWER_PREFIX, multiple_choice_text
 from mmlong.types import Frames, Query, VisualTokens

@@ -16,12 +16,11 @@ import math
 import pytest
 import torch
 
-from tests.vlm_fixtures import build_qwen2_vl, frames_of, random_video
-
 from mmlong.compressors.llm_pruning import FastV, InLLMPruning, PyramidDrop
 from mmlong.models.decoding import decoder_layers, greedy_decode
 from mmlong.models.qwen2_vl import Qwen2VLAdapter
 from mmlong.types import Query
+from tests.vlm_fixtures import build_qwen2_vl, frames_of, random_video
 
 TEXT_BEFORE, NUM_VISUAL, TEXT_AFTER = 5, 25, 6
 

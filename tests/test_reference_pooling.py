@@ -62,7 +62,7 @@ def test_tpool_equals_group_means_at_the_first_frame(k):
     out = TemporalPool(TemporalPool.Config(k))(tokens)
     groups = [list(range(s, min(s + k, 7))) for s in range(0, 7, k)]
     assert out.grid[0] == len(groups)
-    for g, members in enumerate(groups):
+    for _g, members in enumerate(groups):
         rows = out.frame_ids == frame_ids[members[0]]
         assert torch.all(out.positions[rows, 0] == 2 * members[0])
         expected = grid[members].mean(0).reshape(-1, grid.shape[-1])
