@@ -9,6 +9,10 @@ patch states after the final LayerNorm, which the attention-pooling head maps in
 ``embed_visual``. ``encode_text`` runs the text tower (pooled output, projected for CLIP). Loading uses local
 files only; remote code stays off unless ``trust_remote_code=True``; pickled ``.bin`` weights are refused
 unless ``allow_pickle=True``.
+
+``attention_layer=-2`` (any layer index) also records, per token, the attention it receives at that layer
+(:mod:`mmlong.encoders.attention`: CLIP's class-token attention, SigLIP's mean received attention) in
+``VisualTokens.attention``, which attention-guided compressors (``visionzip``, ``holitom``) need.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import Any
 import torch
 
 from mmlong.cache import file_sha256
+from mmlong.encoders.attention import capture_inputs, received_attention
 from mmlong.encoders.base import Encoder
 from mmlong.encoders.preprocess import encode_batched, l2_normalize, prepare_pixels, resolve_device, resolve_dtype
 from mmlong.errors import ModelLoadError
@@ -65,6 +70,8 @@ class HFVisionEncoder(Encoder):
         resize: str = "squash"
         trust_remote_code: bool = False
         allow_pickle: bool = False
+        #: Record each token's received attention at this encoder layer (-2: the layer VisionZip uses). None: off.
+        attention_layer: int | None = None
 
     def __init__(self, config: Any = None) -> None:
         super().__init__(config)
@@ -118,6 +125,17 @@ class HFVisionEncoder(Encoder):
             int(hf_config.text_config.max_position_embeddings) if hasattr(hf_config, "text_config") else 77
         )
         self._tokenizer: Any = None
+        self.attention_module = self._attention_module(cfg.attention_layer)
+
+    def _attention_module(self, layer: int | None) -> torch.nn.Module | None:
+        if layer is None:
+            return None
+        layers = self.vision.encoder.layers
+        if not -len(layers) <= layer < len(layers):
+            raise ModelLoadError(
+                f"attention_layer={layer} is outside the tower's {len(layers)} layers "
+                f"(use {-len(layers)}..{len(layers) - 1}; -2 as VisionZip)", str(self.path))
+        return layers[layer].self_attn
 
     def _normalization(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
         pp = self.path / "preprocessor_config.json"
@@ -141,6 +159,13 @@ class HFVisionEncoder(Encoder):
         # SigLIP's last_hidden_state is already after post_layernorm and has no class token
         return hidden.reshape(hidden.shape[0], *self.grid_size, hidden.shape[-1])
 
+    def _patch_grid_with_attention(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Like :meth:`_patch_grid`, with each token's received attention as one more channel ``[B, h, w, D+1]``."""
+        with capture_inputs(self.attention_module) as seen:
+            grid = self._patch_grid(pixels)
+        scores = received_attention(self.attention_module, seen[-1], has_cls=self.family == "clip")
+        return torch.cat([grid.float(), scores.reshape(*grid.shape[:-1], 1)], dim=-1)
+
     @property
     def token_dim(self) -> int:
         if self.visual_projection is not None:
@@ -149,17 +174,26 @@ class HFVisionEncoder(Encoder):
 
     def encode(self, frames: Frames) -> VisualTokens:
         """``T`` frames to ``T * h * w`` patch tokens on the grid ``(T, h, w)``."""
+        with_attention = self.attention_module is not None
         if len(frames) == 0:
-            grid = torch.empty(0, *self.grid_size, self.token_dim)
+            grid = torch.empty(0, *self.grid_size, self.token_dim + int(with_attention))
         else:
-            grid = encode_batched(frames.data, self.config.batch_size, self._pixels, self._patch_grid)
+            forward = self._patch_grid_with_attention if with_attention else self._patch_grid
+            grid = encode_batched(frames.data, self.config.batch_size, self._pixels, forward)
+        attention = None
+        if with_attention:
+            grid, attention = grid[..., :-1], grid[..., -1].reshape(-1).contiguous()
         meta = {
             "encoder": self.name,
             "family": self.family,
             "frame_indices": frames.indices.tolist(),
             "input_size": list(self.image_size),
         }
-        return VisualTokens.from_grid(grid, frames.timestamps, meta=meta)
+        if with_attention:
+            meta["attention_layer"] = self.config.attention_layer
+            meta["attention_kind"] = "cls" if self.family == "clip" else "mean"
+        tokens = VisualTokens.from_grid(grid.contiguous(), frames.timestamps, meta=meta)
+        return tokens.replace(attention=attention) if with_attention else tokens
 
     # ------------------------------------------------------------------ text side
     @property

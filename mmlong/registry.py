@@ -288,6 +288,12 @@ COMPRESSORS = Registry(
         "v2pe": "mmlong.compressors.v2pe:V2PE",
         "fastv": "mmlong.compressors.llm_pruning:FastV",
         "pyramiddrop": "mmlong.compressors.llm_pruning:PyramidDrop",
+        "visionzip": "mmlong.compressors.visionzip:VisionZip",
+        "divprune": "mmlong.compressors.divprune:DivPrune",
+        "vidcom2": "mmlong.compressors.vidcom2:VidCom2",
+        "holitom": "mmlong.compressors.holitom:HoliTom",
+        "random": "mmlong.compressors.random_prune:RandomPrune",
+        "downsample": "mmlong.compressors.downsample:Downsample",
     },
 )
 MODELS = Registry(

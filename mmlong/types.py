@@ -146,6 +146,9 @@ class VisualTokens:
     (scene id, ``-1`` when no segmentation ran); grid: the encoder's ``(T, H, W)``; frame_times: float64 ``[T]``
     the time of every sampled frame (kept whole, so later stages can still speak of frames a compressor dropped);
     position_step: the V2PE increment a model adapter uses between visual tokens (1.0 = the model's own).
+    attention: float32 ``[N]`` or None: how much attention each token receives inside the encoder (an encoder
+    fills it on request, e.g. ``hf-vision`` with ``attention_layer=-2``; attention-guided compressors such as
+    VisionZip read it). It follows the tokens through select, merge (size-weighted mean) and concat.
 
     The device and dtype rule: every tensor lives on the CPU and ``features`` are float32, whatever device and
     dtype the encoder ran in (an encoder returns ``.float().cpu()``; the model adapter moves features to the
@@ -164,6 +167,7 @@ class VisualTokens:
     position_step: float = 1.0
     meta: Mapping[str, Any] = field(default_factory=dict)
     provenance: tuple[Step, ...] = ()
+    attention: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         n = self.features.shape[0]
@@ -176,6 +180,8 @@ class VisualTokens:
             value = getattr(self, name)
             if value.shape[0] != n:
                 raise ValueError(f"VisualTokens.{name} has {value.shape[0]} rows for {n} tokens")
+        if self.attention is not None and self.attention.shape != (n,):
+            raise ValueError(f"VisualTokens.attention must be [{n}], got {tuple(self.attention.shape)}")
         if self.positions.shape != (n, 3):
             raise ValueError(f"VisualTokens.positions must be [N, 3], got {tuple(self.positions.shape)}")
 
@@ -229,6 +235,7 @@ class VisualTokens:
             position_step=first.position_step,
             meta=first.meta,
             provenance=first.provenance,
+            attention=torch.cat([p.attention for p in parts]) if all(p.attention is not None for p in parts) else None,
         )
 
     # ------------------------------------------------------------------ views
@@ -266,7 +273,8 @@ class VisualTokens:
         if index.dtype == torch.bool:
             index = index.nonzero().flatten()
         index = index.long()
-        return dataclasses.replace(self, **{name: getattr(self, name)[index] for name in _PER_TOKEN})
+        attention = None if self.attention is None else self.attention[index]
+        return dataclasses.replace(self, attention=attention, **{name: getattr(self, name)[index] for name in _PER_TOKEN})
 
     def merge(self, groups: torch.Tensor, weights: torch.Tensor | None = None) -> "VisualTokens":
         """Merge tokens that share a group id into one token each.
@@ -305,6 +313,7 @@ class VisualTokens:
             sizes=torch.zeros(g, dtype=self.sizes.dtype).index_add_(0, inverse, self.sizes),
             frame_ids=self.frame_ids[first],
             segments=self.segments[first],
+            attention=None if self.attention is None else wmean(self.attention).to(self.attention.dtype),
         )
 
     def replace(self, **changes: Any) -> "VisualTokens":
