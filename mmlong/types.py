@@ -273,8 +273,8 @@ class VisualTokens:
         if index.dtype == torch.bool:
             index = index.nonzero().flatten()
         index = index.long()
-        attention = None if self.attention is None else self.attention[index]
-        return dataclasses.replace(self, attention=attention, **{name: getattr(self, name)[index] for name in _PER_TOKEN})
+        changes = {name: getattr(self, name)[index] for name in _PER_TOKEN}
+        return dataclasses.replace(self, attention=None if self.attention is None else self.attention[index], **changes)
 
     def merge(self, groups: torch.Tensor, weights: torch.Tensor | None = None) -> "VisualTokens":
         """Merge tokens that share a group id into one token each.

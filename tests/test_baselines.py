@@ -82,3 +82,12 @@ def test_downsample_after_pruning_averages_cells():
     assert out.grid == (1, 2, 2) and out.num_tokens == 2
     torch.testing.assert_close(out.features[0], tok.features[[0, 1, 4, 5]].mean(0))
     torch.testing.assert_close(out.features[1], tok.features[10])
+
+
+@pytest.mark.parametrize("module", ["retention", "random_prune", "downsample", "divprune", "vidcom2", "visionzip"])
+def test_docstring_examples_run(module):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(f"mmlong.compressors.{module}"))
+    assert result.attempted > 0 and result.failed == 0

@@ -28,7 +28,8 @@ def official_visionzip(hidden: torch.Tensor, attention: torch.Tensor, dominant: 
     targets = torch.arange(0, metric.shape[1], step)[:contextual]
     others = ~torch.isin(torch.arange(metric.shape[1]), targets)
     sim = torch.bmm(metric[:, others], metric[:, targets].transpose(1, 2))
-    one_hot = torch.zeros(b, int(others.sum()), contextual, dtype=hidden.dtype).scatter_(2, sim.argmax(2).unsqueeze(-1), 1)
+    one_hot = torch.zeros(b, int(others.sum()), contextual, dtype=hidden.dtype)
+    one_hot.scatter_(2, sim.argmax(2).unsqueeze(-1), 1)
     counts = one_hot.sum(dim=1).clamp(min=1).unsqueeze(-1)
     aggregated = torch.bmm(one_hot.transpose(1, 2), filtered[:, others]) / counts
     return torch.cat([dominant_tokens, filtered[:, targets] + aggregated], dim=1)
@@ -123,7 +124,8 @@ def test_encoder_attention_equals_transformers_eager_attention(tower):
     assert cache.put("k", tok) and torch.equal(cache.get("k").attention, tok.attention)
     kept = Chain.from_spec("visionzip:0.25,contextual=0")(tok)
     top = torch.topk(tok.attention[:16], 4).indices
-    assert sorted((kept.positions[kept.frame_ids == 0][:, 1] * 4 + kept.positions[kept.frame_ids == 0][:, 2]).long().tolist()) == sorted(top.tolist())
+    first = kept.positions[kept.frame_ids == 0]
+    assert sorted((first[:, 1] * 4 + first[:, 2]).long().tolist()) == sorted(top.tolist())
 
 
 def test_bad_attention_layer_is_explained(tower):
@@ -132,3 +134,17 @@ def test_bad_attention_layer_is_explained(tower):
     _, path = tower
     with pytest.raises(ModelLoadError, match="attention_layer=7 is outside"):
         ENCODERS.create("hf-vision", path=str(path), attention_layer=7)
+
+
+def test_attention_follows_select_merge_and_concat():
+    tok = with_attention(4, t=2, h=2, w=2)
+    a = tok.attention
+    assert torch.equal(tok.select(torch.tensor([5, 1])).attention, a[[5, 1]])
+    sized = tok.replace(sizes=torch.tensor([1.0, 3.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]))
+    merged = sized.merge(torch.tensor([0, 0, 1, 1, 1, 2, 2, 2]))
+    torch.testing.assert_close(merged.attention[0], (a[0] + 3 * a[1]) / 4)  # size-weighted mean
+    both = VisualTokens.concat([tok, tok])
+    assert torch.equal(both.attention, torch.cat([a, a]))
+    assert VisualTokens.concat([tok, tok.replace(attention=None)]).attention is None
+    with pytest.raises(ValueError, match="attention"):
+        tok.replace(attention=torch.zeros(3))
