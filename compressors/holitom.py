@@ -137,7 +137,7 @@ def holitom_groups(x: torch.Tensor, attention: torch.Tensor | None, ratio: float
                 feats.append(cluster_features(x[t, rest], centres, slot, beta))
                 count += keep - dominant
     features = torch.cat(feats) if feats else x.new_zeros(0, x.shape[-1])
-    return groups, features, {"windows": [list(w) for w in windows], "saved": saved, "ratio": ratio}
+    return groups, features, {"windows": [list(w) for w in windows], "saved": int(saved), "ratio": round(ratio, 4)}
 
 
 class HoliTom(Compressor):
