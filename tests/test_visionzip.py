@@ -148,3 +148,27 @@ def test_attention_follows_select_merge_and_concat():
     assert VisualTokens.concat([tok, tok.replace(attention=None)]).attention is None
     with pytest.raises(ValueError, match="attention"):
         tok.replace(attention=torch.zeros(3))
+
+
+def test_visionzip_through_the_pipeline_with_chunked_encoding(tower, sample_video_path, tmp_path):
+    from mmlong.config import resolve_config
+    from mmlong.pipeline import Pipeline
+
+    family, path = tower
+    options = {"path": str(path), "attention_layer": -2}
+
+    def pipe(**kw):
+        return Pipeline(resolve_config(preset="offline", sample="uniform:5", encoder="hf-vision",
+                                       encoder_options=options, cache_dir=str(tmp_path), **kw))
+
+    whole = pipe(chunk_size=64, cache=False).encode(sample_video_path)
+    chunked = pipe(chunk_size=2).encode(sample_video_path)  # three chunks, concatenated
+    assert chunked.attention is not None and torch.allclose(chunked.attention, whole.attention, atol=1e-6)
+    assert torch.equal(pipe(chunk_size=2).encode(sample_video_path).attention, chunked.attention)  # cache hit
+    out = pipe(chunk_size=2, compress="visionzip:0.25").tokens(sample_video_path)
+    assert out.provenance[-1].name == "visionzip" and out.num_tokens == 5 * 4
+    if family != "clip":
+        return
+    with pytest.raises(ConfigError, match="'efficientnet-lite0' recorded none"):
+        Pipeline(resolve_config(preset="offline", sample="uniform:2", cache=False,
+                                compress="visionzip")).tokens(sample_video_path)
