@@ -85,5 +85,6 @@ def require_attention(tokens: VisualTokens, ctx_encoder: object, name: str) -> t
     encoder = tokens.meta.get("encoder") or getattr(ctx_encoder, "name", None) or "this encoder"
     raise ConfigError(
         f"{name} needs the vision encoder's attention, and encoder {encoder!r} recorded none; use the hf-vision "
-        f"encoder (CLIP/SigLIP) with encoder_options {{attention_layer: -2}}"
+        f"encoder (CLIP/SigLIP) with encoder_options {{attention_layer: -2}}, or llava-onevision's own tower "
+        f"with model_options {{attention: true}}"
     )

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 
 import torch
 
+from mmlong.encoders.attention import capture_inputs, received_attention
+from mmlong.errors import ConfigError
 from mmlong.models.native_base import NativeVLMAdapter, NativeVLMConfig
 from mmlong.models.positions import as_position_ids, positions_1d
 from mmlong.models.prompt_inputs import PromptInputs, placeholder_segments, splice_embeddings, video_duration
@@ -72,6 +74,9 @@ class LlavaOneVisionAdapter(NativeVLMAdapter):
         path: str = "llava-hf/llava-onevision-qwen2-0.5b-ov-hf"
         system_prompt: str = "You are a helpful assistant."
         time_instruction: bool = True
+        #: Record each token's received attention at the tower's feature layer (SigLIP: mean over heads and
+        #: queries, pooled like the features), as VisionZip and HoliTom read it for LLaVA-OneVision.
+        attention: bool = False
 
     def model_class(self) -> type:
         from transformers import LlavaOnevisionForConditionalGeneration
@@ -89,7 +94,25 @@ class LlavaOneVisionAdapter(NativeVLMAdapter):
         """
         batch = self.processor.video_processor(videos=[frames], do_sample_frames=False, return_tensors="pt")
         pixels = batch["pixel_values_videos"].to(self.device)
-        return self.model.model.get_video_features(pixels).pooler_output[0, :-1]
+        if not self.config.attention:
+            return self.model.model.get_video_features(pixels).pooler_output[0, :-1]
+        attention_module = self.feature_layer_attention()
+        with capture_inputs(attention_module) as seen:
+            features = self.model.model.get_video_features(pixels).pooler_output[0, :-1]
+        scores = received_attention(attention_module, seen[-1], has_cls=False)  # [t, patches]
+        if self.model.config.vision_feature_select_strategy == "default":
+            scores = scores[:, 1:]
+        pooled = self.model.model.apply_pooling(scores.unsqueeze(-1).to(features.dtype))  # [t, s * s, 1]
+        return torch.cat([features, pooled.reshape(-1, 1)], dim=-1)
+
+    def feature_layer_attention(self) -> torch.nn.Module:
+        """The attention module of the tower layer whose output the projector reads (``vision_feature_layer``)."""
+        layer = self.model.config.vision_feature_layer
+        tower = self.model.model.vision_tower
+        layers = getattr(tower, "vision_model", tower).encoder.layers
+        if not isinstance(layer, int) or layer == 0:
+            raise ConfigError(f"llava-onevision attention=true needs one integer vision_feature_layer, got {layer!r}")
+        return layers[layer if layer < 0 else layer - 1].self_attn
 
     def encode_frames(self, frames: Frames) -> VisualTokens:
         """Frames ``[T, H, W, 3]`` -> tokens ``[T * h * w, D_llm]`` on grid ``(T, h, w)`` (14x14 for 384 px)."""

@@ -46,7 +46,8 @@ class NativeEncoder(Encoder):
         model: str = ""
 
     def __init__(self, adapter: "NativeVLMAdapter") -> None:
-        super().__init__(self.Config(model=f"{adapter.name}:{adapter.config.path}"))
+        attention = ":attention" if getattr(adapter.config, "attention", False) else ""
+        super().__init__(self.Config(model=f"{adapter.name}:{adapter.config.path}{attention}"))
         self.adapter = adapter
 
     @property
@@ -116,10 +117,14 @@ class NativeVLMAdapter(VideoQAModel):
         for start in range(0, len(frames), chunk):
             data = frames.data[start:start + chunk]
             features = self.frame_features(data)
+            attention = None
+            if getattr(self.config, "attention", False):  # the family appended each token's attention
+                features, attention = features[:, :-1], features[:, -1].float().cpu()
             count = data.shape[0]
             side = int(round((features.shape[0] // count) ** 0.5))
             grid = features.reshape(count, side, side, -1).float().cpu()
-            parts.append(VisualTokens.from_grid(grid, frames.timestamps[start:start + chunk], first_frame=start))
+            part = VisualTokens.from_grid(grid, frames.timestamps[start:start + chunk], first_frame=start)
+            parts.append(part.replace(attention=attention))
         tokens = VisualTokens.concat(parts)
         meta = {"encoder": "native", "family": self.name, "duration": float(frames.meta.duration)}
         return tokens.replace(frame_times=frames.timestamps.to(torch.float64).clone(), meta=meta)

@@ -172,3 +172,37 @@ def test_visionzip_through_the_pipeline_with_chunked_encoding(tower, sample_vide
     with pytest.raises(ConfigError, match="'efficientnet-lite0' recorded none"):
         Pipeline(resolve_config(preset="offline", sample="uniform:2", cache=False,
                                 compress="visionzip")).tokens(sample_video_path)
+
+
+def test_llava_onevision_tower_records_its_attention():
+    import torch.nn.functional as F
+
+    from mmlong.models.llava_onevision import LlavaOneVisionAdapter
+    from tests.vlm_fixtures import build_llava_onevision, frames_of, random_video
+
+    model, processor = build_llava_onevision(num_layers=2)
+    fr = frames_of(random_video(num_frames=4, height=70, width=70))
+    adapter = LlavaOneVisionAdapter(LlavaOneVisionAdapter.Config(attention=True, frames_per_batch=3))
+    tok = adapter.load(model, processor).encode_frames(fr)
+    plain_adapter = LlavaOneVisionAdapter(LlavaOneVisionAdapter.Config()).load(model, processor)
+    plain = plain_adapter.encode_frames(fr)
+    assert plain.attention is None and torch.allclose(plain.features, tok.features, atol=1e-5)
+    assert tok.grid == (4, 3, 3) and tok.attention.shape == (36,)
+    # reference: the tower's own eager attention weights at the feature layer (-1), mean over heads and
+    # queries, then the 5x5 -> 3x3 bilinear pooling the features get
+    pixels = processor.video_processor(videos=[fr.data], do_sample_frames=False, return_tensors="pt")
+    pixels = pixels["pixel_values_videos"][0]
+    tower = model.model.vision_tower
+    tower.config._attn_implementation = "eager"
+    try:
+        with torch.inference_mode():
+            weights = tower(pixels, output_attentions=True).attentions[-1]
+    finally:
+        tower.config._attn_implementation = "sdpa"
+    received = weights.mean(dim=1).mean(dim=1).view(4, 1, 5, 5)
+    ref = F.interpolate(received, size=(3, 3), mode="bilinear").reshape(-1)
+    torch.testing.assert_close(tok.attention, ref, rtol=1e-4, atol=1e-6)
+    assert adapter.native_encoder().config.model != plain_adapter.native_encoder().config.model  # cache keys differ
+    out = Chain.from_spec("visionzip:0.34,contextual=0")(tok)  # 3 of 9 per frame: the most attended
+    first = out.positions[out.frame_ids == 0]
+    assert sorted((first[:, 1] * 3 + first[:, 2]).long().tolist()) == sorted(torch.topk(ref[:9], 3).indices.tolist())
