@@ -18,7 +18,8 @@ frames of ``n`` tokens (``x [F, n, D]``, attention ``a [F, n]``):
 
 ``holitom[:RATIO][,tau=0.8,beta=0.6,contextual=0,k=7,max_window=1024]``; without a ratio ``--budget / N``
 (default 0.1, the official default). ``contextual=0`` (the official default ``D=0``) keeps dominant tokens only
-and needs the encoder's attention (``hf-vision`` with ``attention_layer=-2``); ``contextual=1`` needs none.
+and needs the encoder's attention (``hf-vision`` with ``attention_layer=-2``, or llava-onevision's tower with
+``attention=true``); ``contextual=1`` needs none.
 
 Deviations: only the outer-LLM part (the paper's "HoliTom (w/o M)"; the inner-LLM merging is not done); the
 official code adds uniform noise below 1e-6 to the densities to break ties, here ties go to the lower index;
