@@ -35,8 +35,13 @@ from dataclasses import dataclass
 import torch
 
 from mmlong.compressors.base import CompressContext, Compressor, report
-from mmlong.compressors.retention import (check_ratio, frame_table, merge_with_features, require_attention,
-                                          retained_ratio)
+from mmlong.compressors.retention import (
+    check_ratio,
+    frame_table,
+    merge_with_features,
+    require_attention,
+    retained_ratio,
+)
 from mmlong.types import VisualTokens
 
 DEFAULT_RATIO = 0.1

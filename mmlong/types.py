@@ -130,7 +130,7 @@ def _check_device_and_dtype(tokens: "VisualTokens") -> None:
             f"VisualTokens.features must be float32 on the CPU, got {features.dtype} on {features.device}; "
             "an encoder returns features.float().cpu() (the model adapter moves them to the model's device)"
         )
-    for name in ("frame_ids", "timestamps", "positions", "sizes", "segments", "frame_times"):
+    for name in ("frame_ids", "timestamps", "positions", "sizes", "segments", "frame_times", "attention"):
         value = getattr(tokens, name)
         if value is not None and value.device.type != "cpu":
             raise ValueError(f"VisualTokens.{name} must be on the CPU, got {value.device}; move it with .cpu()")

@@ -26,9 +26,9 @@ def official_divprune(features: torch.Tensor, ratio: float) -> torch.Tensor:
 
 def video(seed=0, t=4, h=5, w=5, d=12) -> VisualTokens:
     gen = torch.Generator().manual_seed(seed)
-    feats = torch.randn(t, h, w, d, generator=gen, dtype=torch.float64)
-    feats[1] = feats[0] + 0.05 * torch.randn(h, w, d, generator=gen, dtype=torch.float64)  # a near-duplicate frame
-    return VisualTokens.from_grid(feats, torch.arange(t, dtype=torch.float64))
+    feats = torch.randn(t, h, w, d, generator=gen)
+    feats[1] = feats[0] + 0.05 * torch.randn(h, w, d, generator=gen)  # a near-duplicate frame
+    return VisualTokens.from_grid(feats, torch.arange(t))
 
 
 def test_divprune_picks_what_the_official_code_picks():
@@ -49,7 +49,7 @@ def test_blocked_nearest_neighbour_distance_matches_the_full_matrix():
 
 
 def test_divprune_prefers_diverse_tokens_over_duplicates():
-    base = torch.eye(4, dtype=torch.float64)
+    base = torch.eye(4)
     feats = torch.cat([base[[0]].repeat(5, 1), base[1:]])  # five copies of e0, then e1, e2, e3
     tok = VisualTokens.from_grid(feats.reshape(1, 2, 4, 4), torch.zeros(1))
     out = Chain.from_spec("divprune:0.5")(tok)

@@ -101,16 +101,16 @@ def official_holitom(x, attn, r, tau=0.8, beta=0.6, D=0.0, K=7, max_window=1024)
 def video(seed=0, t=8, h=5, w=5, d=6) -> VisualTokens:
     """Frames 0-3 share a static background (cells 0-14) with moving content; frames 4-7 are another scene."""
     gen = torch.Generator().manual_seed(seed)
-    x = torch.randn(t, h * w, d, generator=gen, dtype=torch.float64)
-    x[1:4, :15] = x[0, :15] + 0.02 * torch.randn(3, 15, d, generator=gen, dtype=torch.float64)
-    x[5:7] = x[4] + 0.02 * torch.randn(2, h * w, d, generator=gen, dtype=torch.float64)
-    tok = VisualTokens.from_grid(x.view(t, h, w, d), torch.arange(t, dtype=torch.float64))
+    x = torch.randn(t, h * w, d, generator=gen)
+    x[1:4, :15] = x[0, :15] + 0.02 * torch.randn(3, 15, d, generator=gen)
+    x[5:7] = x[4] + 0.02 * torch.randn(2, h * w, d, generator=gen)
+    tok = VisualTokens.from_grid(x.view(t, h, w, d), torch.arange(t))
     return tok.replace(attention=torch.rand(tok.num_tokens, generator=gen))
 
 
 def same_rows(a: torch.Tensor, b: torch.Tensor) -> bool:
     order = lambda m: m[torch.argsort(m[:, 0])]  # noqa: E731 - random rows: the first column is unique
-    return a.shape == b.shape and torch.allclose(order(a), order(b), atol=1e-10)
+    return a.shape == b.shape and torch.allclose(order(a.double()), order(b.double()), atol=1e-5)
 
 
 @pytest.mark.parametrize("contextual", [0.0, 0.5, 1.0])
@@ -119,7 +119,8 @@ def test_holitom_matches_the_official_path(ratio, contextual):
     for seed in range(2):
         tok = video(seed)
         out = Chain.from_spec(f"holitom:{ratio},contextual={contextual}")(tok)
-        ref, windows = official_holitom(tok.features.view(8, 25, 6), tok.attention.view(8, 25), ratio, D=contextual)
+        x, attn = tok.features.double().view(8, 25, 6), tok.attention.view(8, 25)
+        ref, windows = official_holitom(x, attn, ratio, D=contextual)
         assert out.provenance[-1].extra["windows"] == [list(w) for w in windows]
         assert same_rows(out.features, ref), (seed, ratio, contextual)
 
@@ -135,7 +136,7 @@ def test_segmentation_finds_the_static_scenes():
 
 
 def test_dpc_knn_centres_are_dense_and_separated():
-    blobs = torch.cat([torch.randn(6, 2, dtype=torch.float64) * 0.05 + c for c in (0.0, 5.0, -5.0)])
+    blobs = torch.cat([torch.randn(6, 2) * 0.05 + c for c in (0.0, 5.0, -5.0)])
     centres, slot = dpc_knn(blobs, 3, 3)
     assert sorted(int(c) // 6 for c in centres) == [0, 1, 2]  # one centre per blob
     assert slot.tolist() == [slot[0]] * 6 + [slot[6]] * 6 + [slot[12]] * 6

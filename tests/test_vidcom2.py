@@ -36,10 +36,10 @@ def official_vidcom2(flat: torch.Tensor, tpf: int, base_scale: float) -> torch.T
 
 def video(seed=0, t=6, h=4, w=5, d=16, odd_frame=3) -> VisualTokens:
     gen = torch.Generator().manual_seed(seed)
-    common = torch.randn(d, generator=gen, dtype=torch.float64)
-    feats = common + 0.3 * torch.randn(t, h, w, d, generator=gen, dtype=torch.float64)
-    feats[odd_frame] = torch.randn(h, w, d, generator=gen, dtype=torch.float64)  # one frame unlike the rest
-    return VisualTokens.from_grid(feats, torch.arange(t, dtype=torch.float64))
+    common = torch.randn(d, generator=gen)
+    feats = common + 0.3 * torch.randn(t, h, w, d, generator=gen)
+    feats[odd_frame] = torch.randn(h, w, d, generator=gen)  # one frame unlike the rest
+    return VisualTokens.from_grid(feats, torch.arange(t))
 
 
 def test_vidcom2_keeps_what_the_official_code_keeps():

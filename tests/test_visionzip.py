@@ -37,7 +37,7 @@ def official_visionzip(hidden: torch.Tensor, attention: torch.Tensor, dominant: 
 
 def with_attention(seed=0, t=3, h=6, w=6, d=8) -> VisualTokens:
     gen = torch.Generator().manual_seed(seed)
-    tok = VisualTokens.from_grid(torch.randn(t, h, w, d, generator=gen, dtype=torch.float64), torch.arange(t * 1.0))
+    tok = VisualTokens.from_grid(torch.randn(t, h, w, d, generator=gen), torch.arange(t * 1.0))
     return tok.replace(attention=torch.rand(tok.num_tokens, generator=gen))
 
 
