@@ -294,6 +294,9 @@ COMPRESSORS = Registry(
         "holitom": "mmlong.compressors.holitom:HoliTom",
         "random": "mmlong.compressors.random_prune:RandomPrune",
         "downsample": "mmlong.compressors.downsample:Downsample",
+        "dycoke-ttm": "mmlong.compressors.dycoke:DyCokeTTM",
+        "dycoke-kv": "mmlong.compressors.dycoke:DyCokeKV",
+        "fastvid": "mmlong.compressors.fastvid:FastVID",
     },
 )
 MODELS = Registry(

@@ -23,7 +23,7 @@ from typing import Any, ClassVar, Sequence
 import torch
 
 from mmlong.encoders.base import Encoder
-from mmlong.errors import ModelLoadError
+from mmlong.errors import ConfigError, ModelLoadError
 from mmlong.models.base import VideoQAModel
 from mmlong.models.decoding import eos_token_ids, greedy_decode, language_model
 from mmlong.models.loading import load_pretrained
@@ -175,13 +175,22 @@ class NativeVLMAdapter(VideoQAModel):
         """Token ids ``[n]`` of a prompt piece (special tokens in the text are recognised, none added)."""
         return torch.tensor(self.tokenizer.encode(text, add_special_tokens=False), dtype=torch.long)
 
-    def pruning(self, prompt: PromptInputs, in_llm: Sequence[Any]) -> Any:
-        """The context manager that runs ``in_llm`` compressors inside the language model (or a no-op)."""
+    def pruning(self, prompt: PromptInputs, in_llm: Sequence[Any], tokens: VisualTokens | None = None) -> Any:
+        """The context manager that runs ``in_llm`` compressors inside the language model (or a no-op).
+
+        A step with a ``hooks(layers, visual_mask, tokens)`` method (DyCoke's KV pruning, FrameFusion) brings its
+        own context manager and must be the chain's only in-LLM step."""
         if not in_llm:
             return nullcontext(None)
         from mmlong.compressors.llm_pruning import InLLMPruning
 
         lm = language_model(self.model)
+        own = [step for step in in_llm if hasattr(step, "hooks")]  # steps that bring their own hooks
+        if own:
+            if len(in_llm) > 1:
+                names = ", ".join(getattr(step, "name", type(step).__name__) for step in in_llm)
+                raise ConfigError(f"in-LLM steps {names}: {own[0].name!r} must be the only in-LLM step of a chain")
+            return own[0].hooks(lm.layers, prompt.visual_mask, tokens)
         return InLLMPruning(lm.layers, list(in_llm), prompt.visual_mask, rotary=getattr(lm, "rotary_emb", None),
                             position_ids=prompt.position_ids)
 
@@ -195,7 +204,7 @@ class NativeVLMAdapter(VideoQAModel):
         subtitles = subtitle_context(timed_text, sampled_frame_times(tokens)) if timed_text else ""
         prompt = self.build_prompt(tokens, query, subtitles) if subtitles else self.build_prompt(tokens, query)
         max_new = 0 if query.is_multiple_choice else int(self.config.max_new_tokens)
-        with self.pruning(prompt, in_llm) as pruner:
+        with self.pruning(prompt, in_llm, tokens) as pruner:
             result = greedy_decode(self.model, prompt.inputs_embeds, prompt.position_ids,
                                    max_new_tokens=max_new, eos_token_ids=eos_token_ids(self.model, self.tokenizer))
         details: dict[str, Any] = {
