@@ -247,7 +247,8 @@ class DyCokeKV(Compressor):
     def schedule(self, num_layers: int) -> dict[int, float]:
         return {}  # nothing is pruned during the prefill
 
-    def hooks(self, layers: Sequence[torch.nn.Module], visual_mask: torch.Tensor) -> DyCokeKVHooks:
+    def hooks(self, layers: Sequence[torch.nn.Module], visual_mask: torch.Tensor,
+              tokens: VisualTokens | None = None) -> DyCokeKVHooks:
         """The context manager an adapter enters around decoding (see :meth:`NativeVLMAdapter.pruning`)."""
         if self.config.layer >= len(layers):
             raise ConfigError(f"dycoke-kv: layer={self.config.layer} but the language model has {len(layers)} layers")

@@ -297,6 +297,7 @@ COMPRESSORS = Registry(
         "dycoke-ttm": "mmlong.compressors.dycoke:DyCokeTTM",
         "dycoke-kv": "mmlong.compressors.dycoke:DyCokeKV",
         "fastvid": "mmlong.compressors.fastvid:FastVID",
+        "framefusion": "mmlong.compressors.framefusion:FrameFusion",
     },
 )
 MODELS = Registry(
