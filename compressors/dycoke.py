@@ -41,6 +41,7 @@ import torch
 import torch.nn.functional as F
 
 from mmlong.compressors.base import CompressContext, Compressor, report
+from mmlong.compressors.layer_hooks import LayerHooks
 from mmlong.compressors.llm_pruning import _apply_rope, _check_ratio
 from mmlong.errors import ConfigError
 from mmlong.types import VisualTokens
@@ -145,7 +146,7 @@ def _layer_keys(cache: Any, index: int) -> torch.Tensor:
     return layers[index].keys if layers is not None else cache.key_cache[index]
 
 
-class DyCokeKVHooks:
+class DyCokeKVHooks(LayerHooks):
     """Forward pre-hooks on decoder ``layers`` running DyCoke's decode-time KV pruning for one prompt.
 
     visual_mask: bool ``[L]`` (the prompt's visual rows). ``steps`` records, per decode step, whether layers
@@ -154,25 +155,17 @@ class DyCokeKVHooks:
 
     def __init__(self, layers: Sequence[torch.nn.Module], visual_mask: torch.Tensor, layer: int, ratio: float,
                  threshold: float) -> None:
-        self.layers, self.layer, self.ratio, self.threshold = list(layers), layer, ratio, threshold
+        super().__init__(layers)
+        self.layer, self.ratio, self.threshold = layer, ratio, threshold
         self.visual_rows = visual_mask.bool().cpu().nonzero().flatten()
         self.length = int(visual_mask.shape[0])
-        self.steps: list[dict[str, Any]] = []
-        self._handles: list[Any] = []
-        self._previous: torch.Tensor | None = None
         self._query: tuple[torch.Tensor, Any] | None = None
+        self._reset()
+
+    def _reset(self) -> None:
+        self.steps: list[dict[str, Any]] = []
+        self._previous: torch.Tensor | None = None
         self._keep: torch.Tensor | None = None
-
-    def __enter__(self) -> "DyCokeKVHooks":
-        self.steps, self._previous, self._keep = [], None, None
-        for index, layer in enumerate(self.layers):
-            self._handles.append(layer.register_forward_pre_hook(self._make_hook(index), with_kwargs=True))
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        for handle in self._handles:
-            handle.remove()
-        self._handles = []
 
     def summary(self) -> dict[str, Any]:
         return {"dycoke_kv": {"layer": self.layer, "pruned_steps": sum(s["pruned"] for s in self.steps),
@@ -186,7 +179,7 @@ class DyCokeKVHooks:
             hidden = args[0] if args else kwargs["hidden_states"]
             if hidden.shape[1] != 1:  # a prefill: new prompt, no pruning
                 if index == 0 and hidden.shape[1] == self.length:
-                    self.steps, self._previous, self._keep = [], None, None
+                    self._reset()
                 return args, kwargs
             if index == self.layer - 1:
                 self._query = (hidden, kwargs["position_embeddings"])

@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from mmlong.compressors.base import CompressContext, Compressor
+from mmlong.compressors.layer_hooks import LayerHooks
 from mmlong.compressors.llm_pruning import _slice_rows, last_token_attention
 from mmlong.errors import ConfigError
 from mmlong.types import VisualTokens
@@ -91,33 +92,23 @@ def patch_ids(tokens: VisualTokens) -> torch.Tensor:
     return hw[:, 0] * tokens.grid[2] + hw[:, 1]
 
 
-class FrameFusionHooks:
+class FrameFusionHooks(LayerHooks):
     """Forward pre-hooks on decoder ``layers`` running FrameFusion in the prefill of one prompt.
 
     visual_mask bool ``[L]``; patch int64 ``[V]`` (patch id of each visual row, in row order). ``kept_rows``
     are the prompt rows the last layer holds (merged chains by their first row); ``observed`` the per-layer
     lengths; ``sparsities`` the merging steps'. Each layer's cache keeps its own length; during decoding the
-    hooks give a 4-D mask the columns of that layer's cache.
+    hooks give a 4-D mask (eager attention) the columns of that layer's cache.
     """
 
     def __init__(self, layers: Sequence[torch.nn.Module], visual_mask: torch.Tensor, patch: torch.Tensor,
                  config: Any) -> None:
-        self.layers, self.config = list(layers), config
+        super().__init__(layers)
+        self.config = config
         self.length = int(visual_mask.shape[0])
         self.patch = torch.full((self.length,), -1, dtype=torch.long)
         self.patch[visual_mask.bool().cpu()] = patch.long().cpu()
-        self._handles: list[Any] = []
-
-    def __enter__(self) -> "FrameFusionHooks":
         self._reset()
-        for index, layer in enumerate(self.layers):
-            self._handles.append(layer.register_forward_pre_hook(self._make_hook(index), with_kwargs=True))
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        for handle in self._handles:
-            handle.remove()
-        self._handles = []
 
     def _reset(self) -> None:
         self.kept_rows = torch.arange(self.length)
@@ -175,12 +166,15 @@ class FrameFusionHooks:
         return hidden
 
     def _decode_kwargs(self, index: int, kwargs: dict) -> dict:
+        """A 4-D decode mask is as wide as layer 0's cache + the new tokens: give layer ``index`` its own columns."""
         mask = kwargs.get("attention_mask")
-        kept = self._by_layer[index] if index < len(self._by_layer) else None
-        if kept is None or not isinstance(mask, torch.Tensor) or mask.ndim != 4 or mask.shape[-1] <= self.length:
+        if index == 0 or index >= len(self._by_layer) or not isinstance(mask, torch.Tensor) or mask.ndim != 4:
             return kwargs
-        columns = torch.cat([kept, torch.arange(self.length, mask.shape[-1])]).to(mask.device)
-        return {**kwargs, "attention_mask": mask.index_select(-1, columns)}
+        first, kept = self._by_layer[0], self._by_layer[index]
+        if mask.shape[-1] <= first.shape[0] or kept.shape[0] == first.shape[0]:
+            return kwargs
+        columns = torch.cat([torch.searchsorted(first, kept), torch.arange(first.shape[0], mask.shape[-1])])
+        return {**kwargs, "attention_mask": mask.index_select(-1, columns.to(mask.device))}
 
 
 class FrameFusion(Compressor):

@@ -164,6 +164,23 @@ def test_dynamic_kv_pruning_equals_eager_reference(tiny, layer, ratio, threshold
     assert all(len(layer_._forward_pre_hooks) == 0 for layer_ in decoder_layers(model))
 
 
+def test_eager_and_sdpa_agree_under_dynamic_kv_pruning(tiny):
+    """Eager attention gets a 4-D float mask each step (the hooks add to it); SDPA may get none (the hooks make one)."""
+    model, _, _, prompt = tiny
+    runs = []
+    try:
+        for name in ("eager", "sdpa"):
+            set_attention(model, name)
+            with DyCokeKV(DyCokeKV.Config(layer=1, ratio=0.9, threshold=2.0)).hooks(
+                    decoder_layers(model), prompt.visual_mask) as hooks:
+                runs.append(greedy_decode(model, prompt.inputs_embeds, prompt.position_ids, max_new_tokens=8))
+            assert all(s["pruned"] for s in hooks.steps)
+    finally:
+        set_attention(model, "sdpa")
+    assert runs[0].token_ids == runs[1].token_ids
+    assert (runs[0].logits - runs[1].logits).abs().max() < 1e-4
+
+
 def test_dynamic_kv_pruning_changes_decoding_but_not_the_prefill(tiny):
     model, adapter, tokens, prompt = tiny
     baseline = greedy_decode(model, prompt.inputs_embeds, prompt.position_ids, max_new_tokens=12)

@@ -106,7 +106,7 @@ def reference_framefusion(model, prompt, cost, threshold, floor, steps):
                 length = hidden.shape[1]
                 mask = torch.full((1, 1, length, length), torch.finfo(hidden.dtype).min).triu(1)
                 seen = {}
-                handle = layer.self_attn.register_forward_hook(lambda m, a, o: seen.update(w=o[1]))
+                handle = layer.self_attn.register_forward_hook(lambda m, a, o, store=seen: store.update(w=o[1]))
                 hidden = layer(hidden, attention_mask=mask, position_embeddings=(cos[:, rows], sin[:, rows]),
                                cache=cache, use_cache=True)
                 handle.remove()
@@ -160,6 +160,25 @@ def test_framefusion_equals_eager_reference(tiny, cost, threshold, floor):
     torch.testing.assert_close(ours.logits, ref_logits, atol=2e-4, rtol=1e-4)
     assert hooks.observed[-1] == rows.shape[0] < prompt.length
     assert all(len(layer._forward_pre_hooks) == 0 for layer in decoder_layers(model))
+
+
+def test_eager_and_sdpa_agree_under_framefusion(tiny):
+    """Eager attention gets 4-D masks: the prefill slices them, decoding picks each layer's cache columns."""
+    model, _, tokens, prompt = tiny
+    runs = []
+    try:
+        for name in ("eager", "sdpa"):
+            for cfg in (model.config, model.config.text_config):
+                cfg._attn_implementation = name
+            with FrameFusion().hooks(decoder_layers(model), prompt.visual_mask, tokens) as hooks:
+                runs.append((greedy_decode(model, prompt.inputs_embeds, prompt.position_ids, max_new_tokens=6),
+                             hooks.observed))
+    finally:
+        for cfg in (model.config, model.config.text_config):
+            cfg._attn_implementation = "sdpa"
+    assert runs[0][1] == runs[1][1] and runs[0][1][-1] < prompt.length
+    assert runs[0][0].token_ids == runs[1][0].token_ids
+    assert (runs[0][0].logits - runs[1][0].logits).abs().max() < 1e-4
 
 
 def test_cost_formula_and_merge_direction(tiny):
