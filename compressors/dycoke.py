@@ -235,7 +235,7 @@ class DyCokeKV(Compressor):
         super().__init__(config)
         _check_ratio(self.name, self.config.ratio)
         if self.config.layer < 1:
-            raise ConfigError(f"dycoke-kv: layer must be >= 1 (its scores come from layer - 1), got {self.config.layer}")
+            raise ConfigError(f"dycoke-kv: layer must be >= 1 (scores come from layer - 1), got {self.config.layer}")
 
     def schedule(self, num_layers: int) -> dict[int, float]:
         return {}  # nothing is pruned during the prefill

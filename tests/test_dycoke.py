@@ -7,8 +7,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tests.vlm_fixtures import build_qwen2_vl, frames_of, random_video
-
 from mmlong.compressors.base import Chain, CompressContext
 from mmlong.compressors.dycoke import DyCokeKV, DyCokeTTM
 from mmlong.errors import ConfigError
@@ -16,6 +14,7 @@ from mmlong.models.decoding import decoder_layers, greedy_decode
 from mmlong.models.qwen2_vl import Qwen2VLAdapter
 from mmlong.registry import COMPRESSORS
 from mmlong.types import Query, VisualTokens
+from tests.vlm_fixtures import build_qwen2_vl, frames_of, random_video
 
 
 # ---------------------------------------------------------------------------------------------- TTM reference

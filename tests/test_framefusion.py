@@ -6,8 +6,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tests.vlm_fixtures import build_qwen2_vl
-
 from mmlong.compressors.base import Chain
 from mmlong.compressors.framefusion import FrameFusion, pruning_sparsity
 from mmlong.errors import ConfigError
@@ -15,6 +13,7 @@ from mmlong.models.decoding import decoder_layers, greedy_decode
 from mmlong.models.qwen2_vl import Qwen2VLAdapter
 from mmlong.registry import COMPRESSORS
 from mmlong.types import Query, VisualTokens
+from tests.vlm_fixtures import build_qwen2_vl
 
 FRAMES, SIDE = 4, 4
 
@@ -26,7 +25,8 @@ def official_ratio(sparsity_list, cost, num_layers):
         s *= 1 - value
         total += s
     remain = num_layers * cost - total
-    return 0.0 if remain / ((num_layers - len(sparsity_list)) * s) > 1 else 1 - remain / ((num_layers - len(sparsity_list)) * s)
+    share = remain / ((num_layers - len(sparsity_list)) * s)
+    return 0.0 if share > 1 else 1 - share
 
 
 def official_merge(hidden, patch_type, patch_num, merge_index):
@@ -86,7 +86,8 @@ def reference_framefusion(model, prompt, cost, threshold, floor, steps):
                     visual = int((patch >= 0).sum())
                     ratio = official_ratio(sparsities, cost, n_layers)
                     top = scores[start:start + visual].topk(round(visual * (1 - ratio))).indices + start
-                    keep = torch.cat([torch.arange(start), top, torch.arange(start + visual, hidden.shape[1])]).sort().values
+                    tail = torch.arange(start + visual, hidden.shape[1])
+                    keep = torch.cat([torch.arange(start), top, tail]).sort().values
                     hidden, rows, patch = hidden[:, keep], rows[keep], patch[keep]
                     pruned_done = True
                 if not merged_done:
