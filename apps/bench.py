@@ -16,6 +16,7 @@ BENCH_MODULES: tuple[str, ...] = (
     "mmlong.apps.bench_cache",  # cache
     "mmlong.apps.plan_check",  # plan (the planner vs measured memory and counted FLOPs)
     "mmlong.apps.bench_experts",  # experts (on-screen text and speech, CPU per hour)
+    "mmlong.apps.bench_hour",  # needle-video, hour
 )
 
 

@@ -96,7 +96,8 @@ class NIAVHBenchmark:
             letter = answer.letter or letter_from_reply(answer.text, len(item.query.options))
             return {**base, "option": letter, "answer": item.answer, "correct": letter == item.answer,
                     "text": answer.text, "evidence": [round(float(t), 2) for t in answer.evidence],
-                    "needle_time": [item.meta["start"], item.meta["end"]]}
+                    "needle_time": [item.meta["start"], item.meta["end"]],
+                    "option_scores": answer.details.get("option_scores", {})}
         matched = open_answer_match(answer.text, item.meta["references"])
         return {**base, "text": answer.text, "references": item.meta["references"], "matched": matched,
                 "correct": matched is not None}
@@ -106,10 +107,15 @@ class NIAVHBenchmark:
         return {"id": item.id, **base, "correct": False, "error": reason}
 
     def summarize(self, records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-        return summarize_grid(records, self.manifest["depths"], self.manifest["lengths"])
+        from mmlong.apps.niavh_ablation import ablation
+
+        return {**summarize_grid(records, self.manifest["depths"], self.manifest["lengths"]),
+                "ablation": ablation(records)}
 
     def report(self, summary: Mapping[str, Any]) -> str:
-        return grid_markdown(summary)
+        from mmlong.apps.niavh_ablation import ablation_markdown
+
+        return "\n\n".join(p for p in (grid_markdown(summary), ablation_markdown(summary.get("ablation", {}))) if p)
 
     def figures(self, summary: Mapping[str, Any], out_dir: Path) -> list[Path]:
         return [draw_heatmap(summary, out_dir / "heatmap.png")]

@@ -147,6 +147,19 @@ class EfficientNetLite0(Encoder):
         grid = encode_batched(frames, self.config.batch_size, self._pixels, self.module.extract_features)
         return grid.permute(0, 2, 3, 1).contiguous()
 
+    def pooled_features(self, frames: torch.Tensor, size: int) -> torch.Tensor:
+        """uint8 frames ``[T, H, W, 3]`` resized to ``size`` x ``size`` (instead of 224) to the mean of their
+        feature grid, ``[T, 1280]``: a cheap look for scanning samplers (about (size / 224)^2 of the FLOPs)."""
+        if frames.shape[0] == 0:
+            return torch.empty(0, FEATURE_DIM)
+
+        def pixels(batch: torch.Tensor) -> torch.Tensor:
+            return prepare_pixels(batch, (size, size), self.mean, self.std, resize=self.config.resize,
+                                  device=self.device, dtype=self.dtype)
+
+        grid = encode_batched(frames, self.config.batch_size, pixels, self.module.extract_features)
+        return grid.float().mean(dim=(2, 3))
+
     def encode(self, frames: Frames) -> VisualTokens:
         """``T`` frames to ``T * 49`` tokens of 1280-d on the grid ``(T, 7, 7)``."""
         grid = self.feature_grid(frames.data)

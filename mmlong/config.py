@@ -88,10 +88,10 @@ def _presets() -> dict[str, dict[str, Any]]:
     """Named whole pipelines. A function, so nobody can mutate a shared table."""
     return {
         # Real offline video QA: EfficientNet-Lite0 describes frames, Gemma 3 270M answers (Socratic models).
-        # One frame a second catches one-second events in clips up to ~4 minutes; longer videos fall back to
-        # 256 uniformly spread frames (use query:N or stream-memory for hour-long videos).
+        # The coverage sampler scans every second at low resolution and encodes 64 frames at full resolution
+        # where the question's options match, the scene changes, and uniformly: an hour in well under a minute.
         "offline": dict(
-            sample="fps:1,max_frames=256",
+            sample="coverage:64",
             encoder="efficientnet-lite0",
             model="socratic",
             compress="",

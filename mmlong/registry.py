@@ -263,6 +263,7 @@ SAMPLERS = Registry(
         "window": "mmlong.sampling:WindowSampler",
         "scene": "mmlong.scan_sampling:SceneSampler",
         "query": "mmlong.scan_sampling:QuerySampler",
+        "coverage": "mmlong.compressors.coverage:CoverageSampler",
     },
 )
 ENCODERS = Registry(

@@ -5,21 +5,26 @@ The encoder's image classifier describes the (compressed) visual tokens as a tim
 (:mod:`mmlong.models.transcript`); a text-only language model (Gemma 3 270M, :mod:`mmlong.models.gemma`) reads
 it with the question in the MLVU prompt (:mod:`mmlong.models.prompts`).
 
-- Multiple choice, ``scoring="likelihood"`` (default): each option's text is scored by its log-likelihood as the
-  answer after the transcript and question (cloze scoring, Brown et al., 2020, arXiv:2005.14165). A 270M base
-  LM barely binds option letters to options: with the MLVU letter prompt it answers ``(A)`` whatever the
-  options say, while the likelihood of the option text follows the transcript.
-- Multiple choice, ``scoring="letter"``: the MLVU prompt ending in ``Best option: (``; the option letter is
-  read from the LM's next-token distribution restricted to the option letters' token ids (for larger LMs).
-- Open questions: a short greedy answer, cut at the first newline.
-- Evidence: the transcript lines most relevant to the chosen option (or the open answer), most relevant first,
-  as the lines' centre times in seconds. Relevance uses the encoder's text side when it has one
-  (``encode_text`` vs ``embed_visual`` of each line's mean feature), else the overlap of words between the text
-  and the line's class names.
+Multiple choice is **grounded** (``scoring="fused"``, the default). Every moment of the video (each sampled
+frame or segment, and each expert line: on-screen text, speech) is compared with every option
+(:mod:`mmlong.models.grounding`: ConSE for image moments, fuzzy word match and MiniLM for text moments), and
+an option's evidence is its best moment's prominence, ``e_o = max_l [r(o, l) - median_l' r(o, l')]``. The LM
+score is calibrated: the domain-conditional PMI of Holtzman et al. 2021 (arXiv:2104.08315),
+``pmi_o = log p(o | transcript, question) - log p(o | question, no transcript)`` (summed over the option's
+tokens), so short, common options lose the head start a base LM gives them. The fused rule::
 
-Experts' lines (on-screen text, speech, subtitles; ``timed_text``) join the transcript in time order, marked
-by source (``00:29 [text] "The secret word is banana."``); at most ``max_text_lines`` of them (notes such as
-"no audio track" not counted), evenly spread in time when there are more.
+    score_o = log_softmax_o(e / T) + w * log_softmax_o(pmi)        T = 0.02, w = 0.5 (tuned on the tuning set)
+
+chooses the option with the highest score: clear evidence decides, and the LM decides between options the
+video supports equally. ``scoring="evidence"`` (``e`` only), ``"lm"`` (``pmi`` only), ``"likelihood"`` (the
+summed log-likelihood, the rule before grounding) and ``"letter"`` (the MLVU letter read from the next-token
+distribution, for larger LMs) stay selectable for ablations. Evidence times are the moments that carried the
+chosen option, most prominent first.
+
+Open questions: each moment is scored by its prominence for the question plus, for an image moment, its rarity
+(a brief event is unlike the rest of the video); the answer is that moment's own words
+(``open_answer="extract"``: its most likely class, or the text read or heard) or the LM's greedy answer given
+only the best moments (``"generate"``). Evidence: that moment's time.
 
 The model accepts tokens from any chain (pooled, merged, selected, segmented): it reads only features, frame
 ids, timestamps, sizes and segments.
@@ -27,14 +32,15 @@ ids, timestamps, sizes and segments.
 
 from __future__ import annotations
 
-import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar
 
 import torch
 
 from mmlong.errors import ConfigError
 from mmlong.models.base import VideoQAModel
+from mmlong.models.grounding import Grounding, ground, line_says, moment_text
 from mmlong.models.prompts import (
     MLVU_SYSTEM,
     LetterChoice,
@@ -49,23 +55,24 @@ from mmlong.models.transcript import Transcript, build_transcript
 from mmlong.types import Answer, Query, VisualTokens
 
 TRANSCRIPT_HEADER = "Video transcript (what each moment shows):"
-EMPTY_TRANSCRIPT = "(no frames were kept)"
 #: said after the header when the transcript holds expert lines
 SOURCES_LEGEND = (
     "[text] lines are words written on screen; [speech] lines are words spoken; [subtitle] lines are subtitles."
 )
-SCORINGS = ("likelihood", "letter")
-_STOPWORDS = frozenset(
-    "a an the of and or in on at to with by for from is are was were be it its this that what which who "
-    "where when how does do did video shown shows show there".split()
-)
+EVIDENCE_HEADER = "The most relevant moments of the video:"
+EMPTY_TRANSCRIPT = "(no frames were kept)"
+#: lm: calibrated LM only; evidence: grounding only; fused: both (default); likelihood: summed log-likelihood
+#: (the old rule, kept for comparison); letter: the MLVU option letter
+SCORINGS = ("fused", "evidence", "lm", "likelihood", "letter")
+#: extract: the best moment's own words (its most likely class, or its text); generate: the LM's answer from it
+OPEN_ANSWERS = ("extract", "generate")
 
 
-def transcript_context(transcript: Transcript) -> str:
+def transcript_context(transcript: Transcript, header: str = TRANSCRIPT_HEADER) -> str:
     """The transcript as the prompt's context block."""
     body = transcript.text() if len(transcript) or transcript.texts else EMPTY_TRANSCRIPT
     legend = f"\n{SOURCES_LEGEND}" if any(t.source != "note" for t in transcript.texts) else ""
-    return f"{TRANSCRIPT_HEADER}{legend}\n{body}"
+    return f"{header}{legend}\n{body}"
 
 
 def spread(items: Sequence[Any], count: int) -> list[Any]:
@@ -81,60 +88,44 @@ def spread(items: Sequence[Any], count: int) -> list[Any]:
     return [items[round(i * (len(items) - 1) / (count - 1))] for i in range(count)]
 
 
-def _words(text: str) -> set[str]:
-    """Lower-case content words of ``text``, with a plural ``s`` dropped (``"cats"`` -> ``"cat"``)."""
-    out = set()
-    for word in re.findall(r"[a-z0-9]+", text.lower()):
-        if word in _STOPWORDS:
-            continue
-        out.add(word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word)
-    return out
+def fuse_scores(evidence: torch.Tensor, lm: torch.Tensor, temperature: float, lm_weight: float) -> torch.Tensor:
+    """``[K]`` fused option scores: ``log_softmax(evidence / temperature) + lm_weight * log_softmax(lm)``.
 
-
-def name_overlap(transcript: Transcript, text: str) -> torch.Tensor:
-    """``[L]`` per line: sum over its classes of probability x the share of the class name's words in ``text``."""
-    wanted = _words(text)
-    scores = []
-    for line in transcript.lines:
-        score = 0.0
-        for name, prob in line.labels:
-            words = _words(name)
-            if words:
-                score += prob * len(words & wanted) / len(words)
-        scores.append(score)
-    return torch.tensor(scores, dtype=torch.float64)
-
-
-def line_relevance(transcript: Transcript, text: str, encoder: Any) -> tuple[torch.Tensor, str]:
-    """``([L] relevance of each line to text, method)``; method is ``"text-embedding"`` or ``"name-overlap"``."""
-    if getattr(encoder, "has_text", False):
-        try:
-            scores = encoder.relevance(transcript.features(), [text])[0]
-            return scores.detach().double().cpu(), "text-embedding"
-        except NotImplementedError:
-            pass
-    return name_overlap(transcript, text), "name-overlap"
-
-
-def evidence_times(transcript: Transcript, text: str, encoder: Any, count: int = 3) -> tuple[list[float], str]:
-    """Centre times (s) of the ``count`` lines most relevant to ``text``, most relevant first.
-
-    Only lines that stand out count: above the mean relevance of all lines (the best line always, for
-    embeddings); with name overlap, lines that share no word with ``text`` are never evidence.
+    >>> fuse_scores(torch.tensor([0.30, 0.05]), torch.tensor([-1.0, 1.0]), 0.05, 0.5).argmax().item()
+    0
+    >>> fuse_scores(torch.tensor([0.05, 0.05]), torch.tensor([-1.0, 1.0]), 0.05, 0.5).argmax().item()
+    1
     """
-    if not len(transcript) or count < 1:
-        return [], "none"
-    scores, method = line_relevance(transcript, text, encoder)
-    order = sorted(range(len(transcript)), key=lambda i: (-float(scores[i]), transcript.lines[i].start))
-    mean = float(scores.mean())
-    order = [i for rank, i in enumerate(order) if float(scores[i]) > mean or (rank == 0 and method != "name-overlap")]
-    if method == "name-overlap":
-        order = [i for i in order if float(scores[i]) > 0.0]
-    return [transcript.lines[i].centre for i in order[:count]], method
+    e = torch.log_softmax(evidence.double() / max(temperature, 1e-9), dim=0)
+    return e + lm_weight * torch.log_softmax(lm.double(), dim=0)
+
+
+def moment_words(line: Any) -> str:
+    """What a moment says in words: the text of a text moment, else its most likely class (``""`` if none)."""
+    said = line_says(line)
+    if said is not None:
+        return said
+    labels = getattr(line, "labels", ())
+    return labels[0][0] if labels else ""
+
+
+def open_moment_scores(grounding: Grounding, lines: Sequence[Any], encoder: Any) -> torch.Tensor:
+    """``[L]`` how much each moment answers an open question: its prominence for the question plus, for an
+    image moment, its rarity (1 - median cosine of its ConSE embedding to the other image moments'; a brief
+    needle is unlike its haystack)."""
+    score = grounding.prominence[0].clone()
+    image = [i for i, line in enumerate(lines) if line_says(line) is None]
+    if len(image) > 2 and getattr(encoder, "has_text", False):
+        try:
+            emb = encoder.embed_visual(torch.stack([lines[i].feature for i in image])).double().cpu()
+        except NotImplementedError:
+            return score
+        score[image] += 1.0 - (emb @ emb.T).median(dim=1).values
+    return score
 
 
 class SocraticModel(VideoQAModel):
-    """Image classifier describes, Gemma 3 270M answers. Registered as ``"socratic"``."""
+    """Image classifier describes, Gemma 3 270M answers, grounded in the transcript. Registered as ``"socratic"``."""
 
     name: ClassVar[str] = "socratic"
     supports_in_llm: ClassVar[bool] = False
@@ -145,14 +136,15 @@ class SocraticModel(VideoQAModel):
         """path: a local LM directory instead of the packaged Gemma 3 270M; top_k: classes per transcript line;
         min_prob: least probability for a class to be mentioned (the top one always is); min_confidence: a
         moment whose top_k classes together hold less probability than this is written as nothing recognisable
-        (an ImageNet classifier's low-confidence guesses on out-of-domain footage, e.g. dog breeds for a cartoon rabbit,
-        otherwise read to the LM like facts); max_lines: most
-        transcript lines (more time groups are pooled into coarser spans); max_text_lines: most expert lines
-        (on-screen text, speech) in the transcript; max_new_tokens: length of open
-        answers; evidence: how many evidence times to give; scoring: ``"likelihood"`` (option text
-        log-likelihood) or ``"letter"`` (MLVU letter from the next-token distribution); device, dtype: where and
-        how the LM runs; cache_dir: cache root for the converted LM (default ``$MMLONG_CACHE_DIR`` or the user
-        cache dir)."""
+        (an ImageNet classifier's low-confidence guesses on out-of-domain footage, e.g. dog breeds for a cartoon
+        rabbit, otherwise read to the LM like facts); max_lines: most transcript lines the LM reads (more time
+        groups are pooled into coarser spans; grounding always compares every moment); max_text_lines: most
+        expert lines (on-screen text, speech) in the transcript; max_new_tokens: length
+        of open answers; evidence: how many evidence times to give; scoring: ``fused`` (default), ``evidence``,
+        ``lm``, ``likelihood`` or ``letter`` (see the module docstring); evidence_temperature, lm_weight: the
+        fusion rule's constants (tuned on the tuning needle set, see README); open_moments: how many of the most
+        relevant moments an open answer is generated from; device, dtype: where and how the LM runs; cache_dir:
+        cache root for the converted LM (default ``$MMLONG_CACHE_DIR`` or the user cache dir)."""
 
         path: str | None = None
         top_k: int = 3
@@ -162,19 +154,29 @@ class SocraticModel(VideoQAModel):
         max_text_lines: int = 64
         max_new_tokens: int = 32
         evidence: int = 3
-        scoring: str = "likelihood"
+        scoring: str = "fused"
+        evidence_temperature: float = 0.02
+        lm_weight: float = 0.5
+        open_moments: int = 1
+        open_answer: str = "extract"
         device: str = "cpu"
         dtype: str = "float32"
         cache_dir: str | None = None
 
         def __post_init__(self) -> None:
-            if self.top_k < 1 or self.max_lines < 1 or self.max_new_tokens < 1 or self.max_text_lines < 0:
-                raise ValueError("top_k, max_lines and max_new_tokens must be at least 1, max_text_lines at least 0")
+            if self.top_k < 1 or self.max_lines < 1 or self.max_new_tokens < 1 or self.open_moments < 1:
+                raise ValueError("top_k, max_lines, max_new_tokens and open_moments must be at least 1")
+            if self.max_text_lines < 0:
+                raise ValueError("max_text_lines must be at least 0")
             for name in ("min_prob", "min_confidence"):
                 if not 0.0 <= getattr(self, name) <= 1.0:
                     raise ValueError(f"{name} must be within [0, 1], got {getattr(self, name)}")
             if self.scoring not in SCORINGS:
                 raise ValueError(f"scoring must be one of {', '.join(SCORINGS)}, got {self.scoring!r}")
+            if self.open_answer not in OPEN_ANSWERS:
+                raise ValueError(f"open_answer must be one of {', '.join(OPEN_ANSWERS)}, got {self.open_answer!r}")
+            if self.evidence_temperature <= 0 or self.lm_weight < 0:
+                raise ValueError("evidence_temperature must be positive and lm_weight 0 or more")
 
     def __init__(self, config: Any = None) -> None:
         super().__init__(config)
@@ -192,7 +194,7 @@ class SocraticModel(VideoQAModel):
             self._lm = load_gemma(cfg.path, cache_dir=cfg.cache_dir, device=cfg.device, dtype=cfg.dtype)
         return self._lm
 
-    def load(self) -> "SocraticModel":
+    def load(self) -> SocraticModel:
         """Load the answerer LM now (otherwise on the first answer)."""
         _ = self.lm
         return self
@@ -204,8 +206,7 @@ class SocraticModel(VideoQAModel):
         return self._letter_ids[count]
 
     # ------------------------------------------------------------------ answering
-    def transcript(self, tokens: VisualTokens, encoder: Any, timed_text: Sequence[Any] = ()) -> Transcript:
-        """The timestamped transcript of ``tokens`` from ``encoder``'s classifier, with the experts' lines."""
+    def _check_encoder(self, encoder: Any) -> None:
         has_classifier = callable(getattr(encoder, "classify", None)) and getattr(encoder, "class_names", None)
         if encoder is None or not has_classifier:
             name = getattr(encoder, "name", None)
@@ -214,25 +215,78 @@ class SocraticModel(VideoQAModel):
                 f"{'encoder ' + repr(name) + ' has none' if encoder is not None else 'none was given'}; "
                 "use --encoder efficientnet-lite0"
             )
+
+    def transcript(self, tokens: VisualTokens, encoder: Any, timed_text: Sequence[Any] = (),
+                   merge: bool = True) -> Transcript:
+        """The timestamped transcript of ``tokens`` from ``encoder``'s classifier, with the experts' lines;
+        ``merge=False``: one line per moment (frame or segment), every moment labelled, and every expert line
+        but notes (the moments grounding compares)."""
+        self._check_encoder(encoder)
         cfg = self.config
         visual = build_transcript(tokens, encoder.classify, list(encoder.class_names), top_k=cfg.top_k,
-                                  min_prob=cfg.min_prob, max_lines=cfg.max_lines,
-                                  min_confidence=cfg.min_confidence)
+                                  min_prob=cfg.min_prob, max_lines=cfg.max_lines if merge else 1 << 30,
+                                  min_confidence=cfg.min_confidence if merge else 0.0, merge=merge)
         texts = sorted(timed_text, key=lambda t: (t.start, t.end))
         notes = [t for t in texts if t.source == "note"]  # what the experts say about the video: always kept
-        return visual.with_texts(notes + spread([t for t in texts if t.source != "note"], cfg.max_text_lines))
+        spoken = [t for t in texts if t.source != "note"]
+        if not merge:
+            return visual.with_texts(spoken)
+        return visual.with_texts(notes + spread(spoken, cfg.max_text_lines))
 
-    def choose(self, query: Query, context: str) -> tuple[str, LetterChoice]:
-        """The prompt and the chosen option of a multiple-choice ``query`` given the transcript ``context``."""
-        if self.config.scoring == "letter":
-            prompt = mc_prompt(query.question, query.options, context, system=query.instruction or MLVU_SYSTEM)
-            logits = self.lm.next_token_logits(prompt)
-            return prompt, read_letter(logits, self.letter_ids(len(query.options)))
+    def lm_scores(self, query: Query, context: str) -> tuple[str, torch.Tensor, torch.Tensor]:
+        """``(prompt, summed log-likelihood [K], PMI [K])`` of each option's text as the answer.
+
+        PMI is the domain-conditional PMI of Holtzman et al. 2021 (arXiv:2104.08315): the log-likelihood after
+        the transcript minus the log-likelihood after a content-free prompt (the same instruction and question,
+        no transcript), so options that are likely whatever the video shows (short, common words) lose their
+        head start.
+        """
         prompt = open_prompt(query.question, context)
         shared = open_prompt("", context).rsplit("Question:", 1)[0]  # instruction + transcript, kept across questions
-        logprobs = self.lm.continuation_logprobs(prompt, [" " + option.strip() for option in query.options],
-                                                 prefix=shared)
-        return prompt, choose_option(torch.stack([lp.sum() for lp in logprobs]))
+        options = [" " + option.strip() for option in query.options]
+        given = torch.stack([lp.sum() for lp in self.lm.continuation_logprobs(prompt, options, prefix=shared)])
+        blank = open_prompt(query.question, transcript_context(Transcript(())))
+        prior = torch.stack([lp.sum() for lp in self.lm.continuation_logprobs(blank, options)])
+        return prompt, given.double(), (given - prior).double()
+
+    def choose(self, query: Query, context: str, grounding: Grounding) -> tuple[str, LetterChoice, dict[str, Any]]:
+        """The prompt, the chosen option of a multiple-choice ``query`` and the per-option scores."""
+        cfg = self.config
+        if cfg.scoring == "letter":
+            prompt = mc_prompt(query.question, query.options, context, system=query.instruction or MLVU_SYSTEM)
+            logits = self.lm.next_token_logits(prompt)
+            return prompt, read_letter(logits, self.letter_ids(len(query.options))), {}
+        scores: dict[str, Any] = {"evidence": [round(float(e), 4) for e in grounding.evidence]}
+        if cfg.scoring == "evidence":
+            return "", choose_option(grounding.evidence / cfg.evidence_temperature), scores
+        prompt, summed, pmi = self.lm_scores(query, context)
+        scores.update(likelihood=[round(float(v), 4) for v in summed], pmi=[round(float(v), 4) for v in pmi])
+        if cfg.scoring == "likelihood":
+            return prompt, choose_option(summed), scores
+        if cfg.scoring == "lm":
+            return prompt, choose_option(pmi), scores
+        fused = fuse_scores(grounding.evidence, pmi, cfg.evidence_temperature, cfg.lm_weight)
+        scores["fused"] = [round(float(v), 4) for v in fused]
+        return prompt, choose_option(fused), scores
+
+    def open_answer(self, query: Query, moments: Sequence[Any], encoder: Any) -> tuple[str, str, list[int], Grounding]:
+        """``(prompt, answer, moment positions, grounding)`` for an open question, from the ``open_moments``
+        moments that answer it best (:func:`open_moment_scores`): their own words (``open_answer="extract"``:
+        the most likely class of an image moment, the text of a text moment) or the LM's greedy answer given
+        only those moments (``"generate"``)."""
+        grounding = ground(moments, [query.question], encoder)
+        scores = open_moment_scores(grounding, moments, encoder)
+        order = sorted(range(len(moments)), key=lambda i: (-float(scores[i]), i))[: self.config.open_moments]
+        if not order:
+            return "", "", [], grounding
+        if self.config.open_answer == "extract":
+            return "", moment_words(moments[order[0]]), order, grounding
+        chosen = [moments[i] for i in sorted(order)]
+        best = Transcript(tuple(m for m in chosen if line_says(m) is None),
+                          tuple(m for m in chosen if line_says(m) is not None))
+        prompt = open_prompt(query.question, transcript_context(best, EVIDENCE_HEADER))
+        text = self.lm.generate(prompt, max_new_tokens=self.config.max_new_tokens, stop=("\n",))
+        return prompt, text, order, grounding
 
     def answer(
         self,
@@ -249,23 +303,25 @@ class SocraticModel(VideoQAModel):
                 f"({', '.join(getattr(s, 'name', type(s).__name__) for s in in_llm)}) cannot run; remove them"
             )
         transcript = self.transcript(tokens, encoder, timed_text)
+        fine = self.transcript(tokens, encoder, timed_text, merge=False)
+        moments = [*fine.lines, *fine.texts]  # every frame (or segment) and every expert line
         context = transcript_context(transcript)
         details: dict[str, Any] = {"transcript": transcript.text(), "transcript_lines": transcript.to_dicts(),
                                    "text_lines": [t.to_dict() for t in transcript.texts]}
+        cfg = self.config
         if query.is_multiple_choice:
-            prompt, choice = self.choose(query, context)
+            grounding = ground(moments, list(query.options), encoder)
+            prompt, choice, scores = self.choose(query, context, grounding)
             option = query.options[choice.index]
-            evidence, method = evidence_times(transcript, option, encoder, self.config.evidence)
-            details["scoring"] = self.config.scoring
-            details["option_probs"] = choice.as_dict()
+            carried = grounding.moments(choice.index, cfg.evidence)
+            details.update(scoring=cfg.scoring, option_probs=choice.as_dict(), option_scores=scores)
             result = Answer(text=format_option(choice.index, option), option=option, option_index=choice.index,
-                            evidence=evidence)
+                            evidence=[moments[i].centre for i in carried])
         else:
-            prompt = open_prompt(query.question, context)
-            text = self.lm.generate(prompt, max_new_tokens=self.config.max_new_tokens, stop=("\n",))
-            evidence, method = evidence_times(transcript, text or query.question, encoder, self.config.evidence)
-            result = Answer(text=text, evidence=evidence)
-        details["evidence_method"] = method
-        details["prompt_tokens"] = len(self.lm.encode(prompt, special=True))
+            prompt, text, carried, grounding = self.open_answer(query, moments, encoder)
+            result = Answer(text=text, evidence=[moments[i].centre for i in carried])
+        details["evidence_method"] = grounding.method
+        details["evidence_lines"] = [moment_text(moments[i]) for i in carried]
+        details["prompt_tokens"] = len(self.lm.encode(prompt, special=True)) if prompt else 0
         result.details.update(details)
         return result

@@ -209,8 +209,10 @@ def _labels(probs: torch.Tensor, names: Sequence[str], top_k: int, min_prob: flo
 def _lines(
     spans: _Spans, probs: torch.Tensor, names: Sequence[str], top_k: int, min_prob: float,
     min_confidence: float = 0.0,
+    merge: bool = True,
 ) -> list[TranscriptLine]:
-    """One line per span, then consecutive lines that say the same (same top class, same class set) merged.
+    """One line per span, then (``merge``) consecutive lines that say the same (same top class, same class set)
+    merged.
 
     A merged line keeps the shared classes, with probabilities averaged by token weight.
     """
@@ -222,7 +224,7 @@ def _lines(
         labels = _labels(p, names, top_k, min_prob, min_confidence)
         line = TranscriptLine(float(spans.start[i]), float(spans.end[i]), labels, spans.features[i],
                               float(spans.weights[i]), 1)
-        if not lines or lines[-1].says != line.says:
+        if not merge or not lines or lines[-1].says != line.says:
             lines.append(line)
             merged_probs.append(p)
             continue
@@ -253,6 +255,7 @@ def build_transcript(
     min_prob: float = 0.05,
     max_lines: int = 64,
     min_confidence: float = 0.0,
+    merge: bool = True,
 ) -> Transcript:
     """The transcript of ``tokens``.
 
@@ -261,7 +264,8 @@ def build_transcript(
     least ``min_prob`` (always the most likely one); a moment whose ``top_k`` classes together hold less than
     ``min_confidence`` is written as nothing recognisable rather than as a confident-looking guess. When more
     than ``max_lines`` lines remain after merging, consecutive time groups are pooled into ``max_lines`` coarser
-    spans and classified again.
+    spans and classified again. ``merge=False``
+    keeps one line per time group (the moments grounded option scoring compares, :mod:`mmlong.models.grounding`).
     """
     if tokens.num_tokens == 0:
         return Transcript(())
@@ -278,7 +282,7 @@ def build_transcript(
                 f"{len(class_names)} class names"
             )
         named, names = _named_probs(probs, class_names)
-        return _lines(spans, named, names, top_k, min_prob, min_confidence)
+        return _lines(spans, named, names, top_k, min_prob, min_confidence, merge)
 
     spans = group_spans(tokens)
     lines = lines_of(spans)

