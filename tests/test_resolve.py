@@ -133,3 +133,17 @@ def test_lmms_bridge_settings_as_strings(ckpt):
     tree = resolve_settings("offline", None, {"model": str(ckpt), "budget": "64", "cache": "false",
                                               "max_length": "2048"}, ignore=("device_map", "max_length"))
     assert (tree.model.family, tree.budget, tree.runtime.cache) == ("llava-onevision", 64, False)
+
+
+def test_every_plugin_builds_from_its_resolved_node():
+    """A tree node (kind, name, Config) builds its plug-in, and a class's own name is its registered name."""
+    from mmlong.registry import COMPRESSORS, ENCODERS, MODELS, SAMPLERS
+    from mmlong.resolve import Plugin
+
+    for registry in (SAMPLERS, COMPRESSORS, ENCODERS, MODELS):
+        for name in registry.names():
+            cls = registry.resolve(name)
+            assert cls.name == name, (registry.kind, name)
+    node = Plugin("compressor", "tome", COMPRESSORS.make_config("tome", ("0.25",)))
+    built = node.build()
+    assert type(built).__name__ == "ToMe" and built.config.ratio == 0.25 and node.describe() == "tome:0.25"
