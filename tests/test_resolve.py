@@ -129,9 +129,10 @@ def test_a_hub_id_that_cannot_be_fetched_says_to_pass_a_local_directory():
     assert "\n" not in text
 
 
-def test_lmms_bridge_settings_as_strings(ckpt):
-    tree = resolve_settings("offline", None, {"model": str(ckpt), "budget": "64", "cache": "false",
-                                              "max_length": "2048"}, ignore=("device_map", "max_length"))
+def test_lmms_bridge_settings(ckpt):
+    # lmms-eval's argument parser gives typed values (numbers, true/false) for model_args
+    tree = resolve_settings("offline", None, {"model": str(ckpt), "budget": 64, "cache": False,
+                                              "max_length": 2048}, ignore=("device_map", "max_length"))
     assert (tree.model.family, tree.budget, tree.runtime.cache) == ("llava-onevision", 64, False)
 
 
