@@ -4,7 +4,7 @@ Every entry point (the CLI flags, a YAML file, the demo's settings, ``mmlong eva
 through :func:`resolve_model`, so one spelling means one thing everywhere. The rules, in order:
 
 1. an existing local directory is a checkpoint: its family comes from ``config.json``'s ``model_type``
-   (:func:`mmlong.models.hf_common.detect_family`);
+   (:func:`mmlong.models.loading.detect_family`);
 2. a registered model name (``socratic``, ``qwen2-vl``, ...) is that model with its own default weights;
 3. something spelled like a path (``./x``, ``/x``, ``~/x``, ``a/b/c``) that does not exist is an error naming it;
 4. ``org/name`` (exactly one slash) is a hub id; its family comes from the name (``Qwen/Qwen2-VL-2B-Instruct``
@@ -101,11 +101,11 @@ def resolve_model(reference: str, family: str | None = None) -> ModelRef:
     local = Path(value).expanduser()
     if local.exists() or _spelled_like_path(value):
         if family is None:
-            from mmlong.models.hf_common import detect_family
+            from mmlong.models.loading import detect_family
 
             family = detect_family(value)  # also the one-line error for a missing or unreadable directory
         else:
-            from mmlong.models.hf_common import read_checkpoint_config
+            from mmlong.models.loading import read_checkpoint_config
 
             read_checkpoint_config(value)  # the directory must exist and hold a config.json
         return ModelRef(family, str(local.resolve()), "local", value)
