@@ -87,10 +87,19 @@ def family_from_hub_id(hub_id: str) -> str | None:
 def resolve_model(reference: str, family: str | None = None) -> ModelRef:
     """Resolve ``--model reference`` (and ``--model-family family``) by the rules in the module docstring.
 
-    Raises :class:`~mmlong.errors.ConfigError` (unknown name, unknown family) or
-    :class:`~mmlong.errors.ModelLoadError` (a directory without a readable ``config.json``, a model_type that no
-    adapter handles), each one line saying what to pass instead.
+    Raises :class:`~mmlong.errors.ConfigError`, one line saying what to pass instead: an unknown name or family,
+    or a directory that is missing, has no readable ``config.json`` or a model_type no adapter handles (named as
+    the file).
     """
+    from mmlong.errors import ModelLoadError
+
+    try:
+        return _resolve_model(reference, family)
+    except ModelLoadError as err:  # a checkpoint that cannot be used is a setting to change, before any loading
+        raise ConfigError(err.reason, err.path) from err
+
+
+def _resolve_model(reference: str, family: str | None) -> ModelRef:
     from mmlong.registry import MODELS
 
     value = str(reference).strip()

@@ -270,6 +270,20 @@ def _compressors(value: Any) -> tuple[Plugin, ...]:
     return tuple(plugins)
 
 
+def _experts(spec: Any) -> str:
+    """The expert chain spec, each expert and option checked against its Config (kept as the spec string)."""
+    from mmlong.spec import SpecError, parse_chain
+
+    text = str(spec or "")
+    try:
+        specs = parse_chain(text)
+    except SpecError as err:
+        raise ConfigError(f"--experts {text!r}: {err}") from err
+    for s in specs:
+        _make("expert", s.name, "--experts", s.args, **s.kwargs)
+    return text
+
+
 def _model(request: PipelineConfig, runtime: Runtime) -> ResolvedModel:
     from mmlong.modelref import resolve_model
     from mmlong.registry import MODELS
@@ -361,7 +375,7 @@ def resolve_request(request: PipelineConfig, explicit: set[str] | None = None) -
         budget=None if request.budget is None else int(request.budget),
         model=model,
         runtime=runtime,
-        experts=str(request.experts or ""),
+        experts=_experts(request.experts),
         subtitles=str(request.subtitles or "none"),
     )
 

@@ -59,7 +59,9 @@ def test_every_default_is_pinned_in_the_tree():
     assert tree["encoder"]["options"]["batch_size"] == 16 and tree["encoder"]["options"]["resize"] == "squash"
     assert tree["model"]["options"]["scoring"] == "likelihood" and tree["model"]["family"] == "socratic"
     assert tree["sampler"] == {"name": "fps", "options": {"fps": 1.0, "max_frames": 256}}
-    assert set(tree) == {"decoder", "sampler", "encoder", "compressors", "budget", "model", "runtime"}
+    assert set(tree) == {"decoder", "sampler", "encoder", "compressors", "budget", "model", "experts", "subtitles",
+                         "runtime"}
+    assert tree["experts"] == "ocr,asr"  # the offline preset reads on-screen text and speech
 
 
 def test_unknown_setting_suggests(tmp_path):

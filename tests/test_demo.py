@@ -216,7 +216,7 @@ def test_a_question_runs_each_stage_once(tmp_path, bunny, flags, chain):
     again for each call): one sampling, one decoding pass, one run of each compressor, one answer."""
     from collections import Counter
 
-    app = DemoApp(demo_args(*flags, "--no-cache"), tmp_path / "app")
+    app = DemoApp(demo_args(*flags, "--no-cache", "--experts", "none"), tmp_path / "app")
     pipeline = app.slot.get(DemoSettings())
     counts: Counter = Counter()
     make_sampler = pipeline._sampler

@@ -82,7 +82,7 @@ def test_run_returns_answers_with_what_the_model_saw(clip, tmp_path, compress, s
     from mmlong.resolve import resolve
     from mmlong.result import Result, Stage
 
-    pipe = Pipeline(resolve(preset="offline", flags={"sample": "uniform:4", "compress": compress,
+    pipe = Pipeline(resolve(preset="offline", flags={"sample": "uniform:4", "compress": compress, "experts": "",
                                                      "cache_dir": str(tmp_path)}))
     queries = [Query("What animal appears?", ("a rabbit", "a guitar")), "What happens?"]
     result = pipe.run(clip, queries)

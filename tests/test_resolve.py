@@ -100,15 +100,15 @@ def test_hub_ids_name_their_family(hub_id, family):
 
 
 def test_paths_that_do_not_exist_and_unknown_names_fail_in_one_line(tmp_path):
-    with pytest.raises(ModelLoadError, match="no such model directory"):
+    with pytest.raises(ConfigError, match="no such model directory"):
         resolve_model(str(tmp_path / "missing"))
-    with pytest.raises(ModelLoadError, match="no such model directory"):
+    with pytest.raises(ConfigError, match="no such model directory"):
         resolve_model("models/qwen/ckpt")  # two slashes: a path, never a hub id
     with pytest.raises(ConfigError, match="unknown model 'lava-onevision'; did you mean 'llava-onevision'"):
         resolve_model("lava-onevision")
     (tmp_path / "weird").mkdir()
     (tmp_path / "weird" / "config.json").write_text('{"model_type": "bert"}')
-    with pytest.raises(ModelLoadError, match="'bert' is not a supported family"):
+    with pytest.raises(ConfigError, match="'bert' is not a supported family"):
         resolve_model(str(tmp_path / "weird"))
 
 
