@@ -46,6 +46,16 @@ def _offset_frames(tokens: VisualTokens, offset: int) -> VisualTokens:
     return tokens.replace(frame_ids=tokens.frame_ids + offset, positions=positions)
 
 
+def seen_by_model(tokens: VisualTokens, lines: Sequence[Any]) -> dict[str, Any]:
+    """What a record keeps of what the model saw: the sampled frames' times and the expert/subtitle lines that
+    go with them (grouped to the frames as the native adapters' subtitle block does)."""
+    from mmlong.models.subtitles import sampled_frame_times, subtitles_by_frame
+
+    times = sampled_frame_times(tokens)
+    seen = [line.to_dict() for group in subtitles_by_frame(lines, times) for line in group] if lines else []
+    return {"frame_times": [round(t, 3) for t in times], "timed_text_seen": seen}
+
+
 class _StageClock:
     """Collects one :class:`Step` per pipeline stage (frames/tokens in and out, ms, peak memory)."""
 
@@ -321,6 +331,7 @@ class Pipeline:
             answer.stages = [s.to_dict() for s in steps] + answer.stages
             answer.config = self.config.to_dict()
             answer.details.setdefault("video", seen.meta.get("video", {}))
+            answer.details.update(seen_by_model(seen, lines))
             result.answers.append(answer)
             result.encoded.append(encoded)
             result.seen.append(seen)

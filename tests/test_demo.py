@@ -207,6 +207,7 @@ def count_calls(obj, attr, counts, key):
     setattr(obj, attr, counted)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("flags, chain", [
     (("--sample", "uniform:8", "--compress", "select:3,pool:2"), ["select", "pool"]),
     (("--sample", "query:4", "--compress", "pool:2"), ["pool"]),

@@ -76,6 +76,7 @@ def test_limits_and_bad_settings_fail_clearly(clip):
         Pipeline(resolve_config(preset="offline", compress="fastv:2,0.5")).model
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("compress, shared", [("select:2,pool:7", True), ("stream-memory", False)])
 def test_run_returns_answers_with_what_the_model_saw(clip, tmp_path, compress, shared):
     """Pipeline(resolved).run -> Result(answers, encoded, seen, steps), aligned with the queries."""
