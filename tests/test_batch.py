@@ -160,10 +160,11 @@ def offline_pipeline(cache_dir: Path):
 
 
 def comparable(record: dict) -> dict:
-    """A record without what depends on timing, on the feature cache's state or on which answer loaded the model."""
+    """A record without what depends on timing, on the feature cache's state or on which answer of a run came
+    first (the model load and the experts' once-per-video steps are attached to that one)."""
     out = dict(record)
     out["stages"] = [(s["name"], s["tokens_in"], s["tokens_out"]) for s in record.get("stages", ())
-                     if s["name"] not in ("cache", "decode", "encode", "load")]
+                     if s["name"] not in ("cache", "decode", "encode", "load") and not s["name"].startswith("expert:")]
     if "details" in out:
         out["details"] = {k: v for k, v in out["details"].items() if k != "video"}
     return out
