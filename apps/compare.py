@@ -98,7 +98,7 @@ def cell_chain(method: str, ratio: float, num_layers: int = 24) -> str:
             continue
         cls = COMPRESSORS.resolve(spec.name)
         fields = {f.name: f for f in dataclasses.fields(cls.Config)} if hasattr(cls, "Config") else {}
-        if getattr(cls, "stage", "pre_llm") == "in_llm" and "ratio" in fields and hasattr(cls, "schedule"):
+        if getattr(cls, "stage", "pre_llm") == "in_llm" and "ratio" in fields and hasattr(cls, "drops"):
             out.append(f"{spec.name}:ratio={_drop_for_layers(cls, ratio, num_layers):g}")
         elif any("str" in str(f.type) and f.name in ("ratio", "factor") for f in fields.values()):
             name = next(n for n in ("ratio", "factor") if n in fields and "str" in str(fields[n].type))

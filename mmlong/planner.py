@@ -428,11 +428,15 @@ def fit_frames(shape: ModelShape, plan_for: Any, budget_bytes: int, dtype: str, 
     return best
 
 
-def layer_drops(steps: Sequence[Any], num_layers: int) -> dict[int, float]:
-    """The joint in-LLM schedule ``{layer: drop fraction}`` of FastV / PyramidDrop-like steps (``schedule()``)."""
+def layer_drops(steps: Sequence[Any], num_layers: int, num_visual: int = 1_000_000) -> dict[int, float]:
+    """The joint in-LLM schedule ``{layer: fraction of the visual tokens left that is dropped there}`` of
+    FastV / PyramidDrop-like steps, from their ``drops(num_layers, num_visual)`` pruning points (keep counts
+    taken at a large ``num_visual``, so the fractions are the methods' own ratios)."""
     drops: dict[int, float] = {}
     for step in steps:
-        for layer, ratio in step.schedule(num_layers).items():
-            kept = (1 - drops.get(layer, 0.0)) * (1 - float(ratio))
-            drops[layer] = 1 - kept
+        left = num_visual
+        for point in sorted(step.drops(num_layers, num_visual), key=lambda d: d.layer):
+            fraction = 1.0 - point.keep / left if left else 0.0
+            drops[point.layer] = 1.0 - (1.0 - drops.get(point.layer, 0.0)) * (1.0 - fraction)
+            left = point.keep
     return drops

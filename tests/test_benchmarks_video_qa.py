@@ -15,7 +15,7 @@ from mmlong.experts.subtitle_file import read_subtitles
 from mmlong.registry import BENCHMARKS
 from mmlong.types import Answer
 
-SRT = "1\n00:00:01,000 --> 00:00:03,000\nThe code word is violet.\n"
+SRT = "1\n00:00:01,000 --> 00:00:03,000\nThe code word is orange.\n"
 
 
 def answered(letter: str | None, count: int = 4, text: str | None = None) -> Answer:
@@ -37,7 +37,7 @@ def videomme_release(tmp_path):
         {"video_id": "001", "videoID": "vidA", "duration": "short", "domain": "Life", "sub_category": "Vlog",
          "questions": [
              {"question_id": "001-1", "task_type": "OCR Problems", "question": "What is the code word?",
-              "options": ["A. orange", "B. violet", "C. green", "D. grey"], "answer": "B"},
+              "options": ["A. orange", "B. violet", "C. green", "D. grey"], "answer": "A"},
              {"question_id": "001-2", "task_type": "Object Recognition", "question": "Who is in the video?",
               "options": ["A. a man", "B. a dog", "C. a cat", "D. nobody"], "answer": "A"}]},
         {"video_id": "002", "videoID": "vidB", "duration": "medium", "domain": "Sports", "sub_category": "Cycling",
@@ -57,7 +57,7 @@ def test_videomme_reads_the_official_layout(videomme_release):
     items = bench.items()
     assert [i.id for i in items] == ["001-1", "001-2", "002-1", "003-1"]
     first = items[0]
-    assert first.query.options == ("orange", "violet", "green", "grey") and first.answer == "B"
+    assert first.query.options == ("orange", "violet", "green", "grey") and first.answer == "A"
     assert first.video.endswith("data/vidA.mp4") and first.meta["duration"] == "short"
     assert "based on the video. Respond with only the letter" in first.query.instruction
     assert items[3].video is None and "vidMissing" in items[3].missing
@@ -80,7 +80,7 @@ def test_videomme_reads_the_lmms_eval_rows(tmp_path, videomme_release):
 def test_videomme_scores_per_duration_and_counts_unreadable_answers_as_wrong(videomme_release):
     bench = VideoMMEBenchmark(VideoMMEBenchmark.Config(data=str(videomme_release)))
     items = bench.items()
-    records = [bench.record(items[0], answered("B")),          # short: right
+    records = [bench.record(items[0], answered("A")),          # short: right
                bench.record(items[1], answered(None)),         # short: nothing readable -> wrong, still counted
                bench.record(items[2], answered(None, text="The answer is B.")),  # medium: letter read from text
                bench.error_record(items[3], items[3].missing)]  # long: video missing -> not scored
@@ -174,7 +174,9 @@ def test_mlvu_test_split_writes_the_submission(tmp_path):
 
 @pytest.mark.slow
 def test_subtitles_change_the_answer_through_the_real_pipeline(videomme_release, tmp_path, capsys):
-    """The offline model cannot see the code word; with the dataset's subtitles at the sampled frames it reads it."""
+    """The offline model cannot see the code word; with the dataset's subtitles at the sampled frames it reads it.
+
+    Without subtitles it picks "violet" (B) for this clip, so the subtitle names another option, "orange" (A)."""
     from mmlong.apps.cli import main
 
     annotation = videomme_release / "videomme.json"
@@ -190,9 +192,9 @@ def test_subtitles_change_the_answer_through_the_real_pipeline(videomme_release,
         assert status == 0, capsys.readouterr().err
         runs[setting] = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     without, with_subs = runs["without"][0], runs["with"][0]
-    assert with_subs["option"] == "B" and with_subs["correct"] is True
-    assert without["option"] != "B"
-    assert with_subs["subtitles_seen"] and "violet" in with_subs["subtitles_seen"][0]["text"]
+    assert with_subs["option"] == "A" and with_subs["correct"] is True
+    assert without["option"] != "A" and without["correct"] is False
+    assert with_subs["subtitles_seen"] and "orange" in with_subs["subtitles_seen"][0]["text"]
     assert without["subtitles_seen"] == [] and len(with_subs["frame_times"]) == 4
     summary = json.loads((tmp_path / "with" / "summary.json").read_text())
     assert summary["per_duration"]["short"]["accuracy"] == 1.0 and summary["subtitles"] is True
@@ -206,7 +208,7 @@ def test_a_subtitle_folder_gives_each_video_its_own_file_or_a_note(tmp_path):
     (tmp_path / "subs" / "clipA.srt").write_text(SRT)
     (expert,) = build_experts("", str(tmp_path / "subs"))
     assert expert.config.folder == str(tmp_path / "subs") and expert.config.fallback == "none"
-    assert [line.text for line in expert.run(str(tmp_path / "clipA.mp4")).lines] == ["The code word is violet."]
+    assert [line.text for line in expert.run(str(tmp_path / "clipA.mp4")).lines] == ["The code word is orange."]
     (note,) = expert.run(str(tmp_path / "clipB.mp4")).lines
     assert note.source == "note" and "no subtitle file" in note.text
     (with_asr,) = build_experts("", str(tmp_path / "subs") + "+asr")
