@@ -37,7 +37,7 @@ from mmlong.apps.scoring import (
     percent,
     read_annotation_records,
 )
-from mmlong.apps.videomme import annotation_files, reply_letter, seen_record
+from mmlong.apps.videomme import annotation_files, release_folder, reply_letter, seen_record
 from mmlong.errors import ConfigError
 from mmlong.experts.base import TimedText
 from mmlong.types import Answer, Query
@@ -113,8 +113,7 @@ class LongVideoBenchBenchmark:
                               f"{', '.join(map(str, DURATION_GROUPS))}")
 
     def base(self) -> Path:
-        data = Path(self.config.data).expanduser()
-        return data.parent if data.is_file() else data
+        return release_folder(self.config.data)
 
     def subtitle_folder(self) -> Path:
         """The folder of ``<video stem>.srt`` files on the videos' clocks, written from the release's subtitles."""

@@ -94,6 +94,12 @@ def find_video(stem: str, roots: Sequence[Path]) -> Path | None:
     return None
 
 
+def release_folder(data: str) -> Path:
+    """The release's folder: ``data`` itself, or the folder of ``data`` when it names one annotation file."""
+    path = Path(data).expanduser()
+    return path.parent if path.is_file() else path
+
+
 def annotation_files(data: Path, what: str) -> list[Path]:
     """``data`` itself when it is a file, else the ``.json``/``.jsonl``/``.parquet`` files in it."""
     if not data.exists():
@@ -132,8 +138,7 @@ class VideoMMEBenchmark:
             raise ConfigError(f"unknown Video-MME duration(s) {sorted(unknown)}; durations: {', '.join(DURATIONS)}")
 
     def base(self) -> Path:
-        data = Path(self.config.data).expanduser()
-        return data.parent if data.is_file() else data
+        return release_folder(self.config.data)
 
     def subtitle_folder(self) -> Path:
         """Where the ``<videoID>.srt`` files are (``--subtitles`` of the pipeline when subtitles are on)."""
