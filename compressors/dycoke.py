@@ -42,7 +42,7 @@ import torch.nn.functional as F
 
 from mmlong.compressors.base import CompressContext, Compressor, report
 from mmlong.compressors.layer_hooks import LayerHooks
-from mmlong.compressors.llm_pruning import _apply_rope, _check_ratio
+from mmlong.compressors.llm_pruning import apply_rope, check_drop_ratio
 from mmlong.errors import ConfigError
 from mmlong.types import VisualTokens
 
@@ -135,7 +135,7 @@ def decode_attention(layer: torch.nn.Module, hidden: torch.Tensor, position_embe
     if getattr(attn, "q_norm", None) is not None:
         q = attn.q_norm(q)
     cos, sin = (t.float() for t in position_embeddings)
-    q = _apply_rope(q.transpose(1, 2).float(), cos, sin)  # [1, Hq, 1, hd]
+    q = apply_rope(q.transpose(1, 2).float(), cos, sin)  # [1, Hq, 1, hd]
     k = keys.float().repeat_interleave(q.shape[1] // keys.shape[1], dim=1)
     scaling = float(getattr(attn, "scaling", head_dim ** -0.5))
     return ((q @ k.transpose(-1, -2)) * scaling).softmax(dim=-1).mean(dim=1)[0, 0]
@@ -233,7 +233,7 @@ class DyCokeKV(Compressor):
 
     def __init__(self, config: Any = None) -> None:
         super().__init__(config)
-        _check_ratio(self.name, self.config.ratio)
+        check_drop_ratio(self.name, self.config.ratio)
         if self.config.layer < 1:
             raise ConfigError(f"dycoke-kv: layer must be >= 1 (scores come from layer - 1), got {self.config.layer}")
 

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 
 from mmlong.compressors.base import CompressContext, Compressor
 from mmlong.compressors.layer_hooks import LayerHooks
-from mmlong.compressors.llm_pruning import _slice_rows, last_token_attention
+from mmlong.compressors.llm_pruning import last_token_attention, slice_layer_rows
 from mmlong.errors import ConfigError
 from mmlong.types import VisualTokens
 
@@ -132,7 +132,7 @@ class FrameFusionHooks(LayerHooks):
                 hidden = self._reduce(index, module, hidden, kwargs)
             self._by_layer.append(self.kept_rows)
             self.observed.append(int(hidden.shape[1]))
-            kwargs = {key: _slice_rows(key, value, self.kept_rows, self.length) for key, value in kwargs.items()}
+            kwargs = {key: slice_layer_rows(key, value, self.kept_rows, self.length) for key, value in kwargs.items()}
             if args:
                 return (hidden,) + tuple(args[1:]), kwargs
             return args, {**kwargs, "hidden_states": hidden}
@@ -160,7 +160,7 @@ class FrameFusionHooks(LayerHooks):
             self._merging = not done
             self._pruning = self._pruning and not no_prune
         if not self._merging and self._pruning and index + 1 < num_layers:
-            sliced = {key: _slice_rows(key, value, self.kept_rows, self.length) for key, value in kwargs.items()}
+            sliced = {key: slice_layer_rows(key, value, self.kept_rows, self.length) for key, value in kwargs.items()}
             self._scores = last_token_attention(layer, hidden, sliced["position_embeddings"]).cpu()
             self._pruning = False  # done once the scores are used at the next layer
         return hidden

@@ -87,7 +87,8 @@ def planned_lengths(num_layers: int, drops: Sequence[Drop], num_text: int, num_v
     return lengths
 
 
-def _check_ratio(name: str, ratio: float) -> None:
+def check_drop_ratio(name: str, ratio: float) -> None:
+    """Raise a ConfigError unless ``ratio`` (the fraction of visual tokens an in-LLM method drops) is in [0, 1]."""
     if not 0.0 <= ratio <= 1.0:
         raise ConfigError(f"{name}: ratio must be in [0, 1] (the fraction of visual tokens dropped), got {ratio}")
 
@@ -119,7 +120,7 @@ class FastV(_InLLMCompressor):
 
     def __init__(self, config: Any = None) -> None:
         super().__init__(config)
-        _check_ratio("fastv", self.config.ratio)
+        check_drop_ratio("fastv", self.config.ratio)
         if self.config.k < 1:
             raise ConfigError(f"fastv: k must be >= 1 (layers before k see every token), got {self.config.k}")
 
@@ -146,7 +147,7 @@ class PyramidDrop(_InLLMCompressor):
 
     def __init__(self, config: Any = None) -> None:
         super().__init__(config)
-        _check_ratio("pyramiddrop", self.config.ratio)
+        check_drop_ratio("pyramiddrop", self.config.ratio)
 
     def boundaries(self, num_layers: int) -> tuple[int, ...]:
         if self.config.layers:
@@ -167,7 +168,7 @@ def _rotate_half(x: torch.Tensor) -> torch.Tensor:
     return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
 
 
-def _apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     """x ``[B, H, L, hd]``, cos/sin ``[B, L, r]`` (``r <= hd``: partial rotary leaves the rest unrotated)."""
     rot = cos.shape[-1]
     cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
@@ -195,8 +196,8 @@ def last_token_attention(
         k = attn.k_norm(k)
     q, k = q.transpose(1, 2).float(), k.transpose(1, 2).float()
     cos, sin = (t.float() for t in position_embeddings)
-    q = _apply_rope(q, cos[:, -1:], sin[:, -1:])
-    k = _apply_rope(k, cos, sin)
+    q = apply_rope(q, cos[:, -1:], sin[:, -1:])
+    k = apply_rope(k, cos, sin)
     k = k.repeat_interleave(q.shape[1] // k.shape[1], dim=1)
     scaling = float(getattr(attn, "scaling", head_dim ** -0.5))
     weights = ((q @ k.transpose(-1, -2)) * scaling).softmax(dim=-1)  # [B, Hq, 1, L]
@@ -204,7 +205,7 @@ def last_token_attention(
 
 
 # ---------------------------------------------------------------------------------------------- hooks
-def _slice_rows(key: str, value: Any, index: torch.Tensor, length: int) -> Any:
+def slice_layer_rows(key: str, value: Any, index: torch.Tensor, length: int) -> Any:
     """Slice one decoder-layer keyword argument along its sequence dimension(s) of size ``length``.
 
     ``position_embeddings``: (cos, sin) ``[B, L, r]``; ``attention_mask``: ``[B, 1, L, L]``; any other tensor
@@ -338,7 +339,7 @@ class InLLMPruning:
         keep = self._keep
         if keep.shape[0] == self.length:
             return dict(kwargs)
-        out = {key: _slice_rows(key, value, keep, self.length) for key, value in kwargs.items()}
+        out = {key: slice_layer_rows(key, value, keep, self.length) for key, value in kwargs.items()}
         if self._positions is not None:
             out.update(self._rotated(kwargs, hidden, self._positions.unsqueeze(0)))
         return out
