@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from mmlong.apps.options import add_pipeline_arguments, config_from_args, dump_json, fit_memory_budget
+from mmlong.apps.options import add_pipeline_arguments, dump_json, resolve_args
 
 EXAMPLES = """\
 examples:
@@ -39,10 +39,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from mmlong.apps.render import format_seconds, stage_table
-    from mmlong.config import save_yaml
+    from mmlong.fit import fit_to_memory
     from mmlong.pipeline import Pipeline
 
-    config = fit_memory_budget(args, config_from_args(args), [args.video])
+    config = fit_to_memory(resolve_args(args), [args.video])
     pipeline = Pipeline(config, progress=not args.json)
     answer = pipeline.ask(args.video, args.question, options=args.options)
     record = answer.to_dict()
@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
         out = Path(args.save)
         out.mkdir(parents=True, exist_ok=True)
         (out / "answer.json").write_text(dump_json(record) + "\n")
-        save_yaml(config, out / "config.yaml")
+        config.save(out / "config.yaml")
     if args.json:
         print(dump_json(record))
         return 0

@@ -3,7 +3,8 @@
 Each input line is ``{"id", "video", "question", "options"?}``. Each id ends as exactly one output record: the
 answer, or ``{"id", "error"}`` when the item failed (a bad video, a bad line); the run goes on. Questions about
 one video share its decoded and encoded frames (:meth:`~mmlong.pipeline.Pipeline.ask_many`). The result log,
-resume and merging live in :mod:`mmlong.jobs`; rank detection in :mod:`mmlong.distributed`.
+resume, sharding and merging are the one job runner's (:func:`mmlong.runner.run_job`); rank detection is in
+:mod:`mmlong.distributed`.
 """
 
 from __future__ import annotations
@@ -11,12 +12,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from mmlong.apps.options import add_pipeline_arguments, config_from_args, dump_json, fit_memory_budget
+from mmlong.apps.options import add_pipeline_arguments, dump_json, resolve_args
 
 EXAMPLES = """\
 input (JSONL, one question per line; video paths relative to the file's folder or --video-root):
@@ -39,9 +39,6 @@ Resume: the default when OUT exists; ids with an answer are skipped, error recor
 --no-retry-errors. A killed run loses at most the item in progress.
 exit status: 0 all answered, 1 some items failed, 2 usage or config error.
 """
-
-#: settings that do not change answers, so a run may resume with different values
-RESUME_NEUTRAL = ("device", "cache", "cache_dir", "chunk_size")
 
 
 @dataclass(frozen=True)
@@ -177,36 +174,11 @@ def error_record(entry: BatchItem | BadLine, error: str) -> dict[str, Any]:
     return {"id": entry.id, "video": entry.video, "question": entry.question, "error": error}
 
 
-def describe_error(err: BaseException) -> str:
-    """One line: an MmlongError as it reads (it names the file), anything else with its type."""
-    from mmlong.errors import MmlongError
-
-    text = str(err) if isinstance(err, MmlongError) else f"{type(err).__name__}: {err}"
-    return " ".join(text.split()) or type(err).__name__
-
-
-def ask_video(pipeline: Any, video: str, queries: Sequence[Any]) -> list[Any] | str:
-    """The answers to ``queries`` about one video, or the one-line reason the video failed.
-
-    A problem of the video (missing, corrupt, no frames chosen: an error naming a file, or any other exception
-    while reading it) is returned so the run can go on; a pipeline that cannot run at all (a config or model
-    error naming no file) is raised, so it stops the run once instead of failing every item.
-    """
-    from mmlong.errors import ConfigError, ModelLoadError
-
-    try:
-        return pipeline.ask_many(video, queries)
-    except (ConfigError, ModelLoadError) as err:
-        if err.path is None:
-            raise
-        return describe_error(err)
-    except Exception as err:  # a damaged video must not stop the run
-        return describe_error(err)
-
-
 def model_tokens(record: dict[str, Any]) -> int:
     """Visual tokens the model saw for one answered record (its ``model`` stage's input)."""
-    return sum(int(s.get("tokens_in", 0)) for s in record.get("stages", ()) if s.get("name") == "model")
+    from mmlong.result import Stage, stage_value
+
+    return stage_value(record.get("stages", ()), Stage.MODEL, "tokens_in") or 0
 
 
 def group_key(entry: BatchItem | BadLine) -> str:
@@ -217,29 +189,17 @@ def group_key(entry: BatchItem | BadLine) -> str:
 # ---------------------------------------------------------------------------------------------- running
 
 
-def sidecar(output: Path, suffix: str) -> Path:
-    """``answers.jsonl`` -> ``answers<suffix>`` (e.g. ``.config.yaml``) in the same folder."""
-    stem = output.name[: -len(".jsonl")] if output.name.endswith(".jsonl") else output.name
-    return output.with_name(stem + suffix)
+def _answer_group(pipeline: Any, group: list[BatchItem | BadLine]) -> list[dict[str, Any]]:
+    """The records of one group: one video's questions (answers, or the video's error for each), or a bad line."""
+    from mmlong.runner import run_video
+    from mmlong.types import Query
 
-
-def check_resume_config(config: Any, output: Path) -> None:
-    """Refuse to resume a run whose saved config would give different answers than ``config``."""
-    import yaml
-
-    from mmlong.errors import ConfigError
-    from mmlong.jobs import existing_parts
-
-    saved_path = sidecar(output, ".config.yaml")
-    if not saved_path.is_file() or not (output.exists() or existing_parts(output)):
-        return
-    saved = yaml.safe_load(saved_path.read_text()) or {}
-    now = config.to_dict()
-    changed = [k for k in now if k not in RESUME_NEUTRAL and k in saved and saved[k] != now[k]]
-    if changed:
-        diffs = ", ".join(f"{k}: {saved[k]!r} -> {now[k]!r}" for k in changed)
-        raise ConfigError(f"was written with another pipeline ({diffs}); use the same settings to resume, "
-                          "another --out, or --overwrite to start again", str(output))
+    if isinstance(group[0], BadLine):
+        return [error_record(e, e.error) for e in group]
+    result = run_video(pipeline, group[0].path, [Query(e.question, e.options) for e in group])
+    if isinstance(result, str):
+        return [error_record(e, result) for e in group]
+    return [answer_record(e, a) for e, a in zip(group, result.answers)]
 
 
 def run_batch(entries: Sequence[BatchItem | BadLine], pipeline: Any, output: str | Path, *, dist: Any = None,
@@ -247,56 +207,24 @@ def run_batch(entries: Sequence[BatchItem | BadLine], pipeline: Any, output: str
               input_name: str = "") -> BatchSummary | None:
     """Answer ``entries`` with ``pipeline`` into ``output``; returns the summary on rank 0 (None elsewhere).
 
-    Crash-safe and resumable through :class:`~mmlong.jobs.ShardedJob`: each record is on disk before the next
-    video starts; ids with a final record are skipped.
+    The job is :func:`mmlong.runner.run_job`: each record is on disk before the next video starts, ids with a
+    final record are skipped, and the resolved pipeline is saved as ``OUT.config.yaml`` (a resumed run must
+    match it).
     """
-    from mmlong.config import save_yaml
-    from mmlong.jobs import ShardedJob, is_error
-    from mmlong.progress import progress_bar
-    from mmlong.types import Query
+    from mmlong.runner import run_job, sidecar
 
-    start = time.perf_counter()
     out = Path(output)
-    computed = 0
-    with ShardedJob(out, dist=dist, retry_errors=retry_errors, overwrite=overwrite) as job:
-        if job.dist.is_main:
-            save_yaml(pipeline.config, sidecar(out, ".config.yaml"))
-        groups = [[e for e in group if not job.is_done(e.id)] for group in job.shard(entries, group_of=group_key)]
-        groups = [g for g in groups if g]
-        desc = "batch" if job.dist.world_size == 1 else f"batch rank {job.dist.rank}/{job.dist.world_size}"
-        bar = progress_bar(total=sum(len(g) for g in groups), desc=desc, unit="q", enabled=progress)
-        try:
-            for group in groups:
-                if isinstance(group[0], BadLine):
-                    records = [error_record(e, e.error) for e in group]
-                else:
-                    answers = ask_video(pipeline, group[0].path, [Query(e.question, e.options) for e in group])
-                    if isinstance(answers, str):
-                        records = [error_record(e, answers) for e in group]
-                    else:
-                        records = [answer_record(e, a) for e, a in zip(group, answers)]
-                for record in records:
-                    job.write(record)
-                    if is_error(record):
-                        bar.write(f"mmlong: {record['id']}: {record['error']}", file=sys.stderr)
-                computed += len(records)
-                bar.update(len(records))
-        finally:
-            bar.close()
-        done_before = len(job.done_before & {str(e.id) for e in entries})
-        counts = job.dist.gather(computed)
-        merged = job.finish(order=[e.id for e in entries])
-    if merged is None:
+    outcome = run_job(entries, lambda group: _answer_group(pipeline, group), out, group_of=group_key, dist=dist,
+                      retry_errors=retry_errors, overwrite=overwrite, progress=progress, desc="batch",
+                      config=pipeline.config, config_path=sidecar(out, ".config.yaml"))
+    if outcome is None:
         return None
-    wanted = {str(e.id) for e in entries}
-    final = [r for r in merged if str(r["id"]) in wanted]
-    failed = [r for r in final if is_error(r)]
+    failed = outcome.failed
     return BatchSummary(
-        input=input_name, output=str(out), items=len(entries), answered=len(final) - len(failed),
-        failed=len(failed), done_before=done_before, computed=sum(counts),
-        seconds=time.perf_counter() - start, visual_tokens=sum(model_tokens(r) for r in final if not is_error(r)),
-        world_size=job.dist.world_size,
-        failures=[{"id": r["id"], "error": r["error"]} for r in failed[:50]],
+        input=input_name, output=str(out), items=len(entries), answered=outcome.answered, failed=len(failed),
+        done_before=outcome.done_before, computed=outcome.computed, seconds=outcome.seconds,
+        visual_tokens=sum(model_tokens(r) for r in outcome.records if "error" not in r),
+        world_size=outcome.world_size, failures=[{"id": r["id"], "error": r["error"]} for r in failed[:50]],
     )
 
 
@@ -336,25 +264,26 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def default_output(questions: Path) -> Path:
+    from mmlong.runner import sidecar
+
     return sidecar(questions, ".answers.jsonl")
 
 
 def run(args: argparse.Namespace) -> int:
     from mmlong.distributed import DEFAULT_TIMEOUT_S, init_distributed
+    from mmlong.fit import fit_to_memory
     from mmlong.pipeline import Pipeline
+    from mmlong.runner import check_resume, sidecar
 
     questions = Path(args.questions)
     output = Path(args.out) if args.out else default_output(questions)
-    config = config_from_args(args)
     entries = read_questions(questions, args.video_root)
-    config = fit_memory_budget(args, config, [e.path for e in entries if isinstance(e, BatchItem)])
+    config = fit_to_memory(resolve_args(args), [e.path for e in entries if isinstance(e, BatchItem)])
     if not args.overwrite:
-        check_resume_config(config, output)
-    dist = init_distributed(config.device, timeout_s=args.dist_timeout or DEFAULT_TIMEOUT_S)
+        check_resume(config, sidecar(output, ".config.yaml"), output)  # before loading anything
+    dist = init_distributed(config.runtime.device, timeout_s=args.dist_timeout or DEFAULT_TIMEOUT_S)
     try:
-        from dataclasses import replace
-
-        pipeline = Pipeline(replace(config, device=dist.device_for(config.device)))
+        pipeline = Pipeline(config.with_device(dist.device_for(config.runtime.device)))
         _ = pipeline.model, pipeline.encoder  # build now: a pipeline that cannot run fails once, with exit status 2
         summary = run_batch(entries, pipeline, output, dist=dist, retry_errors=args.retry_errors,
                             overwrite=args.overwrite, progress=args.progress, input_name=str(questions))

@@ -19,7 +19,6 @@ examples:
   mmlong bench cache movie.mp4 --sample fps:1 --question "What animal appears?" --options "a cat" "a dog" --json
 """
 
-TOKEN_PATH = ("sample", "cache", "decode", "encode")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -39,11 +38,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _token_path_ms(stages: list[dict[str, Any]]) -> float:
-    return sum(float(s["ms"]) for s in stages if s["name"] in TOKEN_PATH)
+    from mmlong.result import Stage
+
+    return sum(float(s["ms"]) for s in stages if s["name"] in Stage.token_path())
 
 
 def measure(pipeline: Any, video: str, question: str, options: tuple[str, ...] = ()) -> dict[str, Any]:
     """Time two asks of the same question (the model is loaded before timing)."""
+    from mmlong.result import Stage, stage_value
+
     pipeline.load_model()  # load outside the timing
     times, answers = [], []
     for _ in range(2):
@@ -51,7 +54,7 @@ def measure(pipeline: Any, video: str, question: str, options: tuple[str, ...] =
         answers.append(pipeline.ask(video, question, options))
         times.append((time.perf_counter() - start) * 1000.0)
     first, second = answers
-    hits = [next((s["extra"].get("hit") for s in a.stages if s["name"] == "cache"), None) for a in answers]
+    hits = [next((s["extra"].get("hit") for s in a.stages if s["name"] == Stage.CACHE), None) for a in answers]
     return {
         "video": video,
         "first_ms": round(times[0], 1),
@@ -62,22 +65,23 @@ def measure(pipeline: Any, video: str, question: str, options: tuple[str, ...] =
         "token_path_speedup": round(_token_path_ms(first.stages) / max(_token_path_ms(second.stages), 1e-6), 1),
         "cache_hits": hits,
         "same_answer": first.text == second.text,
-        "frames": next((s["tokens_out"] for s in first.stages if s["name"] == "sample"), None),
+        "frames": stage_value(first.stages, Stage.SAMPLE),
     }
 
 
 def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from mmlong.apps.options import config_from_args, dump_json
+    from mmlong.apps.options import dump_json, resolve_args
     from mmlong.errors import ConfigError
     from mmlong.pipeline import Pipeline
 
-    config = config_from_args(args)
-    if not config.cache:
+    config = resolve_args(args)
+    if not config.runtime.cache:
         raise ConfigError("bench cache measures the feature cache; drop --no-cache")
     with tempfile.TemporaryDirectory(prefix="mmlong-bench-cache-") as cache_dir:
-        pipeline = Pipeline(replace(config, cache_dir=args.cache_dir or cache_dir))
+        runtime = replace(config.runtime, cache_dir=args.cache_dir or cache_dir)
+        pipeline = Pipeline(replace(config, runtime=runtime))
         report = measure(pipeline, args.video, args.question, tuple(args.options))
     if report["cache_hits"] != [False, True]:
         raise ConfigError(f"expected a miss then a hit, got {report['cache_hits']}", args.video)

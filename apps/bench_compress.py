@@ -41,16 +41,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def summarize(runs: list[tuple[dict[str, Any], ...]], compressor_names: set[str]) -> dict[str, Any]:
     """Stage dicts of one or more runs -> the report (first run's stages, compressor ms as medians)."""
+    from mmlong.result import Stage
+
     first = [dict(s) for s in runs[0]]
     chain_rows = [i for i, s in enumerate(first) if s["name"] in compressor_names]
     for i in chain_rows:
         first[i]["ms"] = round(statistics.median(float(run[i]["ms"]) for run in runs), 3)
     by_name = {s["name"]: s for s in first}
-    encode_ms = float(by_name["encode"]["ms"]) if "encode" in by_name else None
+    encode_ms = float(by_name[Stage.ENCODE]["ms"]) if Stage.ENCODE in by_name else None
     if chain_rows:
         tokens_in, tokens_out = first[chain_rows[0]]["tokens_in"], first[chain_rows[-1]]["tokens_out"]
     else:
-        tokens_in = tokens_out = by_name.get("encode", by_name.get("cache", {})).get("tokens_out", 0)
+        tokens_in = tokens_out = by_name.get(Stage.ENCODE, by_name.get(Stage.CACHE, {})).get("tokens_out", 0)
     compress_ms = sum(float(first[i]["ms"]) for i in chain_rows)
     return {
         "stages": first,
@@ -65,7 +67,7 @@ def summarize(runs: list[tuple[dict[str, Any], ...]], compressor_names: set[str]
 
 
 def run(args: argparse.Namespace) -> int:
-    from mmlong.apps.options import config_from_args, dump_json
+    from mmlong.apps.options import dump_json, resolve_args
     from mmlong.apps.render import stage_table
     from mmlong.errors import ConfigError
     from mmlong.pipeline import Pipeline
@@ -79,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    config = config_from_args(args)
+    config = resolve_args(args)
     pipeline = Pipeline(config, progress=not args.json)
     query = Query(args.question, tuple(args.options)) if args.question else None
     runs = []
@@ -87,7 +89,8 @@ def run(args: argparse.Namespace) -> int:
         tokens = pipeline.tokens(args.video, query)
         runs.append(tuple(s.to_dict() for s in tokens.provenance))
     report = summarize(runs, {s.name for s in pipeline.chain.pre_llm})
-    record = {"video": args.video, "compress": config.compress, "sample": config.sample, "budget": config.budget,
+    record = {"video": args.video, "compress": config.compress_spec, "sample": config.sample_spec,
+              "budget": config.budget,
               "threads": args.threads, **report, "grid": list(tokens.grid)}
     if args.json:
         print(dump_json(record))

@@ -7,8 +7,9 @@ method name is set to the budget by :func:`cell_chain`; ``{ratio}``, ``{drop}`` 
 spec place the numbers by hand (``tome:{drop}``, ``pool:auto``, ``fastv:3,{drop}``).
 
 Every question of every cell ends as one record of ``results.jsonl`` (id ``CELL|QUESTION``) through
-:class:`mmlong.jobs.ShardedJob`, the machinery of ``mmlong batch`` and ``mmlong eval``: a killed run resumes, and
-under ``torchrun`` each rank takes whole videos (all cells of a video on one rank, so its encoding is shared).
+:func:`mmlong.runner.run_job`, the job runner of ``mmlong batch`` and ``mmlong eval``: a killed run resumes, the
+resolved pipeline is saved beside the results and a resumed run must match it, and under ``torchrun`` each rank
+takes whole videos (all cells of a video on one rank, so its encoding is shared).
 Then rank 0 measures each cell's prefill cost on a random-init Qwen2-VL of a real shape
 (:mod:`mmlong.apps.compare_cost`, resumable too) and writes ``summary.json``, ``results.md`` and ``pareto.png``
 (:mod:`mmlong.apps.compare_report`).
@@ -148,12 +149,31 @@ def grid(methods: Sequence[str], ratios: Sequence[float]) -> list[Cell]:
     return list(dict.fromkeys(cells))
 
 
-def _retarget(pipeline: Any, compress: str, budget: int | None) -> Any:
-    """The pipeline set to another chain and budget, keeping its loaded encoder, model and cache."""
-    from mmlong.compressors.base import Chain
+@dataclass(frozen=True)
+class CellItem:
+    """One question of one cell: the job runner's item (id ``CELL|QUESTION``, grouped by the question's video)."""
 
-    pipeline.config = dataclasses.replace(pipeline.config, compress=compress, budget=budget)
-    pipeline.chain = Chain.from_spec(compress)
+    cell: Cell
+    item: Any
+
+    @property
+    def id(self) -> str:
+        return f"{self.cell.id}|{self.item.id}"
+
+    @property
+    def group(self) -> Any:
+        return self.item.group
+
+
+def _retarget(pipeline: Any, compress: str, budget: int | None) -> Any:
+    """The pipeline set to another chain and budget (its resolved tree too), keeping its loaded encoder, model
+    and cache."""
+    from mmlong.compressors.base import Chain
+    from mmlong.resolve import compressor_plugins
+
+    steps = compressor_plugins(compress)
+    pipeline.config = dataclasses.replace(pipeline.config, compressors=steps, budget=budget)
+    pipeline.chain = Chain([step.build() for step in steps])
     return pipeline
 
 
@@ -170,57 +190,56 @@ def _cell_records(benchmark: Any, pipeline: Any, cell: Cell, chain: str, group: 
     wall_ms = (time.perf_counter() - wall) * 1000.0 / max(1, len(group))
     for record in records:
         record.update(id=f"{cell.id}|{record['id']}", cell=cell.id, method=cell.method or "none",
-                      ratio=cell.ratio, chain=pipeline.config.compress, budget=budget, base_tokens=base_tokens,
+                      ratio=cell.ratio, chain=pipeline.config.compress_spec, budget=budget, base_tokens=base_tokens,
                       in_llm=bool(pipeline.chain.in_llm), cpu_ms=round(cpu_ms, 1), wall_ms=round(wall_ms, 1))
+    return records
+
+
+def _video_records(benchmark: Any, pipeline: Any, chains: dict[Cell, str], group: Sequence[CellItem]
+                   ) -> list[dict[str, Any]]:
+    """The records of one video's pending cell questions: its uncompressed token count once, then each cell."""
+    base_tokens = _base_tokens(pipeline, [g.item for g in group])
+    records = []
+    for cell in dict.fromkeys(g.cell for g in group):
+        left = [g.item for g in group if g.cell == cell]
+        records += _cell_records(benchmark, pipeline, cell, chains[cell], left, base_tokens)
     return records
 
 
 def run_grid(benchmark: Any, config: Any, cells: Sequence[Cell], out_dir: Path, *, overwrite: bool = False,
              retry_errors: bool = True, progress: bool = True, num_layers: int = 24) -> list[dict[str, Any]] | None:
-    """Answer every question in every cell; ``results.jsonl`` in ``out_dir``. Rank 0 gets the merged records."""
-    from mmlong.apps.batch import check_resume_config, sidecar
-    from mmlong.config import save_yaml
+    """Answer every question in every cell; ``results.jsonl`` in ``out_dir``. Rank 0 gets the merged records.
+
+    config: the :class:`~mmlong.resolve.ResolvedPipeline` every cell shares (its chain and token budget are
+    replaced per cell); saved (without a chain) as ``results.config.yaml`` and checked on resume.
+    """
     from mmlong.distributed import init_distributed
-    from mmlong.jobs import ShardedJob
     from mmlong.pipeline import Pipeline
-    from mmlong.progress import progress_bar
+    from mmlong.resolve import as_resolved
+    from mmlong.runner import run_job, sidecar
 
     results = out_dir / "results.jsonl"
     items = benchmark.items()
     chains = {cell: cell_chain(cell.method, cell.ratio, num_layers) if cell.method else "" for cell in cells}
-    dist = init_distributed(config.device)
+    config = as_resolved(config)
+    dist = init_distributed(config.runtime.device)
     try:
-        config = dataclasses.replace(config, device=dist.device_for(config.device), compress="", budget=None)
-        if not overwrite:
-            check_resume_config(config, results)
+        config = dataclasses.replace(config.with_device(dist.device_for(config.runtime.device)), compressors=(),
+                                     budget=None)
         pipeline = Pipeline(config, progress=False)
         runnable = [c for c in cells if not _needs_in_llm(chains[c]) or getattr(pipeline.model, "supports_in_llm", 0)]
-        order = [f"{c.id}|{i.id}" for c in runnable for i in items]
-        with ShardedJob(results, dist=dist, retry_errors=retry_errors, overwrite=overwrite) as job:
-            if dist.is_main:
-                save_yaml(config, sidecar(results, ".config.yaml"))
-            groups = job.shard(items, lambda i: i.group)
-            todo = sum(1 for g in groups for c in runnable for i in g if not job.is_done(f"{c.id}|{i.id}"))
-            bar = progress_bar(total=todo, desc=f"compare rank {dist.rank}", unit="answer", enabled=progress)
-            try:
-                for group in groups:
-                    base_tokens = _base_tokens(pipeline, group)
-                    for cell in runnable:
-                        left = [i for i in group if not job.is_done(f"{cell.id}|{i.id}")]
-                        if not left:
-                            continue
-                        for record in _cell_records(benchmark, pipeline, cell, chains[cell], left, base_tokens):
-                            job.write(record)
-                        bar.update(len(left))
-            finally:
-                bar.close()
-            records = job.finish(order=order)
+        # video by video (one group per video), every cell of a video together so its encoding is shared
+        jobs = [CellItem(c, i) for i in items for c in runnable]
+        outcome = run_job(jobs, lambda group: _video_records(benchmark, pipeline, chains, group), results,
+                          group_of=lambda job: job.group, dist=dist, retry_errors=retry_errors, overwrite=overwrite,
+                          progress=progress, desc="compare", config=config,
+                          config_path=sidecar(results, ".config.yaml"))
     finally:
         dist.close()
-    if records is None:
+    if outcome is None:
         return None
-    wanted = set(order)
-    return [r for r in records if str(r["id"]) in wanted]
+    order = {f"{c.id}|{i.id}": n for n, (c, i) in enumerate((c, i) for c in runnable for i in items)}
+    return sorted(outcome.records, key=lambda r: order[str(r["id"])])
 
 
 def _needs_in_llm(chain: str) -> bool:
@@ -240,25 +259,26 @@ def _base_tokens(pipeline: Any, group: Sequence[Any]) -> int:
         return 0
 
 
-def build_benchmark(args: argparse.Namespace) -> Any:
+def compare_benchmark(args: argparse.Namespace) -> Any:
+    """The benchmark of ``eval compare``, from the registry."""
+    from mmlong.apps.evaluate import build_benchmark
+
     if args.benchmark == "niavh":
-        from mmlong.apps.niavh import NIAVHBenchmark
-
-        return NIAVHBenchmark(NIAVHBenchmark.Config(data=args.data, kinds=tuple(args.kinds)))
-    from mmlong.apps.mlvu import MLVUBenchmark
-
-    return MLVUBenchmark(MLVUBenchmark.Config(data=args.data, tasks=tuple(args.tasks or ()), limit=args.limit,
-                                              video_root=args.video_root))
+        return build_benchmark("niavh", data=args.data, kinds=tuple(args.kinds))
+    return build_benchmark("mlvu", data=args.data, tasks=tuple(args.tasks or ()), limit=args.limit,
+                           video_root=args.video_root)
 
 
 def run_compare(args: argparse.Namespace) -> int:
     from mmlong.apps.compare_cost import measure_costs
     from mmlong.apps.compare_report import write_report
-    from mmlong.apps.evaluate import fitted_config
+    from mmlong.apps.options import resolve_args
+    from mmlong.fit import fit_to_memory
     from mmlong.planner import named_shape
 
-    benchmark = build_benchmark(args)
-    config = fitted_config(args, benchmark)
+    benchmark = compare_benchmark(args)
+    videos = [item.video for item in benchmark.items() if item.video and not item.missing]
+    config = fit_to_memory(resolve_args(args), videos)
     cells = grid(args.methods, args.ratios)
     out = Path(args.out).expanduser()
     layers = named_shape(args.cost_size).layers

@@ -119,9 +119,10 @@ def draw_pareto(rows: Sequence[Mapping[str, Any]], path: Path, cost_shape: str) 
 def write_report(benchmark: Any, config: Any, cells: Sequence[Any], records: Sequence[Mapping[str, Any]],
                  costs: Mapping[str, Mapping[str, Any]], out: Path,
                  chains: Mapping[Any, str] | None = None) -> dict[str, Any]:
-    """``summary.json``, ``results.md`` and ``pareto.png`` in ``out``; returns the summary (with ``table``)."""
+    """``summary.json``, ``results.md`` and ``pareto.png`` in ``out``; returns the summary (with ``table``).
+
+    config: the :class:`~mmlong.resolve.ResolvedPipeline` the cells share (their chains replace its own)."""
     from mmlong.apps.options import dump_json
-    from mmlong.config import save_yaml
 
     chains = chains or {}
     rows = [cell_summary(benchmark, cell, records, costs.get(cell.id), chains.get(cell, "")) for cell in cells]
@@ -129,7 +130,7 @@ def write_report(benchmark: Any, config: Any, cells: Sequence[Any], records: Seq
     for r in rows:
         r["retained"] = (r["accuracy"] / base) if base and r["accuracy"] is not None else None
         if r["cell"] != "none" and r["questions"] == 0:
-            r["note"] = f"not run: model {config.model!r} has no in-LLM stage (cost only)"
+            r["note"] = f"not run: model {config.model.family!r} has no in-LLM stage (cost only)"
     first_cost = next((c for c in costs.values() if not c.get("error")), {})
     shape = first_cost.get("size", "")
     cost_setup = (f"{first_cost['frames']} frames at {first_cost['resolution']} px" if first_cost else "not measured")
@@ -137,8 +138,9 @@ def write_report(benchmark: Any, config: Any, cells: Sequence[Any], records: Seq
     plot = draw_pareto(rows, out / "pareto.png", shape or "cost")
     not_run = [r["cell"] for r in rows if r.get("note")]
     lines = [f"# {benchmark.name}: compressors at matched visual-token budgets", "",
-             f"Accuracy: model `{config.model}`, encoder `{config.encoder}`, sample `{config.sample}`; a cell's "
-             "budget is R x the video's uncompressed visual tokens. Prefill cost: random-init Qwen2-VL "
+             f"Accuracy: model `{config.model.family}`, encoder `{config.encoder.name}`, "
+             f"sample `{config.sample_spec}`; a cell's budget is R x the video's uncompressed visual tokens. "
+             "Prefill cost: random-init Qwen2-VL "
              f"{shape} shape, {cost_setup} (FLOPs of the observed per-layer lengths, full attention; CPU time of "
              "the process; peak = weights + peak live tensor bytes).", "", text]
     if not_run:
@@ -147,7 +149,7 @@ def write_report(benchmark: Any, config: Any, cells: Sequence[Any], records: Seq
         lines += ["", f"![pareto]({plot.name})"]
     summary = {"benchmark": benchmark.name, "config": config.to_dict(), "cells": rows, "table": text,
                "cost": {"size": shape, "setup": cost_setup}}
-    save_yaml(config, out / "config.yaml")
+    config.save(out / "config.yaml")
     (out / "summary.json").write_text(dump_json(summary) + "\n")
     (out / "results.md").write_text("\n".join(lines) + "\n")
     return summary

@@ -25,9 +25,10 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
-from mmlong.apps.options import add_pipeline_arguments, config_from_args
+from mmlong.apps.demo_page import build_blocks
+from mmlong.apps.options import add_pipeline_arguments, resolve_args
 
 log = logging.getLogger(__name__)
 
@@ -38,11 +39,8 @@ examples:
   mmlong demo --host 0.0.0.0 --max-upload-mb 200   # reachable from other machines: only on a trusted network
 """
 
-STAGE_HEADERS = ["stage", "tokens in", "tokens out", "ms", "peak MiB", "notes"]
 KEYFRAME_LIMIT = 8
 KEPT_REQUESTS = 16
-#: the pipeline's own stages before the compressors (see mmlong.pipeline)
-INPUT_STAGES = ("sample", "cache", "decode", "encode")
 
 
 @dataclass(frozen=True)
@@ -151,23 +149,23 @@ class DemoApp:
 
     # ------------------------------------------------------------------ settings
     def config_for(self, settings: DemoSettings) -> Any:
-        """The PipelineConfig for ``settings`` on top of the command line's flags (empty fields change nothing)."""
+        """The ResolvedPipeline for ``settings`` on top of the command line's flags (empty fields change nothing)."""
         args = copy.copy(self.args)
         for name in ("preset", "sample", "compress", "budget", "model"):
             value = getattr(settings, name)
             if value is not None:
                 setattr(args, name, value)
-        return config_from_args(args, max_duration=getattr(self.args, "max_duration", None))
+        return resolve_args(args, max_duration=getattr(self.args, "max_duration", None))
 
     def default_settings_text(self) -> dict[str, str]:
         """The resolved defaults, shown as placeholders in the settings panel."""
         cfg = self.config_for(DemoSettings())
         return {
             "preset": self.args.preset or "",
-            "sample": cfg.sample,
-            "compress": cfg.compress or "(none)",
+            "sample": cfg.sample_spec,
+            "compress": cfg.compress_spec or "(none)",
             "budget": "" if cfg.budget is None else str(cfg.budget),
-            "model": cfg.model_path or cfg.model,
+            "model": cfg.model.ref.reference,
         }
 
     # ------------------------------------------------------------------ files
@@ -244,12 +242,12 @@ class DemoApp:
         start = time.perf_counter()
         pipeline = self.slot.get(settings)
         query = Query(question, tuple(options))
-        # every sampled frame, uncompressed; a bad or too long video fails here, before the model loads, and the
-        # feature cache then spares the two calls below the decoding
-        encoded = pipeline.encode(video, query)
-        answer = pipeline.ask(video, question, options=options)
-        final = pipeline.tokens(video, query)  # what the model saw
-        data = evidence_timeline(pipeline.encoder, encoded, final, answer, query)
+        # one run: each stage once; the Result holds every sampled frame's tokens, what the model saw and the steps
+        result = pipeline.run(video, [query])
+        answer, encoded, final = result.answers[0], result.encoded[0], result.seen[0]
+        data = evidence_timeline(pipeline.encoder, final if encoded is None else encoded, final, answer, query)
+        if encoded is None:
+            data.notes.append("a streaming memory kept only some frames: the timeline shows those")
         out = self._request_dir()
         timeline = render_timeline(data, out / "timeline.png", title=f"Q: {question}"[:110])
         keyframes = None
@@ -257,8 +255,10 @@ class DemoApp:
                                   limit=KEYFRAME_LIMIT)
         if chosen:
             keyframes = keyframe_strip(video, chosen, out / "keyframes.png",
-                                       frame_indices=video_frame_indices(encoded, data.frame_times, chosen),
-                                       decoder=pipeline.config.decoder, max_side=pipeline.config.max_side)
+                                       frame_indices=video_frame_indices(final if encoded is None else encoded,
+                                                                         data.frame_times, chosen),
+                                       decoder=pipeline.config.decoder.name,
+                                       max_side=pipeline.config.decoder.max_side)
         elapsed = time.perf_counter() - start
         option = f"({answer.letter}) {answer.option}" if answer.option is not None else ""
         notes = "".join(f" Note: {note}." for note in data.notes)
@@ -271,93 +271,10 @@ class DemoApp:
             evidence=", ".join(format_seconds(t) for t in answer.evidence) or "(none)",
             timeline_png=str(timeline),
             keyframes_png=None if keyframes is None else str(keyframes),
-            stage_rows=[list(row) for row in stage_rows(input_stages_first(encoded, answer.stages))],
+            stage_rows=[list(row) for row in stage_rows(answer.stages)],
             answer=answer,
             timeline=data,
         )
-
-
-def input_stages_first(encoded: Any, answer_stages: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The stage table of one question: how its frames were sampled, decoded and encoded (the first encoding,
-    not the feature-cache hit the answer then got), followed by the compressors and the model."""
-    from mmlong.types import steps_to_dicts
-
-    rest = [s for s in answer_stages if s.get("name") not in INPUT_STAGES]
-    return steps_to_dicts(encoded.provenance) + rest
-
-
-# ---------------------------------------------------------------------- the page
-def build_blocks(app: DemoApp, concurrency: int = 1) -> Any:
-    """The Gradio Blocks page around ``app``."""
-    import gradio as gr
-
-    defaults = app.default_settings_text()
-    from mmlong.config import preset_names
-
-    with gr.Blocks(title="mmlong demo", analytics_enabled=False, delete_cache=(1800, 3600)) as blocks:
-        gr.Markdown("## mmlong — ask a question about a video\nUpload a video or pick a sample clip, ask, and "
-                    "see which moments the answer rests on.")
-        with gr.Row():
-            with gr.Column(scale=1):
-                video = gr.Video(label="Video", sources=["upload"], elem_id="video", height=260)
-                sample = gr.Dropdown(choices=app.sample_choices(), value=None, label="…or a sample clip",
-                                     elem_id="sample")
-                question = gr.Textbox(label="Question", placeholder="What animal appears in the video?",
-                                      elem_id="question")
-                options = gr.Textbox(label="Options (one per line, optional)", lines=4, elem_id="options",
-                                     placeholder="a cat\na dog\na guitar\na sailboat")
-                ask_button = gr.Button("Ask", variant="primary", elem_id="ask")
-                with gr.Accordion("Settings", open=False):
-                    preset = gr.Dropdown(choices=preset_names(), value=defaults["preset"] or None, label="Preset",
-                                         elem_id="preset")
-                    sampler = gr.Textbox(label="Sampler", placeholder=defaults["sample"], elem_id="sampler")
-                    compress = gr.Textbox(label="Compressor chain", placeholder=defaults["compress"],
-                                          elem_id="compress")
-                    budget = gr.Number(label="Token budget (0: none)", value=0, precision=0, minimum=0,
-                                       elem_id="budget")
-                    model = gr.Textbox(label="Model (name or local checkpoint directory)",
-                                       placeholder=defaults["model"], elem_id="model")
-            with gr.Column(scale=2):
-                status = gr.Markdown("Ready.", elem_id="status")
-                with gr.Row():
-                    answer = gr.Textbox(label="Answer", interactive=False, elem_id="answer")
-                    option = gr.Textbox(label="Chosen option", interactive=False, elem_id="option")
-                    evidence = gr.Textbox(label="Evidence times", interactive=False, elem_id="evidence")
-                timeline = gr.Image(label="Timeline: relevance to the question, scenes, frames the model saw",
-                                    type="filepath", interactive=False, elem_id="timeline", height=300,
-                                    buttons=["download"])
-                keyframes = gr.Image(label="Keyframes the model saw", type="filepath", interactive=False,
-                                     elem_id="keyframes", height=150, buttons=["download"])
-                stages = gr.Dataframe(headers=STAGE_HEADERS, label="What each stage did", interactive=False,
-                                      elem_id="stages")
-
-        def on_sample(name: str | None) -> Any:
-            from mmlong.errors import MmlongError
-
-            try:
-                return app.load_sample(name), "Sample loaded. Ask a question."
-            except MmlongError as err:
-                return None, f"**Could not load the sample.** {readable_error(err)}"
-
-        def on_ask(video_path, question_text, options_text, preset_v, sampler_v, compress_v, budget_v, model_v):
-            from mmlong.errors import MmlongError
-
-            try:
-                settings = DemoSettings.from_fields(preset_v, sampler_v, compress_v, budget_v, model_v)
-            except MmlongError as err:
-                return DemoResult.failure(readable_error(err)).status, "", "", "", None, None, None
-            result = app.ask(video_path, question_text, options_text, settings)
-            table = result.stage_rows or None
-            return (result.status, result.answer_text, result.option, result.evidence, result.timeline_png,
-                    result.keyframes_png, table)
-
-        sample.change(on_sample, inputs=sample, outputs=[video, status])
-        inputs = [video, question, options, preset, sampler, compress, budget, model]
-        outputs = [status, answer, option, evidence, timeline, keyframes, stages]
-        ask_button.click(on_ask, inputs=inputs, outputs=outputs, concurrency_limit=concurrency)
-        question.submit(on_ask, inputs=inputs, outputs=outputs, concurrency_limit=concurrency)
-    blocks.queue(default_concurrency_limit=concurrency, max_size=32)
-    return blocks
 
 
 def is_loopback(host: str) -> bool:

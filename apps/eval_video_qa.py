@@ -9,7 +9,7 @@ subtitles, as the official "w/o subs" setting.
 from __future__ import annotations
 
 import argparse
-import dataclasses
+from typing import Any
 
 EXAMPLES = """\
 examples:
@@ -50,39 +50,37 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, metavar="N", help="at most N questions per duration (group)")
 
 
-def _config_with_subtitles(args: argparse.Namespace, bench) -> object:
-    from mmlong.apps.evaluate import fitted_config
+def _config_with_subtitles(args: argparse.Namespace, bench: Any) -> Any:
+    """The resolved pipeline of the flags; with ``--with-subtitles`` its subtitle source is the benchmark's
+    subtitle folder (plus ASR for a video without a file, ``--subtitles-fallback asr``)."""
+    from mmlong.apps.options import resolve_args
     from mmlong.errors import ConfigError
 
-    config = fitted_config(args, bench)
     if not args.with_subtitles:
-        if str(getattr(config, "subtitles", "none")).lower() not in ("", "none"):
+        config = resolve_args(args)
+        if str(config.subtitles).lower() not in ("", "none"):
             raise ConfigError("--subtitles is set by the benchmark: use --with-subtitles (and --subtitles-fallback)")
         return config
     folder = bench.subtitle_folder()
     folder.mkdir(parents=True, exist_ok=True)
-    spec = str(folder) + ("+asr" if args.subtitles_fallback == "asr" else "")
-    return dataclasses.replace(config, subtitles=spec)
+    return resolve_args(args, subtitles=str(folder) + ("+asr" if args.subtitles_fallback == "asr" else ""))
 
 
 def run_videomme(args: argparse.Namespace) -> int:
-    from mmlong.apps.evaluate import print_summary, run_benchmark
-    from mmlong.apps.videomme import VideoMMEBenchmark
+    from mmlong.apps.evaluate import build_benchmark, print_summary, run_benchmark
 
-    bench = VideoMMEBenchmark(VideoMMEBenchmark.Config(
-        data=args.data, video_root=args.video_root, subtitle_root=args.subtitle_root,
-        durations=tuple(args.durations or ()), subtitles=args.with_subtitles, limit=args.limit))
+    bench = build_benchmark("videomme", data=args.data, video_root=args.video_root, subtitle_root=args.subtitle_root,
+                            durations=tuple(args.durations or ()), subtitles=args.with_subtitles, limit=args.limit)
     summary = run_benchmark(bench, _config_with_subtitles(args, bench), args.out, args.overwrite, args.retry_errors)
     return print_summary(bench, summary, args.out)
 
 
 def run_longvideobench(args: argparse.Namespace) -> int:
-    from mmlong.apps.evaluate import print_summary, run_benchmark
-    from mmlong.apps.longvideobench import LongVideoBenchBenchmark
+    from mmlong.apps.evaluate import build_benchmark, print_summary, run_benchmark
 
-    bench = LongVideoBenchBenchmark(LongVideoBenchBenchmark.Config(
-        data=args.data, video_root=args.video_root, subtitle_root=args.subtitle_root,
-        subtitles=args.with_subtitles, duration_groups=tuple(args.duration_groups or ()), limit=args.limit))
+    bench = build_benchmark("longvideobench", data=args.data, video_root=args.video_root,
+                            subtitle_root=args.subtitle_root, subtitles=args.with_subtitles,
+                            duration_groups=tuple(args.duration_groups or ()), limit=args.limit)
     bench.items()  # writes the subtitle files on the videos' clocks before the pipeline reads the folder
     summary = run_benchmark(bench, _config_with_subtitles(args, bench), args.out, args.overwrite, args.retry_errors)
     return print_summary(bench, summary, args.out)

@@ -1,10 +1,12 @@
 """``mmlong eval``: benchmarks through one pipeline, resumable and sharded like ``mmlong batch``.
 
 ``mmlong eval mlvu --data DIR --out DIR``, ``mmlong eval niavh make DIR`` and ``mmlong eval niavh run DIR --out
-DIR``. Questions about one video form a group: they share one encoding (:meth:`Pipeline.ask_many`) and stay on
-one rank. Each question ends as one line of ``results.jsonl`` (:class:`mmlong.jobs.ShardedJob`), so a killed run
-continues where it stopped; under ``torchrun`` every rank takes its share and rank 0 merges and scores. Beside
-the numbers: ``summary.json``, ``results.md`` and the resolved ``config.yaml``.
+DIR``. Benchmarks are found through :data:`mmlong.registry.BENCHMARKS` (:class:`~mmlong.apps.scoring.Benchmark`
+plug-ins) and run by the job runner ``mmlong batch`` uses (:func:`mmlong.runner.run_job`): questions about one
+video form a group that shares one encoding (:meth:`Pipeline.run`) and stays on one rank; each question ends as
+one line of ``results.jsonl``, so a killed run continues where it stopped; under ``torchrun`` every rank takes
+its share and rank 0 merges and scores. Beside the numbers: ``summary.json``, ``results.md`` and the resolved
+``config.yaml``.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from mmlong.apps.options import add_pipeline_arguments, config_from_args, dump_json, fit_memory_budget
+from mmlong.apps.options import add_pipeline_arguments, dump_json, resolve_args
 
 EXAMPLES = """\
 examples:
@@ -40,10 +42,12 @@ def _names(text: str) -> list[str]:
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    from mmlong.registry import BENCHMARKS
+
     parser = subparsers.add_parser(
         "eval", help="run a benchmark (MLVU, Needle-in-a-Video-Haystack)",
         description="Run a benchmark through a pipeline; resumable (re-run the same command after a crash) and "
-                    "sharded across torchrun ranks.",
+                    f"sharded across torchrun ranks. Registered benchmarks: {', '.join(BENCHMARKS.names())}.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     benchmarks = parser.add_subparsers(dest="benchmark", metavar="BENCHMARK", required=True)
@@ -110,13 +114,6 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- the runner
-def _stage(stages: Sequence[Mapping[str, Any]], name: str, field: str) -> int | None:
-    for stage in stages:
-        if stage.get("name") == name:
-            return int(stage.get(field, 0))
-    return None
-
-
 def _spread(values: Sequence[int]) -> dict[str, float] | None:
     if not values:
         return None
@@ -125,18 +122,19 @@ def _spread(values: Sequence[int]) -> dict[str, float] | None:
 
 def _answer_group(benchmark: Any, pipeline: Any, group: Sequence[Any]) -> list[dict[str, Any]]:
     """The records of one video's questions: answers, or one error record each when the video fails."""
-    from mmlong.apps.batch import ask_video
+    from mmlong.result import Stage, stage_value
+    from mmlong.runner import run_video
 
     if group[0].missing:
         return [benchmark.error_record(item, group[0].missing) for item in group]
-    answers = ask_video(pipeline, group[0].video, [item.query for item in group])
-    if isinstance(answers, str):  # the video failed: its questions fail, the run goes on
-        return [benchmark.error_record(item, answers) for item in group]
+    result = run_video(pipeline, group[0].video, [item.query for item in group])
+    if isinstance(result, str):  # the video failed: its questions fail, the run goes on
+        return [benchmark.error_record(item, result) for item in group]
     records = []
-    for item, answer in zip(group, answers):
+    for item, answer, steps in zip(group, result.answers, result.steps):
         record = benchmark.record(item, answer)
-        record["frames"] = _stage(answer.stages, "sample", "tokens_out")
-        record["visual_tokens"] = _stage(answer.stages, "model", "tokens_in")
+        record["frames"] = stage_value(steps, Stage.SAMPLE, "tokens_out")
+        record["visual_tokens"] = stage_value(steps, Stage.MODEL, "tokens_in")
         records.append(record)
     return records
 
@@ -145,63 +143,53 @@ def run_benchmark(benchmark: Any, config: Any, out_dir: str | Path, overwrite: b
                   retry_errors: bool = True, progress: bool = True, pipeline: Any = None) -> dict[str, Any] | None:
     """Answer every item of ``benchmark`` with a pipeline of ``config``; write and return the summary.
 
-    ``pipeline``: an already built :class:`~mmlong.pipeline.Pipeline` of ``config`` to reuse (its loaded
-    models), e.g. for several benchmarks in one process. Returns the summary on rank 0, ``None`` elsewhere.
+    benchmark: a :class:`~mmlong.apps.scoring.Benchmark` (e.g. ``BENCHMARKS.create("mlvu", data=...)``).
+    config: a :class:`~mmlong.resolve.ResolvedPipeline` (or a flat PipelineConfig). The job is
+    :func:`mmlong.runner.run_job`: ``OUT/results.jsonl`` holds one record per question, a re-run resumes, and
+    ``OUT/results.config.yaml`` must match. ``pipeline``: an already built
+    :class:`~mmlong.pipeline.Pipeline` of ``config`` to reuse (its loaded models), e.g. for several benchmarks
+    in one process. Returns the summary on rank 0, ``None`` elsewhere.
     """
-    from mmlong.apps.batch import check_resume_config, sidecar
-    from mmlong.config import save_yaml
     from mmlong.distributed import init_distributed
-    from mmlong.jobs import ShardedJob
+    from mmlong.fit import fit_to_memory
     from mmlong.pipeline import Pipeline
-    from mmlong.progress import progress_bar
+    from mmlong.resolve import as_resolved
+    from mmlong.runner import run_job, sidecar
 
     out = Path(out_dir).expanduser()
     results = out / "results.jsonl"
     items = benchmark.items()
-    dist = init_distributed(config.device)
+    config = fit_to_memory(as_resolved(config), [i.video for i in items if i.video and not i.missing])
+    dist = init_distributed(config.runtime.device)
     try:
-        config = dataclasses.replace(config, device=dist.device_for(config.device))
-        if not overwrite:
-            check_resume_config(config, results)
+        config = config.with_device(dist.device_for(config.runtime.device))
         if pipeline is None:
             pipeline = Pipeline(config, progress=False)
         elif pipeline.config.to_dict() != config.to_dict():
             raise ValueError("run_benchmark: the pipeline given was built from another config")
-        with ShardedJob(results, dist=dist, retry_errors=retry_errors, overwrite=overwrite) as job:
-            if dist.is_main:
-                save_yaml(config, sidecar(results, ".config.yaml"))  # what a resumed run must match
-            groups = [[i for i in group if not job.is_done(i.id)] for group in job.shard(items, lambda i: i.group)]
-            groups = [g for g in groups if g]
-            bar = progress_bar(total=sum(len(g) for g in groups), desc=f"{benchmark.name} rank {dist.rank}",
-                               unit="question", enabled=progress)
-            try:
-                for group in groups:
-                    for record in _answer_group(benchmark, pipeline, group):
-                        job.write(record)
-                    bar.update(len(group))
-            finally:
-                bar.close()
-            records = job.finish(order=[item.id for item in items])
-        if records is None:
-            return None
+        outcome = run_job(items, lambda group: _answer_group(benchmark, pipeline, group), results,
+                          group_of=lambda item: item.group, dist=dist, retry_errors=retry_errors,
+                          overwrite=overwrite, progress=progress, desc=benchmark.name, config=config,
+                          config_path=sidecar(results, ".config.yaml"))
     finally:
         dist.close()
-    wanted = {item.id for item in items}
-    records = [r for r in records if str(r["id"]) in wanted]  # an earlier run may have held other tasks
+    if outcome is None:
+        return None
+    records = outcome.records
     summary = benchmark.summarize(records)
     scored = [r for r in records if not r.get("error")]
     summary["pipeline"] = {
         "config": config.to_dict(),
-        "sample": config.sample,
-        "compress": config.compress,
+        "sample": config.sample_spec,
+        "compress": config.compress_spec,
         "budget": config.budget,
         "frames": _spread([r["frames"] for r in scored if r.get("frames") is not None]),
         "visual_tokens": _spread([r["visual_tokens"] for r in scored if r.get("visual_tokens") is not None]),
     }
     summary["benchmark"] = {"name": benchmark.name, **_plain(dataclasses.asdict(benchmark.config))}
-    save_yaml(config, out / "config.yaml")
+    config.save(out / "config.yaml")
     (out / "summary.json").write_text(dump_json(summary) + "\n")
-    figures = benchmark.figures(summary, out) if hasattr(benchmark, "figures") else []
+    figures = benchmark.figures(summary, out)
     (out / "results.md").write_text(_markdown(benchmark, summary, figures))
     return summary
 
@@ -219,7 +207,7 @@ def _markdown(benchmark: Any, summary: Mapping[str, Any], figures: Sequence[Path
         "",
         benchmark.report(summary),
         "",
-        f"Pipeline: model `{pipe['config']['model']}`, encoder `{pipe['config']['encoder']}`, sample "
+        f"Pipeline: model `{pipe['config']['model']['family']}`, encoder `{pipe['config']['encoder']['name']}`, sample "
         f"`{pipe['sample']}`, compress `{pipe['compress'] or 'none'}`, budget {pipe['budget'] or 'none'}; "
         f"frames per question {frames.get('mean', '-')} (min {frames.get('min', '-')}, max {frames.get('max', '-')}), "
         f"visual tokens {tokens.get('mean', '-')}. Full config: config.yaml.",
@@ -240,27 +228,34 @@ def print_summary(benchmark: Any, summary: Mapping[str, Any] | None, out: str) -
     return 1 if summary.get("errors", {}).get("count") else 0
 
 
-def fitted_config(args: argparse.Namespace, bench: Any) -> Any:
-    """The pipeline flags' config, checked against ``--budget SIZE`` on the benchmark's videos."""
-    videos = [item.video for item in bench.items() if item.video and not item.missing]
-    return fit_memory_budget(args, config_from_args(args), videos)
+def build_benchmark(name: str, **options: Any) -> Any:
+    """Benchmark ``name`` from the registry (:data:`mmlong.registry.BENCHMARKS`) with ``options`` (its Config
+    fields); an unknown name or option is a one-line ConfigError."""
+    from mmlong.errors import ConfigError
+    from mmlong.registry import BENCHMARKS, RegistryError
+
+    try:
+        return BENCHMARKS.create(name, **options)
+    except RegistryError as err:
+        raise ConfigError(f"eval {name}: {err}") from err
+
+
+def run_registered(name: str, args: argparse.Namespace, config: Any = None, **options: Any) -> int:
+    """Build benchmark ``name`` (:func:`build_benchmark`), run it with ``config`` (default: the pipeline flags
+    on ``args``) and print the report."""
+    bench = build_benchmark(name, **options)
+    config = resolve_args(args) if config is None else config
+    summary = run_benchmark(bench, config, args.out, args.overwrite, args.retry_errors)
+    return print_summary(bench, summary, args.out)
 
 
 def run_mlvu(args: argparse.Namespace) -> int:
-    from mmlong.apps.mlvu import MLVUBenchmark
-
-    bench = MLVUBenchmark(MLVUBenchmark.Config(data=args.data, tasks=tuple(args.tasks or ()), limit=args.limit,
-                                              video_root=args.video_root, split=args.split))
-    summary = run_benchmark(bench, fitted_config(args, bench), args.out, args.overwrite, args.retry_errors)
-    return print_summary(bench, summary, args.out)
+    return run_registered("mlvu", args, data=args.data, tasks=tuple(args.tasks or ()), limit=args.limit,
+                          video_root=args.video_root, split=args.split)
 
 
 def run_niavh(args: argparse.Namespace) -> int:
-    from mmlong.apps.niavh import NIAVHBenchmark
-
-    bench = NIAVHBenchmark(NIAVHBenchmark.Config(data=args.data, kinds=tuple(args.kinds)))
-    summary = run_benchmark(bench, fitted_config(args, bench), args.out, args.overwrite, args.retry_errors)
-    return print_summary(bench, summary, args.out)
+    return run_registered("niavh", args, data=args.data, kinds=tuple(args.kinds))
 
 
 def run_niavh_make(args: argparse.Namespace) -> int:

@@ -57,6 +57,10 @@ def option_probabilities(answer: Answer, count: int) -> list[float] | None:
     return [float(s) for s in scores]
 
 
+#: model arguments lmms-eval adds on its own, which are not pipeline settings
+LMMS_EVAL_ARGS = ("device_map", "max_length")
+
+
 def _cut(text: str, until: Sequence[str]) -> str:
     for stop in until:
         if stop and stop in text:
@@ -75,23 +79,19 @@ class MmlongLMM(lmms):
     """lmms-eval's model interface over :class:`mmlong.pipeline.Pipeline`.
 
     Model arguments are PipelineConfig fields (``preset``, ``config`` (a YAML file), ``sample``, ``compress``,
-    ``budget``, ``model`` (a name or a local checkpoint directory), ``encoder``, ``device``, ``dtype``...);
-    unset ones keep the preset's values.
+    ``budget``, ``model`` (a registered name, a local checkpoint directory or an org/name hub id),
+    ``model_family``, ``encoder``, ``device``, ``dtype``...); unset ones keep the preset's values. They are
+    resolved by :func:`mmlong.resolve.resolve`, as the CLI's flags are
+    (:func:`mmlong.apps.options.resolve_settings`).
     """
 
     def __init__(self, preset: str = "offline", config: str | None = None, batch_size: int | str = 1,
                  **settings: Any) -> None:
         super().__init__()
-        from mmlong.apps.options import looks_like_path
-        from mmlong.config import resolve_config
+        from mmlong.apps.options import resolve_settings
         from mmlong.pipeline import Pipeline
 
-        settings = {k: v for k, v in settings.items() if k not in ("device_map", "max_length")}
-        model = settings.get("model")
-        if isinstance(model, str) and looks_like_path(model):
-            settings["model_path"] = settings.pop("model")
-            settings.setdefault("encoder", "native")
-        self.pipeline_config = resolve_config(preset=preset, config_file=config, **settings)
+        self.pipeline_config = resolve_settings(preset, config, settings, ignore=LMMS_EVAL_ARGS)
         self.pipeline = Pipeline(self.pipeline_config, progress=False)
         self.batch_size_per_gpu = int(batch_size)
 
@@ -141,7 +141,7 @@ class MmlongLMM(lmms):
         for key, (query, indices), answer in zip(keys, plans, self._ask_grouped(jobs)):
             scores = option_probabilities(answer, len(query.options))
             if scores is None:
-                raise ConfigError(f"model {self.pipeline_config.model!r} does not report option scores, which "
+                raise ConfigError(f"model {self.pipeline_config.model.family!r} does not report option scores, which "
                                   "multiple-choice log-likelihoods need; use a generate_until task")
             best = max(range(len(scores)), key=lambda i: scores[i])
             for (n, _), index in zip(docs[key], indices):

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from mmlong.apps.scoring import (
+    Benchmark,
     EvalItem,
     accuracy_table,
     error_summary,
@@ -87,7 +88,7 @@ def _letter(index: int) -> str:
     return chr(ord("A") + index)
 
 
-class MLVUBenchmark:
+class MLVUBenchmark(Benchmark):
     """The MLVU dev multiple-choice tasks as :class:`~mmlong.apps.scoring.EvalItem` s, plus their scoring."""
 
     @dataclass
@@ -109,9 +110,6 @@ class MLVUBenchmark:
 
     name = "mlvu"
     group_key = "question_type"
-
-    def __init__(self, config: "MLVUBenchmark.Config | None" = None) -> None:
-        self.config = config if config is not None else self.Config()
 
     # ------------------------------------------------------------------ reading
     def _annotation_files(self) -> tuple[Path, list[Path]]:

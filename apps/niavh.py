@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from mmlong.apps.scoring import (
+    Benchmark,
     EvalItem,
     accuracy_table,
     error_summary,
@@ -46,7 +47,7 @@ def read_manifest(folder: str | Path) -> dict[str, Any]:
     return manifest
 
 
-class NIAVHBenchmark:
+class NIAVHBenchmark(Benchmark):
     """A NIAVH set as :class:`~mmlong.apps.scoring.EvalItem` s (two questions per needle video) and its scoring."""
 
     @dataclass
@@ -61,7 +62,7 @@ class NIAVHBenchmark:
     group_key = "needle_type"
 
     def __init__(self, config: "NIAVHBenchmark.Config | None" = None) -> None:
-        self.config = config if config is not None else self.Config()
+        super().__init__(config)
         self.manifest = read_manifest(self.config.data)
 
     def items(self) -> list[EvalItem]:

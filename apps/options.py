@@ -1,25 +1,26 @@
 """Pipeline flags shared by every command that runs a pipeline (ask, batch, eval, bench, demo).
 
-The flags resolve to the same :class:`~mmlong.config.PipelineConfig` dataclass a preset or YAML file gives:
+The flags are :class:`~mmlong.config.PipelineConfig` fields, as a preset or YAML file gives them:
 defaults < ``--preset`` < ``--config FILE`` < explicit flags. A flag left unset never overrides.
+:func:`resolve_args` hands them to :func:`mmlong.resolve.resolve`, the one place that decides what runs.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
-from typing import Any
+from typing import Any, Mapping, Sequence
 
-from mmlong.budget import Budget, budget_argument
-from mmlong.config import PipelineConfig, preset_names, resolve_config
+from mmlong.budget import budget_argument
+from mmlong.config import preset_names
 
 
 def add_pipeline_arguments(parser: argparse.ArgumentParser, default_preset: str = "offline") -> None:
     group = parser.add_argument_group("pipeline (defaults < --preset < --config < flags)")
     group.add_argument("--preset", default=default_preset, choices=preset_names(),
                        help=f"a named whole pipeline (default: {default_preset})")
-    group.add_argument("--config", metavar="FILE", help="a pipeline YAML file (PipelineConfig fields)")
+    group.add_argument("--config", metavar="FILE",
+                       help="a pipeline YAML file: PipelineConfig fields, or a config.yaml saved beside a result")
     group.add_argument("--sample", metavar="SPEC",
                        help="frame sampler: uniform:N | fps:F[,max_frames=M] | window:START-END+uniform:N | "
                             "query:N | scene:N")
@@ -33,7 +34,10 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser, default_preset: str 
                        help="visual tokens the chain should meet (2048), or the peak memory the run may use (12GB, "
                             "512MiB): a run that cannot fit is refused before anything loads (see `mmlong plan`)")
     group.add_argument("--model", metavar="NAME_OR_PATH",
-                       help="registered model name (socratic, qwen2-vl, ...) or a local checkpoint directory")
+                       help="a registered model (socratic, qwen2-vl, llava-onevision, smolvlm2), a local checkpoint "
+                            "directory (family read from its config.json) or an org/name hub id")
+    group.add_argument("--model-family", metavar="NAME",
+                       help="which adapter runs --model DIR or a hub id whose name does not tell (qwen2-vl, ...)")
     group.add_argument("--experts", metavar="LIST",
                        help="experts that write timestamped text lines for the model: ocr (on-screen text), asr "
                             "(speech), comma-separated, or none (default: ocr,asr for the offline preset)")
@@ -50,66 +54,33 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser, default_preset: str 
                        help="allow loading pickle (.bin/.pt) weights; safetensors only by default")
 
 
-def looks_like_path(value: str) -> bool:
-    return value.startswith((".", "/", "~")) or Path(value).expanduser().exists() or value.count("/") >= 1
+#: the flags of add_pipeline_arguments that are PipelineConfig fields (preset and config are the layers)
+PIPELINE_FLAGS = ("sample", "decoder", "max_side", "encoder", "compress", "budget", "model", "model_family",
+                  "experts", "subtitles", "device", "dtype", "cache", "cache_dir", "trust_remote_code",
+                  "allow_pickle")
 
 
-def config_from_args(args: argparse.Namespace, **extra: Any) -> PipelineConfig:
-    """Resolve the pipeline flags on ``args`` (plus ``extra`` overrides) to a PipelineConfig."""
-    model = getattr(args, "model", None)
-    model_path = None
-    if model and looks_like_path(model):
-        model_path, model = str(Path(model).expanduser()), None
-    overrides = dict(
-        sample=args.sample,
-        decoder=args.decoder,
-        max_side=args.max_side,
-        encoder=args.encoder,
-        compress=args.compress,
-        budget=token_budget(args),
-        model=model,
-        model_path=model_path,
-        experts=getattr(args, "experts", None),
-        subtitles=getattr(args, "subtitles", None),
-        device=args.device,
-        dtype=args.dtype,
-        cache=args.cache,
-        cache_dir=args.cache_dir,
-        trust_remote_code=args.trust_remote_code,
-        allow_pickle=args.allow_pickle,
-    )
-    overrides.update(extra)
-    cfg = resolve_config(preset=args.preset, config_file=args.config, **overrides)
-    if model_path and args.encoder is None and cfg.encoder != "native":
-        # a native VLM checkpoint sees through its own vision tower unless told otherwise
-        from dataclasses import replace
+def resolve_args(args: argparse.Namespace, **extra: Any) -> Any:
+    """The :class:`~mmlong.resolve.ResolvedPipeline` of the pipeline flags on ``args`` (plus ``extra``
+    PipelineConfig fields, e.g. ``max_duration``); unset flags change nothing."""
+    from mmlong.resolve import resolve
 
-        # ... and reads the frames itself: the offline preset's OCR/ASR lines only when asked for (--experts)
-        experts = cfg.experts if getattr(args, "experts", None) else ""
-        cfg = replace(cfg, encoder="native", model="auto" if cfg.model == "socratic" else cfg.model, experts=experts)
-    return cfg
+    flags = {name: getattr(args, name, None) for name in PIPELINE_FLAGS}
+    budget = flags.pop("budget")  # a Budget: visual tokens for the chain or the run's peak memory
+    flags["budget"] = getattr(budget, "tokens", budget)
+    flags["memory_budget"] = getattr(budget, "bytes", None)
+    flags.update(extra)
+    return resolve(preset=getattr(args, "preset", None), yaml=getattr(args, "config", None), flags=flags)
 
 
-def token_budget(args: argparse.Namespace) -> int | None:
-    """The ``--budget`` given as a token count, else None."""
-    budget = getattr(args, "budget", None)
-    return budget.tokens if isinstance(budget, Budget) else budget
+def resolve_settings(preset: str | None, config: str | None, settings: Mapping[str, Any],
+                     ignore: Sequence[str] = ()) -> Any:
+    """The :class:`~mmlong.resolve.ResolvedPipeline` of ``key=value`` settings (the lmms-eval bridge's model
+    arguments: PipelineConfig fields, values possibly strings), leaving out the keys in ``ignore``."""
+    from mmlong.resolve import resolve
 
-
-def memory_budget(args: argparse.Namespace) -> int | None:
-    """The ``--budget`` given as a memory size, in bytes, else None."""
-    budget = getattr(args, "budget", None)
-    return budget.bytes if isinstance(budget, Budget) else None
-
-
-def fit_memory_budget(args: argparse.Namespace, config: PipelineConfig, videos: Any) -> PipelineConfig:
-    """Refuse (ConfigError, one line) a run over ``--budget SIZE``, or give its chain the token budget that fits."""
-    budget = memory_budget(args)
-    if budget is None:
-        return config
-    from mmlong.fit import check_fits
-
-    return check_fits(config, [str(v) for v in videos], budget)
+    flags = {k: v for k, v in settings.items() if k not in ignore}
+    return resolve(preset=preset, yaml=config, flags=flags)
 
 
 def dump_json(obj: Any) -> str:

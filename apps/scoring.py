@@ -30,10 +30,10 @@ import re
 import string
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, ClassVar, Iterable, Mapping, Sequence
 
 from mmlong.errors import ConfigError
-from mmlong.types import Query
+from mmlong.types import Answer, Query
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,50 @@ class EvalItem:
     def group(self) -> str:
         """Items of one video form a group: they share one encoding and stay on one rank."""
         return self.video or f"missing:{self.id}"
+
+
+class Benchmark:
+    """A benchmark: its questions as :class:`EvalItem` s and how to score the answers.
+
+    Subclasses set ``name`` and a ``Config`` dataclass (what to load: data folder, tasks, limits) and implement
+    :meth:`items`, :meth:`record`, :meth:`summarize` and :meth:`report`; :meth:`error_record` and
+    :meth:`figures` have defaults. Built-ins are registered in :data:`mmlong.registry.BENCHMARKS`
+    (``BENCHMARKS.create("mlvu", data=...)``), third parties add entry points in ``mmlong.benchmarks``;
+    :func:`mmlong.apps.evaluate.run_benchmark` runs any of them through the one job runner.
+    """
+
+    name: ClassVar[str] = "benchmark"
+
+    @dataclass
+    class Config:
+        pass
+
+    def __init__(self, config: Any = None) -> None:
+        self.config = config if config is not None else self.Config()
+
+    def items(self) -> list[EvalItem]:
+        """Every question, in a stable order (ids unique within the benchmark)."""
+        raise NotImplementedError
+
+    def record(self, item: EvalItem, answer: Answer) -> dict[str, Any]:
+        """The scored record of one answered item: ``{"id", "correct", ...}``."""
+        raise NotImplementedError
+
+    def error_record(self, item: EvalItem, reason: str) -> dict[str, Any]:
+        """The record of an item that could not be answered (not scored; counted apart)."""
+        return {"id": item.id, "correct": False, "error": reason}
+
+    def summarize(self, records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        """The numbers of a run from its records (accuracies, counts, errors)."""
+        raise NotImplementedError
+
+    def report(self, summary: Mapping[str, Any]) -> str:
+        """The summary as Markdown."""
+        raise NotImplementedError
+
+    def figures(self, summary: Mapping[str, Any], out_dir: Path) -> list[Path]:
+        """Figures drawn from the summary into ``out_dir`` (none by default)."""
+        return []
 
 
 def accuracy_table(records: Iterable[Mapping[str, Any]], key: str | Sequence[str]) -> dict[Any, dict[str, Any]]:

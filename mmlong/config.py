@@ -1,7 +1,11 @@
-"""Pipeline configuration: one dataclass, filled from a preset, a YAML file and CLI flags, in that order.
+"""The pipeline *request*: one flat dataclass, filled from a preset, a YAML file and CLI flags, in that order.
 
 Unset values (``None``) never override what came before, so ``resolve_config(preset="offline", budget=None)``
-is the preset unchanged. The resolved config is saved next to every result, so any number can be reproduced.
+is the preset unchanged. This is what a user writes; :func:`mmlong.resolve.resolve` turns it into the
+:class:`~mmlong.resolve.ResolvedPipeline` tree (each plug-in's own Config, every default pinned) that runs and
+is saved next to every result. A YAML file may hold either form: flat :class:`PipelineConfig` fields, or a
+saved tree (``decoder``/``sampler``/``encoder``/``compressors``/``budget``/``model``/``runtime`` sections),
+which :func:`flat_from_tree` reads back into the flat form.
 
 >>> cfg = resolve_config(preset="offline", compress="tome:0.5")
 >>> cfg.model, cfg.encoder, cfg.compress
@@ -29,22 +33,32 @@ from mmlong.validate import check_value, finite_number, read_yaml_mapping
 class PipelineConfig:
     """Everything that decides what a pipeline computes.
 
-    sample: a sampler spec (``uniform:32``, ``fps:1,max_frames=256``, ``window:60-120+uniform:16``, ``query:32``).
-    compress: a compressor chain spec (``scenetile,tome:0.5,pool:2``; empty for none). budget: the visual token
-    budget the chain should meet. model: a registered model name; model_path: a local checkpoint directory (or
-    hub id where a network exists) for native VLM families. experts: an expert chain spec (``ocr,asr``; empty for
-    none) whose timestamped lines (on-screen text, speech) the model reads beside the frames; subtitles: ``asr``
-    (speech recognition as subtitles), a ``.srt``/``.vtt`` file, or ``none``.
+    sample: a sampler spec (``uniform:32``, ``fps:1,max_frames=256``, ``window:60-120+uniform:16``, ``query:32``)
+    or a mapping ``{name: uniform, num_frames: 16}``. encoder: a registered encoder name, ``native`` (the
+    model's own vision tower) or a mapping ``{name: ..., <options>}``; encoder_options: more options on top.
+    compress: a compressor chain spec (``scenetile,tome:0.5,pool:2``; empty for none) or a list of specs and
+    ``{name: ..., <options>}`` mappings. budget: the visual token budget the chain should meet (a memory size
+    such as ``"12GB"`` is read as ``memory_budget``). memory_budget: the peak memory the run may use, in bytes
+    or as a size (``"12GB"``, ``"512MiB"``; :mod:`mmlong.budget`), checked by :mod:`mmlong.fit` before anything
+    loads. model: a
+    registered model name, a local checkpoint directory or an ``org/name`` hub id (:mod:`mmlong.modelref`), or a
+    mapping ``{name: <that>, family: ..., <options>}``; model_family: which adapter runs a directory or hub id
+    whose family cannot be read from it; model_path: the older spelling of ``model: DIR`` (``model`` then names
+    the family). Unknown option names raise with a did-you-mean, checked against each plug-in's Config.
+    experts: an expert chain spec (``ocr,asr``; empty for none) whose timestamped lines (on-screen text, speech)
+    the model reads beside the frames; subtitles: ``asr`` (speech recognition as subtitles), a ``.srt``/``.vtt``
+    file, or ``none``.
     """
 
     decoder: str = "auto"
-    sample: str = "uniform:32"
+    sample: str | dict[str, Any] = "uniform:32"
     max_side: int | None = 448
-    encoder: str = "efficientnet-lite0"
+    encoder: str | dict[str, Any] = "efficientnet-lite0"
     encoder_options: dict[str, Any] = field(default_factory=dict)
-    compress: str = ""
-    budget: int | None = None
-    model: str = "socratic"
+    compress: str | list[Any] = ""
+    budget: int | str | None = None
+    model: str | dict[str, Any] = "socratic"
+    model_family: str | None = None
     model_path: str | None = None
     model_options: dict[str, Any] = field(default_factory=dict)
     experts: str = ""
@@ -55,6 +69,7 @@ class PipelineConfig:
     cache_dir: str | None = None
     chunk_size: int = 32
     max_duration: float | None = None
+    memory_budget: int | str | None = None
     trust_remote_code: bool = False
     allow_pickle: bool = False
 
@@ -137,10 +152,114 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     return read_yaml_mapping(path, "a pipeline config")
 
 
-def save_yaml(cfg: PipelineConfig, path: str | Path) -> None:
+def save_yaml(cfg: Any, path: str | Path) -> None:
+    """Write ``cfg`` (a :class:`PipelineConfig` or a :class:`~mmlong.resolve.ResolvedPipeline`) as YAML."""
     import yaml
 
     Path(path).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+
+
+#: the sections of a saved :class:`~mmlong.resolve.ResolvedPipeline` tree
+TREE_SECTIONS = ("decoder", "sampler", "encoder", "compressors", "budget", "model", "experts", "subtitles", "runtime")
+#: plug-in options the runtime section fills in (so a saved tree does not pin them twice)
+RUNTIME_OPTIONS = ("device", "dtype", "trust_remote_code", "allow_pickle")
+
+
+def is_tree(values: Mapping[str, Any]) -> bool:
+    """True for a saved tree (it has a ``sampler``, ``compressors`` or ``runtime`` section)."""
+    return any(key in values for key in ("sampler", "compressors", "runtime"))
+
+
+def flat_from_tree(tree: Mapping[str, Any], source: str = "config") -> dict[str, Any]:
+    """The flat :class:`PipelineConfig` values of a saved tree (the inverse of ``ResolvedPipeline.to_dict``).
+
+    Plug-in options equal to what the runtime section would fill in (device, dtype, ...) and a model ``path``
+    that the model reference gives are left out, so flags such as ``--device`` still apply on top.
+
+    >>> flat_from_tree({"sampler": {"name": "uniform", "options": {"num_frames": 8}}, "runtime": {"device": "cpu"}})
+    {'sample': {'name': 'uniform', 'num_frames': 8}, 'device': 'cpu'}
+    """
+    unknown = [k for k in tree if k not in TREE_SECTIONS]
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], TREE_SECTIONS, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(f"{source}: unknown section {unknown[0]!r}{hint} sections: {', '.join(TREE_SECTIONS)}")
+    runtime = dict(tree.get("runtime") or {})
+
+    def options(section: Mapping[str, Any], what: str) -> dict[str, Any]:
+        if not isinstance(section, Mapping) or "name" not in section:
+            raise ConfigError(f"{source}: {what} must be a mapping with a 'name' (and 'options')")
+        opts = dict(section.get("options") or {})
+        return {k: v for k, v in opts.items() if not (k in RUNTIME_OPTIONS and k in runtime and runtime[k] == v)}
+
+    flat: dict[str, Any] = {}
+    if "decoder" in tree:
+        decoder = tree["decoder"] or {}
+        flat["decoder"] = decoder.get("name", "auto")
+        if "max_side" in decoder:
+            flat["max_side"] = decoder["max_side"]
+    if "sampler" in tree:
+        flat["sample"] = {"name": tree["sampler"].get("name"), **options(tree["sampler"], "sampler")}
+    if "encoder" in tree:
+        flat["encoder"] = {"name": tree["encoder"].get("name"), **options(tree["encoder"], "encoder")}
+    if "compressors" in tree:
+        flat["compress"] = [{"name": step.get("name"), **options(step, "a compressor")}
+                            for step in tree["compressors"] or []]
+    if "budget" in tree:
+        flat["budget"] = tree["budget"]
+    if "model" in tree:
+        model = tree["model"] or {}
+        opts = options({"name": model.get("reference"), **model}, "model")
+        if model.get("source") in ("local", "hub"):
+            opts.pop("path", None)  # the reference gives it
+        flat["model"] = {"name": model.get("reference") or model.get("family"), "family": model.get("family"),
+                         **opts}
+    for key in ("experts", "subtitles"):
+        if key in tree:
+            flat[key] = tree[key]
+    flat.update({k: v for k, v in runtime.items()})
+    return flat
+
+
+def _preset_values(preset: str) -> dict[str, Any]:
+    presets = _presets()
+    if preset not in presets:
+        close = difflib.get_close_matches(preset, presets, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(f"unknown preset {preset!r}{hint} presets: {', '.join(sorted(presets))}")
+    return presets[preset]
+
+
+def layered_request(
+    preset: str | None = None,
+    config_file: str | Path | Mapping[str, Any] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> tuple[PipelineConfig, set[str]]:
+    """Defaults, then the preset, then the YAML file (a path or an already read mapping, flat or a saved
+    tree), then the overrides (``None`` values are ignored). Also returns the fields the file or the overrides
+    set, which :func:`mmlong.resolve.resolve` needs (e.g. an encoder nobody chose follows a native model)."""
+    cfg = PipelineConfig()
+    if isinstance(config_file, Mapping):
+        file_values, source = dict(config_file), "config"
+    else:
+        file_values, source = (load_yaml(config_file) if config_file else {}), str(config_file)
+    file_preset = file_values.pop("preset", None)
+    for value, where in ((preset, "preset"), (file_preset, f"{source}: preset")):
+        if value is not None and not isinstance(value, str):
+            raise ConfigError(f"{where} must be a name ({', '.join(preset_names())}), got {value!r}")
+    preset = preset or file_preset
+    if is_tree(file_values):
+        file_values = flat_from_tree(file_values, source)
+    if preset:
+        cfg = _apply(cfg, _preset_values(preset), f"preset {preset!r}")
+    explicit: set[str] = set()
+    if file_values:
+        cfg = _apply(cfg, file_values, source)
+        explicit |= {k.replace("-", "_") for k, v in file_values.items() if v is not None}
+    overrides = dict(overrides or {})
+    cfg = _apply(cfg, overrides, "option")
+    explicit |= {k.replace("-", "_") for k, v in overrides.items() if v is not None}
+    return cfg, explicit
 
 
 def resolve_config(
@@ -148,21 +267,6 @@ def resolve_config(
     config_file: str | Path | None = None,
     **overrides: Any,
 ) -> PipelineConfig:
-    """Defaults, then the preset, then the YAML file, then the overrides (``None`` values are ignored)."""
-    cfg = PipelineConfig()
-    file_values: dict[str, Any] = load_yaml(config_file) if config_file else {}
-    file_preset = file_values.pop("preset", None)
-    for value, where in ((preset, "preset"), (file_preset, f"{config_file}: preset")):
-        if value is not None and not isinstance(value, str):
-            raise ConfigError(f"{where} must be a name ({', '.join(preset_names())}), got {value!r}")
-    preset = preset or file_preset
-    if preset:
-        presets = _presets()
-        if preset not in presets:
-            close = difflib.get_close_matches(preset, presets, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ConfigError(f"unknown preset {preset!r}{hint} presets: {', '.join(sorted(presets))}")
-        cfg = _apply(cfg, presets[preset], f"preset {preset!r}")
-    if file_values:
-        cfg = _apply(cfg, file_values, str(config_file))
-    return _apply(cfg, overrides, "option")
+    """The flat request: defaults, then the preset, then the YAML file, then the overrides (``None`` values
+    are ignored). :func:`mmlong.resolve.resolve` takes the same arguments and gives the resolved tree."""
+    return layered_request(preset, config_file, overrides)[0]

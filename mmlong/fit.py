@@ -1,12 +1,14 @@
-"""Does a run fit its memory budget? The planner applied to a :class:`~mmlong.config.PipelineConfig` and a video.
+"""Does a run fit its memory budget? The planner applied to a :class:`~mmlong.resolve.ResolvedPipeline` and a video.
 
-:func:`plan_run` turns a config and a video's metadata into the planner's :class:`~mmlong.planner.FramePlan`
+:func:`plan_run` turns a resolved pipeline and a video's metadata into the planner's :class:`~mmlong.planner.FramePlan`
 and :class:`~mmlong.planner.Estimate`: the sampler's frame count (from the metadata alone), the decoded size
 (``max_side``), the pre-LLM chain's token count (the chain run on placeholder features of the right grid,
 which costs milliseconds), and the in-LLM schedule. :func:`check_fits` refuses a run over a memory budget with
 one line saying what would fit; a chain that meets a token budget (``pool:auto``, ``tome:auto``, ``select``,
 ``stream-memory``) is instead given the largest token budget that fits (:func:`fitting_token_budget`).
 Only native Qwen2-VL shapes are planned; other models are not checked (:func:`shape_for`).
+:func:`fit_to_memory` applies the tree's own ``runtime.memory_budget`` (``--budget 12GB``); the variants
+:func:`suggestions` tries are the same tree with one node changed (:func:`with_dtype`, :func:`with_pool`, ...).
 """
 
 from __future__ import annotations
@@ -43,47 +45,64 @@ class RunPlan:
 
 
 def shape_for(config: Any) -> tuple[ModelShape, dict[str, int]] | None:
-    """The model shape of a config's native Qwen2-VL model, or None for a model the planner does not model."""
-    if config.model_path:
-        from mmlong.models.loading import detect_family
-
-        try:
-            family = detect_family(config.model_path)
-        except Exception:  # not a checkpoint folder the adapters know: nothing to plan
-            return None
-        return load_shape(config.model_path) if family == "qwen2-vl" else None
-    if config.model == "qwen2-vl":
-        from mmlong.models.qwen2_vl import Qwen2VLAdapter
-
-        options = dict(config.model_options)
-        return load_shape(str(options.get("path") or Qwen2VLAdapter.Config.path))
-    return None
+    """The model shape of a resolved pipeline's native Qwen2-VL model (its checkpoint folder, hub id or default
+    weights), or None for a model the planner does not model."""
+    if config.model.family != "qwen2-vl":
+        return None
+    return load_shape(str(config.model.config.path))
 
 
-def sampled_frames(spec: str, meta: Any) -> int:
-    """How many frames ``spec`` picks from a video with ``meta`` (from the metadata alone)."""
-    from mmlong.sampling import build_sampler
+def with_dtype(config: Any, dtype: str) -> Any:
+    """The same tree computing in ``dtype``: the runtime and a model Config that followed the runtime's dtype."""
+    model_config = config.model.config
+    if getattr(model_config, "dtype", None) == config.runtime.dtype:
+        model_config = dataclasses.replace(model_config, dtype=dtype)
+    return dataclasses.replace(config, runtime=dataclasses.replace(config.runtime, dtype=dtype),
+                               model=dataclasses.replace(config.model, config=model_config))
 
-    sampler = build_sampler(spec)
-    if not getattr(sampler, "needs_encoder", False):
-        return len(sampler.sample(meta).indices)
-    frames = getattr(sampler.config, "frames", None)
+
+def with_pool(config: Any, factor: int) -> Any:
+    """The same tree with a ``pool:factor`` step after its chain (ConfigError when pool cannot follow it)."""
+    from mmlong.resolve import compressor_plugins
+
+    return dataclasses.replace(config, compressors=config.compressors + compressor_plugins(f"pool:{factor}"))
+
+
+def with_max_side(config: Any, side: int) -> Any:
+    """The same tree decoding frames to ``side`` pixels on the longer side."""
+    return dataclasses.replace(config, decoder=dataclasses.replace(config.decoder, max_side=side))
+
+
+def _chain(config: Any) -> Any:
+    from mmlong.compressors.base import Chain
+
+    return Chain([c.build() for c in config.compressors])
+
+
+def sampled_frames(sampler: Any, meta: Any) -> int:
+    """How many frames the sampler (a :class:`~mmlong.resolve.Plugin`) picks from a video with ``meta``, from the
+    metadata alone."""
+    built = sampler.build()
+    if not getattr(built, "needs_encoder", False):
+        return len(built.sample(meta).indices)
+    frames = getattr(built.config, "frames", None)
     if frames is None:
-        raise ConfigError(f"--sample {spec!r}: the planner cannot tell how many frames this sampler picks")
+        raise ConfigError(f"--sample {sampler.describe()!r}: the planner cannot tell how many frames this sampler "
+                          "picks")
     return min(int(frames), int(meta.num_frames))
 
 
-def chain_tokens(spec: str, grid: tuple[int, int, int], budget: int | None) -> tuple[int | None, str]:
-    """Tokens left by the pre-LLM steps of ``spec`` on a ``(T, H, W)`` grid: run on placeholder features.
+def chain_tokens(chain: Any, grid: tuple[int, int, int], budget: int | None) -> tuple[int | None, str]:
+    """Tokens left by the pre-LLM steps of ``chain`` (a :class:`~mmlong.compressors.base.Chain`) on a
+    ``(T, H, W)`` grid: run on placeholder features.
 
     Returns ``(tokens, note)``; tokens is None when the chain needs what placeholders lack (a query, the video).
     """
     import torch
 
-    from mmlong.compressors.base import Chain, CompressContext
+    from mmlong.compressors.base import CompressContext
     from mmlong.types import VisualTokens
 
-    chain = Chain.from_spec(spec)
     if not chain.pre_llm:
         return None, ""
     t, h, w = grid
@@ -101,26 +120,31 @@ def chain_tokens(spec: str, grid: tuple[int, int, int], budget: int | None) -> t
 def plan_run(config: Any, meta: Any, shape: ModelShape, pixels: dict[str, int] | None = None, *,
              frames: int | None = None, total_pixels: int | None = None, throughput: float | None = None,
              budget_tokens: int | None = None) -> RunPlan:
-    """The plan of running ``config`` on the video of ``meta`` (``frames`` overrides the sampler's count)."""
-    from mmlong.compressors.base import Chain
+    """The plan of running ``config`` (a :class:`~mmlong.resolve.ResolvedPipeline`) on the video of ``meta``
+    (``frames`` overrides the sampler's count)."""
     from mmlong.video.base import output_size
 
     pixels = pixels or {}
-    count = frames if frames is not None else sampled_frames(config.sample, meta)
-    width, height = output_size(int(meta.width), int(meta.height), 0, config.max_side)
+    count = frames if frames is not None else sampled_frames(config.sampler, meta)
+    width, height = output_size(int(meta.width), int(meta.height), 0, config.decoder.max_side)
     budget = budget_tokens if budget_tokens is not None else config.budget
     limits = dict(min_pixels=pixels.get("min_pixels", MIN_PIXELS), max_pixels=pixels.get("max_pixels", MAX_PIXELS),
                   total_pixels=total_pixels or pixels.get("total_pixels"))
     raw = frame_plan(shape, count, height, width, **limits)
-    chain = Chain.from_spec(config.compress)
+    chain = _chain(config)
     temporal = raw.temporal_patches
     side = shape.vision.patch * shape.vision.merge if shape.vision else 28
-    kept, note = chain_tokens(config.compress, (temporal, raw.height // side, raw.width // side), budget)
+    kept, note = chain_tokens(chain, (temporal, raw.height // side, raw.width // side), budget)
     drops = layer_drops(chain.in_llm, shape.layers) if chain.in_llm else None
-    chunk = int(config.model_options.get("frames_per_batch", 16))
+    chunk = int(getattr(config.model.config, "frames_per_batch", 16))
     plan = frame_plan(shape, count, height, width, **limits, compressed_tokens=kept, drops=drops,
-                      chunk_frames=chunk, chain=config.compress)
-    return RunPlan(str(meta.path), shape, plan, estimate(shape, plan, config.dtype, throughput=throughput), note)
+                      chunk_frames=chunk, chain=config.compress_spec)
+    return RunPlan(str(meta.path), shape, plan, estimate(shape, plan, _dtype(config), throughput=throughput), note)
+
+
+def _dtype(config: Any) -> str:
+    """The dtype the model computes in."""
+    return str(getattr(config.model.config, "dtype", None) or config.runtime.dtype)
 
 
 def fitting_token_budget(config: Any, meta: Any, shape: ModelShape, pixels: dict[str, int],
@@ -132,7 +156,7 @@ def fitting_token_budget(config: Any, meta: Any, shape: ModelShape, pixels: dict
         mid = (lo + hi) // 2
         plan = dataclasses.replace(base.plan, compressed_tokens=mid,
                                    layer_lengths=tuple(mid + base.plan.text_tokens for _ in range(shape.layers)))
-        if estimate(shape, plan, config.dtype).peak <= budget_bytes:
+        if estimate(shape, plan, _dtype(config)).peak <= budget_bytes:
             best, lo = mid, mid + 1
         else:
             hi = mid - 1
@@ -143,8 +167,8 @@ def suggestions(config: Any, meta: Any, shape: ModelShape, pixels: dict[str, int
     """Flags that would make the run fit: fewer frames, a spatial pool after the chain, a smaller max side,
     half-precision weights."""
     found = []
-    if config.dtype == "float32":
-        half = dataclasses.replace(config, dtype="bfloat16")
+    if _dtype(config) == "float32":
+        half = with_dtype(config, "bfloat16")
         if plan_run(half, meta, shape, pixels).estimate.peak <= budget_bytes:
             found.append("--dtype bfloat16")
     frames = plan_run(config, meta, shape, pixels).plan.frames
@@ -158,30 +182,27 @@ def suggestions(config: Any, meta: Any, shape: ModelShape, pixels: dict[str, int
     if best:
         found.append(f"--sample uniform:{best}")
     for factor in (2, 3, 4, 6, 8):
-        chain = ",".join(s for s in (config.compress, f"pool:{factor}") if s)
-        pooled = dataclasses.replace(config, compress=chain)
         try:
+            pooled = with_pool(config, factor)
             fits = plan_run(pooled, meta, shape, pixels).estimate.peak <= budget_bytes
         except ConfigError:  # pool cannot follow an in-LLM step
             break
         if fits:
-            found.append(f"--compress {chain}")
+            found.append(f"--compress {pooled.compress_spec}")
             break
     for side in (336, 224, 168, 112):
-        if config.max_side and side >= config.max_side:
+        if config.decoder.max_side and side >= config.decoder.max_side:
             continue
-        smaller = dataclasses.replace(config, max_side=side)
+        smaller = with_max_side(config, side)
         if plan_run(smaller, meta, shape, pixels).estimate.peak <= budget_bytes:
             found.append(f"--max-side {side}")
             break
     return found
 
 
-def uses_token_budget(spec: str) -> bool:
-    """True when some pre-LLM step of ``spec`` reads ``ctx.budget`` (an ``auto`` factor or an unset count)."""
-    from mmlong.compressors.base import Chain
-
-    for step in Chain.from_spec(spec).pre_llm:
+def uses_token_budget(config: Any) -> bool:
+    """True when some pre-LLM step of the chain reads ``ctx.budget`` (an ``auto`` factor or an unset count)."""
+    for step in _chain(config).pre_llm:
         values = step.config_dict()
         if "auto" in values.values():
             return True
@@ -205,7 +226,7 @@ def check_fits(config: Any, videos: Sequence[str], budget_bytes: int, decoder_pr
     metas = []
     for video in dict.fromkeys(videos):
         try:
-            metas.append((decoder_probe or probe)(video, decoder=config.decoder))
+            metas.append((decoder_probe or probe)(video, decoder=config.decoder.name))
         except MmlongError:  # a bad video fails on its own later; the others are still checked
             continue
     if not metas:
@@ -214,7 +235,7 @@ def check_fits(config: Any, videos: Sequence[str], budget_bytes: int, decoder_pr
     if worst.estimate.peak <= budget_bytes:
         return config
     meta = next(m for m in metas if str(m.path) == worst.video)
-    if config.budget is None and uses_token_budget(config.compress):
+    if config.budget is None and uses_token_budget(config):
         tokens = fitting_token_budget(config, meta, shape, pixels, budget_bytes)
         if tokens:
             fitted = dataclasses.replace(config, budget=tokens)
@@ -224,3 +245,11 @@ def check_fits(config: Any, videos: Sequence[str], budget_bytes: int, decoder_pr
     would = "; would fit: " + " or ".join(fixes) if fixes else "; nothing smaller fits: raise the budget"
     raise ConfigError(f"needs ~{format_bytes(worst.estimate.peak)}, budget {format_bytes(budget_bytes)}{would}",
                       worst.video)
+
+
+def fit_to_memory(config: Any, videos: Sequence[Any]) -> Any:
+    """:func:`check_fits` against the tree's ``runtime.memory_budget`` (``config`` unchanged when it has none)."""
+    budget = config.runtime.memory_budget
+    if budget is None:
+        return config
+    return check_fits(config, [str(v) for v in videos], budget)

@@ -1,10 +1,14 @@
 """The one object every app runs: sampler -> decoder -> encoder (with cache) -> compressors -> model.
 
->>> from mmlong.config import resolve_config
->>> pipe = Pipeline(resolve_config(preset="offline"))          # doctest: +SKIP
->>> pipe.ask("video.mp4", "What animal?", options=["a cat", "a dog"]).option  # doctest: +SKIP
-'a cat'
+>>> from mmlong.resolve import resolve
+>>> pipe = Pipeline(resolve(preset="offline"))                       # doctest: +SKIP
+>>> result = pipe.run("video.mp4", [Query("What animal?", ("a cat", "a dog"))])  # doctest: +SKIP
+>>> result.answers[0].option, result.seen[0].num_tokens, [s.name for s in result.steps[0]]  # doctest: +SKIP
+('a cat', 2450, ['sample', 'cache', 'decode', 'encode', 'load', 'model'])
 
+A pipeline runs one :class:`~mmlong.resolve.ResolvedPipeline` (a flat :class:`~mmlong.config.PipelineConfig`
+is resolved first). :meth:`Pipeline.run` returns a :class:`~mmlong.result.Result` holding, per question, the
+answer, the encoder's tokens, the tokens the model saw and the provenance, so no app runs a stage twice.
 Stages are built lazily and once per pipeline. Decoding streams in chunks of ``chunk_size`` frames, each chunk
 encoded as it arrives, so memory holds one chunk of pixels at a time. When the chain starts with a streaming
 memory (:class:`~mmlong.compressors.base.StreamingCompressor`), encoded chunks go straight into it and the whole
@@ -13,7 +17,6 @@ token set is never held either, so memory does not grow with the video's length.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import resource
 import time
@@ -23,8 +26,9 @@ from typing import Any, Iterator, Sequence
 import torch
 
 from mmlong.compressors.base import Chain, CompressContext, StreamingCompressor
-from mmlong.config import PipelineConfig
 from mmlong.errors import ConfigError, VideoTooLargeError
+from mmlong.resolve import ResolvedPipeline, as_resolved
+from mmlong.result import Result, Stage
 from mmlong.types import Answer, Query, Step, VideoMeta, VisualTokens
 
 
@@ -59,7 +63,7 @@ class _StageClock:
         self.steps: list[Step] = []
 
     @contextmanager
-    def stage(self, name: str, config: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
+    def stage(self, name: Stage, config: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
         record: dict[str, Any] = {"in": 0, "out": 0, "extra": {}}
         start = time.perf_counter()
         yield record
@@ -69,12 +73,15 @@ class _StageClock:
 
 
 class Pipeline:
-    """Runs one :class:`~mmlong.config.PipelineConfig`. Not thread-safe; build one per worker."""
+    """Runs one :class:`~mmlong.resolve.ResolvedPipeline` (``config``). Not thread-safe; build one per worker.
 
-    def __init__(self, config: PipelineConfig | None = None, progress: bool = False) -> None:
-        self.config = config or PipelineConfig()
+    ``config`` may also be a flat :class:`~mmlong.config.PipelineConfig` (resolved here) or None (defaults).
+    """
+
+    def __init__(self, config: ResolvedPipeline | Any = None, progress: bool = False) -> None:
+        self.config: ResolvedPipeline = as_resolved(config)
         self.progress = progress
-        self.chain = Chain.from_spec(self.config.compress)
+        self.chain = Chain([step.build() for step in self.config.compressors])
         self._encoder: Any = None
         self._model: Any = None
         self._cache: Any = None
@@ -86,69 +93,24 @@ class Pipeline:
     @property
     def model(self) -> Any:
         if self._model is None:
-            from mmlong.registry import MODELS, RegistryError
-
-            cfg = self.config
-            name = cfg.model
-            options = dict(cfg.model_options)
-            if cfg.model_path:
-                from mmlong.models.loading import detect_family
-
-                if name == "socratic" or name not in MODELS:
-                    name = detect_family(cfg.model_path)
-                options.update(
-                    path=cfg.model_path,
-                    trust_remote_code=cfg.trust_remote_code,
-                    allow_pickle=cfg.allow_pickle,
-                )
-            options.setdefault("device", cfg.device)
-            options.setdefault("dtype", cfg.dtype)
-            try:
-                model_cls = MODELS.resolve(name)
-                fields = {f.name for f in dataclasses.fields(model_cls.Config)}
-                self._model = MODELS.create(name, **{k: v for k, v in options.items() if k in fields})
-            except RegistryError as err:
-                raise ConfigError(f"--model: {err}") from err
-            if self.chain.in_llm and not getattr(self._model, "supports_in_llm", False):
-                names = ", ".join(s.name for s in self.chain.in_llm)
-                raise ConfigError(
-                    f"model {name!r} cannot run in-LLM compressors ({names}); use a native VLM (--model PATH) "
-                    "or pre-LLM compressors"
-                )
+            self._model = self.config.model.plugin.build()
         return self._model
 
     @property
     def encoder(self) -> Any:
         if self._encoder is None:
-            cfg = self.config
-            if cfg.encoder == "native":
+            if self.config.encoder.name == "native":
                 self._encoder = self.model.native_encoder()
-                if self._encoder is None:
-                    raise ConfigError(f"model {cfg.model!r} has no native encoder; choose --encoder")
             else:
-                from mmlong.registry import ENCODERS, RegistryError
-
-                options = {
-                    "device": cfg.device,
-                    "dtype": cfg.dtype,
-                    "trust_remote_code": cfg.trust_remote_code,
-                    "allow_pickle": cfg.allow_pickle,
-                    **cfg.encoder_options,
-                }
-                try:
-                    cls = ENCODERS.resolve(cfg.encoder)
-                    fields = {f.name for f in dataclasses.fields(cls.Config)}
-                    self._encoder = ENCODERS.create(cfg.encoder, **{k: v for k, v in options.items() if k in fields})
-                except RegistryError as err:
-                    raise ConfigError(f"--encoder: {err}") from err
+                self._encoder = self.config.encoder.build()
         return self._encoder
 
     @property
     def cache(self) -> Any:
-        if self._cache is None and self.config.cache:
+        if self._cache is None and self.config.runtime.cache:
             from mmlong.cache import FeatureCache
 
-            self._cache = FeatureCache(self.config.cache_dir)
+            self._cache = FeatureCache(self.config.runtime.cache_dir)
         return self._cache
 
     @property
@@ -162,12 +124,13 @@ class Pipeline:
 
     @property
     def expert_cache(self) -> Any:
-        if self._expert_cache is None and self.config.cache:
+        if self._expert_cache is None and self.config.runtime.cache:
             from pathlib import Path
 
             from mmlong.experts.cache import ExpertCache
 
-            root = Path(self.config.cache_dir) / "experts" if self.config.cache_dir else None
+            cache_dir = self.config.runtime.cache_dir
+            root = Path(cache_dir) / "experts" if cache_dir else None
             self._expert_cache = ExpertCache(root)
         return self._expert_cache
 
@@ -182,22 +145,15 @@ class Pipeline:
     def _check_experts(self, model: Any) -> None:
         if self.experts and not getattr(model, "reads_timed_text", False):
             names = ", ".join(e.name for e in self.experts)
-            raise ConfigError(f"model {getattr(model, 'name', self.config.model)!r} cannot read expert lines "
+            raise ConfigError(f"model {self.config.model.family!r} cannot read expert lines "
                               f"({names}); use --experts none --subtitles none")
 
     def _sampler(self) -> Any:
-        from mmlong.sampling import build_sampler
-
-        try:
-            return build_sampler(self.config.sample)
-        except ConfigError:
-            raise
-        except (ValueError, KeyError) as err:
-            raise ConfigError(f"--sample {self.config.sample!r}: {err}") from err
+        return self.config.sampler.build()
 
     # ------------------------------------------------------------------ the token path
     def _check_limits(self, meta: VideoMeta) -> None:
-        limit = self.config.max_duration
+        limit = self.config.runtime.max_duration
         if limit is not None and meta.duration > limit:
             raise VideoTooLargeError(
                 f"video is {meta.duration:.0f} s long, over the limit of {limit:.0f} s", meta.path
@@ -209,7 +165,7 @@ class Pipeline:
 
         decode_ms = encode_ms = 0.0
         frames_done = tokens_done = 0
-        chunk_size = max(1, int(self.config.chunk_size))
+        chunk_size = max(1, int(self.config.runtime.chunk_size))
         bar = progress_bar(total=len(indices), desc="decode+encode", unit="frame", enabled=self.progress)
         stream = source.stream(indices, chunk_size=chunk_size)
         try:
@@ -229,33 +185,36 @@ class Pipeline:
         finally:
             bar.close()
         rss = round(peak_rss_mb(), 1)
-        clock.steps.append(Step("decode", {"decoder": source.meta.decoder, "max_side": self.config.max_side},
+        decode_config = {"decoder": source.meta.decoder, "max_side": self.config.decoder.max_side}
+        clock.steps.append(Step(Stage.DECODE, decode_config,
                                 frames_done, frames_done, decode_ms, {"peak_rss_mb": rss}))
-        clock.steps.append(Step("encode", {"encoder": self.config.encoder}, frames_done, tokens_done, encode_ms,
-                                {"peak_rss_mb": rss}))
+        clock.steps.append(Step(Stage.ENCODE, {"encoder": self.config.encoder.name}, frames_done, tokens_done,
+                                encode_ms, {"peak_rss_mb": rss}))
 
     def encode(self, video: str, query: Query | None = None) -> VisualTokens:
         """Sample, decode and encode ``video`` (through the feature cache); no compression.
 
         A streaming chain is not applied here; use :meth:`tokens` for the compressed tokens.
         """
-        return self._tokens(video, query, compress=False)
+        return self._tokens(video, query, compress=False)[0]
 
     def tokens(self, video: str, query: Query | None = None) -> VisualTokens:
         """The visual tokens the model sees: sampled, decoded, encoded (cached) and pre-LLM compressed."""
-        return self._tokens(video, query, compress=True)
+        return self._tokens(video, query, compress=True)[1]
 
-    def _tokens(self, video: str, query: Query | None, compress: bool) -> VisualTokens:
+    def _tokens(self, video: str, query: Query | None, compress: bool) -> tuple[VisualTokens | None, VisualTokens]:
+        """``(encoded, seen)``: every sampled frame's tokens (None when a streaming memory consumed them) and,
+        when ``compress``, the chain's output (else ``seen`` is ``encoded``)."""
         from mmlong.sampling import SampleContext
         from mmlong.video import open_video
 
         cfg = self.config
         clock = _StageClock()
         ctx = CompressContext(query=query, budget=cfg.budget, encoder=None)
-        with open_video(str(video), decoder=cfg.decoder, max_side=cfg.max_side) as source:
+        with open_video(str(video), decoder=cfg.decoder.name, max_side=cfg.decoder.max_side) as source:
             self._check_limits(source.meta)
             sampler = self._sampler()
-            with clock.stage("sample", {"spec": cfg.sample}) as rec:
+            with clock.stage(Stage.SAMPLE, {"sampler": cfg.sampler.describe()}) as rec:
                 needs_encoder = getattr(sampler, "needs_encoder", False)
                 sampled = sampler.sample(
                     source.meta,
@@ -264,7 +223,7 @@ class Pipeline:
                 )
                 rec["in"], rec["out"] = source.meta.num_frames, len(sampled.indices)
             if len(sampled.indices) == 0:
-                raise ConfigError(f"sampler {cfg.sample!r} chose no frames", str(video))
+                raise ConfigError(f"sampler {cfg.sampler.describe()!r} chose no frames", str(video))
             streaming = self.chain.pre_llm and isinstance(self.chain.pre_llm[0], StreamingCompressor)
             if compress and streaming:
                 tokens = self._stream_through_memory(source, sampled, clock, ctx)
@@ -272,9 +231,9 @@ class Pipeline:
                 tokens = self._cached_tokens(source, sampled, clock)
         meta = {**tokens.meta, "video": source.meta.to_dict()}
         tokens = tokens.replace(provenance=tuple(clock.steps) + tokens.provenance, meta=meta)
-        if compress and not streaming:
-            tokens = self.compress(tokens, query)
-        return tokens
+        if compress and streaming:
+            return None, tokens
+        return tokens, (self.compress(tokens, query) if compress else tokens)
 
     def compress(self, tokens: VisualTokens, query: Query | None = None) -> VisualTokens:
         """Run the pre-LLM chain on encoded tokens for ``query``."""
@@ -293,11 +252,11 @@ class Pipeline:
             indices_hash = hashlib.sha256(sampled.indices.numpy().tobytes()).hexdigest()[:16]
             key = cache.key(
                 source.meta.path,
-                f"{self.config.sample}|{indices_hash}",
-                {"decoder": "any", "max_side": self.config.max_side},
+                f"{self.config.sampler.describe()}|{indices_hash}",
+                {"decoder": "any", "max_side": self.config.decoder.max_side},
                 self.encoder.cache_id(),
             )
-            with clock.stage("cache", {"dir": str(cache.root)}) as rec:
+            with clock.stage(Stage.CACHE, {"dir": str(cache.root)}) as rec:
                 hit = cache.get(key)
                 rec["extra"]["hit"] = hit is not None
                 rec["out"] = 0 if hit is None else hit.num_tokens
@@ -312,7 +271,7 @@ class Pipeline:
     def _stream_through_memory(
         self, source: Any, sampled: Any, clock: _StageClock, ctx: CompressContext
     ) -> VisualTokens:
-        memory: StreamingCompressor = self.chain.pre_llm[0]
+        memory: StreamingCompressor = self.chain.pre_llm[0]  # type: ignore[assignment]
         ctx.encoder = self.encoder
         memory.reset()
         tokens_in = 0
@@ -338,35 +297,50 @@ class Pipeline:
         self.model.load()
         self._model_loaded = True
         ms = (time.perf_counter() - start) * 1000.0
-        return (Step("load", {"model": getattr(self.model, "name", self.config.model)}, 0, 0, ms,
+        return (Step(Stage.LOAD, {"model": self.config.model.family}, 0, 0, ms,
                      {"peak_rss_mb": round(peak_rss_mb(), 1)}),)
 
-    def ask(self, video: str, question: str, options: Sequence[str] = ()) -> Answer:
-        """Answer one question about ``video``."""
-        return self.ask_many(video, [Query(question, tuple(options))])[0]
+    def run(self, video: str, queries: Sequence[Query | str]) -> Result:
+        """Answer ``queries`` about ``video``, each stage once: questions that do not change which frames are
+        chosen share one decoding and encoding; each question is compressed and answered once.
 
-    def ask_many(self, video: str, queries: Sequence[Query]) -> list[Answer]:
-        """Answer several questions about one video, sharing its decoded and encoded frames."""
-        model = self.model  # fail early on a bad model (or expert, subtitle file) before decoding anything
+        Returns a :class:`~mmlong.result.Result`: per query, the answer, the encoded tokens, the tokens the model
+        saw and the steps (sample, cache, decode, encode, each compressor, load on the first, model).
+        """
+        queries = [q if isinstance(q, Query) else Query(str(q)) for q in queries]
+        model = self.model  # a bad model fails before anything is decoded
         self._check_experts(model)
         shared = self.encode(video) if self._shares_encoding() else None
-        lines, expert_steps = self.timed_text(video)
+        lines, expert_steps = self.timed_text(video)  # once per video
         expert_steps = tuple(expert_steps)  # every answer shows the experts whose lines it read
-        load_steps = self.load_model()
         extra = {"timed_text": lines} if getattr(model, "reads_timed_text", False) else {}
-        answers = []
+        result = Result([], [], [], [])
         for query in queries:
-            tokens = self.compress(shared, query) if shared is not None else self.tokens(video, query)
+            if shared is not None:
+                encoded, seen = shared, self.compress(shared, query)
+            else:
+                encoded, seen = self._tokens(video, query, compress=True)
+            load_steps = self.load_model()  # after the first tokens: a bad video fails before the weights load
             start = time.perf_counter()
-            answer = model.answer(tokens, query, encoder=self.encoder, in_llm=self.chain.in_llm, **extra)
+            answer = model.answer(seen, query, encoder=self.encoder, in_llm=self.chain.in_llm, **extra)
             model_ms = (time.perf_counter() - start) * 1000.0
-            model_step = Step("model", {"name": getattr(model, "name", self.config.model)}, tokens.num_tokens, 0,
-                              model_ms, {"peak_rss_mb": round(peak_rss_mb(), 1)})
-            steps = tokens.provenance + expert_steps + load_steps + (model_step,)
-            load_steps = ()
+            model_step = Step(Stage.MODEL, {"name": self.config.model.family}, seen.num_tokens, 0, model_ms,
+                              {"peak_rss_mb": round(peak_rss_mb(), 1)})
+            steps = seen.provenance + expert_steps + load_steps + (model_step,)
             answer.stages = [s.to_dict() for s in steps] + answer.stages
             answer.config = self.config.to_dict()
-            answer.details.setdefault("video", tokens.meta.get("video", {}))
-            answer.details.update(seen_by_model(tokens, lines))
-            answers.append(answer)
-        return answers
+            answer.details.setdefault("video", seen.meta.get("video", {}))
+            answer.details.update(seen_by_model(seen, lines))
+            result.answers.append(answer)
+            result.encoded.append(encoded)
+            result.seen.append(seen)
+            result.steps.append(steps)
+        return result
+
+    def ask(self, video: str, question: str, options: Sequence[str] = ()) -> Answer:
+        """Answer one question about ``video`` (``run(video, [Query(question, options)]).answer``)."""
+        return self.run(video, [Query(question, tuple(options))]).answer
+
+    def ask_many(self, video: str, queries: Sequence[Query]) -> list[Answer]:
+        """The answers of :meth:`run`."""
+        return self.run(video, queries).answers

@@ -108,6 +108,9 @@ class Step:
     ms: float
     extra: Mapping[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:  # a :class:`mmlong.result.Stage` is stored as its plain string
+        object.__setattr__(self, "name", str(getattr(self.name, "value", self.name)))
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,

@@ -12,16 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from mmlong.apps.batch import (
-    BadLine,
-    BatchItem,
-    check_resume_config,
-    default_output,
-    read_questions,
-    sidecar,
-)
+from mmlong.apps.batch import BadLine, BatchItem, default_output, read_questions
 from mmlong.config import resolve_config, save_yaml
 from mmlong.errors import ConfigError
+from mmlong.resolve import resolve
+from mmlong.runner import check_resume, sidecar
 
 
 def write_lines(path: Path, lines: list) -> Path:
@@ -88,13 +83,19 @@ def test_side_files_sit_beside_the_output(tmp_path):
 def test_resume_with_settings_that_change_answers_is_refused(tmp_path):
     out = tmp_path / "answers.jsonl"
     saved = resolve_config(preset="offline", sample="uniform:4")
-    save_yaml(saved, sidecar(out, ".config.yaml"))
-    check_resume_config(resolve_config(preset="offline", sample="uniform:8"), out)  # no output yet: fine
+    config_file = sidecar(out, ".config.yaml")
+    save_yaml(saved, config_file)
+    check_resume(resolve_config(preset="offline", sample="uniform:8"), config_file, out)  # no output yet: fine
     out.write_text('{"id": "a", "answer": "x"}\n')
-    check_resume_config(resolve_config(preset="offline", sample="uniform:4", device="cuda", cache=False), out)
+    check_resume(resolve_config(preset="offline", sample="uniform:4", device="cuda", cache=False), config_file, out)
     with pytest.raises(ConfigError, match=r"answers.jsonl: was written with another pipeline "
-                                          r"\(sample: 'uniform:4' -> 'uniform:8'\)"):
-        check_resume_config(resolve_config(preset="offline", sample="uniform:8"), out)
+                                          r"\(sampler.options.num_frames: 4 -> 8\)"):
+        check_resume(resolve_config(preset="offline", sample="uniform:8"), config_file, out)
+    # the saved file is the resolved tree now; a compressor option deep in it counts, a device does not
+    resolve(preset="offline", flags={"compress": "tome:0.5"}).save(config_file)
+    check_resume(resolve(preset="offline", flags={"compress": "tome:0.5", "device": "cuda"}), config_file, out)
+    with pytest.raises(ConfigError, match=r"compressors.0.options.ratio: 0.5 -> 0.25"):
+        check_resume(resolve(preset="offline", flags={"compress": "tome:0.25"}), config_file, out)
 
 
 def test_usage_and_config_errors_exit_2_with_one_line(tmp_path, capsys):
@@ -159,10 +160,11 @@ def offline_pipeline(cache_dir: Path):
 
 
 def comparable(record: dict) -> dict:
-    """A record without what depends on timing, on the feature cache's state or on which answer loaded the model."""
+    """A record without what depends on timing, on the feature cache's state or on which answer of a run came
+    first (the model load and the experts' once-per-video steps are attached to that one)."""
     out = dict(record)
     out["stages"] = [(s["name"], s["tokens_in"], s["tokens_out"]) for s in record.get("stages", ())
-                     if s["name"] not in ("cache", "decode", "encode", "load")]
+                     if s["name"] not in ("cache", "decode", "encode", "load") and not s["name"].startswith("expert:")]
     if "details" in out:
         out["details"] = {k: v for k, v in out["details"].items() if k != "video"}
     return out
@@ -210,7 +212,9 @@ def test_batch_answers_good_items_and_records_every_bad_one(batch_dir, reference
     assert (summary.items, summary.answered, summary.failed, summary.computed) == (8, 4, 4, 8)
     assert summary.visual_tokens == 4 * 4 * 49
     saved = (batch_dir / "reference.config.yaml").read_text()
-    assert "sample: uniform:4" in saved and "max_side: 96" in saved
+    tree = resolve(yaml=batch_dir / "reference.config.yaml")  # the resolved tree, read back
+    assert (tree.sampler.config.num_frames, tree.decoder.max_side, tree.model.family) == (4, 96, "socratic")
+    assert "num_frames: 4" in saved and "max_side: 96" in saved
 
 
 def run_cli(batch_dir: Path, out: Path, *extra: str) -> subprocess.Popen:

@@ -97,9 +97,10 @@ def test_choose_keyframes_keeps_evidence_and_relevant_frames_in_time_order():
 def test_empty_settings_keep_the_command_line_and_set_fields_override(tmp_path):
     app = DemoApp(demo_args("--compress", "tome:0.5", "--max-duration", "60"), out_dir=tmp_path)
     base = app.config_for(DemoSettings.from_fields(None, "", "  ", None, ""))
-    assert base.compress == "tome:0.5" and base.max_duration == 60.0 and base.sample == "coverage:64"
+    assert base.compress_spec == "tome:0.5" and base.runtime.max_duration == 60.0
+    assert base.sample_spec == "coverage:64"
     changed = app.config_for(DemoSettings.from_fields("offline", "uniform:8", "pool:2", 512, None))
-    assert (changed.sample, changed.compress, changed.budget) == ("uniform:8", "pool:2", 512)
+    assert (changed.sample_spec, changed.compress_spec, changed.budget) == ("uniform:8", "pool:2", 512)
     assert DemoSettings.from_fields(None, None, None, 0, None).budget is None
 
 
@@ -195,11 +196,59 @@ def test_handler_answers_a_real_sample_with_evidence_figures(demo_app, bunny):
     assert strip.width > 2 * strip.height  # the 3 keyframes in one labelled row
 
 
+def count_calls(obj, attr, counts, key):
+    """Wrap ``obj.attr`` (on the instance) so each call adds one to ``counts[key]``."""
+    original = getattr(obj, attr)
+
+    def counted(*args, **kwargs):
+        counts[key] += 1
+        return original(*args, **kwargs)
+
+    setattr(obj, attr, counted)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("flags, chain", [
+    (("--sample", "uniform:8", "--compress", "select:3,pool:2"), ["select", "pool"]),
+    (("--sample", "query:4", "--compress", "pool:2"), ["pool"]),
+])
+def test_a_question_runs_each_stage_once(tmp_path, bunny, flags, chain):
+    """Without the feature cache (which used to hide it) and with a query-aware sampler (which used to decode
+    again for each call): one sampling, one decoding pass, one run of each compressor, one answer."""
+    from collections import Counter
+
+    app = DemoApp(demo_args(*flags, "--no-cache", "--experts", "none"), tmp_path / "app")
+    pipeline = app.slot.get(DemoSettings())
+    counts: Counter = Counter()
+    make_sampler = pipeline._sampler
+
+    def counted_sampler():
+        sampler = make_sampler()
+        count_calls(sampler, "sample", counts, "sample")
+        return sampler
+
+    pipeline._sampler = counted_sampler
+    count_calls(pipeline, "_encode_chunks", counts, "decode+encode")
+    count_calls(pipeline.model, "answer", counts, "model")
+    for step in pipeline.chain.pre_llm:
+        count_calls(step, "compress", counts, step.name)
+    if "select" in chain:
+        count_calls(pipeline.encoder, "encode", counts, "encoder.encode")
+    result = app.ask(bunny, "What animal appears in the video?", "a rabbit\na guitar")
+    assert result.ok, result.status
+    expected = {"sample": 1, "decode+encode": 1, "model": 1, **{name: 1 for name in chain}}
+    if "select" in chain:
+        expected["encoder.encode"] = 1  # 8 frames: one chunk
+    assert dict(counts) == expected
+    names = [row[0] for row in result.stage_rows]
+    assert names == ["sample", "decode", "encode", *chain, "load", "model"]  # the table is that one run
+
+
 def test_one_pipeline_per_settings_reused_until_they_change(demo_app):
     first = demo_app.slot.get(DemoSettings())
     assert demo_app.slot.get(DemoSettings.from_fields(None, "", "", 0, "")) is first
     other = demo_app.slot.get(DemoSettings(compress="pool:2"))
-    assert other is not first and other.config.compress == "pool:2"
+    assert other is not first and other.config.compress_spec == "pool:2"
     assert demo_app.slot.get(DemoSettings()) is not first  # bounded: only the last pipeline is kept
 
 

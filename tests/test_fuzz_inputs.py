@@ -277,6 +277,6 @@ def test_any_demo_settings_resolve_or_show_one_line(demo_app, fields):
         settings_ = DemoSettings.from_fields(*fields)
         config = demo_app.config_for(settings_)
         Pipeline(config)
-        build_sampler(config.sample)
+        config.sampler.build()
     except Exception as err:  # noqa: BLE001
         refused_in_one_line(err)

@@ -10,7 +10,6 @@ import sys
 
 import pytest
 
-import mmlong.jobs as jobs
 from mmlong.jobs import (
     DuplicateRecordError,
     JobLogError,
@@ -31,9 +30,12 @@ def lines_of(path):
     return path.read_bytes().decode().splitlines()
 
 
-def test_docstring_examples():
-    result = doctest.testmod(jobs)
-    assert result.attempted >= 8 and result.failed == 0
+@pytest.mark.parametrize("module, least", [("mmlong.jobs", 8), ("mmlong.joblog", 1), ("mmlong.runner", 5)])
+def test_docstring_examples(module, least):
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(module))
+    assert result.attempted >= least and result.failed == 0
 
 
 def test_repair_truncates_a_torn_line(tmp_path):
@@ -230,3 +232,36 @@ def test_sharded_job_resumes_and_writes_each_id_once(tmp_path):
     with ShardedJob(out, overwrite=True) as job:
         assert not job.is_done("q1")
         assert job.finish() == []
+
+
+def test_run_job_resumes_retries_errors_and_checks_the_saved_pipeline(tmp_path):
+    """The one job runner of batch and eval: records once per id, errors retried, the pipeline pinned."""
+    from mmlong.errors import ConfigError
+    from mmlong.resolve import resolve
+    from mmlong.runner import run_job, sidecar
+
+    out = tmp_path / "out.jsonl"
+    items = [{"id": f"q{n}", "video": f"v{n % 2}.mp4"} for n in range(5)]
+    calls = []
+
+    def work(group, fail=("q3",)):
+        calls.append([i["id"] for i in group])
+        return [{"id": i["id"], "error": "broken"} if i["id"] in fail else {"id": i["id"], "answer": i["video"]}
+                for i in group]
+
+    config = resolve(preset="offline", flags={"sample": "uniform:4"})
+    kwargs = dict(id_of=lambda i: i["id"], group_of=lambda i: i["video"], progress=False, config=config,
+                  config_path=sidecar(out, ".config.yaml"))
+    first = run_job(items, work, out, **kwargs)
+    assert calls == [["q0", "q2", "q4"], ["q1", "q3"]]  # one call per video
+    assert [r["id"] for r in first.records] == ["q0", "q1", "q2", "q3", "q4"]
+    assert (first.answered, len(first.failed), first.computed, first.done_before) == (4, 1, 5, 0)
+    assert resolve(yaml=sidecar(out, ".config.yaml")) == config
+    calls.clear()
+    second = run_job(items, lambda g: work(g, fail=()), out, **kwargs)  # resume: only the error is retried
+    assert calls == [["q3"]] and second.done_before == 4 and second.answered == 5
+    assert [json.loads(line)["id"] for line in lines_of(out)] == ["q0", "q1", "q2", "q3", "q4"]
+    with pytest.raises(ConfigError, match="sampler.options.num_frames: 4 -> 8"):
+        run_job(items, work, out, **{**kwargs, "config": resolve(preset="offline", flags={"sample": "uniform:8"})})
+    with pytest.raises(ValueError, match="work gave 0 records for 1 items"):
+        run_job([{"id": "new", "video": "x"}], lambda g: [], out, **kwargs)

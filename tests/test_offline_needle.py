@@ -44,4 +44,4 @@ def test_ask_finds_the_cat_and_when(needle_video, capsys, tmp_path):
     assert abs(record["evidence"][0] - needle_mid) <= 2.0, (record["evidence"], item)
     names = [s["name"] for s in record["stages"]]
     assert names[:4] == ["sample", "cache", "decode", "encode"] and names[-1] == "model"
-    assert record["config"]["sample"] == "coverage:64"
+    assert record["config"]["sampler"]["name"] == "coverage" and record["config"]["sampler"]["options"]["frames"] == 64

@@ -74,3 +74,30 @@ def test_limits_and_bad_settings_fail_clearly(clip):
         Pipeline(resolve_config(encoder="nope")).encoder
     with pytest.raises(ConfigError, match="in-LLM"):
         Pipeline(resolve_config(preset="offline", compress="fastv:2,0.5")).model
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("compress, shared", [("select:2,pool:7", True), ("stream-memory", False)])
+def test_run_returns_answers_with_what_the_model_saw(clip, tmp_path, compress, shared):
+    """Pipeline(resolved).run -> Result(answers, encoded, seen, steps), aligned with the queries."""
+    from mmlong.resolve import resolve
+    from mmlong.result import Result, Stage
+
+    pipe = Pipeline(resolve(preset="offline", flags={"sample": "uniform:4", "compress": compress, "experts": "",
+                                                     "cache_dir": str(tmp_path)}))
+    queries = [Query("What animal appears?", ("a rabbit", "a guitar")), "What happens?"]
+    result = pipe.run(clip, queries)
+    assert isinstance(result, Result) and len(result) == 2
+    assert [a.option for a in result.answers][0] in ("a rabbit", "a guitar")
+    for answer, encoded, seen, steps in zip(result.answers, result.encoded, result.seen, result.steps):
+        names = [s.name for s in steps]
+        assert names[0] == Stage.SAMPLE and names[-1] == Stage.MODEL
+        assert answer.stages[: len(steps)] == [s.to_dict() for s in steps]
+        assert steps[-1].tokens_in == seen.num_tokens  # the model step counts what it saw
+        assert answer.config == pipe.config.to_dict()
+        if shared:
+            assert encoded is result.encoded[0] and encoded.num_tokens == 4 * 49
+            assert seen.num_tokens == 2 and names[-3 if Stage.LOAD in names else -2] == "pool"
+        else:
+            assert encoded is None and "stream-memory" in names
+    assert [Stage.LOAD in [s.name for s in steps] for steps in result.steps] == [True, False]  # loaded once

@@ -1,0 +1,84 @@
+"""The demo's Gradio page: inputs, settings panel and the figures of :class:`~mmlong.apps.demo.DemoApp`.
+
+Gradio is imported only when the page is built, so ``mmlong --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+STAGE_HEADERS = ["stage", "tokens in", "tokens out", "ms", "peak MiB", "notes"]
+
+
+def build_blocks(app: Any, concurrency: int = 1) -> Any:
+    """The Gradio Blocks page around ``app``."""
+    import gradio as gr
+
+    defaults = app.default_settings_text()
+    from mmlong.apps.demo import DemoResult, DemoSettings, readable_error
+    from mmlong.config import preset_names
+
+    with gr.Blocks(title="mmlong demo", analytics_enabled=False, delete_cache=(1800, 3600)) as blocks:
+        gr.Markdown("## mmlong — ask a question about a video\nUpload a video or pick a sample clip, ask, and "
+                    "see which moments the answer rests on.")
+        with gr.Row():
+            with gr.Column(scale=1):
+                video = gr.Video(label="Video", sources=["upload"], elem_id="video", height=260)
+                sample = gr.Dropdown(choices=app.sample_choices(), value=None, label="…or a sample clip",
+                                     elem_id="sample")
+                question = gr.Textbox(label="Question", placeholder="What animal appears in the video?",
+                                      elem_id="question")
+                options = gr.Textbox(label="Options (one per line, optional)", lines=4, elem_id="options",
+                                     placeholder="a cat\na dog\na guitar\na sailboat")
+                ask_button = gr.Button("Ask", variant="primary", elem_id="ask")
+                with gr.Accordion("Settings", open=False):
+                    preset = gr.Dropdown(choices=preset_names(), value=defaults["preset"] or None, label="Preset",
+                                         elem_id="preset")
+                    sampler = gr.Textbox(label="Sampler", placeholder=defaults["sample"], elem_id="sampler")
+                    compress = gr.Textbox(label="Compressor chain", placeholder=defaults["compress"],
+                                          elem_id="compress")
+                    budget = gr.Number(label="Token budget (0: none)", value=0, precision=0, minimum=0,
+                                       elem_id="budget")
+                    model = gr.Textbox(label="Model (name or local checkpoint directory)",
+                                       placeholder=defaults["model"], elem_id="model")
+            with gr.Column(scale=2):
+                status = gr.Markdown("Ready.", elem_id="status")
+                with gr.Row():
+                    answer = gr.Textbox(label="Answer", interactive=False, elem_id="answer")
+                    option = gr.Textbox(label="Chosen option", interactive=False, elem_id="option")
+                    evidence = gr.Textbox(label="Evidence times", interactive=False, elem_id="evidence")
+                timeline = gr.Image(label="Timeline: relevance to the question, scenes, frames the model saw",
+                                    type="filepath", interactive=False, elem_id="timeline", height=300,
+                                    buttons=["download"])
+                keyframes = gr.Image(label="Keyframes the model saw", type="filepath", interactive=False,
+                                     elem_id="keyframes", height=150, buttons=["download"])
+                stages = gr.Dataframe(headers=STAGE_HEADERS, label="What each stage did", interactive=False,
+                                      elem_id="stages")
+
+        def on_sample(name: str | None) -> Any:
+            from mmlong.errors import MmlongError
+
+            try:
+                return app.load_sample(name), "Sample loaded. Ask a question."
+            except MmlongError as err:
+                return None, f"**Could not load the sample.** {readable_error(err)}"
+
+        def on_ask(video_path, question_text, options_text, preset_v, sampler_v, compress_v, budget_v, model_v):
+            from mmlong.errors import MmlongError
+
+            try:
+                settings = DemoSettings.from_fields(preset_v, sampler_v, compress_v, budget_v, model_v)
+            except MmlongError as err:
+                return DemoResult.failure(readable_error(err)).status, "", "", "", None, None, None
+            result = app.ask(video_path, question_text, options_text, settings)
+            table = result.stage_rows or None
+            return (result.status, result.answer_text, result.option, result.evidence, result.timeline_png,
+                    result.keyframes_png, table)
+
+        sample.change(on_sample, inputs=sample, outputs=[video, status])
+        inputs = [video, question, options, preset, sampler, compress, budget, model]
+        outputs = [status, answer, option, evidence, timeline, keyframes, stages]
+        ask_button.click(on_ask, inputs=inputs, outputs=outputs, concurrency_limit=concurrency)
+        question.submit(on_ask, inputs=inputs, outputs=outputs, concurrency_limit=concurrency)
+    blocks.queue(default_concurrency_limit=concurrency, max_size=32)
+    return blocks

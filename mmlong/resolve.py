@@ -1,0 +1,433 @@
+"""Resolve once: a preset, a YAML file and flags become one :class:`ResolvedPipeline` tree.
+
+The tree holds each plug-in's own ``Config`` dataclass with every default pinned: the decoder, the sampler,
+the encoder, each compressor of the chain, and the model (its family, where its weights come from, its
+adapter Config), plus the runtime (device, dtype, cache, ...). Everything that runs a pipeline calls
+:func:`resolve` (the CLI commands through :func:`mmlong.apps.options.resolve_args`, the demo's settings,
+``mmlong eval``, the lmms-eval bridge), so which model runs and with which options is decided here only:
+
+- the model reference by :func:`mmlong.modelref.resolve_model` (a local directory, a registered name or an
+  ``org/name`` hub id);
+- an encoder nobody chose (left to the defaults or the preset) follows a native model: ``native``;
+- every option is checked against its plug-in's Config: a misspelt key raises with a did-you-mean;
+- the runtime fills in ``device``/``dtype``/``trust_remote_code``/``allow_pickle`` of plug-ins that take them,
+  unless an option sets them.
+
+``ResolvedPipeline.to_dict()`` is what ``config.yaml`` holds beside every result; reading it back
+(``resolve(yaml=that_file)``) gives the same tree, and resumed runs compare trees
+(:meth:`ResolvedPipeline.answer_settings`).
+
+>>> rp = resolve(preset="offline", flags={"compress": "tome:0.5", "budget": 64})
+>>> rp.model.family, rp.encoder.name, [c.name for c in rp.compressors], rp.compressors[0].config.ratio
+('socratic', 'efficientnet-lite0', ['tome'], 0.5)
+>>> resolve(flags={"compress": "tome:ratoi=0.5"})
+Traceback (most recent call last):
+...
+mmlong.errors.ConfigError: --compress: compressor 'tome' has no option 'ratoi'; did you mean 'ratio'? options: ...
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from mmlong.config import RUNTIME_OPTIONS, PipelineConfig, layered_request
+from mmlong.errors import ConfigError
+from mmlong.modelref import ModelRef
+
+#: settings that do not change answers: a run may resume with other values (compared at any depth)
+RESUME_NEUTRAL = ("device", "cache", "cache_dir", "chunk_size", "frames_per_batch", "batch_size", "memory_budget")
+
+
+def _plain(value: Any) -> Any:
+    """YAML/JSON-safe: tuples become lists, anything unusual its string."""
+    return json.loads(json.dumps(value, default=str))
+
+
+@dataclass(frozen=True)
+class Plugin:
+    """One registered plug-in: its kind (``sampler``, ``encoder``, ``compressor``, ``model``), name and Config.
+
+    ``config`` is the plug-in's own Config dataclass instance (``None`` for the ``native`` encoder, which is the
+    model's vision tower and is configured by the model's Config).
+    """
+
+    kind: str
+    name: str
+    config: Any = None
+
+    def options(self) -> dict[str, Any]:
+        return dataclasses.asdict(self.config) if dataclasses.is_dataclass(self.config) else {}
+
+    def plugin_class(self) -> type:
+        from mmlong.registry import registry
+
+        return registry(self.kind).resolve(self.name)
+
+    def build(self) -> Any:
+        """A fresh instance: ``cls(config)``."""
+        cls = self.plugin_class()
+        return cls() if self.config is None else cls(self.config)
+
+    def describe(self) -> str:
+        """A short spec: the name, the first option's value, then the other options that differ from the
+        Config's defaults (``fps:1.0,max_frames=256``, ``tome:0.5``)."""
+        options = self.options()
+        if not options:
+            return self.name
+        defaults = dataclasses.asdict(type(self.config)())
+        first, *rest = options
+        parts = [str(options[first])] + [f"{k}={options[k]}" for k in rest if defaults.get(k) != options[k]]
+        return f"{self.name}:{','.join(parts)}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "options": _plain(self.options())}
+
+
+@dataclass(frozen=True)
+class Decoding:
+    """How frames are read: ``name`` (``auto``: decord with a PyAV fallback, ``decord``, ``pyav``) and the
+    longer side frames are resized to on decode (``None``: full size)."""
+
+    name: str = "auto"
+    max_side: int | None = 448
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Where and how the pipeline runs; none of it changes which frames are chosen or how they are compressed."""
+
+    device: str = "cpu"
+    dtype: str = "float32"
+    cache: bool = True
+    cache_dir: str | None = None
+    chunk_size: int = 32
+    max_duration: float | None = None
+    #: the peak memory the run may use, in bytes (``--budget 12GB``); checked by :func:`mmlong.fit.fit_to_memory`
+    memory_budget: int | None = None
+    trust_remote_code: bool = False
+    allow_pickle: bool = False
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """The model: ``ref`` (family, path, source, reference; :class:`~mmlong.modelref.ModelRef`) and the
+    adapter's Config (``path`` filled in from the reference)."""
+
+    ref: ModelRef
+    config: Any
+
+    @property
+    def family(self) -> str:
+        return self.ref.family
+
+    @property
+    def plugin(self) -> Plugin:
+        return Plugin("model", self.ref.family, self.config)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"family": self.ref.family, "source": self.ref.source, "reference": self.ref.reference,
+                "options": _plain(self.plugin.options())}
+
+
+@dataclass(frozen=True)
+class ResolvedPipeline:
+    """Everything a :class:`~mmlong.pipeline.Pipeline` runs, each plug-in with its own Config, defaults pinned."""
+
+    decoder: Decoding
+    sampler: Plugin
+    encoder: Plugin
+    compressors: tuple[Plugin, ...]
+    budget: int | None
+    model: ResolvedModel
+    runtime: Runtime
+    #: expert chain spec (``ocr,asr``; empty for none) and the subtitle source (``asr``, a file, ``none``)
+    experts: str = ""
+    subtitles: str = "none"
+
+    # ------------------------------------------------------------------ reading
+    @property
+    def sample_spec(self) -> str:
+        """The sampler as a short spec (for tables and logs)."""
+        return self.sampler.describe()
+
+    @property
+    def compress_spec(self) -> str:
+        """The chain as a short spec (``""`` for none)."""
+        return ",".join(c.describe() for c in self.compressors)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The tree as plain data: what ``config.yaml`` holds. ``resolve(yaml=...)`` reads it back."""
+        return {
+            "decoder": dataclasses.asdict(self.decoder),
+            "sampler": self.sampler.to_dict(),
+            "encoder": self.encoder.to_dict(),
+            "compressors": [c.to_dict() for c in self.compressors],
+            "budget": self.budget,
+            "model": self.model.to_dict(),
+            "experts": self.experts,
+            "subtitles": self.subtitles,
+            "runtime": dataclasses.asdict(self.runtime),
+        }
+
+    def answer_settings(self) -> dict[str, Any]:
+        """:meth:`to_dict` without the settings that do not change answers (:data:`RESUME_NEUTRAL`)."""
+        def strip(value: Any) -> Any:
+            if isinstance(value, dict):
+                return {k: strip(v) for k, v in value.items() if k not in RESUME_NEUTRAL}
+            if isinstance(value, list):
+                return [strip(v) for v in value]
+            return value
+
+        return strip(self.to_dict())
+
+    def save(self, path: str | Path) -> None:
+        import yaml
+
+        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+    # ------------------------------------------------------------------ changing
+    def with_device(self, device: str) -> "ResolvedPipeline":
+        """The same pipeline on ``device``: the runtime and every plug-in that followed the runtime's device."""
+        old = self.runtime.device
+
+        def move(config: Any) -> Any:
+            if dataclasses.is_dataclass(config) and getattr(config, "device", None) == old:
+                return dataclasses.replace(config, device=device)
+            return config
+
+        return dataclasses.replace(
+            self,
+            encoder=dataclasses.replace(self.encoder, config=move(self.encoder.config)),
+            model=dataclasses.replace(self.model, config=move(self.model.config)),
+            runtime=dataclasses.replace(self.runtime, device=device),
+        )
+
+
+# ---------------------------------------------------------------------------------------------- resolve
+def _choice(value: Any, what: str) -> tuple[str, dict[str, Any]]:
+    """A plug-in choice: a name (or spec) string, or a mapping ``{name: ..., <options>}``."""
+    if isinstance(value, Mapping):
+        options = dict(value)
+        name = options.pop("name", None)
+        if not isinstance(name, str) or not name:
+            raise ConfigError(f"{what}: a mapping needs a 'name' (got {sorted(value)})")
+        return name, options
+    if not isinstance(value, str):
+        raise ConfigError(f"{what}: expected a name or a mapping with 'name', got {value!r}")
+    return value, {}
+
+
+def _make(kind: str, name: str, what: str, spec_args: Sequence[Any] = (), **options: Any) -> Plugin:
+    """``kind`` plug-in ``name`` with its Config built from ``options`` (unknown keys raise, with a hint)."""
+    from mmlong.registry import RegistryError, registry
+
+    try:
+        return Plugin(kind, name, registry(kind).make_config(name, tuple(spec_args), **options))
+    except RegistryError as err:
+        raise ConfigError(f"{what}: {err}") from err
+
+
+def _runtime_filled(kind: str, name: str, options: dict[str, Any], runtime: Runtime, what: str) -> dict[str, Any]:
+    """``options`` plus the runtime's device/dtype/... for Config fields of those names that options leave out."""
+    from mmlong.registry import RegistryError, registry
+
+    try:
+        config_cls = getattr(registry(kind).resolve(name), "Config", None)
+    except RegistryError as err:
+        raise ConfigError(f"{what}: {err}") from err
+    fields = {f.name for f in dataclasses.fields(config_cls)} if dataclasses.is_dataclass(config_cls) else set()
+    filled = {k: getattr(runtime, k) for k in RUNTIME_OPTIONS if k in fields and options.get(k) is None}
+    return {**options, **filled}
+
+
+def _sampler(value: Any) -> Plugin:
+    from mmlong.sampling import build_sampler
+
+    if isinstance(value, Mapping):
+        name, options = _choice(value, "--sample")
+        return _make("sampler", name, "--sample", **options)
+    sampler = build_sampler(str(value))  # spec strings, including window:..+inner, with their own errors
+    return Plugin("sampler", sampler.name, sampler.config)
+
+
+def compressor_plugins(value: Any) -> tuple[Plugin, ...]:
+    from mmlong.spec import SpecError, parse_chain
+
+    items = [value] if isinstance(value, (str, Mapping)) else list(value or [])
+    plugins = []
+    for item in items:
+        if isinstance(item, Mapping):
+            name, options = _choice(item, "--compress")
+            plugins.append(_make("compressor", name, "--compress", **options))
+            continue
+        try:
+            specs = parse_chain(str(item))
+        except SpecError as err:
+            raise ConfigError(f"--compress {item!r}: {err}") from err
+        plugins += [_make("compressor", s.name, "--compress", s.args, **s.kwargs) for s in specs]
+    return tuple(plugins)
+
+
+def _experts(spec: Any) -> str:
+    """The expert chain spec, each expert and option checked against its Config (kept as the spec string)."""
+    from mmlong.spec import SpecError, parse_chain
+
+    text = str(spec or "")
+    try:
+        specs = parse_chain(text)
+    except SpecError as err:
+        raise ConfigError(f"--experts {text!r}: {err}") from err
+    for s in specs:
+        _make("expert", s.name, "--experts", s.args, **s.kwargs)
+    return text
+
+
+def _model(request: PipelineConfig, runtime: Runtime) -> ResolvedModel:
+    from mmlong.modelref import resolve_model
+    from mmlong.registry import MODELS
+
+    reference, options = _choice(request.model, "--model")
+    family = options.pop("family", None) or request.model_family
+    if request.model_path:  # the older spelling: model_path is the checkpoint, model (if not the default) its family
+        if family is None and reference != "socratic" and reference in MODELS:
+            family = reference
+        reference = request.model_path
+    ref = resolve_model(reference, family)
+    options = {**options, **dict(request.model_options or {})}
+    if ref.path is not None and options.get("path") is None:
+        options["path"] = ref.path
+    options = _runtime_filled("model", ref.family, options, runtime, "model_options")
+    return ResolvedModel(ref, _make("model", ref.family, "model_options", **options).config)
+
+
+def _encoder(request: PipelineConfig, explicit: set[str], model: ResolvedModel, runtime: Runtime) -> Plugin:
+    from mmlong.modelref import is_native
+
+    name, options = _choice(request.encoder, "--encoder")
+    options.update(request.encoder_options or {})
+    native = is_native(model.family)
+    if "encoder" not in explicit and native and name != "native":
+        name = "native"  # a native VLM sees through its own vision tower unless told otherwise
+        if "encoder_options" not in explicit:
+            options = {}
+    if name == "native":
+        if not native:
+            raise ConfigError(f"model {model.family!r} has no native encoder; choose --encoder "
+                              "(efficientnet-lite0, open_clip, hf-vision)")
+        if options:
+            raise ConfigError(f"encoder_options {sorted(options)}: the native encoder is the model's own vision "
+                              "tower; set its options in model_options")
+        return Plugin("encoder", "native", None)
+    return _make("encoder", name, "--encoder", **_runtime_filled("encoder", name, options, runtime, "--encoder"))
+
+
+def _check_chain(compressors: Sequence[Plugin], model: ResolvedModel) -> None:
+    from mmlong.compressors.base import Chain
+
+    chain = Chain([c.build() for c in compressors])  # rejects a pre-LLM step after an in-LLM one
+    if chain.in_llm and not getattr(model.plugin.plugin_class(), "supports_in_llm", False):
+        names = ", ".join(s.name for s in chain.in_llm)
+        raise ConfigError(f"model {model.family!r} cannot run in-LLM compressors ({names}); use a native VLM "
+                          "(--model DIR) or pre-LLM compressors")
+
+
+def _flag(value: Any, what: str) -> bool:
+    """A yes/no setting; strings (``"false"``, ``"1"``) as a command line or lmms-eval gives them."""
+    if isinstance(value, str):
+        low = value.strip().lower()
+        if low in ("1", "true", "yes", "on"):
+            return True
+        if low in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{what}: expected true or false, got {value!r}")
+    return bool(value)
+
+
+def _budgets(request: PipelineConfig) -> tuple[int | None, int | None]:
+    """``(tokens, bytes)``: ``budget`` (a token count, or a memory size such as ``"12GB"``) and
+    ``memory_budget`` (bytes or a size), parsed by :func:`mmlong.budget.parse_budget`."""
+    from mmlong.budget import parse_budget
+
+    tokens = memory = None
+    if request.budget is not None:
+        parsed = parse_budget(request.budget)
+        tokens, memory = parsed.tokens, parsed.bytes
+    if request.memory_budget is not None:
+        parsed = parse_budget(request.memory_budget)
+        if parsed.bytes is None:
+            if not isinstance(request.memory_budget, int):
+                raise ConfigError(f"memory_budget {request.memory_budget!r}: a memory size needs a unit (12GB)")
+            parsed = dataclasses.replace(parsed, tokens=None, bytes=parsed.tokens)  # plain bytes
+        if memory is not None and memory != parsed.bytes:
+            raise ConfigError(f"budget {request.budget!r} and memory_budget {request.memory_budget!r} disagree")
+        memory = parsed.bytes
+    return tokens, memory
+
+
+def resolve_request(request: PipelineConfig, explicit: set[str] | None = None) -> ResolvedPipeline:
+    """The tree of a flat request. ``explicit``: the fields a user set (default: those differing from the
+    defaults); an encoder not among them follows a native model."""
+    from mmlong.modelref import is_native
+    from mmlong.registry import DECODERS
+
+    if explicit is None:
+        defaults = PipelineConfig()
+        explicit = {f.name for f in dataclasses.fields(request)
+                    if getattr(request, f.name) != getattr(defaults, f.name)}
+    if request.decoder not in ("auto", *DECODERS.names()):
+        raise ConfigError(f"--decoder: unknown decoder {request.decoder!r}; decoders: auto, "
+                          f"{', '.join(DECODERS.names())}")
+    tokens, memory = _budgets(request)
+    runtime = Runtime(
+        device=str(request.device), dtype=str(request.dtype), cache=_flag(request.cache, "cache"),
+        cache_dir=None if request.cache_dir is None else str(request.cache_dir), chunk_size=int(request.chunk_size),
+        max_duration=None if request.max_duration is None else float(request.max_duration),
+        memory_budget=memory,
+        trust_remote_code=_flag(request.trust_remote_code, "trust_remote_code"),
+        allow_pickle=_flag(request.allow_pickle, "allow_pickle"),
+    )
+    model = _model(request, runtime)
+    compressors = compressor_plugins(request.compress)
+    _check_chain(compressors, model)
+    return ResolvedPipeline(
+        decoder=Decoding(request.decoder, None if request.max_side is None else int(request.max_side)),
+        sampler=_sampler(request.sample),
+        encoder=_encoder(request, explicit, model, runtime),
+        compressors=compressors,
+        budget=tokens,
+        model=model,
+        runtime=runtime,
+        # a native VLM reads the frames itself: a preset's OCR/ASR lines only when asked for
+        experts=_experts(request.experts if "experts" in explicit or not is_native(model.family) else ""),
+        subtitles=str(request.subtitles or "none"),
+    )
+
+
+def resolve(
+    preset: str | None = None,
+    yaml: str | Path | Mapping[str, Any] | None = None,
+    flags: Mapping[str, Any] | None = None,
+) -> ResolvedPipeline:
+    """Defaults < ``preset`` < ``yaml`` (a file or a mapping; flat fields or a saved tree) < ``flags``
+    (:class:`~mmlong.config.PipelineConfig` field names; ``None`` values change nothing) -> the tree.
+
+    Raises :class:`~mmlong.errors.ConfigError` (one line, with a did-you-mean) for an unknown preset, field,
+    plug-in or option, and :class:`~mmlong.errors.ModelLoadError` for a model directory that cannot be used.
+    """
+    request, explicit = layered_request(preset, yaml, flags)
+    return resolve_request(request, explicit)
+
+
+def as_resolved(config: Any) -> ResolvedPipeline:
+    """A :class:`ResolvedPipeline` from one, from a flat :class:`~mmlong.config.PipelineConfig`, or defaults."""
+    if isinstance(config, ResolvedPipeline):
+        return config
+    if config is None:
+        return resolve()
+    if isinstance(config, PipelineConfig):
+        return resolve_request(config)
+    raise TypeError(f"expected a ResolvedPipeline or a PipelineConfig, got {type(config).__name__}")

@@ -1,0 +1,150 @@
+"""``--model X`` means one thing everywhere: CLI flags, YAML, the demo's settings, ``mmlong eval``, the lmms-eval
+bridge's settings, all through mmlong.modelref.resolve_model."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mmlong.apps.cli import build_parser
+from mmlong.apps.options import resolve_args, resolve_settings
+from mmlong.errors import ConfigError, ModelLoadError
+from mmlong.modelref import ModelRef, resolve_model
+from mmlong.resolve import resolve
+
+
+@pytest.fixture()
+def ckpt(tmp_path):
+    """A local checkpoint directory as far as resolution looks: config.json with a model_type."""
+    path = tmp_path / "my-llava"
+    path.mkdir()
+    (path / "config.json").write_text(json.dumps({"model_type": "llava_onevision"}))
+    return path
+
+
+def every_entry_point(model: str, tmp_path, extra: tuple[str, ...] = ()):
+    """The same --model through each entry point; all must give the same tree."""
+    from mmlong.apps.demo import DemoApp, DemoSettings
+
+    yaml_file = tmp_path / "p.yaml"
+    yaml_file.write_text(f"preset: offline\nmodel: '{model}'\n")
+    parser = build_parser()
+    trees = {
+        "ask": resolve_args(parser.parse_args(["ask", "v.mp4", "q", "--model", model, *extra])),
+        "batch": resolve_args(parser.parse_args(["batch", "q.jsonl", "--model", model, *extra])),
+        "eval": resolve_args(parser.parse_args(["eval", "mlvu", "--data", "d", "--out", "o", "--model", model,
+                                                *extra])),
+        "yaml": resolve(yaml=yaml_file, flags={"model_family": extra[1] if extra else None}),
+        "demo": DemoApp(parser.parse_args(["demo", *extra]), tmp_path / "demo").config_for(DemoSettings(model=model)),
+        "lmms": resolve_settings("offline", None, {"model": model, "device_map": "auto",
+                                                   **({"model_family": extra[1]} if extra else {})},
+                                 ignore=("device_map", "max_length")),
+    }
+    if not extra:
+        trees["python"] = resolve(preset="offline", flags={"model": model})
+    demo_max = trees["demo"].runtime.max_duration  # the demo adds its own duration limit
+    trees["demo"] = trees["demo"].__class__(**{**trees["demo"].__dict__,
+                                               "runtime": trees["ask"].runtime}) if demo_max else trees["demo"]
+    return trees
+
+
+def test_a_local_directory_resolves_the_same_everywhere(ckpt, tmp_path):
+    trees = every_entry_point(str(ckpt), tmp_path)
+    first = trees["ask"]
+    assert first.model.ref == ModelRef("llava-onevision", str(ckpt.resolve()), "local", str(ckpt.resolve()))
+    assert first.model.config.path == str(ckpt.resolve()) and first.encoder.name == "native"
+    for where, tree in trees.items():
+        assert tree == first, where
+
+
+def test_a_registered_name_resolves_the_same_everywhere(tmp_path):
+    trees = every_entry_point("qwen2-vl", tmp_path)
+    first = trees["ask"]
+    assert first.model.ref == ModelRef("qwen2-vl", None, "registered", "qwen2-vl")
+    assert first.model.config.path == "Qwen/Qwen2-VL-2B-Instruct"  # the adapter's own default
+    assert first.encoder.name == "native"  # the preset's encoder follows a native model
+    for where, tree in trees.items():
+        assert tree == first, where
+
+
+def test_a_hub_id_resolves_the_same_everywhere(tmp_path):
+    trees = every_entry_point("HuggingFaceTB/SmolVLM2-500M-Video-Instruct", tmp_path)
+    first = trees["ask"]
+    assert first.model.ref.source == "hub" and first.model.family == "smolvlm2"
+    assert first.model.config.path == "HuggingFaceTB/SmolVLM2-500M-Video-Instruct"
+    for where, tree in trees.items():
+        assert tree == first, where
+
+
+def test_a_hub_id_of_no_known_family_names_the_fix_and_the_override_works(tmp_path):
+    with pytest.raises(ConfigError, match="cannot tell the model family .* --model-family NAME .*qwen2-vl"):
+        resolve(flags={"model": "acme/vision-7b"})
+    trees = every_entry_point("acme/vision-7b", tmp_path, extra=("--model-family", "qwen2-vl"))
+    first = trees["ask"]
+    assert first.model.ref == ModelRef("qwen2-vl", "acme/vision-7b", "hub", "acme/vision-7b")
+    for where, tree in trees.items():
+        assert tree == first, where
+    with pytest.raises(ConfigError, match="unknown model family 'qwen2vl'; did you mean 'qwen2-vl'"):
+        resolve(flags={"model": "acme/vision-7b", "model_family": "qwen2vl"})
+
+
+@pytest.mark.parametrize("hub_id, family", [
+    ("Qwen/Qwen2-VL-2B-Instruct", "qwen2-vl"),
+    ("Qwen/Qwen2-VL-7B-Instruct", "qwen2-vl"),
+    ("llava-hf/llava-onevision-qwen2-0.5b-ov-hf", "llava-onevision"),
+    ("HuggingFaceTB/SmolVLM2-2.2B-Instruct", "smolvlm2"),
+])
+def test_hub_ids_name_their_family(hub_id, family):
+    assert resolve_model(hub_id) == ModelRef(family, hub_id, "hub", hub_id)
+
+
+def test_paths_that_do_not_exist_and_unknown_names_fail_in_one_line(tmp_path):
+    with pytest.raises(ConfigError, match="no such model directory"):
+        resolve_model(str(tmp_path / "missing"))
+    with pytest.raises(ConfigError, match="no such model directory"):
+        resolve_model("models/qwen/ckpt")  # two slashes: a path, never a hub id
+    with pytest.raises(ConfigError, match="unknown model 'lava-onevision'; did you mean 'llava-onevision'"):
+        resolve_model("lava-onevision")
+    (tmp_path / "weird").mkdir()
+    (tmp_path / "weird" / "config.json").write_text('{"model_type": "bert"}')
+    with pytest.raises(ConfigError, match="'bert' is not a supported family"):
+        resolve_model(str(tmp_path / "weird"))
+
+
+def test_the_unregistered_auto_model_is_gone(ckpt):
+    tree = resolve(preset="qwen2-vl", flags={"model": str(ckpt)})
+    assert tree.model.family == "llava-onevision"  # the directory says what it is, whatever the preset said
+    assert tree.model.ref.source == "local" and tree.model.plugin.plugin_class().__name__ == "LlavaOneVisionAdapter"
+
+
+def test_a_hub_id_that_cannot_be_fetched_says_to_pass_a_local_directory():
+    from mmlong.pipeline import Pipeline
+
+    pipeline = Pipeline(resolve(flags={"model": "Qwen/Qwen2-VL-2B-Instruct"}))
+    with pytest.raises(ModelLoadError) as err:
+        pipeline.load_model()
+    text = str(err.value)
+    assert text.startswith("Qwen/Qwen2-VL-2B-Instruct: ") and "local checkpoint directory" in text
+    assert "\n" not in text
+
+
+def test_lmms_bridge_settings(ckpt):
+    # lmms-eval's argument parser gives typed values (numbers, true/false) for model_args
+    tree = resolve_settings("offline", None, {"model": str(ckpt), "budget": 64, "cache": False,
+                                              "max_length": 2048}, ignore=("device_map", "max_length"))
+    assert (tree.model.family, tree.budget, tree.runtime.cache) == ("llava-onevision", 64, False)
+
+
+def test_every_plugin_builds_from_its_resolved_node():
+    """A tree node (kind, name, Config) builds its plug-in, and a class's own name is its registered name."""
+    from mmlong.registry import COMPRESSORS, ENCODERS, MODELS, SAMPLERS
+    from mmlong.resolve import Plugin
+
+    for registry in (SAMPLERS, COMPRESSORS, ENCODERS, MODELS):
+        for name in registry.names():
+            cls = registry.resolve(name)
+            assert cls.name == name, (registry.kind, name)
+    node = Plugin("compressor", "tome", COMPRESSORS.make_config("tome", ("0.25",)))
+    built = node.build()
+    assert type(built).__name__ == "ToMe" and built.config.ratio == 0.25 and node.describe() == "tome:0.25"
