@@ -134,6 +134,8 @@ def _cpu_seconds() -> float:
 
 def timed_ask(pipeline: Any, video: str, item: dict[str, Any]) -> dict[str, Any]:
     """One ask, model loaded before the clock starts: wall and CPU seconds, answer, evidence distance."""
+    from mmlong.result import Stage, stage_value
+
     pipeline.load_model()
     wall, cpu = time.perf_counter(), _cpu_seconds()
     answer = pipeline.ask(video, item["question"], item["options"])
@@ -142,20 +144,18 @@ def timed_ask(pipeline: Any, video: str, item: dict[str, Any]) -> dict[str, Any]
     first = answer.evidence[0] if answer.evidence else None
     stages = {s["name"]: round(s["ms"] / 1000.0, 2) for s in answer.stages}
     return {
-        "sample": pipeline.config.sample, "wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
+        "sample": pipeline.config.sample_spec, "wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
         "option": answer.option, "correct": answer.option == item["answer"],
         "evidence": [round(float(t), 2) for t in answer.evidence],
         "evidence_error_s": None if first is None else round(abs(first - middle), 2),
         "evidence_within_2s": first is not None and item["start"] - 2.0 <= first <= item["end"] + 2.0,
-        "frames": next((s["tokens_out"] for s in answer.stages if s["name"] == "sample"), None),
+        "frames": stage_value(answer.stages, Stage.SAMPLE),
         "stage_s": stages,
     }
 
 
 def run_hour(args: argparse.Namespace) -> int:
-    from dataclasses import replace
-
-    from mmlong.apps.options import config_from_args, dump_json
+    from mmlong.apps.options import dump_json, resolve_args
     from mmlong.errors import ConfigError
     from mmlong.pipeline import Pipeline
 
@@ -164,13 +164,12 @@ def run_hour(args: argparse.Namespace) -> int:
         raise ConfigError(f"no {sidecar.name} beside it; write the video with `mmlong bench needle-video`",
                           args.video)
     item = json.loads(sidecar.read_text())
-    config = config_from_args(args)
     runs = []
     with tempfile.TemporaryDirectory(prefix="mmlong-bench-hour-") as cache_dir:
-        pipeline = Pipeline(replace(config, cache_dir=cache_dir))
+        pipeline = Pipeline(resolve_args(args, cache_dir=cache_dir))
         runs.append(timed_ask(pipeline, args.video, item))
         if args.baseline_sample:
-            base = Pipeline(replace(config, sample=args.baseline_sample, cache_dir=cache_dir))
+            base = Pipeline(resolve_args(args, sample=args.baseline_sample, cache_dir=cache_dir))
             runs.append(timed_ask(base, args.video, item))
     baseline = runs[1]["wall_s"] if len(runs) > 1 else FPS1_HOUR_SECONDS
     report = {"video": args.video, "needle": [item["start"], item["end"]], "answer": item["answer"],

@@ -71,7 +71,7 @@ def measure_costs(cells: Sequence[Any], chains: Mapping[Any, str], path: Path, *
                   frames: int = 32, resolution: int = 448, dtype: str = "float32", device: str = "cpu",
                   overwrite: bool = False, progress: bool = True) -> dict[str, dict[str, Any]]:
     """``{cell id: cost record}`` for every cell, measuring only those not yet in ``path`` (a result log)."""
-    from mmlong.apps.batch import describe_error
+    from mmlong.runner import describe_error
     from mmlong.jobs import ResultLog
     from mmlong.progress import progress_bar
 

@@ -14,7 +14,7 @@ import json
 import sys
 from typing import Any
 
-from mmlong.apps.options import add_pipeline_arguments, config_from_args, memory_budget
+from mmlong.apps.options import add_pipeline_arguments, resolve_args
 
 EXAMPLES = """\
 examples:
@@ -54,26 +54,26 @@ def plan_record(args: argparse.Namespace) -> dict[str, Any]:
     named = args.model if args.model in shape_names() else None
     if named:  # a shape name: plan for it without a checkpoint
         args = argparse.Namespace(**{**vars(args), "model": "qwen2-vl"})
-    config = config_from_args(args)
+    config = resolve_args(args)
     found = (named_shape(named), {}) if named else shape_for(config)
     if found is None:
-        raise ConfigError(f"the planner models native Qwen2-VL shapes; model {config.model!r} is not one "
+        raise ConfigError(f"the planner models native Qwen2-VL shapes; model {config.model.family!r} is not one "
                           "(give --model DIR of a Qwen2-VL checkpoint, or a shape: 0.5b, 2b, 7b, tiny, small)")
     shape, pixels = found
     pixels = {**pixels, **{k: v for k, v in (("min_pixels", args.min_pixels), ("max_pixels", args.max_pixels)) if v}}
-    meta = probe(args.video, decoder=config.decoder)
-    throughput = args.tflops * 1e12 if args.tflops else measure_throughput(config.device)
-    budget = memory_budget(args)
+    meta = probe(args.video, decoder=config.decoder.name)
+    throughput = args.tflops * 1e12 if args.tflops else measure_throughput(config.runtime.device)
+    budget = config.runtime.memory_budget
     run = plan_run(config, meta, shape, pixels, total_pixels=args.total_pixels, throughput=throughput)
     plan, est = run.plan, run.estimate
     record: dict[str, Any] = {
         "video": str(args.video), "duration_s": round(float(meta.duration), 2), "model": shape.name,
-        "sample": config.sample, "frames": plan.frames, "frame_size": [plan.width, plan.height],
+        "sample": config.sample_spec, "frames": plan.frames, "frame_size": [plan.width, plan.height],
         "tokens_per_frame_pair": plan.tokens_per_patch, "visual_tokens": plan.visual_tokens,
-        "compress": config.compress, "token_budget": config.budget, "tokens_after_chain": plan.compressed_tokens,
+        "compress": config.compress_spec, "token_budget": config.budget, "tokens_after_chain": plan.compressed_tokens,
         "chain_note": run.chain_note, "prompt_tokens": plan.prompt_tokens,
         "mean_tokens_per_layer": round(sum(plan.layer_lengths) / len(plan.layer_lengths), 1),
-        "dtype": config.dtype, "device": config.device,
+        "dtype": config.runtime.dtype, "device": config.runtime.device,
         "memory_bytes": {"weights": est.weights, "visual_features": est.visual_features,
                          "vision_activations": est.vision_activations, "kv_cache": est.kv_cache,
                          "llm_activations": est.llm_activations, "logits": est.logits, "peak": est.peak},
@@ -85,7 +85,7 @@ def plan_record(args: argparse.Namespace) -> dict[str, Any]:
         record["fits"] = est.peak <= budget
         if not record["fits"]:
             record["would_fit"] = suggestions(config, meta, shape, pixels, budget)
-            if config.budget is None and uses_token_budget(config.compress):
+            if config.budget is None and uses_token_budget(config):
                 record["fitting_token_budget"] = fitting_token_budget(config, meta, shape, pixels, budget)
     return record
 

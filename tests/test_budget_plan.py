@@ -160,14 +160,14 @@ def test_plan_prints_frames_tokens_and_the_memory_parts(qwen_dir, clip, capsys):
     record = json.loads(capsys.readouterr().out)
     from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize
 
-    from mmlong.config import resolve_config
     from mmlong.pipeline import Pipeline
+    from mmlong.resolve import resolve
 
     # 320x180 under the checkpoint's own max_pixels 112*112 (read from its processor_config.json)
     h, w = smart_resize(180, 320, 28, 56 * 56, 112 * 112)
     assert record["frames"] == 8 and record["frame_size"] == [w, h]
     assert record["tokens_per_frame_pair"] == (h // 28) * (w // 28)
-    real = Pipeline(resolve_config(preset="qwen2-vl", model_path=qwen_dir, sample="uniform:8", cache=False))
+    real = Pipeline(resolve(preset="qwen2-vl", flags={"model": qwen_dir, "sample": "uniform:8", "cache": False}))
     assert real.encode(clip).num_tokens == record["visual_tokens"] == 4 * record["tokens_per_frame_pair"]
     mem = record["memory_bytes"]
     assert mem["peak"] == mem["weights"] + mem["visual_features"] + max(
@@ -202,11 +202,11 @@ def test_ask_refuses_a_run_over_its_memory_budget_before_loading(qwen_dir, clip,
 
 
 def test_a_token_budget_chain_gets_the_tokens_that_fit(qwen_dir, clip):
-    from mmlong.config import resolve_config
     from mmlong.fit import check_fits, plan_run, shape_for
+    from mmlong.resolve import resolve
     from mmlong.video import probe
 
-    config = resolve_config(preset="qwen2-vl", model_path=qwen_dir, sample="uniform:8", compress="tome:auto")
+    config = resolve(preset="qwen2-vl", flags={"model": qwen_dir, "sample": "uniform:8", "compress": "tome:auto"})
     shape, pixels = shape_for(config)
     meta = probe(clip)
     full = plan_run(config, meta, shape, pixels).estimate.peak
@@ -219,13 +219,12 @@ def test_a_token_budget_chain_gets_the_tokens_that_fit(qwen_dir, clip):
 
 
 def test_suggestions_fit_when_applied(qwen_dir, clip):
-    import dataclasses
-
-    from mmlong.config import resolve_config
     from mmlong.fit import plan_run, shape_for, suggestions
+    from mmlong.resolve import resolve
     from mmlong.video import probe
 
-    config = resolve_config(preset="qwen2-vl", model_path=qwen_dir, sample="uniform:16")
+    flags = {"model": qwen_dir, "sample": "uniform:16"}
+    config = resolve(preset="qwen2-vl", flags=flags)
     shape, pixels = shape_for(config)
     meta = probe(clip)
     budget = int(plan_run(config, meta, shape, pixels).estimate.peak * 0.98)
@@ -235,4 +234,5 @@ def test_suggestions_fit_when_applied(qwen_dir, clip):
         flag, value = fix.split(" ", 1)
         change = {"--sample": {"sample": value}, "--compress": {"compress": value}, "--dtype": {"dtype": value},
                   "--max-side": {"max_side": int(value) if value.isdigit() else value}}[flag]
-        assert plan_run(dataclasses.replace(config, **change), meta, shape, pixels).estimate.peak <= budget, fix
+        changed = resolve(preset="qwen2-vl", flags={**flags, **change})  # the suggested flags, resolved again
+        assert plan_run(changed, meta, shape, pixels).estimate.peak <= budget, fix

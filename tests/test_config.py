@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
 import pytest
 
@@ -26,7 +27,7 @@ def test_precedence_defaults_preset_file_flags(tmp_path):
     assert cfg.budget == 512  # from the file; None flags do not override
     assert cfg.compress == "tome:0.5"  # flag wins
     tree = resolve(yaml=path, flags={"compress": "tome:0.5", "budget": None})
-    assert (tree.sampler.name, tree.sampler.config.fps, tree.sampler.config.max_frames) == ("fps", 1.0, 256)
+    assert (tree.sampler.name, tree.sampler.config.frames) == ("coverage", 64)
     assert tree.budget == 512 and [c.name for c in tree.compressors] == ["tome"]
 
 
@@ -57,8 +58,12 @@ def test_saved_tree_reads_back_to_the_same_resolved_pipeline(tmp_path, flags):
 def test_every_default_is_pinned_in_the_tree():
     tree = resolve(preset="offline").to_dict()
     assert tree["encoder"]["options"]["batch_size"] == 16 and tree["encoder"]["options"]["resize"] == "squash"
-    assert tree["model"]["options"]["scoring"] == "likelihood" and tree["model"]["family"] == "socratic"
-    assert tree["sampler"] == {"name": "fps", "options": {"fps": 1.0, "max_frames": 256}}
+    assert tree["model"]["options"]["scoring"] == "fused" and tree["model"]["family"] == "socratic"
+    from mmlong.registry import SAMPLERS
+
+    coverage = SAMPLERS.resolve("coverage").Config
+    assert tree["sampler"] == {"name": "coverage", "options": {f.name: getattr(coverage(), f.name)
+                                                              for f in dataclasses.fields(coverage)}}
     assert set(tree) == {"decoder", "sampler", "encoder", "compressors", "budget", "model", "experts", "subtitles",
                          "runtime"}
     assert tree["experts"] == "ocr,asr"  # the offline preset reads on-screen text and speech
