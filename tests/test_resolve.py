@@ -35,6 +35,9 @@ def every_entry_point(model: str, tmp_path, extra: tuple[str, ...] = ()):
         "batch": resolve_args(parser.parse_args(["batch", "q.jsonl", "--model", model, *extra])),
         "eval": resolve_args(parser.parse_args(["eval", "mlvu", "--data", "d", "--out", "o", "--model", model,
                                                 *extra])),
+        "compare": resolve_args(parser.parse_args(["eval", "compare", "niavh", "d", "--out", "o", "--model", model,
+                                                   *extra])),
+        "plan": resolve_args(parser.parse_args(["plan", "v.mp4", "--preset", "offline", "--model", model, *extra])),
         "yaml": resolve(yaml=yaml_file, flags={"model_family": extra[1] if extra else None}),
         "demo": DemoApp(parser.parse_args(["demo", *extra]), tmp_path / "demo").config_for(DemoSettings(model=model)),
         "lmms": resolve_settings("offline", None, {"model": model, "device_map": "auto",
@@ -148,3 +151,31 @@ def test_every_plugin_builds_from_its_resolved_node():
     node = Plugin("compressor", "tome", COMPRESSORS.make_config("tome", ("0.25",)))
     built = node.build()
     assert type(built).__name__ == "ToMe" and built.config.ratio == 0.25 and node.describe() == "tome:0.25"
+
+
+@pytest.mark.parametrize("argv, tokens, memory", [
+    (["--budget", "2048"], 2048, None),
+    (["--budget", "12GB"], None, 12_000_000_000),
+    (["--budget", "512MiB"], None, 512 * 2**20),
+])
+def test_the_budget_is_tokens_for_the_chain_or_memory_for_the_runtime(argv, tokens, memory, tmp_path):
+    parser = build_parser()
+    for command in (["ask", "v.mp4", "q"], ["batch", "q.jsonl"], ["plan", "v.mp4", "--preset", "offline"],
+                    ["eval", "compare", "niavh", "d", "--out", "o"]):
+        tree = resolve_args(parser.parse_args([*command, *argv]))
+        assert (tree.budget, tree.runtime.memory_budget) == (tokens, memory), command
+    tree.save(tmp_path / "config.yaml")
+    assert resolve(yaml=tmp_path / "config.yaml") == tree  # the saved tree reads back with its budget
+    text = argv[1]
+    lmms = resolve_settings("offline", None, {"budget": text})  # the bridge's settings are strings
+    yaml_file = tmp_path / "b.yaml"
+    yaml_file.write_text(f"preset: offline\nbudget: '{text}'\n")
+    assert resolve(yaml=yaml_file) == lmms == tree
+
+
+def test_a_memory_budget_does_not_change_answers_so_a_resume_may_change_it():
+    with_budget = resolve(preset="offline", flags={"memory_budget": "12GB"})
+    assert with_budget.runtime.memory_budget == 12_000_000_000
+    assert with_budget.answer_settings() == resolve(preset="offline").answer_settings()
+    with pytest.raises(ConfigError, match="memory size needs a unit"):
+        resolve(flags={"memory_budget": "2048"})
