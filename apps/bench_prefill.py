@@ -20,10 +20,10 @@ import os
 import time
 from typing import Any
 
-# SIZES: name -> (hidden, layers, heads, kv_heads, intermediate), the shapes mmlong.planner models; VOCAB is
+# SIZES: name -> (hidden, layers, heads, kv_heads, intermediate), the shapes mmlong.model_shape models; VOCAB is
 # small: the prefill reads the last row's logits only, so vocabulary size barely moves its cost
-from mmlong.planner import LLM_SIZES as SIZES
-from mmlong.planner import SHAPE_VOCAB as VOCAB
+from mmlong.model_shape import LLM_SIZES as SIZES
+from mmlong.model_shape import SHAPE_VOCAB as VOCAB
 
 TEXT_BEFORE, TEXT_AFTER = 20, 40
 
@@ -60,12 +60,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def build_model(size: str, device: str, dtype: str, seed: int) -> Any:
     """A random-init Qwen2VLForConditionalGeneration with the given LLM shape and its small vision tower
-    (:func:`mmlong.planner.named_shape`: 1 block of width 32 for the 0.5b/1.5b/tiny shapes)."""
+    (:func:`mmlong.model_shape.named_shape`: 1 block of width 32 for the 0.5b/1.5b/tiny shapes)."""
     import torch
     from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration
 
+    from mmlong.model_shape import named_shape
     from mmlong.models.loading import resolve_dtype
-    from mmlong.planner import named_shape
 
     hidden, layers, heads, kv_heads, ffn = SIZES[size]
     vision = named_shape(size).vision

@@ -274,7 +274,7 @@ def run_compare(args: argparse.Namespace) -> int:
     from mmlong.apps.compare_report import write_report
     from mmlong.apps.options import resolve_args
     from mmlong.fit import fit_to_memory
-    from mmlong.planner import named_shape
+    from mmlong.model_shape import named_shape
 
     benchmark = compare_benchmark(args)
     videos = [item.video for item in benchmark.items() if item.video and not item.missing]

@@ -71,15 +71,15 @@ def measure_costs(cells: Sequence[Any], chains: Mapping[Any, str], path: Path, *
                   frames: int = 32, resolution: int = 448, dtype: str = "float32", device: str = "cpu",
                   overwrite: bool = False, progress: bool = True) -> dict[str, dict[str, Any]]:
     """``{cell id: cost record}`` for every cell, measuring only those not yet in ``path`` (a result log)."""
-    from mmlong.runner import describe_error
-    from mmlong.jobs import ResultLog
+    from mmlong.joblog import ResultLog
     from mmlong.progress import progress_bar
+    from mmlong.runner import describe_error
 
     with ResultLog(path, overwrite=overwrite) as log:
         todo = [c for c in cells if c.id not in log]
         if todo:
             from mmlong.apps.bench_prefill import build_model, prefill, visual_tokens
-            from mmlong.planner import named_shape
+            from mmlong.model_shape import named_shape
 
             shape = named_shape(size)
             model = build_model(size, device, dtype, seed=0)

@@ -48,7 +48,8 @@ def plan_record(args: argparse.Namespace) -> dict[str, Any]:
     """Everything ``mmlong plan`` prints, as one mapping."""
     from mmlong.errors import ConfigError
     from mmlong.fit import fitting_token_budget, plan_run, shape_for, suggestions, uses_token_budget
-    from mmlong.planner import measure_throughput, named_shape, shape_names
+    from mmlong.model_shape import named_shape, shape_names
+    from mmlong.planner import measure_throughput
     from mmlong.video import probe
 
     named = args.model if args.model in shape_names() else None

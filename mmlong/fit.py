@@ -20,17 +20,8 @@ from typing import Any
 
 from mmlong.budget import format_bytes
 from mmlong.errors import ConfigError
-from mmlong.planner import (
-    MAX_PIXELS,
-    MIN_PIXELS,
-    Estimate,
-    FramePlan,
-    ModelShape,
-    estimate,
-    frame_plan,
-    layer_drops,
-    load_shape,
-)
+from mmlong.model_shape import ModelShape, load_shape
+from mmlong.planner import MAX_PIXELS, MIN_PIXELS, Estimate, FramePlan, estimate, frame_plan, layer_drops
 
 
 @dataclass

@@ -12,8 +12,9 @@ where the prefill holds its inputs, the KV cache (``2 x layers x kv_heads x head
 largest per-layer activations (attention or MLP) and the logits it keeps. FLOPs count 2 per multiply-add of every
 linear layer and convolution plus full (non-causal) attention ``4 n^2 d``, the convention of
 ``torch.utils.flop_counter`` that the validation (:mod:`mmlong.apps.plan_check`) counts against. Time is FLOPs
-over a throughput (measured with a short matmul, or given).
+over a throughput (measured with a short matmul, or given). The shapes themselves are :mod:`mmlong.model_shape`.
 
+>>> from mmlong.model_shape import named_shape
 >>> shape = named_shape("tiny")
 >>> video = frame_plan(shape, frames=8, height=224, width=224)  # below min_pixels: scaled up to 336 px
 >>> video.frames, (video.height, video.width), video.tokens_per_patch, video.visual_tokens
@@ -25,178 +26,17 @@ True
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
 from mmlong.errors import ConfigError
+from mmlong.model_shape import ModelShape, VisionShape
 
-#: Language-model shapes: (hidden, layers, heads, kv_heads, intermediate). 0.5b/1.5b are Qwen2-0.5B/1.5B.
-LLM_SIZES = {
-    "0.5b": (896, 24, 14, 2, 4864),
-    "1.5b": (1536, 28, 12, 2, 8960),
-    "small": (256, 6, 4, 2, 1024),
-    "tiny": (128, 4, 4, 2, 256),
-}
-#: The vision tower of the random-init shapes (depth, embed_dim, heads); Qwen2-VL-2B's real one is (32, 1280, 16).
-SHAPE_VISION = {"0.5b": (1, 32, 2), "1.5b": (1, 32, 2), "small": (2, 64, 2), "tiny": (1, 32, 2)}
-SHAPE_VOCAB = 4096
 DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
 MIN_PIXELS, MAX_PIXELS = 128 * 28 * 28, 768 * 28 * 28  # Qwen2-VL video processor defaults
 TEXT_TOKENS = 60  # chat template + question: a typical multiple-choice prompt
-
-
-@dataclass(frozen=True)
-class VisionShape:
-    """A Qwen2-VL vision tower: ``depth`` blocks of width ``embed``, MLP ``mlp`` wide, then the patch merger."""
-
-    depth: int
-    embed: int
-    heads: int
-    mlp: int
-    patch: int = 14
-    merge: int = 2
-    temporal_patch: int = 2
-    channels: int = 3
-
-    @property
-    def patch_dim(self) -> int:
-        return self.channels * self.temporal_patch * self.patch * self.patch
-
-
-@dataclass(frozen=True)
-class ModelShape:
-    """The numbers the planner needs from a model config (the language model's and its vision tower's)."""
-
-    name: str
-    hidden: int
-    layers: int
-    heads: int
-    kv_heads: int
-    ffn: int
-    vocab: int
-    head_dim: int = 0
-    tied: bool = True
-    vision: VisionShape | None = None
-
-    @property
-    def dim_head(self) -> int:
-        return self.head_dim or self.hidden // self.heads
-
-    @property
-    def kv_dim(self) -> int:
-        return self.kv_heads * self.dim_head
-
-    def llm_parameters(self) -> int:
-        h, kv, f = self.hidden, self.kv_dim, self.ffn
-        q_dim = self.heads * self.dim_head
-        per_layer = h * q_dim + q_dim + 2 * (h * kv + kv) + q_dim * h + 3 * h * f + 2 * h
-        return self.layers * per_layer + self.vocab * h * (1 if self.tied else 2) + h
-
-    def vision_parameters(self) -> int:
-        v = self.vision
-        if v is None:
-            return 0
-        e, m = v.embed, v.mlp
-        block = 4 * e + (e * 3 * e + 3 * e) + (e * e + e) + (e * m + m) + (m * e + e)
-        merged = e * v.merge**2
-        merger = 2 * e + (merged * merged + merged) + (merged * self.hidden + self.hidden)
-        return v.patch_dim * e + v.depth * block + merger
-
-
-def released_shapes() -> dict[str, ModelShape]:
-    """The released Qwen2-VL checkpoints' shapes (their config.json), for planning without a local copy."""
-    vision = VisionShape(32, 1280, 16, 5120)
-    return {
-        "2b": ModelShape("Qwen2-VL-2B", 1536, 28, 12, 2, 8960, 151936, tied=True, vision=vision),
-        "7b": ModelShape("Qwen2-VL-7B", 3584, 28, 28, 4, 18944, 152064, tied=False, vision=vision),
-    }
-
-
-def shape_names() -> list[str]:
-    return sorted(LLM_SIZES) + sorted(released_shapes())
-
-
-def named_shape(size: str) -> ModelShape:
-    """A random-init Qwen2-VL shape of :data:`LLM_SIZES` (the one ``mmlong bench prefill --size`` builds), or a
-    released checkpoint's (``2b``, ``7b``)."""
-    released = released_shapes()
-    if size in released:
-        return released[size]
-    if size not in LLM_SIZES:
-        raise ConfigError(f"unknown model shape {size!r}; shapes: {', '.join(shape_names())}")
-    hidden, layers, heads, kv_heads, ffn = LLM_SIZES[size]
-    depth, embed, vheads = SHAPE_VISION[size]
-    return ModelShape(f"qwen2-vl-{size}", hidden, layers, heads, kv_heads, ffn, SHAPE_VOCAB, tied=True,
-                      vision=VisionShape(depth, embed, vheads, 4 * embed))
-
-
-def shape_from_config(config: Mapping[str, Any], name: str = "model") -> ModelShape:
-    """From a Qwen2-VL ``config.json`` (nested ``text_config``/``vision_config`` or the older flat layout)."""
-    text = dict(config.get("text_config") or config)
-    vis = dict(config.get("vision_config") or {})
-    try:
-        hidden = int(text["hidden_size"])
-        heads = int(text["num_attention_heads"])
-        shape = ModelShape(
-            name, hidden, int(text["num_hidden_layers"]), heads, int(text.get("num_key_value_heads") or heads),
-            int(text["intermediate_size"]), int(text.get("vocab_size") or config.get("vocab_size")),
-            head_dim=int(text.get("head_dim") or hidden // heads),
-            tied=bool(config.get("tie_word_embeddings", text.get("tie_word_embeddings", False))),
-        )
-    except (KeyError, TypeError, ValueError) as err:
-        raise ConfigError(f"model config lacks a language-model setting ({err})", name) from err
-    if vis:
-        embed = int(vis.get("embed_dim") or vis.get("hidden_size"))
-        vision = VisionShape(int(vis.get("depth") or vis.get("num_hidden_layers")), embed,
-                             int(vis.get("num_heads") or vis.get("num_attention_heads")),
-                             int(vis.get("intermediate_size") or embed * float(vis.get("mlp_ratio", 4))),
-                             int(vis.get("patch_size", 14)), int(vis.get("spatial_merge_size", 2)),
-                             int(vis.get("temporal_patch_size", 2)), int(vis.get("in_channels", 3)))
-        shape = replace(shape, vision=vision)
-    return shape
-
-
-def load_shape(model: str) -> tuple[ModelShape, dict[str, int]]:
-    """A shape and the processor's pixel limits from a checkpoint folder, a named shape (``0.5b``, ``2b``) or
-    a released checkpoint id (``Qwen/Qwen2-VL-2B-Instruct``)."""
-    folder = Path(model).expanduser()
-    if not folder.is_dir():
-        name = model.lower().rsplit("/", 1)[-1].removeprefix("qwen2-vl-").removesuffix("-instruct")
-        return named_shape(name), {}
-    path = folder / "config.json"
-    try:
-        config = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise ConfigError(f"cannot read config.json ({err})", str(folder)) from err
-    if config.get("model_type") not in ("qwen2_vl", "qwen2_5_vl"):
-        raise ConfigError(f"the planner knows Qwen2-VL shapes; this is {config.get('model_type')!r}", str(folder))
-    return shape_from_config(config, str(folder)), processor_pixels(folder)
-
-
-def processor_pixels(folder: Path) -> dict[str, int]:
-    """``min_pixels`` / ``max_pixels`` (and ``total_pixels`` when the processor caps a whole video) from a
-    checkpoint's ``processor_config.json`` (its ``video_processor``), ``video_preprocessor_config.json`` or
-    ``preprocessor_config.json``, when they set them."""
-    for name in ("processor_config.json", "video_preprocessor_config.json", "preprocessor_config.json"):
-        try:
-            data = json.loads((folder / name).read_text())
-        except (OSError, json.JSONDecodeError):
-            continue
-        data = data.get("video_processor", data) if name == "processor_config.json" else data
-        size = data.get("size") or {}
-        found = {"min_pixels": data.get("min_pixels") or size.get("shortest_edge"),
-                 "max_pixels": data.get("max_pixels") or size.get("longest_edge")}
-        if data.get("cap_pixels_per_frame"):  # transformers' qwen-vl-utils cap: 90 % of max_video_tokens
-            side = int(data.get("patch_size", 14)) * int(data.get("merge_size", 2))
-            found["total_pixels"] = int(0.9 * int(data.get("max_video_tokens", 128000)) * side * side)
-        found = {k: int(v) for k, v in found.items() if v}
-        if found:
-            return found
-    return {}
 
 
 # ---------------------------------------------------------------------------------------------- frames

@@ -41,7 +41,7 @@ def test_cli_rejects_a_bad_budget_in_one_line(capsys):
     assert "unknown unit 'XB'" in err and "12GB" in err
 
 
-@pytest.mark.parametrize("name", ["mmlong.budget", "mmlong.planner", "mmlong.apps.plan_check",
+@pytest.mark.parametrize("name", ["mmlong.budget", "mmlong.planner", "mmlong.model_shape", "mmlong.apps.plan_check",
                                   "mmlong.apps.compare", "mmlong.apps.compare_report"])
 def test_docstring_examples(name):
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
@@ -60,7 +60,8 @@ def test_smart_resize_matches_transformers():
 
 
 def test_total_pixels_caps_each_frame_pair_share():
-    from mmlong.planner import frame_pixels_cap, frame_plan, named_shape
+    from mmlong.model_shape import named_shape
+    from mmlong.planner import frame_pixels_cap, frame_plan
 
     # qwen-vl-utils: max(min(max_pixels, total / frames * 2), 1.05 * min_pixels)
     assert frame_pixels_cap(64, 100352, 602112, 24576 * 28 * 28) == int(24576 * 28 * 28 / 64 * 2)
@@ -75,7 +76,8 @@ def test_total_pixels_caps_each_frame_pair_share():
 
 
 def test_kv_cache_formula():
-    from mmlong.planner import estimate, frame_plan, named_shape
+    from mmlong.model_shape import named_shape
+    from mmlong.planner import estimate, frame_plan
 
     shape = named_shape("0.5b")
     plan = frame_plan(shape, 16, 448, 448, text_tokens=60)
@@ -87,7 +89,7 @@ def test_kv_cache_formula():
 
 def test_parameter_counts_match_built_models():
     from mmlong.apps.bench_prefill import build_model
-    from mmlong.planner import named_shape
+    from mmlong.model_shape import named_shape
 
     for size in ("tiny", "small"):
         model = build_model(size, "cpu", "float32", seed=0)

@@ -9,7 +9,8 @@ import pytest
 
 MODULES = ["mmlong.types", "mmlong.spec", "mmlong.registry", "mmlong.config",
            "mmlong.sampling", "mmlong.scan_sampling", "mmlong.video.base", "mmlong.video.write", "mmlong.contact_sheet",
-           "mmlong.models.loading", "mmlong.models.prompt_inputs", "mmlong.models.prompts"]
+           "mmlong.models.loading", "mmlong.models.prompt_inputs", "mmlong.models.prompts",
+           "mmlong.resolve", "mmlong.modelref", "mmlong.result", "mmlong.runner"]
 
 
 @pytest.mark.parametrize("name", MODULES)
