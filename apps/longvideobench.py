@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from mmlong.apps.scoring import (
+    Benchmark,
     EvalItem,
     accuracy_table,
     error_summary,
@@ -87,7 +88,7 @@ def write_srt(cues: Sequence[TimedText], path: Path) -> None:
     atomic_write(path, "\n".join(blocks).encode())
 
 
-class LongVideoBenchBenchmark:
+class LongVideoBenchBenchmark(Benchmark):
     """LongVideoBench as :class:`~mmlong.apps.scoring.EvalItem` s, plus the official scoring."""
 
     @dataclass

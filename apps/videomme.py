@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from mmlong.apps.scoring import (
+    Benchmark,
     EvalItem,
     accuracy_table,
     error_summary,
@@ -112,7 +113,7 @@ def annotation_files(data: Path, what: str) -> list[Path]:
     return files
 
 
-class VideoMMEBenchmark:
+class VideoMMEBenchmark(Benchmark):
     """Video-MME as :class:`~mmlong.apps.scoring.EvalItem` s, plus the official scoring."""
 
     @dataclass

@@ -153,6 +153,22 @@ def test_every_plugin_builds_from_its_resolved_node():
     assert type(built).__name__ == "ToMe" and built.config.ratio == 0.25 and node.describe() == "tome:0.25"
 
 
+def test_every_registered_benchmark_is_a_benchmark_built_from_its_config():
+    """``eval`` and ``eval compare`` find benchmarks through the registry; each has the one interface."""
+    from mmlong.apps.evaluate import build_benchmark
+    from mmlong.apps.scoring import Benchmark
+    from mmlong.registry import BENCHMARKS
+
+    assert {"mlvu", "niavh", "videomme", "longvideobench"} <= set(BENCHMARKS.names())
+    for name in BENCHMARKS.names():
+        cls = BENCHMARKS.resolve(name)
+        assert issubclass(cls, Benchmark) and cls.name == name, name
+    bench = build_benchmark("videomme", data="somewhere", limit=3)
+    assert (bench.config.data, bench.config.limit) == ("somewhere", 3)
+    with pytest.raises(ConfigError, match="did you mean 'limit'"):
+        build_benchmark("videomme", data="d", limt=3)
+
+
 @pytest.mark.parametrize("argv, tokens, memory", [
     (["--budget", "2048"], 2048, None),
     (["--budget", "12GB"], None, 12_000_000_000),
