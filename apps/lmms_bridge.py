@@ -80,7 +80,8 @@ class MmlongLMM(lmms):
 
     Model arguments are PipelineConfig fields (``preset``, ``config`` (a YAML file), ``sample``, ``compress``,
     ``budget``, ``model`` (a registered name, a local checkpoint directory or an org/name hub id),
-    ``model_family``, ``encoder``, ``device``, ``dtype``...); unset ones keep the preset's values. They are
+    ``model_family``, ``encoder``, ``device``, ``dtype``...); unset ones keep the preset's values. ``budget`` is
+    a token budget here (a memory size is refused: lmms-eval hands the videos over one request at a time). They are
     resolved by :func:`mmlong.resolve.resolve`, as the CLI's flags are
     (:func:`mmlong.apps.options.resolve_settings`).
     """
@@ -92,6 +93,9 @@ class MmlongLMM(lmms):
         from mmlong.pipeline import Pipeline
 
         self.pipeline_config = resolve_settings(preset, config, settings, ignore=LMMS_EVAL_ARGS)
+        if self.pipeline_config.runtime.memory_budget is not None:  # lmms-eval picks the videos as it goes
+            raise ConfigError("a memory budget (budget=12GB) is planned over a run's videos before it starts; "
+                              "the bridge cannot see them: give a token budget, or plan with `mmlong plan`")
         self.pipeline = Pipeline(self.pipeline_config, progress=False)
         self.batch_size_per_gpu = int(batch_size)
 
