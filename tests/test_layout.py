@@ -52,3 +52,12 @@ def test_no_source_file_imports_bare_names():
                 if stripped.startswith((f"import {name}", f"from {name} ", f"from {name}.")):
                     offenders.append(f"{path.relative_to(ROOT)}: {stripped}")
     assert not offenders, offenders
+
+
+def test_no_package_module_is_over_400_lines():
+    """Small modules with one job: a file that grows past ~400 lines is split by job, not by an arbitrary cut."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    long = sorted(f"{path.relative_to(ROOT)} ({n} lines)" for folder in set(config["package-dir"].values())
+                  for path in (ROOT / folder).rglob("*.py")
+                  if (n := len(path.read_text().splitlines())) > 400)
+    assert not long, long
