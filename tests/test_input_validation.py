@@ -122,7 +122,7 @@ def test_constructor_errors_of_a_compressor_are_one_line(capsys, clip):
     ("neg.yaml", b"budget: -5\n", "budget must be at least 1"),
     ("bool.yaml", b"chunk_size: true\n", "chunk_size: expected a whole number"),
     ("preset.yaml", b"preset: [x]\n", "preset must be a name"),
-    ("sample.yaml", b"sample: {a: 1}\n", "sample: expected a string"),
+    ("sample.yaml", b"sample: {a: 1}\n", "sample: a mapping needs a 'name'"),  # a mapping is {name: ..., <options>}
     ("intkey.yaml", b"1: 2\n", "setting names must be words"),
     ("typo.yaml", b"sampel: uniform:4\n", "did you mean 'sample'"),
     ("dtype.yaml", b"dtype: float33\n", "did you mean 'float32'"),
