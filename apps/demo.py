@@ -25,7 +25,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from mmlong.apps.demo_page import build_blocks
 from mmlong.apps.options import add_pipeline_arguments, resolve_args
@@ -119,10 +119,12 @@ class PipelineSlot:
         self._config: Any = None
         self._pipeline: Any = None
 
-    def get(self, settings: DemoSettings) -> Any:
+    def get(self, settings: DemoSettings, videos: Sequence[str] = ()) -> Any:
+        """The pipeline of ``settings``, checked against a memory budget (``--budget 12GB``) on ``videos``."""
+        from mmlong.fit import fit_to_memory
         from mmlong.pipeline import Pipeline
 
-        config = self.make_config(settings)
+        config = fit_to_memory(self.make_config(settings), videos)
         if self._pipeline is None or config != self._config:
             self._pipeline = Pipeline(config)
             self._config = config
@@ -240,7 +242,7 @@ class DemoApp:
         from mmlong.types import Query
 
         start = time.perf_counter()
-        pipeline = self.slot.get(settings)
+        pipeline = self.slot.get(settings, [video])
         query = Query(question, tuple(options))
         # one run: each stage once; the Result holds every sampled frame's tokens, what the model saw and the steps
         result = pipeline.run(video, [query])

@@ -203,6 +203,21 @@ def test_ask_refuses_a_run_over_its_memory_budget_before_loading(qwen_dir, clip,
     assert "would fit" in err[0] or "raise the budget" in err[0]
 
 
+def test_the_demo_refuses_a_question_over_its_memory_budget_before_loading(qwen_dir, clip, monkeypatch, tmp_path):
+    import mmlong.pipeline
+    from mmlong.apps.cli import build_parser
+    from mmlong.apps.demo import DemoApp
+
+    def no_pipeline(*args, **kwargs):
+        raise AssertionError("the pipeline was built for a run that cannot fit")
+
+    args = build_parser().parse_args(["demo", "--model", qwen_dir, "--sample", "uniform:8", "--budget", "2MB"])
+    app = DemoApp(args, out_dir=tmp_path)
+    monkeypatch.setattr(mmlong.pipeline.Pipeline, "__init__", no_pipeline)
+    result = app.ask(clip, "what?", "")
+    assert not result.ok and "needs ~" in result.status and "budget 2.0 MB" in result.status
+
+
 def test_a_token_budget_chain_gets_the_tokens_that_fit(qwen_dir, clip):
     from mmlong.fit import check_fits, plan_run, shape_for
     from mmlong.resolve import resolve
