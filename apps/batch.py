@@ -277,8 +277,9 @@ def run(args: argparse.Namespace) -> int:
 
     questions = Path(args.questions)
     output = Path(args.out) if args.out else default_output(questions)
+    config = resolve_args(args)  # a bad flag fails before the questions are read
     entries = read_questions(questions, args.video_root)
-    config = fit_to_memory(resolve_args(args), [e.path for e in entries if isinstance(e, BatchItem)])
+    config = fit_to_memory(config, [e.path for e in entries if isinstance(e, BatchItem)])
     if not args.overwrite:
         check_resume(config, sidecar(output, ".config.yaml"), output)  # before loading anything
     dist = init_distributed(config.runtime.device, timeout_s=args.dist_timeout or DEFAULT_TIMEOUT_S)

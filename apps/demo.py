@@ -163,7 +163,7 @@ class DemoApp:
         """The resolved defaults, shown as placeholders in the settings panel."""
         cfg = self.config_for(DemoSettings())
         return {
-            "preset": self.args.preset or "",
+            "preset": self.args.preset or getattr(self.args, "default_preset", None) or "",
             "sample": cfg.sample_spec,
             "compress": cfg.compress_spec or "(none)",
             "budget": "" if cfg.budget is None else str(cfg.budget),

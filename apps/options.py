@@ -17,8 +17,9 @@ from mmlong.config import preset_names
 
 def add_pipeline_arguments(parser: argparse.ArgumentParser, default_preset: str = "offline") -> None:
     group = parser.add_argument_group("pipeline (defaults < --preset < --config < flags)")
-    group.add_argument("--preset", default=default_preset, choices=preset_names(),
-                       help=f"a named whole pipeline (default: {default_preset})")
+    group.add_argument("--preset", choices=preset_names(),
+                       help=f"a named whole pipeline (default: the --config file's preset, else {default_preset})")
+    parser.set_defaults(default_preset=default_preset)
     group.add_argument("--config", metavar="FILE",
                        help="a pipeline YAML file: PipelineConfig fields, or a config.yaml saved beside a result")
     group.add_argument("--sample", metavar="SPEC",
@@ -70,7 +71,8 @@ def resolve_args(args: argparse.Namespace, **extra: Any) -> Any:
     flags["budget"] = getattr(budget, "tokens", budget)
     flags["memory_budget"] = getattr(budget, "bytes", None)
     flags.update(extra)
-    return resolve(preset=getattr(args, "preset", None), yaml=getattr(args, "config", None), flags=flags)
+    return resolve(preset=getattr(args, "preset", None), yaml=getattr(args, "config", None), flags=flags,
+                   default_preset=getattr(args, "default_preset", None))
 
 
 def resolve_settings(preset: str | None, config: str | None, settings: Mapping[str, Any],

@@ -234,6 +234,7 @@ def layered_request(
     preset: str | None = None,
     config_file: str | Path | Mapping[str, Any] | None = None,
     overrides: Mapping[str, Any] | None = None,
+    default_preset: str | None = None,
 ) -> tuple[PipelineConfig, set[str]]:
     """Defaults, then the preset, then the YAML file (a path or an already read mapping, flat or a saved
     tree), then the overrides (``None`` values are ignored). Also returns the fields the file or the overrides
@@ -247,7 +248,7 @@ def layered_request(
     for value, where in ((preset, "preset"), (file_preset, f"{source}: preset")):
         if value is not None and not isinstance(value, str):
             raise ConfigError(f"{where} must be a name ({', '.join(preset_names())}), got {value!r}")
-    preset = preset or file_preset
+    preset = preset or file_preset or default_preset  # a command's default preset never hides the file's
     if is_tree(file_values):
         file_values = flat_from_tree(file_values, source)
     if preset:

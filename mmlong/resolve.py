@@ -244,14 +244,16 @@ def resolve(
     preset: str | None = None,
     yaml: str | Path | Mapping[str, Any] | None = None,
     flags: Mapping[str, Any] | None = None,
+    default_preset: str | None = None,
 ) -> ResolvedPipeline:
     """Defaults < ``preset`` < ``yaml`` (a file or a mapping; flat fields or a saved tree) < ``flags``
     (:class:`~mmlong.config.PipelineConfig` field names; ``None`` values change nothing) -> the tree.
+    ``default_preset``: the preset when neither ``preset`` nor the file names one (a command's default).
 
     Raises :class:`~mmlong.errors.ConfigError` (one line, with a did-you-mean) for an unknown preset, field,
     plug-in or option, and :class:`~mmlong.errors.ModelLoadError` for a model directory that cannot be used.
     """
-    request, explicit = layered_request(preset, yaml, flags)
+    request, explicit = layered_request(preset, yaml, flags, default_preset)
     return resolve_request(request, explicit)
 
 

@@ -195,3 +195,35 @@ def test_a_memory_budget_does_not_change_answers_so_a_resume_may_change_it():
     assert with_budget.answer_settings() == resolve(preset="offline").answer_settings()
     with pytest.raises(ConfigError, match="memory size needs a unit"):
         resolve(flags={"memory_budget": "2048"})
+
+
+@pytest.mark.parametrize("command", [["ask", "v.mp4", "q"], ["batch", "q.jsonl"], ["plan", "v.mp4"],
+                                     ["eval", "mlvu", "--data", "d", "--out", "o"]])
+def test_a_misspelt_option_stops_every_command_with_a_suggestion(command, tmp_path, capsys):
+    from mmlong.apps.cli import main
+
+    yaml_key = tmp_path / "key.yaml"
+    yaml_key.write_text("sampel: uniform:4\n")
+    model_key = tmp_path / "model.yaml"
+    model_key.write_text("preset: offline\nmodel_options: {scorng: letter}\n")
+    cases = [(["--compress", "tome:ratoi=0.5"], "did you mean 'ratio'"),
+             (["--config", str(yaml_key)], "did you mean 'sample'"),
+             (["--config", str(model_key)], "did you mean 'scoring'"),
+             (["--model", "qwen2vl"], "did you mean 'qwen2-vl'")]
+    for extra, hint in cases:
+        assert main([*command, *extra]) == 2, extra
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("mmlong: error:") and hint in err[0], (extra, err)
+
+
+def test_a_config_files_preset_is_kept_unless_a_preset_flag_is_given(tmp_path):
+    parser = build_parser()
+    yaml_file = tmp_path / "p.yaml"
+    yaml_file.write_text("preset: qwen2-vl\nsample: uniform:4\n")
+    for command in (["ask", "v.mp4", "q"], ["plan", "v.mp4"], ["batch", "q.jsonl"]):
+        tree = resolve_args(parser.parse_args([*command, "--config", str(yaml_file)]))
+        assert (tree.model.family, tree.sample_spec) == ("qwen2-vl", "uniform:4"), command
+        flagged = resolve_args(parser.parse_args([*command, "--config", str(yaml_file), "--preset", "offline"]))
+        assert flagged.model.family == "socratic", command
+    assert resolve_args(parser.parse_args(["plan", "v.mp4"])).model.family == "qwen2-vl"  # plan's own default
+    assert resolve_args(parser.parse_args(["ask", "v.mp4", "q"])).model.family == "socratic"
