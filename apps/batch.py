@@ -2,7 +2,7 @@
 
 Each input line is ``{"id", "video", "question", "options"?}``. Each id ends as exactly one output record: the
 answer, or ``{"id", "error"}`` when the item failed (a bad video, a bad line); the run goes on. Questions about
-one video share its decoded and encoded frames (:meth:`~mmlong.pipeline.Pipeline.ask_many`). The result log,
+one video share its decoded and encoded frames (one :meth:`~mmlong.pipeline.Pipeline.run` per video). The result log,
 resume, sharding and merging are the one job runner's (:func:`mmlong.runner.run_job`); rank detection is in
 :mod:`mmlong.distributed`.
 """

@@ -190,7 +190,7 @@ def test_eval_mlvu_scores_seven_tasks_from_the_records(tmp_path, needle_videos, 
     def refuse(*args, **kwargs):
         raise AssertionError("a resumed run asked a question that was already answered")
 
-    monkeypatch.setattr(Pipeline, "ask_many", refuse)
+    monkeypatch.setattr(Pipeline, "run", refuse)
     assert main(argv) == 1
     again = _read_jsonl(out / "results.jsonl")
     assert [r["id"] for r in again] == [r["id"] for r in records]
