@@ -118,3 +118,19 @@ def test_compare_grid_records_cost_table_plot_and_resume(setup, capsys):
     assert all(by_id[r["id"]] == r for r in kept)  # not answered twice
     recosted = {r["id"]: r for r in _records(out / "cost.jsonl")}
     assert recosted["none"] == none and set(recosted) == set(costs)
+
+
+def test_compare_saves_the_resolved_tree_and_refuses_to_resume_another_pipeline(setup, capsys):
+    from mmlong.apps.cli import main
+    from mmlong.resolve import resolve
+
+    root, model = setup
+    out = root / "run-resume"
+    assert _run(root, model, out) == 0
+    saved = resolve(yaml=out / "results.config.yaml")  # the tree the cells share, chain left to the cells
+    assert saved.model.family == "qwen2-vl" and saved.sample_spec == "uniform:4" and saved.compressors == ()
+    capsys.readouterr()
+    status = main(["eval", "compare", "niavh", str(root / "set"), "--out", str(out), "--model", model,
+                   "--sample", "uniform:2", "--methods", "pool", "fastv", "--ratios", "0.5", "--no-cost"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2 and len(err) == 1 and "another pipeline (sampler.options.num_frames: 4 -> 2)" in err[0]
