@@ -299,6 +299,7 @@ COMPRESSORS = Registry(
         "dycoke-kv": "mmlong.compressors.dycoke:DyCokeKV",
         "fastvid": "mmlong.compressors.fastvid:FastVID",
         "framefusion": "mmlong.compressors.framefusion:FrameFusion",
+        "prunevid": "mmlong.compressors.prunevid:PruneVid",
     },
 )
 MODELS = Registry(
