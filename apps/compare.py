@@ -181,11 +181,15 @@ def _cell_records(benchmark: Any, pipeline: Any, cell: Cell, chain: str, group: 
                   base_tokens: int) -> list[dict[str, Any]]:
     """One cell's records for one video's questions (its budget is the ratio of that video's tokens)."""
     from mmlong.apps.evaluate import _answer_group
+    from mmlong.errors import ConfigError
 
     budget = None if not cell.method else max(1, round(cell.ratio * base_tokens))
     _retarget(pipeline, chain.replace("{budget}", str(budget)), budget)
     cpu, wall = time.process_time(), time.perf_counter()
-    records = _answer_group(benchmark, pipeline, group)
+    try:
+        records = _answer_group(benchmark, pipeline, group)
+    except ConfigError as err:  # a chain this pipeline cannot run (e.g. no encoder attention) must not stop the grid
+        records = [benchmark.error_record(item, str(err)) for item in group]
     cpu_ms = (time.process_time() - cpu) * 1000.0 / max(1, len(group))
     wall_ms = (time.perf_counter() - wall) * 1000.0 / max(1, len(group))
     for record in records:
