@@ -134,7 +134,12 @@ def prefill(model: Any, tokens: Any, in_llm: list[Any], seed: int) -> dict[str, 
         lambda m, a, kw, out: captured.update(cache=kw.get("cache") or kw.get("past_key_values")), with_kwargs=True)
     cpu_start = time.process_time()
     try:
-        if in_llm:
+        own = [step for step in in_llm if hasattr(step, "hooks")]  # DyCoke's KV pruning, FrameFusion
+        if own:
+            with own[0].hooks(layers, visual_mask, tokens) as hooks:
+                result = greedy_decode(model, embeds, position_ids, max_new_tokens=0)
+            lengths = list(getattr(hooks, "observed", None) or lengths)  # DyCoke prunes only while decoding
+        elif in_llm:
             from mmlong.compressors.llm_pruning import InLLMPruning
 
             lm = language_model(model)

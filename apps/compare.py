@@ -36,6 +36,7 @@ examples:
 KNOWN = {
     "pool": "pool:auto", "tpool": "tpool:auto", "tome": "tome:auto", "tmerge": "tmerge:ratio={drop}",
     "select": "select", "stream-memory": "stream-memory", "progressive": "progressive",
+    "dycoke-kv": "dycoke-kv:ratio={drop}", "framefusion": "framefusion:cost={ratio}",
 }
 RETAIN_FIELDS = ("retention", "retain", "retain_ratio", "keep_ratio", "retention_ratio")
 BUDGET_FIELDS = ("budget", "tokens", "num_tokens", "max_tokens")
@@ -95,7 +96,7 @@ def cell_chain(method: str, ratio: float, num_layers: int = 24) -> str:
             out.append(str(spec))
             continue
         if spec.name in KNOWN:
-            out.append(KNOWN[spec.name].replace("{drop}", f"{1 - ratio:g}"))
+            out.append(KNOWN[spec.name].replace("{drop}", f"{1 - ratio:g}").replace("{ratio}", f"{ratio:g}"))
             continue
         cls = COMPRESSORS.resolve(spec.name)
         fields = {f.name: f for f in dataclasses.fields(cls.Config)} if hasattr(cls, "Config") else {}

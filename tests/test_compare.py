@@ -17,6 +17,9 @@ def test_cells_reach_the_ratio_through_the_budget_or_their_own_setting():
     assert cell_chain("tome:{drop}", 0.25) == "tome:0.75" and cell_chain("pool:2", 0.1) == "pool:2"
     assert cell_chain("scenetile,pool", 0.5) == "scenetile,pool:auto"
     assert cell_chain("stream-memory:{budget}", 0.5) == "stream-memory:{budget}"
+    # in-LLM steps with their own hooks: DyCoke drops 1 - R of the visual KV rows, FrameFusion's cost is R
+    assert cell_chain("dycoke-kv", 0.25) == "dycoke-kv:ratio=0.75"
+    assert cell_chain("framefusion", 0.25) == "framefusion:cost=0.25"
 
 
 @pytest.mark.parametrize("ratio", [0.5, 0.25])

@@ -157,3 +157,19 @@ def test_bench_prefill_json_reports_both_runs(capsys):
     assert record["baseline_ms"] > 0 and record["compressed_ms"] > 0
     assert abs(record["speedup"] - record["baseline_ms"] / record["compressed_ms"]) < 0.02
     assert record["flops_ratio"] > 1.0 and record["compressed_kv_cache_mb"] < record["baseline_kv_cache_mb"]
+
+
+@pytest.mark.parametrize("spec", ["framefusion:0.3", "dycoke-kv"])
+def test_bench_prefill_runs_steps_that_bring_their_own_hooks(spec):
+    from mmlong.apps.bench_prefill import build_model, prefill, visual_tokens
+    from mmlong.compressors.base import Chain
+
+    model = build_model("tiny", "cpu", "float32", seed=0)
+    tokens = visual_tokens(8, 112, model.config.get_text_config().hidden_size, seed=0)
+    full = prefill(model, tokens, [], seed=0)
+    result = prefill(model, tokens, list(Chain.from_spec(spec).in_llm), seed=0)
+    if spec == "dycoke-kv":  # it prunes only while decoding: the prefill is the unpruned one
+        assert result["lengths"] == full["lengths"] and result["kv_cache_mb"] == full["kv_cache_mb"]
+    else:  # FrameFusion merges and prunes inside the prefill: later layers see fewer rows
+        assert result["lengths"][0] == full["lengths"][0] and result["lengths"][-1] < full["lengths"][-1]
+        assert result["kv_cache_mb"] < full["kv_cache_mb"]
