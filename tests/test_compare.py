@@ -53,15 +53,15 @@ def test_a_chain_the_pipeline_cannot_run_gives_error_records_not_an_abort(monkey
 
     import mmlong.apps.evaluate as evaluate
     from mmlong.apps.compare import Cell, _cell_records
-    from mmlong.config import PipelineConfig
     from mmlong.errors import ConfigError
+    from mmlong.resolve import resolve
 
     def needs_attention(benchmark, pipeline, group):
         raise ConfigError("visionzip needs the vision encoder's attention")
 
     monkeypatch.setattr(evaluate, "_answer_group", needs_attention)
     benchmark = SimpleNamespace(error_record=lambda item, reason: {"id": item.id, "correct": False, "error": reason})
-    pipeline = SimpleNamespace(config=PipelineConfig(), chain=None)
+    pipeline = SimpleNamespace(config=resolve(preset="offline"), chain=None)
     group = [SimpleNamespace(id="q1"), SimpleNamespace(id="q2")]
     records = _cell_records(benchmark, pipeline, Cell("visionzip", 0.25), "visionzip", group, base_tokens=100)
     assert [r["id"] for r in records] == ["visionzip@0.25|q1", "visionzip@0.25|q2"]
