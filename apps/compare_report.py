@@ -86,10 +86,13 @@ def draw_pareto(rows: Sequence[Mapping[str, Any]], path: Path, cost_shape: str) 
     usable = [r for r in rows if r["accuracy"] is not None]
     if not usable:
         return None
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.2))
+    methods = list(dict.fromkeys(r["method"] for r in usable))
+    palette = plt.get_cmap("tab20").colors
+    look = {m: dict(color=palette[i % 20], marker="osD^vP"[(i // 20) % 6]) for i, m in enumerate(methods)}
     for ax, (key, label) in zip(axes, axes_of, strict=True):
         points = []
-        for method in dict.fromkeys(r["method"] for r in usable):
+        for method in methods:
             xs, ys = [], []
             for r in sorted((r for r in usable if r["method"] == method), key=lambda r: r["ratio"]):
                 x = r["visual_tokens"] if key == "visual_tokens" else (r.get("cost") or {}).get("prefill_tflops")
@@ -99,7 +102,8 @@ def draw_pareto(rows: Sequence[Mapping[str, Any]], path: Path, cost_shape: str) 
             if not xs:
                 continue
             points += list(zip(xs, ys, strict=True))
-            style = dict(marker="*", markersize=13, linestyle="none") if method == "none" else dict(marker="o")
+            style = dict(look[method], marker="*", markersize=13, linestyle="none") if method == "none" \
+                else look[method]  # one colour per method (tab20), so a 17-method grid stays readable
             ax.plot(xs, ys, label=method, **style)
         front = pareto_front(points)
         if len(front) > 1:
@@ -109,7 +113,7 @@ def draw_pareto(rows: Sequence[Mapping[str, Any]], path: Path, cost_shape: str) 
         ax.set_xlabel(label)
         ax.set_ylabel("accuracy %")
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8, loc="lower right")
+    axes[1].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5))  # beside the plots, off the data
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

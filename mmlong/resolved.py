@@ -60,8 +60,9 @@ class Plugin:
             return self.name
         defaults = dataclasses.asdict(type(self.config)())
         first, *rest = options
-        parts = [str(options[first])] + [f"{k}={options[k]}" for k in rest if defaults.get(k) != options[k]]
-        return f"{self.name}:{','.join(parts)}"
+        parts = [] if options[first] is None else [str(options[first])]  # an unset first option is left out
+        parts += [f"{k}={options[k]}" for k in rest if defaults.get(k) != options[k]]
+        return f"{self.name}:{','.join(parts)}" if parts else self.name
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "options": _plain(self.options())}

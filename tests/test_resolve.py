@@ -227,3 +227,12 @@ def test_a_config_files_preset_is_kept_unless_a_preset_flag_is_given(tmp_path):
         assert flagged.model.family == "socratic", command
     assert resolve_args(parser.parse_args(["plan", "v.mp4"])).model.family == "qwen2-vl"  # plan's own default
     assert resolve_args(parser.parse_args(["ask", "v.mp4", "q"])).model.family == "socratic"
+
+
+def test_a_chain_step_whose_first_option_is_unset_is_described_by_its_name():
+    """A bare ``prunevid`` (ratio unset: it reads the budget) is written ``prunevid``, not ``prunevid:None``;
+    an option that differs from its default still shows."""
+    tree = resolve("offline", flags={"compress": "prunevid,tome:0.5"})
+    assert tree.compress_spec == "prunevid,tome:0.5"
+    tuned = resolve("offline", flags={"compress": "prunevid:tau=0.7"})
+    assert tuned.compress_spec == "prunevid:tau=0.7"
