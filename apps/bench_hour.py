@@ -93,7 +93,7 @@ def needle_frames_stream(haystack: list[np.ndarray], needle: np.ndarray, total: 
 def run_make(args: argparse.Namespace) -> int:
     from mmlong.apps.niavh_make import _decode, fit_frame, load_image
     from mmlong.errors import ConfigError
-    from mmlong.videowrite import write_video
+    from mmlong.video.write import write_video
 
     if args.minutes <= 0 or args.fps <= 0 or args.needle_seconds <= 0:
         raise ConfigError("--minutes, --fps and --needle-seconds must be positive")

@@ -23,6 +23,7 @@ import torch
 
 from mmlong.cache import file_sha256
 from mmlong.encoders.base import Encoder
+from mmlong.encoders.inference_graph import inference_copy
 from mmlong.encoders.preprocess import encode_batched, prepare_pixels, resolve_device, resolve_dtype
 from mmlong.errors import ConfigError, ModelLoadError
 from mmlong.types import Frames, VisualTokens
@@ -124,6 +125,8 @@ class EfficientNetLite0(Encoder):
             raise ModelLoadError(
                 f"not EfficientNet-Lite0 weights ({str(err).splitlines()[0]})", str(self.weights_path)
             ) from err
+        # the folded, channels-last copy every forward pass runs (same function, ~2x less CPU per frame)
+        self._inference = inference_copy(module).to(device=self.device, dtype=self.dtype)
         self.module = module.to(device=self.device, dtype=self.dtype).eval()
         self._conse: Any = None
 
@@ -135,16 +138,17 @@ class EfficientNetLite0(Encoder):
 
         return list(imagenet_class_names())
 
-    def _pixels(self, frames: torch.Tensor) -> torch.Tensor:
-        return prepare_pixels(
-            frames, INPUT_SIZE, self.mean, self.std, resize=self.config.resize, device=self.device, dtype=self.dtype
+    def _pixels(self, frames: torch.Tensor, size: tuple[int, int] = INPUT_SIZE) -> torch.Tensor:
+        pixels = prepare_pixels(
+            frames, size, self.mean, self.std, resize=self.config.resize, device=self.device, dtype=self.dtype
         )
+        return pixels.contiguous(memory_format=torch.channels_last)
 
     def feature_grid(self, frames: torch.Tensor) -> torch.Tensor:
         """uint8 ``[T, H, W, 3]`` to the feature grid ``[T, 7, 7, 1280]`` (float32, CPU), batch by batch."""
         if frames.shape[0] == 0:
             return torch.empty(0, *GRID_SIZE, FEATURE_DIM)
-        grid = encode_batched(frames, self.config.batch_size, self._pixels, self.module.extract_features)
+        grid = encode_batched(frames, self.config.batch_size, self._pixels, self._inference.extract_features)
         return grid.permute(0, 2, 3, 1).contiguous()
 
     def pooled_features(self, frames: torch.Tensor, size: int) -> torch.Tensor:
@@ -154,10 +158,9 @@ class EfficientNetLite0(Encoder):
             return torch.empty(0, FEATURE_DIM)
 
         def pixels(batch: torch.Tensor) -> torch.Tensor:
-            return prepare_pixels(batch, (size, size), self.mean, self.std, resize=self.config.resize,
-                                  device=self.device, dtype=self.dtype)
+            return self._pixels(batch, (size, size))
 
-        grid = encode_batched(frames, self.config.batch_size, pixels, self.module.extract_features)
+        grid = encode_batched(frames, self.config.batch_size, pixels, self._inference.extract_features)
         return grid.float().mean(dim=(2, 3))
 
     def encode(self, frames: Frames) -> VisualTokens:
@@ -178,7 +181,7 @@ class EfficientNetLite0(Encoder):
 
     def predict_frames(self, frames: torch.Tensor) -> torch.Tensor:
         """The network's own forward pass on uint8 frames ``[T, H, W, 3]``: probabilities ``[T, 1000]``."""
-        return encode_batched(frames, self.config.batch_size, self._pixels, self.module).softmax(dim=-1)
+        return encode_batched(frames, self.config.batch_size, self._pixels, self._inference).softmax(dim=-1)
 
     # ------------------------------------------------------------------ text side (ConSE)
     @property
