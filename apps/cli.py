@@ -63,8 +63,10 @@ def fail(message: str, status: int = 2) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from mmlong.cpu_threads import wait_passively
     from mmlong.errors import MmlongError
 
+    wait_passively()  # before anything imports torch (building the parser does)
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
