@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import resource
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any, Iterator, Sequence
 
@@ -310,16 +311,30 @@ class Pipeline:
         queries = [q if isinstance(q, Query) else Query(str(q)) for q in queries]
         model = self.model  # a bad model fails before anything is decoded
         self._check_experts(model)
+        # the experts (OCR, speech: their own decoding, onnxruntime / CTranslate2) run once per video on a second
+        # thread while this one samples, decodes and encodes: two cores busy instead of one
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mmlong-experts") as pool:
+            pending = pool.submit(self.timed_text, video) if self.experts else None
+            try:
+                return self._run_queries(video, queries, model, pending)
+            finally:
+                if pending is not None:
+                    pending.cancel()
+
+    def _run_queries(self, video: str, queries: list[Query], model: Any, pending: Future | None) -> Result:
         shared = self.encode(video) if self._shares_encoding() else None
-        lines, expert_steps = self.timed_text(video)  # once per video
-        expert_steps = tuple(expert_steps)  # every answer shows the experts whose lines it read
-        extra = {"timed_text": lines} if getattr(model, "reads_timed_text", False) else {}
+        lines: list[Any] = []
+        expert_steps: tuple[Step, ...] = ()  # every answer shows the experts whose lines it read
         result = Result([], [], [], [])
         for query in queries:
             if shared is not None:
                 encoded, seen = shared, self.compress(shared, query)
             else:
                 encoded, seen = self._tokens(video, query, compress=True)
+            if pending is not None:
+                found, steps = pending.result()
+                lines, expert_steps, pending = found, tuple(steps), None
+            extra = {"timed_text": lines} if getattr(model, "reads_timed_text", False) else {}
             load_steps = self.load_model()  # after the first tokens: a bad video fails before the weights load
             start = time.perf_counter()
             answer = model.answer(seen, query, encoder=self.encoder, in_llm=self.chain.in_llm, **extra)
