@@ -18,6 +18,8 @@ fi
 bash "$root/scripts/ensure-venv.sh"
 bash "$root/scripts/ensure-espeak.sh"   # Debian's espeak-ng: real speech for the ASR tests and NIAVH speech needles
 cd "$root"
+# idle OpenMP workers sleep instead of spinning (see mmlong/cpu_threads.py; pytest imports torch before any CLI runs)
+export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
 "$root/.venv/bin/python" -m ruff check .  # lint first: CI fails on a lint error
 if [ "$fast" -eq 1 ]; then
   exec "$root/.venv/bin/python" -m pytest -q -m "not slow and not browser and not lmms" "$@"
