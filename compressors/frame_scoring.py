@@ -13,6 +13,9 @@ neighbouring frames cannot crowd out other events.
 [1, 6]
 >>> novelty(torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])).tolist()
 [1.0, 0.0, 1.0]
+>>> brief_rarity(torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 0.0]]), torch.tensor([0.0, 5.0, 10.0, 15.0]),
+...              2.5).tolist()   # the third moment is unlike everything outside its own few seconds
+[0.0, 0.0, 1.0, 0.0]
 """
 
 from __future__ import annotations
@@ -75,6 +78,25 @@ def novelty(frame_features: torch.Tensor) -> torch.Tensor:
         return frame_features.new_zeros(0)
     sim = F.cosine_similarity(frame_features[1:].float(), frame_features[:-1].float(), dim=-1)
     return torch.cat([sim.new_ones(1), 1.0 - sim])
+
+
+def brief_rarity(features: torch.Tensor, times: torch.Tensor, window: float) -> torch.Tensor:
+    """``[L, D]`` moment features at ``times [L]`` (s) -> ``[L]``: 1 - the largest cosine similarity to a moment
+    more than ``window`` seconds away (0 when there is none).
+
+    A brief event (a needle shown for a second or two) is unlike everything outside its own few seconds, while
+    a moment of a longer scene has a near twin a few seconds on, and a moment of a recurring scene one further
+    away; the median similarity to the rest of the video cannot tell these apart in footage that is varied
+    anyway (every scene is unlike most others).
+    """
+    if features.shape[0] == 0:
+        return features.new_zeros(0, dtype=torch.float64)
+    unit = F.normalize(features.double(), dim=-1)
+    sim = unit @ unit.T
+    t = times.double()
+    far = (t[:, None] - t[None, :]).abs() > window
+    nearest = torch.where(far, sim, torch.full_like(sim, -2.0)).max(dim=1).values
+    return torch.where(far.any(dim=1), 1.0 - nearest, torch.zeros_like(nearest))
 
 
 def score_frames(frame_features: torch.Tensor, query: Query | None, encoder: Any) -> tuple[torch.Tensor, str]:

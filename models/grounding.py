@@ -14,9 +14,15 @@ A moment is evidence for ``o`` when it stands out from the rest of the video, so
 measured against that option's typical relevance (a class like "dog" that resembles the whole haystack a little
 is not evidence for "a dog")::
 
-    prominence(o, l) = r(o, l) - median_l' r(o, l')          evidence(o) = max_l prominence(o, l)
+    prominence(o, l) = r(o, l) - median_l' r(o, l')
+    support(o, l) = prominence(o, l) + w * rarity(l)          evidence(o) = max_l support(o, l)
 
-and the moments that carry ``o`` are its lines by decreasing prominence (:meth:`Grounding.moments`).
+where ``rarity(l)`` (:func:`moment_rarity`) is how much more an image moment stands apart from the rest of the
+video than its typical moment does (a brief event is unlike everything outside its own few seconds,
+:func:`~mmlong.compressors.frame_scoring.brief_rarity`; 0 for text moments, whose lines are brief by nature),
+so the option a brief event matches best outweighs an option that some long haystack scene resembles a little
+(``w = 0``: prominence alone). The moments that carry ``o`` are its lines by decreasing support
+(:meth:`Grounding.moments`).
 
 >>> word_match("a cup of coffee", "The secret word is cofee.")   # "cofee" matches "coffee"; "cup" is missing
 0.5
@@ -127,30 +133,53 @@ def moment_relevance(lines: Sequence[Any], texts: Sequence[str], encoder: Any) -
     return rel, method
 
 
+def moment_rarity(lines: Sequence[Any], window: float) -> torch.Tensor:
+    """``[L]`` per moment: an image moment's :func:`~mmlong.compressors.frame_scoring.brief_rarity` (feature
+    cosine, ``window`` s) minus the median over the image moments (0 for text moments, and for every moment
+    when fewer than three image moments carry features)."""
+    from mmlong.compressors.frame_scoring import brief_rarity
+
+    rarity = torch.zeros(len(lines), dtype=torch.float64)
+    image = [i for i, line in enumerate(lines)
+             if line_says(line) is None and getattr(line, "feature", None) is not None]
+    if len(image) < 3:
+        return rarity
+    features = torch.stack([lines[i].feature.flatten() for i in image])
+    times = torch.tensor([float(lines[i].centre) for i in image], dtype=torch.float64)
+    brief = brief_rarity(features, times, window)
+    rarity[image] = brief - brief.median()
+    return rarity
+
+
 @dataclass(frozen=True)
 class Grounding:
     """Relevance of Q texts to L moments: ``relevance [Q, L]``, ``prominence [Q, L]`` (relevance minus each
-    text's median over moments), ``evidence [Q]`` (max prominence), and the image-moment ``method``."""
+    text's median over moments), ``support [Q, L]`` (prominence plus the weighted rarity of the moment),
+    ``evidence [Q]`` (max support), and the image-moment ``method``."""
 
     relevance: torch.Tensor
     prominence: torch.Tensor
+    support: torch.Tensor
     evidence: torch.Tensor
     method: str
 
     def moments(self, index: int, count: int) -> list[int]:
-        """Positions of the ``count`` moments that carry text ``index``, most prominent first (only moments
+        """Positions of the ``count`` moments that carry text ``index``, best supported first (only moments
         above that text's median; the best one always)."""
-        row = self.prominence[index]
+        row = self.support[index]
         order = sorted(range(row.shape[0]), key=lambda i: (-float(row[i]), i))
         keep = [i for rank, i in enumerate(order) if rank == 0 or float(row[i]) > 0.0]
         return keep[:max(0, count)]
 
 
-def ground(lines: Sequence[Any], texts: Sequence[str], encoder: Any) -> Grounding:
-    """Score ``texts`` (options, or a question) against transcript ``lines`` (see the module docstring)."""
+def ground(lines: Sequence[Any], texts: Sequence[str], encoder: Any, rarity: torch.Tensor | None = None,
+           rarity_weight: float = 0.0) -> Grounding:
+    """Score ``texts`` (options, or a question) against transcript ``lines`` (see the module docstring);
+    ``rarity [L]``: :func:`moment_rarity` of the lines, added to every text's prominence at ``rarity_weight``."""
     rel, method = moment_relevance(lines, texts, encoder)
     if rel.shape[1] == 0:
         zeros = torch.zeros(rel.shape[0], dtype=torch.float64)
-        return Grounding(rel, rel.clone(), zeros, method)
+        return Grounding(rel, rel.clone(), rel.clone(), zeros, method)
     prominence = rel - rel.median(dim=1, keepdim=True).values
-    return Grounding(rel, prominence, prominence.max(dim=1).values, method)
+    support = prominence if rarity is None or rarity_weight == 0 else prominence + rarity_weight * rarity.double()
+    return Grounding(rel, prominence, support, support.max(dim=1).values, method)

@@ -8,7 +8,9 @@ it with the question in the MLVU prompt (:mod:`mmlong.models.prompts`).
 Multiple choice is **grounded** (``scoring="fused"``, the default). Every moment of the video (each sampled
 frame or segment, and each expert line: on-screen text, speech) is compared with every option
 (:mod:`mmlong.models.grounding`: ConSE for image moments, fuzzy word match and MiniLM for text moments), and
-an option's evidence is its best moment's prominence, ``e_o = max_l [r(o, l) - median_l' r(o, l')]``. The LM
+an option's evidence is its best moment's support, ``e_o = max_l [r(o, l) - median_l' r(o, l') + u * b_l]``,
+where ``b_l`` is how much more the moment stands apart from the rest of the video than its typical moment does
+(a brief event is unlike everything outside its own few seconds; 0 for expert lines), ``u = 0.5``. The LM
 score is calibrated: the domain-conditional PMI of Holtzman et al. 2021 (arXiv:2104.08315),
 ``pmi_o = log p(o | transcript, question) - log p(o | question, no transcript)`` (summed over the option's
 tokens), so short, common options lose the head start a base LM gives them. The fused rule::
@@ -21,8 +23,8 @@ summed log-likelihood, the rule before grounding) and ``"letter"`` (the MLVU let
 distribution, for larger LMs) stay selectable for ablations. Evidence times are the moments that carried the
 chosen option, most prominent first.
 
-Open questions: each moment is scored by its prominence for the question plus, for an image moment, its rarity
-(a brief event is unlike the rest of the video); the answer is that moment's own words
+Open questions: each moment is scored by the same support for the question (its prominence plus, for an image
+moment, ``u * b_l``); the answer is that moment's own words
 (``open_answer="extract"``: its most likely class, or the text read or heard) or the LM's greedy answer given
 only the best moments (``"generate"``). Evidence: that moment's time.
 
@@ -40,7 +42,7 @@ import torch
 
 from mmlong.errors import ConfigError
 from mmlong.models.base import VideoQAModel
-from mmlong.models.grounding import Grounding, ground, line_says, moment_text
+from mmlong.models.grounding import Grounding, ground, line_says, moment_rarity, moment_text
 from mmlong.models.prompts import (
     MLVU_SYSTEM,
     LetterChoice,
@@ -109,21 +111,6 @@ def moment_words(line: Any) -> str:
     return labels[0][0] if labels else ""
 
 
-def open_moment_scores(grounding: Grounding, lines: Sequence[Any], encoder: Any) -> torch.Tensor:
-    """``[L]`` how much each moment answers an open question: its prominence for the question plus, for an
-    image moment, its rarity (1 - median cosine of its ConSE embedding to the other image moments'; a brief
-    needle is unlike its haystack)."""
-    score = grounding.prominence[0].clone()
-    image = [i for i, line in enumerate(lines) if line_says(line) is None]
-    if len(image) > 2 and getattr(encoder, "has_text", False):
-        try:
-            emb = encoder.embed_visual(torch.stack([lines[i].feature for i in image])).double().cpu()
-        except NotImplementedError:
-            return score
-        score[image] += 1.0 - (emb @ emb.T).median(dim=1).values
-    return score
-
-
 class SocraticModel(VideoQAModel):
     """Image classifier describes, Gemma 3 270M answers, grounded in the transcript. Registered as ``"socratic"``."""
 
@@ -142,7 +129,10 @@ class SocraticModel(VideoQAModel):
         expert lines (on-screen text, speech) in the transcript; max_new_tokens: length
         of open answers; evidence: how many evidence times to give; scoring: ``fused`` (default), ``evidence``,
         ``lm``, ``likelihood`` or ``letter`` (see the module docstring); evidence_temperature, lm_weight: the
-        fusion rule's constants (tuned on the tuning needle set, see README); open_moments: how many of the most
+        fusion rule's constants (tuned on the tuning needle set, see README); rarity_weight: ``u``, how much an
+        image moment's rarity adds to its support for every text (0: prominence alone); rarity_window: seconds
+        around a moment inside which its twins do not count against its rarity (a brief event's own span);
+        open_moments: how many of the most
         relevant moments an open answer is generated from; device, dtype: where and how the LM runs; cache_dir:
         cache root for the converted LM (default ``$MMLONG_CACHE_DIR`` or the user cache dir)."""
 
@@ -157,6 +147,8 @@ class SocraticModel(VideoQAModel):
         scoring: str = "fused"
         evidence_temperature: float = 0.02
         lm_weight: float = 0.5
+        rarity_weight: float = 0.5
+        rarity_window: float = 2.5
         open_moments: int = 1
         open_answer: str = "extract"
         device: str = "cpu"
@@ -177,6 +169,8 @@ class SocraticModel(VideoQAModel):
                 raise ValueError(f"open_answer must be one of {', '.join(OPEN_ANSWERS)}, got {self.open_answer!r}")
             if self.evidence_temperature <= 0 or self.lm_weight < 0:
                 raise ValueError("evidence_temperature must be positive and lm_weight 0 or more")
+            if self.rarity_weight < 0 or self.rarity_window < 0:
+                raise ValueError("rarity_weight and rarity_window must be 0 or more")
 
     def __init__(self, config: Any = None) -> None:
         super().__init__(config)
@@ -269,13 +263,19 @@ class SocraticModel(VideoQAModel):
         scores["fused"] = [round(float(v), 4) for v in fused]
         return prompt, choose_option(fused), scores
 
+    def ground(self, moments: Sequence[Any], texts: Sequence[str], encoder: Any) -> Grounding:
+        """:func:`~mmlong.models.grounding.ground` of ``texts`` with the moments' rarity at ``rarity_weight``."""
+        cfg = self.config
+        rarity = moment_rarity(moments, cfg.rarity_window) if cfg.rarity_weight > 0 else None
+        return ground(moments, texts, encoder, rarity, cfg.rarity_weight)
+
     def open_answer(self, query: Query, moments: Sequence[Any], encoder: Any) -> tuple[str, str, list[int], Grounding]:
         """``(prompt, answer, moment positions, grounding)`` for an open question, from the ``open_moments``
-        moments that answer it best (:func:`open_moment_scores`): their own words (``open_answer="extract"``:
-        the most likely class of an image moment, the text of a text moment) or the LM's greedy answer given
-        only those moments (``"generate"``)."""
-        grounding = ground(moments, [query.question], encoder)
-        scores = open_moment_scores(grounding, moments, encoder)
+        moments with the most support for the question: their own words (``open_answer="extract"``: the most
+        likely class of an image moment, the text of a text moment) or the LM's greedy answer given only those
+        moments (``"generate"``)."""
+        grounding = self.ground(moments, [query.question], encoder)
+        scores = grounding.support[0]
         order = sorted(range(len(moments)), key=lambda i: (-float(scores[i]), i))[: self.config.open_moments]
         if not order:
             return "", "", [], grounding
@@ -310,7 +310,7 @@ class SocraticModel(VideoQAModel):
                                    "text_lines": [t.to_dict() for t in transcript.texts]}
         cfg = self.config
         if query.is_multiple_choice:
-            grounding = ground(moments, list(query.options), encoder)
+            grounding = self.ground(moments, list(query.options), encoder)
             prompt, choice, scores = self.choose(query, context, grounding)
             option = query.options[choice.index]
             carried = grounding.moments(choice.index, cfg.evidence)

@@ -15,8 +15,9 @@ import torch
 
 from mmlong.apps.niavh_make import MakeConfig, Needle, fit_frame, make_niavh
 from mmlong.compressors.coverage import CoverageSampler
+from mmlong.compressors.frame_scoring import brief_rarity
 from mmlong.experts.base import TimedText
-from mmlong.models.grounding import ground, word_match
+from mmlong.models.grounding import ground, moment_rarity, word_match
 from mmlong.models.socratic import SocraticModel, fuse_scores
 from mmlong.samples import sample_image
 from mmlong.sampling import SampleContext, build_sampler
@@ -164,3 +165,62 @@ def test_held_out_needle_is_answered_by_the_default(needle_video, tmp_path):
     answer = pipe.ask(video, item["question"], item["options"])
     assert answer.option == item["answer_text"]
     assert item["start"] - 2.0 <= answer.evidence[0] <= item["end"] + 2.0
+
+
+def varied_haystack_with(photo: str, at: int, seconds: int = 30) -> Frames:
+    """Two frames a second of varied real footage (bigbuckbunny and bikes, 5 s shots taking turns), the photo
+    shown for one second from ``at``."""
+    from mmlong.samples import sample_video
+
+    clips = []
+    for name in ("bigbuckbunny", "bikes"):
+        with open_video(sample_video(name), max_side=160) as video:
+            shot = video.read(np.linspace(0, video.meta.num_frames - 1, 10).round().astype(np.int64)).data.numpy()
+            clips.append(np.stack([fit_frame(f, 160, 90) for f in shot]))
+    count = 2 * seconds
+    frames = np.concatenate([clips[k % 2] for k in range(-(-count // 10))])[:count].copy()
+    frames[2 * at: 2 * at + 2] = fit_frame(sample_image(photo), 160, 90)
+    times = torch.arange(count, dtype=torch.float64) / 2.0
+    meta = VideoMeta("haystack.mp4", float(seconds), 2.0, count, 160, 90)
+    return Frames(torch.from_numpy(frames), torch.arange(count), times, meta)
+
+
+def test_brief_rarity_singles_out_the_brief_photo_in_varied_footage(encoder):
+    tokens = encoder.encode(varied_haystack_with("rocket", 17))
+    model = SocraticModel(SocraticModel.Config(scoring="evidence"))
+    moments = list(model.transcript(tokens, encoder, merge=False).lines)
+    spoken = TimedText(3.0, 4.5, "speech", "Welcome to the show.", 0.9)
+    rarity = moment_rarity([*moments, spoken], 2.5)
+    rarest = sorted(range(len(moments)), key=lambda i: -float(rarity[i]))[:2]
+    assert sorted(moments[i].centre for i in rarest) == [17.0, 17.5]  # the photo's two frames, nothing else
+    assert float(rarity[-1]) == 0.0  # an expert line carries no rarity
+    assert float(rarity[: len(moments)].median()) == pytest.approx(0.0, abs=1e-9)  # relative to the typical moment
+    features = torch.stack([m.feature for m in moments])
+    times = torch.tensor([m.centre for m in moments])
+    brief = brief_rarity(features, times, 2.5)
+    i = rarest[0]
+    far = [j for j in range(len(moments)) if abs(moments[j].centre - moments[i].centre) > 2.5]
+    cos = torch.nn.functional.cosine_similarity(features[i : i + 1].double(), features[far].double()).max()
+    assert float(brief[i]) == pytest.approx(1.0 - float(cos))
+
+
+def test_open_answer_takes_the_spoken_line_over_varied_footage(encoder):
+    """Every shot of varied footage is unlike most others, so a median-based rarity made some haystack frame
+    outweigh the one line that answers; rarity relative to the typical moment does not."""
+    tokens = encoder.encode(varied_haystack_with("rocket", 17))
+    lines = [TimedText(8.0, 9.5, "speech", "The password is tomato.", 0.9)]
+    model = SocraticModel(SocraticModel.Config(scoring="evidence"))
+    answer = model.answer(tokens, Query("What is the password someone says in the video?"), encoder=encoder,
+                          timed_text=lines)
+    assert "tomato" in answer.text and answer.evidence == [8.75]
+
+
+def test_a_brief_photo_outweighs_an_option_the_footage_resembles(encoder):
+    tokens = encoder.encode(varied_haystack_with("rocket", 17))
+    options = ("a rocket", "people riding bicycles", "a rabbit", "a cup of coffee")
+    query = Query("What object is briefly shown in the video?", options)
+    with_rarity = SocraticModel(SocraticModel.Config(scoring="evidence")).answer(tokens, query, encoder=encoder)
+    assert with_rarity.option == "a rocket" and with_rarity.evidence[0] in (17.0, 17.5)
+    open_answer = SocraticModel(SocraticModel.Config(scoring="evidence")).answer(
+        tokens, Query(query.question), encoder=encoder)
+    assert open_answer.evidence[0] in (17.0, 17.5)
