@@ -9,8 +9,10 @@ CPU:
    ``[S, D]`` per scanned second (``encoder.pooled_features``; other encoders fall back to ``encode``).
 2. **Score** each scanned second (:func:`moment_scores`): its query match (the prominence of its ConSE
    relevance to the best-matching option, or to the question: relevance minus that text's median over the
-   video), its rarity (1 - median cosine of its ConSE embedding to the other seconds'; a brief event is unlike
-   the rest) and its change from the previous second (a scene cut).
+   video), its rarity (:func:`~mmlong.compressors.frame_scoring.brief_rarity`: 1 - the largest feature cosine
+   to a second more than ``rarity_window`` s away, minus the video's median; a brief event has no twin outside
+   its own few seconds, while in varied footage every scene is unlike most others) and its change from the
+   previous second (a scene cut).
 3. **Pick**: half the frame budget goes to the best-matching moments (MMR with a temporal kernel,
    :func:`~mmlong.compressors.frame_scoring.diverse_top`, two frames inside each scanned second), a quarter
    to the strongest scene changes (two frames bracketing each cut: a brief event is seen whether the cut
@@ -28,7 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from mmlong.compressors.frame_scoring import diverse_top, novelty, query_texts
+from mmlong.compressors.frame_scoring import brief_rarity, diverse_top, novelty, query_texts
 from mmlong.sampling import FpsSampler, SampleContext, Sampled, Sampler, uniform_indices
 from mmlong.scan_sampling import frames_around, require_scan_context
 from mmlong.types import Query, VideoMeta
@@ -44,8 +46,10 @@ def scan_features(source: Any, encoder: Any, scan: Sampled, size: int, batch_siz
     return torch.cat(out) if out else torch.zeros(0, 1)
 
 
-def moment_scores(features: torch.Tensor, query: Query | None, encoder: Any) -> dict[str, torch.Tensor]:
-    """Per scanned second ``[S]``: ``match`` (prominence of the best text), ``rarity``, ``change``.
+def moment_scores(features: torch.Tensor, query: Query | None, encoder: Any, times: torch.Tensor | None = None,
+                  rarity_window: float = 2.5) -> dict[str, torch.Tensor]:
+    """Per scanned second ``[S]`` (at ``times [S]`` s, default one a second): ``match`` (prominence of the best
+    text), ``rarity`` (brief rarity minus its median), ``change``.
 
     Without a text side or a question, ``match`` is zero and only rarity and change rank the moments.
     """
@@ -53,9 +57,12 @@ def moment_scores(features: torch.Tensor, query: Query | None, encoder: Any) -> 
     change = novelty(features) if s else features.new_zeros(0)
     match = torch.zeros(s, dtype=torch.float64)
     rarity = torch.zeros(s, dtype=torch.float64)
+    if s > 1:
+        when = torch.arange(s, dtype=torch.float64) if times is None else times.double()
+        brief = brief_rarity(features, when, rarity_window)
+        rarity = brief - brief.median()
     if s > 1 and getattr(encoder, "has_text", False):
         emb = encoder.embed_visual(features).double()
-        rarity = 1.0 - (emb @ emb.T).median(dim=1).values
         if query is not None and query.question.strip():
             texts = query_texts(query)[1:] if query.options else [query.question]
             rel = encoder.encode_text(texts).double() @ emb.T  # [Q, S]
@@ -76,13 +83,15 @@ class CoverageSampler(Sampler):
     class Config:
         """frames: full-resolution frames to return; scan_fps: scanned frames a second; scan_size: scan input
         px; max_scan: most scanned frames (spread uniformly beyond); rarity_weight: how much a moment's rarity
-        adds to its query match; diversity: MMR weight; batch_size: frames decoded and encoded at a time."""
+        adds to its query match; rarity_window: seconds around a moment whose twins do not count against its
+        rarity; diversity: MMR weight; batch_size: frames decoded and encoded at a time."""
 
         frames: int = 64
         scan_fps: float = 1.0
         scan_size: int = 96
         max_scan: int = 14400
         rarity_weight: float = 0.5
+        rarity_window: float = 2.5
         diversity: float = 0.5
         batch_size: int = 64
 
@@ -102,8 +111,8 @@ class CoverageSampler(Sampler):
                                    interval / 2)
             return Sampled.from_indices(meta, picked[: cfg.frames] if len(picked) > cfg.frames else picked)
         features = scan_features(ctx.source, ctx.encoder, scan, cfg.scan_size, cfg.batch_size)
-        scores = moment_scores(features, ctx.query, ctx.encoder)
         times = scan.timestamps
+        scores = moment_scores(features, ctx.query, ctx.encoder, times, cfg.rarity_window)
         interval = meta.duration / len(scan)
         wanted = scores["match"] + cfg.rarity_weight * scores["rarity"]
         match_moments = diverse_top(wanted, times, cfg.frames // 4, cfg.diversity)
