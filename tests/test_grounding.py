@@ -224,3 +224,23 @@ def test_a_brief_photo_outweighs_an_option_the_footage_resembles(encoder):
     open_answer = SocraticModel(SocraticModel.Config(scoring="evidence")).answer(
         tokens, Query(query.question), encoder=encoder)
     assert open_answer.evidence[0] in (17.0, 17.5)
+
+
+@pytest.mark.parametrize("question_only", [False, True])
+def test_coverage_sampler_finds_the_needle_in_varied_footage(encoder, tmp_path_factory, question_only):
+    """bigbuckbunny and bikes shots taking turns for 180 s: every scene is unlike most others, so only a
+    rarity that asks for a twin outside the moment's own seconds singles the 2 s photo out."""
+    import skimage.data
+
+    photo = Path(skimage.data.__file__).parent / "motorcycle_left.png"
+    out = tmp_path_factory.mktemp("varied")
+    manifest = make_niavh(out, MakeConfig(
+        haystacks=("bigbuckbunny", "bikes"), needles=(Needle("image", str(photo), "a motorcycle"),),
+        types=("image",), depths=(15,), lengths=(180,), needle_seconds=2.0, fps=4.0))
+    item = manifest["items"][0]
+    query = Query(item["question"]) if question_only else Query(item["question"], tuple(item["options"]))
+    with open_video(str(out / item["video"]), max_side=160) as source:
+        sampled = CoverageSampler(CoverageSampler.Config(frames=64)).sample(
+            source.meta, SampleContext(query=query, encoder=encoder, source=source))
+    times = sampled.timestamps.numpy()
+    assert ((times >= item["start"]) & (times < item["end"])).sum() >= 2
