@@ -37,6 +37,7 @@ KNOWN = {
     "pool": "pool:auto", "tpool": "tpool:auto", "tome": "tome:auto", "tmerge": "tmerge:ratio={drop}",
     "select": "select", "stream-memory": "stream-memory", "progressive": "progressive",
     "dycoke-kv": "dycoke-kv:ratio={drop}", "framefusion": "framefusion:cost={ratio}",
+    "prunevid-llm": "prunevid-llm:alpha={ratio}",
 }
 RETAIN_FIELDS = ("retention", "retain", "retain_ratio", "keep_ratio", "retention_ratio")
 BUDGET_FIELDS = ("budget", "tokens", "num_tokens", "max_tokens")

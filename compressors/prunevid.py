@@ -43,6 +43,9 @@ from mmlong.compressors.holitom import dpc_knn
 from mmlong.compressors.retention import check_ratio, frame_table, merge_with_features, retained_count
 from mmlong.types import VisualTokens
 
+#: ``tokens.meta`` key of the int64 ``[N]`` selection set of each output token (read by ``prunevid-llm``).
+SELECTION_KEY = "prunevid_selection"
+
 
 def refine_labels(labels: list[int]) -> list[int]:
     """Per-frame cluster labels with each cluster kept on its longest run(s) only (``refine_clusters``).
@@ -157,7 +160,9 @@ def _cluster(x: torch.Tensor, ratio: float, k: int, min_tokens: int) -> torch.Te
 def prunevid_groups(x: torch.Tensor, tau: float, cluster_ratio: float | None, segment_ratio: float, k: int,
                     min_tokens: int, target: int | None = None) -> tuple[torch.Tensor, dict]:
     """PruneVid's merging on whole frames ``x [F, n, D]``: the output group ``[F, n]`` of every input token
-    (ids ``0..G-1``) and a summary (segment lengths, static tokens per segment, the cluster ratio used)."""
+    (ids ``0..G-1``) and a summary (segment lengths, static tokens per segment, the cluster ratio used, and
+    ``selection``: for each group, the id of its selection set -- a segment's static tokens, or one frame's
+    dynamic tokens -- within which the in-LLM stage, :mod:`mmlong.compressors.prunevid_llm`, ranks)."""
     frames, n, _ = x.shape
     lengths = temporal_segments(x.mean(dim=1), segment_ratio, k)
     starts = [sum(lengths[:i]) for i in range(len(lengths))]
@@ -166,21 +171,25 @@ def prunevid_groups(x: torch.Tensor, tau: float, cluster_ratio: float | None, se
         layout = [(w, int(m.sum())) for w, m in zip(lengths, statics)]
         cluster_ratio = fitted_cluster_ratio(layout, n, target, min_tokens)
     groups = torch.empty(frames, n, dtype=torch.long)
-    count = 0
+    count, selection, sets = 0, [], 0
     for s, w, static in zip(starts, lengths, statics):
         cols = static.nonzero().flatten()
         if cols.shape[0]:
             slot = _cluster(x[s:s + w, cols].mean(dim=0), cluster_ratio, k, min_tokens)
             groups[s:s + w, cols] = count + slot
             count += int(slot.max()) + 1
+            selection.extend([sets] * (int(slot.max()) + 1))
+            sets += 1
         cols = (~static).nonzero().flatten()
         for t in range(s, s + w):
             if cols.shape[0]:
                 slot = _cluster(x[t, cols], cluster_ratio, k, min_tokens)
                 groups[t, cols] = count + slot
                 count += int(slot.max()) + 1
+                selection.extend([sets] * (int(slot.max()) + 1))
+                sets += 1
     summary = {"segments": lengths, "static": [int(m.sum()) for m in statics],
-               "cluster_ratio": float(cluster_ratio)}
+               "cluster_ratio": float(cluster_ratio), "selection": selection}
     return groups, summary
 
 
@@ -223,4 +232,8 @@ class PruneVid(Compressor):
         counts = torch.bincount(flat, minlength=size).unsqueeze(1).double()
         sums = torch.zeros(size, x.shape[-1], dtype=torch.float64).index_add_(0, flat, tokens.features.double())
         out = merge_with_features(tokens, flat, sums / counts)  # the plain mean of each cluster's members
+        first = torch.full((size,), tokens.num_tokens, dtype=torch.long).scatter_reduce(
+            0, flat, torch.arange(tokens.num_tokens), "amin")
+        selection = torch.tensor(summary.pop("selection"), dtype=torch.long)[torch.argsort(first)]
+        out = out.replace(meta={**out.meta, SELECTION_KEY: selection})  # output order, as merge_with_features
         return report(out, {**summary, "kept": out.num_tokens})

@@ -300,6 +300,7 @@ COMPRESSORS = Registry(
         "fastvid": "mmlong.compressors.fastvid:FastVID",
         "framefusion": "mmlong.compressors.framefusion:FrameFusion",
         "prunevid": "mmlong.compressors.prunevid:PruneVid",
+        "prunevid-llm": "mmlong.compressors.prunevid_llm:PruneVidLLM",
     },
 )
 MODELS = Registry(

@@ -1,0 +1,163 @@
+"""PruneVid's in-LLM stage checked against an independent re-write on a tiny random-init Qwen2-VL.
+
+The reference follows the official Visual-AI/PruneVid code (``llama.py`` decoder forward, ``elastic_cache.py``
+``VTPWindowCache``): read layer ``L``'s eager attention weights from an unpruned forward, take the rows after
+the video as queries, max over heads then over queries; keep ``int(alpha * n)`` of each segment's static tokens
+and of each frame's dynamic tokens; run layers ``L+1..`` on the kept rows (original M-RoPE positions) and keep
+the same rows of the cache of layers ``0..L``.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from mmlong.compressors.base import Chain, CompressContext
+from mmlong.compressors.prunevid import SELECTION_KEY, PruneVid
+from mmlong.compressors.prunevid_llm import PruneVidLLM, select_per_set, selection_sets
+from mmlong.errors import ConfigError
+from mmlong.models.decoding import decoder_layers, greedy_decode, language_model
+from mmlong.models.qwen2_vl import Qwen2VLAdapter
+from mmlong.registry import COMPRESSORS
+from mmlong.types import Query
+from tests.vlm_fixtures import build_qwen2_vl, frames_of, random_video
+
+LAYER, ALPHA = 1, 0.4
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    model, processor = build_qwen2_vl(num_layers=4)
+    adapter = Qwen2VLAdapter(Qwen2VLAdapter.Config(max_new_tokens=6)).load(model, processor)
+    video = random_video(8)
+    video[:, :56] = video[:1, :56]  # a still top half: static tokens in PruneVid's one segment
+    raw = adapter.native_encoder().encode(frames_of(video))
+    tokens = PruneVid(PruneVid.Config(cluster_ratio=1.0))(raw, CompressContext())
+    prompt = adapter.build_prompt(tokens, Query("what is in the video?"))
+    return model, adapter, tokens, prompt
+
+
+def _eager(model, flag: bool) -> None:
+    for cfg in (model.config, model.config.text_config):
+        cfg._attn_implementation = "eager" if flag else "sdpa"
+
+
+def reference(model, prompt, sets, layer, alpha):
+    """Kept prompt rows and the prefill's next-token logits, the official way (eager attention weights)."""
+    lm = language_model(model)
+    _eager(model, True)
+    try:
+        with torch.no_grad():
+            out = model(inputs_embeds=prompt.inputs_embeds, position_ids=prompt.position_ids,
+                        output_attentions=True, output_hidden_states=True)
+    finally:
+        _eager(model, False)
+    visual = prompt.visual_mask.nonzero().flatten().tolist()
+    attn = out.attentions[layer][0]  # [H, L, L]
+    queries = attn[:, visual[-1] + 1:, :][:, :, visual]  # text after the video -> visual rows
+    scores = queries.max(dim=0).values.max(dim=0).values.tolist()
+    kept_visual = []
+    for s in sorted(set(sets.tolist())):
+        members = [i for i in range(len(visual)) if int(sets[i]) == s]
+        members.sort(key=lambda i: -scores[i])
+        kept_visual += [visual[i] for i in members[:int(len(members) * alpha)]]
+    text = [i for i in range(prompt.length) if i not in set(visual)]
+    kept = torch.tensor(sorted(text + kept_visual))
+    hidden = out.hidden_states[layer + 1][:, kept]  # output of layer L, kept rows
+    positions = prompt.position_ids[..., kept]
+    cos_sin = lm.rotary_emb(hidden, positions)
+    with torch.no_grad():
+        for block in lm.layers[layer + 1:]:
+            result = block(hidden, attention_mask=None, position_ids=positions, position_embeddings=cos_sin,
+                           use_cache=False)
+            hidden = result[0] if isinstance(result, tuple) else result
+        logits = model.lm_head(lm.norm(hidden)[:, -1]).float()[0]
+    return kept, logits
+
+
+def run(model, prompt, tokens, step, new_tokens=6):
+    captured = {}
+    handle = decoder_layers(model)[-1].register_forward_hook(
+        lambda m, a, kw, o: captured.update(cache=kw.get("past_key_values") or kw.get("cache")), with_kwargs=True)
+    try:
+        with step.hooks(decoder_layers(model), prompt.visual_mask, tokens) as hooks:
+            result = greedy_decode(model, prompt.inputs_embeds, prompt.position_ids, max_new_tokens=new_tokens)
+    finally:
+        handle.remove()
+    return hooks, result, captured["cache"]
+
+
+def test_selection_sets_come_from_prunevid(tiny):
+    _, _, tokens, prompt = tiny
+    sets = tokens.meta[SELECTION_KEY]
+    assert sets.shape == (tokens.num_tokens,) == (int(prompt.visual_mask.sum()),)
+    assert tokens.provenance[-1].extra["static"] == [8]
+    assert torch.bincount(sets).tolist() == [8] * 5  # the segment's static tokens, then each frame's dynamic ones
+    assert selection_sets(tokens.replace(meta={}), tokens.num_tokens).tolist() == tokens.frame_ids.tolist()
+    assert selection_sets(None, 3).tolist() == [0, 0, 0]
+
+
+def test_matches_the_reference(tiny):
+    model, _, tokens, prompt = tiny
+    sets = tokens.meta[SELECTION_KEY]
+    kept, logits = reference(model, prompt, sets, LAYER, ALPHA)
+    hooks, result, cache = run(model, prompt, tokens, PruneVidLLM(PruneVidLLM.Config(layer=LAYER, alpha=ALPHA)))
+    assert torch.equal(hooks.kept_rows, kept)
+    assert int(prompt.visual_mask[kept].sum()) == 5 * int(8 * ALPHA)  # per set, not int(40 * alpha) = 16
+    assert hooks.observed == [prompt.length] * (LAYER + 1) + [kept.shape[0]] * (3 - LAYER)
+    assert torch.allclose(result.logits[0], logits, atol=1e-4)
+    generated = len(result.token_ids) - 1  # the last token is never fed back
+    assert [cache.get_seq_length(i) for i in range(4)] == [kept.shape[0] + generated] * 4
+    assert all(len(layer._forward_pre_hooks) == 0 for layer in decoder_layers(model))
+
+
+def test_pruned_cache_is_the_full_cache_at_the_kept_rows(tiny):
+    model, _, tokens, prompt = tiny
+    _, _, full = run(model, prompt, tokens, PruneVidLLM(PruneVidLLM.Config(layer=LAYER, alpha=1.0)), new_tokens=1)
+    hooks, _, pruned = run(model, prompt, tokens, PruneVidLLM(PruneVidLLM.Config(layer=LAYER, alpha=ALPHA)),
+                           new_tokens=1)
+    for i in range(LAYER + 1):
+        assert torch.allclose(pruned.layers[i].keys, full.layers[i].keys[:, :, hooks.kept_rows], atol=1e-5)
+        assert torch.allclose(pruned.layers[i].values, full.layers[i].values[:, :, hooks.kept_rows], atol=1e-5)
+
+
+def test_alpha_one_is_the_unpruned_model(tiny):
+    model, _, tokens, prompt = tiny
+    baseline = greedy_decode(model, prompt.inputs_embeds, prompt.position_ids, max_new_tokens=6)
+    hooks, result, _ = run(model, prompt, tokens, PruneVidLLM(PruneVidLLM.Config(layer=LAYER, alpha=1.0)))
+    assert result.token_ids == baseline.token_ids
+    assert torch.allclose(result.logits, baseline.logits, atol=1e-5)
+    assert hooks.observed == [prompt.length] * 4
+
+
+def test_decoding_with_eager_masks_matches_sdpa(tiny):
+    model, _, tokens, prompt = tiny
+    step = PruneVidLLM(PruneVidLLM.Config(layer=LAYER, alpha=ALPHA))
+    _, sdpa, _ = run(model, prompt, tokens, step)
+    _eager(model, True)
+    try:
+        _, eager, _ = run(model, prompt, tokens, step)
+    finally:
+        _eager(model, False)
+    assert eager.token_ids == sdpa.token_ids
+    assert (eager.logits - sdpa.logits).abs().max() < 1e-4
+
+
+def test_adapter_runs_prunevid_then_prunevid_llm(tiny):
+    _, adapter, tokens, _ = tiny
+    chain = Chain.from_spec(f"prunevid-llm:{LAYER},{ALPHA}")
+    answer = adapter.answer(tokens, Query("what is in the video?"), in_llm=chain.in_llm)
+    summary = answer.details["in_llm"]["prunevid_llm"]
+    assert summary["kept_visual"] < tokens.num_tokens and summary["layer"] == LAYER
+
+
+def test_select_per_set_and_configs():
+    scores = torch.tensor([0.1, 0.9, 0.5, 0.2, 0.8, 0.3, 0.7])
+    sets = torch.tensor([0, 0, 0, 1, 1, 1, 2])
+    assert select_per_set(scores, sets, 0.5).tolist() == [1, 4]  # int(1.5) = 1 per set of 3, int(0.5) = 0
+    assert COMPRESSORS.from_spec("prunevid-llm").config == PruneVidLLM.Config(layer=10, alpha=0.4)
+    with pytest.raises(ValueError, match="alpha"):
+        PruneVidLLM(PruneVidLLM.Config(alpha=1.5))
+    model, _ = build_qwen2_vl(num_layers=2)
+    with pytest.raises(ConfigError, match="must lie in"):
+        PruneVidLLM(PruneVidLLM.Config(layer=1)).hooks(decoder_layers(model), torch.ones(4, dtype=torch.bool))
