@@ -161,3 +161,19 @@ def test_select_per_set_and_configs():
     model, _ = build_qwen2_vl(num_layers=2)
     with pytest.raises(ConfigError, match="must lie in"):
         PruneVidLLM(PruneVidLLM.Config(layer=1)).hooks(decoder_layers(model), torch.ones(4, dtype=torch.bool))
+
+
+def test_bench_prefill_and_compare_run_it():
+    from mmlong.apps.bench_prefill import build_model, prefill, visual_tokens
+    from mmlong.apps.compare import cell_chain
+
+    assert cell_chain("prunevid-llm", 0.25) == "prunevid-llm:alpha=0.25"
+    model = build_model("tiny", "cpu", "float32", seed=0)
+    tokens = visual_tokens(8, 112, model.config.get_text_config().hidden_size, seed=0)
+    full = prefill(model, tokens, [], seed=0)
+    result = prefill(model, tokens, list(Chain.from_spec(f"prunevid-llm:{LAYER},0.5").in_llm), seed=0)
+    visual = tokens.num_tokens
+    text = full["lengths"][0] - visual
+    # no PruneVid record: each frame is a set (4 temporal patches of 16 tokens, 8 kept of each)
+    assert result["lengths"] == [text + visual] * (LAYER + 1) + [text + visual // 2] * (3 - LAYER)
+    assert result["kv_cache_mb"] < full["kv_cache_mb"]
