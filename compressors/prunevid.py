@@ -23,8 +23,12 @@ Official settings (``scripts/eval.sh``): ``tau = 0.8``, ``temporal_segment_ratio
 ``RATIO`` (or, without one, the chain's ``--budget``) the cluster ratio is set to the largest value whose output
 fits that many tokens (segments and static tokens do not depend on it); without either, ``cluster_ratio``.
 
-Deviations: only the pre-LLM merging (the paper's question-guided KV pruning at LLM layer 10 with keep ratio
-``alpha = 0.4`` is not done here); the official code adds uniform noise below 1e-6 to the densities to break
+The paper's second, in-LLM stage (question-guided selection at LLM layer 10 with keep ratio ``alpha = 0.4``)
+is :mod:`mmlong.compressors.prunevid_llm` (``--compress prunevid,prunevid-llm``); for it each output token's
+selection set (its segment's static tokens, or its frame's dynamic tokens) is recorded as
+``tokens.meta[SELECTION_KEY]``.
+
+Deviations: the official code adds uniform noise below 1e-6 to the densities to break
 ties, here ties go to the lower index; a cluster count that rounds to 0 is raised to 1 (the official ``topk``
 fails there) and ``k`` is capped at the points clustered; merged tokens carry their members' mean time and
 position (a static token sits mid-segment) and come in the order of their earliest member, where the official
@@ -43,7 +47,8 @@ from mmlong.compressors.holitom import dpc_knn
 from mmlong.compressors.retention import check_ratio, frame_table, merge_with_features, retained_count
 from mmlong.types import VisualTokens
 
-#: ``tokens.meta`` key of the int64 ``[N]`` selection set of each output token (read by ``prunevid-llm``).
+#: ``tokens.meta`` key of the selection set of each output token (a list of ``N`` ints, JSON-safe for the token
+#: cache; read by ``prunevid-llm``).
 SELECTION_KEY = "prunevid_selection"
 
 
@@ -234,6 +239,6 @@ class PruneVid(Compressor):
         out = merge_with_features(tokens, flat, sums / counts)  # the plain mean of each cluster's members
         first = torch.full((size,), tokens.num_tokens, dtype=torch.long).scatter_reduce(
             0, flat, torch.arange(tokens.num_tokens), "amin")
-        selection = torch.tensor(summary.pop("selection"), dtype=torch.long)[torch.argsort(first)]
+        selection = torch.tensor(summary.pop("selection"), dtype=torch.long)[torch.argsort(first)].tolist()
         out = out.replace(meta={**out.meta, SELECTION_KEY: selection})  # output order, as merge_with_features
         return report(out, {**summary, "kept": out.num_tokens})

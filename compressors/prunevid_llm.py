@@ -71,8 +71,8 @@ def selection_sets(tokens: VisualTokens | None, num_visual: int) -> torch.Tensor
     """int64 ``[V]``: PruneVid's record in ``tokens.meta`` if it matches, else the frame ids, else one set."""
     if tokens is not None and tokens.num_tokens == num_visual:
         recorded = tokens.meta.get(SELECTION_KEY)
-        if isinstance(recorded, torch.Tensor) and recorded.shape == (num_visual,):
-            return recorded.long().cpu()
+        if recorded is not None and len(recorded) == num_visual:  # a later step that changed the count drops it
+            return torch.as_tensor(recorded, dtype=torch.long).cpu()
         return tokens.frame_ids.long().cpu()
     return torch.zeros(num_visual, dtype=torch.long)
 

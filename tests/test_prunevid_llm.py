@@ -89,7 +89,7 @@ def run(model, prompt, tokens, step, new_tokens=6):
 
 def test_selection_sets_come_from_prunevid(tiny):
     _, _, tokens, prompt = tiny
-    sets = tokens.meta[SELECTION_KEY]
+    sets = torch.tensor(tokens.meta[SELECTION_KEY])
     assert sets.shape == (tokens.num_tokens,) == (int(prompt.visual_mask.sum()),)
     assert tokens.provenance[-1].extra["static"] == [8]
     assert torch.bincount(sets).tolist() == [8] * 5  # the segment's static tokens, then each frame's dynamic ones
@@ -99,7 +99,7 @@ def test_selection_sets_come_from_prunevid(tiny):
 
 def test_matches_the_reference(tiny):
     model, _, tokens, prompt = tiny
-    sets = tokens.meta[SELECTION_KEY]
+    sets = torch.tensor(tokens.meta[SELECTION_KEY])
     kept, logits = reference(model, prompt, sets, LAYER, ALPHA)
     hooks, result, cache = run(model, prompt, tokens, PruneVidLLM(PruneVidLLM.Config(layer=LAYER, alpha=ALPHA)))
     assert torch.equal(hooks.kept_rows, kept)
@@ -148,7 +148,7 @@ def test_adapter_runs_prunevid_then_prunevid_llm(tiny):
     chain = Chain.from_spec(f"prunevid-llm:{LAYER},{ALPHA}")
     answer = adapter.answer(tokens, Query("what is in the video?"), in_llm=chain.in_llm)
     summary = answer.details["in_llm"]["prunevid_llm"]
-    assert summary["kept_visual"] < tokens.num_tokens and summary["layer"] == LAYER
+    assert summary["kept_visual"] == 5 * int(8 * ALPHA) and summary["layer"] == LAYER  # PruneVid's sets
 
 
 def test_select_per_set_and_configs():
