@@ -40,9 +40,10 @@ from typing import Any, Sequence
 import torch
 import torch.nn.functional as F
 
+from mmlong.compressors.attention_scores import apply_rope
 from mmlong.compressors.base import CompressContext, Compressor, report
 from mmlong.compressors.layer_hooks import LayerHooks
-from mmlong.compressors.llm_pruning import apply_rope, check_drop_ratio
+from mmlong.compressors.llm_pruning import check_drop_ratio
 from mmlong.errors import ConfigError
 from mmlong.types import VisualTokens
 

@@ -21,7 +21,7 @@ are sliced the same way) and new tokens continue from the unpruned prompt's posi
 
 Deviations: the official code reads the eager attention weights that layer ``LAYER`` returns; here a forward
 pre-hook recomputes them from the layer's input (``input_layernorm`` + ``q_proj`` / ``k_proj`` + RoPE,
-:func:`mmlong.compressors.llm_pruning.query_attention`), so SDPA / FlashAttention keep working -- the same
+:func:`mmlong.compressors.attention_scores.query_attention`), so SDPA / FlashAttention keep working -- the same
 numbers up to float rounding. The official code takes the visual rows as one contiguous span (first to last
 image token) and queries after it; here the visual rows are the prompt's visual mask (text rows between them
 are kept, never scored). ``alpha = 1`` keeps everything (the unpruned model). ``LAYER`` must leave at least one
@@ -35,9 +35,10 @@ from typing import Any, Sequence
 
 import torch
 
+from mmlong.compressors.attention_scores import query_attention
 from mmlong.compressors.base import CompressContext, Compressor
 from mmlong.compressors.layer_hooks import LayerHooks
-from mmlong.compressors.llm_pruning import Drop, query_attention, slice_layer_rows
+from mmlong.compressors.llm_pruning import Drop, slice_layer_rows
 from mmlong.compressors.prunevid import SELECTION_KEY
 from mmlong.errors import ConfigError
 from mmlong.types import VisualTokens

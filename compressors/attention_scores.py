@@ -1,0 +1,69 @@
+"""Attention scores of chosen query rows, recomputed from a decoder layer's input (no eager weights needed).
+
+Used by the in-LLM compressors that rank visual tokens by attention: FastV / PyramidDrop / FrameFusion (the last
+prompt token's head-averaged row, :func:`last_token_attention`), PruneVid (the question rows,
+:func:`query_attention`) and DyCoke (:func:`apply_rope` on cached keys). The query and keys are rebuilt with the
+layer's ``input_layernorm``, ``q_proj`` / ``k_proj`` (+ ``q_norm`` / ``k_norm``) and the RoPE ``(cos, sin)`` it
+receives, so SDPA or FlashAttention layers give the same scores as eager attention weights.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def _rotate_half(x: torch.Tensor) -> torch.Tensor:
+    half = x.shape[-1] // 2
+    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """x ``[B, H, L, hd]``, cos/sin ``[B, L, r]`` (``r <= hd``: partial rotary leaves the rest unrotated)."""
+    rot = cos.shape[-1]
+    cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
+    x_rot, x_pass = x[..., :rot], x[..., rot:]
+    return torch.cat((x_rot * cos + _rotate_half(x_rot) * sin, x_pass), dim=-1)
+
+
+def query_attention(
+    layer: torch.nn.Module, hidden: torch.Tensor, position_embeddings: tuple[torch.Tensor, torch.Tensor],
+    rows: torch.Tensor,
+) -> torch.Tensor:
+    """Causal softmax attention of the query ``rows`` to every token at ``layer``, recomputed from its input.
+
+    hidden ``[1, L, D]`` (the layer's input); position_embeddings ``(cos, sin)`` each ``[1, L, r]``; rows int64
+    ``[Q]``. Returns float32 ``[Hq, Q, L]`` (one softmax row per query head and query; a query at row ``i`` sees
+    keys ``0..i``; GQA key heads are shared).
+    """
+    attn = layer.self_attn
+    x = layer.input_layernorm(hidden)
+    head_dim = int(getattr(attn, "head_dim", 0) or attn.q_proj.out_features // attn.config.num_attention_heads)
+    b, length, _ = x.shape
+    rows = rows.to(x.device)
+    q = attn.q_proj(x[:, rows]).view(b, rows.shape[0], -1, head_dim)
+    k = attn.k_proj(x).view(b, length, -1, head_dim)
+    if getattr(attn, "q_norm", None) is not None:
+        q = attn.q_norm(q)
+    if getattr(attn, "k_norm", None) is not None:
+        k = attn.k_norm(k)
+    q, k = q.transpose(1, 2).float(), k.transpose(1, 2).float()
+    cos, sin = (t.float() for t in position_embeddings)
+    q = apply_rope(q, cos[:, rows], sin[:, rows])
+    k = apply_rope(k, cos, sin)
+    k = k.repeat_interleave(q.shape[1] // k.shape[1], dim=1)
+    scaling = float(getattr(attn, "scaling", head_dim ** -0.5))
+    logits = (q @ k.transpose(-1, -2)) * scaling  # [B, Hq, Q, L]
+    future = torch.arange(length, device=x.device).unsqueeze(0) > rows.unsqueeze(1)  # [Q, L]
+    return logits.masked_fill(future, float("-inf")).softmax(dim=-1)[0]
+
+
+def last_token_attention(
+    layer: torch.nn.Module, hidden: torch.Tensor, position_embeddings: tuple[torch.Tensor, torch.Tensor]
+) -> torch.Tensor:
+    """Head-averaged attention of the last token to every token at ``layer``, recomputed from its input.
+
+    hidden ``[1, L, D]`` (the layer's input); position_embeddings ``(cos, sin)`` each ``[1, L, r]``.
+    Returns float32 ``[L]`` (a softmax row averaged over query heads; GQA key heads are shared).
+    """
+    last = torch.tensor([hidden.shape[1] - 1])
+    return query_attention(layer, hidden, position_embeddings, last).mean(dim=0)[0]
