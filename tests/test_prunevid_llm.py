@@ -149,6 +149,8 @@ def test_adapter_runs_prunevid_then_prunevid_llm(tiny):
     answer = adapter.answer(tokens, Query("what is in the video?"), in_llm=chain.in_llm)
     summary = answer.details["in_llm"]["prunevid_llm"]
     assert summary["kept_visual"] == 5 * int(8 * ALPHA) and summary["layer"] == LAYER  # PruneVid's sets
+    mc = adapter.answer(tokens, Query("which one?", ("a cat", "a dog")), in_llm=chain.in_llm)
+    assert mc.option in ("a cat", "a dog") and mc.details["in_llm"]["prunevid_llm"]["kept_visual"] == 15
 
 
 def test_select_per_set_and_configs():
