@@ -271,9 +271,17 @@ def fit_frames(shape: ModelShape, plan_for: Any, budget_bytes: int, dtype: str, 
 def layer_drops(steps: Sequence[Any], num_layers: int, num_visual: int = 1_000_000) -> dict[int, float]:
     """The joint in-LLM schedule ``{layer: fraction of the visual tokens left that is dropped there}`` of
     FastV / PyramidDrop-like steps, from their ``drops(num_layers, num_visual)`` pruning points (keep counts
-    taken at a large ``num_visual``, so the fractions are the methods' own ratios)."""
+    taken at a large ``num_visual``, so the fractions are the methods' own ratios).
+
+    A step that prunes through its own hooks instead (DyCoKe's decode-time KV pruning, FrameFusion's
+    similarity-driven merging, whose per-layer counts depend on the video) gives its ``schedule(num_layers)``:
+    empty for both, so the plan counts their prefill unpruned, an upper bound on memory and FLOPs."""
     drops: dict[int, float] = {}
     for step in steps:
+        if not hasattr(step, "drops"):
+            for layer, fraction in step.schedule(num_layers).items():
+                drops[layer] = 1.0 - (1.0 - drops.get(layer, 0.0)) * (1.0 - fraction)
+            continue
         left = num_visual
         for point in sorted(step.drops(num_layers, num_visual), key=lambda d: d.layer):
             fraction = 1.0 - point.keep / left if left else 0.0

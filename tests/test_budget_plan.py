@@ -187,6 +187,23 @@ def test_pool_in_the_chain_is_simulated(qwen_dir, clip, capsys):
     assert record["tokens_after_chain"] == 4 * math.ceil(h / 2) * math.ceil(w / 2)
 
 
+@pytest.mark.parametrize("chain", ["framefusion", "dycoke-kv"])
+def test_hook_pruning_steps_are_planned_unpruned(qwen_dir, clip, capsys, chain):
+    """FrameFusion and DyCoKe-KV prune through their own hooks (no fixed pruning points): the plan counts their
+    prefill as unpruned (an upper bound) instead of failing, and FastV's points still lower it."""
+    from mmlong.apps.cli import main
+
+    def plan(compress):
+        args = ["plan", clip, "--model", qwen_dir, "--sample", "uniform:8", "--tflops", "1", "--json"]
+        assert main(args + (["--compress", compress] if compress else [])) == 0
+        return json.loads(capsys.readouterr().out)
+
+    plain, hooked, fastv = plan(None), plan(chain), plan("fastv:1,0.5")
+    assert hooked["prefill_tflops"] == plain["prefill_tflops"]
+    assert hooked["memory_bytes"]["peak"] == plain["memory_bytes"]["peak"]
+    assert fastv["prefill_tflops"] < plain["prefill_tflops"]
+
+
 def test_ask_refuses_a_run_over_its_memory_budget_before_loading(qwen_dir, clip, capsys, monkeypatch):
     import mmlong.pipeline
     from mmlong.apps.cli import main
