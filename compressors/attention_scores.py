@@ -26,14 +26,16 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
 
 
 def query_attention(
-    layer: torch.nn.Module, hidden: torch.Tensor, position_embeddings: tuple[torch.Tensor, torch.Tensor],
-    rows: torch.Tensor,
+    layer: torch.nn.Module, hidden: torch.Tensor, position_embeddings: tuple[torch.Tensor, torch.Tensor] | None,
+    rows: torch.Tensor, rotary: bool = True, causal: bool = True,
 ) -> torch.Tensor:
-    """Causal softmax attention of the query ``rows`` to every token at ``layer``, recomputed from its input.
+    """Softmax attention of the query ``rows`` to every token at ``layer``, recomputed from its input.
 
-    hidden ``[1, L, D]`` (the layer's input); position_embeddings ``(cos, sin)`` each ``[1, L, r]``; rows int64
-    ``[Q]``. Returns float32 ``[Hq, Q, L]`` (one softmax row per query head and query; a query at row ``i`` sees
-    keys ``0..i``; GQA key heads are shared).
+    hidden ``[1, L, D]`` (the layer's input); position_embeddings ``(cos, sin)`` each ``[1, L, r]`` (unused, may be
+    None, when ``rotary`` is off); rows int64 ``[Q]``. Returns float32 ``[Hq, Q, L]`` (one softmax row per query
+    head and query; GQA key heads are shared). ``rotary``: queries and keys get RoPE first (the attention the
+    layer computes); off, the raw projections are used (PruneVid's ``attn_weights_wo_pos``). ``causal``: a query
+    at row ``i`` sees keys ``0..i``; off, every row sees all ``L`` keys.
     """
     attn = layer.self_attn
     x = layer.input_layernorm(hidden)
@@ -47,14 +49,17 @@ def query_attention(
     if getattr(attn, "k_norm", None) is not None:
         k = attn.k_norm(k)
     q, k = q.transpose(1, 2).float(), k.transpose(1, 2).float()
-    cos, sin = (t.float() for t in position_embeddings)
-    q = apply_rope(q, cos[:, rows], sin[:, rows])
-    k = apply_rope(k, cos, sin)
+    if rotary:
+        cos, sin = (t.float() for t in position_embeddings)
+        q = apply_rope(q, cos[:, rows], sin[:, rows])
+        k = apply_rope(k, cos, sin)
     k = k.repeat_interleave(q.shape[1] // k.shape[1], dim=1)
     scaling = float(getattr(attn, "scaling", head_dim ** -0.5))
     logits = (q @ k.transpose(-1, -2)) * scaling  # [B, Hq, Q, L]
-    future = torch.arange(length, device=x.device).unsqueeze(0) > rows.unsqueeze(1)  # [Q, L]
-    return logits.masked_fill(future, float("-inf")).softmax(dim=-1)[0]
+    if causal:
+        future = torch.arange(length, device=x.device).unsqueeze(0) > rows.unsqueeze(1)  # [Q, L]
+        logits = logits.masked_fill(future, float("-inf"))
+    return logits.softmax(dim=-1)[0]
 
 
 def last_token_attention(

@@ -7,25 +7,29 @@ Language Models" (ACL 2025 Findings, arXiv:2412.16117), Sec. 3.3; official code 
 :mod:`mmlong.compressors.prunevid`.
 
 ``prunevid-llm[:LAYER,ALPHA]`` (official ``selected_layer = 10``, ``alpha = 0.4``). During the prefill, layer
-``LAYER`` runs on every token; its attention of the question tokens (every row after the last visual row) to
-the visual rows, ``[H, Q, V]`` (causal softmax over all keys), is reduced by a max over heads, then a max over
-queries, to one score per visual row. Within each selection set the top ``int(alpha * size)`` rows are kept:
-the sets are, as in the official code, each temporal segment's static tokens and each frame's dynamic tokens
-(recorded by ``prunevid`` in ``tokens.meta``); without that record each sampled frame is one set (the
-official rule for dynamic tokens), and with no token metadata at all the visual rows form one set. Text rows
-are always kept. Layers ``LAYER + 1 ..`` then see only the kept rows, and the KV cache of layers
-``0 .. LAYER`` is cut to the same rows, so every layer's cache holds the same tokens while decoding. Kept rows
-keep their original positions (the official ``position_ids[:, index_list]``; Qwen2-VL's 3-D M-RoPE positions
-are sliced the same way) and new tokens continue from the unpruned prompt's positions (the official
+``LAYER`` runs on every token; its attention of the question tokens (every row after the last visual row) to the
+visual rows, ``[H, Q, V]``, is reduced by a max over heads, then a max over queries, to one score per visual row.
+As in the official ``attn_weights_wo_pos`` (``LlamaAttention.forward`` in ``llama.py``) that attention is
+``softmax(q k^T / sqrt(head_dim))`` of the layer's queries and keys *before* rotary embedding and *without* the
+causal mask (each question row's softmax runs over all ``L`` prompt keys). Within each selection set the top
+``int(alpha * size)`` rows are kept: the sets are, as in the official code, each temporal segment's static tokens
+and each frame's dynamic tokens (recorded by ``prunevid`` in ``tokens.meta``); without that record each sampled
+frame is one set (the official rule for dynamic tokens), and with no token metadata at all the visual rows form one
+set. Text rows are always kept. Layers ``LAYER + 1 ..`` then see only the kept rows, and the KV cache of layers
+``0..LAYER`` is cut to the same rows, so every layer's cache holds the same tokens while decoding. Kept rows keep
+their original positions (the official ``position_ids[:, index_list]``; Qwen2-VL's 3-D M-RoPE positions are sliced
+the same way) and new tokens continue from the unpruned prompt's positions (the official
 ``position_ids = original_number - 1``).
 
-Deviations: the official code reads the eager attention weights that layer ``LAYER`` returns; here a forward
-pre-hook recomputes them from the layer's input (``input_layernorm`` + ``q_proj`` / ``k_proj`` + RoPE,
-:func:`mmlong.compressors.attention_scores.query_attention`), so SDPA / FlashAttention keep working -- the same
-numbers up to float rounding. The official code takes the visual rows as one contiguous span (first to last
-image token) and queries after it; here the visual rows are the prompt's visual mask (text rows between them
-are kept, never scored). ``alpha = 1`` keeps everything (the unpruned model). ``LAYER`` must leave at least one
-layer after it (the official setting prunes before layer 11 of 32).
+Deviations: the official code returns those weights from its patched attention module; here a forward pre-hook
+recomputes them from the layer's input (``input_layernorm`` + ``q_proj`` / ``k_proj``, + ``q_norm`` / ``k_norm``
+on families that have them, no RoPE, no mask: :func:`mmlong.compressors.attention_scores.query_attention` with
+``rotary=False, causal=False``), so no modeling file is patched and SDPA / FlashAttention keep working; with
+grouped-query attention each key head serves its query heads (the official Llama code has one key per query
+head). The official code takes the visual rows as one contiguous span (first to last image token) and queries
+after it; here the visual rows are the prompt's visual mask (text rows between them are kept, never scored).
+``alpha = 1`` keeps everything (the unpruned model). ``LAYER`` must leave at least one layer after it (the
+official setting prunes before layer 11 of 32).
 """
 
 from __future__ import annotations
@@ -154,14 +158,11 @@ class PruneVidLLMHooks(LayerHooks):
         return hook
 
     def _score(self, layer: torch.nn.Module, hidden: torch.Tensor, kwargs: dict) -> torch.Tensor:
-        position_embeddings = kwargs.get("position_embeddings")
-        if position_embeddings is None:
-            raise ConfigError(f"prunevid-llm: layer {self.layer} gets no position_embeddings; model unsupported")
         visual_rows = self.visual_mask.nonzero().flatten()
         queries = torch.arange(int(visual_rows.max()) + 1, self.length) if visual_rows.numel() else visual_rows
         if queries.numel() == 0:
             raise ConfigError("prunevid-llm: the prompt has no text after the video to guide the selection")
-        attention = query_attention(layer, hidden, position_embeddings, queries).cpu()
+        attention = query_attention(layer, hidden, None, queries, rotary=False, causal=False).cpu()
         return question_scores(attention, visual_rows)
 
     def _prune(self, kwargs: dict) -> None:

@@ -1,20 +1,23 @@
 """PruneVid's in-LLM stage checked against an independent re-write on a tiny random-init Qwen2-VL.
 
 The reference follows the official Visual-AI/PruneVid code (``llama.py`` decoder forward, ``elastic_cache.py``
-``VTPWindowCache``): read layer ``L``'s eager attention weights from an unpruned forward, take the rows after
-the video as queries, max over heads then over queries; keep ``int(alpha * n)`` of each segment's static tokens
-and of each frame's dynamic tokens; run layers ``L+1..`` on the kept rows (original M-RoPE positions) and keep
-the same rows of the cache of layers ``0..L``.
+``VTPWindowCache``): layer ``L``'s ``attn_weights_wo_pos`` (softmax of the layer's queries and keys before rotary
+embedding, no causal mask), the rows after the video as queries, max over heads then over queries; keep
+``int(alpha * n)`` of each segment's static tokens and of each frame's dynamic tokens; run layers ``L+1..`` on the
+kept rows (original M-RoPE positions) and keep the same rows of the cache of layers ``0..L``.
 """
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
+from mmlong.compressors.attention_scores import query_attention
 from mmlong.compressors.base import Chain, CompressContext
 from mmlong.compressors.prunevid import SELECTION_KEY, PruneVid
-from mmlong.compressors.prunevid_llm import PruneVidLLM, select_per_set, selection_sets
+from mmlong.compressors.prunevid_llm import PruneVidLLM, PruneVidLLMHooks, select_per_set, selection_sets
 from mmlong.errors import ConfigError
 from mmlong.models.decoding import decoder_layers, greedy_decode, language_model
 from mmlong.models.qwen2_vl import Qwen2VLAdapter
@@ -42,25 +45,53 @@ def _eager(model, flag: bool) -> None:
         cfg._attn_implementation = "eager" if flag else "sdpa"
 
 
+def attn_weights_wo_pos(layer, hidden):
+    """The official ``LlamaAttention.forward`` scores of a decoder ``layer`` on its input ``hidden [1, L, D]``:
+    ``[1, H, L, L]``, queries and keys straight from the projections (no rotary embedding), no mask."""
+    attn = layer.self_attn
+    x = layer.input_layernorm(hidden)
+    bsz, q_len, _ = x.shape
+    heads = attn.config.num_attention_heads
+    head_dim = attn.q_proj.out_features // heads
+    query_states = attn.q_proj(x).view(bsz, q_len, heads, head_dim).transpose(1, 2)
+    key_states = attn.k_proj(x).view(bsz, q_len, -1, head_dim).transpose(1, 2)
+    key_states = key_states.repeat_interleave(heads // key_states.shape[1], dim=1)  # repeat_kv (MHA: a no-op)
+    weights = torch.matmul(query_states, key_states.transpose(2, 3)) / math.sqrt(head_dim)
+    return torch.nn.functional.softmax(weights, dim=-1, dtype=torch.float32)
+
+
+def official_keep(attentions, img_start, img_end, static_sizes, dynamic_sizes, window_sizes, alpha):
+    """``VTPWindowCache.obtain_language_attention`` + ``process_attention`` + the sort in ``prompt_prefill``:
+    the kept prompt rows of the video span ``img_start..img_end`` (inclusive)."""
+    text_to_image = attentions[:, :, img_end + 1:, img_start:img_end + 1]
+    scores = text_to_image[0].max(dim=0)[0].max(dim=0)[0]
+    start, picked = 0, []
+    for static_size, dynamic_size, window_size in zip(static_sizes, dynamic_sizes, window_sizes):
+        end = start + static_size + dynamic_size
+        window = scores[start:end]
+        picked.append(torch.topk(window[:static_size], k=int(static_size * alpha)).indices + start)
+        dynamic = window[static_size:].view(window_size, -1)
+        top = torch.topk(dynamic, k=int(dynamic.shape[-1] * alpha), dim=-1).indices + start + static_size
+        picked += [top[i] + dynamic.shape[-1] * i for i in range(window_size)]
+        start = end
+    return (torch.cat(picked) + img_start).sort().values
+
+
+def official_sizes(sets):
+    """PruneVid's record as the official ``static_sizes, dynamic_sizes, window_sizes`` (one segment here)."""
+    counts = torch.bincount(sets).tolist()
+    return [counts[0]], [sum(counts[1:])], [len(counts) - 1]
+
+
 def reference(model, prompt, sets, layer, alpha):
-    """Kept prompt rows and the prefill's next-token logits, the official way (eager attention weights)."""
+    """Kept prompt rows and the prefill's next-token logits, the official way (``attn_weights_wo_pos``)."""
     lm = language_model(model)
-    _eager(model, True)
-    try:
-        with torch.no_grad():
-            out = model(inputs_embeds=prompt.inputs_embeds, position_ids=prompt.position_ids,
-                        output_attentions=True, output_hidden_states=True)
-    finally:
-        _eager(model, False)
+    with torch.no_grad():
+        out = model(inputs_embeds=prompt.inputs_embeds, position_ids=prompt.position_ids, output_hidden_states=True)
+        attentions = attn_weights_wo_pos(lm.layers[layer], out.hidden_states[layer])
     visual = prompt.visual_mask.nonzero().flatten().tolist()
-    attn = out.attentions[layer][0]  # [H, L, L]
-    queries = attn[:, visual[-1] + 1:, :][:, :, visual]  # text after the video -> visual rows
-    scores = queries.max(dim=0).values.max(dim=0).values.tolist()
-    kept_visual = []
-    for s in sorted(set(sets.tolist())):
-        members = [i for i in range(len(visual)) if int(sets[i]) == s]
-        members.sort(key=lambda i: -scores[i])
-        kept_visual += [visual[i] for i in members[:int(len(members) * alpha)]]
+    assert visual == list(range(visual[0], visual[-1] + 1))  # one contiguous video span, as the official code needs
+    kept_visual = official_keep(attentions, visual[0], visual[-1], *official_sizes(sets), alpha).tolist()
     text = [i for i in range(prompt.length) if i not in set(visual)]
     kept = torch.tensor(sorted(text + kept_visual))
     hidden = out.hidden_states[layer + 1][:, kept]  # output of layer L, kept rows
@@ -73,6 +104,62 @@ def reference(model, prompt, sets, layer, alpha):
             hidden = result[0] if isinstance(result, tuple) else result
         logits = model.lm_head(lm.norm(hidden)[:, -1]).float()[0]
     return kept, logits
+
+
+def tiny_llama(seed):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    config = LlamaConfig(vocab_size=64, hidden_size=64, intermediate_size=128, num_hidden_layers=3,
+                         num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=256)
+    return LlamaForCausalLM(config).eval()
+
+
+def llama_case(seed):
+    """A random prompt on a random tiny Llama: text, one video span (a segment's static tokens, then ``frames``
+    frames of dynamic tokens), the question; with the selection set of each visual row."""
+    gen = torch.Generator().manual_seed(1000 + seed)
+    model = tiny_llama(seed)
+    static, frames, per_frame = (int(v) for v in torch.randint(3, 9, (3,), generator=gen))
+    sets = torch.cat([torch.zeros(static, dtype=torch.long), torch.arange(1, frames + 1).repeat_interleave(per_frame)])
+    before, after = 4, int(torch.randint(3, 10, (1,), generator=gen))
+    length = before + sets.shape[0] + after
+    embeds = torch.randn(1, length, 64, generator=gen)
+    mask = torch.zeros(length, dtype=torch.bool)
+    mask[before:before + sets.shape[0]] = True
+    return model, embeds, mask, sets
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_llama_kept_set_is_the_official_attn_weights_wo_pos_choice(seed):
+    model, embeds, mask, sets = llama_case(seed)
+    layer, alpha = 1, 0.4
+    hooks = PruneVidLLMHooks(model.model.layers, mask, sets, layer, alpha)
+    with hooks, torch.no_grad():
+        out = model(inputs_embeds=embeds, output_hidden_states=True)
+        attentions = attn_weights_wo_pos(model.model.layers[layer], out.hidden_states[layer])
+    visual = mask.nonzero().flatten()
+    kept_visual = official_keep(attentions, int(visual[0]), int(visual[-1]), *official_sizes(sets), alpha)
+    assert torch.equal(hooks.kept_rows[mask[hooks.kept_rows]], kept_visual)
+    assert torch.equal(hooks.kept_rows[~mask[hooks.kept_rows]], (~mask).nonzero().flatten())  # text always kept
+
+
+def test_llama_the_official_scores_are_not_the_rotary_causal_ones():
+    """The cases above separate the official scores from the attention the layer itself computes."""
+    differ = 0
+    for seed in range(20):
+        model, embeds, mask, sets = llama_case(seed)
+        with torch.no_grad():
+            out = model(inputs_embeds=embeds, output_hidden_states=True)
+            hidden = out.hidden_states[1]
+            cos_sin = model.model.rotary_emb(hidden, torch.arange(hidden.shape[1]).unsqueeze(0))
+            visual = mask.nonzero().flatten()
+            queries = torch.arange(int(visual[-1]) + 1, mask.shape[0])
+            official = query_attention(model.model.layers[1], hidden, None, queries, rotary=False, causal=False)
+            rotary = query_attention(model.model.layers[1], hidden, cos_sin, queries)
+        kept = [select_per_set(a[:, :, visual].amax(0).amax(0), sets, 0.4) for a in (official, rotary)]
+        differ += not torch.equal(*kept)
+    assert differ >= 10
 
 
 def run(model, prompt, tokens, step, new_tokens=6):
