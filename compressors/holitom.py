@@ -16,13 +16,20 @@ frames of ``n`` tokens (``x [F, n, D]``, attention ``a [F, n]``):
    squared distances)``, centres = top ``density * distance to the nearest denser token``; every other token
    joins its nearest centre, and a cluster becomes ``beta * centre + (1 - beta) * mean(other members)``.
 
-``holitom[:RATIO][,tau=0.8,beta=0.6,contextual=0,k=7,max_window=1024]``; without a ratio ``--budget / N``
+``holitom[:RATIO][,tau=0.8,beta=0.6,contextual=0,k=7,max_window=1024,seed=0]``; without a ratio ``--budget / N``
 (default 0.1, the official default). ``contextual=0`` (the official default ``D=0``) keeps dominant tokens only
 and needs the encoder's attention (``hf-vision`` with ``attention_layer=-2``, or llava-onevision's tower with
 ``attention=true``); ``contextual=1`` needs none.
 
-Deviations: only the outer-LLM part (the paper's "HoliTom (w/o M)"; the inner-LLM merging is not done); the
-official code adds uniform noise below 1e-6 to the densities to break ties, here ties go to the lower index;
+Density ties: the official ``cluster_dpc_knn`` adds ``torch.rand(...) * 1e-6`` to the densities so that no two
+are equal (with ``k = 1`` every density is exactly 1, with ``k = 2`` the two tokens of each mutual-nearest pair tie;
+without the noise both members of the densest pair would become centres). Here the same noise comes from a
+``torch.Generator`` seeded with ``seed`` at every call, drawn in the official order and shapes (per window: one
+``[frames, tokens]`` draw for the frames' contextual clustering, then one ``[1, tokens]`` draw for the static
+tokens), so the centres are those the official code picks when its noise comes from the CPU generator right after
+``torch.manual_seed(seed)``, and a call is reproducible.
+
+Deviations: only the outer-LLM part (the paper's "HoliTom (w/o M)"; the inner-LLM merging is not done);
 merged tokens carry their members' mean time and position (a static token sits mid-window) and come in the
 order of their earliest member.
 """
@@ -74,17 +81,31 @@ def static_windows(sim: torch.Tensor, tau: float, max_window: int) -> tuple[list
     return windows[::-1], best[-1]
 
 
-def dpc_knn(x: torch.Tensor, clusters: int, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """DPC-KNN on ``x [L, D]``: sorted centre indices ``[clusters]`` and each token's centre slot ``[L]``."""
-    dist = torch.cdist(x.double(), x.double()) / math.sqrt(x.shape[1])
+def dpc_knn(x: torch.Tensor, clusters: int, k: int,
+            noise: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """DPC-KNN on ``x [L, D]``: sorted centre indices ``[clusters]`` and each token's centre slot ``[L]``.
+
+    In float32 as the official ``cluster_dpc_knn``; ``noise [L]`` (the official ``torch.rand(...) * 1e-6``) is
+    added to the densities before they are compared, so that no two tokens share one.
+    """
+    dist = torch.cdist(x.float(), x.float()) / math.sqrt(x.shape[1])
     nearest = torch.topk(dist, k, dim=-1, largest=False).values
     density = torch.exp(-(nearest ** 2).mean(dim=-1))
+    if noise is not None:
+        density = density + noise
     denser = density.unsqueeze(0) > density.unsqueeze(1)  # [i, j]: j is denser than i
     parent = torch.where(denser, dist, dist.max()).min(dim=-1).values
     centres = torch.sort(torch.topk(parent * density, clusters).indices).values
     slot = dist[:, centres].argmin(dim=-1)
     slot[centres] = torch.arange(clusters)
     return centres, slot
+
+
+def density_noise(shape: tuple[int, ...], generator: torch.Generator | None) -> torch.Tensor | None:
+    """The official tie-breaking noise, uniform in ``[0, 1e-6)``, float32 ``shape`` (None without a generator)."""
+    if generator is None:
+        return None
+    return torch.rand(shape, generator=generator, dtype=torch.float32) * 1e-6
 
 
 def cluster_features(x: torch.Tensor, centres: torch.Tensor, slot: torch.Tensor, beta: float) -> torch.Tensor:
@@ -99,9 +120,12 @@ def cluster_features(x: torch.Tensor, centres: torch.Tensor, slot: torch.Tensor,
 
 
 def holitom_groups(x: torch.Tensor, attention: torch.Tensor | None, ratio: float, tau: float, beta: float,
-                   contextual: float, k: int, max_window: int) -> tuple[torch.Tensor, torch.Tensor, dict]:
+                   contextual: float, k: int, max_window: int,
+                   generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, dict]:
     """HoliTom on whole frames ``x [F, n, D]`` (attention ``[F, n]``, or None when ``contextual == 1``).
 
+    ``generator`` draws the DPC-KNN density noise in the official order: per window, one ``[frames, tokens]``
+    draw for its frames' contextual clustering, then one ``[1, tokens]`` draw for its static tokens.
     Returns ``groups [F, n]`` (output token of each input token, ``-1``: dropped), ``features [G, D]`` and a
     summary (windows, tokens saved, adjusted ratio).
     """
@@ -121,15 +145,18 @@ def holitom_groups(x: torch.Tensor, attention: torch.Tensor | None, ratio: float
             static = torch.zeros(n, dtype=torch.bool)
         cols_static = torch.nonzero(static).flatten()
         take = round(cols_static.shape[0] * ratio)
-        if take > 0:
-            centres, slot = dpc_knn(x[s:e + 1, cols_static].mean(dim=0), take, min(k, take))
-            groups[s:e + 1, cols_static] = count + slot
-            feats.append(cluster_features(x[s:e + 1, cols_static].mean(dim=0), centres, slot, beta))
-            count += take
         cols = torch.nonzero(~static).flatten()
         size = cols.shape[0]
         keep = math.ceil(size * ratio)
         dominant = round(keep * (1.0 - contextual))
+        dynamic_noise = density_noise((e + 1 - s, size - dominant), generator) if keep - dominant > 0 else None
+        static_noise = density_noise((1, cols_static.shape[0]), generator) if take > 0 else None
+        if take > 0:
+            mean = x[s:e + 1, cols_static].mean(dim=0)
+            centres, slot = dpc_knn(mean, take, min(k, take), None if static_noise is None else static_noise[0])
+            groups[s:e + 1, cols_static] = count + slot
+            feats.append(cluster_features(mean, centres, slot, beta))
+            count += take
         for t in range(s, e + 1):
             if dominant > 0:
                 top = torch.sort(torch.topk(attention[t, cols].float(), dominant).indices).values
@@ -138,7 +165,8 @@ def holitom_groups(x: torch.Tensor, attention: torch.Tensor | None, ratio: float
                 count += dominant
             if keep - dominant > 0:
                 rest = cols[groups[t, cols] < 0]
-                centres, slot = dpc_knn(x[t, rest], keep - dominant, min(k, keep - dominant))
+                noise = None if dynamic_noise is None else dynamic_noise[t - s]
+                centres, slot = dpc_knn(x[t, rest], keep - dominant, min(k, keep - dominant), noise)
                 groups[t, rest] = count + slot
                 feats.append(cluster_features(x[t, rest], centres, slot, beta))
                 count += keep - dominant
@@ -147,7 +175,8 @@ def holitom_groups(x: torch.Tensor, attention: torch.Tensor | None, ratio: float
 
 
 class HoliTom(Compressor):
-    """``holitom[:RATIO][,tau=0.8,beta=0.6,contextual=0,k=7,max_window=1024]``: segment, merge static, merge spatial."""
+    """``holitom[:RATIO][,tau=0.8,beta=0.6,contextual=0,k=7,max_window=1024,seed=0]``: segment, merge static, merge
+    spatial."""
 
     name = "holitom"
 
@@ -159,6 +188,7 @@ class HoliTom(Compressor):
         contextual: float = 0.0
         k: int = 7
         max_window: int = 1024
+        seed: int = 0
 
         def __post_init__(self) -> None:
             check_ratio(self.ratio, "holitom")
@@ -176,8 +206,9 @@ class HoliTom(Compressor):
         if cfg.contextual < 1.0:
             attention = require_attention(tokens, ctx.encoder, self.name)[table]
         ratio = retained_ratio(tokens.num_tokens, cfg.ratio, ctx.budget, DEFAULT_RATIO)
+        generator = torch.Generator().manual_seed(cfg.seed)
         groups, features, summary = holitom_groups(tokens.features[table], attention, ratio, cfg.tau, cfg.beta,
-                                                   cfg.contextual, cfg.k, cfg.max_window)
+                                                   cfg.contextual, cfg.k, cfg.max_window, generator)
         flat = torch.full((tokens.num_tokens,), -1, dtype=torch.long)
         flat[table.reshape(-1)] = groups.reshape(-1)
         kept = flat >= 0

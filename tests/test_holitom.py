@@ -9,9 +9,10 @@ import torch
 import torch.nn.functional as F
 
 from mmlong.compressors.base import Chain, CompressContext
-from mmlong.compressors.holitom import dpc_knn, static_windows
+from mmlong.compressors.holitom import density_noise, dpc_knn, static_windows
 from mmlong.errors import ConfigError
 from mmlong.types import VisualTokens
+from tests.pairing import assert_paired, group_rows
 
 
 # ---------------------------------------------------------------------- the official path, batched as it is there
@@ -39,63 +40,80 @@ def ref_windows(feature_sim, frames, tau, max_window):
 
 
 def ref_dpc(x, cluster_num, k):
-    """``cluster_dpc_knn`` for one batch row (without the 1e-6 tie-breaking noise)."""
-    dist = torch.cdist(x, x) / (x.shape[-1] ** 0.5)
-    near, _ = torch.topk(dist, k, dim=-1, largest=False)
-    density = (-(near ** 2).mean(dim=-1)).exp()
-    mask = (density[None, :] > density[:, None]).double()
-    dist_max = dist.max()
-    parent, _ = (dist * mask + dist_max * (1 - mask)).min(dim=-1)
-    _, centres = (parent * density).topk(cluster_num)
-    return torch.sort(centres).values, dist
+    """``cluster_dpc_knn`` on ``x [B, L, C]`` (batched, float32, the 1e-6 noise from the global RNG, as there)."""
+    batch_size, seq_len, embed_dim = x.shape
+    dist_matrix = torch.cdist(x.float(), x.float()) / (embed_dim ** 0.5)
+    dist_nearest, _ = torch.topk(dist_matrix, k, dim=-1, largest=False)
+    density = (-(dist_nearest ** 2).mean(dim=-1)).exp()
+    density = density + torch.rand(density.shape, dtype=density.dtype) * 1e-6
+    mask = (density[:, None, :] > density[:, :, None]).float()
+    dist_max = dist_matrix.flatten(1).max(dim=-1).values[:, None, None]
+    dist, _ = (dist_matrix * mask + dist_max * (1 - mask)).min(dim=-1)
+    _, index_center = (dist * density).topk(cluster_num, dim=-1)
+    return torch.sort(index_center, dim=-1)[0], dist_matrix
 
 
 def ref_cluster_merge(feat, centres, dist, beta):
+    """``merge_tokens_by_clustering`` for one batch row: ``[C, D]`` rows and the member indices of each."""
     others = torch.tensor([i for i in range(feat.shape[0]) if i not in set(centres.tolist())], dtype=torch.long)
     assign = torch.argmin(dist[others][:, centres], dim=-1)
-    out = []
+    out, members_of = [], []
     for c in range(len(centres)):
         members = feat[others][assign == c]
         out.append(beta * feat[centres[c]] + (1 - beta) * members.mean(0) if len(members) else feat[centres[c]])
-    return torch.stack(out) if out else feat.new_zeros(0, feat.shape[1])
+        members_of.append([int(centres[c])] + others[assign == c].tolist())
+    return (torch.stack(out) if out else feat.new_zeros(0, feat.shape[1])), members_of
 
 
 def ref_attention_density(feat, attn, r, D, beta, K):
-    """``merge_tokens_by_attention_density`` for one frame's dynamic tokens."""
-    seq = feat.shape[0]
+    """``merge_tokens_by_attention_density`` for a window's frames ``feat [W, L, C]``: per frame, rows and the
+    member indices (into ``L``) of each row."""
+    frames, seq, _ = feat.shape
     dominant = round(math.ceil(seq * r) * (1 - D))
     contextual = math.ceil(seq * r) - dominant
-    mask = torch.ones(seq, dtype=torch.bool)
-    parts = []
+    mask = torch.ones(frames, seq, dtype=torch.bool)
     if dominant > 0:
-        mask[attn.topk(dominant).indices] = False
-        parts.append(feat[~mask])
+        mask.scatter_(1, attn.topk(dominant, dim=1).indices, False)
+    out = [([feat[f, ~mask[f]]], [[int(i)] for i in (~mask[f]).nonzero().flatten()]) for f in range(frames)]
     if contextual > 0:
-        rest = feat[mask]
-        centres, dist = ref_dpc(rest, contextual, min(K, contextual))
-        parts.append(ref_cluster_merge(rest, centres, dist, beta))
-    return torch.cat(parts) if parts else feat.new_zeros(0, feat.shape[1])
+        filtered = torch.stack([feat[f, mask[f]] for f in range(frames)])
+        centres, dist = ref_dpc(filtered, contextual, min(K, contextual))
+        for f in range(frames):
+            rows, members_of = ref_cluster_merge(filtered[f], centres[f], dist[f], beta)
+            index = mask[f].nonzero().flatten()
+            out[f][0].append(rows)
+            out[f][1].extend([[int(index[m]) for m in members] for members in members_of])
+    return [(torch.cat(rows), members) for rows, members in out]
 
 
 def official_holitom(x, attn, r, tau=0.8, beta=0.6, D=0.0, K=7, max_window=1024):
-    """Feature rows the official pre-LLM path produces for ``x [F, n, C]``, ``attn [F, n]``."""
+    """The official pre-LLM path on ``x [F, n, C]``, ``attn [F, n]``: feature rows, windows and, per row, the
+    ``(frame, cell)`` pairs it stands for (dominant: itself; cluster: centre and members; static: its cells in
+    every frame of the window)."""
     frames, n, _ = x.shape
     normed = F.normalize(x, p=2, dim=-1)
     sim = F.cosine_similarity(normed[:-1], normed[1:], dim=-1)
     windows, reduced = ref_windows(sim, frames, tau, max_window)
     r = min(r / ((frames * n - reduced) / (frames * n)), 1)
-    rows = []
+    rows, members = [], []
     for s, e in windows:
         mask = torch.all(sim[s:e] > tau, dim=0) if e > s else torch.zeros(n, dtype=torch.bool)
+        dynamic_cells = (~mask).nonzero().flatten()
+        if dynamic_cells.numel():  # dynamic first, then static (``holitom``), so the noise comes in this order
+            for f, (part, part_members) in enumerate(ref_attention_density(x[s:e + 1, ~mask], attn[s:e + 1, ~mask],
+                                                                           r, D, beta, K)):
+                rows.append(part)
+                members += [[(s + f, int(dynamic_cells[m])) for m in group] for group in part_members]
         if e > s:
             static = x[s:e + 1, mask].mean(dim=0)
             clusters = round(static.shape[0] * r)
             if clusters > 0:
-                centres, dist = ref_dpc(static, clusters, min(K, clusters))
-                rows.append(ref_cluster_merge(static, centres, dist, beta))
-        for t in range(s, e + 1):
-            rows.append(ref_attention_density(x[t, ~mask], attn[t, ~mask], r, D, beta, K))
-    return torch.cat(rows), windows
+                centres, dist = ref_dpc(static.unsqueeze(0), clusters, min(K, clusters))
+                part, part_members = ref_cluster_merge(static, centres[0], dist[0], beta)
+                cells = mask.nonzero().flatten()
+                rows.append(part)
+                members += [[(t, int(cells[m])) for t in range(s, e + 1) for m in group] for group in part_members]
+    return torch.cat(rows), windows, members
 
 
 def video(seed=0, t=8, h=5, w=5, d=6) -> VisualTokens:
@@ -118,11 +136,37 @@ def same_rows(a: torch.Tensor, b: torch.Tensor) -> bool:
 def test_holitom_matches_the_official_path(ratio, contextual):
     for seed in range(2):
         tok = video(seed)
-        out = Chain.from_spec(f"holitom:{ratio},contextual={contextual}")(tok)
+        out = Chain.from_spec(f"holitom:{ratio},contextual={contextual},seed={seed}")(tok)
         x, attn = tok.features.double().view(8, 25, 6), tok.attention.view(8, 25)
-        ref, windows = official_holitom(x, attn, ratio, D=contextual)
+        torch.manual_seed(seed)  # the official noise comes from the global generator
+        ref, windows, members = official_holitom(x, attn, ratio, D=contextual)
         assert out.provenance[-1].extra["windows"] == [list(w) for w in windows]
         assert same_rows(out.features, ref), (seed, ratio, contextual)
+        # pairing: each merged feature sits on the mean position and time of its own members, with their count
+        assert_paired(out, group_rows(tok, [[t * 25 + c for t, c in group] for group in members], ref))
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 7])
+def test_dpc_knn_centres_are_the_official_ones_with_the_noise(k):
+    """Ties (every density is 1 for k = 1; mutual nearest pairs tie for k = 2) broken by the official noise."""
+    for seed in range(50):
+        gen = torch.Generator().manual_seed(seed)
+        length = int(torch.randint(k + 1, 30, (1,), generator=gen))
+        x = torch.randn(length, 8, generator=gen)
+        clusters = max(k, int(torch.randint(1, length, (1,), generator=gen)))
+        ours, _ = dpc_knn(x, clusters, k, density_noise((1, length), torch.Generator().manual_seed(seed))[0])
+        torch.manual_seed(seed)
+        official, _ = ref_dpc(x.unsqueeze(0), clusters, k)
+        assert ours.tolist() == official[0].tolist(), (k, seed)
+
+
+def test_densest_pair_gives_one_centre_at_k_2():
+    """Without the noise both members of the densest mutual-nearest pair would be centres."""
+    x = torch.tensor([[0.0, 0.0], [0.1, 0.0], [5.0, 0.0], [5.5, 0.0], [10.0, 0.0], [11.0, 0.0]])
+    for seed in (0, 1, 2, 3, 5, 6, 7, 8, 9):  # seed 4: both noisy densities round to one float32, as official too
+        centres, _ = dpc_knn(x, 2, 2, density_noise((1, 6), torch.Generator().manual_seed(seed))[0])
+        assert len(set(centres.tolist()) & {0, 1}) == 1, seed
+    assert dpc_knn(x, 2, 2)[0].tolist() == [0, 1]  # the tie without noise
 
 
 def test_segmentation_finds_the_static_scenes():
