@@ -12,6 +12,7 @@ from mmlong.compressors.visionzip import visionzip_frame
 from mmlong.errors import ConfigError
 from mmlong.registry import ENCODERS
 from mmlong.types import VisualTokens
+from tests.pairing import assert_paired, group_rows
 from tests.test_encoders_hf_vision import frames, tiny_dims
 
 
@@ -35,6 +36,23 @@ def official_visionzip(hidden: torch.Tensor, attention: torch.Tensor, dominant: 
     return torch.cat([dominant_tokens, filtered[:, targets] + aggregated], dim=1)
 
 
+def official_members(attention: torch.Tensor, hidden: torch.Tensor, dominant: int, contextual: int):
+    """Per frame, the input tokens (frame-local indices) each row of :func:`official_visionzip` stands for."""
+    out = []
+    for frame in range(hidden.shape[0]):
+        top = torch.sort(attention[frame].topk(dominant).indices).values  # masked_select keeps sequence order
+        rest = torch.tensor([i for i in range(hidden.shape[1]) if i not in set(top.tolist())])
+        unit = hidden[frame, rest] / hidden[frame, rest].norm(dim=-1, keepdim=True)
+        step = max(1, rest.shape[0] // contextual)
+        targets = torch.arange(0, rest.shape[0], step)[:contextual]
+        others = torch.tensor([i for i in range(rest.shape[0]) if i not in set(targets.tolist())], dtype=torch.long)
+        choice = (unit[others] @ unit[targets].T).argmax(dim=1)
+        members = [[int(i)] for i in top]
+        members += [[int(rest[t])] + rest[others[choice == c]].tolist() for c, t in enumerate(targets.tolist())]
+        out.append(members)
+    return out
+
+
 def with_attention(seed=0, t=3, h=6, w=6, d=8) -> VisualTokens:
     gen = torch.Generator().manual_seed(seed)
     tok = VisualTokens.from_grid(torch.randn(t, h, w, d, generator=gen), torch.arange(t * 1.0))
@@ -52,6 +70,10 @@ def test_visionzip_matches_the_official_dominant_and_contextual_tokens():
                 ours = out.features[out.frame_ids == f]
                 assert torch.allclose(torch.sort(ours, dim=0).values, torch.sort(ref[f], dim=0).values)
                 assert any(torch.allclose(row, ref[f][-1]) for row in ours)  # the last contextual token too
+            # pairing: each output feature on its own tokens' mean position and time, with their count as size
+            members = official_members(tok.attention.view(3, 36), tok.features.view(3, 36, 8), dominant, contextual)
+            groups = [[f * 36 + i for i in group] for f in range(3) for group in members[f]]
+            assert_paired(out, group_rows(tok, groups, ref.reshape(-1, 8)))
 
 
 def test_dominant_tokens_are_the_most_attended_and_keep_their_positions():
