@@ -12,6 +12,7 @@ from mmlong.compressors.base import Chain, CompressContext
 from mmlong.compressors.prunevid import refine_labels, temporal_segments
 from mmlong.errors import ConfigError
 from mmlong.types import VisualTokens
+from tests.pairing import assert_paired, group_rows
 
 
 # ---------------------------------------------------------------------- the official path
@@ -92,34 +93,45 @@ def ref_spatial_merge(feature, num_cluster, k):
     onehot = F.one_hot(idx, num_classes=num_cluster).to(feature.dtype)  # [B, L, K]
     sums = torch.bmm(onehot.permute(0, 2, 1), feature)
     counts = onehot.sum(dim=1).clamp(min=1)
-    return sums / counts.unsqueeze(-1)
+    return sums / counts.unsqueeze(-1), idx
+
+
+def merge_or_keep(part, cluster_ratio):
+    """``part [1, L, C]`` merged when it has more than 14 tokens: rows and, per row, its members (into ``L``)."""
+    if part.shape[1] <= 14:
+        return part[0], [[i] for i in range(part.shape[1])]
+    num_cluster = int(part.shape[1] * cluster_ratio)
+    rows, idx = ref_spatial_merge(part, num_cluster, 7)
+    return rows[0], [(idx[0] == j).nonzero().flatten().tolist() for j in range(num_cluster)]
 
 
 def official_prunevid(frames, tau=0.8, cluster_ratio=0.5, temporal_segment_ratio=0.25, k=7):
-    """Feature rows ``merge_frames_dynamic`` produces for ``frames [T, L, C]`` (batch of one) and the windows."""
+    """Feature rows ``merge_frames_dynamic`` produces for ``frames [T, L, C]`` (batch of one), the windows, and
+    per row the input tokens ``frame * L + cell`` it stands for."""
     frames = frames.unsqueeze(0)
     b, t, n, c = frames.shape
     idx_clusters = ref_cluster_dpc_knn(frames.mean(dim=2), int(t * temporal_segment_ratio), k)
     windows = ref_segment_lengths(ref_refine_clusters(idx_clusters[0]))
-    rows, start = [], 0
+    rows, members, start = [], [], 0
     for w in windows:
         current = frames[:, start:start + w]
         normed = F.normalize(current, p=2, dim=-1)
         sim = torch.einsum("bwlc,btlc->bwtl", normed, normed)
         sim = (sim.sum(dim=-2) - 1).sum(dim=-2) / (w * (w - 1))  # NaN for a one-frame window: nothing static
         mask = (sim > tau).view(b, 1, n, 1).expand(-1, w, -1, c)
+        cells = (sim[0] > tau).nonzero().flatten()
         static = torch.masked_select(current, mask).view(b, w, -1, c).mean(dim=1)
-        if static.shape[1] > 14:
-            static = ref_spatial_merge(static, int(static.shape[1] * cluster_ratio), 7)
-        rows.append(static[0])
+        part, groups = merge_or_keep(static, cluster_ratio)
+        rows.append(part)
+        members += [[f * n + int(cells[m]) for f in range(start, start + w) for m in g] for g in groups]
+        cells = (~(sim[0] > tau)).nonzero().flatten()
         dynamic = torch.masked_select(current, ~mask).view(b, w, -1, c)
         for i in range(w):
-            part = dynamic[:, i]
-            if part.shape[1] > 14:
-                part = ref_spatial_merge(part, int(part.shape[1] * cluster_ratio), 7)
-            rows.append(part[0])
+            part, groups = merge_or_keep(dynamic[:, i], cluster_ratio)
+            rows.append(part)
+            members += [[(start + i) * n + int(cells[m]) for m in g] for g in groups]
         start += w
-    return torch.cat(rows), windows
+    return torch.cat(rows), windows, members
 
 
 # ---------------------------------------------------------------------- data
@@ -146,11 +158,12 @@ def test_prunevid_matches_the_official_path(tau, cluster_ratio):
     for seed in range(3):
         tok = video(seed)
         out = Chain.from_spec(f"prunevid:tau={tau},cluster_ratio={cluster_ratio}")(tok)
-        ref, windows = official_prunevid(tok.features.double().view(16, 30, 6), tau, cluster_ratio)
+        ref, windows, members = official_prunevid(tok.features.double().view(16, 30, 6), tau, cluster_ratio)
         extra = out.provenance[-1].extra
         assert extra["segments"] == windows, seed
         assert same_rows(out.features, ref), (seed, tau, cluster_ratio)
         assert out.sizes.sum() == tok.num_tokens  # every token is in exactly one output token
+        assert_paired(out, group_rows(tok, members, ref))  # each feature on its own members' place, time, count
 
 
 def test_the_scenes_become_segments_with_static_tokens():
@@ -183,8 +196,9 @@ def test_a_retention_ratio_sets_the_cluster_ratio_to_fit(ratio):
     target = round(ratio * tok.num_tokens)
     assert out.num_tokens <= target
     fitted = out.provenance[-1].extra["cluster_ratio"]
-    ref, _ = official_prunevid(tok.features.double().view(16, 30, 6), cluster_ratio=fitted)
+    ref, _, members = official_prunevid(tok.features.double().view(16, 30, 6), cluster_ratio=fitted)
     assert same_rows(out.features, ref)
+    assert_paired(out, group_rows(tok, members, ref))
     if fitted < 1.0:  # the largest ratio that fits: a little more would not
         bigger = Chain.from_spec(f"prunevid:cluster_ratio={min(1.0, fitted + 0.02)}")(tok)
         assert bigger.num_tokens > target
