@@ -28,13 +28,13 @@ is :mod:`mmlong.compressors.prunevid_llm` (``--compress prunevid,prunevid-llm``)
 selection set (its segment's static tokens, or its frame's dynamic tokens) is recorded as
 ``tokens.meta[SELECTION_KEY]``.
 
-Deviations: the official ``cluster_dpc_knn`` adds uniform noise below 1e-6 to the densities; none is added
-here (PruneVid clusters with ``k = 7`` neighbours, or all points when fewer, where densities of distinct features do
-not tie; exactly equal densities would all count as densest; :mod:`mmlong.compressors.holitom`, whose clusterings
-use ``k = 1`` or ``2`` where every density ties, reproduces the noise); a cluster count that rounds to 0 is raised to 1 (the official ``topk``
-fails there) and ``k`` is capped at the points clustered; merged tokens carry their members' mean time and
-position (a static token sits mid-segment) and come in the order of their earliest member, where the official
-code puts each segment's static tokens before its frames' dynamic ones.
+Deviations: the official ``cluster_dpc_knn`` adds uniform noise below 1e-6 to the densities; none is added here
+(PruneVid clusters with ``k = 7`` neighbours, or all points when fewer, where densities of distinct features do not
+tie; exactly equal densities would all count as densest; :mod:`mmlong.compressors.holitom`, whose clusterings can
+use ``k = 1`` or ``2`` where densities tie, reproduces the noise); a cluster count that rounds to 0 is raised to 1
+(the official ``topk`` fails there) and ``k`` is capped at the points clustered; merged tokens carry their members'
+mean time and position (a static token sits mid-segment) and come in the order of their earliest member, where the
+official code puts each segment's static tokens before its frames' dynamic ones.
 """
 
 from __future__ import annotations
