@@ -46,3 +46,14 @@ def assert_paired(out: VisualTokens, expected: torch.Tensor, atol: float = 1e-5)
     worst = float(cost[torch.arange(got.shape[0]), best].max())
     assert torch.unique(best).shape[0] == got.shape[0], "two output tokens claim the same expected token"
     assert worst <= atol, f"an output token's feature does not sit on its position/time/size (off by {worst:.3g})"
+
+
+def mean_rows(tokens: VisualTokens, members: Sequence[Sequence[int]],
+              weights: torch.Tensor | None = None) -> torch.Tensor:
+    """:func:`group_rows` of a plain merge: each group's feature is its ``weights``-weighted (default: size) mean."""
+    w = (tokens.sizes if weights is None else weights).double()
+    features = []
+    for group in members:
+        index = torch.as_tensor(list(group), dtype=torch.long)
+        features.append((tokens.features[index].double() * w[index].unsqueeze(1)).sum(0) / w[index].sum())
+    return group_rows(tokens, members, torch.stack(features) if features else tokens.features[:0], weights)

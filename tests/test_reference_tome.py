@@ -9,6 +9,7 @@ import torch
 
 from mmlong.compressors.tome import TemporalMerge, ToMe, merge_to_count
 from mmlong.types import VisualTokens
+from tests.pairing import assert_paired, mean_rows
 
 
 def tome_reference(x: torch.Tensor, size: torch.Tensor, keep: int) -> set[frozenset[int]]:
@@ -71,6 +72,11 @@ def test_tome_compressor_merges_each_frame_like_the_reference():
         assert len(got) == 3
         for mean in means.values():
             assert any(torch.allclose(mean, row, atol=1e-5) for row in got)
+    # pairing: every output token is its group's mean feature on its group's mean position and time, size 5
+    members = [rows[list(g)].tolist() for frame in range(3)
+               for rows in [torch.nonzero(tokens.frame_ids == frame).flatten()]
+               for g in tome_reference(tokens.features[rows], tokens.sizes[rows], 3)]
+    assert_paired(out, mean_rows(tokens, members))
 
 
 def tmerge_reference(features, frame_ids, threshold):
@@ -102,3 +108,4 @@ def test_tmerge_equals_the_reference(seed):
     from mmlong.compressors.tome import temporal_merge_groups
 
     assert partition(temporal_merge_groups(tokens.features, tokens.frame_ids, 0.8)) == expected
+    assert_paired(out, mean_rows(tokens, [sorted(group) for group in expected]))  # features on their own tokens
