@@ -13,12 +13,14 @@ from mmlong.compressors.fastvid import FastVID, dynamic_segments
 from mmlong.errors import ConfigError
 from mmlong.registry import COMPRESSORS
 from mmlong.types import VisualTokens
+from tests.pairing import assert_paired, group_rows
 
 
 def reference_fastvid(video, global_features, attn, retention, c, tau, d, p, beta):
     """The official pipeline, batched over frames: video ``[F, n, D]``, global_features ``[F, D]``, attn ``[F, n]``.
 
-    Returns (kept flat indices sorted, their features, segment sizes).
+    Returns (kept flat indices sorted, their features, segment sizes, their sizes: 1 for a salient token, the
+    tokens an anchor absorbed, at least 1, for an anchor).
     """
     frames, n, dim = video.shape
     flat_index = torch.arange(frames * n).view(frames, n)
@@ -45,6 +47,7 @@ def reference_fastvid(video, global_features, attn, retention, c, tau, d, p, bet
     salient_idx = torch.topk(attn, salient_num, dim=1).indices
     kept_idx = [flat_index[rows.expand(-1, salient_num), salient_idx].reshape(-1)]
     kept_feat = [video[rows.expand(-1, salient_num), salient_idx].reshape(-1, dim)]
+    kept_size = [torch.ones(frames * salient_num)]
 
     mask = torch.ones(frames, n, dtype=torch.bool)
     mask.scatter_(1, salient_idx, False)
@@ -66,15 +69,16 @@ def reference_fastvid(video, global_features, attn, retention, c, tau, d, p, bet
         one_hot = torch.zeros(sims.shape).scatter_(2, sims.argmax(2, keepdim=True), 1)
         w = (1 / (one_hot.sum(1).unsqueeze(-1) + 1)).clamp(min=beta_)
         agg = torch.bmm(one_hot.transpose(1, 2), pool) / one_hot.sum(1).clamp(min=1).unsqueeze(-1)
-        return w * targets + (1 - w) * agg
+        return w * targets + (1 - w) * agg, one_hot.sum(1).clamp(min=1)
 
     single = context_list == context_num
     if context_num > 0 and single.any():
         pick = torch.topk(score, context_num, dim=-1).indices
         r = rows.expand(-1, context_num)
-        merged = absorb(filt[r, pick], filt, beta)
+        merged, joined = absorb(filt[r, pick], filt, beta)
         kept_idx.append(filt_flat[r, pick][single].reshape(-1))
         kept_feat.append(merged[single].reshape(-1, dim))
+        kept_size.append(joined[single].reshape(-1))
     start = 0
     for length in seg_sizes:
         if length > 1:
@@ -88,12 +92,14 @@ def reference_fastvid(video, global_features, attn, retention, c, tau, d, p, bet
                 anchors = filt[start:start + length][target][r, pick]
                 pool = filt[start:start + length].reshape(1, -1, dim).expand(t, -1, -1)
                 kept_idx.append(filt_flat[start:start + length][target][r, pick].reshape(-1))
-                kept_feat.append(absorb(anchors, pool, beta).reshape(-1, dim))
+                merged, joined = absorb(anchors, pool, beta)
+                kept_feat.append(merged.reshape(-1, dim))
+                kept_size.append(joined.reshape(-1))
         start += length
     idx = torch.cat(kept_idx)
     feat = torch.cat(kept_feat)
     order = torch.argsort(idx)
-    return idx[order], feat[order], seg_sizes
+    return idx[order], feat[order], seg_sizes, torch.cat(kept_size)[order]
 
 
 def scene_video(frames=12, side=4, dim=16, seed=0):
@@ -114,12 +120,15 @@ def test_fastvid_equals_reference(retain, c, tau, d, p):
     video = grid.reshape(12, 16, 16)
     mean = video.mean(1)
     attn = (video @ mean.unsqueeze(-1)).squeeze(-1) / math.sqrt(16)
-    idx, feat, sizes = reference_fastvid(video, mean, attn, retain, c, tau, d, p, 0.6)
+    idx, feat, sizes, kept_sizes = reference_fastvid(video, mean, attn, retain, c, tau, d, p, 0.6)
     assert out.provenance[-1].extra["segments"] == sizes
     kept_rows = [int((tokens.positions == pos).all(1).nonzero()[0]) for pos in out.positions]
     assert kept_rows == idx.tolist()
     torch.testing.assert_close(out.features, feat, atol=1e-5, rtol=1e-5)
     assert torch.equal(out.timestamps, tokens.timestamps[idx])
+    # pairing: each kept feature on its own token's position and time, an anchor sized by what it absorbed
+    assert_paired(out, group_rows(tokens, [[i] for i in idx.tolist()], feat).index_copy(
+        1, torch.tensor([16 + 4]), kept_sizes.double().unsqueeze(1)))
 
 
 def test_dyseg_finds_the_scene_cuts_and_multi_frame_segments_share_anchors():
