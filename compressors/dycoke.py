@@ -24,6 +24,13 @@ them in ascending-similarity order); with an odd frame count the last frame is k
 drops it); tokens are compared by their order within the frame, so every frame must hold the same number of
 tokens (run ``dycoke-ttm`` first in a chain); ``RATIO = auto`` derives the per-frame keep count from the chain's
 token budget. ``dycoke-kv`` is the only in-LLM step of a chain (it does not combine with FastV/PyramidDrop).
+``dycoke-kv``'s attention history starts afresh with every prompt: its first decode step always prunes (the
+similarity to no history counts as 0). The official code keeps the previous step's visual attention on the
+model's ``DycokeConfigs`` (``attention_score``, set once in ``LlavaQwenForCausalLM.__init__`` and never reset),
+so there the first step of a later prompt is compared with the last step of the one before (another question,
+often another video) and may attend to the whole cache; here answers do not depend on which prompt came before
+(a batch gives the same answer for an item in any order). The official per-generation ``kv_cache`` index list
+does start empty for each prompt, as here.
 
 >>> import torch
 >>> from mmlong.types import VisualTokens

@@ -14,6 +14,7 @@ from mmlong.models.decoding import decoder_layers, greedy_decode
 from mmlong.models.qwen2_vl import Qwen2VLAdapter
 from mmlong.registry import COMPRESSORS
 from mmlong.types import Query, VisualTokens
+from tests.pairing import assert_paired, group_rows
 from tests.vlm_fixtures import build_qwen2_vl, frames_of, random_video
 
 
@@ -55,6 +56,8 @@ def test_ttm_equals_reference(frames, k):
     assert survivors_of(out, tokens, 12) == reference_ttm(tokens.features, 12, k)
     # kept tokens stay in sequence order with their own times and positions
     assert torch.equal(out.frame_ids, out.frame_ids.sort().values)
+    kept = [f * 12 + i for f, rows in enumerate(reference_ttm(tokens.features, 12, k)) for i in sorted(rows)]
+    assert_paired(out, group_rows(tokens, [[i] for i in kept], tokens.features[kept]))  # features on their tokens
     assert out.provenance[-1].extra["kept_per_frame"] == [len(s) for s in reference_ttm(tokens.features, 12, k)]
 
 
