@@ -10,22 +10,25 @@ import torch.nn.functional as F
 
 from mmlong.compressors.stream_memory import StreamMemory
 from mmlong.types import VisualTokens
+from tests.pairing import assert_paired, group_rows
 
 
-def merge_frames(buffer: list[torch.Tensor], keep: int) -> list[torch.Tensor]:
-    buffer = [b.clone() for b in buffer]
+def merge_frames(buffer: list[tuple[torch.Tensor, torch.Tensor]], keep: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """MovieChat's consolidation of ``(frame [n, D], weights [F])`` pairs; the weights (one-hot per input frame)
+    ride along so a test can tell which frames, in what shares, each memory frame stands for."""
+    buffer = [(b.clone(), w.clone()) for b, w in buffer]
     while len(buffer) > keep:
-        similar = [torch.mean(buffer[i] @ buffer[i + 1].transpose(-1, -2)) for i in range(len(buffer) - 1)]
+        similar = [torch.mean(buffer[i][0] @ buffer[i + 1][0].transpose(-1, -2)) for i in range(len(buffer) - 1)]
         best = similar.index(max(similar))
-        buffer[best] = (buffer[best] + buffer[best + 1]) / 2
+        buffer[best] = ((buffer[best][0] + buffer[best + 1][0]) / 2, (buffer[best][1] + buffer[best + 1][1]) / 2)
         del buffer[best + 1]
     return buffer
 
 
 def moviechat_reference(frames: list[torch.Tensor], short: int, merge: int, budget_frames: int):
     long, buffer = [], []
-    for frame in frames:
-        buffer.append(frame)
+    for index, frame in enumerate(frames):
+        buffer.append((frame, torch.eye(len(frames), dtype=torch.float64)[index]))
         if len(buffer) == short:
             long = merge_frames(long + merge_frames(buffer, merge), budget_frames)
             buffer = []
@@ -41,9 +44,17 @@ def test_memory_equals_the_moviechat_reference(seed, short, merge, budget_frames
     tokens = VisualTokens.from_grid(grid, torch.arange(40.0))
     out = StreamMemory(StreamMemory.Config(budget=4 * budget_frames, short=short, merge=merge))(tokens)
     frames = [grid[f].reshape(4, 8).double() for f in range(40)]
-    expected = torch.stack(moviechat_reference(frames, short, merge, budget_frames))
+    memory = moviechat_reference(frames, short, merge, budget_frames)
+    expected = torch.stack([m for m, _ in memory])
     assert out.num_tokens == expected.shape[0] * 4
     torch.testing.assert_close(out.features.reshape(-1, 4, 8).double(), expected, atol=1e-5, rtol=1e-5)
+    # pairing: memory token (k, p) is patch p of the frames memory frame k merged, at their weighted time/place
+    rows = []
+    for features, weights in memory:
+        for patch in range(4):
+            members = [f * 4 + patch for f in weights.nonzero().flatten().tolist()]
+            rows.append(group_rows(tokens, [members], features[patch:patch + 1], weights.repeat_interleave(4))[0])
+    assert_paired(out, torch.stack(rows))
 
 
 def test_two_static_shots_keep_both_shots_intact():
