@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 from mmlong.compressors.recurrent_bridge import RecurrentBridge
 from mmlong.types import VisualTokens
+from tests.pairing import assert_paired, group_rows
 
 DIM, HEADS = 16, 4
 
@@ -75,13 +76,16 @@ def test_bridge_equals_the_videollamb_reference():
                                                                 emit="all", seed=seed))
             out = compressor(tokens)
         params = {k: v.detach() for k, v in compressor.bridge(DIM).state_dict().items()}
-        scenes, start = [], 0
+        scenes, rows, start = [], [], 0
         for n in lengths:
             frames = torch.linspace(start, start + n - 1, min(8, n), dtype=torch.int)  # VideoLLaMB's subsampling
             scenes.append(torch.cat([tokens.features[tokens.frame_ids == int(f)] for f in frames]))
+            rows += [int(i) for f in frames for i in (tokens.frame_ids == int(f)).nonzero().flatten()]
             start += n
         expected = videollamb_reference(params, scenes, depth=2)
         torch.testing.assert_close(out.features, torch.cat(expected), atol=1e-5, rtol=1e-4)
+        # pairing: each bridged token on the time and place of the scene token it was computed from
+        assert_paired(out, group_rows(tokens, [[i] for i in rows], torch.cat(expected)), atol=1e-4)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             last = RecurrentBridge(RecurrentBridge.Config(memory_tokens=6, layers=2, heads=HEADS, seed=seed))(tokens)

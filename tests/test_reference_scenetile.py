@@ -10,6 +10,7 @@ import torch
 
 from mmlong.compressors.scenetiling import SceneTile, segment_boundaries
 from mmlong.types import VisualTokens
+from tests.pairing import token_rows
 
 
 def depth_reference(sim: list[float]) -> list[float]:
@@ -80,3 +81,5 @@ def test_scenetile_tags_tokens_with_the_reference_scenes():
     ends = segment_reference(features)
     expected = torch.searchsorted(torch.tensor(ends), torch.arange(20))
     assert torch.equal(out.segments, expected.repeat_interleave(4))
+    # scenetile tags, merges nothing: every token keeps its feature, place, time and size, in order
+    assert torch.equal(token_rows(out), token_rows(tokens))
