@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from mmlong.compressors.base import CompressContext
 from mmlong.compressors.pooling import ProgressivePool, SpatialPool, TemporalPool
 from mmlong.types import VisualTokens
+from tests.pairing import assert_paired
 
 
 def grid_of(seed, t=3, h=5, w=7, d=4):
@@ -40,6 +41,15 @@ def test_pool_avg_equals_avg_pool2d(seed, factor):
     assert out.grid == (3, oh, ow)
     for f in range(3):
         torch.testing.assert_close(frames_of(out, f, oh, ow), expected[f])
+    # pairing: each pooled feature at its cell, at its frame's time, sized by the tokens the cell holds
+    rows = []
+    for f in range(3):
+        for i in range(oh):
+            for j in range(ow):
+                held = min(factor, 5 - i * factor) * min(factor, 7 - j * factor)
+                place = torch.tensor([f, i, j, f, held], dtype=torch.float64)
+                rows.append(torch.cat([expected[f, i, j].double(), place]))
+    assert_paired(out, torch.stack(rows))
 
 
 @pytest.mark.parametrize("seed", range(3))
