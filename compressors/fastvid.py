@@ -1,7 +1,8 @@
 """FastVID: dynamic temporal segmentation + density-based spatio-temporal pruning.
 
-Shen, Gong, He, Zhang, Shen, Liu, Zhang 2025, "FastVID: Dynamic Density Pruning for Fast Video Large Language
-Models" (arXiv:2503.11187); official code LunarShen/FastVID (``Qwen2Model.forward`` of its LLaVA-OneVision).
+Shen, Gong, He, Zhang, Liu, Zhao & Ding 2025, "FastVID: Dynamic Density Pruning for Fast Video Large Language
+Models" (NeurIPS 2025, arXiv:2503.11187); official code LunarShen/FastVID (``Qwen2Model.forward`` in
+``fastvid_llavaonevision/LLaVA-NeXT/llava/model/language_model/modeling_qwen2.py``).
 
 ``fastvid[:RETAIN][,segments=8,tau=0.9,d=0.4,p=4,beta=0.6]`` on ``F`` frames of ``n`` tokens each:
 

@@ -1,7 +1,7 @@
 """FrameFusion: merge similar tokens of consecutive frames in the first LLM layers, then prune by importance.
 
-Fu, Liu, Li, Chen, Zhang, Wang, Zhang 2025, "FrameFusion: Combining Similarity and Importance for Video Token
-Reduction on Large Visual Language Models" (arXiv:2501.01986); official code thu-nics/FrameFusion
+Fu, Liu, Han, Dai, Yan, Yang, Ning & Wang 2025, "FrameFusion: Combining Similarity and Importance for Video Token
+Reduction on Large Visual Language Models" (ICCV 2025, arXiv:2501.01986); official code thu-nics/FrameFusion
 (``framefusion/main.py``).
 
 ``framefusion[:COST][,threshold=0.6,ratio_floor=0.1]`` runs inside the language model during the prefill. Each

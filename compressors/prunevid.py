@@ -1,9 +1,9 @@
 """PruneVid (pre-LLM part): temporal segments by frame clustering, static/dynamic split, DPC-KNN spatial merging.
 
-Huang, Zhou, Wang, Zhang, Shou, Li & Yang 2024, "PruneVid: Visual Token Pruning for Efficient Video Large
-Language Models" (ACL 2025 Findings, arXiv:2412.16117); official code Visual-AI/PruneVid
-(``models/pllava/modeling_pllava.py``: ``merge_frames_dynamic``, ``cluster_dpc_knn``, ``refine_clusters``).
-On ``F`` whole frames of ``n`` tokens (``x [F, n, D]``):
+Huang, Zhou & Han 2024, "PruneVid: Visual Token Pruning for Efficient Video Large Language Models" (ACL 2025
+Findings, arXiv:2412.16117); official code Visual-AI/PruneVid (``models/pllava/modeling_pllava.py``:
+``merge_frames_dynamic``, ``cluster_dpc_knn``, ``refine_clusters``). On ``F`` whole frames of ``n`` tokens
+(``x [F, n, D]``):
 
 1. **segments**: the frames' mean features ``[F, D]`` are clustered by DPC-KNN into ``int(F * segment_ratio)``
    clusters (``k = 7``); each cluster keeps its longest run(s) of consecutive frames; a cluster whose runs all

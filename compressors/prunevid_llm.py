@@ -1,10 +1,9 @@
 """PruneVid (in-LLM part): question-guided visual token selection at one LLM layer, with KV-cache pruning.
 
-Huang, Zhou, Wang, Zhang, Shou, Li & Yang 2024, "PruneVid: Visual Token Pruning for Efficient Video Large
-Language Models" (ACL 2025 Findings, arXiv:2412.16117), Sec. 3.3; official code Visual-AI/PruneVid
-(``models/pllava/llama.py``: the decoder forward at ``selected_layer``; ``models/pllava/elastic_cache.py``:
-``VTPWindowCache.process_attention`` / ``prompt_prefill``). The pre-LLM merging is
-:mod:`mmlong.compressors.prunevid`.
+Huang, Zhou & Han 2024, "PruneVid: Visual Token Pruning for Efficient Video Large Language Models" (ACL 2025
+Findings, arXiv:2412.16117), Sec. 3.3; official code Visual-AI/PruneVid (``models/pllava/llama.py``: the decoder
+forward at ``selected_layer``; ``models/pllava/elastic_cache.py``: ``VTPWindowCache.process_attention`` /
+``prompt_prefill``). The pre-LLM merging is :mod:`mmlong.compressors.prunevid`.
 
 ``prunevid-llm[:LAYER,ALPHA]`` (official ``selected_layer = 10``, ``alpha = 0.4``). During the prefill, layer
 ``LAYER`` runs on every token; its attention of the question tokens (every row after the last visual row) to the

@@ -1,9 +1,11 @@
 """VidCom2: frame-uniqueness budget allocation, then the most distinctive tokens of each frame.
 
-Liu, Wang, Chen, Zhang et al. 2025, "Video Compression Commander: Plug-and-Play Inference Acceleration for Video
-Large Language Models" (EMNLP 2025, arXiv:2505.14454); official code xuyang-liu16/VidCom2
-(``llava/model/vidcom2.py``, its default ``negtive_video_mean`` frame score and ``negtive_video_mean_and_global_mean``
-token score). On the tokens ``[N, D]`` of ``F`` frames:
+Liu, Wang, Ma & Zhang 2025, "Video Compression Commander: Plug-and-Play Inference Acceleration for Video Large
+Language Models" (EMNLP 2025, arXiv:2505.14454); official code xuyang-liu16/VidCom2
+(``token_compressor/vidcom2/vidcom2.py``: ``select_low_var_channels``, ``compute_gaussian_scores``,
+``compute_scales``, ``select_outlier_indices``; the first release's ``llava/model/vidcom2.py`` scored with plain
+cosine similarities, ``negtive_video_mean``, and was replaced by this Gaussian-kernel form). On the tokens
+``[N, D]`` of ``F`` frames:
 
 1. keep the ``D // 2`` channels of lowest variance over all tokens, and L2-normalise the tokens on them;
 2. score every token against the video centre ``c_v`` (mean over all tokens) and its frame's centre ``c_f`` with a

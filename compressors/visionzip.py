@@ -1,6 +1,6 @@
 """VisionZip: keep each frame's dominant tokens (most attended) and merge the rest into a few contextual tokens.
 
-Yang, Chen, Tian, Jiang, Zhao, Yu & Jia 2025, "VisionZip: Longer is Better but Not Necessary in Vision Language
+Yang, Chen, Tian, Wang, Li, Yu & Jia 2025, "VisionZip: Longer is Better but Not Necessary in Vision Language
 Models" (CVPR 2025, arXiv:2412.04467); official code dvlab-research/VisionZip (``visionzip/clip_encoder.py``;
 the same algorithm for SigLIP in cokeshao/HoliTom ``visionzip/``). Per frame (an image, for the encoder):
 
