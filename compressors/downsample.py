@@ -1,4 +1,5 @@
-"""Plain spatial downsampling of every frame's token grid to a token budget: the other hard-to-beat baseline.
+"""Plain spatial downsampling of every frame's token grid to a token budget: the other hard-to-beat baseline
+(not a published method).
 
 Wen et al. 2025, "Token Pruning in Multimodal Large Language Models: Are We Solving the Right Problem?"
 (arXiv:2502.11501) find that simply pooling the visual token grid rivals elaborate pruning at equal token counts;

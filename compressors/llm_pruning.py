@@ -1,13 +1,14 @@
 """In-LLM visual token pruning on an unmodified transformers decoder.
 
 - FastV: Chen et al. 2024, "An Image is Worth 1/2 Tokens After Layer 2: Plug-and-Play Inference Acceleration
-  for Large Vision-Language Models" (ECCV 2024); reference: official pkunlp-icler/FastV ``modeling_llama.py``.
+  for Large Vision-Language Models" (ECCV 2024, arXiv:2403.06764); official code pkunlp-icler/FastV
+  (``src/transformers/src/transformers/models/llama/modeling_llama.py``).
   Layer ``K-1``'s attention of the last prompt token (averaged over heads) ranks the visual tokens; before
   layer ``K`` only the ``round(N * (1 - R))`` most attended stay. Kept tokens keep their original positions
   (the official ``position_ids = keep_indexs``).
 - PyramidDrop: Xing et al. 2024, "PyramidDrop: Accelerating Your Large Vision-Language Models via Pyramid
-  Visual Redundancy Reduction" (CVPR 2025); reference: official Cooperx521/PyramidDrop
-  ``modeling_llama_pdrop.py``. Before each stage boundary layer ``b_s`` (paper: 8, 16, 24 of 32) the
+  Visual Redundancy Reduction" (CVPR 2025, arXiv:2410.17247); official code Cooperx521/PyramidDrop
+  (``llava/model/modeling_llama_pdrop.py``). Before each stage boundary layer ``b_s`` (paper: 8, 16, 24 of 32) the
   boundary layer's own attention of the last instruction token ranks the visual tokens left and
   ``int(N * lambda ** s)`` of the prompt's ``N`` stay (lambda = ``1 - ratio``, paper 0.5). After each drop the
   positions are renumbered to ``arange(new_len)`` and, while decoding, each layer's new-token position is

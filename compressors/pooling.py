@@ -1,4 +1,4 @@
-"""Spatial, temporal and progressive pooling of visual tokens.
+"""Spatial, temporal and progressive pooling of visual tokens: baselines, not one paper's published method.
 
 - ``pool:S`` pools each frame's ``h x w`` grid to ``ceil(h/S) x ceil(w/S)`` cells: a size-weighted average of
   the tokens in each cell (``mode=avg``) or, for frames whose grid is complete, a bilinear resize of the grid

@@ -1,4 +1,4 @@
-"""Random token pruning: the baseline published comparisons found hard to beat.
+"""Random token pruning: a baseline, the one published comparisons found hard to beat (not itself a method).
 
 Wen et al. 2025, "Token Pruning in Multimodal Large Language Models: Are We Solving the Right Problem?"
 (arXiv:2502.11501) report that keeping a uniformly random subset of the visual tokens matches or beats many

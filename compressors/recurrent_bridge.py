@@ -1,8 +1,9 @@
 """A recurrent memory bridge: memory tokens carry the video from scene to scene (VideoLLaMB).
 
-Reference: Wang et al. 2024, "VideoLLaMB: Long-context Video Understanding with Recurrent Memory Bridges";
-official code bigai-nlco/VideoLLaMB, ``RMTRTransformerProjector`` (``rmt_r_transformer_projector.py``) and
-``TransformerRetriever`` (``self_retriever.py``). The video is cut into scenes by SceneTilling
+Reference: Wang et al. 2024, "VideoLLaMB: Long-context Video Understanding with Recurrent Memory Bridges"
+(ICCV 2025, arXiv:2409.01071); official code bigai-nlco/VideoLLaMB, ``RMTRTransformerProjector``
+(``llava/model/multimodal_projector/rmt_r_transformer_projector.py``) and ``TransformerRetriever``
+(``llava/model/multimodal_projector/self_retriever.py``). The video is cut into scenes by SceneTilling
 (:mod:`mmlong.compressors.scenetiling`) and each scene is subsampled to at most 8 frames (``linspace``). For each
 scene, the ``M`` memory tokens (the first scene starts from the learned ``read_memory_emb``) and the scene's
 tokens go through ``layers`` post-norm transformer layers of JOINT self-attention over ``[memory; scene]``

@@ -1,7 +1,8 @@
 """SceneTilling: cut a video into scenes where adjacent frames stop resembling each other.
 
-Wang et al. 2024, "VideoLLaMB: Long-context Video Understanding with Recurrent Memory Bridges"; reference:
-bigai-nlco/VideoLLaMB ``self_segment.segment``. Like TextTiling
+Wang et al. 2024, "VideoLLaMB: Long-context Video Understanding with Recurrent Memory Bridges" (ICCV 2025,
+arXiv:2409.01071); official code bigai-nlco/VideoLLaMB (``segment`` in
+``llava/model/multimodal_projector/self_segment.py``). Like TextTiling
 for text: the cosine similarity of each pair of adjacent frames, then a depth score per gap,
 ``lpeak + rpeak - 2 * sim[i]``, where the peaks are found by climbing from the gap towards higher similarity on
 each side until it stops rising. Gaps with depth above ``mean + alpha * std`` (or the top ``k``) end a scene, at

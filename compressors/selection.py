@@ -8,7 +8,8 @@ Yu et al. 2023, "Self-Chained Image-Language Model for Video Localization and Qu
 the others, and kept in time order. Without a question or a text side, frames are scored by novelty.
 
 Reference: greedy maximal marginal relevance (Carbonell & Goldstein 1998) over min-max normalised frame
-scores with a temporal kernel as the redundancy term; the combination is mmlong's own, not one paper's method.
+scores with a temporal kernel as the redundancy term; the combination is mmlong's own (a baseline), not one
+paper's method.
 
 ``select:N`` keeps N frames; plain ``select`` keeps as many as fit ``ctx.budget``. The sampler form
 ``query:N[,scan_fps=1]`` scans the video cheaply, finds the moments that match the question and returns dense

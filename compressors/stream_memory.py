@@ -1,7 +1,8 @@
 """A training-free streaming memory with a fixed token budget: MovieChat's memory consolidation.
 
-Reference: Song et al. 2024, "MovieChat: From Dense Token to Sparse Memory for Long Video Understanding" (CVPR);
-official code rese1f/MovieChat (short-term buffer consolidation in ``MovieChat.models.moviechat``). Frames
+Reference: Song et al. 2024, "MovieChat: From Dense Token to Sparse Memory for Long Video Understanding" (CVPR
+2024, arXiv:2307.16449); official code rese1f/MovieChat (short-term buffer consolidation in
+``MovieChat/models/moviechat.py``). Frames
 arrive one after another into a short-term buffer of ``short`` frames (paper: 18); when it is full it is
 consolidated to ``merge`` frames (paper: 2) that join the long-term memory. Consolidation repeatedly takes the
 ADJACENT pair of frames with the highest similarity, the mean of all token-pair dot products

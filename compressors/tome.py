@@ -1,16 +1,17 @@
 """Token merging within frames (ToMe) and across adjacent frames.
 
-Bolya et al. 2023, "Token Merging: Your ViT But Faster" (ICLR); reference: facebookresearch/ToMe
-``tome/merge.py`` (``bipartite_soft_matching`` + ``merge_wavg``). Bipartite soft matching: split the tokens
-alternately into sets A and B, let each A token find its most similar B token (cosine similarity; features
-stand in for the attention keys, which a video encoder's output does not carry), and merge the ``r`` A tokens
-with the most similar matches into them. Merging is a size-weighted average, so the size-weighted mean of all
+Bolya et al. 2023, "Token Merging: Your ViT But Faster" (ICLR 2023, arXiv:2210.09461); official code
+facebookresearch/ToMe (``tome/merge.py``: ``bipartite_soft_matching`` + ``merge_wavg``). Bipartite soft matching:
+split the tokens alternately into sets A and B, let each A token find its most similar B token (cosine similarity;
+features stand in for the attention keys, which a video encoder's output does not carry), and merge the ``r`` A
+tokens with the most similar matches into them. Merging is a size-weighted average, so the size-weighted mean of all
 tokens never changes however often it is applied.
 
-Deviations from official ToMe: the similarity metric is the tokens' own (size-weighted mean) features, not
-attention keys, since the compressor runs after the encoder; ``tome:RATIO`` removes a fraction of each frame in
-repeated rounds of at most ``N // 2`` merges (official ToMe merges ``r`` per transformer layer); ties in
-similarity are broken by token order (stable sort). ``tmerge`` is mmlong's own cross-frame variant.
+Deviations from official ToMe: the similarity metric is the tokens' own (size-weighted mean) features, not attention
+keys, since the compressor runs after the encoder; ``tome:RATIO`` removes a fraction of each frame in repeated
+rounds of at most ``N // 2`` merges (official ToMe merges ``r`` per transformer layer); ties in similarity are
+broken by token order (stable sort). ``tmerge`` is mmlong's own cross-frame variant (a baseline, not a published
+method).
 
 ``tome:RATIO`` removes ``RATIO`` of each frame's tokens (several matching rounds when more than half must go);
 ``tmerge:THRESHOLD`` merges a token into its best match in the previous frame when their cosine similarity

@@ -1,7 +1,8 @@
 """V2PE: variable visual position encoding.
 
 Reference: Ge et al. 2024, "V2PE: Improving Multimodal Long-Context Capability of Vision-Language Models with
-Variable Visual Position Encoding"; official code OpenGVLab/V2PE, ``get_rope_pos_id`` (``v2pe_fix``). Text
+Variable Visual Position Encoding" (arXiv:2412.09616); official code OpenGVLab/V2PE, ``get_rope_pos_id``
+(``v2pe_fix``) in ``internvl/model/internvl_chat/modeling_internvl_chat.py``. Text
 tokens advance the position by 1; visual tokens advance it by a smaller increment ``delta`` (the paper trains
 with delta in {1, 1/2, 1/4, ..., 1/256}): after the token at ``q`` a span sits at ``q + delta, q + 2 delta, ...``
 and the text after it at ``ceil(last visual position) + 1``. ``delta = 1`` gives the model's own positions.
