@@ -17,9 +17,17 @@ Models" (NeurIPS 2025, arXiv:2503.11187); official code LunarShen/FastVID (``Qwe
    cosine-similar anchor; an anchor becomes ``w * anchor + (1 - w) * mean(joined)``, ``w = max(beta, 1 / (m + 1))``
    for ``m`` joined tokens. Kept tokens keep their own time and position, in sequence order.
 
-Deviations: encoders here carry no SigLIP pooling head, so a frame's global feature is the mean of its tokens
-and token saliency is the attention logit of that mean (``token . mean / sqrt(D)``) instead of the head's probe
-attention; the official ``1e-6`` random jitter on densities is left out (ties go to the lower index); anchor
+Global features and saliency: the official code runs the SigLIP tower's attention-pooling head on each frame
+(``SigLipVisionAbstract``: ``post_layernorm`` then ``head``): its pooled output is the frame's global feature and
+its probe's attention (mean over heads) the tokens' saliency. Here the same comes from the ``hf-vision`` encoder's
+SigLIP head (:meth:`mmlong.encoders.hf_vision.HFVisionEncoder.attention_pool`; its tokens are already after
+``post_layernorm``) when the chain's encoder has one and the tokens are its own width (reported as
+``saliency: siglip-head``). Otherwise (other encoders, CLIP, a VLM's post-projector tokens) a proxy stands in: a
+frame's global feature is the mean of its tokens and a token's saliency the attention logit of that mean
+(``token . mean / sqrt(D)``; ``saliency: mean-proxy``).
+
+Deviations: the official ``1e-6`` random jitter on densities is left out (with ``k = 4`` neighbours densities of
+distinct features do not tie; exactly equal ones would all count as densest, where the jitter picks one); anchor
 counts are capped at the tokens available (the official ``topk`` fails there); ``RETAIN = auto`` takes the
 chain's budget over the token count. Every frame must hold the same number of tokens.
 """
@@ -89,6 +97,21 @@ def merge_into_anchors(anchors: torch.Tensor, members: torch.Tensor, beta: float
     return (weight * anchors.float() + (1 - weight) * mean).to(anchors.dtype), choice
 
 
+def frame_saliency(x: torch.Tensor, encoder: object) -> tuple[torch.Tensor, torch.Tensor, str]:
+    """Per-frame global features ``[F, D']`` and token saliency ``[F, n]`` for frames ``x [F, n, D]``.
+
+    The encoder's SigLIP attention-pooling head when it has one (``attention_pool``: the pooled output and the
+    probe's attention, as the official code) -- ``"siglip-head"``; otherwise the proxy: the frame's mean token and
+    each token's attention logit against it (``token . mean / sqrt(D)``) -- ``"mean-proxy"``.
+    """
+    pool = getattr(encoder, "attention_pool", None)
+    pooled = pool(x) if callable(pool) else None
+    if pooled is not None:
+        return pooled[0], pooled[1], "siglip-head"
+    mean = x.float().mean(1)
+    return mean, (x.float() @ mean.unsqueeze(-1)).squeeze(-1) / math.sqrt(x.shape[-1]), "mean-proxy"
+
+
 class FastVID(Compressor):
     """``fastvid[:RETAIN]``: keep ``RETAIN`` (default 0.1, the official setting) of every frame's tokens by
     DySeg + STPrune; ``auto`` meets ``ctx.budget``."""
@@ -122,13 +145,12 @@ class FastVID(Compressor):
         blocks, _ = frame_blocks(tokens, self.name)
         frames, n = blocks.shape
         x = tokens.features[blocks]  # [F, n, D]
-        mean = x.float().mean(1)  # [F, D]
-        sizes = dynamic_segments(mean, cfg.segments, cfg.tau)
+        global_features, saliency, source = frame_saliency(x, ctx.encoder)
+        sizes = dynamic_segments(global_features, cfg.segments, cfg.tau)
         keep_total = int(n * float(retain))
         salient_n = keep_total - int(keep_total * cfg.d)
         context_n = keep_total - salient_n
         counts = anchor_counts(sizes, context_n, cfg.p)
-        saliency = (x.float() @ mean.unsqueeze(-1)).squeeze(-1) / math.sqrt(x.shape[-1])  # [F, n]
         salient = saliency.topk(salient_n, dim=-1).indices.sort(dim=-1).values  # [F, S]
         rest_mask = torch.ones(frames, n, dtype=torch.bool)
         rest_mask.scatter_(1, salient, False)
@@ -160,7 +182,7 @@ class FastVID(Compressor):
         new_sizes = torch.cat([tokens.sizes[salient_rows].float()] + anchor_sizes).to(tokens.sizes.dtype)
         order = torch.argsort(rows)
         out = tokens.select(rows[order]).replace(features=features[order], sizes=new_sizes[order])
-        extra = {"segments": sizes, "salient_per_frame": salient_n, "anchors_per_frame": counts}
+        extra = {"segments": sizes, "salient_per_frame": salient_n, "anchors_per_frame": counts, "saliency": source}
         if ctx.budget is not None:
             extra["budget_met"] = out.num_tokens <= ctx.budget
         return report(out, extra)

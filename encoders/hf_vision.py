@@ -244,6 +244,22 @@ class HFVisionEncoder(Encoder):
             x = features.to(device=self.device, dtype=self.dtype).unsqueeze(1)
             return l2_normalize(head(x).float().cpu())
 
+    def attention_pool(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """SigLIP's attention-pooling head on each frame's tokens ``[F, n, D]`` (this encoder's own features).
+
+        Returns the pooled global features ``[F, D]`` (the head's output, as ``pooler_output``) and the probe's
+        attention over the tokens ``[F, n]`` (averaged over heads), or None when the model has no such head (CLIP,
+        a SigLIP saved without it) or the features are not this encoder's width. FastVID reads both.
+        """
+        head = getattr(self.vision, "head", None) if self.family == "siglip" else None
+        if head is None or features.ndim != 3 or features.shape[-1] != int(self.vision.config.hidden_size):
+            return None
+        with torch.inference_mode():
+            x = features.to(device=self.device, dtype=self.dtype)
+            probe = head.probe.repeat(x.shape[0], 1, 1)
+            _, weights = head.attention(probe, x, x, need_weights=True, average_attn_weights=True)
+            return head(x).float().cpu(), weights[:, 0].float().cpu()
+
     # ------------------------------------------------------------------ identity
     def fingerprint_weights(self) -> str:
         """Hash of the directory's weight files (names, sizes and contents)."""

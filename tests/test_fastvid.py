@@ -156,3 +156,48 @@ def test_budget_chain_and_errors():
         FastVID(FastVID.Config(retain="auto"))(tokens)
     with pytest.raises(ValueError, match="retain must be"):
         FastVID.Config(retain=0.0)
+
+
+@pytest.fixture(scope="module")
+def siglip(tmp_path_factory):
+    from mmlong.registry import ENCODERS
+    from tests.test_visionzip import tower_dir
+
+    return ENCODERS.create("hf-vision", path=str(tower_dir(tmp_path_factory, "siglip")), batch_size=4)
+
+
+def probe_attention(head, x):
+    """The SigLIP head's probe attention over ``x [F, n, D]``, mean over heads, from its in-projection weights."""
+    dim, heads = x.shape[-1], head.attention.num_heads
+    wq, wk, _ = head.attention.in_proj_weight.chunk(3)
+    bq, bk, _ = head.attention.in_proj_bias.chunk(3)
+    q = (head.probe[0, 0] @ wq.T + bq).view(heads, dim // heads)
+    k = (x @ wk.T + bk).view(*x.shape[:2], heads, dim // heads)
+    logits = torch.einsum("hd,fnhd->fhn", q, k) / math.sqrt(dim // heads)
+    return logits.softmax(dim=-1).mean(dim=1)
+
+
+def test_fastvid_uses_the_siglip_pooling_head_of_the_encoder(siglip):
+    from tests.test_encoders_hf_vision import frames
+
+    tokens = siglip.encode(frames(t=8, seed=3))
+    assert tokens.grid == (8, 4, 4)
+    x = tokens.features.view(8, 16, -1).float()
+    head = siglip.vision.head
+    with torch.no_grad():
+        weights = probe_attention(head, x)
+        pooled = head(x)  # transformers' SiglipMultiheadAttentionPoolingHead, the official head's forward
+    cfg = FastVID.Config(retain=0.5, segments=3, tau=0.0, d=0.5, p=2)
+    out = FastVID(cfg)(tokens, CompressContext(encoder=siglip))
+    assert out.provenance[-1].extra["saliency"] == "siglip-head"
+    idx, feat, sizes, _ = reference_fastvid(x, pooled, weights, 0.5, 3, 0.0, 0.5, 2, 0.6)
+    assert out.provenance[-1].extra["segments"] == sizes
+    kept_rows = [int((tokens.positions == pos).all(1).nonzero()[0]) for pos in out.positions]
+    assert kept_rows == idx.tolist()
+    torch.testing.assert_close(out.features, feat, atol=1e-5, rtol=1e-5)
+    # without the encoder (or with one that has no head) the mean proxy ranks the tokens, and differently here
+    proxy = FastVID(cfg)(tokens)
+    assert proxy.provenance[-1].extra["saliency"] == "mean-proxy"
+    proxy_rows = [int((tokens.positions == pos).all(1).nonzero()[0]) for pos in proxy.positions]
+    assert proxy_rows != kept_rows
+    assert siglip.attention_pool(x[..., :8]) is None  # not the encoder's width: the proxy
