@@ -187,11 +187,13 @@ def test_fastvid_uses_the_siglip_pooling_head_of_the_encoder(siglip):
     with torch.no_grad():
         weights = probe_attention(head, x)
         pooled = head(x)  # transformers' SiglipMultiheadAttentionPoolingHead, the official head's forward
-    cfg = FastVID.Config(retain=0.5, segments=3, tau=0.0, d=0.5, p=2)
+    unit = torch.nn.functional.normalize(pooled, dim=-1)
+    tau = float((unit[:-1] * unit[1:]).sum(-1).median())  # DySeg cuts where the pooled features change most
+    cfg = FastVID.Config(retain=0.5, segments=1, tau=tau, d=0.5, p=2)
     out = FastVID(cfg)(tokens, CompressContext(encoder=siglip))
     assert out.provenance[-1].extra["saliency"] == "siglip-head"
-    idx, feat, sizes, _ = reference_fastvid(x, pooled, weights, 0.5, 3, 0.0, 0.5, 2, 0.6)
-    assert out.provenance[-1].extra["segments"] == sizes
+    idx, feat, sizes, _ = reference_fastvid(x, pooled, weights, 0.5, 1, tau, 0.5, 2, 0.6)
+    assert out.provenance[-1].extra["segments"] == sizes and len(sizes) > 1
     kept_rows = [int((tokens.positions == pos).all(1).nonzero()[0]) for pos in out.positions]
     assert kept_rows == idx.tolist()
     torch.testing.assert_close(out.features, feat, atol=1e-5, rtol=1e-5)
