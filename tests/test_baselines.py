@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from mmlong.compressors.base import Chain, CompressContext
 from mmlong.compressors.downsample import target_grid
 from mmlong.types import VisualTokens
+from tests.pairing import assert_paired
 
 
 def grid_tokens(t=3, h=6, w=8, d=5, seed=0) -> VisualTokens:
@@ -82,6 +83,10 @@ def test_downsample_after_pruning_averages_cells():
     assert out.grid == (1, 2, 2) and out.num_tokens == 2
     torch.testing.assert_close(out.features[0], tok.features[[0, 1, 4, 5]].mean(0))
     torch.testing.assert_close(out.features[1], tok.features[10])
+    # pairing: each cell mean sits on its cell of the 2 x 2 grid, at its frame's time, sized by what it holds
+    place = torch.tensor([[0.0, 0.0, 0.0, 0.0, 4.0], [0.0, 1.0, 1.0, 0.0, 1.0]], dtype=torch.float64)
+    means = torch.stack([tok.features[[0, 1, 4, 5]].mean(0), tok.features[10]]).double()
+    assert_paired(out, torch.cat([means, place], dim=1))
 
 
 @pytest.mark.parametrize("module", ["retention", "random_prune", "downsample", "divprune", "vidcom2", "visionzip"])
