@@ -77,6 +77,12 @@ def test_tpool_equals_group_means_at_the_first_frame(k):
         assert torch.all(out.positions[rows, 0] == 2 * members[0])
         expected = grid[members].mean(0).reshape(-1, grid.shape[-1])
         torch.testing.assert_close(out.features[rows], expected)
+    # pairing: each pooled token at its cell and first frame, at its frames' mean time, sized by the frame count
+    expected_rows = [torch.cat([grid[members, i, j].mean(0).double(),
+                                torch.tensor([2.0 * members[0], i, j, sum(members) / len(members), len(members)],
+                                             dtype=torch.float64)])
+                     for members in groups for i in range(2) for j in range(3)]
+    assert_paired(out, torch.stack(expected_rows))
 
 
 def novelty_reference(frame_means):
