@@ -35,6 +35,8 @@ def add_parsers(benchmarks: argparse._SubParsersAction, add_run_arguments) -> No
                      help="the LongVideoBench release (lvb_val.json, videos/, subtitles/) or its annotation file")
     lvb.add_argument("--duration-groups", nargs="+", type=int, choices=[15, 60, 600, 3600],
                      help="default: all four")
+    lvb.add_argument("--split", choices=["val", "test"], default="val",
+                     help="val: lvb_val.json, scored; test: lvb_test_wo_gt.json, writes submission.json (default: val)")
     _common(lvb)
     add_run_arguments(lvb)
     lvb.set_defaults(func=run_longvideobench)
@@ -80,7 +82,7 @@ def run_longvideobench(args: argparse.Namespace) -> int:
 
     bench = build_benchmark("longvideobench", data=args.data, video_root=args.video_root,
                             subtitle_root=args.subtitle_root, subtitles=args.with_subtitles,
-                            duration_groups=tuple(args.duration_groups or ()), limit=args.limit)
+                            duration_groups=tuple(args.duration_groups or ()), limit=args.limit, split=args.split)
     bench.items()  # writes the subtitle files on the videos' clocks before the pipeline reads the folder
     summary = run_benchmark(bench, _config_with_subtitles(args, bench), args.out, args.overwrite, args.retry_errors)
     return print_summary(bench, summary, args.out)

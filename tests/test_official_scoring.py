@@ -7,6 +7,7 @@ lmms-eval 0.7.3 task utils (Video-MME: unreadable replies wrong; LongVideoBench:
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -120,3 +121,212 @@ def test_mlvu_test_split_reads_the_leaderboard_layout_and_scores_the_released_an
     # without the answers: the submission only
     plain = MLVUBenchmark(MLVUBenchmark.Config(data=str(base), split="test"))
     assert "scores" not in plain.summarize([plain.record(i, Answer(text="(A)")) for i in plain.items()])
+
+
+# ---------------------------------------------------------------------------------------------- Video-MME
+def official_videomme_extract(s: str) -> str:
+    """eval_your_results.extract_characters_regex, list literals as the script writes them."""
+    s = s.strip()
+    answer_prefixes = ["The best answer is", "The correct answer is", "The answer is", "The answer",
+                       "The best option is" "The correct option is", "Best answer:" "Best option:"]  # noqa: ISC001
+    for answer_prefix in answer_prefixes:
+        s = s.replace(answer_prefix, "")
+    if len(s.split()) > 10 and not re.search("[ABCD]", s):
+        return ""
+    matches = re.search(r"[ABCD]", s)
+    return "" if matches is None else matches[0]
+
+
+def official_videomme_scores(results: list[dict]) -> dict[str, dict[str, float]]:
+    """eval_your_results: per duration, video category, sub-category and task type over answered questions;
+    lmms-eval's overall (every question in the denominator) beside it."""
+    tables: dict[str, dict[str, list[int]]] = {"duration": {}, "category": {}, "sub": {}, "task": {}}
+    lmms = [0, 0]
+    for video in results:
+        for q in video["questions"]:
+            got = official_videomme_extract(q["response"])
+            lmms[0] += got == q["answer"]
+            lmms[1] += 1
+            if got == "":
+                continue
+            for table, key in (("duration", video["duration_category"]), ("category", video["video_category"]),
+                               ("sub", video["video_subcategory"]), ("task", q["task_type"])):
+                row = tables[table].setdefault(key, [0, 0])
+                row[0] += got == q["answer"]
+                row[1] += 1
+    out = {name: {k: c / n for k, (c, n) in rows.items()} for name, rows in tables.items()}
+    answered = sum(n for _, n in tables["duration"].values())
+    out["overall"] = {"official": sum(c for c, _ in tables["duration"].values()) / answered,
+                      "lmms_eval": lmms[0] / lmms[1]}
+    return out
+
+
+VIDEOMME_ROWS = [  # the Hugging Face rows (lmms-lab/Video-MME, videomme/test-00000-of-00001.parquet)
+    {"video_id": "001", "duration": "short", "domain": "Knowledge", "sub_category": "Humanity & History",
+     "url": "https://www.youtube.com/watch?v=fFjv93ACGo8", "videoID": "fFjv93ACGo8", "question_id": "001-1",
+     "task_type": "Counting Problem", "question": "How many jars were found?",
+     "options": ["A. 4.", "B. 9.", "C. 5.", "D. 13."], "answer": "C"},
+    {"video_id": "001", "duration": "short", "domain": "Knowledge", "sub_category": "Humanity & History",
+     "url": "https://www.youtube.com/watch?v=fFjv93ACGo8", "videoID": "fFjv93ACGo8", "question_id": "001-2",
+     "task_type": "Object Recognition", "question": "What is not discussed?",
+     "options": ["A. Inkstone.", "B. Niche.", "C. Jade.", "D. Table."], "answer": "C"},
+    {"video_id": "002", "duration": "medium", "domain": "Sports Competition", "sub_category": "Football",
+     "url": "https://www.youtube.com/watch?v=Zz9x0oDkF1s", "videoID": "Zz9x0oDkF1s", "question_id": "002-1",
+     "task_type": "Action Reasoning", "question": "Why did the crowd cheer?",
+     "options": ["A. A goal.", "B. A foul.", "C. A save.", "D. Half time."], "answer": "C"},
+    {"video_id": "002", "duration": "medium", "domain": "Sports Competition", "sub_category": "Football",
+     "url": "https://www.youtube.com/watch?v=Zz9x0oDkF1s", "videoID": "Zz9x0oDkF1s", "question_id": "002-2",
+     "task_type": "Counting Problem", "question": "How many goals?",
+     "options": ["A. 1.", "B. 2.", "C. 3.", "D. 4."], "answer": "C"},
+]
+#: C right, B wrong, two unreadable replies: official 50 %, lmms-eval 25 %
+VIDEOMME_REPLIES = ["The best answer is C.", "B", "I cannot tell from this video, sorry, it is far too dark to see",
+                    "unknown"]
+
+
+def videomme_release(root: Path) -> Path:
+    """``Video-MME/videomme/test-00000-of-00001.parquet``, ``data/<videoID>.mp4``, ``subtitle/<videoID>.srt``."""
+    import pandas
+
+    base = root / "Video-MME"
+    for folder in ("videomme", "data", "subtitle"):
+        (base / folder).mkdir(parents=True)
+    pandas.DataFrame(VIDEOMME_ROWS).to_parquet(base / "videomme" / "test-00000-of-00001.parquet")
+    for row in VIDEOMME_ROWS:
+        (base / "data" / f"{row['videoID']}.mp4").write_bytes(b"\x00")
+    return base
+
+
+def official_results(rows: list[dict], replies: list[str]) -> list[dict]:
+    """The official results file (output_test_template.json's layout) of rows and replies."""
+    videos: dict[str, dict] = {}
+    for row, reply in zip(rows, replies):
+        video = videos.setdefault(row["video_id"], {
+            "video_id": row["video_id"], "duration_category": row["duration"], "video_category": row["domain"],
+            "video_subcategory": row["sub_category"], "questions": []})
+        video["questions"].append({"question_id": row["question_id"], "task_type": row["task_type"],
+                                   "question": row["question"], "choices": row["options"], "answer": row["answer"],
+                                   "response": reply})
+    return list(videos.values())
+
+
+@pytest.mark.parametrize("data", ["folder", "parquet"])
+def test_videomme_hf_release_scores_equal_eval_your_results(tmp_path, data):
+    from mmlong.apps.videomme import VideoMMEBenchmark
+
+    base = videomme_release(tmp_path)
+    given = base if data == "folder" else base / "videomme" / "test-00000-of-00001.parquet"
+    bench = VideoMMEBenchmark(VideoMMEBenchmark.Config(data=str(given), subtitles=True))
+    items = bench.items()
+    assert [i.video for i in items] == [str(base / "data" / f"{r['videoID']}.mp4") for r in VIDEOMME_ROWS]
+    assert bench.subtitle_folder() == base / "subtitle"
+    records = [bench.record(item, Answer(text=reply)) for item, reply in zip(items, VIDEOMME_REPLIES)]
+    assert all(r["domain"] and r["sub_category"] for r in records)
+    summary = bench.summarize(records)
+    official = official_videomme_scores(official_results(VIDEOMME_ROWS, VIDEOMME_REPLIES))
+    assert summary["overall"] == official["overall"]["official"] == 0.5
+    assert summary["lmms_eval"]["overall"] == official["overall"]["lmms_eval"] == 0.25
+    for ours, theirs in (("per_duration", "duration"), ("per_domain", "category"),
+                         ("per_sub_category", "sub"), ("per_task", "task")):
+        assert {k: v["accuracy"] for k, v in summary[ours].items()} == official[theirs]
+    assert summary["unreadable"] == 2
+
+
+def test_videomme_2024_json_layout_is_read(tmp_path):
+    """The README's JSON: duration_category, video_category, video_sub_category, url, questions[choices]."""
+    from mmlong.apps.videomme import VideoMMEBenchmark
+
+    base = tmp_path / "Video-MME"
+    (base / "data").mkdir(parents=True)
+    (base / "data" / "fFjv93ACGo8.mp4").write_bytes(b"\x00")
+    videos = official_results(VIDEOMME_ROWS[:2], ["", ""])
+    for video in videos:
+        video["video_sub_category"] = video.pop("video_subcategory")
+        video["url"] = VIDEOMME_ROWS[0]["url"]
+        for q in video["questions"]:
+            q.pop("response")
+    (base / "videomme.json").write_text(json.dumps(videos))
+    bench = VideoMMEBenchmark(VideoMMEBenchmark.Config(data=str(base)))
+    items = bench.items()
+    assert [(i.id, i.answer, i.meta["duration"], i.meta["domain"], i.meta["sub_category"]) for i in items] == [
+        ("001-1", "C", "short", "Knowledge", "Humanity & History"),
+        ("001-2", "C", "short", "Knowledge", "Humanity & History")]
+    assert items[0].query.options == ("4.", "9.", "5.", "13.") and items[0].video.endswith("fFjv93ACGo8.mp4")
+
+
+# ---------------------------------------------------------------------------------------------- LongVideoBench
+def official_lvb_parse(response: str, all_choices: list[str], draw) -> str:
+    """lmms-eval longvideobench.parse_multi_choice_response, the random draw passed in."""
+    s = response.strip()
+    for prefix in ["The best answer is", "The correct answer is", "The answer is", "The answer",
+                   "The best option is", "The correct option is", "Best answer:", "Best option:"]:
+        s = s.replace(prefix, "")
+    if len(s.split()) > 10 and not re.search("[ABCDE]", s):
+        return draw(all_choices)
+    matches = re.search(r"[ABCDE]", s)
+    return draw(all_choices) if matches is None else matches[0]
+
+
+LVB_VAL = [
+    {"video_id": "86CxyhFV9MI", "video_path": "86CxyhFV9MI.mp4", "subtitle_path": "86CxyhFV9MI_en.json",
+     "duration_group": 600, "duration": 520.0, "starting_timestamp_for_subtitles": 0.0, "view_count": 1000,
+     "question_category": "TOS", "level": "L2-Relation", "id": "86CxyhFV9MI_0", "question_wo_referring_query":
+     "What is worn?", "question": "What is worn after the song?", "topic_category": "NP-News-Programs",
+     "candidates": ["a hat", "a scarf", "gloves", "a coat"], "correct_choice": 2},
+    {"video_id": "86CxyhFV9MI", "video_path": "86CxyhFV9MI.mp4", "subtitle_path": "86CxyhFV9MI_en.json",
+     "duration_group": 600, "duration": 520.0, "starting_timestamp_for_subtitles": 0.0, "view_count": 1000,
+     "question_category": "S2E", "level": "L1-Perception", "id": "86CxyhFV9MI_1", "question_wo_referring_query":
+     "Who speaks?", "question": "Who speaks first?", "topic_category": "NP-News-Programs",
+     "candidates": ["a man", "a woman", "a child"], "correct_choice": 0},
+    {"video_id": "UdN8cDsLPhg", "video_path": "UdN8cDsLPhg.mp4", "subtitle_path": "UdN8cDsLPhg_en.json",
+     "duration_group": 15, "duration": 12.0, "starting_timestamp_for_subtitles": 300.0, "view_count": 5,
+     "question_category": "S2E", "level": "L1-Perception", "id": "UdN8cDsLPhg_0", "question_wo_referring_query":
+     "What colour?", "question": "What colour is the car?", "topic_category": "CT-Cooking",
+     "candidates": ["red", "blue", "green", "white", "black"], "correct_choice": 4},
+]
+LVB_TEST = [{k: v for k, v in LVB_VAL[0].items() if k != "correct_choice"} | {"id": "t_0"}]
+LVB_REPLIES = ["C", "The answer is: I really cannot say which person speaks first in this clip at all", "E."]
+
+
+def lvb_release(root: Path) -> Path:
+    """The LongVideoBench folder as downloaded: lvb_val.json, lvb_test_wo_gt.json, videos/, subtitles/."""
+    base = root / "LongVideoBench"
+    (base / "videos").mkdir(parents=True)
+    (base / "subtitles").mkdir()
+    for record in LVB_VAL:
+        (base / "videos" / record["video_path"]).write_bytes(b"\x00")
+    (base / "lvb_val.json").write_text(json.dumps(LVB_VAL))
+    (base / "lvb_test_wo_gt.json").write_text(json.dumps(LVB_TEST))
+    return base
+
+
+def test_longvideobench_val_scores_equal_the_official_reading_and_test_is_not_scored(tmp_path):
+    from mmlong.apps.longvideobench import LongVideoBenchBenchmark
+    from mmlong.apps.reply_reading import random_choice
+
+    base = lvb_release(tmp_path)
+    bench = LongVideoBenchBenchmark(LongVideoBenchBenchmark.Config(data=str(base)))
+    items = bench.items()
+    assert [i.id for i in items] == [r["id"] for r in LVB_VAL]  # lvb_test_wo_gt.json is not read for val
+    records = [bench.record(item, Answer(text=reply)) for item, reply in zip(items, LVB_REPLIES)]
+    # the official reading; the unreadable reply's random draw is the one mmlong records, seeded per question
+    drawn = {}
+    parsed = [official_lvb_parse(reply, [chr(65 + i) for i in range(len(r["candidates"]))],
+                                 lambda choices, rid=r["id"]: drawn.setdefault(rid, random_choice(rid, len(choices))))
+              for r, reply in zip(LVB_VAL, LVB_REPLIES)]
+    assert [r["option"] for r in records] == parsed and list(drawn) == ["86CxyhFV9MI_1"]
+    assert [r["random_choice"] for r in records] == [False, True, False]
+    gold = [chr(65 + r["correct_choice"]) for r in LVB_VAL]
+    summary = bench.summarize(records)
+    assert summary["overall"] == sum(p == g for p, g in zip(parsed, gold)) / len(gold)
+    assert summary["per_category"]["TOS"]["accuracy"] == 1.0 and summary["random_choices"] == 1
+    # the draw does not depend on the run: a second benchmark object gives the same letter
+    again = LongVideoBenchBenchmark(LongVideoBenchBenchmark.Config(data=str(base)))
+    assert again.record(again.items()[1], Answer(text=LVB_REPLIES[1]))["option"] == records[1]["option"]
+    # the test split: answered and submitted, never scored as wrong
+    test = LongVideoBenchBenchmark(LongVideoBenchBenchmark.Config(data=str(base), split="test"))
+    (item,) = test.items()
+    assert item.id == "t_0" and item.answer is None
+    summary = test.summarize([test.record(item, Answer(text="B"))])
+    assert summary["submission"] == {"t_0": "B"} and "overall" not in summary
+    assert json.loads(test.figures(summary, tmp_path)[0].read_text()) == {"t_0": "B"}
