@@ -2,8 +2,9 @@
 
 Both run through :func:`mmlong.apps.evaluate.run_benchmark` (resume, sharding, one record per question with the
 frames and subtitles the model saw). ``--with-subtitles`` asks with the dataset's subtitles at the sampled
-frames (``--subtitles-fallback asr``: the speech expert for a video that has none); without it the model sees no
-subtitles, as the official "w/o subs" setting.
+frames (``--subtitles-fallback asr``: the speech expert for a video that has none); without it the model gets no
+subtitles and no expert text at all (no OCR, no speech), as the official "w/o subs" setting; the preset's experts
+are off in both settings.
 """
 
 from __future__ import annotations
@@ -53,19 +54,20 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def _config_with_subtitles(args: argparse.Namespace, bench: Any) -> Any:
-    """The resolved pipeline of the flags; with ``--with-subtitles`` its subtitle source is the benchmark's
-    subtitle folder (plus ASR for a video without a file, ``--subtitles-fallback asr``)."""
+    """The resolved pipeline of the flags, with no experts (no on-screen text, no speech: the benchmark's setting
+    decides what text the model gets, for every model); with ``--with-subtitles`` its subtitle source is the
+    benchmark's subtitle folder (plus ASR for a video without a file, ``--subtitles-fallback asr``)."""
     from mmlong.apps.options import resolve_args
     from mmlong.errors import ConfigError
 
+    if str(getattr(args, "subtitles", None) or "none").lower() not in ("", "none"):
+        raise ConfigError("--subtitles is set by the benchmark: use --with-subtitles (and --subtitles-fallback)")
     if not args.with_subtitles:
-        config = resolve_args(args)
-        if str(config.subtitles).lower() not in ("", "none"):
-            raise ConfigError("--subtitles is set by the benchmark: use --with-subtitles (and --subtitles-fallback)")
-        return config
+        return resolve_args(args, experts="none", subtitles="none")
     folder = bench.subtitle_folder()
     folder.mkdir(parents=True, exist_ok=True)
-    return resolve_args(args, subtitles=str(folder) + ("+asr" if args.subtitles_fallback == "asr" else ""))
+    return resolve_args(args, experts="none",
+                        subtitles=str(folder) + ("+asr" if args.subtitles_fallback == "asr" else ""))
 
 
 def run_videomme(args: argparse.Namespace) -> int:

@@ -178,7 +178,8 @@ class LongVideoBenchBenchmark(Benchmark):
                     "video_name": str(record["video_path"]), "subtitles": self.config.subtitles}
             items.append(EvalItem(
                 id=str(record.get("id") or f"lvb-{index}"), video=str(video) if video.is_file() else None,
-                query=Query(str(record["question"]), options, instruction=INSTRUCTION), answer=answer, meta=meta,
+                query=Query(str(record["question"]), options, instruction=INSTRUCTION, benchmark="longvideobench",
+                            timed_text=self.config.subtitles), answer=answer, meta=meta,
                 missing=None if video.is_file() else f"video {record['video_path']} not found under {video_root} "
                 "(use --video-root)"))
         if not items:

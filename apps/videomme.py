@@ -204,7 +204,8 @@ class VideoMMEBenchmark(Benchmark):
             items.append(EvalItem(
                 id=str(row.get("question_id") or f"{stem}-{index}"),
                 video=str(found) if found else None,
-                query=Query(str(row["question"]), tuple(options), instruction=instruction),
+                query=Query(str(row["question"]), tuple(options), instruction=instruction, benchmark="videomme",
+                            timed_text=self.config.subtitles),
                 answer=str(row.get("answer", "")).strip()[:1].upper() or None,
                 meta=meta,
                 missing=None if found else f"video {stem} not found under {', '.join(str(r) for r in roots[:2])} "

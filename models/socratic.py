@@ -44,14 +44,15 @@ from mmlong.errors import ConfigError
 from mmlong.models.base import VideoQAModel
 from mmlong.models.grounding import Grounding, ground, line_says, moment_rarity, moment_text
 from mmlong.models.prompts import (
-    MLVU_SYSTEM,
     LetterChoice,
     choose_option,
     format_option,
+    letter_ids_after,
+    letter_prompt,
     letter_token_ids,
-    mc_prompt,
     open_prompt,
     read_letter,
+    scoring_prompt,
 )
 from mmlong.models.transcript import Transcript, build_transcript
 from mmlong.types import Answer, Query, VisualTokens
@@ -235,11 +236,10 @@ class SocraticModel(VideoQAModel):
         no transcript), so options that are likely whatever the video shows (short, common words) lose their
         head start.
         """
-        prompt = open_prompt(query.question, context)
-        shared = open_prompt("", context).rsplit("Question:", 1)[0]  # instruction + transcript, kept across questions
+        prompt, shared = scoring_prompt(query, context)  # shared: instruction + transcript, kept across questions
         options = [" " + option.strip() for option in query.options]
         given = torch.stack([lp.sum() for lp in self.lm.continuation_logprobs(prompt, options, prefix=shared)])
-        blank = open_prompt(query.question, transcript_context(Transcript(())))
+        blank = scoring_prompt(query, transcript_context(Transcript(())))[0]
         prior = torch.stack([lp.sum() for lp in self.lm.continuation_logprobs(blank, options)])
         return prompt, given.double(), (given - prior).double()
 
@@ -247,9 +247,10 @@ class SocraticModel(VideoQAModel):
         """The prompt, the chosen option of a multiple-choice ``query`` and the per-option scores."""
         cfg = self.config
         if cfg.scoring == "letter":
-            prompt = mc_prompt(query.question, query.options, context, system=query.instruction or MLVU_SYSTEM)
-            logits = self.lm.next_token_logits(prompt)
-            return prompt, read_letter(logits, self.letter_ids(len(query.options))), {}
+            prompt, prefix = letter_prompt(query, context)  # the benchmark's official layout
+            ids = self.letter_ids(len(query.options)) if not query.benchmark else \
+                letter_ids_after(self.lm.encode, len(query.options), prefix)
+            return prompt, read_letter(self.lm.next_token_logits(prompt), ids), {}
         scores: dict[str, Any] = {"evidence": [round(float(e), 4) for e in grounding.evidence]}
         if cfg.scoring == "evidence":
             return "", choose_option(grounding.evidence / cfg.evidence_temperature), scores
@@ -307,7 +308,8 @@ class SocraticModel(VideoQAModel):
         moments = [*fine.lines, *fine.texts]  # every frame (or segment) and every expert line
         context = transcript_context(transcript)
         details: dict[str, Any] = {"transcript": transcript.text(), "transcript_lines": transcript.to_dicts(),
-                                   "text_lines": [t.to_dict() for t in transcript.texts]}
+                                   "text_lines": [t.to_dict() for t in transcript.texts],
+                                   "timed_text_seen": [t.to_dict() for t in transcript.texts if t.source != "note"]}
         cfg = self.config
         if query.is_multiple_choice:
             grounding = self.ground(moments, list(query.options), encoder)

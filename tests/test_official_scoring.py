@@ -330,3 +330,103 @@ def test_longvideobench_val_scores_equal_the_official_reading_and_test_is_not_sc
     summary = test.summarize([test.record(item, Answer(text="B"))])
     assert summary["submission"] == {"t_0": "B"} and "overall" not in summary
     assert json.loads(test.figures(summary, tmp_path)[0].read_text()) == {"t_0": "B"}
+
+
+# ---------------------------------------------------------------------------------------------- subtitles
+def official_videomme_subtitles(cues: list[tuple[float, float, str]], frame_indices: list[int], fps: float):
+    """lmms-eval videomme_doc_to_text_subtitle: a cue goes in when a sampled frame index falls in
+    [int(start * fps), int(end * fps)); order: the set of cue indices (ascending for these small ints)."""
+    frames_of_cues = [(int(s * fps), int(e * fps), text) for s, e, text in cues]
+    picked = []
+    for frame_idx in frame_indices:
+        for idx, (first, last, _) in enumerate(frames_of_cues):
+            if first <= frame_idx < last:
+                picked.append(idx)
+    return [frames_of_cues[i][2] for i in sorted(set(picked))]
+
+
+def official_lvb_subtitles(subtitles: list[dict], frame_timestamps: list[float], offset: float, duration: float):
+    """longvideobench_dataset.insert_subtitles_into_frames, keeping only the subtitle texts it interleaves."""
+    kept = []
+    for subtitle in subtitles:
+        start, end = subtitle["timestamp"]
+        if not isinstance(end, float):
+            end = duration
+        start -= offset
+        end -= offset
+        middle = (start + end) / 2
+        if end - start < 1:
+            end, start = middle + 0.5, middle - 0.5
+        if any(start < t < end for t in frame_timestamps):
+            kept.append(subtitle["text"])
+    return kept
+
+
+def test_subtitles_are_limited_to_the_sampled_frames_by_each_official_rule():
+    from mmlong.apps.longvideobench import subtitle_cues
+    from mmlong.experts.base import TimedText
+    from mmlong.models.subtitles import lines_for_query
+    from mmlong.types import Query
+
+    fps = 10.0
+    cues = [(2.0 * k, 2.0 * k + 1.5, f"line {k}") for k in range(20)]  # 20 lines over 40 s
+    lines = [TimedText(s, e, "subtitle", text) for s, e, text in cues]
+    frame_indices = [0, 100, 250, 399]
+    times = [f / fps for f in frame_indices]
+    vmme = Query("q", ("a", "b"), benchmark="videomme")
+    got = [line.text for line in lines_for_query(lines, times, vmme, fps)]
+    assert got == official_videomme_subtitles(cues, frame_indices, fps) and len(got) == 3
+    assert lines_for_query(lines, times, Query("q", ("a", "b")), fps) == lines  # MLVU-style questions: every line
+    assert lines_for_query(lines, times, Query("q", ("a", "b"), benchmark="videomme", timed_text=False), fps) == []
+    # LongVideoBench: the JSON entries on the subtitles' clock, a short line, one open-ended, one after the clip
+    offset, duration = 100.0, 30.0
+    entries = [{"timestamp": [100.2, 100.6], "text": "short, near frame 0"},
+               {"timestamp": [104.0, 109.0], "text": "between frames"},
+               {"timestamp": [111.0, 119.0], "text": "over frame 15"},
+               {"timestamp": [128.0, 140.0], "text": "runs past the end"},
+               {"timestamp": [135.0, 139.0], "text": "after the clip"},
+               {"timestamp": [125.5, None], "text": "open end"}]
+    frame_times = [0.0, 15.0, 29.0]
+    lvb = Query("q", ("a", "b"), benchmark="longvideobench")
+    got = [line.text for line in lines_for_query(subtitle_cues(entries, offset, duration), frame_times, lvb)]
+    assert got == official_lvb_subtitles(entries, frame_times, offset, duration)
+    assert "after the clip" not in got and "between frames" not in got and "short, near frame 0" in got
+
+
+def test_without_subtitles_no_text_reaches_the_model_and_records_show_the_prompt(tmp_path, capsys):
+    """A Video-MME run on a tiny native model: with subtitles, the lines of the sampled frames (Video-MME's rule)
+    are what the prompt held and what the record lists; without, no expert runs and nothing is heard, even when
+    the flags ask for experts."""
+    from mmlong.apps.cli import main
+    from tests.media import make_test_video
+    from tests.vlm_fixtures import build_smolvlm, save_checkpoint
+
+    model, processor = build_smolvlm(num_layers=2)
+    checkpoint = save_checkpoint(model, processor, tmp_path / "smol")
+    base = tmp_path / "Video-MME"
+    for folder in ("videomme", "data", "subtitle"):
+        (base / folder).mkdir(parents=True)
+    make_test_video(base / "data" / "vid1.mp4", num_frames=40, fps=10, size=(96, 64))  # 4 s
+    cues = [(k * 200 / 1000, (k * 200 + 200) / 1000, f"said {k}") for k in range(20)]  # 20 lines, back to back
+    (base / "subtitle" / "vid1.srt").write_text("\n".join(
+        f"{k + 1}\n00:00:0{int(s)},{int(round(s % 1 * 1000)):03d} --> 00:00:0{int(e)},{int(round(e % 1 * 1000)):03d}\n"
+        f"{text}\n" for k, (s, e, text) in enumerate(cues)))
+    row = dict(VIDEOMME_ROWS[0], videoID="vid1", url="")
+    import pandas
+
+    pandas.DataFrame([row]).to_parquet(base / "videomme" / "test-00000-of-00001.parquet")
+    (tmp_path / "p.yaml").write_text("model_options:\n  max_new_tokens: 2\n")
+    runs = {}
+    for setting in ("without", "with"):
+        extra = ["--with-subtitles"] if setting == "with" else ["--experts", "ocr,asr"]
+        code = main(["eval", "videomme", "--data", str(base), "--out", str(tmp_path / setting), "--model",
+                     str(checkpoint), "--sample", "uniform:4", "--no-cache", "--config", str(tmp_path / "p.yaml"),
+                     *extra])
+        assert code == 0, capsys.readouterr().err
+        (record,) = [json.loads(line) for line in (tmp_path / setting / "results.jsonl").read_text().splitlines()]
+        runs[setting] = record
+    without, with_subs = runs["without"], runs["with"]
+    assert without["subtitles_seen"] == []
+    frames = [round(t * 10) for t in with_subs["frame_times"]]
+    expected = official_videomme_subtitles(cues, frames, 10.0)
+    assert [line["text"] for line in with_subs["subtitles_seen"]] == expected and len(expected) == 4
