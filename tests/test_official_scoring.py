@@ -430,3 +430,35 @@ def test_without_subtitles_no_text_reaches_the_model_and_records_show_the_prompt
     frames = [round(t * 10) for t in with_subs["frame_times"]]
     expected = official_videomme_subtitles(cues, frames, 10.0)
     assert [line["text"] for line in with_subs["subtitles_seen"]] == expected and len(expected) == 4
+
+
+# ---------------------------------------------------------------------------------------------- prompt layouts
+@pytest.mark.parametrize("family", ["qwen2-vl", "smolvlm2"])
+def test_native_vlms_see_the_official_prompt_layout(family):
+    """Video-MME's question reaches a native VLM as the README writes it (subtitles header, the instruction, the
+    question, "A. ..." options, "The best answer is:"), not inside MLVU's template; the letter is read right after."""
+    from mmlong.experts.base import TimedText
+    from mmlong.models.prompts import VIDEOMME_ANSWER_LINE, VIDEOMME_SUBTITLES_HEADER
+    from mmlong.registry import MODELS
+    from mmlong.types import Query
+    from tests.vlm_fixtures import build_qwen2_vl, build_smolvlm, frames_of, random_video
+
+    model, processor = (build_qwen2_vl if family == "qwen2-vl" else build_smolvlm)(num_layers=2)
+    adapter = MODELS.resolve(family)(MODELS.make_config(family, max_new_tokens=2)).load(model, processor)
+    tokens = adapter.native_encoder().encode(frames_of(random_video(4, height=96, width=128), fps=1.0))
+    instruction = ("Select the best answer to the following multiple-choice question based on the video and the "
+                   "subtitles. Respond with only the letter (A, B, C, or D) of the correct option.")
+    query = Query("What is said?", ("hello", "goodbye"), instruction=instruction, benchmark="videomme")
+    lines = [TimedText(1.0, 1.5, "subtitle", "hello there")]
+    answer = adapter.answer(tokens, query, timed_text=lines)
+    official = "\n".join([VIDEOMME_SUBTITLES_HEADER, "hello there", instruction, "What is said?", "A. hello",
+                          "B. goodbye", VIDEOMME_ANSWER_LINE])
+    from mmlong.models.subtitles import sampled_frame_times, subtitle_context
+
+    block = subtitle_context(lines, sampled_frame_times(tokens), plain=True)
+    text = adapter.build_prompt(tokens, query, block).text
+    assert official in text and "Best option" not in text and "Only give the best option" not in text
+    assert answer.letter in ("A", "B") and set(answer.details["option_probs"]) == {"A", "B"}
+    assert answer.details["timed_text_seen"] == [lines[0].to_dict()]
+    mlvu = adapter.build_prompt(tokens, Query("What is said?", ("hello", "goodbye"))).text
+    assert "(A) hello" in mlvu and mlvu.rstrip().endswith("Best option: (")
