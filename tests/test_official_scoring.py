@@ -462,3 +462,27 @@ def test_native_vlms_see_the_official_prompt_layout(family):
     assert answer.details["timed_text_seen"] == [lines[0].to_dict()]
     mlvu = adapter.build_prompt(tokens, Query("What is said?", ("hello", "goodbye"))).text
     assert "(A) hello" in mlvu and mlvu.rstrip().endswith("Best option: (")
+
+
+def test_the_subtitle_cache_is_keyed_by_each_videos_subtitle_file(tmp_path):
+    """Two byte-identical videos, one with a subtitle file and one without: through the expert cache each gets
+    its own lines (the cache once served the first video's lines to the second); editing the file changes them."""
+    from mmlong.experts.cache import ExpertCache
+    from mmlong.experts.runner import build_experts, run_experts
+
+    folder = tmp_path / "subtitle"
+    folder.mkdir()
+    (tmp_path / "a.mp4").write_bytes(b"same bytes" * 100)
+    (tmp_path / "b.mp4").write_bytes(b"same bytes" * 100)
+    (folder / "a.srt").write_text("1\n00:00:01,000 --> 00:00:02,000\nonly in a\n")
+    experts = build_experts("", str(folder))
+    cache = ExpertCache(tmp_path / "cache")
+    first, _ = run_experts(experts, str(tmp_path / "a.mp4"), cache)
+    second, steps = run_experts(experts, str(tmp_path / "b.mp4"), cache)
+    assert [line.text for line in first] == ["only in a"]
+    assert [line.source for line in second] == ["note"] and steps[0].extra["hit"] is False
+    again, steps = run_experts(experts, str(tmp_path / "a.mp4"), cache)
+    assert [line.text for line in again] == ["only in a"] and steps[0].extra["hit"] is True
+    (folder / "a.srt").write_text("1\n00:00:01,000 --> 00:00:02,000\nedited\n")
+    edited, _ = run_experts(build_experts("", str(folder)), str(tmp_path / "a.mp4"), cache)
+    assert [line.text for line in edited] == ["edited"]
