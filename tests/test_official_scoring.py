@@ -486,3 +486,31 @@ def test_the_subtitle_cache_is_keyed_by_each_videos_subtitle_file(tmp_path):
     (folder / "a.srt").write_text("1\n00:00:01,000 --> 00:00:02,000\nedited\n")
     edited, _ = run_experts(build_experts("", str(folder)), str(tmp_path / "a.mp4"), cache)
     assert [line.text for line in edited] == ["edited"]
+
+
+# ---------------------------------------------------------------------------------------------- ASR
+@pytest.mark.skipif(__import__("shutil").which("espeak-ng") is None, reason="espeak-ng missing")
+def test_speech_recognition_gives_the_same_lines_on_fresh_runs(tmp_path, monkeypatch):
+    """Three fresh speech experts (new model, empty cache) on the espeak-ng clip give identical lines, decoded
+    greedily with no sampled fallback and CTranslate2 seeded before each run."""
+    import numpy as np
+    from faster_whisper import WhisperModel
+
+    from mmlong.audio import SPEECH_RATE, mix_into, speak
+    from mmlong.registry import EXPERTS
+    from tests.media import make_test_video
+
+    track = mix_into(np.zeros(8 * SPEECH_RATE, np.float32), speak("Open the blue door"), 3.0, SPEECH_RATE)
+    video = make_test_video(tmp_path / "speech.mp4", frames=[np.full((48, 64, 3), 90, np.uint8)] * 32, fps=4,
+                            audio=(track, SPEECH_RATE))
+    calls = []
+    original = WhisperModel.transcribe
+
+    def spy(self, audio, **kwargs):
+        calls.append(kwargs)
+        return original(self, audio, **kwargs)
+
+    monkeypatch.setattr(WhisperModel, "transcribe", spy)
+    runs = [EXPERTS.create("asr").run(str(video)).lines for _ in range(3)]
+    assert runs[0] == runs[1] == runs[2] and any(line.source == "speech" for line in runs[0])
+    assert all(call["temperature"] == [0.0] for call in calls) and len(calls) == 3
