@@ -176,6 +176,21 @@ class NativeVLMAdapter(VideoQAModel):
         """Token ids ``[n]`` of a prompt piece (special tokens in the text are recognised, none added)."""
         return torch.tensor(self.tokenizer.encode(text, add_special_tokens=False), dtype=torch.long)
 
+    @torch.inference_mode()
+    def text_loglik(self, prompt: str, continuations: Sequence[str]) -> list[float]:
+        """The language model's summed log-likelihood of each continuation after ``prompt``, with no video (the
+        tokenizer's BOS, or EOS, stands before an empty prompt)."""
+        self.load()
+        start = self.tokenizer.bos_token_id if self.tokenizer.bos_token_id is not None else self.tokenizer.eos_token_id
+        context = torch.cat([torch.tensor([start], dtype=torch.long), self.text_ids(prompt)])
+        out = []
+        for text in continuations:
+            ids = torch.cat([context, self.text_ids(text)]).to(self.device)
+            logits = self.model(input_ids=ids[None]).logits[0].float()
+            logprobs = torch.log_softmax(logits[:-1], dim=-1).gather(1, ids[1:, None])[:, 0]
+            out.append(float(logprobs[len(context) - 1:].sum()))
+        return out
+
     def pruning(self, prompt: PromptInputs, in_llm: Sequence[Any], tokens: VisualTokens | None = None) -> Any:
         """The context manager that runs ``in_llm`` compressors inside the language model (or a no-op).
 
@@ -220,8 +235,11 @@ class NativeVLMAdapter(VideoQAModel):
         if pruner is not None:
             details["in_llm"] = pruner.summary()
         if query.is_multiple_choice:
-            choice = read_letter(result.logits[0], self.letter_ids(len(query.options), answer_prefix(query)))
+            ids = self.letter_ids(len(query.options), answer_prefix(query))
+            choice = read_letter(result.logits[0], ids)
             details["option_probs"] = choice.as_dict()
+            vocabulary = torch.log_softmax(result.logits[0].float(), dim=-1)  # each letter's real log-likelihood
+            details.update(option_loglik=[round(float(vocabulary[i]), 6) for i in ids], option_loglik_kind="letter")
             option = query.options[choice.index]
             return Answer(text=option, option=option, option_index=choice.index, details=details)
         text = self.tokenizer.decode(result.token_ids, skip_special_tokens=True).strip()

@@ -250,7 +250,9 @@ class SocraticModel(VideoQAModel):
             prompt, prefix = letter_prompt(query, context)  # the benchmark's official layout
             ids = self.letter_ids(len(query.options)) if not query.benchmark else \
                 letter_ids_after(self.lm.encode, len(query.options), prefix)
-            return prompt, read_letter(self.lm.next_token_logits(prompt), ids), {}
+            logits = self.lm.next_token_logits(prompt)
+            vocabulary = torch.log_softmax(logits.float(), dim=-1)  # each letter's real log-likelihood
+            return prompt, read_letter(logits, ids), {"letter_loglik": [round(float(vocabulary[i]), 6) for i in ids]}
         scores: dict[str, Any] = {"evidence": [round(float(e), 4) for e in grounding.evidence]}
         if cfg.scoring == "evidence":
             return "", choose_option(grounding.evidence / cfg.evidence_temperature), scores
@@ -263,6 +265,10 @@ class SocraticModel(VideoQAModel):
         fused = fuse_scores(grounding.evidence, pmi, cfg.evidence_temperature, cfg.lm_weight)
         scores["fused"] = [round(float(v), 4) for v in fused]
         return prompt, choose_option(fused), scores
+
+    def text_loglik(self, prompt: str, continuations: Sequence[str]) -> list[float]:
+        """The LM's summed log-likelihood of each continuation after ``prompt`` (no transcript, no video)."""
+        return [float(lp.sum()) for lp in self.lm.continuation_logprobs(prompt, list(continuations))]
 
     def ground(self, moments: Sequence[Any], texts: Sequence[str], encoder: Any) -> Grounding:
         """:func:`~mmlong.models.grounding.ground` of ``texts`` with the moments' rarity at ``rarity_weight``."""
@@ -317,6 +323,10 @@ class SocraticModel(VideoQAModel):
             option = query.options[choice.index]
             carried = grounding.moments(choice.index, cfg.evidence)
             details.update(scoring=cfg.scoring, option_probs=choice.as_dict(), option_scores=scores)
+            if "likelihood" in scores or "letter_loglik" in scores:  # real log-likelihoods (the lmms-eval bridge)
+                kind = "text" if "likelihood" in scores else "letter"
+                details.update(option_loglik=scores["likelihood" if kind == "text" else "letter_loglik"],
+                               option_loglik_kind=kind)
             result = Answer(text=format_option(choice.index, option), option=option, option_index=choice.index,
                             evidence=[moments[i].centre for i in carried])
         else:
