@@ -213,7 +213,7 @@ class LongVideoBenchBenchmark(Benchmark):
         return {"id": item.id, **{k: item.meta[k] for k in ("duration_group", "question_category", "video_name")},
                 "subtitles": item.meta["subtitles"], "option": letter, "random_choice": drawn,
                 "answer": item.answer, "correct": item.answer is not None and letter == item.answer,
-                "text": answer.text, **seen_record(answer)}
+                "text": answer.text, "response": answer.letter or answer.text, **seen_record(answer)}
 
     def error_record(self, item: EvalItem, reason: str) -> dict[str, Any]:
         return {"id": item.id, **{k: item.meta[k] for k in ("duration_group", "question_category", "video_name")},
@@ -224,7 +224,8 @@ class LongVideoBenchBenchmark(Benchmark):
         if self.config.split == "test":
             return {"split": "test", "answered": sum(1 for r in records if not r.get("error")),
                     "errors": error_summary(records),
-                    "submission": {str(r["id"]): r.get("text", "") for r in records if not r.get("error")}}
+                    "submission": {str(r["id"]): r.get("response", r.get("text", "")) for r in records
+                                   if not r.get("error")}}
         groups = accuracy_table(records, "duration_group")
         ordered = {g: groups[g] for g in DURATION_GROUPS if g in groups}
         return {"subtitles": self.config.subtitles, "overall": micro_average(ordered), "per_duration_group": ordered,

@@ -218,12 +218,13 @@ class VideoMMEBenchmark(Benchmark):
     # ------------------------------------------------------------------ scoring
     def record(self, item: EvalItem, answer: Answer) -> dict[str, Any]:
         """The chosen letter against the correct one: the model's own choice, else the letter the official script
-        reads from the reply; unreadable is ``option: None`` (left out of the official score, wrong in lmms-eval's)."""
+        reads from the reply; unreadable is ``option: None`` (left out of the official score, wrong in lmms-eval's).
+        ``response`` is the reply to give the official script: the chosen letter, or the text."""
         letter = answer.letter or videomme_letter(answer.text)
         return {"id": item.id, **{k: item.meta[k] for k in RECORD_FIELDS},
                 "question": item.query.question, "option": letter, "answer": item.answer,
                 "correct": letter is not None and letter == item.answer, "text": answer.text,
-                **seen_record(answer)}
+                "response": answer.letter or answer.text, **seen_record(answer)}
 
     def error_record(self, item: EvalItem, reason: str) -> dict[str, Any]:
         return {"id": item.id, **{k: item.meta[k] for k in RECORD_FIELDS},

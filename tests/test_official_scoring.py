@@ -230,6 +230,10 @@ def test_videomme_hf_release_scores_equal_eval_your_results(tmp_path, data):
                          ("per_sub_category", "sub"), ("per_task", "task")):
         assert {k: v["accuracy"] for k, v in summary[ours].items()} == official[theirs]
     assert summary["unreadable"] == 2
+    # a model that chose by index: its response for the official script is the letter (its text "Black." would
+    # read as B there)
+    chosen = bench.record(items[0], Answer(text="Black.", option_index=2))
+    assert official_videomme_extract(chosen["response"]) == chosen["option"] == "C"
 
 
 def test_videomme_2024_json_layout_is_read(tmp_path):
@@ -514,3 +518,31 @@ def test_speech_recognition_gives_the_same_lines_on_fresh_runs(tmp_path, monkeyp
     runs = [EXPERTS.create("asr").run(str(video)).lines for _ in range(3)]
     assert runs[0] == runs[1] == runs[2] and any(line.source == "speech" for line in runs[0])
     assert all(call["temperature"] == [0.0] for call in calls) and len(calls) == 3
+
+
+@pytest.mark.slow
+def test_socratic_records_list_the_lines_its_prompt_held_and_reads_official_layouts(tmp_path):
+    """100 subtitle lines, a transcript capped at 64 expert lines: ``subtitles_seen`` is those 64, each of them in
+    the transcript; ``scoring: letter`` reads the letter after Video-MME's official answer line."""
+    from mmlong.pipeline import Pipeline
+    from mmlong.resolve import resolve
+    from mmlong.samples import sample_video
+    from mmlong.types import Query
+
+    srt = tmp_path / "many.srt"
+    srt.write_text("\n".join(f"{k + 1}\n00:00:{k // 10:02d},{k % 10 * 100:03d} --> 00:00:{k // 10:02d},"
+                             f"{k % 10 * 100 + 90:03d}\nline number {k}\n" for k in range(100)))
+    video = str(sample_video("carphone_pristine"))
+    pipe = Pipeline(resolve(preset="offline", flags={"subtitles": str(srt), "experts": "none", "sample": "uniform:4",
+                                                     "cache": False}))
+    answer = pipe.ask(video, "What is said?", ["line number 3", "nothing"])
+    seen = answer.details["timed_text_seen"]
+    assert len(seen) == 64 and all(line["text"] in answer.details["transcript"] for line in seen)
+    letter = Pipeline(resolve(preset="offline", flags={"subtitles": str(srt), "experts": "none", "cache": False,
+                                                       "sample": "uniform:4",
+                                                       "model_options": {"scoring": "letter"}}))
+    query = Query("What is said?", ("line number 3", "nothing"), instruction="Select the best answer.",
+                  benchmark="videomme")
+    (result,) = letter.ask_many(video, [query])
+    assert result.letter in ("A", "B") and result.details["option_loglik_kind"] == "letter"
+    assert all(v < 0 for v in result.details["option_loglik"])
