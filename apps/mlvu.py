@@ -18,8 +18,8 @@ reported beside it and labelled as such.
 ('How many?', ('2', '3'))
 >>> parse_embedded_options("Which color?\\nA. red\\nB. blue\\nAnswer with the letter.")
 ('Which color?', ('red', 'blue'))
->>> canonical_task("findNeedle"), canonical_task("3_ego")
-('needle', 'ego')
+>>> canonical_task("findNeedle"), canonical_task("3_ego"), canonical_task("AR")
+('needle', 'ego', 'anomaly_reco')
 """
 
 from __future__ import annotations
@@ -50,7 +50,10 @@ TASKS: tuple[str, ...] = ("plotQA", "needle", "ego", "count", "order", "anomaly_
 #: the nine multiple-choice tasks of the MLVU test split (answers released 2025-03-18)
 TEST_TASKS: tuple[str, ...] = TASKS + ("sportsQA", "tutorialQA")
 _ALIASES = {"findneedle": "needle", "needleqa": "needle", "plotqa": "plotQA", "anomaly_recognition": "anomaly_reco",
-            "topic": "topic_reasoning", "sportsqa": "sportsQA", "tutorialqa": "tutorialQA"}
+            "topic": "topic_reasoning", "sportsqa": "sportsQA", "tutorialqa": "tutorialQA",
+            # the abbreviations of the test split and of lmms-eval's task_type field
+            "tr": "topic_reasoning", "ar": "anomaly_reco", "nqa": "needle", "er": "ego", "pqa": "plotQA",
+            "ao": "order", "ac": "count", "sqa": "sportsQA", "tqa": "tutorialQA"}
 _OPTION_LINE = re.compile(r"^\s*(?:\(([A-Z])\)|([A-Z])[.):])\s*(.*?)\s*$")
 _NUMBERED = re.compile(r"^\d+_")
 
