@@ -81,3 +81,58 @@ def test_a_native_vlm_reports_real_letter_loglikelihoods_and_scores_bare_text():
         logprobs = torch.log_softmax(model(input_ids=ids[None]).logits[0].float(), -1)
     manual = float(sum(logprobs[i, ids[i + 1]] for i in range(len(ids) - 1)))
     assert adapter.text_loglik("", [" a cat"]) == pytest.approx([manual], abs=1e-4)
+
+
+def test_the_bridge_answers_lmms_requests_with_a_native_model(tmp_path, monkeypatch):
+    """The bridge class itself, under a minimal stand-in for lmms-eval's two base classes (lmms-eval is not
+    installed in this environment): generate_until on a subtitle prompt, loglikelihood with acc_mutual_info's
+    bare requests, on a tiny Qwen2-VL checkpoint."""
+    import importlib
+    import sys
+    import types
+
+    from tests.media import make_test_video
+    from tests.vlm_fixtures import build_qwen2_vl, save_checkpoint
+
+    class Instance:
+        def __init__(self, request_type, arguments, idx=0, metadata=None):
+            self.request_type, self.args, self.idx, self.metadata = request_type, arguments, idx, metadata
+
+    class LMMS:
+        def __init__(self):
+            pass
+
+    modules = {"lmms_eval": types.ModuleType("lmms_eval"), "lmms_eval.api": types.ModuleType("lmms_eval.api"),
+               "lmms_eval.api.instance": types.ModuleType("lmms_eval.api.instance"),
+               "lmms_eval.api.model": types.ModuleType("lmms_eval.api.model")}
+    modules["lmms_eval.api.instance"].Instance = Instance
+    modules["lmms_eval.api.model"].lmms = LMMS
+    for name, module in modules.items():
+        monkeypatch.setitem(sys.modules, name, module)
+    monkeypatch.delitem(sys.modules, "mmlong.apps.lmms_bridge", raising=False)
+    bridge = importlib.import_module("mmlong.apps.lmms_bridge")
+    monkeypatch.setitem(sys.modules, "mmlong.apps.lmms_bridge", bridge)  # taken out again after the test
+    import mmlong.apps
+
+    monkeypatch.delattr(mmlong.apps, "lmms_bridge", raising=False)
+
+    model, processor = build_qwen2_vl(num_layers=2)
+    checkpoint = save_checkpoint(model, processor, tmp_path / "qwen")
+    video = str(make_test_video(tmp_path / "v.mp4", num_frames=20, fps=10, size=(64, 64)))
+    lm = bridge.MmlongLMM(model=str(checkpoint), sample="uniform:2", cache=False, experts="none")
+    doc = {**VIDEOMME_DOC, "video": video}
+    lm.task_dict = {"videomme_w_subtitle": {"test": [doc]}}
+    prompt = lmms_videomme_subtitle_prompt(doc, "A: Hello everyone.\nB: Hi!")
+    visual = lambda d: [d["video"]]  # noqa: E731
+    (reply,) = lm.generate_until([Instance("generate_until", (prompt, {"until": ["\n"]}, visual, 0,
+                                                               "videomme_w_subtitle", "test"))])
+    assert reply in ("A", "B", "C", "D")
+    letters = [Instance("loglikelihood", (prompt, f" {x}", visual, 0, "videomme_w_subtitle", "test"))
+               for x in "ABCD"]
+    bare = [Instance("loglikelihood", ("", f" {x}")) for x in "ABCD"]
+    results = lm.loglikelihood(letters + bare)
+    conditional = [ll for ll, _ in results[:4]]
+    assert all(ll < 0 for ll in conditional) and sum(torch.tensor(conditional).exp()) < 1.0
+    assert [greedy for _, greedy in results[:4]] == [ll == max(conditional) for ll in conditional]
+    expected = lm.pipeline.model.text_loglik("", [f" {x}" for x in "ABCD"])
+    assert [ll for ll, _ in results[4:]] == pytest.approx(expected)
