@@ -83,7 +83,7 @@ def test_a_native_vlm_reports_real_letter_loglikelihoods_and_scores_bare_text():
     assert adapter.text_loglik("", [" a cat"]) == pytest.approx([manual], abs=1e-4)
 
 
-def test_the_bridge_answers_lmms_requests_with_a_native_model(tmp_path, monkeypatch):
+def test_the_bridge_answers_lmms_requests_with_a_native_model(tmp_path, monkeypatch, request):
     """The bridge class itself, under a minimal stand-in for lmms-eval's two base classes (lmms-eval is not
     installed in this environment): generate_until on a subtitle prompt, loglikelihood with acc_mutual_info's
     bare requests, on a tiny Qwen2-VL checkpoint."""
@@ -109,12 +109,16 @@ def test_the_bridge_answers_lmms_requests_with_a_native_model(tmp_path, monkeypa
     modules["lmms_eval.api.model"].lmms = LMMS
     for name, module in modules.items():
         monkeypatch.setitem(sys.modules, name, module)
-    monkeypatch.delitem(sys.modules, "mmlong.apps.lmms_bridge", raising=False)
-    bridge = importlib.import_module("mmlong.apps.lmms_bridge")
-    monkeypatch.setitem(sys.modules, "mmlong.apps.lmms_bridge", bridge)  # taken out again after the test
     import mmlong.apps
 
-    monkeypatch.delattr(mmlong.apps, "lmms_bridge", raising=False)
+    def forget_bridge():  # the module imported against the stand-ins leaves with them
+        sys.modules.pop("mmlong.apps.lmms_bridge", None)
+        if hasattr(mmlong.apps, "lmms_bridge"):
+            delattr(mmlong.apps, "lmms_bridge")
+
+    forget_bridge()
+    request.addfinalizer(forget_bridge)
+    bridge = importlib.import_module("mmlong.apps.lmms_bridge")
 
     model, processor = build_qwen2_vl(num_layers=2)
     checkpoint = save_checkpoint(model, processor, tmp_path / "qwen")
