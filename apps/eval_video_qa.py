@@ -2,8 +2,9 @@
 
 Both run through :func:`mmlong.apps.evaluate.run_benchmark` (resume, sharding, one record per question with the
 frames and subtitles the model saw). ``--with-subtitles`` asks with the dataset's subtitles at the sampled
-frames (``--subtitles-fallback asr``: the speech expert for a video that has none); without it the model sees no
-subtitles, as the official "w/o subs" setting.
+frames (``--subtitles-fallback asr``: the speech expert for a video that has none); without it the model gets no
+subtitles and no expert text at all (no OCR, no speech), as the official "w/o subs" setting; the preset's experts
+are off in both settings.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ def add_parsers(benchmarks: argparse._SubParsersAction, add_run_arguments) -> No
                      help="the LongVideoBench release (lvb_val.json, videos/, subtitles/) or its annotation file")
     lvb.add_argument("--duration-groups", nargs="+", type=int, choices=[15, 60, 600, 3600],
                      help="default: all four")
+    lvb.add_argument("--split", choices=["val", "test"], default="val",
+                     help="val: lvb_val.json, scored; test: lvb_test_wo_gt.json, writes submission.json (default: val)")
     _common(lvb)
     add_run_arguments(lvb)
     lvb.set_defaults(func=run_longvideobench)
@@ -51,19 +54,20 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def _config_with_subtitles(args: argparse.Namespace, bench: Any) -> Any:
-    """The resolved pipeline of the flags; with ``--with-subtitles`` its subtitle source is the benchmark's
-    subtitle folder (plus ASR for a video without a file, ``--subtitles-fallback asr``)."""
+    """The resolved pipeline of the flags, with no experts (no on-screen text, no speech: the benchmark's setting
+    decides what text the model gets, for every model); with ``--with-subtitles`` its subtitle source is the
+    benchmark's subtitle folder (plus ASR for a video without a file, ``--subtitles-fallback asr``)."""
     from mmlong.apps.options import resolve_args
     from mmlong.errors import ConfigError
 
+    if str(getattr(args, "subtitles", None) or "none").lower() not in ("", "none"):
+        raise ConfigError("--subtitles is set by the benchmark: use --with-subtitles (and --subtitles-fallback)")
     if not args.with_subtitles:
-        config = resolve_args(args)
-        if str(config.subtitles).lower() not in ("", "none"):
-            raise ConfigError("--subtitles is set by the benchmark: use --with-subtitles (and --subtitles-fallback)")
-        return config
+        return resolve_args(args, experts="none", subtitles="none")
     folder = bench.subtitle_folder()
     folder.mkdir(parents=True, exist_ok=True)
-    return resolve_args(args, subtitles=str(folder) + ("+asr" if args.subtitles_fallback == "asr" else ""))
+    return resolve_args(args, experts="none",
+                        subtitles=str(folder) + ("+asr" if args.subtitles_fallback == "asr" else ""))
 
 
 def run_videomme(args: argparse.Namespace) -> int:
@@ -80,7 +84,7 @@ def run_longvideobench(args: argparse.Namespace) -> int:
 
     bench = build_benchmark("longvideobench", data=args.data, video_root=args.video_root,
                             subtitle_root=args.subtitle_root, subtitles=args.with_subtitles,
-                            duration_groups=tuple(args.duration_groups or ()), limit=args.limit)
+                            duration_groups=tuple(args.duration_groups or ()), limit=args.limit, split=args.split)
     bench.items()  # writes the subtitle files on the videos' clocks before the pipeline reads the folder
     summary = run_benchmark(bench, _config_with_subtitles(args, bench), args.out, args.overwrite, args.retry_errors)
     return print_summary(bench, summary, args.out)

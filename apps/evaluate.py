@@ -61,7 +61,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     mlvu.add_argument("--limit", type=int, metavar="N", help="at most N questions per task")
     mlvu.add_argument("--video-root", metavar="DIR", help="where the videos are, when not under --data")
     mlvu.add_argument("--split", choices=["dev", "test"], default="dev",
-                      help="dev: scored here (M-Avg); test: the 9 test tasks, writes submission.json (default: dev)")
+                      help="dev: scored here (M-Avg); test: the 9 test tasks (MLVU_Test/leaderboard/), writes "
+                      "submission.json and scores it with the released answers (default: dev)")
+    mlvu.add_argument("--answers", metavar="FILE",
+                      help="the released MLVU test answers ({question_id, answer} records) when not in leaderboard/")
     _add_run_arguments(mlvu)
     mlvu.set_defaults(func=run_mlvu)
 
@@ -251,7 +254,7 @@ def run_registered(name: str, args: argparse.Namespace, config: Any = None, **op
 
 def run_mlvu(args: argparse.Namespace) -> int:
     return run_registered("mlvu", args, data=args.data, tasks=tuple(args.tasks or ()), limit=args.limit,
-                          video_root=args.video_root, split=args.split)
+                          video_root=args.video_root, split=args.split, answers=args.answers)
 
 
 def run_niavh(args: argparse.Namespace) -> int:

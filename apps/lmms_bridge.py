@@ -6,23 +6,30 @@ lmms-eval (EvolvingLMMs-Lab/lmms-eval, 0.7) finds the model through the entry po
 (``mmlong = "mmlong.apps.lmms_bridge:lmms_eval_manifest"`` in pyproject.toml), so none of its files is edited.
 It needs the optional extra ``mmlong[lmms]``, kept apart from the main install (``scripts/ensure-lmms-venv.sh``).
 
-- ``generate_until``: the task's prompt becomes a :class:`~mmlong.types.Query`; when it lists options
-  (``(A) ...`` or ``A. ...`` lines) the pipeline picks one and the reply is its letter, otherwise the reply is
-  the model's text, cut at the task's ``until`` strings. Requests about one video share one encoding.
+- ``generate_until``: the task's prompt becomes a :class:`~mmlong.types.Query`
+  (:func:`mmlong.apps.lmms_queries.query_for`: the options from the document when it has them, so subtitle lines
+  are never read as options); the pipeline picks an option and the reply is its letter, otherwise the reply is
+  the model's text, cut at the task's ``until`` strings. Requests about one video share one encoding. The
+  interleaved LongVideoBench tasks (``longvideobench_val_i``) hand over decoded frames; the bridge answers from
+  the document's video file instead (mmlong samples its own frames) and keeps the task's subtitle lines.
+  lmms-eval tasks write their own subtitles into the prompt, so no expert or subtitle line of the pipeline is
+  added (``Query.timed_text`` off).
 - ``loglikelihood`` (``output_type: multiple_choice``): lmms-eval sends one request per choice with the same
-  context; the choices of one document become the options of one query and each choice's log-likelihood is the
-  log of the model's probability for that option (:func:`option_probabilities`), the distribution the model's
-  own multiple-choice answer is decided by (letter after ``Best option: (``, or option-text likelihood).
+  context; the choices of one document become the options of one query and each choice gets the model's real
+  log-likelihood of that choice after its prompt (``Answer.details["option_loglik"]``: a letter's log-probability
+  over the whole vocabulary, or an option text's summed token log-probabilities), greedy when it is the largest.
+  ``acc_mutual_info`` adds requests ``("", choice)`` with no context: the log-likelihood of the choice text alone
+  (no video, no prompt), from the model's language model (``text_loglik``).
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any, Sequence
 
 from lmms_eval.api.instance import Instance
 from lmms_eval.api.model import lmms
 
+from mmlong.apps.lmms_queries import option_logliks, split_requests
 from mmlong.errors import ConfigError
 from mmlong.types import Answer, Query
 
@@ -45,18 +52,6 @@ def _video_of(visuals: Any, task: str) -> str:
     return paths[0]
 
 
-def option_probabilities(answer: Answer, count: int) -> list[float] | None:
-    """The model's probability of each option, from ``Answer.details["option_probs"]`` (a letter mapping every
-    model reports for multiple choice); ``None`` when it reports none."""
-    probs = answer.details.get("option_probs")
-    if not isinstance(probs, dict):
-        return None
-    scores = [probs.get(chr(ord("A") + i)) for i in range(count)]
-    if any(s is None for s in scores):
-        return None
-    return [float(s) for s in scores]
-
-
 #: model arguments lmms-eval adds on its own, which are not pipeline settings
 LMMS_EVAL_ARGS = ("device_map", "max_length")
 
@@ -68,11 +63,22 @@ def _cut(text: str, until: Sequence[str]) -> str:
     return text.strip()
 
 
-def _query_for(context: str) -> Query:
-    from mmlong.apps.mlvu import parse_embedded_options
+def _query_for(context: str, doc: Any = None) -> Query:
+    from dataclasses import replace
 
-    question, options = parse_embedded_options(context)
-    return Query(question or context, options)
+    from mmlong.apps.lmms_queries import query_for
+
+    return replace(query_for(context, doc), timed_text=False)
+
+
+def _video_for(doc_to_visual: Any, doc: Any, task: str) -> str:
+    """The video file of a document: its visual, or for the interleaved LongVideoBench tasks (whose visuals are
+    decoded frames) the file the ``_v`` task would give."""
+    if str(task).startswith("longvideobench") and isinstance(doc, dict) and doc.get("video_path"):
+        from lmms_eval.tasks.longvideobench.utils import longvideobench_doc_to_visual_v
+
+        return _video_of(longvideobench_doc_to_visual_v(doc), task)
+    return _video_of(doc_to_visual(doc), task)
 
 
 class MmlongLMM(lmms):
@@ -118,8 +124,8 @@ class MmlongLMM(lmms):
         jobs, stops = [], []
         for request in requests:
             context, gen_kwargs, doc_to_visual, doc_id, task, split = request.args
-            video = _video_of(doc_to_visual(self._doc(task, split, doc_id)), task)
-            jobs.append((video, _query_for(context)))
+            doc = self._doc(task, split, doc_id)
+            jobs.append((_video_for(doc_to_visual, doc, task), _query_for(context, doc)))
             until = (gen_kwargs or {}).get("until") or []
             stops.append([until] if isinstance(until, str) else list(until))
         replies = []
@@ -131,40 +137,49 @@ class MmlongLMM(lmms):
         # the choices of one document (same task, split, doc and context) become the options of one query
         docs: dict[tuple, list[tuple[int, str]]] = {}
         visuals: dict[tuple, str] = {}
-        for n, request in enumerate(requests):
+        documents: dict[tuple, Any] = {}
+        conditional, bare = split_requests([request.args for request in requests])
+        unconditional = [(n, str(requests[n].args[1])) for n in bare]  # acc_mutual_info: ("", choice)
+        for n in conditional:
+            request = requests[n]
             context, doc_to_target, doc_to_visual, doc_id, task, split = request.args
             doc = self._doc(task, split, doc_id)
             target = doc_to_target(doc) if callable(doc_to_target) else doc_to_target
             key = (task, split, doc_id, context)
             docs.setdefault(key, []).append((n, str(target)))
-            visuals[key] = _video_of(doc_to_visual(doc), task)
+            visuals[key] = _video_for(doc_to_visual, doc, task)
+            documents[key] = doc
         keys = list(docs)
-        plans = [self._choice_query(k[3], [t for _, t in docs[k]]) for k in keys]
-        jobs = [(visuals[k], query) for k, (query, _) in zip(keys, plans)]
+        plans = [self._choice_query(k[3], [t for _, t in docs[k]], documents[k]) for k in keys]
+        jobs = [(visuals[k], query) for k, (query, _, _) in zip(keys, plans)]
         results: list[tuple[float, bool]] = [(0.0, False)] * len(requests)
-        for key, (query, indices), answer in zip(keys, plans, self._ask_grouped(jobs)):
-            scores = option_probabilities(answer, len(query.options))
-            if scores is None:
-                raise ConfigError(f"model {self.pipeline_config.model.family!r} does not report option scores, which "
-                                  "multiple-choice log-likelihoods need; use a generate_until task")
-            best = max(range(len(scores)), key=lambda i: scores[i])
+        for key, (query, indices, letters), answer in zip(keys, plans, self._ask_grouped(jobs)):
+            lls = option_logliks(answer, len(query.options), letters)  # real log-likelihoods
+            best = max(range(len(lls)), key=lambda i: lls[i])
             for (n, _), index in zip(docs[key], indices):
-                results[n] = (math.log(max(float(scores[index]), 1e-12)), index == best)
+                results[n] = (lls[index], index == best)
+        if unconditional:
+            scorer = getattr(self.pipeline.model, "text_loglik", None)
+            if scorer is None:
+                raise ConfigError(f"model {self.pipeline_config.model.family!r} cannot score a text without a "
+                                  "video, which acc_mutual_info needs")
+            self.pipeline.load_model()
+            for (n, _), ll in zip(unconditional, scorer("", [text for _, text in unconditional])):
+                results[n] = (float(ll), False)
         return results
 
     @staticmethod
-    def _choice_query(context: str, targets: list[str]) -> tuple[Query, list[int]]:
-        """The query for a document's choices and the option index of each choice.
+    def _choice_query(context: str, targets: list[str], doc: Any = None) -> tuple[Query, list[int], bool]:
+        """The query for a document's choices, the option index of each choice, and whether the choices are
+        the options' letters (``" A"``, ``"(B)"``, when the context lists the options) rather than their texts."""
+        from dataclasses import replace
 
-        The options are the choices themselves, unless the context lists the options and the choices are
-        their letters (``" A"``, ``"(B)"``).
-        """
-        query = _query_for(context)
+        query = _query_for(context, doc)
         letters = [t.strip().strip("()").upper() for t in targets]
         if query.is_multiple_choice and all(len(x) == 1 and 0 <= ord(x) - ord("A") < len(query.options)
                                             for x in letters):
-            return query, [ord(x) - ord("A") for x in letters]
-        return Query(query.question, tuple(t.strip() for t in targets)), list(range(len(targets)))
+            return query, [ord(x) - ord("A") for x in letters], True
+        return replace(query, options=tuple(t.strip() for t in targets)), list(range(len(targets))), False
 
     def generate_until_multi_round(self, requests: list[Instance]) -> list[str]:
         raise NotImplementedError("the mmlong model answers single-round tasks; multi-round tasks are not supported")

@@ -11,13 +11,20 @@ from ``starting_timestamp_for_subtitles``; they are written once as ``<video ste
 into a cache folder, which the pipeline then reads as its subtitle folder (``--subtitles DIR``), so the model sees
 the subtitles at its sampled frames.
 
-The instruction is the official "Answer with the option's letter from the given choices directly."; the score is
-the accuracy overall, per duration group and per question category; an unreadable reply is wrong, never dropped.
+The instruction is the official "Answer with the option's letter from the given choices directly."; replies are
+read as the official evaluation reads them and an unreadable one is given a random option (seeded per question,
+:func:`mmlong.apps.reply_reading.random_choice`), as lmms-eval and the LongVideoBench authors do; the score is the
+accuracy overall, per duration group and per question category. A release folder holds ``lvb_val.json`` and
+``lvb_test_wo_gt.json``: ``split="val"`` reads the first, ``split="test"`` the second, whose questions have no
+answers: they are answered and written to ``submission.json`` (``{id: reply}``, lmms-eval's submission file),
+never scored as wrong.
 
 >>> subtitle_seconds("00:01:02.500")
 62.5
 >>> [(c.start, c.end, c.text) for c in subtitle_cues([{"timestamp": [12.0, 14.0], "text": "hi"}], 10.0, 60.0)]
 [(2.0, 4.0, 'hi')]
+>>> [(c.start, c.end) for c in subtitle_cues([{"timestamp": [12.0, None], "text": "end"}], 10.0, 60.0)]
+[(2.0, 50.0)]
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from mmlong.apps.reply_reading import longvideobench_letter, random_choice
 from mmlong.apps.scoring import (
     Benchmark,
     EvalItem,
@@ -38,7 +46,7 @@ from mmlong.apps.scoring import (
     percent,
     read_annotation_records,
 )
-from mmlong.apps.videomme import annotation_files, release_folder, reply_letter, seen_record
+from mmlong.apps.videomme import annotation_files, release_folder, seen_record
 from mmlong.errors import ConfigError
 from mmlong.experts.base import TimedText
 from mmlong.types import Answer, Query
@@ -60,7 +68,8 @@ def subtitle_seconds(text: Any) -> float:
 
 def subtitle_cues(entries: Sequence[Mapping[str, Any]], offset: float, duration: float) -> list[TimedText]:
     """LongVideoBench subtitle entries as lines on the video's clock (``offset`` subtracted); an open end
-    (``null``) runs to ``duration``; lines that end before the video starts are left out."""
+    (``null``, or any non-float end of the ``timestamp`` form, as the official loader reads it) is ``duration``
+    before the shift; lines that end before the video starts are left out."""
     cues = []
     for entry in entries:
         if "timestamp" in entry:
@@ -68,8 +77,10 @@ def subtitle_cues(entries: Sequence[Mapping[str, Any]], offset: float, duration:
             text = entry.get("text", "")
         else:
             start, end, text = entry.get("start"), entry.get("end"), entry.get("line", "")
+        if end is None or ("timestamp" in entry and not isinstance(end, float)):  # as the official loader reads it
+            end = duration
         start = subtitle_seconds(start) - offset
-        end = duration if end is None else subtitle_seconds(end) - offset
+        end = subtitle_seconds(end) - offset
         if end < 0 or not str(text).strip():
             continue
         cues.append(TimedText(max(start, 0.0), max(end, 0.0), "subtitle", " ".join(str(text).split())))
@@ -95,7 +106,8 @@ class LongVideoBenchBenchmark(Benchmark):
     class Config:
         """data: the release folder or one annotation file; video_root / subtitle_root: where videos and
         subtitle files are (default ``videos/`` and ``subtitles/`` beside it); subtitles: ask with them;
-        duration_groups: which groups (default all); limit: at most this many questions per group."""
+        duration_groups: which groups (default all); limit: at most this many questions per group; split: ``val``
+        (scored) or ``test`` (no answers: a submission file); seed: of the random option an unreadable reply gets."""
 
         data: str = ""
         video_root: str | None = None
@@ -103,6 +115,12 @@ class LongVideoBenchBenchmark(Benchmark):
         subtitles: bool = False
         duration_groups: tuple[int, ...] = ()
         limit: int | None = None
+        split: str = "val"
+        seed: int = 0
+
+        def __post_init__(self) -> None:
+            if self.split not in ("val", "test"):
+                raise ValueError(f"LongVideoBench split must be val or test, got {self.split!r}")
 
     name = "longvideobench"
 
@@ -124,9 +142,17 @@ class LongVideoBenchBenchmark(Benchmark):
         return cache_root() / "longvideobench-subtitles" / key
 
     def _records(self) -> list[dict[str, Any]]:
-        files = [p for p in annotation_files(Path(self.config.data).expanduser(), "LongVideoBench")
-                 if "subtitle" not in p.stem]
-        return [r for path in files for r in read_annotation_records(path) if "candidates" in r]
+        data = Path(self.config.data).expanduser()
+        files = [p for p in annotation_files(data, "LongVideoBench") if "subtitle" not in p.stem]
+        if data.is_dir():  # the release folder: lvb_val.json (validation-*.parquet) or lvb_test_wo_gt.json (test-*)
+            files = [p for p in files if ("test" in p.stem) == (self.config.split == "test")]
+            if not files:
+                raise ConfigError(f"no LongVideoBench {self.config.split} annotations here (lvb_val.json, "
+                                  "lvb_test_wo_gt.json)", str(data))
+        records = [r for path in files for r in read_annotation_records(path) if "candidates" in r]
+        if self.config.split == "val":  # a question without its answer is not a validation question
+            records = [r for r in records if r.get("correct_choice") is not None]
+        return records
 
     def items(self) -> list[EvalItem]:
         wanted = set(self.config.duration_groups) or set(DURATION_GROUPS)
@@ -152,7 +178,8 @@ class LongVideoBenchBenchmark(Benchmark):
                     "video_name": str(record["video_path"]), "subtitles": self.config.subtitles}
             items.append(EvalItem(
                 id=str(record.get("id") or f"lvb-{index}"), video=str(video) if video.is_file() else None,
-                query=Query(str(record["question"]), options, instruction=INSTRUCTION), answer=answer, meta=meta,
+                query=Query(str(record["question"]), options, instruction=INSTRUCTION, benchmark="longvideobench",
+                            timed_text=self.config.subtitles), answer=answer, meta=meta,
                 missing=None if video.is_file() else f"video {record['video_path']} not found under {video_root} "
                 "(use --video-root)"))
         if not items:
@@ -176,10 +203,17 @@ class LongVideoBenchBenchmark(Benchmark):
 
     # ------------------------------------------------------------------ scoring
     def record(self, item: EvalItem, answer: Answer) -> dict[str, Any]:
-        letter = getattr(answer, "letter", None) or reply_letter(answer.text, len(item.query.options))
+        """The model's own choice, else the letter the official evaluation reads from the reply, else (unreadable)
+        a random option, seeded per question (``random_choice: true`` in the record)."""
+        count = len(item.query.options)
+        letter = answer.letter or longvideobench_letter(answer.text, count)
+        drawn = letter is None
+        if drawn:
+            letter = random_choice(item.id, count, self.config.seed)
         return {"id": item.id, **{k: item.meta[k] for k in ("duration_group", "question_category", "video_name")},
-                "subtitles": item.meta["subtitles"], "option": letter, "answer": item.answer,
-                "correct": letter is not None and letter == item.answer, "text": answer.text, **seen_record(answer)}
+                "subtitles": item.meta["subtitles"], "option": letter, "random_choice": drawn,
+                "answer": item.answer, "correct": item.answer is not None and letter == item.answer,
+                "text": answer.text, "response": answer.letter or answer.text, **seen_record(answer)}
 
     def error_record(self, item: EvalItem, reason: str) -> dict[str, Any]:
         return {"id": item.id, **{k: item.meta[k] for k in ("duration_group", "question_category", "video_name")},
@@ -187,15 +221,36 @@ class LongVideoBenchBenchmark(Benchmark):
                 "error": reason}
 
     def summarize(self, records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        if self.config.split == "test":
+            return {"split": "test", "answered": sum(1 for r in records if not r.get("error")),
+                    "errors": error_summary(records),
+                    "submission": {str(r["id"]): r.get("response", r.get("text", "")) for r in records
+                                   if not r.get("error")}}
         groups = accuracy_table(records, "duration_group")
         ordered = {g: groups[g] for g in DURATION_GROUPS if g in groups}
         return {"subtitles": self.config.subtitles, "overall": micro_average(ordered), "per_duration_group": ordered,
+                "random_choices": sum(1 for r in records if r.get("random_choice") and not r.get("error")),
                 "per_category": accuracy_table(records, "question_category"), "errors": error_summary(records)}
 
+    def figures(self, summary: Mapping[str, Any], out_dir: Path) -> list[Path]:
+        """The test split's ``submission.json`` (``{question id: reply}``); nothing for val."""
+        if self.config.split != "test":
+            return []
+        from mmlong.cache import atomic_write
+
+        path = Path(out_dir) / "submission.json"
+        atomic_write(path, (json.dumps(summary["submission"], indent=1) + "\n").encode())
+        return [path]
+
     def report(self, summary: Mapping[str, Any]) -> str:
+        if self.config.split == "test":
+            return (f"LongVideoBench test: {summary['answered']} questions answered, {summary['errors']['count']} "
+                    "errors; `submission.json` written (the test answers are not released).")
         rows = [[f"{g} s", percent(v["accuracy"]), f"{v['correct']}/{v['total']}"]
                 for g, v in summary["per_duration_group"].items()]
         rows.append(["overall", percent(summary["overall"]), ""])
         cats = [[c, percent(v["accuracy"]), f"{v['correct']}/{v['total']}"] for c, v in summary["per_category"].items()]
-        return (markdown_table(["duration group", "accuracy", "correct"], rows) + "\n\n"
+        note = (f"{summary.get('random_choices', 0)} unreadable repl(ies) given a random option (seeded), as the "
+                "official evaluation does.\n\n")
+        return (note + markdown_table(["duration group", "accuracy", "correct"], rows) + "\n\n"
                 + markdown_table(["category", "accuracy", "correct"], cats))

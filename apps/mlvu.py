@@ -18,8 +18,8 @@ reported beside it and labelled as such.
 ('How many?', ('2', '3'))
 >>> parse_embedded_options("Which color?\\nA. red\\nB. blue\\nAnswer with the letter.")
 ('Which color?', ('red', 'blue'))
->>> canonical_task("findNeedle"), canonical_task("3_ego")
-('needle', 'ego')
+>>> canonical_task("findNeedle"), canonical_task("3_ego"), canonical_task("AR")
+('needle', 'ego', 'anomaly_reco')
 """
 
 from __future__ import annotations
@@ -47,10 +47,13 @@ from mmlong.types import Answer, Query
 
 #: the seven multiple-choice tasks of MLVU dev, in the official file order
 TASKS: tuple[str, ...] = ("plotQA", "needle", "ego", "count", "order", "anomaly_reco", "topic_reasoning")
-#: the nine multiple-choice tasks of the MLVU test split (answers withheld; scored by the MLVU authors)
+#: the nine multiple-choice tasks of the MLVU test split (answers released 2025-03-18)
 TEST_TASKS: tuple[str, ...] = TASKS + ("sportsQA", "tutorialQA")
 _ALIASES = {"findneedle": "needle", "needleqa": "needle", "plotqa": "plotQA", "anomaly_recognition": "anomaly_reco",
-            "topic": "topic_reasoning", "sportsqa": "sportsQA", "tutorialqa": "tutorialQA"}
+            "topic": "topic_reasoning", "sportsqa": "sportsQA", "tutorialqa": "tutorialQA",
+            # the abbreviations of the test split and of lmms-eval's task_type field
+            "tr": "topic_reasoning", "ar": "anomaly_reco", "nqa": "needle", "er": "ego", "pqa": "plotQA",
+            "ao": "order", "ac": "count", "sqa": "sportsQA", "tqa": "tutorialQA"}
 _OPTION_LINE = re.compile(r"^\s*(?:\(([A-Z])\)|([A-Z])[.):])\s*(.*?)\s*$")
 _NUMBERED = re.compile(r"^\d+_")
 
@@ -88,6 +91,30 @@ def _letter(index: int) -> str:
     return chr(ord("A") + index)
 
 
+def gold_letter(options: Sequence[str], answer: Any, allow_letter: bool = False) -> str | None:
+    """The correct letter of an official MLVU record, as the official ``qa_template`` reads it: the answer is a
+    candidate's text and, when that text appears more than once, the **last** copy's letter counts (its loop
+    overwrites the index; 6 of the 2,175 dev questions have a duplicated option). With ``allow_letter`` (answers
+    of the test split given as letters) a single letter (``"B"``, ``"(B)"``) is taken as it is; ``None`` when the
+    answer names no option (the official template then writes ``(@)``, which no reply matches).
+
+    >>> gold_letter(["a cat", "a dog", "a cat"], "a cat"), gold_letter(["x", "y"], "(B)", True)
+    ('C', 'B')
+    >>> gold_letter(["x", "y"], "B") is None
+    True
+    """
+    if answer is None:
+        return None
+    text = str(answer)
+    for index in range(len(options) - 1, -1, -1):
+        if str(options[index]) == text:
+            return _letter(index)
+    bare = text.strip().strip("()").strip()
+    if allow_letter and len(bare) == 1 and 0 <= ord(bare.upper()) - ord("A") < len(options):
+        return bare.upper()
+    return None
+
+
 class MLVUBenchmark(Benchmark):
     """The MLVU dev multiple-choice tasks as :class:`~mmlong.apps.scoring.EvalItem` s, plus their scoring."""
 
@@ -95,14 +122,18 @@ class MLVUBenchmark(Benchmark):
     class Config:
         """data: the MLVU directory (holding ``json/`` or ``MLVU/json/``) or one annotation file; tasks: which
         tasks (default all seven, or all nine of the test split); limit: at most this many questions per task;
-        video_root: where the videos are when not under ``data``; split: ``dev`` (scored here) or ``test``
-        (answers withheld: the run writes ``submission.json`` for the MLVU authors to score)."""
+        video_root: where the videos are when not under ``data``; split: ``dev`` or ``test`` (the official
+        ``MLVU_Test/leaderboard/test_question.json`` layout; the run writes ``submission.json`` and, where the
+        released answers are known, scores it too); answers: a file of the released test answers
+        (``{"question_id", "answer"}`` records, the answer a letter or a candidate's text) when they are not in
+        the question records or in another ``leaderboard/`` file."""
 
         data: str = ""
         tasks: tuple[str, ...] = ()
         limit: int | None = None
         video_root: str | None = None
         split: str = "dev"
+        answers: str | None = None
 
         def __post_init__(self) -> None:
             if self.split not in ("dev", "test"):
@@ -118,7 +149,8 @@ class MLVUBenchmark(Benchmark):
             raise ConfigError("MLVU data not found; pass --data DIR (the folder holding json/ and video/)", str(data))
         if data.is_file():
             return data.parent, [data]
-        for json_dir in (data / "json", data / "MLVU" / "json"):
+        folders = (data / "json", data / "MLVU" / "json", data / "leaderboard", data / "MLVU_Test" / "leaderboard")
+        for json_dir in folders:
             if json_dir.is_dir():
                 return json_dir.parent, sorted(json_dir.glob("*.json"))
         files = sorted(p for p in data.iterdir() if p.suffix in (".json", ".jsonl", ".parquet"))
@@ -142,11 +174,17 @@ class MLVUBenchmark(Benchmark):
             raise ConfigError(f"unknown MLVU task(s) {sorted(unknown)} for the {self.config.split} split; "
                               f"tasks: {', '.join(tasks)}")
         base, files = self._annotation_files()
+        loaded = [(path, read_annotation_records(path)) for path in files]
+        answers = released_answers([r for _, records in loaded for r in records])
+        if self.config.answers:
+            answers.update(released_answers(read_annotation_records(Path(self.config.answers).expanduser())))
         items: list[EvalItem] = []
         counts: dict[str, int] = {}
-        for path in files:
+        for path, records in loaded:
             stem = path.stem if _NUMBERED.match(path.stem) else ""
-            for index, record in enumerate(read_annotation_records(path)):
+            for index, record in enumerate(records):
+                if "candidates" in record and "answer" not in record and str(record.get("question_id")) in answers:
+                    record = {**record, "answer": answers[str(record["question_id"])]}
                 item = self._item(record, index, path, base, stem)
                 if item is None or item.meta["question_type"] not in wanted:
                     continue
@@ -171,8 +209,7 @@ class MLVUBenchmark(Benchmark):
             task = canonical_task(record.get("question_type") or stem or path.stem)
             question = str(record["question"])
             options = tuple(str(c) for c in record["candidates"])
-            answer_text = str(record.get("answer", ""))
-            answer = _letter(options.index(answer_text)) if answer_text in options else None
+            answer = gold_letter(options, record.get("answer"), allow_letter=self.config.split == "test")
             video_name = str(record["video"])
         else:  # generation tasks (sub-scene captioning, summary) have no candidates
             return None
@@ -218,13 +255,18 @@ class MLVUBenchmark(Benchmark):
         """Per-task accuracies (fractions), M-Avg (macro), the micro average, counts and errors; for the test
         split (no answers) the per-task counts of answered questions and the submission."""
         if self.config.split == "test":
-            return summarize_test(records)
+            summary = summarize_test(records)
+            scored = [r for r in records if not r.get("error")]
+            if scored and all(r.get("answer") for r in scored):  # the released answers: scored as dev is
+                summary["scores"] = summarize_tasks(records)
+            return summary
         return summarize_tasks(records)
 
     def report(self, summary: Mapping[str, Any]) -> str:
         if self.config.split == "test":
-            return (f"MLVU test: {summary['answered']} questions answered ({summary['unreadable']} with no readable "
-                    f"option), {summary['errors']['count']} errors; submit `submission.json`.")
+            line = (f"MLVU test: {summary['answered']} questions answered ({summary['unreadable']} with no readable "
+                    f"option), {summary['errors']['count']} errors; `submission.json` written.")
+            return line + ("\n\n" + tasks_markdown(summary["scores"]) if "scores" in summary else "")
         return tasks_markdown(summary)
 
     def figures(self, summary: Mapping[str, Any], out_dir: Path) -> list[Path]:
@@ -236,6 +278,12 @@ class MLVUBenchmark(Benchmark):
         path = Path(out_dir) / "submission.json"
         atomic_write(path, (json.dumps(summary["submission"], indent=1) + "\n").encode())
         return [path]
+
+
+def released_answers(records: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """``{question_id: answer}`` of answer-only records (a ``question_id`` and an ``answer``, no candidates)."""
+    return {str(r["question_id"]): r["answer"] for r in records
+            if "question_id" in r and "answer" in r and "candidates" not in r}
 
 
 def submission_entries(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -259,7 +307,7 @@ def summarize_tasks(records: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     """MLVU's numbers from per-item records (``question_type``, ``correct``, optional ``error``)."""
     records = list(records)
     table = accuracy_table(records, "question_type")
-    order = [t for t in TASKS if t in table] + [t for t in table if t not in TASKS]
+    order = [t for t in TEST_TASKS if t in table] + [t for t in table if t not in TEST_TASKS]
     return {
         "m_avg": macro_average(table),
         "micro_avg": micro_average(table),

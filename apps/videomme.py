@@ -3,17 +3,21 @@
 Video-MME: The First-Ever Comprehensive Evaluation Benchmark of Multi-modal LLMs in Video Analysis (Fu et al.,
 2024, arXiv:2405.21075). Two layouts are read:
 
-- the official release: a JSON list of videos ``{"video_id", "duration" (short | medium | long), "domain",
-  "sub_category", "videoID"?, "questions": [{"question_id", "task_type", "question", "options": ["A. ...", ...],
-  "answer": "A"}]}``, videos under ``data/`` or ``videos/`` as ``<videoID or video_id>.mp4``, subtitles under
-  ``subtitle/`` as ``<videoID>.srt``;
-- the lmms-eval copy (``lmms-lab/Video-MME``): one flat row per question (the same fields, ``videoID`` names the
-  file) in ``.parquet``, ``.json`` or ``.jsonl``.
+- the release as downloaded from Hugging Face (``lmms-lab/Video-MME``): ``videomme/test-00000-of-00001.parquet``
+  (one row per question: ``video_id``, ``duration``, ``domain``, ``sub_category``, ``url``, ``videoID``,
+  ``question_id``, ``task_type``, ``question``, ``options`` (``"A. ..."``), ``answer``) with the videos in
+  ``data/<videoID>.mp4`` and the subtitles in ``subtitle/<videoID>.srt`` beside the ``videomme/`` folder (the same
+  rows as ``.json``/``.jsonl`` are read too);
+- the 2024 JSON layout of the README: a list of videos ``{"video_id", "duration_category", "video_category",
+  "video_sub_category"`` (``"video_subcategory"`` in the evaluation template), ``"url", "questions":
+  [{"question_id", "task_type", "question", "choices", "answer"}]}``; a video is found by its ``videoID``, the
+  YouTube id of its ``url``, or its ``video_id``.
 
-The prompt is the official one ("Select the best answer ... based on the video [and the subtitles]. Respond with
-only the letter (A, B, C, or D) of the correct option."), with the subtitles at the sampled frames only when
-they are on (``--subtitles DIR``, set by ``--with-subtitles``). The score is the accuracy overall, per duration
-(short, medium, long) and per task type; an answer whose letter cannot be read is wrong, never dropped.
+The prompt is the official one (:func:`mmlong.models.prompts.benchmark_text`), with the subtitles of the sampled
+frames only when they are on (``--with-subtitles``). Replies are read as ``eval_your_results.py`` reads them
+(:func:`mmlong.apps.reply_reading.videomme_letter`); the headline accuracy (overall, per duration, domain,
+sub-category and task type) leaves unreadable replies out of the denominator as that script does, and the
+lmms-eval figure (unreadable counted wrong) is reported beside it, labelled.
 
 >>> split_option("B. a red car")
 ('B', 'a red car')
@@ -26,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from mmlong.apps.reply_reading import videomme_letter
 from mmlong.apps.scoring import (
     Benchmark,
     EvalItem,
@@ -46,37 +51,15 @@ INSTRUCTION_WITH_SUBTITLES = ("Select the best answer to the following multiple-
                               "video and the subtitles. Respond with only the letter (A, B, C, or D) of the "
                               "correct option.")
 _OPTION = re.compile(r"^\s*\(?([A-Z])[.)]\s*(.*?)\s*$")
-VIDEO_ENDINGS = (".mp4", ".mkv", ".webm", ".avi", ".mov")
+VIDEO_ENDINGS = (".mp4", ".MP4", ".mkv", ".webm", ".avi", ".mov")
+#: the item fields every record keeps
+RECORD_FIELDS = ("duration", "domain", "sub_category", "task_type", "video_name", "subtitles")
 
 
 def seen_record(answer: Answer) -> dict[str, Any]:
     """The frames (times) and subtitle lines the model saw, from the answer's details."""
     return {"frame_times": answer.details.get("frame_times", []),
             "subtitles_seen": answer.details.get("timed_text_seen", [])}
-
-
-_ANSWER_PREFIXES = ("the best answer is", "the correct answer is", "the answer is", "the answer",
-                    "the best option is", "the correct option is", "best answer:", "best option:", "answer:")
-
-
-def reply_letter(text: str, count: int) -> str | None:
-    """The option letter in a free-text reply, read as the official Video-MME evaluation does: answer phrases
-    ("The best answer is", ...) are dropped, then the first of the first ``count`` capital letters names the
-    option; ``None`` (counted as wrong) when there is none. One deliberate difference: the letter must stand
-    alone (``\\b``), so the "A" of "All" is not read as option A.
-
-    >>> reply_letter("The best answer is (C).", 4), reply_letter("B. violet", 4), reply_letter("I cannot tell", 4)
-    ('C', 'B', None)
-    """
-    letters = "".join(chr(ord("A") + i) for i in range(count))
-    reply = str(text).strip()
-    lowered = reply.lower()
-    for prefix in _ANSWER_PREFIXES:
-        if lowered.startswith(prefix):
-            reply = reply[len(prefix):]
-            break
-    match = re.search(rf"\b([{letters}])\b", reply)
-    return match.group(1) if match else None
 
 
 def split_option(text: str) -> tuple[str | None, str]:
@@ -95,22 +78,53 @@ def find_video(stem: str, roots: Sequence[Path]) -> Path | None:
     return None
 
 
+#: the folders a release keeps its annotation files in, below the folder given with --data
+ANNOTATION_FOLDERS = ("videomme",)
+
+
 def release_folder(data: str) -> Path:
-    """The release's folder: ``data`` itself, or the folder of ``data`` when it names one annotation file."""
+    """The release's folder: ``data`` itself, or the folder of ``data`` when it names one annotation file, or
+    the folder above that when the file sits in an annotation subfolder (``videomme/test-...parquet``)."""
     path = Path(data).expanduser()
-    return path.parent if path.is_file() else path
+    if not path.is_file():
+        return path
+    folder = path.parent
+    return folder.parent if folder.name in ANNOTATION_FOLDERS else folder
 
 
 def annotation_files(data: Path, what: str) -> list[Path]:
-    """``data`` itself when it is a file, else the ``.json``/``.jsonl``/``.parquet`` files in it."""
+    """``data`` itself when it is a file, else the ``.json``/``.jsonl``/``.parquet`` files in it (or, when it has
+    none, in its ``videomme/`` subfolder, as the Hugging Face release ships them)."""
     if not data.exists():
         raise ConfigError(f"{what} data not found; pass --data DIR or an annotation file", str(data))
     if data.is_file():
         return [data]
-    files = sorted(p for p in data.iterdir() if p.suffix in (".json", ".jsonl", ".parquet"))
-    if not files:
-        raise ConfigError(f"no {what} annotations here (.json, .jsonl or .parquet)", str(data))
-    return files
+    for folder in (data, *(data / name for name in ANNOTATION_FOLDERS)):
+        files = sorted(p for p in folder.iterdir() if p.suffix in (".json", ".jsonl", ".parquet")) \
+            if folder.is_dir() else []
+        if files:
+            return files
+    raise ConfigError(f"no {what} annotations here (.json, .jsonl or .parquet)", str(data))
+
+
+_YOUTUBE_ID = re.compile(r"(?:v=|youtu\.be/|/shorts/)([\w-]{6,})")
+
+
+def official_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    """One question row with the Hugging Face field names, from either layout (the 2024 JSON's
+    ``duration_category``, ``video_category``, ``video_sub_category``/``video_subcategory``, ``choices`` and
+    ``url`` are mapped onto ``duration``, ``domain``, ``sub_category``, ``options`` and ``videoID``)."""
+    out = dict(row)
+    for old, new in (("duration_category", "duration"), ("video_category", "domain"),
+                     ("video_sub_category", "sub_category"), ("video_subcategory", "sub_category"),
+                     ("choices", "options")):
+        if old in row and new not in row:
+            out[new] = row[old]
+    if not out.get("videoID") and out.get("url"):
+        match = _YOUTUBE_ID.search(str(out["url"]))
+        if match:
+            out["videoID"] = match.group(1)
+    return out
 
 
 class VideoMMEBenchmark(Benchmark):
@@ -155,11 +169,11 @@ class VideoMMEBenchmark(Benchmark):
         rows: list[dict[str, Any]] = []
         for path in annotation_files(Path(self.config.data).expanduser(), "Video-MME"):
             for record in read_annotation_records(path):
-                if isinstance(record.get("questions"), list):  # official: one record per video
+                if isinstance(record.get("questions"), list):  # the 2024 JSON: one record per video
                     video = {k: v for k, v in record.items() if k != "questions"}
-                    rows.extend({**video, **q} for q in record["questions"] if isinstance(q, dict))
-                else:  # lmms-eval: one row per question
-                    rows.append(record)
+                    rows.extend(official_row({**video, **q}) for q in record["questions"] if isinstance(q, dict))
+                else:  # the Hugging Face release: one row per question
+                    rows.append(official_row(record))
         return rows
 
     def items(self) -> list[EvalItem]:
@@ -181,15 +195,17 @@ class VideoMMEBenchmark(Benchmark):
             if not options:
                 continue
             counts[duration] = counts.get(duration, 0) + 1
-            stem = str(row.get("videoID") or row.get("video_id"))
-            found = find_video(stem, roots)
+            stems = [str(row[k]) for k in ("videoID", "video_id") if row.get(k)]
+            stem = stems[0] if stems else f"row{index}"
+            found = next((v for v in (find_video(name, roots) for name in stems) if v is not None), None)
             meta = {"duration": duration, "domain": row.get("domain"), "sub_category": row.get("sub_category"),
                     "task_type": row.get("task_type"), "video_id": str(row.get("video_id")), "video_name": stem,
                     "subtitles": self.config.subtitles}
             items.append(EvalItem(
                 id=str(row.get("question_id") or f"{stem}-{index}"),
                 video=str(found) if found else None,
-                query=Query(str(row["question"]), tuple(options), instruction=instruction),
+                query=Query(str(row["question"]), tuple(options), instruction=instruction, benchmark="videomme",
+                            timed_text=self.config.subtitles),
                 answer=str(row.get("answer", "")).strip()[:1].upper() or None,
                 meta=meta,
                 missing=None if found else f"video {stem} not found under {', '.join(str(r) for r in roots[:2])} "
@@ -201,15 +217,17 @@ class VideoMMEBenchmark(Benchmark):
 
     # ------------------------------------------------------------------ scoring
     def record(self, item: EvalItem, answer: Answer) -> dict[str, Any]:
-        """The chosen letter against the correct one; an unreadable reply is ``option: None`` and wrong."""
-        letter = getattr(answer, "letter", None) or reply_letter(answer.text, len(item.query.options))
-        return {"id": item.id, **{k: item.meta[k] for k in ("duration", "task_type", "video_name", "subtitles")},
+        """The chosen letter against the correct one: the model's own choice, else the letter the official script
+        reads from the reply; unreadable is ``option: None`` (left out of the official score, wrong in lmms-eval's).
+        ``response`` is the reply to give the official script: the chosen letter, or the text."""
+        letter = answer.letter or videomme_letter(answer.text)
+        return {"id": item.id, **{k: item.meta[k] for k in RECORD_FIELDS},
                 "question": item.query.question, "option": letter, "answer": item.answer,
                 "correct": letter is not None and letter == item.answer, "text": answer.text,
-                **seen_record(answer)}
+                "response": answer.letter or answer.text, **seen_record(answer)}
 
     def error_record(self, item: EvalItem, reason: str) -> dict[str, Any]:
-        return {"id": item.id, **{k: item.meta[k] for k in ("duration", "task_type", "video_name", "subtitles")},
+        return {"id": item.id, **{k: item.meta[k] for k in RECORD_FIELDS},
                 "option": None, "answer": item.answer, "correct": False, "error": reason}
 
     def summarize(self, records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -220,17 +238,39 @@ class VideoMMEBenchmark(Benchmark):
 
 
 def summarize_videomme(records: Sequence[Mapping[str, Any]], subtitles: bool) -> dict[str, Any]:
-    """Accuracy overall, per duration and per task type (records with an ``error`` are counted apart)."""
-    per_duration = accuracy_table(records, "duration")
+    """The official numbers (``eval_your_results.py``: unreadable replies not in the denominators) overall, per
+    duration, domain, sub-category and task type, and lmms-eval's (unreadable counted wrong) beside them.
+    Records with an ``error`` are counted apart in both."""
+    answered = [r for r in records if r.get("option")]
+    per_duration = accuracy_table(answered, "duration")
     ordered = {d: per_duration[d] for d in DURATIONS if d in per_duration}
+    lmms = accuracy_table(records, "duration")
+    lmms_ordered = {d: lmms[d] for d in DURATIONS if d in lmms}
     return {"subtitles": subtitles, "overall": micro_average(ordered), "per_duration": ordered,
-            "per_task": accuracy_table(records, "task_type"), "errors": error_summary(records)}
+            "per_domain": accuracy_table(answered, "domain"),
+            "per_sub_category": accuracy_table(answered, "sub_category"),
+            "per_task": accuracy_table(answered, "task_type"),
+            "unreadable": sum(1 for r in records if not r.get("error") and not r.get("option")),
+            "lmms_eval": {"overall": micro_average(lmms_ordered), "per_duration": lmms_ordered},
+            "errors": error_summary(records)}
+
+
+def _rows(table: Mapping[Any, Mapping[str, Any]]) -> list[list[Any]]:
+    return [[k, percent(v["accuracy"]), f"{v['correct']}/{v['total']}"] for k, v in table.items()]
 
 
 def videomme_markdown(summary: Mapping[str, Any]) -> str:
     setting = "with subtitles" if summary["subtitles"] else "without subtitles"
-    rows = [[d, percent(v["accuracy"]), f"{v['correct']}/{v['total']}"] for d, v in summary["per_duration"].items()]
-    rows.append(["overall", percent(summary["overall"]),
+    lmms = summary["lmms_eval"]
+    rows = [[d, percent(v["accuracy"]), f"{v['correct']}/{v['total']}", percent(lmms["per_duration"][d]["accuracy"])]
+            for d, v in summary["per_duration"].items()]
+    rows.append(["**overall**", f"**{percent(summary['overall'])}**",
                  f"{sum(v['correct'] for v in summary['per_duration'].values())}/"
-                 f"{sum(v['total'] for v in summary['per_duration'].values())}"])
-    return f"Video-MME, {setting}\n\n" + markdown_table(["duration", "accuracy", "correct"], rows)
+                 f"{sum(v['total'] for v in summary['per_duration'].values())}", percent(lmms["overall"])])
+    head = ["duration", "accuracy (official)", "correct/answered", "lmms-eval (unreadable = wrong)"]
+    parts = [f"Video-MME, {setting}; {summary['unreadable']} unreadable repl(ies), left out of the official "
+             "denominator as eval_your_results.py does", markdown_table(head, rows)]
+    for title, key in (("domain", "per_domain"), ("sub-category", "per_sub_category"), ("task type", "per_task")):
+        if summary.get(key):
+            parts.append(markdown_table([title, "accuracy (official)", "correct/answered"], _rows(summary[key])))
+    return "\n\n".join(parts)

@@ -49,12 +49,24 @@ def _offset_frames(tokens: VisualTokens, offset: int) -> VisualTokens:
 
 def seen_by_model(tokens: VisualTokens, lines: Sequence[Any]) -> dict[str, Any]:
     """What a record keeps of what the model saw: the sampled frames' times and the expert/subtitle lines that
-    go with them (grouped to the frames as the native adapters' subtitle block does)."""
+    go with them (grouped to the frames as the native adapters' subtitle block does). A model that reports the
+    lines its prompt held (``details["timed_text_seen"]``) is believed over this."""
     from mmlong.models.subtitles import sampled_frame_times, subtitles_by_frame
 
     times = sampled_frame_times(tokens)
     seen = [line.to_dict() for group in subtitles_by_frame(lines, times) for line in group] if lines else []
     return {"frame_times": [round(t, 3) for t in times], "timed_text_seen": seen}
+
+
+def lines_for(query: Query, tokens: VisualTokens, lines: Sequence[Any]) -> list[Any]:
+    """The expert/subtitle lines ``query`` may see (:func:`mmlong.models.subtitles.lines_for_query`: none without
+    subtitles, only the sampled frames' by the benchmark's rule)."""
+    from mmlong.models.subtitles import lines_for_query, sampled_frame_times
+
+    if not lines:
+        return []
+    fps = (tokens.meta.get("video") or {}).get("fps")
+    return lines_for_query(lines, sampled_frame_times(tokens), query, float(fps) if fps else None)
 
 
 class _StageClock:
@@ -334,7 +346,8 @@ class Pipeline:
             if pending is not None:
                 found, steps = pending.result()
                 lines, expert_steps, pending = found, tuple(steps), None
-            extra = {"timed_text": lines} if getattr(model, "reads_timed_text", False) else {}
+            given = lines_for(query, seen, lines)
+            extra = {"timed_text": given} if getattr(model, "reads_timed_text", False) else {}
             load_steps = self.load_model()  # after the first tokens: a bad video fails before the weights load
             start = time.perf_counter()
             answer = model.answer(seen, query, encoder=self.encoder, in_llm=self.chain.in_llm, **extra)
@@ -345,7 +358,10 @@ class Pipeline:
             answer.stages = [s.to_dict() for s in steps] + answer.stages
             answer.config = self.config.to_dict()
             answer.details.setdefault("video", seen.meta.get("video", {}))
-            answer.details.update(seen_by_model(seen, lines))
+            reported = answer.details.get("timed_text_seen")
+            answer.details.update(seen_by_model(seen, given if extra else []))
+            if reported is not None:  # what the model's prompt held
+                answer.details["timed_text_seen"] = reported
             result.answers.append(answer)
             result.encoded.append(encoded)
             result.seen.append(seen)

@@ -335,12 +335,17 @@ class VisualTokens:
 class Query:
     """A question about a video; ``options`` for multiple choice; ``text_embedding`` when a stage computed it;
     ``instruction``: a benchmark's own multiple-choice instruction (Video-MME's, LongVideoBench's) in place of the
-    default MLVU one."""
+    default MLVU one; ``benchmark``: whose official prompt layout and subtitle rule the question follows (``""``:
+    MLVU's template, ``"videomme"``, ``"longvideobench"``; :func:`mmlong.models.prompts.benchmark_text`);
+    ``timed_text``: False when no expert or subtitle line may reach the model (a benchmark's setting without
+    subtitles), whatever experts the pipeline runs."""
 
     question: str
     options: tuple[str, ...] = ()
     text_embedding: torch.Tensor | None = None
     instruction: str = ""
+    benchmark: str = ""
+    timed_text: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "options", tuple(self.options))

@@ -30,7 +30,7 @@ from mmlong.errors import ConfigError
 from mmlong.models.native_base import NativeVLMAdapter, NativeVLMConfig
 from mmlong.models.positions import as_position_ids, positions_1d
 from mmlong.models.prompt_inputs import PromptInputs, placeholder_segments, splice_embeddings, video_duration
-from mmlong.models.prompts import MLVU_ANSWER_PREFIX, multiple_choice_text
+from mmlong.models.prompts import answer_prefix, multiple_choice_text
 from mmlong.types import Frames, Query, VisualTokens
 
 VIDEO_TOKEN = "<video>"
@@ -124,7 +124,7 @@ class LlavaOneVisionAdapter(NativeVLMAdapter):
         if self.config.time_instruction:
             times = tokens.frame_times if tokens.frame_times is not None else tokens.timestamps.unique()
             timing = time_instruction(video_duration(tokens), [float(t) for t in times])
-        prefix = MLVU_ANSWER_PREFIX if query.is_multiple_choice else ""
+        prefix = answer_prefix(query)
         return llava_onevision_prompt(multiple_choice_text(query, subtitles), self.config.system_prompt, timing,
                                       prefix)
 

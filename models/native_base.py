@@ -28,7 +28,7 @@ from mmlong.models.base import VideoQAModel
 from mmlong.models.decoding import eos_token_ids, greedy_decode, language_model
 from mmlong.models.loading import load_pretrained
 from mmlong.models.prompt_inputs import PromptInputs
-from mmlong.models.prompts import MLVU_ANSWER_PREFIX, letter_token_ids, read_letter
+from mmlong.models.prompts import MLVU_ANSWER_PREFIX, answer_prefix, letter_token_ids, read_letter
 from mmlong.types import Answer, Frames, Query, VisualTokens
 
 
@@ -165,15 +165,31 @@ class NativeVLMAdapter(VideoQAModel):
     def native_encoder(self) -> NativeEncoder:
         return NativeEncoder(self)
 
-    def letter_ids(self, count: int) -> list[int]:
-        """Token ids of the first ``count`` option letters as they follow the prompt's ``Best option: (``
-        (:func:`~mmlong.models.prompts.letter_token_ids`, the reader the Socratic model uses too)."""
+    def letter_ids(self, count: int, prefix: str = MLVU_ANSWER_PREFIX) -> list[int]:
+        """Token ids of the first ``count`` option letters as they follow ``prefix``, the start of the assistant
+        turn (MLVU's ``Best option: (``, or nothing after an official layout's answer line;
+        :func:`~mmlong.models.prompts.letter_token_ids`, the reader the Socratic model uses too)."""
         return letter_token_ids(lambda text: self.tokenizer.encode(text, add_special_tokens=False), count,
-                                prefix=MLVU_ANSWER_PREFIX)
+                                prefix=prefix)
 
     def text_ids(self, text: str) -> torch.Tensor:
         """Token ids ``[n]`` of a prompt piece (special tokens in the text are recognised, none added)."""
         return torch.tensor(self.tokenizer.encode(text, add_special_tokens=False), dtype=torch.long)
+
+    @torch.inference_mode()
+    def text_loglik(self, prompt: str, continuations: Sequence[str]) -> list[float]:
+        """The language model's summed log-likelihood of each continuation after ``prompt``, with no video (the
+        tokenizer's BOS, or EOS, stands before an empty prompt)."""
+        self.load()
+        start = self.tokenizer.bos_token_id if self.tokenizer.bos_token_id is not None else self.tokenizer.eos_token_id
+        context = torch.cat([torch.tensor([start], dtype=torch.long), self.text_ids(prompt)])
+        out = []
+        for text in continuations:
+            ids = torch.cat([context, self.text_ids(text)]).to(self.device)
+            logits = self.model(input_ids=ids[None]).logits[0].float()
+            logprobs = torch.log_softmax(logits[:-1], dim=-1).gather(1, ids[1:, None])[:, 0]
+            out.append(float(logprobs[len(context) - 1:].sum()))
+        return out
 
     def pruning(self, prompt: PromptInputs, in_llm: Sequence[Any], tokens: VisualTokens | None = None) -> Any:
         """The context manager that runs ``in_llm`` compressors inside the language model (or a no-op).
@@ -198,16 +214,19 @@ class NativeVLMAdapter(VideoQAModel):
                timed_text: Sequence[Any] = ()) -> Answer:
         """Build the prompt from ``tokens`` (with ``timed_text`` as subtitles at the sampled frames' times), run
         in-LLM compressors, decode greedily (or pick an option)."""
-        from mmlong.models.subtitles import sampled_frame_times, subtitle_context
+        from mmlong.models.subtitles import lines_in_block, sampled_frame_times, subtitle_context
 
         self.load()
-        subtitles = subtitle_context(timed_text, sampled_frame_times(tokens)) if timed_text else ""
+        times = sampled_frame_times(tokens)
+        plain = bool(query.benchmark)  # an official layout lists the subtitle lines themselves
+        subtitles = subtitle_context(timed_text, times, plain=plain) if timed_text else ""
         prompt = self.build_prompt(tokens, query, subtitles) if subtitles else self.build_prompt(tokens, query)
         max_new = 0 if query.is_multiple_choice else int(self.config.max_new_tokens)
         with self.pruning(prompt, in_llm, tokens) as pruner:
             result = greedy_decode(self.model, prompt.inputs_embeds, prompt.position_ids,
                                    max_new_tokens=max_new, eos_token_ids=eos_token_ids(self.model, self.tokenizer))
         details: dict[str, Any] = {
+            "timed_text_seen": [line.to_dict() for line in lines_in_block(timed_text, times)] if subtitles else [],
             "prompt_tokens": prompt.length,
             "visual_tokens": int(prompt.visual_mask.sum()),
             "prefill_ms": round(result.prefill_ms, 2),
@@ -216,8 +235,11 @@ class NativeVLMAdapter(VideoQAModel):
         if pruner is not None:
             details["in_llm"] = pruner.summary()
         if query.is_multiple_choice:
-            choice = read_letter(result.logits[0], self.letter_ids(len(query.options)))
+            ids = self.letter_ids(len(query.options), answer_prefix(query))
+            choice = read_letter(result.logits[0], ids)
             details["option_probs"] = choice.as_dict()
+            vocabulary = torch.log_softmax(result.logits[0].float(), dim=-1)  # each letter's real log-likelihood
+            details.update(option_loglik=[round(float(vocabulary[i]), 6) for i in ids], option_loglik_kind="letter")
             option = query.options[choice.index]
             return Answer(text=option, option=option, option_index=choice.index, details=details)
         text = self.tokenizer.decode(result.token_ids, skip_special_tokens=True).strip()

@@ -95,19 +95,42 @@ def open_prompt(question: str, context: str = "", system: str = OPEN_SYSTEM) -> 
     return _join(system, context, f"Question: {question.strip()}", OPEN_ANSWER_PREFIX)
 
 
+def letter_ids_after(encode: Callable[[str], Sequence[int]], count: int, prefix: str) -> list[int]:
+    """The option letters' token ids as the next token after ``prefix``: written with a space (``" A"``, after an
+    answer line such as ``The best answer is:``) when ``prefix`` ends in a word or colon and the tokenizer gives
+    that one token, else bare (:func:`letter_token_ids`, e.g. after ``Best option: (`` or an empty prefix)."""
+    if prefix and not prefix[-1].isspace() and prefix[-1] not in "([":
+        try:
+            return letter_token_ids(encode, count, prefix, space=True)
+        except ConfigError:
+            pass
+    return letter_token_ids(encode, count, prefix)
+
+
+def letter_prompt(query: Query, context: str) -> tuple[str, str]:
+    """``(prompt, prefix)`` for reading the option letter from a text model's next token: MLVU's template ending
+    in ``Best option: (`` (``context`` after the instruction), or ``context`` and the benchmark's official layout
+    (:func:`benchmark_text`); ``prefix`` is what the letter follows (for :func:`letter_ids_after`)."""
+    if not query.benchmark:
+        return mc_prompt(query.question, query.options, context, system=query.instruction or MLVU_SYSTEM), \
+            MLVU_ANSWER_PREFIX
+    text = benchmark_text(query)
+    return (context + "\n" if context else "") + text, text.splitlines()[-1]
+
+
 def letter_token_ids(
-    encode: Callable[[str], Sequence[int]], count: int, prefix: str = MLVU_ANSWER_PREFIX
+    encode: Callable[[str], Sequence[int]], count: int, prefix: str = MLVU_ANSWER_PREFIX, space: bool = False
 ) -> list[int]:
     """The token id of each option letter as it follows ``prefix`` in the prompt.
 
     ``encode(text)`` returns token ids without special tokens. The id is what ``prefix + letter`` adds to
     ``prefix``; a tokenizer that fuses the letter with the prefix, or splits it, is refused, because then the
-    next token alone cannot name the option.
+    next token alone cannot name the option. ``space``: the letter follows a space (``prefix + " A"``).
     """
     base = list(encode(prefix))
     ids = []
     for letter in option_letters(count):
-        full = list(encode(prefix + letter))
+        full = list(encode(prefix + (" " if space else "") + letter))
         if full[: len(base)] != base or len(full) != len(base) + 1:
             raise ConfigError(
                 f"the tokenizer does not give option letter {letter!r} its own token after {prefix!r}; "
@@ -164,12 +187,72 @@ def choose_option(scores: torch.Tensor) -> LetterChoice:
     return LetterChoice(best, chr(ord("A") + best), probs)
 
 
+#: Video-MME's official prompt (README, "Evaluation Pipeline"; lmms-eval's videomme utils)
+VIDEOMME_SUBTITLES_HEADER = "This video's subtitles are listed below:"
+VIDEOMME_ANSWER_LINE = "The best answer is:"
+#: LongVideoBench's official instruction (longvideobench_dataset.py)
+LONGVIDEOBENCH_INSTRUCTION = "Answer with the option's letter from the given choices directly."
+#: the benchmarks whose official layout :func:`benchmark_text` writes (besides MLVU's template, ``""``)
+BENCHMARK_LAYOUTS = ("videomme", "longvideobench")
+
+
+def benchmark_text(query: Query, subtitles: Sequence[str] = ()) -> str:
+    """The question as its benchmark's official evaluation writes it (``query.benchmark``), ``subtitles`` (the
+    lines of the sampled frames, in time order) included where that layout puts them:
+
+    - ``"videomme"`` (Video-MME README): ``This video's subtitles are listed below:`` and the lines (only when
+      there are subtitles), the instruction, the question, ``A. ...`` options, ``The best answer is:``;
+    - ``"longvideobench"`` (``longvideobench_dataset.py``): the subtitle lines (after the frames they belong to),
+      ``Question: ...``, ``A. ...`` options, ``Answer with the option's letter from the given choices directly.``;
+    - ``""`` (MLVU's ``choice_bench.py``): the instruction, the lines, ``Question:``, ``Options:``, ``(A) ...``,
+      ``Only give the best option.`` (the model then continues :data:`MLVU_ANSWER_PREFIX`).
+
+    >>> print(benchmark_text(Query("Which colour?", ("red", "blue"), instruction="Select.", benchmark="videomme")))
+    Select.
+    Which colour?
+    A. red
+    B. blue
+    The best answer is:
+    """
+    letters = option_letters(len(query.options))
+    lettered = [f"{letter}. {str(option).strip()}" for letter, option in zip(letters, query.options)]
+    lines = [str(line) for line in subtitles]
+    if query.benchmark == "videomme":
+        said = [VIDEOMME_SUBTITLES_HEADER, *lines] if lines else []
+        return _join(*said, query.instruction, query.question.strip(), *lettered, VIDEOMME_ANSWER_LINE)
+    if query.benchmark == "longvideobench":
+        return _join(*lines, f"Question: {query.question.strip()}", *lettered,
+                     query.instruction or LONGVIDEOBENCH_INSTRUCTION)
+    if query.benchmark:
+        raise ConfigError(f"unknown benchmark prompt layout {query.benchmark!r}; "
+                          f"layouts: {', '.join(BENCHMARK_LAYOUTS)}")
+    return _join(query.instruction or MLVU_SYSTEM, *lines, mlvu_question(query.question, query.options),
+                 MLVU_QUESTION_SUFFIX)
+
+
+def answer_prefix(query: Query) -> str:
+    """What the assistant turn starts with before the option letter: MLVU's ``Best option: (``; nothing for the
+    layouts whose question text ends with its own answer line (Video-MME, LongVideoBench); nothing for an open
+    question."""
+    return MLVU_ANSWER_PREFIX if query.is_multiple_choice and not query.benchmark else ""
+
+
+def scoring_prompt(query: Query, context: str) -> tuple[str, str]:
+    """``(prompt, shared)`` for scoring the option texts of ``query`` after ``context`` (a text model's
+    transcript): the free-answer prompt for MLVU's questions (:func:`open_prompt`), the official layout
+    (:func:`benchmark_text`) for a benchmark's; ``shared`` is the prompt's start that does not depend on the
+    question (its key/value cache can be kept across a video's questions)."""
+    if not query.benchmark:
+        return open_prompt(query.question, context), open_prompt("", context).rsplit("Question:", 1)[0]
+    shared = context + "\n" if context else ""
+    return shared + benchmark_text(query), shared
+
+
 def multiple_choice_text(query: Query, subtitles: str = "") -> str:
-    """The question text that follows the video in a chat prompt: the MLVU instruction and question block when
-    there are options (the answer prefix :data:`MLVU_ANSWER_PREFIX` goes after, in the assistant turn, so the
-    next token is the letter :func:`read_letter` reads), else the question; ``subtitles`` (a block from
-    :func:`mmlong.models.subtitles.subtitle_context`) goes before the question."""
+    """The question text that follows the video in a chat prompt: the benchmark's official layout when there are
+    options (:func:`benchmark_text`; the assistant turn then starts with :func:`answer_prefix`, so the next
+    token is the letter :func:`read_letter` reads), else the question; ``subtitles`` (a block from
+    :func:`mmlong.models.subtitles.subtitle_context`) goes where the layout puts subtitles."""
     if not query.is_multiple_choice:
         return "\n".join(p for p in (subtitles, query.question) if p)
-    return mc_prompt(query.question, query.options, context=subtitles, system=query.instruction or MLVU_SYSTEM,
-                     answer_prefix="")
+    return benchmark_text(query, subtitles.splitlines() if subtitles else ())

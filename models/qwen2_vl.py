@@ -22,7 +22,7 @@ import torch
 from mmlong.models.native_base import NativeVLMAdapter, NativeVLMConfig
 from mmlong.models.positions import as_position_ids, mrope_positions
 from mmlong.models.prompt_inputs import PromptInputs, splice_embeddings
-from mmlong.models.prompts import MLVU_ANSWER_PREFIX, multiple_choice_text
+from mmlong.models.prompts import answer_prefix, multiple_choice_text
 from mmlong.types import Frames, Query, VisualTokens
 
 VISION_START = "<|vision_start|>"
@@ -104,7 +104,7 @@ class Qwen2VLAdapter(NativeVLMAdapter):
 
     def build_prompt(self, tokens: VisualTokens, query: Query, subtitles: str = "") -> PromptInputs:
         self.load()
-        prefix = MLVU_ANSWER_PREFIX if query.is_multiple_choice else ""
+        prefix = answer_prefix(query)
         before, after = qwen2_vl_prompt(multiple_choice_text(query, subtitles), self.config.system_prompt, prefix)
         before_ids, after_ids = self.text_ids(before), self.text_ids(after)
         embed = self.model.get_input_embeddings()

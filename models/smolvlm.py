@@ -34,7 +34,7 @@ from mmlong.models.prompt_inputs import (
     splice_embeddings,
     video_duration,
 )
-from mmlong.models.prompts import MLVU_ANSWER_PREFIX, multiple_choice_text
+from mmlong.models.prompts import answer_prefix, multiple_choice_text
 from mmlong.types import Frames, Query, VisualTokens
 
 IMAGE_TOKEN = "<image>"
@@ -122,7 +122,7 @@ class SmolVLMAdapter(NativeVLMAdapter):
         return self._chat_text(tokens, query, self.frame_spans(tokens)[0], subtitles)
 
     def _chat_text(self, tokens: VisualTokens, query: Query, times: list[float], subtitles: str = "") -> str:
-        prefix = MLVU_ANSWER_PREFIX if query.is_multiple_choice else ""
+        prefix = answer_prefix(query)
         video = video_block(times, video_duration(tokens))
         return smolvlm_prompt(video, multiple_choice_text(query, subtitles), self.config.system_prompt, prefix)
 

@@ -44,14 +44,15 @@ from mmlong.errors import ConfigError
 from mmlong.models.base import VideoQAModel
 from mmlong.models.grounding import Grounding, ground, line_says, moment_rarity, moment_text
 from mmlong.models.prompts import (
-    MLVU_SYSTEM,
     LetterChoice,
     choose_option,
     format_option,
+    letter_ids_after,
+    letter_prompt,
     letter_token_ids,
-    mc_prompt,
     open_prompt,
     read_letter,
+    scoring_prompt,
 )
 from mmlong.models.transcript import Transcript, build_transcript
 from mmlong.types import Answer, Query, VisualTokens
@@ -235,11 +236,10 @@ class SocraticModel(VideoQAModel):
         no transcript), so options that are likely whatever the video shows (short, common words) lose their
         head start.
         """
-        prompt = open_prompt(query.question, context)
-        shared = open_prompt("", context).rsplit("Question:", 1)[0]  # instruction + transcript, kept across questions
+        prompt, shared = scoring_prompt(query, context)  # shared: instruction + transcript, kept across questions
         options = [" " + option.strip() for option in query.options]
         given = torch.stack([lp.sum() for lp in self.lm.continuation_logprobs(prompt, options, prefix=shared)])
-        blank = open_prompt(query.question, transcript_context(Transcript(())))
+        blank = scoring_prompt(query, transcript_context(Transcript(())))[0]
         prior = torch.stack([lp.sum() for lp in self.lm.continuation_logprobs(blank, options)])
         return prompt, given.double(), (given - prior).double()
 
@@ -247,9 +247,12 @@ class SocraticModel(VideoQAModel):
         """The prompt, the chosen option of a multiple-choice ``query`` and the per-option scores."""
         cfg = self.config
         if cfg.scoring == "letter":
-            prompt = mc_prompt(query.question, query.options, context, system=query.instruction or MLVU_SYSTEM)
+            prompt, prefix = letter_prompt(query, context)  # the benchmark's official layout
+            ids = self.letter_ids(len(query.options)) if not query.benchmark else \
+                letter_ids_after(self.lm.encode, len(query.options), prefix)
             logits = self.lm.next_token_logits(prompt)
-            return prompt, read_letter(logits, self.letter_ids(len(query.options))), {}
+            vocabulary = torch.log_softmax(logits.float(), dim=-1)  # each letter's real log-likelihood
+            return prompt, read_letter(logits, ids), {"letter_loglik": [round(float(vocabulary[i]), 6) for i in ids]}
         scores: dict[str, Any] = {"evidence": [round(float(e), 4) for e in grounding.evidence]}
         if cfg.scoring == "evidence":
             return "", choose_option(grounding.evidence / cfg.evidence_temperature), scores
@@ -262,6 +265,10 @@ class SocraticModel(VideoQAModel):
         fused = fuse_scores(grounding.evidence, pmi, cfg.evidence_temperature, cfg.lm_weight)
         scores["fused"] = [round(float(v), 4) for v in fused]
         return prompt, choose_option(fused), scores
+
+    def text_loglik(self, prompt: str, continuations: Sequence[str]) -> list[float]:
+        """The LM's summed log-likelihood of each continuation after ``prompt`` (no transcript, no video)."""
+        return [float(lp.sum()) for lp in self.lm.continuation_logprobs(prompt, list(continuations))]
 
     def ground(self, moments: Sequence[Any], texts: Sequence[str], encoder: Any) -> Grounding:
         """:func:`~mmlong.models.grounding.ground` of ``texts`` with the moments' rarity at ``rarity_weight``."""
@@ -307,7 +314,8 @@ class SocraticModel(VideoQAModel):
         moments = [*fine.lines, *fine.texts]  # every frame (or segment) and every expert line
         context = transcript_context(transcript)
         details: dict[str, Any] = {"transcript": transcript.text(), "transcript_lines": transcript.to_dicts(),
-                                   "text_lines": [t.to_dict() for t in transcript.texts]}
+                                   "text_lines": [t.to_dict() for t in transcript.texts],
+                                   "timed_text_seen": [t.to_dict() for t in transcript.texts if t.source != "note"]}
         cfg = self.config
         if query.is_multiple_choice:
             grounding = self.ground(moments, list(query.options), encoder)
@@ -315,6 +323,10 @@ class SocraticModel(VideoQAModel):
             option = query.options[choice.index]
             carried = grounding.moments(choice.index, cfg.evidence)
             details.update(scoring=cfg.scoring, option_probs=choice.as_dict(), option_scores=scores)
+            if "likelihood" in scores or "letter_loglik" in scores:  # real log-likelihoods (the lmms-eval bridge)
+                kind = "text" if "likelihood" in scores else "letter"
+                details.update(option_loglik=scores["likelihood" if kind == "text" else "letter_loglik"],
+                               option_loglik_kind=kind)
             result = Answer(text=format_option(choice.index, option), option=option, option_index=choice.index,
                             evidence=[moments[i].centre for i in carried])
         else:

@@ -49,18 +49,76 @@ def subtitles_by_frame(lines: Sequence[Any], frame_times: Sequence[float]) -> li
     return groups
 
 
-def subtitle_context(lines: Sequence[Any], frame_times: Sequence[float]) -> str:
-    """The block of subtitle lines grouped by sampled frame, or ``""`` when there are none."""
+def lines_in_block(lines: Sequence[Any], frame_times: Sequence[float]) -> list[Any]:
+    """The lines :func:`subtitle_context` writes, in the order it writes them."""
+    if not lines or not len(frame_times):
+        return []
+    groups = subtitles_by_frame(lines, frame_times)
+    return [line for i in sorted(range(len(frame_times)), key=lambda i: float(frame_times[i])) for line in groups[i]]
+
+
+def subtitle_context(lines: Sequence[Any], frame_times: Sequence[float], plain: bool = False) -> str:
+    """The block of subtitle lines grouped by sampled frame, or ``""`` when there are none; ``plain``: only the
+    lines' text, one a line (the official Video-MME and LongVideoBench layouts list the subtitles so)."""
     from mmlong.models.transcript import format_time
 
     if not lines or not len(frame_times):
         return ""
+    if plain:
+        return "\n".join(line.text for line in lines_in_block(lines, frame_times))
     groups = subtitles_by_frame(lines, frame_times)
     rows = []
     for i in sorted(range(len(frame_times)), key=lambda i: float(frame_times[i])):
         for line in groups[i]:
             rows.append(f"frame {format_time(frame_times[i])}: [{line.source}] {line.text}")
     return "\n".join([HEADER, *rows]) if rows else ""
+
+
+def videomme_at_frames(lines: Sequence[Any], frame_times: Sequence[float], fps: float | None) -> list[Any]:
+    """Video-MME's rule ("only the subtitles corresponding to the sampled frames", as lmms-eval's videomme utils
+    apply it): a line is kept when a sampled frame's index ``f`` has ``int(start * fps) <= f < int(end * fps)``
+    (the frame index is ``round(t * fps)`` of its time ``t``; without a frame rate, ``start <= t < end``)."""
+    kept = []
+    for line in lines:
+        if fps:
+            first, stop = int(line.start * fps), int(line.end * fps)
+            hit = any(first <= round(float(t) * fps) < stop for t in frame_times)
+        else:
+            hit = any(line.start <= float(t) < line.end for t in frame_times)
+        if hit:
+            kept.append(line)
+    return kept
+
+
+def longvideobench_at_frames(lines: Sequence[Any], frame_times: Sequence[float]) -> list[Any]:
+    """LongVideoBench's rule (``insert_subtitles_into_frames``): a line whose span is shorter than 1 s is widened
+    to 1 s around its middle; it is kept when a sampled frame lies strictly inside that span, so lines after the
+    clip's end (or between far-apart frames) are left out."""
+    kept = []
+    for line in lines:
+        start, end = line.start, line.end
+        if end - start < 1:
+            middle = (start + end) / 2
+            start, end = middle - 0.5, middle + 0.5
+        if any(start < float(t) < end for t in frame_times):
+            kept.append(line)
+    return kept
+
+
+def lines_for_query(lines: Sequence[Any], frame_times: Sequence[float], query: Any, fps: float | None = None) -> list:
+    """The timed lines a question may see: none when ``query.timed_text`` is off (a benchmark's setting without
+    subtitles), those of the sampled frames by the benchmark's own rule for Video-MME and LongVideoBench
+    questions (notes about the video are kept), else every line."""
+    if not getattr(query, "timed_text", True):
+        return []
+    benchmark = getattr(query, "benchmark", "")
+    notes = [line for line in lines if line.source == "note"]
+    said = [line for line in lines if line.source != "note"]
+    if benchmark == "videomme":
+        return notes + videomme_at_frames(said, frame_times, fps)
+    if benchmark == "longvideobench":
+        return notes + longvideobench_at_frames(said, frame_times)
+    return list(lines)
 
 
 def sampled_frame_times(tokens: Any) -> list[float]:

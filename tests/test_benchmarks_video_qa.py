@@ -77,21 +77,22 @@ def test_videomme_reads_the_lmms_eval_rows(tmp_path, videomme_release):
     assert len(items) == 1 and items[0].video.endswith("vidA.mp4") and items[0].answer == "B"
 
 
-def test_videomme_scores_per_duration_and_counts_unreadable_answers_as_wrong(videomme_release):
+def test_videomme_scores_per_duration_official_and_lmms_eval(videomme_release):
     bench = VideoMMEBenchmark(VideoMMEBenchmark.Config(data=str(videomme_release)))
     items = bench.items()
     records = [bench.record(items[0], answered("A")),          # short: right
-               bench.record(items[1], answered(None)),         # short: nothing readable -> wrong, still counted
+               bench.record(items[1], answered(None)),         # short: nothing readable -> out of the official count
                bench.record(items[2], answered(None, text="The answer is B.")),  # medium: letter read from text
                bench.error_record(items[3], items[3].missing)]  # long: video missing -> not scored
     assert records[1]["option"] is None and records[1]["correct"] is False
     summary = bench.summarize(records)
-    assert summary["per_duration"]["short"] == {"correct": 1, "total": 2, "accuracy": 0.5}
+    assert summary["per_duration"]["short"] == {"correct": 1, "total": 1, "accuracy": 1.0}
     assert summary["per_duration"]["medium"] == {"correct": 1, "total": 1, "accuracy": 1.0}
-    assert summary["overall"] == pytest.approx(2 / 3)
+    assert summary["overall"] == 1.0 and summary["lmms_eval"]["overall"] == pytest.approx(2 / 3)
+    assert summary["lmms_eval"]["per_duration"]["short"]["accuracy"] == 0.5
     assert summary["errors"]["count"] == 1 and "long" not in summary["per_duration"]
     assert summary["per_task"]["OCR Problems"]["accuracy"] == 1.0
-    assert "| short | 50.0 | 1/2 |" in bench.report(summary)
+    assert "| short | 100.0 | 1/1 | 50.0 |" in bench.report(summary)
 
 
 @pytest.fixture
@@ -133,7 +134,7 @@ def test_longvideobench_subtitles_move_to_the_videos_clock(lvb_release, tmp_path
 def test_longvideobench_scores_per_group_and_category(lvb_release):
     bench = LongVideoBenchBenchmark(LongVideoBenchBenchmark.Config(data=str(lvb_release)))
     items = bench.items()
-    records = [bench.record(items[0], answered("B")), bench.record(items[1], answered(None, text="hmm")),
+    records = [bench.record(items[0], answered("B")), bench.record(items[1], answered(None, text="B")),
                bench.error_record(items[2], items[2].missing)]
     summary = bench.summarize(records)
     assert summary["per_duration_group"] == {15: {"correct": 1, "total": 2, "accuracy": 0.5}}

@@ -7,10 +7,14 @@ the silent stretches, so an hour of mostly quiet audio costs little. Whisper's s
 VAD (a segment can span the silence between two voiced stretches), so each segment's words are timed too
 (faster-whisper's cross-attention alignment, cheap at this size) and a segment is split where two words are more
 than ``max_word_gap`` seconds apart; a line runs from its first word's start to its last word's end, with the mean
-word probability as its confidence. A segment Whisper itself marks as probably not speech (``no_speech_prob`` above
-``no_speech_threshold`` with a low mean log-probability, Whisper's own rule) is dropped. A video without an
-audio track gives one note line (``no audio track``), never an error; audio in which nothing is recognised gives
-``no speech recognised``.
+word probability as its confidence. Decoding is deterministic: greedy at temperature 0 only (faster-whisper's
+default falls back to *sampling* at temperatures 0.2 ... 1.0 when a window's text fails its compression or
+log-probability checks, which gave different text on re-runs of the same clip), and CTranslate2's random
+generator is seeded (``seed``) before each run, so a re-run with an empty cache gives the same lines even when a
+config asks for the fallback temperatures. A segment Whisper itself marks as probably not speech
+(``no_speech_prob`` above ``no_speech_threshold`` with a low mean log-probability, Whisper's own rule) is
+dropped. A video without an audio track gives one note line (``no audio track``), never an error; audio in
+which nothing is recognised gives ``no speech recognised``.
 """
 
 from __future__ import annotations
@@ -65,7 +69,9 @@ class SpeechExpert(Expert):
         max_word_gap seconds (off: Whisper's segment times);
         no_speech_threshold / logprob_threshold: Whisper's rule for dropping a segment that is not speech;
         compute_type: CTranslate2 quantisation on CPU; cpu_threads: 0 lets CTranslate2 choose; cache_dir: where
-        the packaged weights are joined (default mmlong's cache)."""
+        the packaged weights are joined (default mmlong's cache); temperatures: the decoding temperatures tried in
+        turn (default greedy only; faster-whisper's own default adds sampled fallbacks); seed: CTranslate2's random
+        seed, set before every run."""
 
         language: str = "en"
         model_dir: str | None = None
@@ -78,10 +84,15 @@ class SpeechExpert(Expert):
         compute_type: str = "int8"
         cpu_threads: int = 0
         cache_dir: str | None = None
+        temperatures: tuple[float, ...] = (0.0,)
+        seed: int = 0
 
         def __post_init__(self) -> None:
             if self.beam_size < 1:
                 raise ValueError(f"beam_size must be at least 1, got {self.beam_size}")
+            self.temperatures = tuple(float(t) for t in self.temperatures) or (0.0,)
+            if any(t < 0 for t in self.temperatures):
+                raise ValueError(f"temperatures must be 0 or more, got {self.temperatures}")
 
     def __init__(self, config: Any = None) -> None:
         super().__init__(config)
@@ -116,10 +127,16 @@ class SpeechExpert(Expert):
     def transcribe(self, samples: Any) -> tuple[list[TimedText], dict[str, Any]]:
         """Lines of float32 16 kHz mono ``samples [S]``, and the detected language."""
         cfg = self.config
+        import ctranslate2
+
         language = None if cfg.language in ("", "auto") else cfg.language
-        segments, info = self.load()._model.transcribe(
+        model = self.load()._model
+        ctranslate2.set_random_seed(int(cfg.seed))
+        segments, info = model.transcribe(
             samples, language=language, beam_size=int(cfg.beam_size), vad_filter=bool(cfg.vad),
-            word_timestamps=bool(cfg.word_timestamps), condition_on_previous_text=False)
+            word_timestamps=bool(cfg.word_timestamps), condition_on_previous_text=False,
+            temperature=list(cfg.temperatures))
+        segments = list(segments)  # decoded now, under the seed just set
         lines = []
         for seg in segments:
             text = seg.text.strip()

@@ -113,6 +113,11 @@ class Expert:
         config = json.dumps(self.output_config(), sort_keys=True, default=str)
         return f"{self.name}|{config}|{self.weights_id()}"
 
+    def input_id(self, video: str) -> str:
+        """What besides the video's content decides this expert's output for ``video`` (e.g. the subtitle file
+        found for it); the expert cache keys on it too. Empty by default: the video's bytes decide."""
+        return ""
+
     def load(self) -> "Expert":
         return self
 

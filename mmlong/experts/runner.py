@@ -73,7 +73,8 @@ def run_experts(experts: Sequence[Expert], video: str, cache: Any = None) -> tup
     steps: list[Step] = []
     for expert in experts:
         start = time.perf_counter()
-        key = cache.key(video, expert.cache_id()) if cache is not None else None
+        ident = expert.cache_id() + (f"|input:{expert.input_id(video)}" if expert.input_id(video) else "")
+        key = cache.key(video, ident) if cache is not None else None
         output = cache.get(key) if key is not None else None
         hit = output is not None
         if output is None:

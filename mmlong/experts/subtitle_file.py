@@ -129,6 +129,16 @@ class SubtitleFile(Expert):
             return hashlib.sha256(repr(entries).encode()).hexdigest()[:16] if entries else ""
         return file_sha256(self.config.path) if Path(self.config.path).is_file() else ""
 
+    def input_id(self, video: str) -> str:
+        """In a folder, the video's own subtitle file decides its lines (two videos with the same bytes can have
+        different files, or one none): its name and content hash, or the fallback when it has none."""
+        if not self.config.folder:
+            return ""
+        from mmlong.cache import file_sha256
+
+        found = subtitle_file_for(video, self.config.folder)
+        return f"{found.name}:{file_sha256(found)}" if found is not None else f"none:{self.config.fallback}"
+
     def run(self, video: str) -> ExpertOutput:
         if self.config.folder:
             return self._from_folder(video)
