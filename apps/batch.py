@@ -272,11 +272,19 @@ def default_output(questions: Path) -> Path:
 def run(args: argparse.Namespace) -> int:
     from mmlong.distributed import DEFAULT_TIMEOUT_S, init_distributed
     from mmlong.fit import fit_to_memory
+    from mmlong.joblog import check_result_log
     from mmlong.pipeline import Pipeline
     from mmlong.runner import check_resume, sidecar
+    from mmlong.validate import check_not_input, check_output_file
 
     questions = Path(args.questions)
-    output = Path(args.out) if args.out else default_output(questions)
+    # every output path is checked before any work: a folder, a device, /proc, an unwritable folder, the input
+    output = check_output_file(args.out if args.out is not None else default_output(questions), what="--out")
+    summary_path = check_output_file(args.summary_json if args.summary_json is not None
+                                     else sidecar(output, ".summary.json"), what="--summary-json")
+    check_not_input(output, [questions], "--out")
+    check_not_input(summary_path, [questions, output], "--summary-json")
+    check_result_log(output)  # an existing file that is not a result log is refused before anything runs
     config = resolve_args(args)  # a bad flag fails before the questions are read
     entries = read_questions(questions, args.video_root)
     config = fit_to_memory(config, [e.path for e in entries if isinstance(e, BatchItem)])
@@ -290,7 +298,6 @@ def run(args: argparse.Namespace) -> int:
                             overwrite=args.overwrite, progress=args.progress, input_name=str(questions))
         status = None
         if summary is not None:
-            summary_path = Path(args.summary_json) if args.summary_json else sidecar(output, ".summary.json")
             summary_path.write_text(dump_json(summary.to_dict()) + "\n")
             print(summary.text(), file=sys.stderr)
             print(f"results: {output}  config: {sidecar(output, '.config.yaml')}  summary: {summary_path}",

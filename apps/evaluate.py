@@ -228,6 +228,19 @@ def print_summary(benchmark: Any, summary: Mapping[str, Any] | None, out: str) -
     return 1 if summary.get("errors", {}).get("count") else 0
 
 
+def check_run_folder(out: str | Path) -> Path:
+    """``--out DIR`` of a benchmark run, checked before any work: a writable folder (not a file, not under
+    /proc, /sys or /dev) whose ``results.jsonl``, when there is one, is a result log."""
+    from mmlong.joblog import check_result_log
+    from mmlong.validate import check_output_file, check_output_folder
+
+    folder = check_output_folder(out, "--out")
+    for name in ("results.jsonl", "summary.json", "results.md", "config.yaml"):
+        check_output_file(folder / name, what=f"--out {name}")
+    check_result_log(folder / "results.jsonl")
+    return folder
+
+
 def build_benchmark(name: str, **options: Any) -> Any:
     """Benchmark ``name`` from the registry (:data:`mmlong.registry.BENCHMARKS`) with ``options`` (its Config
     fields); an unknown name or option is a one-line ConfigError."""
@@ -243,6 +256,7 @@ def build_benchmark(name: str, **options: Any) -> Any:
 def run_registered(name: str, args: argparse.Namespace, config: Any = None, **options: Any) -> int:
     """Build benchmark ``name`` (:func:`build_benchmark`), run it with ``config`` (default: the pipeline flags
     on ``args``) and print the report."""
+    check_run_folder(args.out)
     bench = build_benchmark(name, **options)
     config = resolve_args(args) if config is None else config
     summary = run_benchmark(bench, config, args.out, args.overwrite, args.retry_errors)

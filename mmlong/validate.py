@@ -210,10 +210,7 @@ def check_output_file(path: str | Path, suffixes: Iterable[str] | None = None, w
     text = str(path)
     if not text.strip() or text.endswith(("/", os.sep)):
         raise ConfigError(f"{what} must be a file name, not a folder", text or "''")
-    resolved = p.resolve(strict=False)
-    for root in _SYSTEM_ROOTS:
-        if str(resolved) == root or str(resolved).startswith(root + "/"):
-            raise ConfigError(f"{what} cannot be written under {root}; choose a file in your own folders", text)
+    _check_not_system(p, what, text)
     if p.is_dir():
         raise ConfigError(f"{what} is a folder; give a file name inside it, e.g. {p / ('out' + _first(suffixes))}",
                           text)
@@ -221,14 +218,81 @@ def check_output_file(path: str | Path, suffixes: Iterable[str] | None = None, w
         allowed = sorted({s.lower() for s in suffixes})
         if p.suffix.lower() not in allowed:
             raise ConfigError(f"{what} must end in one of {', '.join(allowed)}", text)
-    ancestor = p.parent
+    if p.exists() or p.is_symlink():
+        import stat
+
+        try:
+            mode = p.stat().st_mode
+        except OSError as err:  # a dangling or looping link
+            raise ConfigError(f"{what} cannot be used ({err.strerror or err})", text) from err
+        if not stat.S_ISREG(mode):
+            raise ConfigError(f"{what} exists and is not a regular file (a device, pipe or socket)", text)
+        if not os.access(p, os.W_OK):
+            raise ConfigError(f"{what} exists and is not writable", text)
+    _check_writable_parent(p.parent, text, what)
+    return p
+
+
+def check_output_folder(path: str | Path, what: str = "output folder") -> Path:
+    """A folder a command may write its files into, checked before any work starts (the same rules as
+    :func:`check_output_file`: not under /proc, /sys or /dev, not a file, inside a writable folder)."""
+    import os
+
+    text = str(path)
+    if not text.strip():
+        raise ConfigError(f"{what} must be a folder name", "''")
+    p = Path(path).expanduser()
+    _check_not_system(p, what, text)
+    if p.exists() and not p.is_dir():
+        raise ConfigError(f"{what} is a file, not a folder; give a folder name", text)
+    if p.is_dir():
+        if not os.access(p, os.W_OK | os.X_OK):
+            raise ConfigError(f"{what} is not writable", text)
+        return p
+    _check_writable_parent(p.parent, text, what)
+    return p
+
+
+def check_not_input(output: str | Path, inputs: Iterable[str | Path], what: str = "--out") -> None:
+    """Refuse an output that is one of the command's input files (it would be read as results or replaced)."""
+    import os
+
+    out = Path(output).expanduser()
+    for source in inputs:
+        src = Path(source).expanduser()
+        try:
+            same = out.resolve(strict=False) == src.resolve(strict=False)
+        except (OSError, RuntimeError):
+            same = False
+        if not same and out.exists() and src.exists():
+            try:
+                same = os.path.samefile(out, src)
+            except OSError:
+                same = False
+        if same:
+            raise ConfigError(f"{what} is the input file {src}; write the results to another file", str(output))
+
+
+def _check_not_system(p: Path, what: str, text: str) -> None:
+    try:
+        resolved = p.resolve(strict=False)
+    except (OSError, RuntimeError) as err:  # a symlink loop
+        raise ConfigError(f"{what} cannot be used ({err})", text) from err
+    for root in _SYSTEM_ROOTS:
+        if str(resolved) == root or str(resolved).startswith(root + "/"):
+            raise ConfigError(f"{what} cannot be written under {root}; choose a file in your own folders", text)
+
+
+def _check_writable_parent(parent: Path, text: str, what: str) -> None:
+    import os
+
+    ancestor = parent
     while not ancestor.exists() and ancestor != ancestor.parent:
         ancestor = ancestor.parent
     if not ancestor.is_dir():
-        raise ConfigError(f"{ancestor} is a file, not a folder", text)
+        raise ConfigError(f"{what}: {ancestor} is a file, not a folder", text)
     if not os.access(ancestor, os.W_OK | os.X_OK):
-        raise ConfigError(f"folder {ancestor} is not writable", text)
-    return p
+        raise ConfigError(f"{what}: folder {ancestor} is not writable", text)
 
 
 def _first(suffixes: Iterable[str] | None) -> str:
