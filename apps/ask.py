@@ -39,9 +39,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from mmlong.apps.render import format_seconds, stage_table
     from mmlong.fit import fit_to_memory
+    from mmlong.limits import check_query
     from mmlong.pipeline import Pipeline
     from mmlong.validate import check_output_file, check_output_folder
 
+    check_query(args.question, args.options)  # before any model or video work
     save = None
     if args.save is not None:  # checked before any work, so a run never ends in an unwritable folder
         save = check_output_folder(args.save, "--save")

@@ -122,21 +122,31 @@ def _spread(values: Sequence[int]) -> dict[str, float] | None:
 
 def _answer_group(benchmark: Any, pipeline: Any, group: Sequence[Any]) -> list[dict[str, Any]]:
     """The records of one video's questions: answers, or one error record each when the video fails."""
+    from mmlong.errors import ConfigError
+    from mmlong.limits import check_query
     from mmlong.result import Stage, stage_value
     from mmlong.runner import run_video
 
     if group[0].missing:
         return [benchmark.error_record(item, group[0].missing) for item in group]
-    result = run_video(pipeline, group[0].video, [item.query for item in group])
-    if isinstance(result, str):  # the video failed: its questions fail, the run goes on
-        return [benchmark.error_record(item, result) for item in group]
-    records = []
-    for item, answer, steps in zip(group, result.answers, result.steps):
-        record = benchmark.record(item, answer)
-        record["frames"] = stage_value(steps, Stage.SAMPLE, "tokens_out")
-        record["visual_tokens"] = stage_value(steps, Stage.MODEL, "tokens_in")
-        records.append(record)
-    return records
+    records: dict[int, dict[str, Any]] = {}
+    for n, item in enumerate(group):  # a question no model should be asked fails alone, the run goes on
+        try:
+            check_query(item.query.question, item.query.options, what=f"item {item.id!r}")
+        except ConfigError as err:
+            records[n] = benchmark.error_record(item, str(err))
+    asked = [n for n in range(len(group)) if n not in records]
+    if asked:
+        result = run_video(pipeline, group[0].video, [group[n].query for n in asked])
+        for k, n in enumerate(asked):
+            if isinstance(result, str):  # the video failed: its questions fail, the run goes on
+                records[n] = benchmark.error_record(group[n], result)
+                continue
+            record = benchmark.record(group[n], result.answers[k])
+            record["frames"] = stage_value(result.steps[k], Stage.SAMPLE, "tokens_out")
+            record["visual_tokens"] = stage_value(result.steps[k], Stage.MODEL, "tokens_in")
+            records[n] = record
+    return [records[n] for n in range(len(group))]
 
 
 def run_benchmark(benchmark: Any, config: Any, out_dir: str | Path, overwrite: bool = False,

@@ -308,7 +308,11 @@ class Pipeline:
         Returns a :class:`~mmlong.result.Result`: per query, the answer, the encoded tokens, the tokens the model
         saw and the steps (sample, cache, decode, encode, each compressor, load on the first, model).
         """
+        from mmlong.limits import check_query
+
         queries = [q if isinstance(q, Query) else Query(str(q)) for q in queries]
+        for number, query in enumerate(queries, start=1):  # before the model, the video or any grounding
+            check_query(query.question, query.options, what=f"question {number}")
         model = self.model  # a bad model fails before anything is decoded
         self._check_experts(model)
         # the experts (OCR, speech: their own decoding, onnxruntime / CTranslate2) run once per video on a second

@@ -34,6 +34,9 @@ from mmlong.errors import ConfigError
 # Deeper YAML than this is not a pipeline config; a limit keeps the parser far from Python's recursion limit.
 MAX_YAML_DEPTH = 32
 MAX_YAML_BYTES = 1 << 20
+# Nodes of a YAML document counted with every alias expanded: a config has a few hundred; a "billion laughs"
+# file has billions (and anything walking it would walk them all).
+MAX_YAML_NODES = 100_000
 # Where an output file can never sensibly go (kernel and device file systems).
 _SYSTEM_ROOTS = ("/proc", "/sys", "/dev")
 
@@ -137,22 +140,37 @@ def check_settings(what: str, values: dict[str, Any], hints: dict[str, Any]) -> 
     return {key: check_value(f"{what} {key!r}", value, hints.get(key)) for key, value in values.items()}
 
 
-def _yaml_depth(node: Any, limit: int) -> int:
-    """Nesting depth of a composed YAML node tree, stopping once past ``limit`` (iterative: no recursion)."""
-    deepest, stack = 0, [(node, 1)]
+def _yaml_size(node: Any, limit: int) -> tuple[int, int]:
+    """(depth, node count) of a composed YAML node graph with every alias expanded, each shared node visited
+    once (an alias is a second edge to the same node object), so a "billion laughs" file costs its own size.
+    Counts stop growing once past ``limit`` (no recursion)."""
+    memo: dict[int, tuple[int, int]] = {}
+    open_nodes: set[int] = set()  # being expanded: meeting one again is an alias to itself (a cycle)
+    stack: list[tuple[Any, bool]] = [(node, False)]
     while stack:
-        current, depth = stack.pop()
-        deepest = max(deepest, depth)
-        if deepest > limit:
-            return deepest
+        current, expanded = stack.pop()
+        key = id(current)
+        if key in memo:
+            continue
+        if not expanded and key in open_nodes:
+            return limit + 1, limit + 1
         value = getattr(current, "value", None)
+        children = []
         if isinstance(value, list):
             for child in value:
-                if isinstance(child, tuple):  # mapping: (key node, value node)
-                    stack.extend((part, depth + 1) for part in child)
-                else:
-                    stack.append((child, depth + 1))
-    return deepest
+                children.extend(child if isinstance(child, tuple) else (child,))  # mapping: (key, value) nodes
+        if not expanded:
+            if len(stack) > limit:
+                return limit + 1, limit + 1
+            open_nodes.add(key)
+            stack.append((current, True))
+            stack.extend((child, False) for child in children if id(child) not in memo)
+            continue
+        depth = 1 + max((memo[id(c)][0] for c in children if id(c) in memo), default=0)
+        count = min(limit + 1, 1 + sum(memo[id(c)][1] for c in children if id(c) in memo))
+        memo[key] = (depth, count)
+        open_nodes.discard(key)
+    return memo.get(id(node), (0, 0))
 
 
 def read_yaml_mapping(path: str | Path, what: str = "a pipeline config") -> dict[str, Any]:
@@ -178,8 +196,12 @@ def read_yaml_mapping(path: str | Path, what: str = "a pipeline config") -> dict
         raise ConfigError(f"not UTF-8 text (byte {err.start}); not a YAML file", str(p)) from err
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
-        if node is not None and _yaml_depth(node, MAX_YAML_DEPTH) > MAX_YAML_DEPTH:
+        depth, count = _yaml_size(node, MAX_YAML_NODES) if node is not None else (0, 0)
+        if depth > MAX_YAML_DEPTH:
             raise ConfigError(f"nested deeper than {MAX_YAML_DEPTH} levels; not {what}", str(p))
+        if count > MAX_YAML_NODES:
+            raise ConfigError(f"its aliases expand to more than {MAX_YAML_NODES:,} values (an alias bomb); "
+                              f"not {what}", str(p))
         data = yaml.safe_load(text)
     except yaml.YAMLError as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
