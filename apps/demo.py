@@ -29,6 +29,7 @@ from typing import Any, Callable, Sequence
 
 from mmlong.apps.demo_page import build_blocks
 from mmlong.apps.options import add_pipeline_arguments, resolve_args
+from mmlong.validate import number_argument
 
 log = logging.getLogger(__name__)
 
@@ -318,12 +319,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to bind (default: 127.0.0.1; 0.0.0.0 exposes the demo to your network)")
-    parser.add_argument("--port", type=int, default=7860, help="port to listen on (default: 7860)")
-    parser.add_argument("--max-upload-mb", type=float, default=500.0, metavar="MB",
+    parser.add_argument("--port", type=number_argument(int, 1, 65535), default=7860,
+                        help="port to listen on (default: 7860)")
+    parser.add_argument("--max-upload-mb", type=number_argument(float, 0, above=True), default=500.0, metavar="MB",
                         help="largest upload accepted, in MB (default: 500)")
-    parser.add_argument("--max-duration", type=float, default=3600.0, metavar="SECONDS",
+    parser.add_argument("--max-duration", type=number_argument(float, 0, above=True), default=3600.0, metavar="SECONDS",
                         help="longest video accepted, in seconds (default: 3600)")
-    parser.add_argument("--concurrency", type=int, default=1, metavar="N",
+    parser.add_argument("--concurrency", type=number_argument(int, 1, 64), default=1, metavar="N",
                         help="questions answered at the same time (default: 1; the rest wait in a queue)")
     add_pipeline_arguments(parser)
     parser.set_defaults(func=run)

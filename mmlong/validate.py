@@ -78,6 +78,73 @@ def finite_number(what: str, value: Any) -> float:
     return number
 
 
+def number_argument(kind: type = float, low: float | None = None, high: float | None = None,
+                    above: bool = False) -> Any:
+    """An argparse ``type=`` for a number flag: ``kind`` (int or float), finite, ``>= low`` (``> low`` when
+    ``above``) and ``<= high``; anything else is argparse's one-line usage error (exit status 2).
+
+    >>> number_argument(float, 0, above=True)("2.5")
+    2.5
+    >>> number_argument(int, 1, 65535)("99999")
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentTypeError: expected a whole number from 1 to 65535, got '99999'
+    """
+    import argparse
+
+    word = "a whole number" if kind is int else "a finite number"
+    if low is not None and high is not None:
+        rule = f"{word} from {low:g} to {high:g}"
+    elif low is not None:
+        rule = f"{word} {'>' if above else '>='} {low:g}"
+    else:
+        rule = word if high is None else f"{word} <= {high:g}"
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+            number = float(value)
+        except (TypeError, ValueError, OverflowError):
+            raise argparse.ArgumentTypeError(f"expected {rule}, got {text!r}") from None
+        bad = (not math.isfinite(number) or (low is not None and (number <= low if above else number < low))
+               or (high is not None and number > high))
+        if bad:
+            raise argparse.ArgumentTypeError(f"expected {rule}, got {text!r}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its message
+    return parse
+
+
+def check_device(device: str) -> str:
+    """A device the run can use (``cpu``, ``cuda``, ``cuda:N``, ``mps``), checked before anything loads."""
+    import re
+
+    text = str(device).strip()
+    if not re.fullmatch(r"cpu|cuda(:\d+)?|mps", text):
+        raise ConfigError(f"--device: unknown device {device!r}; use cpu, cuda, cuda:N or mps")
+    if text == "cpu":
+        return text
+    import torch
+
+    if text == "mps":
+        if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise ConfigError("--device mps: this machine has no MPS (Apple GPU) device; use --device cpu")
+        return text
+    if not torch.cuda.is_available():
+        raise ConfigError(f"--device {text}: this machine has no CUDA device; use --device cpu")
+    index = int(text.split(":")[1]) if ":" in text else 0
+    if index >= torch.cuda.device_count():
+        raise ConfigError(f"--device {text}: there are {torch.cuda.device_count()} CUDA devices (0 to "
+                          f"{torch.cuda.device_count() - 1})")
+    return text
+
+
+def check_cache_dir(path: str | Path, what: str = "cache folder") -> Path:
+    """A cache folder that exists as a writable folder or can be made (``$MMLONG_CACHE_DIR``, ``--cache-dir``)."""
+    return check_output_folder(path, what)
+
+
 def check_value(what: str, value: Any, annotation: Any) -> Any:
     """Check an already-typed value (from YAML or Python) against a dataclass field annotation.
 
