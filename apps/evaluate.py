@@ -260,15 +260,17 @@ def print_summary(benchmark: Any, summary: Mapping[str, Any] | None, out: str) -
     return 1 if summary.get("errors", {}).get("count") else 0
 
 
-def check_run_folder(out: str | Path) -> Path:
+def check_run_folder(out: str | Path, inputs: Sequence[Any] = ()) -> Path:
     """``--out DIR`` of a benchmark run, checked before any work: a writable folder (not a file, not under
-    /proc, /sys or /dev) whose ``results.jsonl``, when there is one, is a result log."""
+    /proc, /sys or /dev) whose ``results.jsonl``, when there is one, is a result log, and whose files are none
+    of ``inputs`` (the annotation file)."""
     from mmlong.joblog import check_result_log
-    from mmlong.validate import check_output_file, check_output_folder
+    from mmlong.validate import check_not_input, check_output_file, check_output_folder
 
     folder = check_output_folder(out, "--out")
     for name in ("results.jsonl", "summary.json", "results.md", "config.yaml"):
         check_output_file(folder / name, what=f"--out {name}")
+        check_not_input(folder / name, [i for i in inputs if i], f"--out {name}")
     check_result_log(folder / "results.jsonl")
     return folder
 
@@ -288,7 +290,7 @@ def build_benchmark(name: str, **options: Any) -> Any:
 def run_registered(name: str, args: argparse.Namespace, config: Any = None, **options: Any) -> int:
     """Build benchmark ``name`` (:func:`build_benchmark`), run it with ``config`` (default: the pipeline flags
     on ``args``) and print the report."""
-    check_run_folder(args.out)
+    check_run_folder(args.out, [options.get("data")])
     bench = build_benchmark(name, **options)
     config = resolve_args(args) if config is None else config
     summary = run_benchmark(bench, config, args.out, args.overwrite, args.retry_errors)

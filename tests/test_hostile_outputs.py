@@ -117,6 +117,17 @@ def test_eval_out_is_checked_before_the_run(capsys, tmp_path, case):
     assert_one_error_line(status, err, "--out", needle)
 
 
+def test_eval_out_holding_the_annotation_file_is_refused(capsys, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    data = run / "results.jsonl"
+    data.write_text('{"id": "q1", "question": "Which?", "candidates": ["a", "b"], "answer": "a"}\n')
+    before = data.read_bytes()
+    status, _, err = run_cli(capsys, "eval", "mlvu", "--data", str(data), "--out", str(run), "--overwrite")
+    assert_one_error_line(status, err, "is the input file")
+    assert data.read_bytes() == before
+
+
 def test_eval_out_whose_results_file_is_not_a_result_log_is_refused(capsys, tmp_path):
     data = tmp_path / "mlvu.json"
     data.write_text("[]")
