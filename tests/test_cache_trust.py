@@ -129,3 +129,29 @@ def test_a_damaged_class_name_cache_is_deleted_and_recomputed(tmp_path, embedder
     assert torch.allclose(fresh.class_embeddings, truth, atol=1e-6)  # recomputed, not the damaged values
     reread = ConSE(CLASS_NAMES, embedder, cache_dir=tmp_path)
     assert torch.allclose(reread.class_embeddings, truth, atol=1e-6)  # and the file holds good values again
+
+
+# ---------------------------------------------------------------------------------------------- expert lines
+
+
+@pytest.mark.parametrize("start, end", [("NaN", 1.0), (-3.0, 1.0), (0.0, "Infinity"), (1e300, "Infinity")])
+def test_an_expert_entry_with_impossible_times_is_deleted(tmp_path, start, end):
+    import hashlib
+    import json
+
+    from mmlong.experts.base import ExpertOutput, TimedText
+    from mmlong.experts.cache import FORMAT_VERSION, ExpertCache
+
+    cache = ExpertCache(tmp_path)
+    key = "c" * 32
+    good = ExpertOutput((TimedText(0.5, 1.0, "text", "EXIT"),))
+    cache.put(key, good)
+    assert cache.get(key) == good
+    body = good.to_dict()
+    body["lines"].append({**body["lines"][0], "start": start, "end": end, "text": "LIES"})
+    text = json.dumps(body, sort_keys=True).replace('"NaN"', "NaN").replace('"Infinity"', "Infinity")
+    body = json.loads(text)  # the values a hand-made entry holds, under a checksum that matches them
+    checksum = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+    record = {"version": FORMAT_VERSION, "checksum": checksum, "output": body}
+    cache.path_of(key).write_text(json.dumps(record, sort_keys=True))
+    assert cache.get(key) is None and not cache.path_of(key).exists()
