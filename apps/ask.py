@@ -53,19 +53,19 @@ def run(args: argparse.Namespace) -> int:
     pipeline = Pipeline(config, progress=not args.json)
     answer = pipeline.ask(args.video, args.question, options=args.options)
     record = answer.to_dict()
-    if save is not None:
+    if args.json:
+        print(dump_json(record))
+    else:
+        print(f"answer:   {answer.text}")
+        if answer.option is not None:
+            print(f"option:   ({answer.letter}) {answer.option}")
+        if answer.evidence:
+            print("evidence: " + ", ".join(format_seconds(t) for t in answer.evidence))
+        print()
+        print(stage_table(answer.stages))
+    sys.stdout.flush()
+    if save is not None:  # after the answer is shown: a disk that fails now loses nothing the run computed
         save.mkdir(parents=True, exist_ok=True)
         (save / "answer.json").write_text(dump_json(record) + "\n")
         config.save(save / "config.yaml")
-    if args.json:
-        print(dump_json(record))
-        return 0
-    print(f"answer:   {answer.text}")
-    if answer.option is not None:
-        print(f"option:   ({answer.letter}) {answer.option}")
-    if answer.evidence:
-        print("evidence: " + ", ".join(format_seconds(t) for t in answer.evidence))
-    print()
-    print(stage_table(answer.stages))
-    sys.stdout.flush()
     return 0
