@@ -39,6 +39,7 @@ class Attempt:
     guard: list[str] = field(default_factory=list)  # files that must keep their bytes
     env: dict[str, str] = field(default_factory=dict)
     python: bool = False  # argv is a Python snippet and its arguments
+    time_limit: float = TIME_LIMIT_S  # a run that must load the answerer gets longer on a loaded machine
 
 
 def limit_memory() -> None:
@@ -51,7 +52,7 @@ def run(attempt: Attempt, cwd: Path) -> dict:
     env = {**os.environ, "MMLONG_CACHE_DIR": str(cwd / "cache"), **attempt.env}
     start = time.monotonic()
     try:
-        proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=TIME_LIMIT_S, env=env,
+        proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=attempt.time_limit, env=env,
                               preexec_fn=limit_memory)
         status, err = proc.returncode, proc.stderr
     except subprocess.TimeoutExpired as timeout:
@@ -176,7 +177,7 @@ def attempts(folder: Path) -> list[Attempt]:
     out.append(Attempt("ask 2000 options", ["ask", clip, "Which?", "--options", *[f"o{n}" for n in range(2000)]]))
     out.append(Attempt("batch with 27/2000 options, 1 MB question, 100k nesting, one good line",
                        ["batch", str(hostile), "--out", str(folder / "hostile.answers.jsonl"), "--sample",
-                        "uniform:4", "--no-progress"], expect="ran"))
+                        "uniform:4", "--no-progress"], expect="ran", time_limit=900))
     for mode in ("second", "overwrite"):
         out.append(Attempt(f"run_job {mode} writer racing a running job",
                            [RACE, str(folder / f"race-{mode}.jsonl"), mode], expect="ran", python=True))
@@ -186,11 +187,14 @@ def attempts(folder: Path) -> list[Attempt]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", metavar="FILE", help="also write every attempt's outcome here")
+    parser.add_argument("--only", metavar="TEXT", help="run only the attempts whose name contains TEXT")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="mmlong-attack-") as tmp:
         folder = Path(tmp)
         results = []
         for attempt in attempts(folder):
+            if args.only and args.only not in attempt.name:
+                continue
             result = run(attempt, folder)
             results.append(result)
             mark = "ok " if result["outcome"] == result["expected"] and not result["data_lost"] else "BAD"
