@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from mmlong.apps.options import add_pipeline_arguments, dump_json, resolve_args
 
@@ -40,26 +39,33 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from mmlong.apps.render import format_seconds, stage_table
     from mmlong.fit import fit_to_memory
+    from mmlong.limits import check_query
     from mmlong.pipeline import Pipeline
+    from mmlong.validate import check_output_file, check_output_folder
 
+    check_query(args.question, args.options)  # before any model or video work
+    save = None
+    if args.save is not None:  # checked before any work, so a run never ends in an unwritable folder
+        save = check_output_folder(args.save, "--save")
+        for name in ("answer.json", "config.yaml"):
+            check_output_file(save / name, what=f"--save {name}")
     config = fit_to_memory(resolve_args(args), [args.video])
     pipeline = Pipeline(config, progress=not args.json)
     answer = pipeline.ask(args.video, args.question, options=args.options)
     record = answer.to_dict()
-    if args.save:
-        out = Path(args.save)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "answer.json").write_text(dump_json(record) + "\n")
-        config.save(out / "config.yaml")
     if args.json:
         print(dump_json(record))
-        return 0
-    print(f"answer:   {answer.text}")
-    if answer.option is not None:
-        print(f"option:   ({answer.letter}) {answer.option}")
-    if answer.evidence:
-        print("evidence: " + ", ".join(format_seconds(t) for t in answer.evidence))
-    print()
-    print(stage_table(answer.stages))
+    else:
+        print(f"answer:   {answer.text}")
+        if answer.option is not None:
+            print(f"option:   ({answer.letter}) {answer.option}")
+        if answer.evidence:
+            print("evidence: " + ", ".join(format_seconds(t) for t in answer.evidence))
+        print()
+        print(stage_table(answer.stages))
     sys.stdout.flush()
+    if save is not None:  # after the answer is shown: a disk that fails now loses nothing the run computed
+        save.mkdir(parents=True, exist_ok=True)
+        (save / "answer.json").write_text(dump_json(record) + "\n")
+        config.save(save / "config.yaml")
     return 0

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from mmlong.apps.options import add_pipeline_arguments, dump_json, resolve_args
+from mmlong.errors import ConfigError
+from mmlong.limits import check_query, loads_json
 
 EXAMPLES = """\
 input (JSONL, one question per line; video paths relative to the file's folder or --video-root):
@@ -115,6 +117,10 @@ def _check_line(number: int, value: Any, root: Path) -> BatchItem | BadLine:
     options = value.get("options") or []
     if not isinstance(options, list) or not all(isinstance(o, str) for o in options):
         return BadLine(record_id, number, f"line {number}: 'options' must be a list of strings")
+    try:  # option count, question and option lengths: before any work on the item
+        check_query(value["question"], options, what=f"line {number} (id {record_id!r})")
+    except ConfigError as err:
+        return BadLine(record_id, number, str(err))
     video = value["video"]
     path = Path(video).expanduser()
     if not path.is_absolute():
@@ -125,8 +131,6 @@ def _check_line(number: int, value: Any, root: Path) -> BatchItem | BadLine:
 def read_questions(path: str | Path, video_root: str | Path | None = None) -> list[BatchItem | BadLine]:
     """Parse a questions JSONL file. Bad lines become :class:`BadLine` (the run goes on); a missing or empty
     file, or an id used twice, raises :class:`~mmlong.errors.ConfigError` (nothing can be run safely)."""
-    from mmlong.errors import ConfigError
-
     p = Path(path)
     if not p.is_file():
         raise ConfigError("questions file not found", str(p))
@@ -138,12 +142,15 @@ def read_questions(path: str | Path, video_root: str | Path | None = None) -> li
             if not raw.strip():
                 continue
             try:
-                entry = _check_line(number, json.loads(raw.decode("utf-8").rstrip("\r\n")), root)
+                entry = _check_line(number, loads_json(raw.decode("utf-8").rstrip("\r\n"), f"line {number}"),
+                                    root)
             except UnicodeDecodeError:
                 entry = BadLine(f"line-{number}", number, f"line {number}: not valid UTF-8")
             except json.JSONDecodeError as err:
                 entry = BadLine(f"line-{number}", number,
                                 f"line {number}: not valid JSON ({err.msg} at column {err.colno})")
+            except ValueError as err:  # nested too deeply
+                entry = BadLine(f"line-{number}", number, str(err))
             key = str(entry.id)
             if key in first_line:
                 raise ConfigError(f"line {number}: id {entry.id!r} is used again (first on line {first_line[key]}); "
@@ -272,11 +279,19 @@ def default_output(questions: Path) -> Path:
 def run(args: argparse.Namespace) -> int:
     from mmlong.distributed import DEFAULT_TIMEOUT_S, init_distributed
     from mmlong.fit import fit_to_memory
+    from mmlong.joblog import check_result_log
     from mmlong.pipeline import Pipeline
     from mmlong.runner import check_resume, sidecar
+    from mmlong.validate import check_not_input, check_output_file
 
     questions = Path(args.questions)
-    output = Path(args.out) if args.out else default_output(questions)
+    # every output path is checked before any work: a folder, a device, /proc, an unwritable folder, the input
+    output = check_output_file(args.out if args.out is not None else default_output(questions), what="--out")
+    summary_path = check_output_file(args.summary_json if args.summary_json is not None
+                                     else sidecar(output, ".summary.json"), what="--summary-json")
+    check_not_input(output, [questions], "--out")
+    check_not_input(summary_path, [questions, output], "--summary-json")
+    check_result_log(output)  # an existing file that is not a result log is refused before anything runs
     config = resolve_args(args)  # a bad flag fails before the questions are read
     entries = read_questions(questions, args.video_root)
     config = fit_to_memory(config, [e.path for e in entries if isinstance(e, BatchItem)])
@@ -290,7 +305,6 @@ def run(args: argparse.Namespace) -> int:
                             overwrite=args.overwrite, progress=args.progress, input_name=str(questions))
         status = None
         if summary is not None:
-            summary_path = Path(args.summary_json) if args.summary_json else sidecar(output, ".summary.json")
             summary_path.write_text(dump_json(summary.to_dict()) + "\n")
             print(summary.text(), file=sys.stderr)
             print(f"results: {output}  config: {sidecar(output, '.config.yaml')}  summary: {summary_path}",

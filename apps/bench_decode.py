@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from mmlong.validate import number_argument
+
 DECODE_EXAMPLES = """\
 examples:
   mmlong bench make-video long60.mp4 --minutes 60 --size 160x90
@@ -33,8 +35,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                     "the cost of the longest relative to the shortest.",
         epilog=DECODE_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     decode.add_argument("videos", nargs="+", metavar="VIDEO", help="video file(s)")
-    decode.add_argument("--frames", type=int, default=64, help="frames to sample (default: 64)")
-    decode.add_argument("--repeat", type=int, default=3, help="interleaved rounds; medians are reported (default: 3)")
+    decode.add_argument("--frames", type=number_argument(int, 1), default=64, help="frames to sample (default: 64)")
+    decode.add_argument("--repeat", type=number_argument(int, 1), default=3,
+                        help="interleaved rounds; medians are reported (default: 3)")
     decode.add_argument("--decoder", choices=["auto", "decord", "pyav"], default="auto",
                         help="mmlong's decoder (default: auto)")
     decode.add_argument("--json", action="store_true", help="print one JSON object")
@@ -46,9 +49,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                     "mmlong.video.write.numbered_frame), fast: low resolution, x264 ultrafast.",
         epilog=DECODE_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     make.add_argument("out", metavar="OUT", help="output video path (.mp4, .mkv, .webm)")
-    make.add_argument("--minutes", type=float, default=60.0, help="length in minutes (default: 60)")
+    make.add_argument("--minutes", type=number_argument(float, 0, above=True), default=60.0,
+                      help="length in minutes (default: 60)")
     make.add_argument("--size", default="160x90", help="WIDTHxHEIGHT (default: 160x90)")
-    make.add_argument("--fps", type=float, default=25.0, help="frame rate (default: 25)")
+    make.add_argument("--fps", type=number_argument(float, 0, 1000, above=True), default=25.0,
+                      help="frame rate (default: 25)")
     make.add_argument("--codec", default="libx264", help="FFmpeg encoder (default: libx264)")
     make.add_argument("--preset", default="ultrafast", help="encoder preset (default: ultrafast)")
     make.add_argument("--crf", type=int, default=30, help="quality, lower is better (default: 30)")
@@ -56,7 +61,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                       help="show SENTENCE as a text card from SECONDS on (repeatable; for `mmlong bench experts`)")
     make.add_argument("--speech", action="append", default=[], metavar="SECONDS=SENTENCE",
                       help="speak SENTENCE (espeak-ng) at SECONDS in an audio track (repeatable)")
-    make.add_argument("--moment-seconds", type=float, default=3.0,
+    make.add_argument("--moment-seconds", type=number_argument(float, 0, above=True), default=3.0,
                       help="how long each --text card is shown (default: 3)")
     make.set_defaults(func=run_make_video)
 

@@ -24,6 +24,7 @@ from typing import Any
 # small: the prefill reads the last row's logits only, so vocabulary size barely moves its cost
 from mmlong.model_shape import LLM_SIZES as SIZES
 from mmlong.model_shape import SHAPE_VOCAB as VOCAB
+from mmlong.validate import number_argument
 
 TEXT_BEFORE, TEXT_AFTER = 20, 40
 
@@ -45,14 +46,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--arch", default="qwen2-vl", choices=["qwen2-vl"], help="model family shape")
     parser.add_argument("--size", default="0.5b", choices=sorted(SIZES), help="language model size (default 0.5b)")
-    parser.add_argument("--frames", type=int, default=64, help="sampled frames (default 64)")
-    parser.add_argument("--resolution", type=int, default=448, help="frame side in pixels (default 448)")
+    parser.add_argument("--frames", type=number_argument(int, 1), default=64, help="sampled frames (default 64)")
+    parser.add_argument("--resolution", type=number_argument(int, 1), default=448,
+                        help="frame side in pixels (default 448)")
     parser.add_argument("--compress", required=True, metavar="CHAIN",
                         help="compressor chain to compare with no compression, e.g. pyramiddrop or pool:2,tome:0.5")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
-    parser.add_argument("--threads", type=int, help="CPU threads for torch (default: all cores)")
-    parser.add_argument("--repeat", type=int, default=1, help="timed prefills per setting; the best is kept")
+    parser.add_argument("--threads", type=number_argument(int, 1), help="CPU threads for torch (default: all cores)")
+    parser.add_argument("--repeat", type=number_argument(int, 1), default=1,
+                        help="timed prefills per setting; the best is kept")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(func=run)

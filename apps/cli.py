@@ -12,6 +12,7 @@ import argparse
 import importlib
 import os
 import sys
+import typing
 from typing import Sequence
 
 # (module, what it adds) in the order shown by --help
@@ -37,8 +38,17 @@ examples:
 """
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with its usage errors as one line (``mmlong: error: <command>: <reason>``, exit status 2), the
+    form every other refusal takes; ``--help`` still prints the usage. Subcommand parsers are of this class too."""
+
+    def error(self, message: str) -> "typing.NoReturn":
+        hint = f"; see `{self.prog} --help`"
+        self.exit(2, f"mmlong: error: {self.prog}: {' '.join(message.split())}{hint}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="mmlong",
         description="Understand long videos with vision-language models: sample, encode, compress, answer.",
         epilog=EPILOG,

@@ -281,7 +281,9 @@ def run_compare(args: argparse.Namespace) -> int:
     from mmlong.apps.options import resolve_args
     from mmlong.fit import fit_to_memory
     from mmlong.model_shape import named_shape
+    from mmlong.validate import check_output_folder
 
+    check_output_folder(args.out, "--out")
     benchmark = compare_benchmark(args)
     videos = [item.video for item in benchmark.items() if item.video and not item.missing]
     config = fit_to_memory(resolve_args(args), videos)

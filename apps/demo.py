@@ -29,6 +29,7 @@ from typing import Any, Callable, Sequence
 
 from mmlong.apps.demo_page import build_blocks
 from mmlong.apps.options import add_pipeline_arguments, resolve_args
+from mmlong.validate import number_argument
 
 log = logging.getLogger(__name__)
 
@@ -152,9 +153,13 @@ class DemoApp:
     # ------------------------------------------------------------------ settings
     def config_for(self, settings: DemoSettings) -> Any:
         """The ResolvedPipeline for ``settings`` on top of the command line's flags (empty fields change nothing)."""
+        from mmlong.apps.demo_guard import check_model_field
+
         args = copy.copy(self.args)
         for name in ("preset", "sample", "compress", "budget", "model"):
             value = getattr(settings, name)
+            if name == "model" and value is not None:  # from the page: a registered name or under --model-root
+                value = check_model_field(value, getattr(self.args, "model_root", None))
             if value is not None:
                 setattr(args, name, value)
         return resolve_args(args, max_duration=getattr(self.args, "max_duration", None))
@@ -289,8 +294,12 @@ def is_loopback(host: str) -> bool:
 
 
 def launch_options(args: argparse.Namespace) -> dict[str, Any]:
-    """Keyword arguments for ``Blocks.launch``: loopback by default, upload limit, no extra served paths."""
+    """Keyword arguments for ``Blocks.launch``: loopback by default, upload limit, no extra served paths, and
+    the Host/Origin guard (:mod:`mmlong.apps.demo_guard`) in front of every route."""
+    from mmlong.apps.demo_guard import guard_app_kwargs
+
     return dict(
+        app_kwargs=guard_app_kwargs(args.host, getattr(args, "allowed_host", None) or ()),
         server_name=args.host,
         server_port=args.port,
         max_file_size=int(args.max_upload_mb * 1024 * 1024),
@@ -318,12 +327,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to bind (default: 127.0.0.1; 0.0.0.0 exposes the demo to your network)")
-    parser.add_argument("--port", type=int, default=7860, help="port to listen on (default: 7860)")
-    parser.add_argument("--max-upload-mb", type=float, default=500.0, metavar="MB",
+    parser.add_argument("--port", type=number_argument(int, 1, 65535), default=7860,
+                        help="port to listen on (default: 7860)")
+    parser.add_argument("--max-upload-mb", type=number_argument(float, 0, above=True), default=500.0, metavar="MB",
                         help="largest upload accepted, in MB (default: 500)")
-    parser.add_argument("--max-duration", type=float, default=3600.0, metavar="SECONDS",
+    parser.add_argument("--max-duration", type=number_argument(float, 0, above=True), default=3600.0, metavar="SECONDS",
                         help="longest video accepted, in seconds (default: 3600)")
-    parser.add_argument("--concurrency", type=int, default=1, metavar="N",
+    parser.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
+                        help="another host name the page may be reached by (repeatable); requests naming any other "
+                             "host or coming from another site's page are refused (DNS rebinding)")
+    parser.add_argument("--model-root", metavar="DIR",
+                        help="folder whose checkpoint folders the page's model field may name (default: only the "
+                             "registered model names)")
+    parser.add_argument("--concurrency", type=number_argument(int, 1, 64), default=1, metavar="N",
                         help="questions answered at the same time (default: 1; the rest wait in a queue)")
     add_pipeline_arguments(parser)
     parser.set_defaults(func=run)
@@ -338,6 +354,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--concurrency must be at least 1, got {args.concurrency}")
     if args.max_upload_mb <= 0 or args.max_duration <= 0:
         raise ConfigError("--max-upload-mb and --max-duration must be positive")
+    if args.model_root is not None and not Path(args.model_root).expanduser().is_dir():
+        raise ConfigError("--model-root must be a folder", args.model_root)
     if not is_loopback(args.host):
         print(f"mmlong: warning: binding {args.host}: anyone who can reach this machine can use the demo and "
               "upload files; use --host 127.0.0.1 unless the network is trusted", file=sys.stderr)

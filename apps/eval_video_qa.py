@@ -71,8 +71,9 @@ def _config_with_subtitles(args: argparse.Namespace, bench: Any) -> Any:
 
 
 def run_videomme(args: argparse.Namespace) -> int:
-    from mmlong.apps.evaluate import build_benchmark, print_summary, run_benchmark
+    from mmlong.apps.evaluate import build_benchmark, check_run_folder, print_summary, run_benchmark
 
+    check_run_folder(args.out)
     bench = build_benchmark("videomme", data=args.data, video_root=args.video_root, subtitle_root=args.subtitle_root,
                             durations=tuple(args.durations or ()), subtitles=args.with_subtitles, limit=args.limit)
     summary = run_benchmark(bench, _config_with_subtitles(args, bench), args.out, args.overwrite, args.retry_errors)
@@ -80,8 +81,9 @@ def run_videomme(args: argparse.Namespace) -> int:
 
 
 def run_longvideobench(args: argparse.Namespace) -> int:
-    from mmlong.apps.evaluate import build_benchmark, print_summary, run_benchmark
+    from mmlong.apps.evaluate import build_benchmark, check_run_folder, print_summary, run_benchmark
 
+    check_run_folder(args.out)
     bench = build_benchmark("longvideobench", data=args.data, video_root=args.video_root,
                             subtitle_root=args.subtitle_root, subtitles=args.with_subtitles,
                             duration_groups=tuple(args.duration_groups or ()), limit=args.limit, split=args.split)

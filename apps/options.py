@@ -13,6 +13,7 @@ from typing import Any, Mapping, Sequence
 
 from mmlong.budget import budget_argument
 from mmlong.config import preset_names
+from mmlong.validate import number_argument
 
 
 def add_pipeline_arguments(parser: argparse.ArgumentParser, default_preset: str = "offline") -> None:
@@ -26,7 +27,8 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser, default_preset: str 
                        help="frame sampler: uniform:N | fps:F[,max_frames=M] | window:START-END+uniform:N | "
                             "query:N | scene:N")
     group.add_argument("--decoder", choices=["auto", "decord", "pyav"], help="video decoder (default: auto)")
-    group.add_argument("--max-side", type=int, metavar="PX", help="resize frames on decode so the longer side <= PX")
+    group.add_argument("--max-side", type=number_argument(int, 1), metavar="PX",
+                       help="resize frames on decode so the longer side <= PX")
     group.add_argument("--encoder", metavar="NAME",
                        help="visual encoder (efficientnet-lite0, open_clip, hf-vision, native)")
     group.add_argument("--compress", metavar="CHAIN",
@@ -71,8 +73,25 @@ def resolve_args(args: argparse.Namespace, **extra: Any) -> Any:
     flags["budget"] = getattr(budget, "tokens", budget)
     flags["memory_budget"] = getattr(budget, "bytes", None)
     flags.update(extra)
-    return resolve(preset=getattr(args, "preset", None), yaml=getattr(args, "config", None), flags=flags,
-                   default_preset=getattr(args, "default_preset", None))
+    resolved = resolve(preset=getattr(args, "preset", None), yaml=getattr(args, "config", None), flags=flags,
+                       default_preset=getattr(args, "default_preset", None))
+    check_runtime(resolved)
+    return resolved
+
+
+def check_runtime(resolved: Any) -> None:
+    """What this machine must give the run, checked at the door: the device exists, and the cache folders
+    (``--cache-dir`` and ``$MMLONG_CACHE_DIR``, where models are converted too) are writable folders."""
+    import os
+
+    from mmlong.cache import CACHE_ENV
+    from mmlong.validate import check_cache_dir, check_device
+
+    check_device(resolved.runtime.device)
+    if os.environ.get(CACHE_ENV):
+        check_cache_dir(os.environ[CACHE_ENV], f"${CACHE_ENV}")
+    if resolved.runtime.cache and resolved.runtime.cache_dir:
+        check_cache_dir(resolved.runtime.cache_dir, "--cache-dir")
 
 
 def resolve_settings(preset: str | None, config: str | None, settings: Mapping[str, Any],

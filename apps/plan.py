@@ -15,6 +15,7 @@ import sys
 from typing import Any
 
 from mmlong.apps.options import add_pipeline_arguments, resolve_args
+from mmlong.validate import number_argument
 
 EXAMPLES = """\
 examples:
@@ -29,11 +30,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                                    description=__doc__.split("\n\n")[0], epilog=EXAMPLES,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("video", metavar="VIDEO", help="the video to plan for (only its metadata is read)")
-    parser.add_argument("--min-pixels", type=int, help="Qwen2-VL min_pixels per frame (default: the checkpoint's "
+    parser.add_argument("--min-pixels", type=number_argument(int, 1),
+                        help="Qwen2-VL min_pixels per frame (default: the checkpoint's "
                                                       "or 128*28*28)")
-    parser.add_argument("--max-pixels", type=int, help="Qwen2-VL max_pixels per frame (default: 768*28*28)")
-    parser.add_argument("--total-pixels", type=int, help="Qwen2-VL total_pixels over the whole video")
-    parser.add_argument("--tflops", type=float, help="device throughput for the time estimate (default: measured "
+    parser.add_argument("--max-pixels", type=number_argument(int, 1),
+                        help="Qwen2-VL max_pixels per frame (default: 768*28*28)")
+    parser.add_argument("--total-pixels", type=number_argument(int, 1),
+                        help="Qwen2-VL total_pixels over the whole video")
+    parser.add_argument("--tflops", type=number_argument(float, 0, above=True),
+                        help="device throughput for the time estimate (default: measured "
                                                      "with a 0.2 s matmul on --device)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     add_pipeline_arguments(parser, default_preset="qwen2-vl")

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Iterable, Mapping, Sequence
 
 from mmlong.errors import ConfigError
+from mmlong.limits import loads_json
 from mmlong.types import Answer, Query
 
 
@@ -231,13 +232,15 @@ def read_annotation_records(path: str | Path) -> list[dict[str, Any]]:
     path = Path(path)
     try:
         if path.suffix == ".jsonl":
-            return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-        if path.suffix == ".parquet":
+            data = [loads_json(line, f"line {n}") for n, line in enumerate(path.read_text().splitlines(), start=1)
+                    if line.strip()]
+        elif path.suffix == ".parquet":
             import pandas
 
-            return json.loads(pandas.read_parquet(path).to_json(orient="records"))
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            data = json.loads(pandas.read_parquet(path).to_json(orient="records"))
+        else:
+            data = loads_json(path.read_text(), "the annotation JSON")
+    except (ValueError, UnicodeDecodeError) as err:  # JSONDecodeError, or nested too deeply
         raise ConfigError(f"not a valid annotation file ({err})", str(path)) from err
     except ImportError as err:
         raise ConfigError("reading .parquet needs pandas and pyarrow (pip install pyarrow)", str(path)) from err

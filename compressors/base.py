@@ -129,6 +129,17 @@ class Chain(Compressor):
                 )
             elif step.stage not in ("pre_llm", "in_llm"):
                 raise ConfigError(f"compressor {step.name!r} has unknown stage {step.stage!r}")
+        in_llm = [s for s in self.steps if s.stage == "in_llm"]
+        names = [s.name for s in in_llm]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ConfigError(f"compressor chain: in-LLM step {twice[0]!r} is given twice; an in-LLM method prunes "
+                              "the model's layers once")
+        own = [s.name for s in in_llm if hasattr(s, "hooks")]  # prunes through its own hooks (DyCoke-KV, ...)
+        if own and len(in_llm) > 1:
+            others = [n for n in names if n != own[0]]
+            raise ConfigError(f"compressor chain: in-LLM step {own[0]!r} prunes through its own hooks and cannot "
+                              f"run with {others[0]!r}; keep one of them")
 
     @classmethod
     def from_spec(cls, spec: str | Iterable[str]) -> "Chain":

@@ -43,6 +43,18 @@ class Encoder:
         """Cosine relevance ``[Q, F]`` of each text to each visual feature row."""
         return self.encode_text(texts) @ self.embed_visual(features).T
 
+    def feature_dim(self) -> int | None:
+        """Width ``D`` of the features :meth:`encode` returns, when known without encoding (``None``: unknown);
+        a cached entry of another width is refused (:func:`mmlong.cache.check_tokens`)."""
+        for name in ("embed_dim", "token_dim"):
+            try:
+                value = getattr(self, name, None)
+            except Exception:  # a property needing weights that cannot load: unknown
+                return None
+            if isinstance(value, int) and value > 0:
+                return value
+        return None
+
     def weights_id(self) -> str:
         """A short fingerprint of the weights (for cache keys), computed once per encoder instance.
 

@@ -29,27 +29,45 @@ from mmlong.errors import ModelLoadError
 log = logging.getLogger(__name__)
 
 
-def load_tensor_file(path: Path, name: str) -> torch.Tensor | None:
-    """Tensor ``name`` of a safetensors file, or ``None`` when the file is missing or unreadable."""
+def load_tensor_file(path: Path, name: str, shape: tuple[int, ...] | None = None) -> torch.Tensor | None:
+    """Tensor ``name`` of a safetensors file written by :func:`save_tensor_file`, or ``None`` when the file is
+    missing. A file that is unreadable, fails its checksum, or holds anything but a finite float32 tensor of
+    ``shape`` (when given) is deleted, so the caller recomputes it once instead of failing on every run."""
     if not path.is_file():
         return None
     try:
-        from safetensors.torch import load_file
+        from safetensors import safe_open
 
-        return load_file(str(path))[name]
-    except Exception as err:  # a damaged file is recomputed
-        log.warning("ignoring unreadable %s (%s)", path, err)
+        from mmlong.cache import tensors_checksum
+
+        with safe_open(str(path), framework="pt") as f:
+            checksum = (f.metadata() or {}).get("checksum")
+            tensor = f.get_tensor(name)
+        if checksum != tensors_checksum({name: tensor}):
+            raise ValueError("checksum mismatch")
+        if tensor.dtype != torch.float32:
+            raise ValueError(f"dtype {tensor.dtype}, expected float32")
+        if shape is not None and tuple(tensor.shape) != tuple(shape):
+            raise ValueError(f"shape {tuple(tensor.shape)}, expected {tuple(shape)}")
+        if not bool(torch.isfinite(tensor).all()):
+            raise ValueError("NaN or infinite values")
+        return tensor
+    except Exception as err:  # a damaged or foreign file is recomputed
+        log.warning("deleting unusable %s (%s: %s); it will be recomputed", path, type(err).__name__, err)
+        path.unlink(missing_ok=True)
         return None
 
 
 def save_tensor_file(path: Path, name: str, tensor: torch.Tensor) -> None:
-    """Write ``{name: tensor}`` to ``path`` atomically (temporary file + rename); a refusing disk only warns."""
+    """Write ``{name: tensor}`` and its checksum to ``path`` atomically (temporary file + rename); a refusing
+    disk only warns."""
     from safetensors.torch import save
 
-    from mmlong.cache import atomic_write
+    from mmlong.cache import atomic_write, tensors_checksum
 
+    tensor = tensor.contiguous()
     try:
-        atomic_write(path, save({name: tensor.contiguous()}))
+        atomic_write(path, save({name: tensor}, metadata={"checksum": tensors_checksum({name: tensor})}))
     except OSError as err:
         log.warning("could not write %s (%s)", path, err)
 
@@ -176,8 +194,9 @@ class ConSE:
         """``[C, E]`` unit embeddings of the templated class names."""
         if self._class_embeddings is None:
             path = self.cache_file()
-            stored = load_tensor_file(path, "class_embeddings") if path is not None else None
-            if stored is not None and stored.shape[0] == len(self.class_names):
+            shape = (len(self.class_names), self.embedder.dim)
+            stored = load_tensor_file(path, "class_embeddings", shape) if path is not None else None
+            if stored is not None:
                 self._class_embeddings = stored
             else:
                 self._class_embeddings = self.embedder.embed([self.template.format(n) for n in self.class_names])

@@ -206,6 +206,9 @@ class EfficientNetLite0(Encoder):
         return self.conse.embed_probabilities(self.classify(features))
 
     # ------------------------------------------------------------------ identity
+    def feature_dim(self) -> int:
+        return FEATURE_DIM
+
     def fingerprint_weights(self) -> str:
         """sha256 prefix of the weight file (exact)."""
         return file_sha256(self.weights_path)[:16]

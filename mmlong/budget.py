@@ -69,7 +69,10 @@ def parse_budget(text: str | int) -> Budget:
         return Budget(tokens=tokens)
     if unit not in _UNITS:
         raise BudgetError(f"--budget {text!r}: unknown unit {match.group(2)!r}; {HINT}")
-    size = int(round(float(number) * _UNITS[unit]))
+    scaled = float(number) * _UNITS[unit]
+    if not scaled < 2**63:  # 1e400MB is infinite; nothing has that much memory
+        raise BudgetError(f"--budget {text!r}: too large for a memory size; {HINT}")
+    size = int(round(scaled))
     if size < 1:
         raise BudgetError(f"--budget {text!r}: a memory budget must be more than 0 bytes")
     return Budget(bytes=size)

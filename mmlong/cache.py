@@ -27,7 +27,7 @@ import logging
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import torch
 
@@ -146,6 +146,43 @@ def _from_tensors_and_header(tensors: dict[str, torch.Tensor], header: Mapping[s
     )
 
 
+def check_tokens(tokens: VisualTokens, *, width: int | None = None, duration: float | None = None,
+                 frames: int | None = None) -> None:
+    """Raise ``ValueError`` unless ``tokens`` read from a cache are what a reader can use.
+
+    Always: ``features [N, D]`` floating and finite, ``frame_ids``/``timestamps``/``sizes [N]``,
+    ``positions [N, 3]``, finite non-negative times, a positive grid ``(T, H, W)`` holding the N tokens
+    (``N <= T*H*W``) with every frame id inside ``T``. And what the reader expects: feature ``width`` D, times
+    inside the video's ``duration`` (plus a frame's slack), ``frames`` sampled frames (the grid's T).
+    """
+    f = tokens.features
+    if f.dim() != 2 or not f.is_floating_point():
+        raise ValueError(f"features of shape {tuple(f.shape)} and dtype {f.dtype}; expected floats [N, D]")
+    n = f.shape[0]
+    for name in ("frame_ids", "timestamps", "sizes"):
+        value = getattr(tokens, name)
+        if value.dim() != 1 or value.shape[0] != n:
+            raise ValueError(f"{name} of shape {tuple(value.shape)} for {n} tokens")
+    if tuple(tokens.positions.shape) != (n, 3):
+        raise ValueError(f"positions of shape {tuple(tokens.positions.shape)} for {n} tokens")
+    if not bool(torch.isfinite(f).all()):
+        raise ValueError("features hold NaN or infinite values")
+    times = tokens.timestamps.double()
+    if n and (not bool(torch.isfinite(times).all()) or float(times.min()) < 0):
+        raise ValueError("timestamps are negative or not finite")
+    grid = tuple(int(g) for g in tokens.grid)
+    if len(grid) != 3 or min(grid) < 1 or n > grid[0] * grid[1] * grid[2]:
+        raise ValueError(f"grid {grid} cannot hold {n} tokens")
+    if n and (int(tokens.frame_ids.min()) < 0 or int(tokens.frame_ids.max()) >= grid[0]):
+        raise ValueError(f"frame ids outside the grid's {grid[0]} frames")
+    if width is not None and f.shape[1] != width:
+        raise ValueError(f"features are {f.shape[1]}-d; this encoder gives {width}-d")
+    if duration is not None and n and float(times.max()) > duration + 1.0:
+        raise ValueError(f"a timestamp at {float(times.max()):.6g} s in a {duration:.6g} s video")
+    if frames is not None and grid[0] != frames:
+        raise ValueError(f"{grid[0]} frames in the grid; {frames} were sampled")
+
+
 class FeatureCache:
     """Encoded features on disk, one safetensors file per key under ``root``.
 
@@ -188,8 +225,9 @@ class FeatureCache:
         return self.root / key[:2] / f"{key}{self.suffix}"
 
     # ------------------------------------------------------------------ read / write
-    def get(self, key: str) -> VisualTokens | None:
-        """The tokens stored under ``key``, or ``None`` on a miss (a damaged entry is deleted and misses)."""
+    def get(self, key: str, check: Callable[[VisualTokens], None] | None = None) -> VisualTokens | None:
+        """The tokens stored under ``key``, or ``None`` on a miss. An entry that is damaged, fails
+        :func:`check_tokens` or the reader's own ``check`` (raising ``ValueError``) is deleted and misses."""
         if not self.enabled:
             return None
         path = self.path_of(key)
@@ -203,7 +241,11 @@ class FeatureCache:
                 tensors = {name: f.get_tensor(name) for name in f.keys()}
             if tensors_checksum(tensors) != metadata.get("checksum"):
                 raise ValueError("checksum mismatch")
-            return _from_tensors_and_header(tensors, json.loads(metadata["header"]))
+            tokens = _from_tensors_and_header(tensors, json.loads(metadata["header"]))
+            check_tokens(tokens)
+            if check is not None:
+                check(tokens)
+            return tokens
         except Exception as err:  # any damage (safetensors, json, shapes) means the entry cannot be trusted
             log.warning("feature cache entry %s is damaged (%s: %s); deleting it, it will be rebuilt",
                         path, type(err).__name__, err)

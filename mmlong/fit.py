@@ -205,13 +205,18 @@ def uses_token_budget(config: Any) -> bool:
 def check_fits(config: Any, videos: Sequence[str], budget_bytes: int, decoder_probe: Any = None) -> Any:
     """``config`` unchanged, or with the token budget that fits, or ConfigError: one line with what would fit.
 
-    Plans every video (metadata only) and keeps the worst. A model the planner does not model passes unchecked.
+    Plans every video (metadata only) and keeps the worst. A model the planner does not model is refused: a
+    memory budget that cannot be kept is not silently ignored.
     """
     from mmlong.errors import MmlongError
     from mmlong.video import probe
 
     found = shape_for(config)
-    if found is None or not videos:
+    if found is None:
+        raise ConfigError(f"--budget {format_bytes(budget_bytes)}: memory is planned for Qwen2-VL models only and "
+                          f"model {config.model.family!r} is not one, so the budget could not be kept; leave out "
+                          "the memory budget or give a token budget (--budget 2048)")
+    if not videos:
         return config
     shape, pixels = found
     metas = []

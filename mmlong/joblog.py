@@ -82,10 +82,44 @@ def repair_torn_tail(path: str | os.PathLike[str]) -> str:
     return action
 
 
+def check_result_log(path: str | os.PathLike[str], key: str = "id") -> None:
+    """Refuse, before a byte of it changes, a file that is not a result log of this kind.
+
+    A result log is a regular file whose whole lines are JSON objects with ``key``; its unterminated tail (a
+    line torn by a kill) starts like one. Anything else (a video, the questions file, a device) raises
+    :class:`JobLogError` naming the file; a missing or empty file passes.
+    """
+    p = Path(path)
+    try:
+        info = p.stat()
+    except FileNotFoundError:
+        return
+    import stat
+
+    if not stat.S_ISREG(info.st_mode):
+        raise JobLogError("not a regular file; a result log must be a file (nothing was written)", str(p))
+    refuse = "not a result log ({}); nothing was changed; write the results to another file"
+    with open(p, "rb") as f:
+        head = f.read(4096).lstrip()
+        if head and not head.startswith(b"{"):  # a video, an image: refused without reading it all
+            raise JobLogError(refuse.format("line 1 is not a JSON record"), str(p))
+        f.seek(0)
+        for number, line in enumerate(f, start=1):
+            if not line.endswith(b"\n"):  # the unterminated tail: a torn record must still start like one
+                if line.strip() and not line.lstrip().startswith(b"{"):
+                    raise JobLogError(refuse.format(f"line {number} is not a JSON record"), str(p))
+                break
+            if not line.strip():
+                continue
+            record = _parse_object(line)
+            if record is None or key not in record:
+                raise JobLogError(refuse.format(f"line {number} is not a JSON record with {key!r}"), str(p))
+
+
 def _parse_object(line: bytes) -> dict[str, Any] | None:
     try:
         value = json.loads(line.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         return None
     return value if isinstance(value, dict) else None
 
@@ -188,7 +222,7 @@ def _fsync_dir(folder: Path) -> None:
 # ---------------------------------------------------------------------------------------------- the log
 
 
-class _LockFile:
+class LockFile:
     """An exclusive ``flock`` on ``<path>.lock``, failing at once when another process holds it."""
 
     def __init__(self, path: Path) -> None:
@@ -238,19 +272,25 @@ class ResultLog:
     """
 
     def __init__(self, path: str | os.PathLike[str], key: str = "id", retry_errors: bool = True,
-                 overwrite: bool = False) -> None:
+                 overwrite: bool = False, lock: bool = True) -> None:
         self.path = Path(path)
         self.key = key
         self.retry_errors = retry_errors
         self.overwrite = overwrite
         self.records: dict[str, dict[str, Any]] = {}
-        self._lock = _LockFile(self.path)
+        self._lock = LockFile(self.path) if lock else None
         self._file: Any = None
 
     def open(self) -> "ResultLog":
+        """Lock (unless the caller holds the lock), check the file is a result log, then repair and read it.
+
+        Nothing in the file changes before the lock is held and the content is known to be a result log.
+        """
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock.acquire(self.path)
+        if self._lock is not None:
+            self._lock.acquire(self.path)
         try:
+            check_result_log(self.path, self.key)
             if self.overwrite and self.path.exists():
                 self.path.unlink()
             if self.path.exists():
@@ -264,7 +304,8 @@ class ResultLog:
             self.records = {record_key(r, self.key): r for r in kept}
             self._file = open(self.path, "ab")
         except BaseException:
-            self._lock.release()
+            if self._lock is not None:
+                self._lock.release()
             raise
         return self
 
@@ -272,7 +313,8 @@ class ResultLog:
         if self._file is not None:
             self._file.close()
             self._file = None
-        self._lock.release()
+        if self._lock is not None:
+            self._lock.release()
 
     def __enter__(self) -> "ResultLog":
         return self.open()

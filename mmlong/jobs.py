@@ -52,7 +52,9 @@ from typing import Any, Callable, Hashable, Sequence, TypeVar
 from mmlong.joblog import (  # noqa: F401
     DuplicateRecordError,
     JobLogError,
+    LockFile,
     ResultLog,
+    check_result_log,
     encode_record,
     is_error,
     merge_records,
@@ -160,11 +162,13 @@ def merge_outputs(output: str | os.PathLike[str], order: Sequence[Hashable] | No
 class ShardedJob:
     """One rank's share of a resumable job that ends with one record per id in ``output``.
 
-    ``dist`` is a :class:`~mmlong.distributed.DistContext` (one process when None). Entering: every rank waits
-    at a barrier, rank 0 deletes the output and its parts when ``overwrite``, a second barrier, then each rank
-    opens its own log (the output itself in one process, :func:`part_path` otherwise) and learns which ids are
-    done anywhere (the output, any part). :meth:`finish` closes the log, waits for every rank and, on rank 0,
-    merges everything into ``output`` in ``order``.
+    ``dist`` is a :class:`~mmlong.distributed.DistContext` (one process when None). Entering: rank 0 takes the
+    output's lock (``<output>.lock``; another run on the same output is refused here, before anything is
+    touched) and checks that the output and its parts are result logs; every rank waits at a barrier, rank 0
+    deletes the output and its parts when ``overwrite``, a second barrier, then each rank opens its own log (the
+    output itself in one process, :func:`part_path` otherwise) and learns which ids are done anywhere (the
+    output, any part). :meth:`finish` closes the log, waits for every rank and, on rank 0, merges everything
+    into ``output`` in ``order``; the lock is held until the merged file is in place.
 
     >>> import tempfile, os
     >>> out = os.path.join(tempfile.mkdtemp(), "out.jsonl")
@@ -192,6 +196,7 @@ class ShardedJob:
         self.key = key
         self.log: ResultLog | None = None
         self.done_before: set[str] = set()
+        self._lock: LockFile | None = None
 
     @property
     def log_path(self) -> Path:
@@ -201,17 +206,35 @@ class ShardedJob:
         return part_path(self.output, self.dist.rank, self.dist.world_size)
 
     def __enter__(self) -> "ShardedJob":
-        self.dist.barrier()  # every rank has read what it needed before rank 0 deletes anything
-        if self.dist.is_main and self.overwrite:
-            for path in [self.output, *existing_parts(self.output)]:
-                path.unlink(missing_ok=True)
-        self.dist.barrier()
-        self.output.parent.mkdir(parents=True, exist_ok=True)
-        self.log = ResultLog(self.log_path, key=self.key, retry_errors=self.retry_errors).open()
-        self.done_before = self.log.done_ids | finished_ids(self.output, self.retry_errors, self.key)
+        try:
+            if self.dist.is_main:
+                self.output.parent.mkdir(parents=True, exist_ok=True)
+                self._lock = LockFile(self.output)
+                self._lock.acquire(self.output)  # before any byte of the output or its parts changes
+                for path in [self.output, *existing_parts(self.output)]:
+                    check_result_log(path, self.key)
+            self.dist.barrier()  # every rank has read what it needed before rank 0 deletes anything
+            if self.dist.is_main and self.overwrite:
+                for path in [self.output, *existing_parts(self.output)]:
+                    path.unlink(missing_ok=True)
+            self.dist.barrier()
+            self.output.parent.mkdir(parents=True, exist_ok=True)
+            single = self.dist.world_size == 1  # the log is the output itself, whose lock is already held
+            self.log = ResultLog(self.log_path, key=self.key, retry_errors=self.retry_errors,
+                                 lock=not single).open()
+            self.done_before = self.log.done_ids | finished_ids(self.output, self.retry_errors, self.key)
+        except BaseException:
+            self.__exit__()
+            raise
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        self._close_log()
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    def _close_log(self) -> None:
         if self.log is not None:
             self.log.close()
             self.log = None
@@ -235,9 +258,13 @@ class ShardedJob:
         self.log.append(record)
 
     def finish(self, order: Sequence[Hashable] | None = None) -> list[dict[str, Any]] | None:
-        """Close this rank's log, wait for every rank, merge on rank 0; rank 0 gets the final records."""
-        self.__exit__()
+        """Close this rank's log, wait for every rank, merge on rank 0 (still holding the output's lock, so no
+        new run can write records the merge would replace); rank 0 gets the final records."""
+        self._close_log()
         self.dist.barrier()
-        if not self.dist.is_main:
-            return None
-        return merge_outputs(self.output, order=order, key=self.key)
+        try:
+            if not self.dist.is_main:
+                return None
+            return merge_outputs(self.output, order=order, key=self.key)
+        finally:
+            self.__exit__()

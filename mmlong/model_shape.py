@@ -12,13 +12,13 @@ tower (:class:`VisionShape`: blocks, width, patch size, the 2x2 merger, the temp
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from mmlong.errors import ConfigError
+from mmlong.limits import loads_json
 
 #: Language-model shapes: (hidden, layers, heads, kv_heads, intermediate). 0.5b/1.5b are Qwen2-0.5B/1.5B.
 LLM_SIZES = {
@@ -152,9 +152,11 @@ def load_shape(model: str) -> tuple[ModelShape, dict[str, int]]:
         return named_shape(name), {}
     path = folder / "config.json"
     try:
-        config = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
+        config = loads_json(path.read_text(), "config.json")
+    except (OSError, ValueError) as err:
         raise ConfigError(f"cannot read config.json ({err})", str(folder)) from err
+    if not isinstance(config, dict):
+        raise ConfigError(f"config.json holds a {type(config).__name__}, not a mapping of settings", str(folder))
     if config.get("model_type") not in ("qwen2_vl", "qwen2_5_vl"):
         raise ConfigError(f"the planner knows Qwen2-VL shapes; this is {config.get('model_type')!r}", str(folder))
     return shape_from_config(config, str(folder)), processor_pixels(folder)
@@ -166,8 +168,10 @@ def processor_pixels(folder: Path) -> dict[str, int]:
     ``preprocessor_config.json``, when they set them."""
     for name in ("processor_config.json", "video_preprocessor_config.json", "preprocessor_config.json"):
         try:
-            data = json.loads((folder / name).read_text())
-        except (OSError, json.JSONDecodeError):
+            data = loads_json((folder / name).read_text(), name)
+        except (OSError, ValueError):
+            continue
+        if not isinstance(data, dict):
             continue
         data = data.get("video_processor", data) if name == "processor_config.json" else data
         size = data.get("size") or {}

@@ -270,7 +270,7 @@ class Pipeline:
                 self.encoder.cache_id(),
             )
             with clock.stage(Stage.CACHE, {"dir": str(cache.root)}) as rec:
-                hit = cache.get(key)
+                hit = cache.get(key, self._cache_check(source, sampled))
                 rec["extra"]["hit"] = hit is not None
                 rec["out"] = 0 if hit is None else hit.num_tokens
             if hit is not None:
@@ -280,6 +280,23 @@ class Pipeline:
         if cache is not None and key is not None:
             cache.put(key, tokens)
         return tokens
+
+    def _cache_check(self, source: Any, sampled: Any) -> Any:
+        """What a cached encoding of ``sampled`` must be (beyond :func:`~mmlong.cache.check_tokens`' own
+        checks): this encoder's feature width, times inside this video, and made from these very frames."""
+        from mmlong.cache import check_tokens
+
+        width = self.encoder.feature_dim()
+        duration = float(source.meta.duration or 0) or None
+        wanted = sampled.indices.tolist()
+
+        def check(tokens: VisualTokens) -> None:
+            check_tokens(tokens, width=width, duration=duration)
+            stored = tokens.meta.get("frame_indices")
+            if stored is not None and list(stored) != wanted:
+                raise ValueError("the entry was made from other frames")
+
+        return check
 
     def _stream_through_memory(
         self, source: Any, sampled: Any, clock: _StageClock, ctx: CompressContext
@@ -320,7 +337,11 @@ class Pipeline:
         Returns a :class:`~mmlong.result.Result`: per query, the answer, the encoded tokens, the tokens the model
         saw and the steps (sample, cache, decode, encode, each compressor, load on the first, model).
         """
+        from mmlong.limits import check_query
+
         queries = [q if isinstance(q, Query) else Query(str(q)) for q in queries]
+        for number, query in enumerate(queries, start=1):  # before the model, the video or any grounding
+            check_query(query.question, query.options, what=f"question {number}")
         model = self.model  # a bad model fails before anything is decoded
         self._check_experts(model)
         # the experts (OCR, speech: their own decoding, onnxruntime / CTranslate2) run once per video on a second

@@ -41,8 +41,8 @@ def scan_video(
 
     scan = FpsSampler(FpsSampler.Config(fps=scan_fps, max_frames=max_frames)).sample(source.meta)
     key = scan_cache_key(cache, source, encoder, scan) if cache is not None else None
-    hit = cache.get(key) if key is not None else None
-    if hit is not None and hit.num_tokens == len(scan):
+    hit = cache.get(key, _scan_check(encoder, source, len(scan))) if key is not None else None
+    if hit is not None:
         return scan, hit.features
     means = [encoder.encode(frames).frame_means()[2] for frames in source.stream(scan.indices, chunk_size=batch_size)]
     features = torch.cat(means)
@@ -50,6 +50,21 @@ def scan_video(
         grid = features.reshape(len(scan), 1, 1, -1)
         cache.put(key, VisualTokens.from_grid(grid, scan.timestamps, meta={"scan": {"fps": scan_fps}}))
     return scan, features
+
+
+def _scan_check(encoder: Any, source: Any, count: int) -> Any:
+    """What a cached scan must be: one ``width``-d mean per scanned frame, at times inside the video."""
+    from mmlong.cache import check_tokens
+
+    width = encoder.feature_dim() if hasattr(encoder, "feature_dim") else None
+    duration = float(source.meta.duration or 0) or None
+
+    def check(tokens: Any) -> None:
+        check_tokens(tokens, width=width, duration=duration, frames=count)
+        if tokens.num_tokens != count:
+            raise ValueError(f"{tokens.num_tokens} scanned frames stored; {count} were scanned")
+
+    return check
 
 
 def scan_cache_key(cache: Any, source: Any, encoder: Any, scan: Sampled) -> str | None:

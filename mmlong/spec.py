@@ -81,7 +81,10 @@ def parse_chain(text: str) -> list[Spec]:
             continue
         if not _is_new_item(piece):
             raise SpecError(f"a spec must start with a name, got {piece!r} in {text!r}")
-        name, _, rest = piece.partition(":")
+        name, colon, rest = piece.partition(":")
+        if colon and not rest.strip():
+            raise SpecError(f"{name!r} has ':' with nothing after it in {text!r}; give its arguments "
+                            f"({name}:VALUE) or leave out the ':'")
         args: list[str] = []
         kwargs: dict[str, str] = {}
         if rest:

@@ -34,6 +34,9 @@ from mmlong.errors import ConfigError
 # Deeper YAML than this is not a pipeline config; a limit keeps the parser far from Python's recursion limit.
 MAX_YAML_DEPTH = 32
 MAX_YAML_BYTES = 1 << 20
+# Nodes of a YAML document counted with every alias expanded: a config has a few hundred; a "billion laughs"
+# file has billions (and anything walking it would walk them all).
+MAX_YAML_NODES = 100_000
 # Where an output file can never sensibly go (kernel and device file systems).
 _SYSTEM_ROOTS = ("/proc", "/sys", "/dev")
 
@@ -73,6 +76,73 @@ def finite_number(what: str, value: Any) -> float:
     if not math.isfinite(number):
         raise ConfigError(f"{what}: expected a finite number, got {_describe(value)}")
     return number
+
+
+def number_argument(kind: type = float, low: float | None = None, high: float | None = None,
+                    above: bool = False) -> Any:
+    """An argparse ``type=`` for a number flag: ``kind`` (int or float), finite, ``>= low`` (``> low`` when
+    ``above``) and ``<= high``; anything else is argparse's one-line usage error (exit status 2).
+
+    >>> number_argument(float, 0, above=True)("2.5")
+    2.5
+    >>> number_argument(int, 1, 65535)("99999")
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentTypeError: expected a whole number from 1 to 65535, got '99999'
+    """
+    import argparse
+
+    word = "a whole number" if kind is int else "a finite number"
+    if low is not None and high is not None:
+        rule = f"{word} from {low:g} to {high:g}"
+    elif low is not None:
+        rule = f"{word} {'>' if above else '>='} {low:g}"
+    else:
+        rule = word if high is None else f"{word} <= {high:g}"
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+            number = float(value)
+        except (TypeError, ValueError, OverflowError):
+            raise argparse.ArgumentTypeError(f"expected {rule}, got {text!r}") from None
+        bad = (not math.isfinite(number) or (low is not None and (number <= low if above else number < low))
+               or (high is not None and number > high))
+        if bad:
+            raise argparse.ArgumentTypeError(f"expected {rule}, got {text!r}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its message
+    return parse
+
+
+def check_device(device: str) -> str:
+    """A device the run can use (``cpu``, ``cuda``, ``cuda:N``, ``mps``), checked before anything loads."""
+    import re
+
+    text = str(device).strip()
+    if not re.fullmatch(r"cpu|cuda(:\d+)?|mps", text):
+        raise ConfigError(f"--device: unknown device {device!r}; use cpu, cuda, cuda:N or mps")
+    if text == "cpu":
+        return text
+    import torch
+
+    if text == "mps":
+        if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise ConfigError("--device mps: this machine has no MPS (Apple GPU) device; use --device cpu")
+        return text
+    if not torch.cuda.is_available():
+        raise ConfigError(f"--device {text}: this machine has no CUDA device; use --device cpu")
+    index = int(text.split(":")[1]) if ":" in text else 0
+    if index >= torch.cuda.device_count():
+        raise ConfigError(f"--device {text}: there are {torch.cuda.device_count()} CUDA devices (0 to "
+                          f"{torch.cuda.device_count() - 1})")
+    return text
+
+
+def check_cache_dir(path: str | Path, what: str = "cache folder") -> Path:
+    """A cache folder that exists as a writable folder or can be made (``$MMLONG_CACHE_DIR``, ``--cache-dir``)."""
+    return check_output_folder(path, what)
 
 
 def check_value(what: str, value: Any, annotation: Any) -> Any:
@@ -137,22 +207,37 @@ def check_settings(what: str, values: dict[str, Any], hints: dict[str, Any]) -> 
     return {key: check_value(f"{what} {key!r}", value, hints.get(key)) for key, value in values.items()}
 
 
-def _yaml_depth(node: Any, limit: int) -> int:
-    """Nesting depth of a composed YAML node tree, stopping once past ``limit`` (iterative: no recursion)."""
-    deepest, stack = 0, [(node, 1)]
+def _yaml_size(node: Any, limit: int) -> tuple[int, int]:
+    """(depth, node count) of a composed YAML node graph with every alias expanded, each shared node visited
+    once (an alias is a second edge to the same node object), so a "billion laughs" file costs its own size.
+    Counts stop growing once past ``limit`` (no recursion)."""
+    memo: dict[int, tuple[int, int]] = {}
+    open_nodes: set[int] = set()  # being expanded: meeting one again is an alias to itself (a cycle)
+    stack: list[tuple[Any, bool]] = [(node, False)]
     while stack:
-        current, depth = stack.pop()
-        deepest = max(deepest, depth)
-        if deepest > limit:
-            return deepest
+        current, expanded = stack.pop()
+        key = id(current)
+        if key in memo:
+            continue
+        if not expanded and key in open_nodes:
+            return limit + 1, limit + 1
         value = getattr(current, "value", None)
+        children = []
         if isinstance(value, list):
             for child in value:
-                if isinstance(child, tuple):  # mapping: (key node, value node)
-                    stack.extend((part, depth + 1) for part in child)
-                else:
-                    stack.append((child, depth + 1))
-    return deepest
+                children.extend(child if isinstance(child, tuple) else (child,))  # mapping: (key, value) nodes
+        if not expanded:
+            if len(stack) > limit:
+                return limit + 1, limit + 1
+            open_nodes.add(key)
+            stack.append((current, True))
+            stack.extend((child, False) for child in children if id(child) not in memo)
+            continue
+        depth = 1 + max((memo[id(c)][0] for c in children if id(c) in memo), default=0)
+        count = min(limit + 1, 1 + sum(memo[id(c)][1] for c in children if id(c) in memo))
+        memo[key] = (depth, count)
+        open_nodes.discard(key)
+    return memo.get(id(node), (0, 0))
 
 
 def read_yaml_mapping(path: str | Path, what: str = "a pipeline config") -> dict[str, Any]:
@@ -178,8 +263,12 @@ def read_yaml_mapping(path: str | Path, what: str = "a pipeline config") -> dict
         raise ConfigError(f"not UTF-8 text (byte {err.start}); not a YAML file", str(p)) from err
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
-        if node is not None and _yaml_depth(node, MAX_YAML_DEPTH) > MAX_YAML_DEPTH:
+        depth, count = _yaml_size(node, MAX_YAML_NODES) if node is not None else (0, 0)
+        if depth > MAX_YAML_DEPTH:
             raise ConfigError(f"nested deeper than {MAX_YAML_DEPTH} levels; not {what}", str(p))
+        if count > MAX_YAML_NODES:
+            raise ConfigError(f"its aliases expand to more than {MAX_YAML_NODES:,} values (an alias bomb); "
+                              f"not {what}", str(p))
         data = yaml.safe_load(text)
     except yaml.YAMLError as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
@@ -210,10 +299,7 @@ def check_output_file(path: str | Path, suffixes: Iterable[str] | None = None, w
     text = str(path)
     if not text.strip() or text.endswith(("/", os.sep)):
         raise ConfigError(f"{what} must be a file name, not a folder", text or "''")
-    resolved = p.resolve(strict=False)
-    for root in _SYSTEM_ROOTS:
-        if str(resolved) == root or str(resolved).startswith(root + "/"):
-            raise ConfigError(f"{what} cannot be written under {root}; choose a file in your own folders", text)
+    _check_not_system(p, what, text)
     if p.is_dir():
         raise ConfigError(f"{what} is a folder; give a file name inside it, e.g. {p / ('out' + _first(suffixes))}",
                           text)
@@ -221,14 +307,81 @@ def check_output_file(path: str | Path, suffixes: Iterable[str] | None = None, w
         allowed = sorted({s.lower() for s in suffixes})
         if p.suffix.lower() not in allowed:
             raise ConfigError(f"{what} must end in one of {', '.join(allowed)}", text)
-    ancestor = p.parent
+    if p.exists() or p.is_symlink():
+        import stat
+
+        try:
+            mode = p.stat().st_mode
+        except OSError as err:  # a dangling or looping link
+            raise ConfigError(f"{what} cannot be used ({err.strerror or err})", text) from err
+        if not stat.S_ISREG(mode):
+            raise ConfigError(f"{what} exists and is not a regular file (a device, pipe or socket)", text)
+        if not os.access(p, os.W_OK):
+            raise ConfigError(f"{what} exists and is not writable", text)
+    _check_writable_parent(p.parent, text, what)
+    return p
+
+
+def check_output_folder(path: str | Path, what: str = "output folder") -> Path:
+    """A folder a command may write its files into, checked before any work starts (the same rules as
+    :func:`check_output_file`: not under /proc, /sys or /dev, not a file, inside a writable folder)."""
+    import os
+
+    text = str(path)
+    if not text.strip():
+        raise ConfigError(f"{what} must be a folder name", "''")
+    p = Path(path).expanduser()
+    _check_not_system(p, what, text)
+    if p.exists() and not p.is_dir():
+        raise ConfigError(f"{what} is a file, not a folder; give a folder name", text)
+    if p.is_dir():
+        if not os.access(p, os.W_OK | os.X_OK):
+            raise ConfigError(f"{what} is not writable", text)
+        return p
+    _check_writable_parent(p.parent, text, what)
+    return p
+
+
+def check_not_input(output: str | Path, inputs: Iterable[str | Path], what: str = "--out") -> None:
+    """Refuse an output that is one of the command's input files (it would be read as results or replaced)."""
+    import os
+
+    out = Path(output).expanduser()
+    for source in inputs:
+        src = Path(source).expanduser()
+        try:
+            same = out.resolve(strict=False) == src.resolve(strict=False)
+        except (OSError, RuntimeError):
+            same = False
+        if not same and out.exists() and src.exists():
+            try:
+                same = os.path.samefile(out, src)
+            except OSError:
+                same = False
+        if same:
+            raise ConfigError(f"{what} is the input file {src}; write the results to another file", str(output))
+
+
+def _check_not_system(p: Path, what: str, text: str) -> None:
+    try:
+        resolved = p.resolve(strict=False)
+    except (OSError, RuntimeError) as err:  # a symlink loop
+        raise ConfigError(f"{what} cannot be used ({err})", text) from err
+    for root in _SYSTEM_ROOTS:
+        if str(resolved) == root or str(resolved).startswith(root + "/"):
+            raise ConfigError(f"{what} cannot be written under {root}; choose a file in your own folders", text)
+
+
+def _check_writable_parent(parent: Path, text: str, what: str) -> None:
+    import os
+
+    ancestor = parent
     while not ancestor.exists() and ancestor != ancestor.parent:
         ancestor = ancestor.parent
     if not ancestor.is_dir():
-        raise ConfigError(f"{ancestor} is a file, not a folder", text)
+        raise ConfigError(f"{what}: {ancestor} is a file, not a folder", text)
     if not os.access(ancestor, os.W_OK | os.X_OK):
-        raise ConfigError(f"folder {ancestor} is not writable", text)
-    return p
+        raise ConfigError(f"{what}: folder {ancestor} is not writable", text)
 
 
 def _first(suffixes: Iterable[str] | None) -> str:

@@ -7,7 +7,6 @@ checkpoint's ``model_type`` to the registered adapter name.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping
@@ -47,10 +46,16 @@ def read_checkpoint_config(path: str) -> dict[str, Any]:
     config_file = root / "config.json"
     if not config_file.is_file():
         raise ModelLoadError("no config.json in this directory; pass the checkpoint directory itself", path)
+    from mmlong.limits import loads_json
+
     try:
-        return json.loads(config_file.read_text())
+        config = loads_json(config_file.read_text(), "config.json")
     except (OSError, ValueError) as err:
         raise ModelLoadError(f"config.json cannot be read ({err}); re-save the checkpoint", path) from err
+    if not isinstance(config, dict):
+        raise ModelLoadError(f"config.json holds a {type(config).__name__}, not a mapping of settings; re-save the "
+                             "checkpoint", path)
+    return config
 
 
 def detect_family(path: str) -> str:

@@ -39,6 +39,7 @@ from typing import Callable, Sequence
 import torch
 
 from mmlong.errors import ConfigError
+from mmlong.limits import MAX_OPTIONS  # one bound for every door
 from mmlong.types import Query
 
 #: the instruction the official MLVU evaluation puts first
@@ -51,7 +52,6 @@ MLVU_QUESTION_SUFFIX = "Only give the best option."
 MLVU_ANSWER_PREFIX = "Best option: ("
 OPEN_SYSTEM = "Carefully watch this video and pay attention to every detail. Answer the question briefly."
 OPEN_ANSWER_PREFIX = "Answer:"
-MAX_OPTIONS = 26
 
 
 def option_letters(count: int) -> list[str]:

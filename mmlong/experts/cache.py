@@ -21,6 +21,7 @@ import hashlib
 import json
 import logging
 import os
+from typing import Any
 
 from mmlong.cache import FeatureCache, atomic_write, video_fingerprint
 from mmlong.experts.base import ExpertOutput
@@ -52,7 +53,9 @@ class ExpertCache(FeatureCache):
             body = json.dumps(record["output"], sort_keys=True)
             if record.get("version") != FORMAT_VERSION or record.get("checksum") != _checksum(body):
                 raise ValueError("checksum or version mismatch")
-            return ExpertOutput.from_dict(record["output"])
+            output = ExpertOutput.from_dict(record["output"])
+            check_lines(output.lines)
+            return output
         except Exception as err:  # any damage means the entry cannot be trusted
             log.warning("expert cache entry %s is damaged (%s: %s); deleting it, it will be rebuilt",
                         path, type(err).__name__, err)
@@ -71,6 +74,18 @@ class ExpertCache(FeatureCache):
         except OSError as err:
             log.warning("could not write expert cache entry %s (%s); continuing without it", key, err)
             return False
+
+
+def check_lines(lines: Any) -> None:
+    """Raise ``ValueError`` unless every cached line has finite times with ``0 <= start <= end`` and text."""
+    import math
+
+    for n, line in enumerate(lines):
+        start, end = float(line.start), float(line.end)
+        if not (math.isfinite(start) and math.isfinite(end) and 0 <= start <= end):
+            raise ValueError(f"line {n}: times {start!r}..{end!r}")
+        if not isinstance(line.text, str):
+            raise ValueError(f"line {n}: text is a {type(line.text).__name__}")
 
 
 def _checksum(text: str) -> str:

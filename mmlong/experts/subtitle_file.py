@@ -29,6 +29,10 @@ from mmlong.experts.base import Expert, ExpertOutput, TimedText
 _TIME = r"(?:(\d+):)?(\d{1,2}):(\d{2})[,.](\d{1,3})"
 _CUE = re.compile(rf"^\s*{_TIME}\s*-->\s*{_TIME}")
 _TAG = re.compile(r"<[^>]*>|\{\\[^}]*\}")
+# A three-hour film's subtitles are about 200 KB and 2,000 cues; files far past that are refused when read,
+# before a cue is embedded or shown to a model.
+MAX_SUBTITLE_BYTES = 4 << 20
+MAX_SUBTITLE_CUES = 10_000
 
 
 def _seconds(hours: str | None, minutes: str, seconds: str, fraction: str) -> float:
@@ -58,6 +62,8 @@ def parse_subtitles(text: str, source: str = "subtitle") -> list[TimedText]:
             i += 1
         said = " ".join(b for b in body if b)
         if said:
+            if len(cues) == MAX_SUBTITLE_CUES:
+                raise ValueError(f"more than {MAX_SUBTITLE_CUES:,} cues (line {i}); not the subtitles of one video")
             cues.append(TimedText(start, max(start, end), source, said))
     if not cues:
         raise ValueError("no subtitle cues (lines like '00:00:01,000 --> 00:00:04,000' followed by text)")
@@ -68,9 +74,14 @@ def read_subtitles(path: str | Path) -> list[TimedText]:
     """The cues of a subtitle file; one-line :class:`~mmlong.errors.ConfigError` for a bad or missing file."""
     p = Path(path).expanduser()
     try:
-        raw = p.read_bytes()
+        if not p.is_file():
+            raise ConfigError("not a subtitle file (not a regular file)", str(p))
+        with open(p, "rb") as f:
+            raw = f.read(MAX_SUBTITLE_BYTES + 1)
     except OSError as err:
         raise ConfigError(f"cannot read the subtitle file ({err.strerror or err})", str(p)) from None
+    if len(raw) > MAX_SUBTITLE_BYTES:
+        raise ConfigError(f"larger than {MAX_SUBTITLE_BYTES >> 20} MiB; not the subtitles of one video", str(p))
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
