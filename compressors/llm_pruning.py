@@ -243,6 +243,10 @@ class InLLMPruning:
             "observed_lengths": list(self.observed),
         }
 
+    def rows_at(self, index: int) -> torch.Tensor | None:
+        """Prompt rows (int64, sorted) decoder layer ``index`` processed in the last prefill, or None before one."""
+        return self._kept_by_layer[index] if self._kept_by_layer else None
+
     @property
     def kept_rows(self) -> torch.Tensor | None:
         """Prompt rows the last layer kept (int64, sorted), or None before a prefill."""

@@ -40,6 +40,7 @@ HUB_NAME_PATTERNS: Mapping[str, tuple[str, ...]] = MappingProxyType(
         "qwen2-vl": ("qwen2-vl", "qwen2_vl"),
         "llava-onevision": ("llava-onevision", "llava_onevision"),
         "smolvlm2": ("smolvlm",),
+        "qwen3-vl": ("qwen3-vl", "qwen3_vl"),
     }
 )
 

@@ -310,6 +310,7 @@ MODELS = Registry(
         "qwen2-vl": "mmlong.models.qwen2_vl:Qwen2VLAdapter",
         "llava-onevision": "mmlong.models.llava_onevision:LlavaOneVisionAdapter",
         "smolvlm2": "mmlong.models.smolvlm:SmolVLMAdapter",
+        "qwen3-vl": "mmlong.models.qwen3_vl:Qwen3VLAdapter",
     },
 )
 EXPERTS = Registry(

@@ -23,6 +23,7 @@ FAMILIES: Mapping[str, str] = MappingProxyType(
         "qwen2_vl": "qwen2-vl",
         "llava_onevision": "llava-onevision",
         "smolvlm": "smolvlm2",
+        "qwen3_vl": "qwen3-vl",
     }
 )
 
