@@ -41,6 +41,7 @@ HUB_NAME_PATTERNS: Mapping[str, tuple[str, ...]] = MappingProxyType(
         "llava-onevision": ("llava-onevision", "llava_onevision"),
         "smolvlm2": ("smolvlm",),
         "qwen3-vl": ("qwen3-vl", "qwen3_vl"),
+        "internvl": ("internvl",),
     }
 )
 

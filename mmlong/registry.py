@@ -311,6 +311,7 @@ MODELS = Registry(
         "llava-onevision": "mmlong.models.llava_onevision:LlavaOneVisionAdapter",
         "smolvlm2": "mmlong.models.smolvlm:SmolVLMAdapter",
         "qwen3-vl": "mmlong.models.qwen3_vl:Qwen3VLAdapter",
+        "internvl": "mmlong.models.internvl:InternVLAdapter",
     },
 )
 EXPERTS = Registry(

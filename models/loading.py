@@ -24,6 +24,7 @@ FAMILIES: Mapping[str, str] = MappingProxyType(
         "llava_onevision": "llava-onevision",
         "smolvlm": "smolvlm2",
         "qwen3_vl": "qwen3-vl",
+        "internvl": "internvl",
     }
 )
 

@@ -97,3 +97,53 @@ def video_metadata(frames):
     return VideoMetadata(total_num_frames=int(meta.num_frames), fps=float(meta.fps), duration=float(meta.duration),
                          frames_indices=np.asarray(frames.indices.tolist()), width=int(meta.width),
                          height=int(meta.height))
+
+
+INTERNVL_SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<img>", "</img>", "<IMG_CONTEXT>", "<video>"]
+
+
+def build_internvl(num_layers: int = 2, seed: int = 0, hidden: int = 64, image_size: int = 64):
+    """A tiny InternVL3.5: InternViT-style tower (patch 8 on ``image_size`` frames: an 8x8 grid, CLS dropped),
+    pixel shuffle by 0.5 to 4x4 = 16 tokens per frame, MLP projector, Qwen3 text model of ``num_layers`` layers."""
+    from transformers import (
+        GotOcr2ImageProcessor,
+        InternVLConfig,
+        InternVLForConditionalGeneration,
+        InternVLProcessor,
+        InternVLVideoProcessor,
+    )
+
+    tokenizer = build_bpe_tokenizer(INTERNVL_SPECIAL, eos_token="<|im_end|>", pad_token="<|endoftext|>")
+    tokenizer.add_special_tokens({"additional_special_tokens": INTERNVL_SPECIAL})
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in INTERNVL_SPECIAL}
+    names = dict(start_image_token="<img>", end_image_token="</img>", context_image_token="<IMG_CONTEXT>",
+                 video_token="<video>")
+    for attribute, token in names.items():
+        setattr(tokenizer, attribute, token)
+        setattr(tokenizer, f"{attribute}_id", ids[token])
+    patch = 8
+    config = InternVLConfig(
+        vision_config=dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                           image_size=[image_size, image_size], patch_size=[patch, patch]),
+        text_config=dict(model_type="qwen3", vocab_size=len(tokenizer), hidden_size=hidden,
+                         intermediate_size=2 * hidden, num_hidden_layers=num_layers, num_attention_heads=4,
+                         num_key_value_heads=2, head_dim=hidden // 4, max_position_embeddings=4096,
+                         bos_token_id=ids["<|endoftext|>"], eos_token_id=ids["<|im_end|>"],
+                         pad_token_id=ids["<|endoftext|>"], tie_word_embeddings=False),
+        image_token_id=ids["<IMG_CONTEXT>"],
+        image_seq_length=(image_size // patch) ** 2 // 4,
+        downsample_ratio=0.5,
+        tie_word_embeddings=False,
+    )
+    torch.manual_seed(seed)
+    model = InternVLForConditionalGeneration(config).eval()
+    model.generation_config.eos_token_id = ids["<|im_end|>"]
+    model.generation_config.pad_token_id = ids["<|endoftext|>"]
+    size = {"height": image_size, "width": image_size}
+    processor = InternVLProcessor(
+        image_processor=GotOcr2ImageProcessor(size=size, crop_to_patches=False),
+        tokenizer=tokenizer,
+        video_processor=InternVLVideoProcessor(size=size, do_sample_frames=False),
+        image_seq_length=(image_size // patch) ** 2 // 4,
+    )
+    return model, processor
