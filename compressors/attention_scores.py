@@ -4,7 +4,9 @@ Used by the in-LLM compressors that rank visual tokens by attention: FastV / Pyr
 prompt token's head-averaged row, :func:`last_token_attention`), PruneVid (the question rows,
 :func:`query_attention`) and DyCoke (:func:`apply_rope` on cached keys). The query and keys are rebuilt with the
 layer's ``input_layernorm``, ``q_proj`` / ``k_proj`` (+ ``q_norm`` / ``k_norm``) and the RoPE ``(cos, sin)`` it
-receives, so SDPA or FlashAttention layers give the same scores as eager attention weights.
+receives, so SDPA or FlashAttention layers give the same scores as eager attention weights. A gated attention
+(Qwen3.5: ``q_proj`` gives each head's query and its output gate) is scored with the query half; the gate
+scales the output, not the softmax.
 """
 
 from __future__ import annotations
@@ -40,7 +42,12 @@ def query_attention(
     head_dim = int(getattr(attn, "head_dim", 0) or attn.q_proj.out_features // attn.config.num_attention_heads)
     b, length, _ = x.shape
     rows = rows.to(x.device)
-    q = attn.q_proj(x[:, rows]).view(b, rows.shape[0], -1, head_dim)
+    q = attn.q_proj(x[:, rows])
+    heads = int(getattr(getattr(attn, "config", None), "num_attention_heads", 0) or 0)
+    if heads and q.shape[-1] == 2 * heads * head_dim:  # gated attention (Qwen3.5): per head [query, gate]
+        q = q.view(b, rows.shape[0], heads, 2 * head_dim)[..., :head_dim]
+    else:
+        q = q.view(b, rows.shape[0], -1, head_dim)
     k = attn.k_proj(x).view(b, length, -1, head_dim)
     if getattr(attn, "q_norm", None) is not None:
         q = attn.q_norm(q)

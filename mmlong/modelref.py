@@ -42,6 +42,7 @@ HUB_NAME_PATTERNS: Mapping[str, tuple[str, ...]] = MappingProxyType(
         "smolvlm2": ("smolvlm",),
         "qwen3-vl": ("qwen3-vl", "qwen3_vl"),
         "internvl": ("internvl",),
+        "qwen3.5": ("qwen3.5", "qwen3_5"),
     }
 )
 

@@ -312,6 +312,7 @@ MODELS = Registry(
         "smolvlm2": "mmlong.models.smolvlm:SmolVLMAdapter",
         "qwen3-vl": "mmlong.models.qwen3_vl:Qwen3VLAdapter",
         "internvl": "mmlong.models.internvl:InternVLAdapter",
+        "qwen3.5": "mmlong.models.qwen3_5:Qwen3_5Adapter",
     },
 )
 EXPERTS = Registry(

@@ -25,6 +25,7 @@ FAMILIES: Mapping[str, str] = MappingProxyType(
         "smolvlm": "smolvlm2",
         "qwen3_vl": "qwen3-vl",
         "internvl": "internvl",
+        "qwen3_5": "qwen3.5",
     }
 )
 

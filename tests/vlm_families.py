@@ -147,3 +147,30 @@ def build_internvl(num_layers: int = 2, seed: int = 0, hidden: int = 64, image_s
         image_seq_length=(image_size // patch) ** 2 // 4,
     )
     return model, processor
+
+
+def build_qwen3_5(num_layers: int = 4, seed: int = 0, hidden: int = 64):
+    """A tiny Qwen3.5: the Qwen3-VL-style tower without DeepStack, and a hybrid text model of ``num_layers``
+    layers alternating Gated DeltaNet (linear attention) and gated full attention: layer types
+    ``[linear, full, linear, full]``."""
+    from transformers import Qwen3_5Config, Qwen3_5ForConditionalGeneration
+
+    tokenizer = build_bpe_tokenizer(QWEN3_SPECIAL, eos_token="<|im_end|>", pad_token="<|endoftext|>")
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in QWEN3_SPECIAL}
+    patch = 16
+    text = _qwen3_text_config(tokenizer, ids, hidden, num_layers, linear_conv_kernel_dim=4, linear_key_head_dim=16,
+                              linear_value_head_dim=16, linear_num_key_heads=2, linear_num_value_heads=4,
+                              layer_types=["linear_attention", "full_attention"] * (num_layers // 2))
+    config = Qwen3_5Config(
+        text_config=text,
+        vision_config=dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=hidden,
+                           patch_size=patch, temporal_patch_size=2, spatial_merge_size=2, num_position_embeddings=16),
+        image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
+    )
+    config.text_config._attn_implementation = "sdpa"
+    torch.manual_seed(seed)
+    model = Qwen3_5ForConditionalGeneration(config).eval()
+    model.generation_config.eos_token_id = ids["<|im_end|>"]
+    model.generation_config.pad_token_id = ids["<|endoftext|>"]
+    return model, _qwen3_processor(tokenizer, patch, (64 * 64, 8 * 64 * 128))
