@@ -11,7 +11,11 @@ scales the output, not the softmax.
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import torch
+
+from mmlong.errors import ConfigError
 
 
 def _rotate_half(x: torch.Tensor) -> torch.Tensor:
@@ -27,6 +31,34 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
     return torch.cat((x_rot * cos + _rotate_half(x_rot) * sin, x_pass), dim=-1)
 
 
+def softmax_attention(layer: torch.nn.Module) -> torch.nn.Module:
+    """The layer's softmax attention module (``self_attn``); ConfigError for a linear-attention layer (Qwen3.5's
+    Gated DeltaNet), which has no attention weights to rank tokens by."""
+    attn = getattr(layer, "self_attn", None)
+    if attn is None:
+        raise ConfigError(
+            f"attention-ranked pruning: {type(layer).__name__} is a linear-attention layer of a hybrid model, with "
+            "no softmax attention to score tokens; choose a full-attention layer"
+        )
+    return attn
+
+
+def linear_attention_layers(layers: Sequence[torch.nn.Module]) -> list[int]:
+    """Indices of the layers without softmax attention (a hybrid model's linear-attention layers), ``[]`` for
+    a plain transformer."""
+    return [i for i, layer in enumerate(layers) if getattr(layer, "self_attn", None) is None]
+
+
+def project_queries(attn: torch.nn.Module, x: torch.Tensor, head_dim: int) -> torch.Tensor:
+    """Queries ``[B, n, Hq, hd]`` of the normalised input ``x [B, n, D]`` (before ``q_norm`` and RoPE); a gated
+    attention's ``q_proj`` (Qwen3.5: each head's query, then its output gate) gives its query halves."""
+    q = attn.q_proj(x)
+    heads = int(getattr(getattr(attn, "config", None), "num_attention_heads", 0) or 0)
+    if heads and q.shape[-1] == 2 * heads * head_dim:
+        return q.view(*x.shape[:2], heads, 2 * head_dim)[..., :head_dim]
+    return q.view(*x.shape[:2], -1, head_dim)
+
+
 def query_attention(
     layer: torch.nn.Module, hidden: torch.Tensor, position_embeddings: tuple[torch.Tensor, torch.Tensor],
     rows: torch.Tensor,
@@ -37,17 +69,12 @@ def query_attention(
     ``[Q]``. Returns float32 ``[Hq, Q, L]`` (one softmax row per query head and query; a query at row ``i`` sees
     keys ``0..i``; GQA key heads are shared).
     """
-    attn = layer.self_attn
+    attn = softmax_attention(layer)
     x = layer.input_layernorm(hidden)
     head_dim = int(getattr(attn, "head_dim", 0) or attn.q_proj.out_features // attn.config.num_attention_heads)
     b, length, _ = x.shape
     rows = rows.to(x.device)
-    q = attn.q_proj(x[:, rows])
-    heads = int(getattr(getattr(attn, "config", None), "num_attention_heads", 0) or 0)
-    if heads and q.shape[-1] == 2 * heads * head_dim:  # gated attention (Qwen3.5): per head [query, gate]
-        q = q.view(b, rows.shape[0], heads, 2 * head_dim)[..., :head_dim]
-    else:
-        q = q.view(b, rows.shape[0], -1, head_dim)
+    q = project_queries(attn, x[:, rows], head_dim)
     k = attn.k_proj(x).view(b, length, -1, head_dim)
     if getattr(attn, "q_norm", None) is not None:
         q = attn.q_norm(q)
