@@ -113,14 +113,11 @@ def build_internvl(num_layers: int = 2, seed: int = 0, hidden: int = 64, image_s
         InternVLVideoProcessor,
     )
 
-    tokenizer = build_bpe_tokenizer(INTERNVL_SPECIAL, eos_token="<|im_end|>", pad_token="<|endoftext|>")
-    tokenizer.add_special_tokens({"additional_special_tokens": INTERNVL_SPECIAL})
-    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in INTERNVL_SPECIAL}
     names = dict(start_image_token="<img>", end_image_token="</img>", context_image_token="<IMG_CONTEXT>",
-                 video_token="<video>")
-    for attribute, token in names.items():
-        setattr(tokenizer, attribute, token)
-        setattr(tokenizer, f"{attribute}_id", ids[token])
+                 video_token="<video>")  # saved with the tokenizer, as the -HF checkpoints name them
+    tokenizer = build_bpe_tokenizer(INTERNVL_SPECIAL, eos_token="<|im_end|>", pad_token="<|endoftext|>",
+                                    extra_special_tokens=names)
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in INTERNVL_SPECIAL}
     patch = 8
     config = InternVLConfig(
         vision_config=dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
