@@ -43,6 +43,7 @@ HUB_NAME_PATTERNS: Mapping[str, tuple[str, ...]] = MappingProxyType(
         "qwen3-vl": ("qwen3-vl", "qwen3_vl"),
         "internvl": ("internvl",),
         "qwen3.5": ("qwen3.5", "qwen3_5"),
+        "videollama3": ("videollama3", "videollama-3", "video_llama_3"),
     }
 )
 

@@ -313,6 +313,7 @@ MODELS = Registry(
         "qwen3-vl": "mmlong.models.qwen3_vl:Qwen3VLAdapter",
         "internvl": "mmlong.models.internvl:InternVLAdapter",
         "qwen3.5": "mmlong.models.qwen3_5:Qwen3_5Adapter",
+        "videollama3": "mmlong.models.video_llama_3:VideoLlama3Adapter",
     },
 )
 EXPERTS = Registry(

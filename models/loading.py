@@ -26,6 +26,7 @@ FAMILIES: Mapping[str, str] = MappingProxyType(
         "qwen3_vl": "qwen3-vl",
         "internvl": "internvl",
         "qwen3_5": "qwen3.5",
+        "video_llama_3": "videollama3",
     }
 )
 

@@ -13,7 +13,7 @@ from tests import vlm_families
 from tests.vlm_fixtures import cli_ask, save_checkpoint
 
 BUILDERS = {"qwen3-vl": vlm_families.build_qwen3_vl, "qwen3.5": vlm_families.build_qwen3_5,
-            "internvl": vlm_families.build_internvl}
+            "internvl": vlm_families.build_internvl, "videollama3": vlm_families.build_video_llama_3}
 
 
 @pytest.mark.parametrize("family", list(BUILDERS))

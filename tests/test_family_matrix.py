@@ -1,4 +1,4 @@
-"""Every registered compressor x every native VLM family, on tiny random-init models (4 text layers) and a real
+"""Every registered compressor x every native VLM family (seven), on tiny random-init models (4 text layers) and a real
 clip: the compressor runs and the family answers, or it refuses in one line that names the reason."""
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ FAMILIES = {
     "qwen3-vl": ("mmlong.models.qwen3_vl:Qwen3VLAdapter", vlm_families.build_qwen3_vl),
     "qwen3.5": ("mmlong.models.qwen3_5:Qwen3_5Adapter", vlm_families.build_qwen3_5),
     "internvl": ("mmlong.models.internvl:InternVLAdapter", vlm_families.build_internvl),
+    "videollama3": ("mmlong.models.video_llama_3:VideoLlama3Adapter", vlm_families.build_video_llama_3),
 }
 QUERY = Query("which animal appears first?", ("a cat", "a dog", "a bird", "a fish"))
 

@@ -171,3 +171,40 @@ def build_qwen3_5(num_layers: int = 4, seed: int = 0, hidden: int = 64):
     model.generation_config.eos_token_id = ids["<|im_end|>"]
     model.generation_config.pad_token_id = ids["<|endoftext|>"]
     return model, _qwen3_processor(tokenizer, patch, (64 * 64, 8 * 64 * 128))
+
+
+def build_video_llama_3(num_layers: int = 2, seed: int = 0, hidden: int = 64):
+    """A tiny VideoLLaMA3: SigLIP-style tower with 2-D RoPE (patch 14, 2 blocks), 2x2 merge for video, MLP
+    projector, Qwen2 text model of ``num_layers`` layers; the processor's differential frame pruning is on
+    (its default)."""
+    from transformers import (
+        VideoLlama3Config,
+        VideoLlama3ForConditionalGeneration,
+        VideoLlama3ImageProcessor,
+        VideoLlama3Processor,
+        VideoLlama3VideoProcessor,
+    )
+
+    tokenizer = build_bpe_tokenizer(QWEN3_SPECIAL, eos_token="<|im_end|>", pad_token="<|endoftext|>")
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in QWEN3_SPECIAL}
+    config = VideoLlama3Config(
+        text_config=dict(model_type="qwen2", vocab_size=len(tokenizer), hidden_size=hidden,
+                         intermediate_size=2 * hidden,
+                         num_hidden_layers=num_layers, num_attention_heads=4, num_key_value_heads=2,
+                         max_position_embeddings=4096, bos_token_id=ids["<|endoftext|>"],
+                         eos_token_id=ids["<|im_end|>"], pad_token_id=ids["<|endoftext|>"]),
+        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                           patch_size=14),
+        image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
+    )
+    torch.manual_seed(seed)
+    model = VideoLlama3ForConditionalGeneration(config).eval()
+    model.generation_config.eos_token_id = ids["<|im_end|>"]
+    model.generation_config.pad_token_id = ids["<|endoftext|>"]
+    size = {"shortest_edge": 56 * 56, "longest_edge": 4 * 112 * 224}
+    processor = VideoLlama3Processor(
+        image_processor=VideoLlama3ImageProcessor(size=size, patch_size=14),
+        tokenizer=tokenizer,
+        video_processor=VideoLlama3VideoProcessor(size=size, patch_size=14, merge_size=2, do_sample_frames=False),
+    )
+    return model, processor
