@@ -118,7 +118,8 @@ class Qwen3VLAdapter(NativeVLMAdapter):
         parts = []
         for start in range(0, len(frames), chunk):
             data = frames.data[start:start + chunk]
-            batch = video_processor(videos=[data], do_sample_frames=False, return_tensors="pt")
+            batch = video_processor(videos=[data], do_sample_frames=False, return_tensors="pt",
+                                    size=self.chunk_size(data.shape[0], len(frames)))
             grid = batch["video_grid_thw"]
             features, stacked = self.vision_outputs(batch["pixel_values_videos"].to(self.device), grid.to(self.device))
             t, h, w = (int(x) for x in grid[0])
@@ -134,6 +135,14 @@ class Qwen3VLAdapter(NativeVLMAdapter):
         meta = {"encoder": "native", "family": self.name, "temporal_patch_size": step, "merge_size": merge,
                 "duration": float(frames.meta.duration)}
         return tokens.replace(frame_times=frames.timestamps.to(torch.float64).clone(), meta=meta)
+
+    def chunk_size(self, count: int, total: int) -> dict[str, int]:
+        """The processor's pixel limits for a chunk of ``count`` of ``total`` frames. Its limits hold for the whole
+        clip (``t x H x W`` pixels), so each chunk gets its share and is resized as the whole clip would be."""
+        size = self.processor.video_processor.size
+        share = max(1, round(count / 2)) / max(1, round(total / 2))
+        return {"shortest_edge": max(1, int(size["shortest_edge"] * share)),
+                "longest_edge": max(1, int(size["longest_edge"] * share))}
 
     def patch_spans(self, tokens: VisualTokens) -> list[tuple[float, torch.Tensor]]:
         """``(time, rows)`` of every temporal patch that still has tokens, in time order (rows: int64 into

@@ -43,6 +43,18 @@ def test_tokens_carry_patch_times_and_deepstack_features(tiny):
     assert torch.allclose(tokens.layer_features[:, 1], out.deepstack_features[1][0], atol=1e-5)
 
 
+def test_chunked_encoding_equals_the_whole_clip(tiny):
+    """The processor's pixel limits are for the whole clip: chunks of 2 frames are resized as the whole clip is."""
+    model, processor, _, adapter, _ = tiny
+    frames = sample_clip(8, 256)  # 8 x 144 x 256 pixels: over the clip's limit, so the processor scales down
+    tokens = adapter.encode_frames(frames)
+    chunked = Qwen3VLAdapter(Qwen3VLAdapter.Config(frames_per_batch=2)).load(model, processor).encode_frames(frames)
+    assert chunked.grid == tokens.grid
+    assert torch.allclose(chunked.features, tokens.features, atol=1e-5)
+    assert torch.allclose(chunked.layer_features, tokens.layer_features, atol=1e-5)
+    assert torch.equal(chunked.positions, tokens.positions) and torch.equal(chunked.timestamps, tokens.timestamps)
+
+
 def test_uncompressed_generation_equals_stock_generate(tiny):
     model, processor, frames, adapter, tokens = tiny
     inputs = stock_inputs(processor, frames)
