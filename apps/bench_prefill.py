@@ -33,6 +33,8 @@ examples:
   mmlong bench prefill --arch qwen2-vl --size 0.5b --frames 64 --compress pyramiddrop
   mmlong bench prefill --size 0.5b --frames 64 --compress pool:2,tome:0.5 --json
   mmlong bench prefill --size tiny --frames 16 --compress fastv:2,0.5
+  mmlong bench prefill --arch qwen3-vl --size 2b --frames 16 --compress pyramiddrop
+  mmlong bench prefill --arch internvl --size 1b --frames 8 --compress pool:2,tome:0.5
 """
 
 
@@ -44,8 +46,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--arch", default="qwen2-vl", choices=["qwen2-vl"], help="model family shape")
-    parser.add_argument("--size", default="0.5b", choices=sorted(SIZES), help="language model size (default 0.5b)")
+    parser.add_argument("--arch", default="qwen2-vl", choices=["qwen2-vl", "qwen3-vl", "internvl"],
+                        help="model family shape (qwen3-vl: Qwen3-VL-2B/4B, internvl: InternVL3.5-1B/2B)")
+    parser.add_argument("--size", default=None, help="language model size: qwen2-vl " + "/".join(sorted(SIZES))
+                        + " (default 0.5b); qwen3-vl 2b/4b/tiny (default 2b); internvl 1b/2b/tiny (default 1b)")
     parser.add_argument("--frames", type=number_argument(int, 1), default=64, help="sampled frames (default 64)")
     parser.add_argument("--resolution", type=number_argument(int, 1), default=448,
                         help="frame side in pixels (default 448)")
@@ -106,15 +110,19 @@ def visual_tokens(frames: int, resolution: int, hidden: int, seed: int) -> Any:
     return tokens.replace(positions=positions, frame_ids=tokens.frame_ids * 2)
 
 
-def layer_flops(lengths: list[int], hidden: int, kv_dim: int, ffn: int) -> float:
-    """Prefill FLOPs: projections and MLP (2 per multiply-add) plus causal attention (QK^T and AV)."""
+def layer_flops(lengths: list[int], hidden: int, kv_dim: int, ffn: int, q_dim: int | None = None) -> float:
+    """Prefill FLOPs: projections and MLP (2 per multiply-add) plus causal attention (QK^T and AV); ``q_dim``:
+    heads x head_dim when it is not ``hidden`` (Qwen3)."""
     from mmlong.planner import llm_layer_flops
 
-    return float(sum(llm_layer_flops(n, hidden, hidden, kv_dim, ffn, causal=True) for n in lengths))
+    return float(sum(llm_layer_flops(n, hidden, q_dim or hidden, kv_dim, ffn, causal=True) for n in lengths))
 
 
-def prefill(model: Any, tokens: Any, in_llm: list[Any], seed: int) -> dict[str, Any]:
-    """One prefill of ``tokens`` between two text runs; returns ms, per-layer lengths and KV cache MB."""
+def prefill(model: Any, tokens: Any, in_llm: list[Any], seed: int, arch: Any = None) -> dict[str, Any]:
+    """One prefill of ``tokens`` between two text runs; returns ms, per-layer lengths and KV cache MB.
+
+    ``arch``: a :class:`~mmlong.apps.bench_prefill_arch.Arch` for the newer families (their block layout,
+    positions and DeepStack); None for Qwen2-VL's single span."""
     import torch
 
     from mmlong.models.decoding import decoder_layers, greedy_decode, language_model
@@ -123,13 +131,19 @@ def prefill(model: Any, tokens: Any, in_llm: list[Any], seed: int) -> dict[str, 
     from mmlong.models.qwen2_vl import mrope_offsets
 
     device = next(model.parameters()).device
-    gen = torch.Generator().manual_seed(seed)
-    before = torch.randint(0, VOCAB - 8, (TEXT_BEFORE,), generator=gen)
-    after = torch.randint(0, VOCAB - 8, (TEXT_AFTER,), generator=gen)
-    embeds, visual_mask = splice_embeddings(model.get_input_embeddings(), [before, tokens.features, after])
-    offsets, extent = mrope_offsets(tokens, 2)
-    positions = mrope_positions([TEXT_BEFORE, (offsets, extent), TEXT_AFTER], delta=float(tokens.position_step))
-    position_ids = as_position_ids(positions, device).unsqueeze(1)
+    if arch is not None:
+        from mmlong.apps.bench_prefill_arch import arch_prompt
+
+        embeds, visual_mask, position_ids, side = arch_prompt(arch, model, tokens, TEXT_BEFORE, TEXT_AFTER, seed)
+    else:
+        gen = torch.Generator().manual_seed(seed)
+        before = torch.randint(0, VOCAB - 8, (TEXT_BEFORE,), generator=gen)
+        after = torch.randint(0, VOCAB - 8, (TEXT_AFTER,), generator=gen)
+        embeds, visual_mask = splice_embeddings(model.get_input_embeddings(), [before, tokens.features, after])
+        offsets, extent = mrope_offsets(tokens, 2)
+        positions = mrope_positions([TEXT_BEFORE, (offsets, extent), TEXT_AFTER], delta=float(tokens.position_step))
+        position_ids = as_position_ids(positions, device).unsqueeze(1)
+        side = None
     layers = decoder_layers(model)
     lengths = [embeds.shape[1]] * len(layers)
     captured: dict[str, Any] = {}
@@ -139,7 +153,7 @@ def prefill(model: Any, tokens: Any, in_llm: list[Any], seed: int) -> dict[str, 
     try:
         own = [step for step in in_llm if hasattr(step, "hooks")]  # DyCoke's KV pruning, FrameFusion
         if own:
-            with own[0].hooks(layers, visual_mask, tokens) as hooks:
+            with own[0].hooks(layers, visual_mask, tokens) as hooks, _side(side, layers, hooks):
                 result = greedy_decode(model, embeds, position_ids, max_new_tokens=0)
             lengths = list(getattr(hooks, "observed", None) or lengths)  # DyCoke prunes only while decoding
         elif in_llm:
@@ -147,10 +161,12 @@ def prefill(model: Any, tokens: Any, in_llm: list[Any], seed: int) -> dict[str, 
 
             lm = language_model(model)
             with InLLMPruning(layers, in_llm, visual_mask, rotary=lm.rotary_emb, position_ids=position_ids) as pruning:
-                result = greedy_decode(model, embeds, position_ids, max_new_tokens=0)
+                with _side(side, layers, pruning):
+                    result = greedy_decode(model, embeds, position_ids, max_new_tokens=0)
             lengths = pruning.observed
         else:
-            result = greedy_decode(model, embeds, position_ids, max_new_tokens=0)
+            with _side(side, layers, None):
+                result = greedy_decode(model, embeds, position_ids, max_new_tokens=0)
     finally:
         handle.remove()
     cpu_ms = (time.process_time() - cpu_start) * 1000.0
@@ -168,6 +184,12 @@ def prefill(model: Any, tokens: Any, in_llm: list[Any], seed: int) -> dict[str, 
             "visual_tokens": int(visual_mask.sum()), "kv_cache_mb": kv_bytes / 2**20}
 
 
+def _side(side: Any, layers: Any, pruner: Any) -> Any:
+    from contextlib import nullcontext
+
+    return nullcontext() if side is None else side(layers, pruner)
+
+
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
@@ -178,29 +200,36 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     else:
         torch.set_num_threads(max(1, os.cpu_count() or 1))
     chain = Chain.from_spec(args.compress)
-    hidden, _, heads, kv_heads, ffn = SIZES[args.size]
-    model = build_model(args.size, args.device, args.dtype, args.seed)
-    tokens = visual_tokens(args.frames, args.resolution, hidden, args.seed)
-    dtype = next(model.parameters()).dtype
-    tokens = tokens.replace(features=tokens.features.to(dtype))
-    start = time.perf_counter()
-    compressed = chain(tokens.replace(features=tokens.features.float()), CompressContext())
-    compress_ms = (time.perf_counter() - start) * 1000.0
-    compressed = compressed.replace(features=compressed.features.to(dtype))
+    arch = None
+    if args.arch != "qwen2-vl":
+        from mmlong.apps.bench_prefill_arch import ARCHS, arch_tokens
 
-    warm = visual_tokens(2, 56, hidden, args.seed)
-    warm = warm.replace(features=warm.features.to(dtype))
+        arch = ARCHS[args.arch]
+        hidden, _, heads, kv_heads, ffn, head_dim = arch.shape(args.size)
+        model = arch.build(arch.shape(args.size), args.device, args.dtype, args.seed)
+        tokens = arch_tokens(arch, args.frames, args.resolution, hidden, args.seed)
+    else:
+        hidden, _, heads, kv_heads, ffn = SIZES[args.size]
+        head_dim = hidden // heads
+        model = build_model(args.size, args.device, args.dtype, args.seed)
+        tokens = visual_tokens(args.frames, args.resolution, hidden, args.seed)
+    # tokens stay float32 on the CPU (the VisualTokens rule); splicing casts them to the model's dtype
+    start = time.perf_counter()
+    compressed = chain(tokens, CompressContext())
+    compress_ms = (time.perf_counter() - start) * 1000.0
+
+    warm = arch_tokens(arch, 2, 64, hidden, args.seed) if arch else visual_tokens(2, 56, hidden, args.seed)
     with torch.inference_mode():
-        prefill(model, warm, [], args.seed)  # first-call allocations are not part of either timing
+        prefill(model, warm, [], args.seed, arch)  # first-call allocations are not part of either timing
         runs = {"baseline": [], "compressed": []}
         for _ in range(max(1, args.repeat)):
-            runs["baseline"].append(prefill(model, tokens, [], args.seed))
-            runs["compressed"].append(prefill(model, compressed, chain.in_llm, args.seed))
+            runs["baseline"].append(prefill(model, tokens, [], args.seed, arch))
+            runs["compressed"].append(prefill(model, compressed, chain.in_llm, args.seed, arch))
     base = min(runs["baseline"], key=lambda r: r["ms"])
     comp = min(runs["compressed"], key=lambda r: r["ms"])
-    kv_dim = hidden // heads * kv_heads
-    base_flops = layer_flops(base["lengths"], hidden, kv_dim, ffn)
-    comp_flops = layer_flops(comp["lengths"], hidden, kv_dim, ffn)
+    kv_dim = head_dim * kv_heads
+    base_flops = layer_flops(base["lengths"], hidden, kv_dim, ffn, heads * head_dim)
+    comp_flops = layer_flops(comp["lengths"], hidden, kv_dim, ffn, heads * head_dim)
     return {
         "arch": args.arch, "size": args.size, "frames": args.frames, "resolution": args.resolution,
         "compress": args.compress, "device": str(args.device), "dtype": args.dtype,
@@ -238,7 +267,25 @@ def peak_memory_mb(device: str) -> float:
     return peak_rss_mb()
 
 
+def check_size(args: argparse.Namespace) -> str | None:
+    """Fill in the family's default ``--size``; the one-line reason when the family has no such size."""
+    from mmlong.apps.bench_prefill_arch import ARCH_SIZES
+
+    sizes = SIZES if args.arch == "qwen2-vl" else ARCH_SIZES[args.arch]
+    if args.size is None:
+        args.size = {"qwen2-vl": "0.5b", "qwen3-vl": "2b", "internvl": "1b"}[args.arch]
+    if args.size not in sizes:
+        return f"--size {args.size!r}: {args.arch} sizes are {', '.join(sorted(sizes))}"
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
+    import sys
+
+    problem = check_size(args)
+    if problem:
+        print(f"mmlong bench prefill: {problem}", file=sys.stderr)
+        return 2
     result = measure(args)
     if args.json:
         print(json.dumps(result))
@@ -254,7 +301,8 @@ def run(args: argparse.Namespace) -> int:
         ("KV cache MB", f"{result['baseline_kv_cache_mb']:.1f}", f"{result['compressed_kv_cache_mb']:.1f}"),
     ]
     width = max(len(r[0]) for r in rows)
-    print(f"Qwen2-VL-shaped {args.size} LLM, {args.frames} frames at {args.resolution}px, {args.device} "
+    family = {"qwen2-vl": "Qwen2-VL", "qwen3-vl": "Qwen3-VL", "internvl": "InternVL3.5"}[args.arch]
+    print(f"{family}-shaped {args.size} LLM, {args.frames} frames at {args.resolution}px, {args.device} "
           f"{args.dtype}, {result['threads']} threads")
     for name, a, b in rows:
         print(f"  {name:<{width}}  {a:>16}  {b:>16}")

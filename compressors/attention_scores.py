@@ -4,12 +4,18 @@ Used by the in-LLM compressors that rank visual tokens by attention: FastV / Pyr
 prompt token's head-averaged row, :func:`last_token_attention`), PruneVid (the question rows,
 :func:`query_attention`) and DyCoke (:func:`apply_rope` on cached keys). The query and keys are rebuilt with the
 layer's ``input_layernorm``, ``q_proj`` / ``k_proj`` (+ ``q_norm`` / ``k_norm``) and the RoPE ``(cos, sin)`` it
-receives, so SDPA or FlashAttention layers give the same scores as eager attention weights.
+receives, so SDPA or FlashAttention layers give the same scores as eager attention weights. A gated attention
+(Qwen3.5: ``q_proj`` gives each head's query and its output gate) is scored with the query half; the gate
+scales the output, not the softmax.
 """
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import torch
+
+from mmlong.errors import ConfigError
 
 
 def _rotate_half(x: torch.Tensor) -> torch.Tensor:
@@ -25,6 +31,34 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
     return torch.cat((x_rot * cos + _rotate_half(x_rot) * sin, x_pass), dim=-1)
 
 
+def softmax_attention(layer: torch.nn.Module) -> torch.nn.Module:
+    """The layer's softmax attention module (``self_attn``); ConfigError for a linear-attention layer (Qwen3.5's
+    Gated DeltaNet), which has no attention weights to rank tokens by."""
+    attn = getattr(layer, "self_attn", None)
+    if attn is None:
+        raise ConfigError(
+            f"attention-ranked pruning: {type(layer).__name__} is a linear-attention layer of a hybrid model, with "
+            "no softmax attention to score tokens; choose a full-attention layer"
+        )
+    return attn
+
+
+def linear_attention_layers(layers: Sequence[torch.nn.Module]) -> list[int]:
+    """Indices of the layers without softmax attention (a hybrid model's linear-attention layers), ``[]`` for
+    a plain transformer."""
+    return [i for i, layer in enumerate(layers) if getattr(layer, "self_attn", None) is None]
+
+
+def project_queries(attn: torch.nn.Module, x: torch.Tensor, head_dim: int) -> torch.Tensor:
+    """Queries ``[B, n, Hq, hd]`` of the normalised input ``x [B, n, D]`` (before ``q_norm`` and RoPE); a gated
+    attention's ``q_proj`` (Qwen3.5: each head's query, then its output gate) gives its query halves."""
+    q = attn.q_proj(x)
+    heads = int(getattr(getattr(attn, "config", None), "num_attention_heads", 0) or 0)
+    if heads and q.shape[-1] == 2 * heads * head_dim:
+        return q.view(*x.shape[:2], heads, 2 * head_dim)[..., :head_dim]
+    return q.view(*x.shape[:2], -1, head_dim)
+
+
 def query_attention(
     layer: torch.nn.Module, hidden: torch.Tensor, position_embeddings: tuple[torch.Tensor, torch.Tensor] | None,
     rows: torch.Tensor, rotary: bool = True, causal: bool = True,
@@ -37,12 +71,12 @@ def query_attention(
     layer computes); off, the raw projections are used (PruneVid's ``attn_weights_wo_pos``). ``causal``: a query
     at row ``i`` sees keys ``0..i``; off, every row sees all ``L`` keys.
     """
-    attn = layer.self_attn
+    attn = softmax_attention(layer)
     x = layer.input_layernorm(hidden)
     head_dim = int(getattr(attn, "head_dim", 0) or attn.q_proj.out_features // attn.config.num_attention_heads)
     b, length, _ = x.shape
     rows = rows.to(x.device)
-    q = attn.q_proj(x[:, rows]).view(b, rows.shape[0], -1, head_dim)
+    q = project_queries(attn, x[:, rows], head_dim)
     k = attn.k_proj(x).view(b, length, -1, head_dim)
     if getattr(attn, "q_norm", None) is not None:
         q = attn.q_norm(q)

@@ -47,7 +47,12 @@ from typing import Any, Sequence
 import torch
 import torch.nn.functional as F
 
-from mmlong.compressors.attention_scores import apply_rope
+from mmlong.compressors.attention_scores import (
+    apply_rope,
+    linear_attention_layers,
+    project_queries,
+    softmax_attention,
+)
 from mmlong.compressors.base import CompressContext, Compressor, report
 from mmlong.compressors.layer_hooks import LayerHooks
 from mmlong.compressors.llm_pruning import check_drop_ratio
@@ -136,10 +141,10 @@ def decode_attention(layer: torch.nn.Module, hidden: torch.Tensor, position_embe
     hidden ``[1, 1, D]`` (the layer's input); position_embeddings ``(cos, sin)`` ``[1, 1, r]``; keys
     ``[1, Hkv, S, hd]`` (the layer's cache after this step, RoPE applied). Returns float32 ``[S]``.
     """
-    attn = layer.self_attn
+    attn = softmax_attention(layer)
     x = layer.input_layernorm(hidden)
     head_dim = keys.shape[-1]
-    q = attn.q_proj(x).view(1, 1, -1, head_dim)
+    q = project_queries(attn, x, head_dim)
     if getattr(attn, "q_norm", None) is not None:
         q = attn.q_norm(q)
     cos, sin = (t.float() for t in position_embeddings)
@@ -253,6 +258,13 @@ class DyCokeKV(Compressor):
         """The context manager an adapter enters around decoding (see :meth:`NativeVLMAdapter.pruning`)."""
         if self.config.layer >= len(layers):
             raise ConfigError(f"dycoke-kv: layer={self.config.layer} but the language model has {len(layers)} layers")
+        linear = linear_attention_layers(layers)
+        if linear:
+            raise ConfigError(
+                f"dycoke-kv: layers {linear[:4]}{'...' if len(linear) > 4 else ''} of this model are linear-attention "
+                "layers whose recurrent state already holds every token (no KV cache to prune); use fastv or "
+                "pyramiddrop on this hybrid model"
+            )
         return DyCokeKVHooks(layers, visual_mask, self.config.layer, self.config.ratio, self.config.threshold)
 
     def compress(self, tokens: VisualTokens, ctx: CompressContext) -> VisualTokens:

@@ -89,6 +89,37 @@ def planned_lengths(num_layers: int, drops: Sequence[Drop], num_text: int, num_v
     return lengths
 
 
+def scored_at_attention(drops: Sequence[Drop], attention: Sequence[bool]) -> list[Drop]:
+    """``drops`` with each score layer moved to a layer that has softmax attention (``attention[i]``).
+
+    A hybrid model (Qwen3.5: Gated DeltaNet linear-attention layers beside full-attention ones) has attention
+    scores only at its full-attention layers: a drop scored at a linear layer reads the last full-attention
+    layer at or before it with no other drop in between (so the scores cover the same rows). ConfigError when
+    there is none.
+
+    >>> scored_at_attention([Drop(3, 2, 4)], [False, True, False, True])
+    [Drop(layer=3, score_layer=1, keep=4, renumber=False)]
+    """
+    out = []
+    for drop in drops:
+        if attention[drop.score_layer]:
+            out.append(drop)
+            continue
+        between = [other.layer for other in drops if other is not drop and other.layer < drop.layer]
+        floor = max(between, default=0)
+        candidates = [i for i in range(floor, drop.score_layer + 1) if attention[i]]
+        if not candidates:
+            full = [i for i, has in enumerate(attention) if has]
+            raise ConfigError(
+                f"in-LLM pruning: the drop before layer {drop.layer} would be scored at layer {drop.score_layer}, "
+                f"a linear-attention layer, and no full-attention layer before it can score it; this model's "
+                f"full-attention layers are {full[:6]}{'...' if len(full) > 6 else ''}: prune after one of them "
+                "(e.g. fastv:K with K-1 a full-attention layer)"
+            )
+        out.append(Drop(drop.layer, candidates[-1], drop.keep, drop.renumber))
+    return out
+
+
 def check_drop_ratio(name: str, ratio: float) -> None:
     """Raise a ConfigError unless ``ratio`` (the fraction of visual tokens an in-LLM method drops) is in [0, 1]."""
     if not 0.0 <= ratio <= 1.0:
@@ -204,7 +235,8 @@ class InLLMPruning:
         self.length = int(self.visual_mask.shape[0])
         num_visual = int(self.visual_mask.sum())
         drops = [d for step in self.steps for d in step.drops(len(self.layers), num_visual)]
-        self.drops = sorted(drops, key=lambda d: d.layer)
+        attention = [hasattr(layer, "self_attn") for layer in self.layers]
+        self.drops = sorted(scored_at_attention(drops, attention), key=lambda d: d.layer)
         self.rotary = rotary
         one_d = position_ids is not None and position_ids.ndim == 2
         self.prompt_positions = position_ids.reshape(-1).cpu() if one_d else None
@@ -243,6 +275,10 @@ class InLLMPruning:
             "planned_lengths": list(self.planned),
             "observed_lengths": list(self.observed),
         }
+
+    def rows_at(self, index: int) -> torch.Tensor | None:
+        """Prompt rows (int64, sorted) decoder layer ``index`` processed in the last prefill, or None before one."""
+        return self._kept_by_layer[index] if self._kept_by_layer else None
 
     @property
     def kept_rows(self) -> torch.Tensor | None:

@@ -38,7 +38,7 @@ from typing import Any, Sequence
 
 import torch
 
-from mmlong.compressors.attention_scores import query_attention
+from mmlong.compressors.attention_scores import linear_attention_layers, query_attention
 from mmlong.compressors.base import CompressContext, Compressor
 from mmlong.compressors.layer_hooks import LayerHooks
 from mmlong.compressors.llm_pruning import Drop, slice_layer_rows
@@ -211,6 +211,13 @@ class PruneVidLLM(Compressor):
 
     def hooks(self, layers: Sequence[torch.nn.Module], visual_mask: torch.Tensor,
               tokens: VisualTokens | None = None) -> PruneVidLLMHooks:
+        linear = [i for i in linear_attention_layers(layers) if i <= self.config.layer]
+        if linear:
+            raise ConfigError(
+                f"prunevid-llm: layers {linear[:4]}{'...' if len(linear) > 4 else ''} up to layer {self.config.layer} "
+                "are linear-attention layers whose recurrent state already holds the tokens this method removes "
+                "from earlier layers' caches; use fastv or pyramiddrop on this hybrid model"
+            )
         sets = selection_sets(tokens, int(visual_mask.sum()))
         return PruneVidLLMHooks(layers, visual_mask, sets, self.config.layer, self.config.alpha)
 

@@ -9,8 +9,9 @@ and the text after it at ``ceil(last visual position) + 1``. ``delta = 1`` gives
 
 :class:`V2PE` (``v2pe:DELTA``) only records ``delta`` in :attr:`VisualTokens.position_step`; the model adapter
 builds the position ids with :mod:`mmlong.models.positions` (float positions go straight into the rotary
-embedding). Deviations: V2PE is a training recipe; applied to a model not trained with it (every model mmlong
-loads today) it is zero-shot, and mmlong warns once. The M-RoPE form (Qwen2-VL) is mmlong's extension, see
+embedding). Deviations: V2PE is a training recipe; InternVL3 / InternVL3.5 were trained with it (tokens of
+their ``native`` encoder say ``family: internvl``); applied to any other model it is zero-shot, and mmlong warns
+once. The M-RoPE form (Qwen2-VL) is mmlong's extension, see
 :func:`mmlong.models.positions.mrope_positions`.
 
 >>> import torch
@@ -31,6 +32,8 @@ from mmlong.types import VisualTokens
 
 ZERO_SHOT_WARNING = ("v2pe: the language model was not trained with variable visual position encoding; "
                      "delta < 1 is applied zero-shot and may change answers")
+#: native families trained with variable visual position encoding (InternVL3 and later)
+TRAINED_FAMILIES = ("internvl",)
 
 
 class V2PE(Compressor):
@@ -48,7 +51,7 @@ class V2PE(Compressor):
             raise ConfigError(f"v2pe: delta must be in (0, 1] (e.g. 0.25 or 1/16 = 0.0625), got {self.config.delta}")
 
     def compress(self, tokens: VisualTokens, ctx: CompressContext) -> VisualTokens:
-        if self.config.delta < 1.0:
+        if self.config.delta < 1.0 and tokens.meta.get("family") not in TRAINED_FAMILIES:
             # the default warnings filter shows this once per run
             warnings.warn(ZERO_SHOT_WARNING, UserWarning, stacklevel=2)
         return tokens.replace(position_step=float(self.config.delta))

@@ -39,7 +39,8 @@ log = logging.getLogger(__name__)
 CACHE_ENV = "MMLONG_CACHE_DIR"
 FORMAT_VERSION = 1
 SUFFIX = ".safetensors"
-_TENSOR_FIELDS = ("features", "frame_ids", "timestamps", "positions", "sizes", "segments", "frame_times", "attention")
+_TENSOR_FIELDS = ("features", "frame_ids", "timestamps", "positions", "sizes", "segments", "frame_times", "attention",
+                  "layer_features")
 
 
 def cache_root() -> Path:
@@ -139,6 +140,7 @@ def _from_tensors_and_header(tensors: dict[str, torch.Tensor], header: Mapping[s
         segments=tensors.get("segments"),
         frame_times=tensors.get("frame_times"),
         attention=tensors.get("attention"),
+        layer_features=tensors.get("layer_features"),
         grid=tuple(int(g) for g in header["grid"]),  # type: ignore[arg-type]
         position_step=float(header["position_step"]),
         meta=header["meta"],

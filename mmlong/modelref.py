@@ -40,6 +40,10 @@ HUB_NAME_PATTERNS: Mapping[str, tuple[str, ...]] = MappingProxyType(
         "qwen2-vl": ("qwen2-vl", "qwen2_vl"),
         "llava-onevision": ("llava-onevision", "llava_onevision"),
         "smolvlm2": ("smolvlm",),
+        "qwen3-vl": ("qwen3-vl", "qwen3_vl"),
+        "internvl": ("internvl",),
+        "qwen3.5": ("qwen3.5", "qwen3_5"),
+        "videollama3": ("videollama3", "videollama-3", "video_llama_3"),
     }
 )
 

@@ -133,7 +133,8 @@ def _check_device_and_dtype(tokens: "VisualTokens") -> None:
             f"VisualTokens.features must be float32 on the CPU, got {features.dtype} on {features.device}; "
             "an encoder returns features.float().cpu() (the model adapter moves them to the model's device)"
         )
-    for name in ("frame_ids", "timestamps", "positions", "sizes", "segments", "frame_times", "attention"):
+    for name in ("frame_ids", "timestamps", "positions", "sizes", "segments", "frame_times", "attention",
+                 "layer_features"):
         value = getattr(tokens, name)
         if value is not None and value.device.type != "cpu":
             raise ValueError(f"VisualTokens.{name} must be on the CPU, got {value.device}; move it with .cpu()")
@@ -152,6 +153,9 @@ class VisualTokens:
     attention: float32 ``[N]`` or None: how much attention each token receives inside the encoder (an encoder
     fills it on request, e.g. ``hf-vision`` with ``attention_layer=-2``; attention-guided compressors such as
     VisionZip read it). It follows the tokens through select, merge (size-weighted mean) and concat.
+    layer_features: ``[N, K, D]`` or None: what a model adds to each token inside its first K LLM layers
+    (Qwen3-VL's DeepStack); select, merge (as ``features``) and concat carry them; a ``replace`` that changes
+    the token count without them drops them.
 
     The device and dtype rule: every tensor lives on the CPU and ``features`` are float32, whatever device and
     dtype the encoder ran in (an encoder returns ``.float().cpu()``; the model adapter moves features to the
@@ -171,6 +175,7 @@ class VisualTokens:
     meta: Mapping[str, Any] = field(default_factory=dict)
     provenance: tuple[Step, ...] = ()
     attention: torch.Tensor | None = None
+    layer_features: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         n = self.features.shape[0]
@@ -185,6 +190,8 @@ class VisualTokens:
                 raise ValueError(f"VisualTokens.{name} has {value.shape[0]} rows for {n} tokens")
         if self.attention is not None and self.attention.shape != (n,):
             raise ValueError(f"VisualTokens.attention must be [{n}], got {tuple(self.attention.shape)}")
+        if self.layer_features is not None and (self.layer_features.ndim != 3 or self.layer_features.shape[0] != n):
+            raise ValueError(f"VisualTokens.layer_features must be [{n}, K, D], got {tuple(self.layer_features.shape)}")
         if self.positions.shape != (n, 3):
             raise ValueError(f"VisualTokens.positions must be [N, 3], got {tuple(self.positions.shape)}")
 
@@ -239,6 +246,8 @@ class VisualTokens:
             meta=first.meta,
             provenance=first.provenance,
             attention=torch.cat([p.attention for p in parts]) if all(p.attention is not None for p in parts) else None,
+            layer_features=(torch.cat([p.layer_features for p in parts])
+                            if all(p.layer_features is not None for p in parts) else None),
         )
 
     # ------------------------------------------------------------------ views
@@ -277,7 +286,9 @@ class VisualTokens:
             index = index.nonzero().flatten()
         index = index.long()
         changes = {name: getattr(self, name)[index] for name in _PER_TOKEN}
-        return dataclasses.replace(self, attention=None if self.attention is None else self.attention[index], **changes)
+        layer_features = None if self.layer_features is None else self.layer_features[index]
+        return dataclasses.replace(self, attention=None if self.attention is None else self.attention[index],
+                                   layer_features=layer_features, **changes)
 
     def merge(self, groups: torch.Tensor, weights: torch.Tensor | None = None) -> "VisualTokens":
         """Merge tokens that share a group id into one token each.
@@ -317,6 +328,8 @@ class VisualTokens:
             frame_ids=self.frame_ids[first],
             segments=self.segments[first],
             attention=None if self.attention is None else wmean(self.attention).to(self.attention.dtype),
+            layer_features=(None if self.layer_features is None
+                            else wmean(self.layer_features).to(self.layer_features.dtype)),
         )
 
     def replace(self, **changes: Any) -> "VisualTokens":
@@ -324,6 +337,10 @@ class VisualTokens:
         unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
         if unknown:
             raise TypeError(f"VisualTokens.replace: unknown field(s) {sorted(unknown)}")
+        features = changes.get("features")
+        if (features is not None and "layer_features" not in changes and self.layer_features is not None
+                and features.shape[0] != self.layer_features.shape[0]):
+            changes["layer_features"] = None  # new tokens that are not these tokens' rows: their features are gone
         return dataclasses.replace(self, **changes)
 
     def with_step(self, step: Step) -> "VisualTokens":

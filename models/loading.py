@@ -22,6 +22,10 @@ FAMILIES: Mapping[str, str] = MappingProxyType(
         "qwen2_vl": "qwen2-vl",
         "llava_onevision": "llava-onevision",
         "smolvlm": "smolvlm2",
+        "qwen3_vl": "qwen3-vl",
+        "internvl": "internvl",
+        "qwen3_5": "qwen3.5",
+        "video_llama_3": "videollama3",
     }
 )
 

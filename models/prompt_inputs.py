@@ -78,13 +78,16 @@ class PromptInputs:
     """One prompt ready for the language model.
 
     inputs_embeds ``[1, L, D]``; position_ids ``[1, L]`` (1-D RoPE) or ``[3, 1, L]`` (M-RoPE), long or float
-    (V2PE); visual_mask bool ``[L]`` (True at visual rows); text: the prompt with one marker per visual span.
+    (V2PE); visual_mask bool ``[L]`` (True at visual rows); text: the prompt with one marker per visual span;
+    visual_order: int64 ``[N_visual]`` or None: the token row of each visual row when the prompt reorders the
+    tokens (spans in time order), so per-token side inputs (DeepStack features) follow the same order.
     """
 
     inputs_embeds: torch.Tensor
     position_ids: torch.Tensor
     visual_mask: torch.Tensor
     text: str = ""
+    visual_order: torch.Tensor | None = None
 
     @property
     def length(self) -> int:
