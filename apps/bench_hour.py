@@ -53,13 +53,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     make.add_argument("out", metavar="OUT", help="output video path (.mp4)")
     make.add_argument("--minutes", type=float, default=60.0, help="length in minutes (default: 60)")
-    make.add_argument("--haystack", default="bigbuckbunny", help="haystack footage (default: bigbuckbunny)")
+    make.add_argument("--haystack", default="bigbuckbunny",
+                      help="haystack footage: clip names or files, comma-separated, looped in turn with "
+                           "mirrored/colour-shifted/slowed/sped-up/reversed variants (default: bigbuckbunny)")
     make.add_argument("--needle", default="coffee", help="a scikit-image photo name or an image file (default: coffee)")
     make.add_argument("--label", help="the needle's answer option (default: from the photo name)")
     make.add_argument("--needle-at", type=float, default=2000.0, help="needle start in seconds (default: 2000)")
     make.add_argument("--needle-seconds", type=float, default=2.0, help="how long it is shown (default: 2)")
     make.add_argument("--fps", type=float, default=25.0, help="frame rate (default: 25)")
     make.add_argument("--max-side", type=int, default=160, help="longer side of the video (default: 160)")
+    make.add_argument("--size", metavar="WxH", help="frame size; every clip letterboxed into it (default: the "
+                                                     "first clip's size at --max-side)")
+    make.add_argument("--text", metavar="SENTENCE",
+                      help="also show SENTENCE on a card for --needle-seconds at --text-at (on-screen text)")
+    make.add_argument("--text-at", type=float, default=1000.0, help="text card start in seconds (default: 1000)")
     make.set_defaults(func=run_make)
 
     hour = subparsers.add_parser(
@@ -76,10 +83,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- the video
-def needle_frames_stream(haystack: list[np.ndarray], needle: np.ndarray, total: int, start: int,
-                         count: int) -> Iterator[np.ndarray]:
-    """``total`` frames: the haystack clips looped with variations, frames ``[start, start + count)`` replaced
-    by ``needle`` ``[H, W, 3]``; one clip in memory at a time."""
+def needle_frames_stream(haystack: list[np.ndarray], inserts: list[tuple[int, int, np.ndarray]],
+                         total: int) -> Iterator[np.ndarray]:
+    """``total`` frames: the haystack clips looped in turn with variations, frames ``[start, start + count)`` of
+    each ``(start, count, frame [H, W, 3])`` insert replaced by its frame; one clip in memory at a time."""
     from mmlong.apps.niavh_make import _variant
 
     made, k = 0, 0
@@ -89,37 +96,72 @@ def needle_frames_stream(haystack: list[np.ndarray], needle: np.ndarray, total: 
         for frame in clip:
             if made >= total:
                 return
-            yield needle if start <= made < start + count else frame
+            yield next((f for s, c, f in inserts if s <= made < s + c), frame)
             made += 1
 
 
+def _frame_size(text: str | None) -> tuple[int, int] | None:
+    from mmlong.errors import ConfigError
+
+    if not text:
+        return None
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise ConfigError(f"--size {text!r}: expected WxH, e.g. 320x240") from None
+    if width < 16 or height < 16 or width % 2 or height % 2:
+        raise ConfigError(f"--size {text!r}: width and height must be even and at least 16")
+    return width, height
+
+
+def haystack_clips(names: str, fps: float, max_side: int, size: tuple[int, int] | None) -> list[np.ndarray]:
+    """The haystack clips ``[T, H, W, 3]`` at ``fps``, all one size (``size`` or the first clip's, even)."""
+    from mmlong.apps.niavh_make import _decode, fit_frame
+
+    side = max(max_side, *(size or (0,)))
+    clips = [_decode(name.strip(), fps, side) for name in names.split(",") if name.strip()]
+    if size is None:
+        first = clips[0]
+        size = (first.shape[2] - first.shape[2] % 2, first.shape[1] - first.shape[1] % 2)
+    width, height = size
+    fits = [0 <= clip.shape[1] - height <= 1 and 0 <= clip.shape[2] - width <= 1 for clip in clips]
+    return [np.ascontiguousarray(clip[:, :height, :width]) if fit
+            else np.stack([fit_frame(frame, width, height) for frame in clip]) for clip, fit in zip(clips, fits)]
+
+
 def run_make(args: argparse.Namespace) -> int:
-    from mmlong.apps.niavh_make import _decode, fit_frame, load_image
+    from mmlong.apps.niavh_make import fit_frame, load_image, render_text
     from mmlong.errors import ConfigError
     from mmlong.video.write import write_video
 
     if args.minutes <= 0 or args.fps <= 0 or args.needle_seconds <= 0:
         raise ConfigError("--minutes, --fps and --needle-seconds must be positive")
     duration = args.minutes * 60.0
-    if not 0 <= args.needle_at <= duration - args.needle_seconds:
-        raise ConfigError(f"--needle-at must be within 0..{duration - args.needle_seconds:g} s")
+    for flag, at in (("--needle-at", args.needle_at), ("--text-at", args.text_at if args.text else 0.0)):
+        if not 0 <= at <= duration - args.needle_seconds:
+            raise ConfigError(f"{flag} must be within 0..{duration - args.needle_seconds:g} s")
     label = args.label or NEEDLE_OPTIONS.get(args.needle) or f"a {Path(args.needle).stem}"
-    clip = _decode(args.haystack, args.fps, args.max_side)
-    height, width = clip.shape[1] - clip.shape[1] % 2, clip.shape[2] - clip.shape[2] % 2
-    clip = np.ascontiguousarray(clip[:, :height, :width])
+    clips = haystack_clips(args.haystack, args.fps, args.max_side, _frame_size(args.size))
+    height, width = clips[0].shape[1:3]
     needle = fit_frame(load_image(args.needle), width, height)
     total, start = round(duration * args.fps), round(args.needle_at * args.fps)
     count = max(1, round(args.needle_seconds * args.fps))
+    inserts = [(start, count, needle)]
+    if args.text:
+        inserts.append((round(args.text_at * args.fps), count, render_text(args.text, width, height)))
     began = time.perf_counter()
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    write_video(args.out, needle_frames_stream([clip], needle, total, start, count), args.fps, preset="ultrafast")
+    write_video(args.out, needle_frames_stream(clips, inserts, total), args.fps, preset="ultrafast")
     options = [label] + [o for o in dict.fromkeys(NEEDLE_OPTIONS.values()) if o != label][:3]
     rng = np.random.default_rng(0)
     options = [options[i] for i in rng.permutation(len(options))]
     record = {"video": Path(args.out).name, "duration": duration, "needle": args.needle,
               "start": start / args.fps, "end": (start + count) / args.fps,
               "question": "What object is briefly shown in the video?", "options": options,
-              "answer": label, "haystack": args.haystack}
+              "answer": label, "haystack": args.haystack, "size": [width, height], "fps": args.fps}
+    if args.text:
+        at = round(args.text_at * args.fps) / args.fps
+        record["text"] = {"sentence": args.text, "start": at, "end": at + count / args.fps}
     Path(f"{args.out}.json").write_text(json.dumps(record, indent=2) + "\n")
     print(f"wrote {args.out}: {total} frames {width}x{height} at {args.fps:g} fps, {args.needle} at "
           f"{record['start']:g}-{record['end']:g} s, in {time.perf_counter() - began:.0f} s; "

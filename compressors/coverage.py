@@ -36,12 +36,16 @@ from mmlong.scan_sampling import frames_around, require_scan_context
 from mmlong.types import Query, VideoMeta
 
 
-def scan_features(source: Any, encoder: Any, scan: Sampled, size: int, batch_size: int) -> torch.Tensor:
+def scan_features(source: Any, encoder: Any, scan: Sampled, size: int, batch_size: int,
+                  feed: Any = None) -> torch.Tensor:
     """``[S, D]`` pooled features of the scanned frames, encoded at ``size`` px when the encoder can
-    (``pooled_features(frames, size)``), else through ``encode`` at its own size."""
+    (``pooled_features(frames, size)``), else through ``encode`` at its own size. Each decoded chunk also goes
+    to ``feed`` (a :class:`~mmlong.frame_feed.FrameFeed`) when one is given."""
     pooled = getattr(encoder, "pooled_features", None)
     out = []
     for frames in source.stream(scan.indices, chunk_size=batch_size):
+        if feed is not None:
+            feed.put(frames)
         out.append(pooled(frames.data, size) if callable(pooled) else encoder.encode(frames).frame_means()[2])
     return torch.cat(out) if out else torch.zeros(0, 1)
 
@@ -110,7 +114,7 @@ class CoverageSampler(Sampler):
             picked = frames_around(meta, [float(t) + interval / 2 for t in scan.timestamps], [2] * len(scan),
                                    interval / 2)
             return Sampled.from_indices(meta, picked[: cfg.frames] if len(picked) > cfg.frames else picked)
-        features = scan_features(ctx.source, ctx.encoder, scan, cfg.scan_size, cfg.batch_size)
+        features = scan_features(ctx.source, ctx.encoder, scan, cfg.scan_size, cfg.batch_size, ctx.feed)
         times = scan.timestamps
         scores = moment_scores(features, ctx.query, ctx.encoder, times, cfg.rarity_window)
         interval = meta.duration / len(scan)

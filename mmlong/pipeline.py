@@ -135,13 +135,14 @@ class Pipeline:
             self._expert_cache = ExpertCache(root)
         return self._expert_cache
 
-    def timed_text(self, video: str) -> tuple[list[Any], list[Step]]:
-        """The experts' timestamped lines about ``video`` (through the expert cache) and one step per expert."""
+    def timed_text(self, video: str, feed: Any = None) -> tuple[list[Any], list[Step]]:
+        """The experts' timestamped lines about ``video`` (through the expert cache) and one step per expert;
+        ``feed``: frames the sampler's scan decodes (:class:`~mmlong.frame_feed.FrameFeed`), read by OCR."""
         if not self.experts:
             return [], []
         from mmlong.experts.runner import run_experts
 
-        return run_experts(self.experts, str(video), self.expert_cache)
+        return run_experts(self.experts, str(video), self.expert_cache, feed)
 
     def _check_experts(self, model: Any) -> None:
         if self.experts and not getattr(model, "reads_timed_text", False):
@@ -203,9 +204,11 @@ class Pipeline:
         """The visual tokens the model sees: sampled, decoded, encoded (cached) and pre-LLM compressed."""
         return self._tokens(video, query, compress=True)[1]
 
-    def _tokens(self, video: str, query: Query | None, compress: bool) -> tuple[VisualTokens | None, VisualTokens]:
+    def _tokens(self, video: str, query: Query | None, compress: bool,
+                feed: Any = None) -> tuple[VisualTokens | None, VisualTokens]:
         """``(encoded, seen)``: every sampled frame's tokens (None when a streaming memory consumed them) and,
-        when ``compress``, the chain's output (else ``seen`` is ``encoded``)."""
+        when ``compress``, the chain's output (else ``seen`` is ``encoded``). ``feed`` gets the frames a scanning
+        sampler decodes and is closed once sampling ends (with the error if it failed)."""
         from mmlong.sampling import SampleContext
         from mmlong.video import open_video
 
@@ -217,11 +220,18 @@ class Pipeline:
             sampler = self._sampler()
             with clock.stage(Stage.SAMPLE, {"sampler": cfg.sampler.describe()}) as rec:
                 needs_encoder = getattr(sampler, "needs_encoder", False)
-                sampled = sampler.sample(
-                    source.meta,
-                    SampleContext(query=query, encoder=self.encoder if needs_encoder else None, source=source,
-                                  cache=self.cache if needs_encoder else None),
-                )
+                try:
+                    sampled = sampler.sample(
+                        source.meta,
+                        SampleContext(query=query, encoder=self.encoder if needs_encoder else None, source=source,
+                                      cache=self.cache if needs_encoder else None, feed=feed),
+                    )
+                except BaseException as err:
+                    if feed is not None:
+                        feed.close(err)
+                    raise
+                if feed is not None:
+                    feed.close()
                 rec["in"], rec["out"] = source.meta.num_frames, len(sampled.indices)
             if len(sampled.indices) == 0:
                 raise ConfigError(f"sampler {cfg.sampler.describe()!r} chose no frames", str(video))
@@ -313,16 +323,29 @@ class Pipeline:
         self._check_experts(model)
         # the experts (OCR, speech: their own decoding, onnxruntime / CTranslate2) run once per video on a second
         # thread while this one samples, decodes and encodes: two cores busy instead of one
+        # and OCR reads the frames the sampler's scan decodes instead of decoding the video again
+        feed = None
+        if any(getattr(e, "reads_frames", False) for e in self.experts):
+            from mmlong.frame_feed import FrameFeed
+
+            feed = FrameFeed()
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mmlong-experts") as pool:
-            pending = pool.submit(self.timed_text, video) if self.experts else None
+            pending = pool.submit(self.timed_text, video, feed) if self.experts else None
             try:
-                return self._run_queries(video, queries, model, pending)
+                return self._run_queries(video, queries, model, pending, feed)
+            except BaseException as err:
+                if feed is not None:
+                    feed.close(err)
+                raise
             finally:
+                if feed is not None:
+                    feed.close()
                 if pending is not None:
                     pending.cancel()
 
-    def _run_queries(self, video: str, queries: list[Query], model: Any, pending: Future | None) -> Result:
-        shared = self.encode(video) if self._shares_encoding() else None
+    def _run_queries(self, video: str, queries: list[Query], model: Any, pending: Future | None,
+                     feed: Any = None) -> Result:
+        shared = self._tokens(video, None, compress=False, feed=feed)[0] if self._shares_encoding() else None
         lines: list[Any] = []
         expert_steps: tuple[Step, ...] = ()  # every answer shows the experts whose lines it read
         result = Result([], [], [], [])
@@ -330,7 +353,8 @@ class Pipeline:
             if shared is not None:
                 encoded, seen = shared, self.compress(shared, query)
             else:
-                encoded, seen = self._tokens(video, query, compress=True)
+                encoded, seen = self._tokens(video, query, compress=True, feed=feed)
+            feed = None  # the first sampling fed (and closed) it
             if pending is not None:
                 found, steps = pending.result()
                 lines, expert_steps, pending = found, tuple(steps), None
