@@ -17,7 +17,6 @@ token set is never held either, so memory does not grow with the video's length.
 
 from __future__ import annotations
 
-import hashlib
 import resource
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -257,27 +256,27 @@ class Pipeline:
         return not streaming and not getattr(self._sampler(), "needs_query", False)
 
     def _cached_tokens(self, source: Any, sampled: Any, clock: _StageClock) -> VisualTokens:
+        """The sampled frames' tokens through the frame-index cache (:mod:`~mmlong.frame_cache`): frames any
+        earlier question about this video encoded are read back, only the others are decoded and encoded."""
         cache = self.cache
-        key = None
-        if cache is not None:
-            indices_hash = hashlib.sha256(sampled.indices.numpy().tobytes()).hexdigest()[:16]
-            key = cache.key(
-                source.meta.path,
-                f"{self.config.sampler.describe()}|{indices_hash}",
-                {"decoder": "any", "max_side": self.config.decoder.max_side},
-                self.encoder.cache_id(),
-            )
-            with clock.stage(Stage.CACHE, {"dir": str(cache.root)}) as rec:
-                hit = cache.get(key)
-                rec["extra"]["hit"] = hit is not None
-                rec["out"] = 0 if hit is None else hit.num_tokens
-            if hit is not None:
-                return hit.replace(provenance=())
-        tokens = VisualTokens.concat(list(self._encode_chunks(source, sampled.indices, clock)))
-        tokens = tokens.replace(meta={**tokens.meta, "frame_indices": sampled.indices.tolist()})
-        if cache is not None and key is not None:
-            cache.put(key, tokens)
-        return tokens
+        if cache is None:
+            tokens = VisualTokens.concat(list(self._encode_chunks(source, sampled.indices, clock)))
+        else:
+            from mmlong.frame_cache import cached_frames, frame_keys
+
+            indices = sampled.indices.numpy()
+            decode = {"decoder": "any", "max_side": self.config.decoder.max_side}
+            start, position = time.perf_counter(), len(clock.steps)
+            keys = frame_keys(cache, source.meta.path, decode, self.encoder.cache_id(), indices)
+            tokens, hits = cached_frames(cache, keys, indices,
+                                         lambda missing: self._encode_chunks(source, torch.from_numpy(missing), clock))
+            coding_ms = sum(step.ms for step in clock.steps[position:])
+            ms = (time.perf_counter() - start) * 1000.0 - coding_ms  # reading and writing entries only
+            unique = len(set(indices.tolist()))
+            extra = {"hit": hits == unique, "frames_hit": hits, "frames_encoded": unique - hits,
+                     "peak_rss_mb": round(peak_rss_mb(), 1)}
+            clock.steps.insert(position, Step(Stage.CACHE, {"dir": str(cache.root)}, unique, hits, ms, extra))
+        return tokens.replace(meta={**tokens.meta, "frame_indices": sampled.indices.tolist()})
 
     def _stream_through_memory(
         self, source: Any, sampled: Any, clock: _StageClock, ctx: CompressContext

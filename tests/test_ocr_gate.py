@@ -127,3 +127,23 @@ def test_run_experts_gives_the_feed_to_ocr_and_falls_back_when_unused(ocr, make_
     unused.close()
     lines2, steps2 = run_experts([ocr], video, None, unused)
     assert lines2 == lines and "shared_decode" not in steps2[0].extra
+
+
+# ---------------------------------------------------------------------------------------------- frame-index cache
+def test_a_new_frame_choice_encodes_only_the_frames_not_encoded_before(tmp_path, make_video):
+    import torch
+
+    from mmlong.config import resolve_config
+    from mmlong.pipeline import Pipeline
+
+    video = make_video("clip.mp4", num_frames=40, fps=10, size=(96, 64))
+    Pipeline(resolve_config(preset="offline", sample="fps:1", cache_dir=str(tmp_path))).encode(video)  # 0, 10, 20, 30
+    again = Pipeline(resolve_config(preset="offline", sample="fps:2", cache_dir=str(tmp_path))).encode(video)
+    step = {s.name: s for s in again.provenance}["cache"]  # 0, 5, 10, ... 35: half of them encoded before
+    assert (step.extra["frames_hit"], step.extra["frames_encoded"]) == (4, 4) and not step.extra["hit"]
+    assert {s.name: s for s in again.provenance}["encode"].tokens_in == 4
+    fresh = Pipeline(resolve_config(preset="offline", sample="fps:2", cache=False)).encode(video)
+    assert torch.allclose(again.features, fresh.features, atol=1e-5)
+    for field in ("frame_ids", "positions", "timestamps", "sizes"):
+        assert torch.equal(getattr(again, field), getattr(fresh, field)), field
+    assert again.grid == fresh.grid and again.meta["frame_indices"] == fresh.meta["frame_indices"]
