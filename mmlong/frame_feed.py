@@ -10,7 +10,7 @@ waits forever; a feed closed before any frame arrived is *unused* and the reader
 that stops early (or never starts: its output came from a cache) :meth:`~FrameFeed.abandon`\\ s it, after which
 ``put`` drops chunks instead of blocking the producer.
 
->>> feed = FrameFeed(max_chunks=2)
+>>> feed = FrameFeed(max_chunks=3)
 >>> feed.put("a"); feed.put("b"); feed.close()
 >>> feed.used, list(feed)
 (True, ['a', 'b'])

@@ -65,10 +65,10 @@ class _StageClock:
     @contextmanager
     def stage(self, name: Stage, config: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
         record: dict[str, Any] = {"in": 0, "out": 0, "extra": {}}
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.thread_time()
         yield record
         ms = (time.perf_counter() - start) * 1000.0
-        extra = {**record["extra"], "peak_rss_mb": round(peak_rss_mb(), 1)}
+        extra = {**record["extra"], "cpu_s": round(time.thread_time() - cpu, 3), "peak_rss_mb": round(peak_rss_mb(), 1)}
         self.steps.append(Step(name, config or {}, int(record["in"]), int(record["out"]), ms, extra))
 
 
