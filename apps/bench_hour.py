@@ -241,6 +241,8 @@ def run_hour(args: argparse.Namespace) -> int:
         if args.second_question and args.second_question.lower() != "none":
             second = {**item, "question": args.second_question, "options": list(SECOND_OPTIONS)}
             report["second_question"] = timed_ask(pipeline, args.video, second)
+            for unknown in ("correct", "evidence_error_s", "evidence_within_2s"):  # no answer key: timed only
+                report["second_question"].pop(unknown)
         if args.baseline_sample:
             base = Pipeline(resolve_args(args, sample=args.baseline_sample, cache_dir=cache_dir))
             runs.append(timed_ask(base, args.video, item))
@@ -281,9 +283,10 @@ def _print_report(video: str, item: dict[str, Any], runs: list[dict[str, Any]], 
     rows = [*runs, *([report["second_question"]] if "second_question" in report else [])]
     for k, run in enumerate(rows):
         label = "second question" if k == len(runs) else run["sample"]
+        verdict = "no key" if "correct" not in run else "right" if run["correct"] else "wrong"
         print(f"  {label:<24} {run['wall_s']:7.1f} s wall {run['cpu_s']:7.1f} s cpu  "
-              f"{run['frames']} frames  answer {run['option']!r} ({'right' if run['correct'] else 'wrong'}), "
-              f"evidence {run['evidence'][:3]} ({run['evidence_error_s']} s from the needle's middle), "
+              f"{run['frames']} frames  answer {run['option']!r} ({verdict}), "
+              f"evidence {run['evidence'][:3]} ({run.get('evidence_error_s')} s from the needle's middle), "
               f"peak RSS {run['peak_rss_mb']:.0f} MiB")
         stages = ", ".join(f"{name} {wall:g} s" + (f" ({run['stage_cpu_s'][name]:g} cpu)"
                                                     if name in run["stage_cpu_s"] else "")
