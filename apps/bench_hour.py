@@ -37,6 +37,9 @@ examples:
 FPS1_HOUR_SECONDS = 342.0
 #: the goal for one question about an hour, model load excluded, on that machine
 GOAL_SECONDS = 60.0
+#: the second, different question ``bench hour`` times after the first (its frame choice differs)
+SECOND_QUESTION = "Which vehicle can be seen in the video?"
+SECOND_OPTIONS = ("a taxi", "a bicycle", "a sailing boat", "a tractor")
 NEEDLE_OPTIONS = {
     "coffee": "a cup of coffee", "chelsea": "a cat", "cat": "a cat", "rocket": "a rocket",
     "camera": "a camera on a tripod",
@@ -53,13 +56,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     make.add_argument("out", metavar="OUT", help="output video path (.mp4)")
     make.add_argument("--minutes", type=float, default=60.0, help="length in minutes (default: 60)")
-    make.add_argument("--haystack", default="bigbuckbunny", help="haystack footage (default: bigbuckbunny)")
+    make.add_argument("--haystack", default="bigbuckbunny",
+                      help="haystack footage: clip names or files, comma-separated, looped in turn with "
+                           "mirrored/colour-shifted/slowed/sped-up/reversed variants (default: bigbuckbunny)")
     make.add_argument("--needle", default="coffee", help="a scikit-image photo name or an image file (default: coffee)")
     make.add_argument("--label", help="the needle's answer option (default: from the photo name)")
     make.add_argument("--needle-at", type=float, default=2000.0, help="needle start in seconds (default: 2000)")
     make.add_argument("--needle-seconds", type=float, default=2.0, help="how long it is shown (default: 2)")
     make.add_argument("--fps", type=float, default=25.0, help="frame rate (default: 25)")
     make.add_argument("--max-side", type=int, default=160, help="longer side of the video (default: 160)")
+    make.add_argument("--size", metavar="WxH", help="frame size; every clip letterboxed into it (default: the "
+                                                     "first clip's size at --max-side)")
+    make.add_argument("--text", metavar="SENTENCE",
+                      help="also show SENTENCE on a card for --needle-seconds at --text-at (on-screen text)")
+    make.add_argument("--text-at", type=float, default=1000.0, help="text card start in seconds (default: 1000)")
     make.set_defaults(func=run_make)
 
     hour = subparsers.add_parser(
@@ -70,16 +80,24 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     hour.add_argument("video", metavar="VIDEO", help="a video written by `mmlong bench needle-video` (with VIDEO.json)")
     hour.add_argument("--baseline-sample", metavar="SPEC",
                       help=f"also time this sampler in the same run (default: compare with {FPS1_HOUR_SECONDS:g} s)")
+    hour.add_argument("--second-question", metavar="Q", default=SECOND_QUESTION,
+                      help="after the first ask, time this different question about the same video, the model "
+                           "and the caches the first ask filled kept (default: %(default)r; 'none' to skip)")
+    hour.add_argument("--floor", action=argparse.BooleanOptionalAction, default=True,
+                      help="also time decoding every frame with PyAV and decoding the scan's frames (default: on)")
+    hour.add_argument("--baseline-code", metavar="DIR",
+                      help="also run this bench with the mmlong checkout in DIR (e.g. a `git worktree` of an older "
+                           "commit), in a child process, and report the ratio to it")
     hour.add_argument("--json", action="store_true", help="print one JSON object")
     add_pipeline_arguments(hour)
     hour.set_defaults(func=run_hour)
 
 
 # ---------------------------------------------------------------------------------------------- the video
-def needle_frames_stream(haystack: list[np.ndarray], needle: np.ndarray, total: int, start: int,
-                         count: int) -> Iterator[np.ndarray]:
-    """``total`` frames: the haystack clips looped with variations, frames ``[start, start + count)`` replaced
-    by ``needle`` ``[H, W, 3]``; one clip in memory at a time."""
+def needle_frames_stream(haystack: list[np.ndarray], inserts: list[tuple[int, int, np.ndarray]],
+                         total: int) -> Iterator[np.ndarray]:
+    """``total`` frames: the haystack clips looped in turn with variations, frames ``[start, start + count)`` of
+    each ``(start, count, frame [H, W, 3])`` insert replaced by its frame; one clip in memory at a time."""
     from mmlong.apps.niavh_make import _variant
 
     made, k = 0, 0
@@ -89,37 +107,72 @@ def needle_frames_stream(haystack: list[np.ndarray], needle: np.ndarray, total: 
         for frame in clip:
             if made >= total:
                 return
-            yield needle if start <= made < start + count else frame
+            yield next((f for s, c, f in inserts if s <= made < s + c), frame)
             made += 1
 
 
+def _frame_size(text: str | None) -> tuple[int, int] | None:
+    from mmlong.errors import ConfigError
+
+    if not text:
+        return None
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise ConfigError(f"--size {text!r}: expected WxH, e.g. 320x240") from None
+    if width < 16 or height < 16 or width % 2 or height % 2:
+        raise ConfigError(f"--size {text!r}: width and height must be even and at least 16")
+    return width, height
+
+
+def haystack_clips(names: str, fps: float, max_side: int, size: tuple[int, int] | None) -> list[np.ndarray]:
+    """The haystack clips ``[T, H, W, 3]`` at ``fps``, all one size (``size`` or the first clip's, even)."""
+    from mmlong.apps.niavh_make import _decode, fit_frame
+
+    side = max(max_side, *(size or (0,)))
+    clips = [_decode(name.strip(), fps, side) for name in names.split(",") if name.strip()]
+    if size is None:
+        first = clips[0]
+        size = (first.shape[2] - first.shape[2] % 2, first.shape[1] - first.shape[1] % 2)
+    width, height = size
+    fits = [0 <= clip.shape[1] - height <= 1 and 0 <= clip.shape[2] - width <= 1 for clip in clips]
+    return [np.ascontiguousarray(clip[:, :height, :width]) if fit
+            else np.stack([fit_frame(frame, width, height) for frame in clip]) for clip, fit in zip(clips, fits)]
+
+
 def run_make(args: argparse.Namespace) -> int:
-    from mmlong.apps.niavh_make import _decode, fit_frame, load_image
+    from mmlong.apps.niavh_make import fit_frame, load_image, render_text
     from mmlong.errors import ConfigError
     from mmlong.video.write import write_video
 
     if args.minutes <= 0 or args.fps <= 0 or args.needle_seconds <= 0:
         raise ConfigError("--minutes, --fps and --needle-seconds must be positive")
     duration = args.minutes * 60.0
-    if not 0 <= args.needle_at <= duration - args.needle_seconds:
-        raise ConfigError(f"--needle-at must be within 0..{duration - args.needle_seconds:g} s")
+    for flag, at in (("--needle-at", args.needle_at), ("--text-at", args.text_at if args.text else 0.0)):
+        if not 0 <= at <= duration - args.needle_seconds:
+            raise ConfigError(f"{flag} must be within 0..{duration - args.needle_seconds:g} s")
     label = args.label or NEEDLE_OPTIONS.get(args.needle) or f"a {Path(args.needle).stem}"
-    clip = _decode(args.haystack, args.fps, args.max_side)
-    height, width = clip.shape[1] - clip.shape[1] % 2, clip.shape[2] - clip.shape[2] % 2
-    clip = np.ascontiguousarray(clip[:, :height, :width])
+    clips = haystack_clips(args.haystack, args.fps, args.max_side, _frame_size(args.size))
+    height, width = clips[0].shape[1:3]
     needle = fit_frame(load_image(args.needle), width, height)
     total, start = round(duration * args.fps), round(args.needle_at * args.fps)
     count = max(1, round(args.needle_seconds * args.fps))
+    inserts = [(start, count, needle)]
+    if args.text:
+        inserts.append((round(args.text_at * args.fps), count, render_text(args.text, width, height)))
     began = time.perf_counter()
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    write_video(args.out, needle_frames_stream([clip], needle, total, start, count), args.fps, preset="ultrafast")
+    write_video(args.out, needle_frames_stream(clips, inserts, total), args.fps, preset="ultrafast")
     options = [label] + [o for o in dict.fromkeys(NEEDLE_OPTIONS.values()) if o != label][:3]
     rng = np.random.default_rng(0)
     options = [options[i] for i in rng.permutation(len(options))]
     record = {"video": Path(args.out).name, "duration": duration, "needle": args.needle,
               "start": start / args.fps, "end": (start + count) / args.fps,
               "question": "What object is briefly shown in the video?", "options": options,
-              "answer": label, "haystack": args.haystack}
+              "answer": label, "haystack": args.haystack, "size": [width, height], "fps": args.fps}
+    if args.text:
+        at = round(args.text_at * args.fps) / args.fps
+        record["text"] = {"sentence": args.text, "start": at, "end": at + count / args.fps}
     Path(f"{args.out}.json").write_text(json.dumps(record, indent=2) + "\n")
     print(f"wrote {args.out}: {total} frames {width}x{height} at {args.fps:g} fps, {args.needle} at "
           f"{record['start']:g}-{record['end']:g} s, in {time.perf_counter() - began:.0f} s; "
@@ -147,6 +200,8 @@ def timed_ask(pipeline: Any, video: str, item: dict[str, Any]) -> dict[str, Any]
     middle = 0.5 * (item["start"] + item["end"])
     first = answer.evidence[0] if answer.evidence else None
     stages = {s["name"]: round(s["ms"] / 1000.0, 2) for s in answer.stages}
+    stage_cpu = {s["name"]: s.get("extra", {}).get("cpu_s") for s in answer.stages
+                 if s.get("extra", {}).get("cpu_s") is not None}
     return {
         "sample": pipeline.config.sample_spec, "wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
         "option": answer.option, "correct": answer.option == item["answer"],
@@ -155,11 +210,17 @@ def timed_ask(pipeline: Any, video: str, item: dict[str, Any]) -> dict[str, Any]
         "evidence_within_2s": first is not None and item["start"] - 2.0 <= first <= item["end"] + 2.0,
         "frames": stage_value(answer.stages, Stage.SAMPLE),
         "stage_s": stages,
+        "stage_cpu_s": stage_cpu,
+        "experts": {s["name"]: {k: v for k, v in s.get("extra", {}).items() if k != "peak_rss_mb"}
+                    for s in answer.stages if s["name"].startswith("expert:")},
+        "cache": next((s.get("extra", {}) for s in answer.stages if s["name"] == "cache"), {}),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1),
         "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
     }
 
 
 def run_hour(args: argparse.Namespace) -> int:
+    from mmlong.apps.bench_hour_floor import baseline_code, decode_floor, scan_floor
     from mmlong.apps.options import dump_json, resolve_args
     from mmlong.errors import ConfigError
     from mmlong.pipeline import Pipeline
@@ -169,40 +230,86 @@ def run_hour(args: argparse.Namespace) -> int:
         raise ConfigError(f"no {sidecar.name} beside it; write the video with `mmlong bench needle-video`",
                           args.video)
     item = json.loads(sidecar.read_text())
+    report: dict[str, Any] = {"video": args.video, "needle": [item["start"], item["end"]], "answer": item["answer"],
+                              "load_average_start": [round(v, 2) for v in os.getloadavg()], "cores": os.cpu_count()}
+    if args.floor:
+        report["floor"] = {"decode_every_frame": decode_floor(args.video)}
     runs = []
     with tempfile.TemporaryDirectory(prefix="mmlong-bench-hour-") as cache_dir:
         pipeline = Pipeline(resolve_args(args, cache_dir=cache_dir))
         runs.append(timed_ask(pipeline, args.video, item))
+        if args.second_question and args.second_question.lower() != "none":
+            second = {**item, "question": args.second_question, "options": list(SECOND_OPTIONS)}
+            report["second_question"] = timed_ask(pipeline, args.video, second)
+            for unknown in ("correct", "evidence_error_s", "evidence_within_2s"):  # no answer key: timed only
+                report["second_question"].pop(unknown)
         if args.baseline_sample:
             base = Pipeline(resolve_args(args, sample=args.baseline_sample, cache_dir=cache_dir))
             runs.append(timed_ask(base, args.video, item))
+    if args.floor:
+        report["floor"]["decode_scan_frames"] = scan_floor(args.video, pipeline.config.decoder.max_side)
+    if args.baseline_code:
+        report["baseline_code"] = baseline_code(args.baseline_code, args.video)
     baseline = runs[1]["wall_s"] if len(runs) > 1 else FPS1_HOUR_SECONDS
-    report = {"video": args.video, "needle": [item["start"], item["end"]], "answer": item["answer"],
-              "runs": runs, "baseline_s": baseline,
-              "baseline_measured": len(runs) > 1, "wall_ratio_to_baseline": round(runs[0]["wall_s"] / baseline, 3)}
+    report.update({"runs": runs, "baseline_s": baseline, "baseline_measured": len(runs) > 1,
+                   "wall_ratio_to_baseline": round(runs[0]["wall_s"] / baseline, 3)})
     if len(runs) > 1:
         report["cpu_ratio_to_baseline"] = round(runs[0]["cpu_s"] / max(runs[1]["cpu_s"], 1e-9), 3)
     report["speedup"] = round(baseline / max(runs[0]["wall_s"], 1e-9), 2)
+    report["ratios"] = _ratios(runs[0], report)
     report["goal_met"] = bool(runs[0]["correct"] and runs[0]["evidence_within_2s"]
                               and runs[0]["wall_s"] <= GOAL_SECONDS)
     report["threads"] = {"torch": _torch_threads(), "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY")}
+    report["load_average_end"] = [round(v, 2) for v in os.getloadavg()]
     if args.json:
         print(dump_json(report))
         return 0
-    print(f"video: {args.video}, needle {item['answer']!r} at {item['start']:g}-{item['end']:g} s")
-    for run in runs:
-        print(f"  {run['sample']:<24} {run['wall_s']:7.1f} s wall {run['cpu_s']:7.1f} s cpu  "
-              f"{run['frames']} frames  answer {run['option']!r} ({'right' if run['correct'] else 'wrong'}), "
-              f"evidence {run['evidence'][:3]} ({run['evidence_error_s']} s from the needle's middle)")
+    _print_report(args.video, item, runs, report)
+    return 0
+
+
+def _ratios(run: dict[str, Any], report: dict[str, Any]) -> dict[str, float]:
+    """Wall and CPU ratios of the ask to the floors and to the old code, all measured in this run."""
+    out: dict[str, float] = {}
+    for name, ref in [*report.get("floor", {}).items(), ("old_code", report.get("baseline_code", {}))]:
+        if ref.get("wall_s"):
+            out[f"wall_to_{name}"] = round(run["wall_s"] / ref["wall_s"], 3)
+            out[f"cpu_to_{name}"] = round(run["cpu_s"] / max(ref["cpu_s"], 1e-9), 3)
+    return out
+
+
+def _print_report(video: str, item: dict[str, Any], runs: list[dict[str, Any]], report: dict[str, Any]) -> None:
+    print(f"video: {video}, needle {item['answer']!r} at {item['start']:g}-{item['end']:g} s")
+    rows = [*runs, *([report["second_question"]] if "second_question" in report else [])]
+    for k, run in enumerate(rows):
+        label = "second question" if k == len(runs) else run["sample"]
+        verdict = "no key" if "correct" not in run else "right" if run["correct"] else "wrong"
+        print(f"  {label:<24} {run['wall_s']:7.1f} s wall {run['cpu_s']:7.1f} s cpu  "
+              f"{run['frames']} frames  answer {run['option']!r} ({verdict}), "
+              f"evidence {run['evidence'][:3]} ({run.get('evidence_error_s')} s from the needle's middle), "
+              f"peak RSS {run['peak_rss_mb']:.0f} MiB")
+        stages = ", ".join(f"{name} {wall:g} s" + (f" ({run['stage_cpu_s'][name]:g} cpu)"
+                                                    if name in run["stage_cpu_s"] else "")
+                           for name, wall in run["stage_s"].items())
+        print(f"    stages: {stages}")
+        for name, stats in run["experts"].items():
+            print(f"    {name}: {stats}")
+    for name, floor in report.get("floor", {}).items():
+        print(f"  floor {name.replace('_', ' ')}: {floor['frames']} frames, {floor['wall_s']:g} s wall, "
+              f"{floor['cpu_s']:g} s cpu")
+    if "baseline_code" in report:
+        old = report["baseline_code"]
+        print(f"  old code ({old['code']}): " + (old["error"] if "error" in old else
+              f"{old['wall_s']:g} s wall, {old['cpu_s']:g} s cpu, answer {old['option']!r}, "
+              f"stages {old['stage_s']}"))
+    print(f"  ratios (this run): {report['ratios']}")
     source = "measured" if report["baseline_measured"] else "fps:1 on this machine, issue 10"
-    print(f"  ratio to the baseline ({baseline:g} s, {source}): {report['wall_ratio_to_baseline']:.3f} wall "
-          f"({report['speedup']:g}x faster), model load excluded")
-    first = runs[0]
-    print(f"  load average {first['load_average'][0]:g} -> {first['load_average'][1]:g} on {os.cpu_count()} cores, "
-          f"torch threads {report['threads']['torch']}, OMP_WAIT_POLICY={report['threads']['omp_wait_policy']}")
+    print(f"  ratio to the baseline ({report['baseline_s']:g} s, {source}): {report['wall_ratio_to_baseline']:.3f} "
+          f"wall ({report['speedup']:g}x faster), model load excluded")
+    print(f"  load average {report['load_average_start']} -> {report['load_average_end']} on {report['cores']} "
+          f"cores, torch threads {report['threads']['torch']}, OMP_WAIT_POLICY={report['threads']['omp_wait_policy']}")
     print(f"  goal (right answer, evidence within 2 s, <= {GOAL_SECONDS:g} s wall): "
           f"{'met' if report['goal_met'] else 'not met'}")
-    return 0
 
 
 def _torch_threads() -> int:

@@ -32,18 +32,36 @@ import torch
 
 from mmlong.compressors.frame_scoring import brief_rarity, diverse_top, novelty, query_texts
 from mmlong.sampling import FpsSampler, SampleContext, Sampled, Sampler, uniform_indices
-from mmlong.scan_sampling import frames_around, require_scan_context
-from mmlong.types import Query, VideoMeta
+from mmlong.scan_sampling import frames_around, require_scan_context, scan_cache_key
+from mmlong.types import Query, VideoMeta, VisualTokens
 
 
-def scan_features(source: Any, encoder: Any, scan: Sampled, size: int, batch_size: int) -> torch.Tensor:
+def scan_features(source: Any, encoder: Any, scan: Sampled, size: int, batch_size: int,
+                  feed: Any = None) -> torch.Tensor:
     """``[S, D]`` pooled features of the scanned frames, encoded at ``size`` px when the encoder can
-    (``pooled_features(frames, size)``), else through ``encode`` at its own size."""
+    (``pooled_features(frames, size)``), else through ``encode`` at its own size. Each decoded chunk also goes
+    to ``feed`` (a :class:`~mmlong.frame_feed.FrameFeed`) when one is given."""
     pooled = getattr(encoder, "pooled_features", None)
     out = []
     for frames in source.stream(scan.indices, chunk_size=batch_size):
+        if feed is not None:
+            feed.put(frames)
         out.append(pooled(frames.data, size) if callable(pooled) else encoder.encode(frames).frame_means()[2])
     return torch.cat(out) if out else torch.zeros(0, 1)
+
+
+def cached_scan_features(ctx: SampleContext, scan: Sampled, size: int, batch_size: int) -> torch.Tensor:
+    """:func:`scan_features` through the feature cache when the context has one (keyed by video, scanned frame
+    numbers, decode size, ``size`` and encoder): every later question about the video skips the scan."""
+    key = scan_cache_key(ctx.cache, ctx.source, ctx.encoder, scan, f"pooled{size}") if ctx.cache is not None else None
+    hit = ctx.cache.get(key) if key is not None else None
+    if hit is not None and hit.num_tokens == len(scan):
+        return hit.features
+    features = scan_features(ctx.source, ctx.encoder, scan, size, batch_size, ctx.feed)
+    if key is not None and len(features) == len(scan):
+        grid = features.reshape(len(scan), 1, 1, -1)
+        ctx.cache.put(key, VisualTokens.from_grid(grid, scan.timestamps, meta={"scan": {"size": size}}))
+    return features
 
 
 def moment_scores(features: torch.Tensor, query: Query | None, encoder: Any, times: torch.Tensor | None = None,
@@ -110,7 +128,7 @@ class CoverageSampler(Sampler):
             picked = frames_around(meta, [float(t) + interval / 2 for t in scan.timestamps], [2] * len(scan),
                                    interval / 2)
             return Sampled.from_indices(meta, picked[: cfg.frames] if len(picked) > cfg.frames else picked)
-        features = scan_features(ctx.source, ctx.encoder, scan, cfg.scan_size, cfg.batch_size)
+        features = cached_scan_features(ctx, scan, cfg.scan_size, cfg.batch_size)
         times = scan.timestamps
         scores = moment_scores(features, ctx.query, ctx.encoder, times, cfg.rarity_window)
         interval = meta.duration / len(scan)

@@ -17,7 +17,6 @@ token set is never held either, so memory does not grow with the video's length.
 
 from __future__ import annotations
 
-import hashlib
 import resource
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -78,10 +77,10 @@ class _StageClock:
     @contextmanager
     def stage(self, name: Stage, config: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
         record: dict[str, Any] = {"in": 0, "out": 0, "extra": {}}
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.thread_time()
         yield record
         ms = (time.perf_counter() - start) * 1000.0
-        extra = {**record["extra"], "peak_rss_mb": round(peak_rss_mb(), 1)}
+        extra = {**record["extra"], "cpu_s": round(time.thread_time() - cpu, 3), "peak_rss_mb": round(peak_rss_mb(), 1)}
         self.steps.append(Step(name, config or {}, int(record["in"]), int(record["out"]), ms, extra))
 
 
@@ -147,13 +146,14 @@ class Pipeline:
             self._expert_cache = ExpertCache(root)
         return self._expert_cache
 
-    def timed_text(self, video: str) -> tuple[list[Any], list[Step]]:
-        """The experts' timestamped lines about ``video`` (through the expert cache) and one step per expert."""
+    def timed_text(self, video: str, feed: Any = None) -> tuple[list[Any], list[Step]]:
+        """The experts' timestamped lines about ``video`` (through the expert cache) and one step per expert;
+        ``feed``: frames the sampler's scan decodes (:class:`~mmlong.frame_feed.FrameFeed`), read by OCR."""
         if not self.experts:
             return [], []
         from mmlong.experts.runner import run_experts
 
-        return run_experts(self.experts, str(video), self.expert_cache)
+        return run_experts(self.experts, str(video), self.expert_cache, feed)
 
     def _check_experts(self, model: Any) -> None:
         if self.experts and not getattr(model, "reads_timed_text", False):
@@ -215,9 +215,11 @@ class Pipeline:
         """The visual tokens the model sees: sampled, decoded, encoded (cached) and pre-LLM compressed."""
         return self._tokens(video, query, compress=True)[1]
 
-    def _tokens(self, video: str, query: Query | None, compress: bool) -> tuple[VisualTokens | None, VisualTokens]:
+    def _tokens(self, video: str, query: Query | None, compress: bool,
+                feed: Any = None) -> tuple[VisualTokens | None, VisualTokens]:
         """``(encoded, seen)``: every sampled frame's tokens (None when a streaming memory consumed them) and,
-        when ``compress``, the chain's output (else ``seen`` is ``encoded``)."""
+        when ``compress``, the chain's output (else ``seen`` is ``encoded``). ``feed`` gets the frames a scanning
+        sampler decodes and is closed once sampling ends (with the error if it failed)."""
         from mmlong.sampling import SampleContext
         from mmlong.video import open_video
 
@@ -229,11 +231,18 @@ class Pipeline:
             sampler = self._sampler()
             with clock.stage(Stage.SAMPLE, {"sampler": cfg.sampler.describe()}) as rec:
                 needs_encoder = getattr(sampler, "needs_encoder", False)
-                sampled = sampler.sample(
-                    source.meta,
-                    SampleContext(query=query, encoder=self.encoder if needs_encoder else None, source=source,
-                                  cache=self.cache if needs_encoder else None),
-                )
+                try:
+                    sampled = sampler.sample(
+                        source.meta,
+                        SampleContext(query=query, encoder=self.encoder if needs_encoder else None, source=source,
+                                      cache=self.cache if needs_encoder else None, feed=feed),
+                    )
+                except BaseException as err:
+                    if feed is not None:
+                        feed.close(err)
+                    raise
+                if feed is not None:
+                    feed.close()
                 rec["in"], rec["out"] = source.meta.num_frames, len(sampled.indices)
             if len(sampled.indices) == 0:
                 raise ConfigError(f"sampler {cfg.sampler.describe()!r} chose no frames", str(video))
@@ -259,42 +268,38 @@ class Pipeline:
         return not streaming and not getattr(self._sampler(), "needs_query", False)
 
     def _cached_tokens(self, source: Any, sampled: Any, clock: _StageClock) -> VisualTokens:
+        """The sampled frames' tokens through the frame-index cache (:mod:`~mmlong.frame_cache`): frames any
+        earlier question about this video encoded are read back, only the others are decoded and encoded."""
         cache = self.cache
-        key = None
-        if cache is not None:
-            indices_hash = hashlib.sha256(sampled.indices.numpy().tobytes()).hexdigest()[:16]
-            key = cache.key(
-                source.meta.path,
-                f"{self.config.sampler.describe()}|{indices_hash}",
-                {"decoder": "any", "max_side": self.config.decoder.max_side},
-                self.encoder.cache_id(),
-            )
-            with clock.stage(Stage.CACHE, {"dir": str(cache.root)}) as rec:
-                hit = cache.get(key, self._cache_check(source, sampled))
-                rec["extra"]["hit"] = hit is not None
-                rec["out"] = 0 if hit is None else hit.num_tokens
-            if hit is not None:
-                return hit.replace(provenance=())
-        tokens = VisualTokens.concat(list(self._encode_chunks(source, sampled.indices, clock)))
-        tokens = tokens.replace(meta={**tokens.meta, "frame_indices": sampled.indices.tolist()})
-        if cache is not None and key is not None:
-            cache.put(key, tokens)
-        return tokens
+        if cache is None:
+            tokens = VisualTokens.concat(list(self._encode_chunks(source, sampled.indices, clock)))
+        else:
+            from mmlong.frame_cache import cached_frames, frame_keys
 
-    def _cache_check(self, source: Any, sampled: Any) -> Any:
-        """What a cached encoding of ``sampled`` must be (beyond :func:`~mmlong.cache.check_tokens`' own
-        checks): this encoder's feature width, times inside this video, and made from these very frames."""
+            indices = sampled.indices.numpy()
+            decode = {"decoder": "any", "max_side": self.config.decoder.max_side}
+            start, position = time.perf_counter(), len(clock.steps)
+            keys = frame_keys(cache, source.meta.path, decode, self.encoder.cache_id(), indices)
+            tokens, hits = cached_frames(cache, keys, indices, self._cache_check(source),
+                                         lambda missing: self._encode_chunks(source, torch.from_numpy(missing), clock))
+            coding_ms = sum(step.ms for step in clock.steps[position:])
+            ms = (time.perf_counter() - start) * 1000.0 - coding_ms  # reading and writing entries only
+            unique = len(set(indices.tolist()))
+            extra = {"hit": hits == unique, "frames_hit": hits, "frames_encoded": unique - hits,
+                     "peak_rss_mb": round(peak_rss_mb(), 1)}
+            clock.steps.insert(position, Step(Stage.CACHE, {"dir": str(cache.root)}, unique, hits, ms, extra))
+        return tokens.replace(meta={**tokens.meta, "frame_indices": sampled.indices.tolist()})
+
+    def _cache_check(self, source: Any) -> Any:
+        """What a cached frame's encoding must be (beyond :func:`~mmlong.cache.check_tokens`' own checks): one
+        frame of this encoder's feature width, at times inside this video."""
         from mmlong.cache import check_tokens
 
         width = self.encoder.feature_dim()
         duration = float(source.meta.duration or 0) or None
-        wanted = sampled.indices.tolist()
 
         def check(tokens: VisualTokens) -> None:
-            check_tokens(tokens, width=width, duration=duration)
-            stored = tokens.meta.get("frame_indices")
-            if stored is not None and list(stored) != wanted:
-                raise ValueError("the entry was made from other frames")
+            check_tokens(tokens, width=width, duration=duration, frames=1)
 
         return check
 
@@ -346,16 +351,29 @@ class Pipeline:
         self._check_experts(model)
         # the experts (OCR, speech: their own decoding, onnxruntime / CTranslate2) run once per video on a second
         # thread while this one samples, decodes and encodes: two cores busy instead of one
+        # and OCR reads the frames the sampler's scan decodes instead of decoding the video again
+        feed = None
+        if any(getattr(e, "reads_frames", False) for e in self.experts):
+            from mmlong.frame_feed import FrameFeed
+
+            feed = FrameFeed()
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mmlong-experts") as pool:
-            pending = pool.submit(self.timed_text, video) if self.experts else None
+            pending = pool.submit(self.timed_text, video, feed) if self.experts else None
             try:
-                return self._run_queries(video, queries, model, pending)
+                return self._run_queries(video, queries, model, pending, feed)
+            except BaseException as err:
+                if feed is not None:
+                    feed.close(err)
+                raise
             finally:
+                if feed is not None:
+                    feed.close()
                 if pending is not None:
                     pending.cancel()
 
-    def _run_queries(self, video: str, queries: list[Query], model: Any, pending: Future | None) -> Result:
-        shared = self.encode(video) if self._shares_encoding() else None
+    def _run_queries(self, video: str, queries: list[Query], model: Any, pending: Future | None,
+                     feed: Any = None) -> Result:
+        shared = self._tokens(video, None, compress=False, feed=feed)[0] if self._shares_encoding() else None
         lines: list[Any] = []
         expert_steps: tuple[Step, ...] = ()  # every answer shows the experts whose lines it read
         result = Result([], [], [], [])
@@ -363,7 +381,8 @@ class Pipeline:
             if shared is not None:
                 encoded, seen = shared, self.compress(shared, query)
             else:
-                encoded, seen = self._tokens(video, query, compress=True)
+                encoded, seen = self._tokens(video, query, compress=True, feed=feed)
+            feed = None  # the first sampling fed (and closed) it
             if pending is not None:
                 found, steps = pending.result()
                 lines, expert_steps, pending = found, tuple(steps), None

@@ -50,12 +50,15 @@ class Sampled:
 @dataclass
 class SampleContext:
     """What a smart sampler may consult: the query, an encoder, the open source (``source.read(indices)``) and the
-    feature cache (:class:`~mmlong.cache.FeatureCache`, or None) where a scan of the video is kept."""
+    feature cache (:class:`~mmlong.cache.FeatureCache`, or None) where a scan of the video is kept; ``feed``: a
+    :class:`~mmlong.frame_feed.FrameFeed` a scanning sampler puts the chunks it decodes into (an expert reads
+    them instead of decoding the video again), or None."""
 
     query: Query | None = None
     encoder: Any = None
     source: Any = None
     cache: Any = None
+    feed: Any = None
 
 
 def timestamps_of(meta: VideoMeta, indices: Any) -> np.ndarray:

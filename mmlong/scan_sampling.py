@@ -67,11 +67,12 @@ def _scan_check(encoder: Any, source: Any, count: int) -> Any:
     return check
 
 
-def scan_cache_key(cache: Any, source: Any, encoder: Any, scan: Sampled) -> str | None:
+def scan_cache_key(cache: Any, source: Any, encoder: Any, scan: Sampled, kind: str = "scan") -> str | None:
     """The feature-cache key of a scan, or None when the encoder cannot identify its weights (no ``cache_id``).
 
     The scanned frame numbers are counted from the file's start (a window view's ``offset`` added), and the
-    decoded ``frame_size`` stands for the decode options.
+    decoded ``frame_size`` stands for the decode options; ``kind`` tells scans of different features apart
+    (e.g. ``"pooled96"``: the coverage sampler's 96 px pooled features).
     """
     cache_id = getattr(encoder, "cache_id", None)
     if not callable(cache_id):
@@ -79,7 +80,7 @@ def scan_cache_key(cache: Any, source: Any, encoder: Any, scan: Sampled) -> str 
     absolute = scan.indices.numpy() + int(getattr(source, "offset", 0))
     digest = hashlib.sha256(absolute.tobytes()).hexdigest()[:16]
     size = getattr(source, "frame_size", None)
-    return cache.key(source.meta.path, f"scan|{digest}", {"frame_size": list(size) if size else None}, cache_id())
+    return cache.key(source.meta.path, f"{kind}|{digest}", {"frame_size": list(size) if size else None}, cache_id())
 
 
 def require_scan_context(ctx: Any, sampler: str) -> None:

@@ -11,7 +11,9 @@ can matter. Frames are scanned at ``fps`` (the shared ``fps`` sampler) and, per 
    any) is extended to it and nothing runs.
 2. **text?** Letters make many sharp left-right changes of brightness along a row: when no three adjacent
    rows of the frame (at most 160 px wide) have at least ``min_edge_density`` of their pixels at such an edge
-   (:func:`edge_density`), it holds no text and the detector is not run. Otherwise the detector runs on the
+   (:func:`edge_density`), it holds no text and the detector is not run. Most footage passes this; the
+   detector's own probability map at ``gate_side`` px (:mod:`~mmlong.experts.ocr_gate`, one batch per chunk of
+   frames) then decides: no text-shaped region in it, no text. Otherwise the detector runs on the
    frame scaled down to ``det_side`` (its longer side). No box: no text, the open line ends.
 3. **new text?** When the boxes sit where the open line's boxes were (each matched at IoU >= ``box_iou``) and
    no thumbnail cell inside them changed by ``change_threshold``, the text is the same and the line is extended.
@@ -30,7 +32,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Iterable
 
 import numpy as np
 
@@ -161,11 +163,39 @@ class _OpenLine:
         return TimedText(self.start, self.end, "text", self.text, self.score)
 
 
+@dataclass
+class _ScanState:
+    """What the scan carries from frame to frame: the open line, the lines so far, the last changed thumbnail."""
+
+    current: _OpenLine | None = None
+    lines: list[TimedText] = field(default_factory=list)
+    last_thumb: np.ndarray | None = None
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(
+        ("frames", "no_edges", "no_text_map", "detected", "recognised"), 0))
+
+
+class _FirstAtOrAfter:
+    """Takes, from frame indices arriving in increasing order, the first one at or after each target index
+    (sorted ``[N]``): the frames of another stage's scan that stand for this expert's own frames."""
+
+    def __init__(self, targets: np.ndarray) -> None:
+        self.targets, self.next = targets, 0
+
+    def take(self, index: int) -> bool:
+        if self.next >= len(self.targets) or index < self.targets[self.next]:
+            return False
+        while self.next < len(self.targets) and self.targets[self.next] <= index:
+            self.next += 1
+        return True
+
+
 class TextExpert(Expert):
     """``ocr``: RapidOCR (PP-OCRv4 detector + recogniser) on frames scanned at ``fps``, recognising only new text."""
 
     name: ClassVar[str] = "ocr"
     source: ClassVar[str] = "text"
+    #: :meth:`run` can read frames another stage decoded (:func:`~mmlong.experts.runner.run_experts`)
+    reads_frames: ClassVar[bool] = True
 
     @dataclass
     class Config:
@@ -174,7 +204,10 @@ class TextExpert(Expert):
         det_side: detector input (longer side, px); rec_text_height: frames are upscaled (up to 4x) for
         recognition until the median text box is this tall (px); change_threshold: grey difference (0-1) of a
         thumbnail cell from which a frame or a text region counts as changed; min_edge_density: frames under
-        this :func:`edge_density` skip the detector (0 runs it on every changed frame); box_iou: IoU at which
+        this :func:`edge_density` skip the detector (0 runs it on every changed frame); gate_side: the
+        detector's probability map is first computed at this size (longer side, px) and only frames whose map
+        holds a text-shaped region of ``gate_pixels`` pixels go on to detection at det_side
+        (:mod:`~mmlong.experts.ocr_gate`; 0: no gate); box_iou: IoU at which
         boxes count as the same place; box_threshold: detector box score; text_score: least recognition score of
         a kept box; min_chars: shortest kept line; threads: onnxruntime threads (1: the detector's small inputs
         gain nothing from more, while idle threads spin; 0: onnxruntime's default)."""
@@ -185,7 +218,9 @@ class TextExpert(Expert):
         det_side: int = 320
         rec_text_height: int = 30
         change_threshold: float = 0.06
-        min_edge_density: float = 0.04
+        min_edge_density: float = 0.12
+        gate_side: int = 160
+        gate_pixels: int = 12
         box_iou: float = 0.6
         box_threshold: float = 0.5
         text_score: float = 0.5
@@ -195,6 +230,8 @@ class TextExpert(Expert):
         def __post_init__(self) -> None:
             if self.fps <= 0 or self.max_frames < 1 or self.det_side < 32 or self.max_side < 32:
                 raise ValueError("fps must be positive, max_frames >= 1, det_side and max_side >= 32")
+            if self.gate_side and self.gate_side < 32 or self.gate_pixels < 1:
+                raise ValueError("gate_side must be 0 (no gate) or >= 32, gate_pixels >= 1")
 
     def __init__(self, config: Any = None) -> None:
         super().__init__(config)
@@ -223,11 +260,19 @@ class TextExpert(Expert):
     # ------------------------------------------------------------------ the two models
     def detect(self, frame: np.ndarray) -> np.ndarray:
         """Text boxes ``[B, 4, 2]`` (x, y in frame pixels, reading order) of an RGB uint8 frame."""
+        import cv2
+
         ocr = self.load()._ocr
-        boxes, _ = ocr.text_det(np.ascontiguousarray(frame[..., ::-1]))
+        scale = min(1.0, self.config.det_side / max(frame.shape[:2]))
+        image = np.ascontiguousarray(frame[..., ::-1])
+        if scale < 1.0:  # RapidOCR's own limit only applies above 960 px; the detector runs at det_side here
+            size = (max(1, round(frame.shape[1] * scale)), max(1, round(frame.shape[0] * scale)))
+            image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        boxes, _ = ocr.text_det(image)
         if boxes is None or len(boxes) == 0:
             return np.zeros((0, 4, 2), dtype=np.float32)
-        return np.asarray(ocr.sorted_boxes(boxes), dtype=np.float32)
+        boxes = np.asarray(ocr.sorted_boxes(boxes), dtype=np.float32)
+        return boxes * np.array([frame.shape[1] / image.shape[1], frame.shape[0] / image.shape[0]], np.float32)
 
     def recognise(self, frame: np.ndarray, boxes: np.ndarray) -> tuple[str, float]:
         """The words in ``boxes`` of an RGB frame, joined in reading order, and their mean score ("" if none)."""
@@ -252,56 +297,93 @@ class TextExpert(Expert):
         return " ".join(t for t, _ in kept), float(np.mean([s for _, s in kept]))
 
     # ------------------------------------------------------------------ the scan
-    def run(self, video: str) -> ExpertOutput:
+    def run(self, video: str, frames: Iterable[Any] | None = None) -> ExpertOutput:
+        """The lines of ``video``. ``frames``: chunks of :class:`~mmlong.types.Frames` of ``video`` already decoded
+        elsewhere, in time order (a sampler's scan); the first of them at or after each frame of this expert's own
+        ``fps`` grid is read instead of decoding the video again. Without them the video is decoded at ``max_side``."""
         from mmlong.sampling import SampleContext, build_sampler
-        from mmlong.video import open_video
+        from mmlong.video import open_video, probe
 
         cfg = self.config
-        cpu = time.process_time()
-        lines: list[TimedText] = []
-        current: _OpenLine | None = None
-        last_thumb: np.ndarray | None = None
-        counts = {"frames": 0, "no_edges": 0, "detected": 0, "recognised": 0}
-        with open_video(video, max_side=cfg.max_side) as source:
-            sampler = build_sampler(f"fps:{cfg.fps:g},max_frames={int(cfg.max_frames)}")
-            indices = sampler.sample(source.meta, SampleContext(source=source)).indices
-            for frames in source.stream(indices, chunk_size=32):
-                for frame, stamp in zip(frames.data.numpy(), frames.timestamps.tolist()):
-                    counts["frames"] += 1
-                    thumb = thumbnail(frame)
-                    if last_thumb is not None and float(np.abs(thumb - last_thumb).max()) < cfg.change_threshold:
-                        if current is not None:
-                            current.end = stamp
-                        continue
-                    last_thumb = thumb
-                    if edge_density(frame) < cfg.min_edge_density:
-                        counts["no_edges"] += 1
-                        current = self._close(current, lines)  # None: no open line
-                        continue
-                    counts["detected"] += 1
-                    boxes = self.detect(frame)
-                    if len(boxes) == 0:
-                        current = self._close(current, lines)  # None: no open line
-                        continue
-                    rects = box_rects(boxes, frame.shape[1], frame.shape[0])
-                    if (current is not None and same_layout(rects, current.rects, cfg.box_iou)
-                            and region_difference(thumb, current.thumb, rects) < cfg.change_threshold):
-                        current.end = stamp
-                        continue
-                    counts["recognised"] += 1
-                    text, score = self.recognise(frame, boxes)
-                    if len(text) < cfg.min_chars:
-                        current = self._close(current, lines)  # None: no open line
-                        continue
-                    if current is not None and text == current.text:
-                        current.end, current.rects, current.thumb = stamp, rects, thumb
-                        continue
-                    self._close(current, lines)
-                    current = _OpenLine(text, stamp, stamp, score, rects, thumb)
-            duration = float(source.meta.duration)
-        self._close(current, lines)
-        stats = {**counts, "video_s": round(duration, 3), "cpu_s": round(time.process_time() - cpu, 3)}
-        return ExpertOutput(tuple(lines), stats)
+        cpu = time.thread_time()  # this thread's CPU: the scan that feeds it decodes on another
+        state = _ScanState()
+        sampler = build_sampler(f"fps:{cfg.fps:g},max_frames={int(cfg.max_frames)}")
+        if frames is None:
+            with open_video(video, max_side=cfg.max_side) as source:
+                indices = sampler.sample(source.meta, SampleContext(source=source)).indices
+                for chunk in source.stream(indices, chunk_size=32):
+                    self._read_chunk(list(zip(chunk.data.numpy(), chunk.timestamps.tolist())), state)
+                duration = float(source.meta.duration)
+        else:
+            meta = probe(video)
+            picker = _FirstAtOrAfter(sampler.sample(meta).indices.numpy())
+            for chunk in frames:
+                kept = [(f, t) for f, t, i in zip(chunk.data.numpy(), chunk.timestamps.tolist(), chunk.indices.tolist())
+                        if picker.take(i)]
+                if kept:
+                    self._read_chunk(kept, state)
+            duration = float(meta.duration)
+            state.counts["shared_decode"] = 1
+        self._close(state.current, state.lines)
+        stats = {**state.counts, "video_s": round(duration, 3), "cpu_s": round(time.thread_time() - cpu, 3)}
+        return ExpertOutput(tuple(state.lines), stats)
+
+    def _read_chunk(self, chunk: list[tuple[np.ndarray, float]], state: "_ScanState") -> None:
+        """Read one chunk of (RGB frame, time) in order: unchanged and edgeless frames first (per frame), the
+        detector's low-resolution map on the rest as one batch (:mod:`~mmlong.experts.ocr_gate`), then
+        detection and recognition of new text on the frames the gate passes."""
+        from mmlong.experts.ocr_gate import probability_maps, text_like_components
+
+        cfg = self.config
+        kinds, thumbs = [], []
+        for frame, _ in chunk:
+            state.counts["frames"] += 1
+            thumb = thumbnail(frame)
+            thumbs.append(thumb)
+            if state.last_thumb is not None and float(np.abs(thumb - state.last_thumb).max()) < cfg.change_threshold:
+                kinds.append("same")
+                continue
+            state.last_thumb = thumb
+            kinds.append("candidate" if edge_density(frame) >= cfg.min_edge_density else "no_edges")
+        candidates = [k for k, kind in enumerate(kinds) if kind == "candidate"]
+        if cfg.gate_side and candidates:
+            maps = probability_maps(self.load()._ocr.text_det.infer, [chunk[k][0] for k in candidates], cfg.gate_side)
+            for k, likely in zip(candidates, text_like_components(maps, min_pixels=cfg.gate_pixels)):
+                kinds[k] = "candidate" if likely else "no_text_map"
+        for (frame, stamp), thumb, kind in zip(chunk, thumbs, kinds):
+            self._read_frame(frame, stamp, thumb, kind, state)
+
+    def _read_frame(self, frame: np.ndarray, stamp: float, thumb: np.ndarray, kind: str, state: "_ScanState") -> None:
+        cfg = self.config
+        current = state.current
+        if kind == "same":
+            if current is not None:
+                current.end = stamp
+            return
+        if kind != "candidate":  # no edges, or no text in the detector's low-resolution map
+            state.counts[kind] += 1
+            state.current = self._close(current, state.lines)
+            return
+        state.counts["detected"] += 1
+        boxes = self.detect(frame)
+        if len(boxes) == 0:
+            state.current = self._close(current, state.lines)
+            return
+        rects = box_rects(boxes, frame.shape[1], frame.shape[0])
+        if (current is not None and same_layout(rects, current.rects, cfg.box_iou)
+                and region_difference(thumb, current.thumb, rects) < cfg.change_threshold):
+            current.end = stamp
+            return
+        state.counts["recognised"] += 1
+        text, score = self.recognise(frame, boxes)
+        if len(text) < cfg.min_chars:
+            state.current = self._close(current, state.lines)
+            return
+        if current is not None and text == current.text:
+            current.end, current.rects, current.thumb = stamp, rects, thumb
+            return
+        self._close(current, state.lines)
+        state.current = _OpenLine(text, stamp, stamp, score, rects, thumb)
 
     @staticmethod
     def _close(current: _OpenLine | None, lines: list[TimedText]) -> None:

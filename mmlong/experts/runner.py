@@ -63,27 +63,42 @@ def build_experts(experts: str, subtitles: str = "none") -> list[Expert]:
     return [*built, EXPERTS.create("subtitles", path=str(path))]
 
 
-def run_experts(experts: Sequence[Expert], video: str, cache: Any = None) -> tuple[list[TimedText], list[Step]]:
+def run_experts(experts: Sequence[Expert], video: str, cache: Any = None,
+                feed: Any = None) -> tuple[list[TimedText], list[Step]]:
     """Every expert's lines for ``video`` (merged in time order) and one :class:`Step` per expert.
 
+    feed: a :class:`~mmlong.frame_feed.FrameFeed` of frames another stage decodes (a sampler's scan): the first
+    expert that reads frames (``reads_frames``) runs on it, before the others, instead of decoding the video
+    again; an unused feed (the producer decoded nothing) leaves it to decode on its own.
     A step is named ``expert:<name>``; its ``extra`` says whether the cache hit, how many lines came out, and
     the expert's own counts (frames OCR'd, audio seconds, CPU seconds of the run that made the entry).
     """
     lines: list[TimedText] = []
     steps: list[Step] = []
-    for expert in experts:
-        start = time.perf_counter()
-        ident = expert.cache_id() + (f"|input:{expert.input_id(video)}" if expert.input_id(video) else "")
-        key = cache.key(video, ident) if cache is not None else None
-        output = cache.get(key) if key is not None else None
-        hit = output is not None
-        if output is None:
-            output = expert.run(video)  # experts load their weights on first need
-            if key is not None:
-                cache.put(key, output)
-        ms = (time.perf_counter() - start) * 1000.0
-        lines.extend(output.lines)
-        steps.append(Step(f"expert:{expert.name}", dataclasses.asdict(expert.config), 0, len(output.lines), ms,
-                          {"hit": hit, **dict(output.stats)}))
+    reader = next((e for e in experts if getattr(e, "reads_frames", False)), None) if feed is not None else None
+    order = ([reader] if reader is not None else []) + [e for e in experts if e is not reader]
+    try:
+        for expert in order:
+            start = time.perf_counter()
+            ident = expert.cache_id() + (f"|input:{expert.input_id(video)}" if expert.input_id(video) else "")
+            key = cache.key(video, ident) if cache is not None else None
+            output = cache.get(key) if key is not None else None
+            hit = output is not None
+            if output is None:
+                shared = expert is reader and feed.used
+                # experts load their weights on first need
+                output = expert.run(video, frames=feed) if shared else expert.run(video)
+                if key is not None:
+                    cache.put(key, output)
+            if expert is reader:
+                feed.abandon()
+            ms = (time.perf_counter() - start) * 1000.0
+            lines.extend(output.lines)
+            steps.append(Step(f"expert:{expert.name}", dataclasses.asdict(expert.config), 0, len(output.lines), ms,
+                              {"hit": hit, **dict(output.stats)}))
+    finally:
+        if feed is not None:
+            feed.abandon()
+    steps = sorted(steps, key=lambda step: [e.name for e in experts].index(step.name.split(":", 1)[1]))
     lines.sort(key=lambda line: (line.start, line.end))
     return lines, steps
