@@ -81,7 +81,7 @@ def recorded_scores(stages: Sequence[Mapping[str, Any]]) -> tuple[list[float], l
 
 def frame_relevance(encoder: Any, frame_features: torch.Tensor, texts: Sequence[str]) -> torch.Tensor | None:
     """Relevance ``[Q, T]`` of each text to each frame's mean feature ``[T, D]``; None without a text side."""
-    if not texts or not getattr(encoder, "has_text", False):
+    if not texts or encoder is None or not encoder.has_text:
         return None
     with torch.inference_mode():
         return encoder.relevance(frame_features, list(texts)).float().cpu()

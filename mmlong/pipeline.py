@@ -144,7 +144,7 @@ class Pipeline:
         return run_experts(self.experts, str(video), self.expert_cache)
 
     def _check_experts(self, model: Any) -> None:
-        if self.experts and not getattr(model, "reads_timed_text", False):
+        if self.experts and not model.reads_timed_text:
             names = ", ".join(e.name for e in self.experts)
             raise ConfigError(f"model {self.config.model.family!r} cannot read expert lines "
                               f"({names}); use --experts none --subtitles none")
@@ -216,7 +216,7 @@ class Pipeline:
             self._check_limits(source.meta)
             sampler = self._sampler()
             with clock.stage(Stage.SAMPLE, {"sampler": cfg.sampler.describe()}) as rec:
-                needs_encoder = getattr(sampler, "needs_encoder", False)
+                needs_encoder = sampler.needs_encoder
                 sampled = sampler.sample(
                     source.meta,
                     SampleContext(query=query, encoder=self.encoder if needs_encoder else None, source=source,
@@ -244,7 +244,7 @@ class Pipeline:
     def _shares_encoding(self) -> bool:
         """True when one encoding of a video serves every question (no query-aware sampler, no streaming)."""
         streaming = self.chain.pre_llm and isinstance(self.chain.pre_llm[0], StreamingCompressor)
-        return not streaming and not getattr(self._sampler(), "needs_query", False)
+        return not streaming and not self._sampler().needs_query
 
     def _cached_tokens(self, source: Any, sampled: Any, clock: _StageClock) -> VisualTokens:
         cache = self.cache
@@ -334,7 +334,7 @@ class Pipeline:
             if pending is not None:
                 found, steps = pending.result()
                 lines, expert_steps, pending = found, tuple(steps), None
-            extra = {"timed_text": lines} if getattr(model, "reads_timed_text", False) else {}
+            extra = {"timed_text": lines} if model.reads_timed_text else {}
             load_steps = self.load_model()  # after the first tokens: a bad video fails before the weights load
             start = time.perf_counter()
             answer = model.answer(seen, query, encoder=self.encoder, in_llm=self.chain.in_llm, **extra)

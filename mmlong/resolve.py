@@ -162,7 +162,7 @@ def _check_chain(compressors: Sequence[Plugin], model: ResolvedModel) -> None:
     from mmlong.compressors.base import Chain
 
     chain = Chain([c.build() for c in compressors])  # rejects a pre-LLM step after an in-LLM one
-    if chain.in_llm and not getattr(model.plugin.plugin_class(), "supports_in_llm", False):
+    if chain.in_llm and not model.plugin.plugin_class().supports_in_llm:
         names = ", ".join(s.name for s in chain.in_llm)
         raise ConfigError(f"model {model.family!r} cannot run in-LLM compressors ({names}); use a native VLM "
                           "(--model DIR) or pre-LLM compressors")

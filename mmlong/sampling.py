@@ -254,11 +254,11 @@ class WindowSampler(Sampler):
 
     @property
     def needs_encoder(self) -> bool:  # type: ignore[override]
-        return bool(getattr(self.inner, "needs_encoder", False))
+        return self.inner.needs_encoder
 
     @property
     def needs_query(self) -> bool:  # type: ignore[override]
-        return bool(getattr(self.inner, "needs_query", False))
+        return self.inner.needs_query
 
     def sample(self, meta: VideoMeta, ctx: SampleContext | None = None) -> Sampled:
         start, end = parse_span(self.config.span)
@@ -298,12 +298,3 @@ def build_sampler(spec: str) -> Sampler:
         return SAMPLERS.from_spec(windows[0], inner=inner)
     except (RegistryError, SpecError) as err:
         raise ConfigError(f"sampler {spec!r}: {err}") from err
-
-
-def sampler_spec_help() -> str:
-    """One paragraph for ``--help``: the sampler grammar and the registered names."""
-    from mmlong.registry import SAMPLERS
-
-    return ("frame sampler: uniform:N (N frames at segment centres) | fps:F[,max_frames=M] (F per second, capped "
-            "by falling back to uniform M) | window:START-END+SAMPLER (seconds or [h:]mm:ss) | "
-            f"registered: {', '.join(SAMPLERS.names())}")

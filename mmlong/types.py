@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import torch
 
@@ -377,7 +377,3 @@ class Answer:
             "config": self.config,
             **({"details": self.details} if self.details else {}),
         }
-
-
-def steps_to_dicts(steps: Iterable[Step]) -> list[dict[str, Any]]:
-    return [s.to_dict() for s in steps]
