@@ -161,7 +161,6 @@ def read_questions(path: str | Path, video_root: str | Path | None = None) -> li
 def answer_record(item: BatchItem, answer: Any) -> dict[str, Any]:
     """The output record of an answered item (the resolved config lives once in OUT.config.yaml)."""
     body = answer.to_dict()
-    body.pop("config", None)
     head: dict[str, Any] = {"id": item.id, "video": item.video, "question": item.question}
     if item.options:
         head["options"] = list(item.options)

@@ -146,7 +146,7 @@ def timed_ask(pipeline: Any, video: str, item: dict[str, Any]) -> dict[str, Any]
     wall, cpu = time.perf_counter() - wall, _cpu_seconds() - cpu
     middle = 0.5 * (item["start"] + item["end"])
     first = answer.evidence[0] if answer.evidence else None
-    stages = {s["name"]: round(s["ms"] / 1000.0, 2) for s in answer.stages}
+    stages = {s.name: round(s.ms / 1000.0, 2) for s in answer.stages}
     return {
         "sample": pipeline.config.sample_spec, "wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
         "option": answer.option, "correct": answer.option == item["answer"],

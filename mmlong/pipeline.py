@@ -325,7 +325,7 @@ class Pipeline:
         shared = self.encode(video) if self._shares_encoding() else None
         lines: list[Any] = []
         expert_steps: tuple[Step, ...] = ()  # every answer shows the experts whose lines it read
-        result = Result([], [], [], [])
+        result = Result([], [], [])
         for query in queries:
             if shared is not None:
                 encoded, seen = shared, self.compress(shared, query)
@@ -342,14 +342,12 @@ class Pipeline:
             model_step = Step(Stage.MODEL, {"name": self.config.model.family}, seen.num_tokens, 0, model_ms,
                               {"peak_rss_mb": round(peak_rss_mb(), 1)})
             steps = seen.provenance + expert_steps + load_steps + (model_step,)
-            answer.stages = [s.to_dict() for s in steps] + answer.stages
-            answer.config = self.config.to_dict()
+            answer.stages = steps + tuple(answer.stages)
             answer.details.setdefault("video", seen.meta.get("video", {}))
             answer.details.update(seen_by_model(seen, lines))
             result.answers.append(answer)
             result.encoded.append(encoded)
             result.seen.append(seen)
-            result.steps.append(steps)
         return result
 
     def ask(self, video: str, question: str, options: Sequence[str] = ()) -> Answer:

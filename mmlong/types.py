@@ -352,14 +352,19 @@ class Query:
 
 @dataclass
 class Answer:
-    """What a pipeline returns: the text, the chosen option, evidence times, per-stage stats and the config."""
+    """What a pipeline returns: the text, the chosen option, evidence times and its provenance.
+
+    stages: one :class:`Step` per stage that led to it (sample, cache, decode, encode, each compressor, experts,
+    load on the first answer, model), the same objects as ``Result.steps``; ``to_dict`` writes them as dicts.
+    The configuration is not repeated per answer: it is the pipeline's (``Pipeline.config``), saved once beside
+    results.
+    """
 
     text: str
     option: str | None = None
     option_index: int | None = None
     evidence: list[float] = field(default_factory=list)
-    stages: list[dict[str, Any]] = field(default_factory=list)
-    config: dict[str, Any] = field(default_factory=dict)
+    stages: tuple[Step, ...] = ()
     details: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -373,7 +378,6 @@ class Answer:
             "option_index": self.option_index,
             "letter": self.letter,
             "evidence": [round(float(t), 3) for t in self.evidence],
-            "stages": self.stages,
-            "config": self.config,
+            "stages": [s.to_dict() for s in self.stages],
             **({"details": self.details} if self.details else {}),
         }
