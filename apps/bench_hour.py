@@ -80,11 +80,11 @@ def needle_frames_stream(haystack: list[np.ndarray], needle: np.ndarray, total: 
                          count: int) -> Iterator[np.ndarray]:
     """``total`` frames: the haystack clips looped with variations, frames ``[start, start + count)`` replaced
     by ``needle`` ``[H, W, 3]``; one clip in memory at a time."""
-    from mmlong.apps.niavh_make import _variant
+    from mmlong.apps.niavh_make import vary_clip
 
     made, k = 0, 0
     while made < total:
-        clip = _variant(haystack[k % len(haystack)], k // len(haystack))
+        clip = vary_clip(haystack[k % len(haystack)], k // len(haystack))
         k += 1
         for frame in clip:
             if made >= total:
@@ -94,7 +94,7 @@ def needle_frames_stream(haystack: list[np.ndarray], needle: np.ndarray, total: 
 
 
 def run_make(args: argparse.Namespace) -> int:
-    from mmlong.apps.niavh_make import _decode, fit_frame, load_image
+    from mmlong.apps.niavh_make import decode_clip, fit_frame, load_image
     from mmlong.errors import ConfigError
     from mmlong.video.write import write_video
 
@@ -104,7 +104,7 @@ def run_make(args: argparse.Namespace) -> int:
     if not 0 <= args.needle_at <= duration - args.needle_seconds:
         raise ConfigError(f"--needle-at must be within 0..{duration - args.needle_seconds:g} s")
     label = args.label or NEEDLE_OPTIONS.get(args.needle) or f"a {Path(args.needle).stem}"
-    clip = _decode(args.haystack, args.fps, args.max_side)
+    clip = decode_clip(args.haystack, args.fps, args.max_side)
     height, width = clip.shape[1] - clip.shape[1] % 2, clip.shape[2] - clip.shape[2] % 2
     clip = np.ascontiguousarray(clip[:, :height, :width])
     needle = fit_frame(load_image(args.needle), width, height)
