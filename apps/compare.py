@@ -87,6 +87,7 @@ def cell_chain(method: str, ratio: float, num_layers: int = 24) -> str:
     >>> cell_chain("pool", 0.25), cell_chain("tome:{drop}", 0.25), cell_chain("fastv", 0.5, num_layers=24)
     ('pool:auto', 'tome:0.75', 'fastv:ratio=0.5455')
     """
+    from mmlong.compressors.base import Placement
     from mmlong.registry import COMPRESSORS
     from mmlong.spec import parse_chain
 
@@ -101,7 +102,7 @@ def cell_chain(method: str, ratio: float, num_layers: int = 24) -> str:
             continue
         cls = COMPRESSORS.resolve(spec.name)
         fields = {f.name: f for f in dataclasses.fields(cls.Config)} if hasattr(cls, "Config") else {}
-        if getattr(cls, "stage", "pre_llm") == "in_llm" and "ratio" in fields and hasattr(cls, "drops"):
+        if cls.stage == Placement.IN_LLM and "ratio" in fields and hasattr(cls, "drops"):
             out.append(f"{spec.name}:ratio={_drop_for_layers(cls, ratio, num_layers):g}")
         elif any("str" in str(f.type) and f.name in ("ratio", "factor") for f in fields.values()):
             name = next(n for n in ("ratio", "factor") if n in fields and "str" in str(fields[n].type))

@@ -41,7 +41,7 @@ import torch
 import torch.nn.functional as F
 
 from mmlong.compressors.attention_scores import apply_rope
-from mmlong.compressors.base import CompressContext, Compressor, report
+from mmlong.compressors.base import CompressContext, Compressor, Placement, report
 from mmlong.compressors.layer_hooks import LayerHooks
 from mmlong.compressors.llm_pruning import check_drop_ratio
 from mmlong.errors import ConfigError
@@ -224,7 +224,7 @@ class DyCokeKV(Compressor):
     P = 0.8 of the visual rows dropped)."""
 
     name = "dycoke-kv"
-    stage = "in_llm"
+    stage = Placement.IN_LLM
 
     @dataclass
     class Config:
