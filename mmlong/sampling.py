@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from mmlong.errors import ConfigError
-from mmlong.types import Frames, Query, VideoMeta
+from mmlong.types import Frames, Query, VideoMeta, timestamps_of
 
 _EPS = 1e-9
 
@@ -56,16 +56,6 @@ class SampleContext:
     encoder: Any = None
     source: Any = None
     cache: Any = None
-
-
-def timestamps_of(meta: VideoMeta, indices: Any) -> np.ndarray:
-    """float64 ``[T]`` presentation times of frame ``indices``: the stream's own times for VFR, else index / fps."""
-    idx = np.asarray(indices, dtype=np.int64).reshape(-1)
-    if meta.frame_times is not None:
-        return np.asarray(meta.frame_times, dtype=np.float64)[idx]
-    if meta.fps <= 0:
-        return np.zeros(len(idx), dtype=np.float64)
-    return idx.astype(np.float64) / meta.fps
 
 
 def frames_at(meta: VideoMeta, times: Any) -> np.ndarray:

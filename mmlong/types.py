@@ -24,6 +24,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
+import numpy as np
 import torch
 
 
@@ -381,3 +382,13 @@ class Answer:
             "stages": [s.to_dict() for s in self.stages],
             **({"details": self.details} if self.details else {}),
         }
+
+
+def timestamps_of(meta: VideoMeta, indices: Any) -> np.ndarray:
+    """float64 ``[T]`` presentation times of frame ``indices``: the stream's own times for VFR, else index / fps."""
+    idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+    if meta.frame_times is not None:
+        return np.asarray(meta.frame_times, dtype=np.float64)[idx]
+    if meta.fps <= 0:
+        return np.zeros(len(idx), dtype=np.float64)
+    return idx.astype(np.float64) / meta.fps

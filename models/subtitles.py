@@ -51,7 +51,7 @@ def subtitles_by_frame(lines: Sequence[Any], frame_times: Sequence[float]) -> li
 
 def subtitle_context(lines: Sequence[Any], frame_times: Sequence[float]) -> str:
     """The block of subtitle lines grouped by sampled frame, or ``""`` when there are none."""
-    from mmlong.models.transcript import format_time
+    from mmlong.experts.base import format_time
 
     if not lines or not len(frame_times):
         return ""
