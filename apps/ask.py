@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     config = fit_to_memory(resolve_args(args), [args.video])
     pipeline = Pipeline(config, progress=not args.json)
     answer = pipeline.ask(args.video, args.question, options=args.options)
-    record = answer.to_dict()
+    record = {**answer.to_dict(), "config": config.to_dict()}
     if args.json:
         print(dump_json(record))
     else:

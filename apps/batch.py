@@ -168,7 +168,6 @@ def read_questions(path: str | Path, video_root: str | Path | None = None) -> li
 def answer_record(item: BatchItem, answer: Any) -> dict[str, Any]:
     """The output record of an answered item (the resolved config lives once in OUT.config.yaml)."""
     body = answer.to_dict()
-    body.pop("config", None)
     head: dict[str, Any] = {"id": item.id, "video": item.video, "question": item.question}
     if item.options:
         head["options"] = list(item.options)
@@ -211,19 +210,24 @@ def _answer_group(pipeline: Any, group: list[BatchItem | BadLine]) -> list[dict[
 
 def run_batch(entries: Sequence[BatchItem | BadLine], pipeline: Any, output: str | Path, *, dist: Any = None,
               retry_errors: bool = True, overwrite: bool = False, progress: bool = True,
-              input_name: str = "") -> BatchSummary | None:
+              input_name: str = "", build_first: bool = False) -> BatchSummary | None:
     """Answer ``entries`` with ``pipeline`` into ``output``; returns the summary on rank 0 (None elsewhere).
 
     The job is :func:`mmlong.runner.run_job`: each record is on disk before the next video starts, ids with a
     final record are skipped, and the resolved pipeline is saved as ``OUT.config.yaml`` (a resumed run must
-    match it).
+    match it, checked before anything loads). ``build_first``: build the model and encoder once that check
+    passed, so a pipeline that cannot run fails once, with exit status 2, before any record.
     """
     from mmlong.runner import run_job, sidecar
+
+    def build() -> None:
+        _ = pipeline.model, pipeline.encoder
 
     out = Path(output)
     outcome = run_job(entries, lambda group: _answer_group(pipeline, group), out, group_of=group_key, dist=dist,
                       retry_errors=retry_errors, overwrite=overwrite, progress=progress, desc="batch",
-                      config=pipeline.config, config_path=sidecar(out, ".config.yaml"))
+                      config=pipeline.config, config_path=sidecar(out, ".config.yaml"),
+                      before_work=build if build_first else None)
     if outcome is None:
         return None
     failed = outcome.failed
@@ -281,7 +285,7 @@ def run(args: argparse.Namespace) -> int:
     from mmlong.fit import fit_to_memory
     from mmlong.joblog import check_result_log
     from mmlong.pipeline import Pipeline
-    from mmlong.runner import check_resume, sidecar
+    from mmlong.runner import sidecar
     from mmlong.validate import check_not_input, check_output_file
 
     questions = Path(args.questions)
@@ -295,14 +299,12 @@ def run(args: argparse.Namespace) -> int:
     config = resolve_args(args)  # a bad flag fails before the questions are read
     entries = read_questions(questions, args.video_root)
     config = fit_to_memory(config, [e.path for e in entries if isinstance(e, BatchItem)])
-    if not args.overwrite:
-        check_resume(config, sidecar(output, ".config.yaml"), output)  # before loading anything
     dist = init_distributed(config.runtime.device, timeout_s=args.dist_timeout or DEFAULT_TIMEOUT_S)
     try:
         pipeline = Pipeline(config.with_device(dist.device_for(config.runtime.device)))
-        _ = pipeline.model, pipeline.encoder  # build now: a pipeline that cannot run fails once, with exit status 2
         summary = run_batch(entries, pipeline, output, dist=dist, retry_errors=args.retry_errors,
-                            overwrite=args.overwrite, progress=args.progress, input_name=str(questions))
+                            overwrite=args.overwrite, progress=args.progress, input_name=str(questions),
+                            build_first=True)  # the resume check first, then the models: each once
         status = None
         if summary is not None:
             summary_path.write_text(dump_json(summary.to_dict()) + "\n")

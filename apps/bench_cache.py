@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
-from typing import Any
+from typing import Any, Sequence
 
 EXAMPLES = """\
 examples:
@@ -37,10 +37,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def _token_path_ms(stages: list[dict[str, Any]]) -> float:
+def _token_path_ms(stages: Sequence[Any]) -> float:
     from mmlong.result import Stage
 
-    return sum(float(s["ms"]) for s in stages if s["name"] in Stage.token_path())
+    return sum(float(s.ms) for s in stages if s.name in Stage.token_path())
 
 
 def measure(pipeline: Any, video: str, question: str, options: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -54,7 +54,7 @@ def measure(pipeline: Any, video: str, question: str, options: tuple[str, ...] =
         answers.append(pipeline.ask(video, question, options))
         times.append((time.perf_counter() - start) * 1000.0)
     first, second = answers
-    hits = [next((s["extra"].get("hit") for s in a.stages if s["name"] == Stage.CACHE), None) for a in answers]
+    hits = [next((s.extra.get("hit") for s in a.stages if s.name == Stage.CACHE), None) for a in answers]
     return {
         "video": video,
         "first_ms": round(times[0], 1),

@@ -98,7 +98,7 @@ def measure(video: str, experts: str) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     from mmlong.apps.options import dump_json
-    from mmlong.models.transcript import format_time
+    from mmlong.experts.base import format_time
 
     report = measure(args.video, args.experts)
     if args.json:

@@ -98,11 +98,11 @@ def needle_frames_stream(haystack: list[np.ndarray], inserts: list[tuple[int, in
                          total: int) -> Iterator[np.ndarray]:
     """``total`` frames: the haystack clips looped in turn with variations, frames ``[start, start + count)`` of
     each ``(start, count, frame [H, W, 3])`` insert replaced by its frame; one clip in memory at a time."""
-    from mmlong.apps.niavh_make import _variant
+    from mmlong.apps.niavh_make import vary_clip
 
     made, k = 0, 0
     while made < total:
-        clip = _variant(haystack[k % len(haystack)], k // len(haystack))
+        clip = vary_clip(haystack[k % len(haystack)], k // len(haystack))
         k += 1
         for frame in clip:
             if made >= total:
@@ -199,9 +199,8 @@ def timed_ask(pipeline: Any, video: str, item: dict[str, Any]) -> dict[str, Any]
     wall, cpu = time.perf_counter() - wall, _cpu_seconds() - cpu
     middle = 0.5 * (item["start"] + item["end"])
     first = answer.evidence[0] if answer.evidence else None
-    stages = {s["name"]: round(s["ms"] / 1000.0, 2) for s in answer.stages}
-    stage_cpu = {s["name"]: s.get("extra", {}).get("cpu_s") for s in answer.stages
-                 if s.get("extra", {}).get("cpu_s") is not None}
+    stages = {s.name: round(s.ms / 1000.0, 2) for s in answer.stages}
+    stage_cpu = {s.name: s.extra.get("cpu_s") for s in answer.stages if s.extra.get("cpu_s") is not None}
     return {
         "sample": pipeline.config.sample_spec, "wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
         "option": answer.option, "correct": answer.option == item["answer"],
@@ -211,9 +210,9 @@ def timed_ask(pipeline: Any, video: str, item: dict[str, Any]) -> dict[str, Any]
         "frames": stage_value(answer.stages, Stage.SAMPLE),
         "stage_s": stages,
         "stage_cpu_s": stage_cpu,
-        "experts": {s["name"]: {k: v for k, v in s.get("extra", {}).items() if k != "peak_rss_mb"}
-                    for s in answer.stages if s["name"].startswith("expert:")},
-        "cache": next((s.get("extra", {}) for s in answer.stages if s["name"] == "cache"), {}),
+        "experts": {s.name: {k: v for k, v in s.extra.items() if k != "peak_rss_mb"}
+                    for s in answer.stages if s.name.startswith("expert:")},
+        "cache": next((s.extra for s in answer.stages if s.name == "cache"), {}),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1),
         "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
     }

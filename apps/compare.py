@@ -87,6 +87,7 @@ def cell_chain(method: str, ratio: float, num_layers: int = 24) -> str:
     >>> cell_chain("pool", 0.25), cell_chain("tome:{drop}", 0.25), cell_chain("fastv", 0.5, num_layers=24)
     ('pool:auto', 'tome:0.75', 'fastv:ratio=0.5455')
     """
+    from mmlong.compressors.base import Placement
     from mmlong.registry import COMPRESSORS
     from mmlong.spec import parse_chain
 
@@ -101,7 +102,7 @@ def cell_chain(method: str, ratio: float, num_layers: int = 24) -> str:
             continue
         cls = COMPRESSORS.resolve(spec.name)
         fields = {f.name: f for f in dataclasses.fields(cls.Config)} if hasattr(cls, "Config") else {}
-        if getattr(cls, "stage", "pre_llm") == "in_llm" and "ratio" in fields and hasattr(cls, "drops"):
+        if cls.stage == Placement.IN_LLM and "ratio" in fields and hasattr(cls, "drops"):
             out.append(f"{spec.name}:ratio={_drop_for_layers(cls, ratio, num_layers):g}")
         elif any("str" in str(f.type) and f.name in ("ratio", "factor") for f in fields.values()):
             name = next(n for n in ("ratio", "factor") if n in fields and "str" in str(fields[n].type))
@@ -115,7 +116,7 @@ def cell_chain(method: str, ratio: float, num_layers: int = 24) -> str:
 
 def add_compare_parser(benchmarks: argparse._SubParsersAction) -> None:
     """``mmlong eval compare BENCHMARK DATA``: added to the ``eval`` command's benchmarks."""
-    from mmlong.apps.evaluate import _add_run_arguments, _names, _numbers
+    from mmlong.apps.benchmark_run import add_run_arguments, names_arg, numbers_arg
 
     parser = benchmarks.add_parser("compare", help="compressor chains x retention ratios at matched token budgets",
                                    description=__doc__.split("\n\n")[0], epilog=EXAMPLES,
@@ -125,9 +126,9 @@ def add_compare_parser(benchmarks: argparse._SubParsersAction) -> None:
     parser.add_argument("--methods", nargs="+", metavar="CHAIN",
                         default=["pool", "tome", "select", "stream-memory", "fastv", "pyramiddrop"],
                         help="compressor chains (registered names; see the description for placeholders)")
-    parser.add_argument("--ratios", type=_numbers, default=[0.5, 0.25, 0.1], metavar="R,R",
+    parser.add_argument("--ratios", type=numbers_arg, default=[0.5, 0.25, 0.1], metavar="R,R",
                         help="retention ratios (default: 0.5,0.25,0.1)")
-    parser.add_argument("--kinds", type=_names, default=["mc"], help="NIAVH question kinds (default: mc)")
+    parser.add_argument("--kinds", type=names_arg, default=["mc"], help="NIAVH question kinds (default: mc)")
     parser.add_argument("--tasks", nargs="+", metavar="TASK", help="MLVU tasks (default: all)")
     parser.add_argument("--limit", type=int, metavar="N", help="MLVU: at most N questions per task")
     parser.add_argument("--video-root", metavar="DIR", help="MLVU: where the videos are")
@@ -136,7 +137,7 @@ def add_compare_parser(benchmarks: argparse._SubParsersAction) -> None:
     cost.add_argument("--cost-frames", type=int, default=32, help="frames of the cost run (default: 32)")
     cost.add_argument("--cost-resolution", type=int, default=448, help="frame side of the cost run (default: 448)")
     cost.add_argument("--no-cost", dest="cost", action="store_false", help="skip the prefill cost measurement")
-    _add_run_arguments(parser)
+    add_run_arguments(parser)
     parser.set_defaults(func=run_compare)
 
 
@@ -182,14 +183,14 @@ def _retarget(pipeline: Any, compress: str, budget: int | None) -> Any:
 def _cell_records(benchmark: Any, pipeline: Any, cell: Cell, chain: str, group: Sequence[Any],
                   base_tokens: int) -> list[dict[str, Any]]:
     """One cell's records for one video's questions (its budget is the ratio of that video's tokens)."""
-    from mmlong.apps.evaluate import _answer_group
+    from mmlong.apps.benchmark_run import answer_group
     from mmlong.errors import ConfigError
 
     budget = None if not cell.method else max(1, round(cell.ratio * base_tokens))
     _retarget(pipeline, chain.replace("{budget}", str(budget)), budget)
     cpu, wall = time.process_time(), time.perf_counter()
     try:
-        records = _answer_group(benchmark, pipeline, group)
+        records = answer_group(benchmark, pipeline, group)
     except ConfigError as err:  # a chain this pipeline cannot run (e.g. no encoder attention) must not stop the grid
         records = [benchmark.error_record(item, str(err)) for item in group]
     cpu_ms = (time.process_time() - cpu) * 1000.0 / max(1, len(group))
@@ -233,7 +234,7 @@ def run_grid(benchmark: Any, config: Any, cells: Sequence[Cell], out_dir: Path, 
         config = dataclasses.replace(config.with_device(dist.device_for(config.runtime.device)), compressors=(),
                                      budget=None)
         pipeline = Pipeline(config, progress=False)
-        runnable = [c for c in cells if not _needs_in_llm(chains[c]) or getattr(pipeline.model, "supports_in_llm", 0)]
+        runnable = [c for c in cells if not _needs_in_llm(chains[c]) or pipeline.model.supports_in_llm]
         # video by video (one group per video), every cell of a video together so its encoding is shared
         jobs = [CellItem(c, i) for i in items for c in runnable]
         outcome = run_job(jobs, lambda group: _video_records(benchmark, pipeline, chains, group), results,
@@ -267,7 +268,7 @@ def _base_tokens(pipeline: Any, group: Sequence[Any]) -> int:
 
 def compare_benchmark(args: argparse.Namespace) -> Any:
     """The benchmark of ``eval compare``, from the registry."""
-    from mmlong.apps.evaluate import build_benchmark
+    from mmlong.apps.benchmark_run import build_benchmark
 
     if args.benchmark == "niavh":
         return build_benchmark("niavh", data=args.data, kinds=tuple(args.kinds))

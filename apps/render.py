@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable
 
 STAGE_COLUMNS = ("stage", "in", "out", "ms", "peak MiB", "notes")
 
 
-def stage_rows(stages: Iterable[Mapping[str, Any]]) -> list[tuple[str, ...]]:
-    """One row of strings per stage (columns :data:`STAGE_COLUMNS`): name, tokens in/out, ms, peak RSS, extras."""
+def stage_rows(stages: Iterable[Any]) -> list[tuple[str, ...]]:
+    """One row of strings per stage (columns :data:`STAGE_COLUMNS`): name, tokens in/out, ms, peak RSS, extras.
+
+    stages: :class:`~mmlong.types.Step` objects (``answer.stages``) or their dicts (a saved record's)."""
     rows = []
-    for stage in stages:
+    for stage in (s.to_dict() if hasattr(s, "to_dict") else s for s in stages):
         extra = dict(stage.get("extra") or {})
         peak = extra.pop("peak_rss_mb", "")
         notes = ", ".join(f"{k}={v}" for k, v in extra.items() if not isinstance(v, (list, dict)))
@@ -25,7 +27,7 @@ def stage_rows(stages: Iterable[Mapping[str, Any]]) -> list[tuple[str, ...]]:
     return rows
 
 
-def stage_table(stages: Iterable[Mapping[str, Any]]) -> str:
+def stage_table(stages: Iterable[Any]) -> str:
     """A fixed-width table of stages: name, in, out, ms, peak RSS (MiB) and notable extras."""
     rows = [STAGE_COLUMNS] + stage_rows(stages)
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 import torch
 
@@ -61,7 +61,7 @@ class TimelineData:
         return float(self.frame_times[best])
 
 
-def recorded_scores(stages: Sequence[Mapping[str, Any]]) -> tuple[list[float], list[float], str, str] | None:
+def recorded_scores(stages: Sequence[Any]) -> tuple[list[float], list[float], str, str] | None:
     """Per-frame scores a frame-scoring stage recorded in its ``extra`` (``frame_times`` and ``scores`` lists).
 
     Returns ``(frame_times, scores, stage name, scored_by)`` of the last such stage, or None. ``scored_by`` is
@@ -70,7 +70,7 @@ def recorded_scores(stages: Sequence[Mapping[str, Any]]) -> tuple[list[float], l
     >>> recorded_scores([{"name": "select", "extra": {"frame_times": [0.0, 1.0], "scores": [0.2, 0.7]}}])
     ([0.0, 1.0], [0.2, 0.7], 'select', 'query')
     """
-    for stage in reversed(list(stages)):
+    for stage in reversed([s.to_dict() if hasattr(s, "to_dict") else s for s in stages]):
         extra = stage.get("extra") or {}
         times, scores = extra.get("frame_times"), extra.get("scores")
         if isinstance(times, (list, tuple)) and isinstance(scores, (list, tuple)) and len(times) == len(scores) > 0:
@@ -81,7 +81,7 @@ def recorded_scores(stages: Sequence[Mapping[str, Any]]) -> tuple[list[float], l
 
 def frame_relevance(encoder: Any, frame_features: torch.Tensor, texts: Sequence[str]) -> torch.Tensor | None:
     """Relevance ``[Q, T]`` of each text to each frame's mean feature ``[T, D]``; None without a text side."""
-    if not texts or not getattr(encoder, "has_text", False):
+    if not texts or encoder is None or not encoder.has_text:
         return None
     with torch.inference_mode():
         return encoder.relevance(frame_features, list(texts)).float().cpu()

@@ -107,7 +107,7 @@ def run_frames(args: argparse.Namespace) -> int:
         raise ConfigError(f"--columns must be >= 1, got {args.columns}")
     out = check_output_file(args.out or f"{Path(args.video).stem}.frames.png", IMAGE_SUFFIXES, "--out")
     sampler = build_sampler(args.sample)
-    if getattr(sampler, "needs_encoder", False) or getattr(sampler, "needs_query", False):
+    if sampler.needs_encoder or sampler.needs_query:
         raise ConfigError(f"sampler {args.sample!r} needs an encoder or a question; use `mmlong ask` for it")
     with open_video(args.video, decoder=args.decoder, max_side=args.max_side,
                     allow_damaged=args.allow_damaged) as video:

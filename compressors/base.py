@@ -3,9 +3,13 @@
 A compressor is ``__call__(tokens, ctx) -> VisualTokens``. Subclasses implement :meth:`Compressor.compress`;
 ``__call__`` times it and appends one :class:`~mmlong.types.Step` (name, config, tokens in/out, ms) to the
 provenance. ``compress`` may return ``report(tokens, {...})`` to also record what it decided (scores, chosen
-frames, scene boundaries, pooling factors; plain lists and numbers) in that Step's ``extra``. ``stage`` is
-``"pre_llm"`` (runs on :class:`VisualTokens` before the model) or ``"in_llm"`` (a model adapter installs it
-inside the language model, see :mod:`mmlong.compressors.llm_pruning`).
+frames, scene boundaries, pooling factors; plain lists and numbers) in that Step's ``extra``. ``stage`` is a
+:class:`Placement`: ``PRE_LLM`` (runs on :class:`VisualTokens` before the model) or ``IN_LLM`` (a model adapter
+installs it inside the language model, see :mod:`mmlong.compressors.llm_pruning`). A plug-in may still write
+the strings ``"pre_llm"``/``"in_llm"``: a Placement compares equal to its string, and :class:`Chain` reads it.
+
+>>> Placement("in_llm") is Placement.IN_LLM, Placement.PRE_LLM == "pre_llm"
+(True, True)
 
 Stateful memory bridges subclass :class:`StreamingCompressor`: ``reset()``, ``update(chunk)``, ``read()``;
 the pipeline feeds them chunk by chunk so memory does not grow with the video's length.
@@ -16,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, ClassVar, Iterable, Sequence
 
 from mmlong.errors import ConfigError
@@ -51,11 +56,20 @@ class CompressContext:
     state: dict[str, Any] = field(default_factory=dict)
 
 
+class Placement(StrEnum):
+    """Where a compressor runs: on the visual tokens before the model, or inside the language model."""
+
+    PRE_LLM = "pre_llm"
+    IN_LLM = "in_llm"
+
+    __hash__ = str.__hash__  # a Placement and its string are one key
+
+
 class Compressor:
     """Base class. Subclasses set ``name``, ``stage`` and a ``Config`` dataclass and implement ``compress``."""
 
     name: ClassVar[str] = "compressor"
-    stage: ClassVar[str] = "pre_llm"
+    stage: ClassVar[Placement] = Placement.PRE_LLM
 
     @dataclass
     class Config:
@@ -120,16 +134,19 @@ class Chain(Compressor):
         self.steps = list(steps)
         seen_in_llm = None
         for step in self.steps:
-            if step.stage == "in_llm":
+            try:
+                placement = Placement(step.stage)
+            except ValueError:
+                raise ConfigError(f"compressor {step.name!r} has unknown stage {step.stage!r}; "
+                                  f"one of {', '.join(Placement)}") from None
+            if placement is Placement.IN_LLM:
                 seen_in_llm = step
-            elif step.stage == "pre_llm" and seen_in_llm is not None:
+            elif seen_in_llm is not None:
                 raise ConfigError(
                     f"compressor chain: pre-LLM step {step.name!r} comes after in-LLM step {seen_in_llm.name!r}; "
                     "put pre-LLM steps first"
                 )
-            elif step.stage not in ("pre_llm", "in_llm"):
-                raise ConfigError(f"compressor {step.name!r} has unknown stage {step.stage!r}")
-        in_llm = [s for s in self.steps if s.stage == "in_llm"]
+        in_llm = [s for s in self.steps if s.stage == Placement.IN_LLM]
         names = [s.name for s in in_llm]
         twice = sorted({n for n in names if names.count(n) > 1})
         if twice:
@@ -155,11 +172,11 @@ class Chain(Compressor):
 
     @property
     def pre_llm(self) -> list[Compressor]:
-        return [s for s in self.steps if s.stage == "pre_llm"]
+        return [s for s in self.steps if s.stage == Placement.PRE_LLM]
 
     @property
     def in_llm(self) -> list[Compressor]:
-        return [s for s in self.steps if s.stage == "in_llm"]
+        return [s for s in self.steps if s.stage == Placement.IN_LLM]
 
     def config_dict(self) -> dict[str, Any]:
         return {"steps": [{"name": s.name, **s.config_dict()} for s in self.steps]}

@@ -79,7 +79,7 @@ def moment_scores(features: torch.Tensor, query: Query | None, encoder: Any, tim
         when = torch.arange(s, dtype=torch.float64) if times is None else times.double()
         brief = brief_rarity(features, when, rarity_window)
         rarity = brief - brief.median()
-    if s > 1 and getattr(encoder, "has_text", False):
+    if s > 1 and encoder is not None and encoder.has_text:
         emb = encoder.embed_visual(features).double()
         if query is not None and query.question.strip():
             texts = query_texts(query)[1:] if query.options else [query.question]

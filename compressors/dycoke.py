@@ -53,7 +53,7 @@ from mmlong.compressors.attention_scores import (
     project_queries,
     softmax_attention,
 )
-from mmlong.compressors.base import CompressContext, Compressor, report
+from mmlong.compressors.base import CompressContext, Compressor, Placement, report
 from mmlong.compressors.layer_hooks import LayerHooks
 from mmlong.compressors.llm_pruning import check_drop_ratio
 from mmlong.errors import ConfigError
@@ -236,7 +236,7 @@ class DyCokeKV(Compressor):
     P = 0.8 of the visual rows dropped)."""
 
     name = "dycoke-kv"
-    stage = "in_llm"
+    stage = Placement.IN_LLM
 
     @dataclass
     class Config:

@@ -58,7 +58,7 @@ def query_texts(query: Query) -> list[str]:
 
 
 def has_text_side(encoder: Any) -> bool:
-    return encoder is not None and bool(getattr(encoder, "has_text", False))
+    return encoder is not None and encoder.has_text
 
 
 def combine_relevance(relevance: torch.Tensor) -> torch.Tensor:

@@ -30,7 +30,7 @@ from typing import Any, Sequence
 import torch
 import torch.nn.functional as F
 
-from mmlong.compressors.base import CompressContext, Compressor
+from mmlong.compressors.base import CompressContext, Compressor, Placement
 from mmlong.compressors.layer_hooks import LayerHooks
 from mmlong.compressors.llm_pruning import last_token_attention, slice_layer_rows
 from mmlong.errors import ConfigError
@@ -181,7 +181,7 @@ class FrameFusion(Compressor):
     """``framefusion[:COST]``: visual compute over the layers kept at ``COST`` (paper default 0.3)."""
 
     name = "framefusion"
-    stage = "in_llm"
+    stage = Placement.IN_LLM
 
     @dataclass
     class Config:

@@ -14,7 +14,7 @@
   positions are renumbered to ``arange(new_len)`` and, while decoding, each layer's new-token position is
   shifted down by the visual tokens dropped before it, as the official code does.
 
-Both are :class:`~mmlong.compressors.base.Compressor` subclasses with ``stage = "in_llm"``; a model adapter runs
+Both are :class:`~mmlong.compressors.base.Compressor` subclasses with ``stage = Placement.IN_LLM``; a model adapter runs
 them through :class:`InLLMPruning`, a context manager that installs forward pre-hooks (``with_kwargs=True``) on
 the decoder layers and removes them on exit. The ranking layer's hook recomputes, from that layer's input
 hidden states, the query of the last prompt token and the keys of all tokens (``input_layernorm`` + ``q_proj`` /
@@ -39,7 +39,7 @@ from typing import Any, Sequence
 import torch
 
 from mmlong.compressors.attention_scores import last_token_attention
-from mmlong.compressors.base import CompressContext, Compressor
+from mmlong.compressors.base import CompressContext, Compressor, Placement
 from mmlong.errors import ConfigError
 from mmlong.types import VisualTokens
 
@@ -127,7 +127,7 @@ def check_drop_ratio(name: str, ratio: float) -> None:
 
 
 class _InLLMCompressor(Compressor):
-    stage = "in_llm"
+    stage = Placement.IN_LLM
 
     def drops(self, num_layers: int, num_visual: int) -> list[Drop]:
         """The pruning points for a model of ``num_layers`` layers and a prompt of ``num_visual`` visual rows."""

@@ -39,7 +39,7 @@ from typing import Any, Sequence
 import torch
 
 from mmlong.compressors.attention_scores import linear_attention_layers, query_attention
-from mmlong.compressors.base import CompressContext, Compressor
+from mmlong.compressors.base import CompressContext, Compressor, Placement
 from mmlong.compressors.layer_hooks import LayerHooks
 from mmlong.compressors.llm_pruning import Drop, slice_layer_rows
 from mmlong.compressors.prunevid import SELECTION_KEY
@@ -188,7 +188,7 @@ class PruneVidLLM(Compressor):
     ranked by the question's attention, and cut the earlier layers' KV cache to them."""
 
     name = "prunevid-llm"
-    stage = "in_llm"
+    stage = Placement.IN_LLM
 
     @dataclass
     class Config:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from mmlong.errors import ConfigError
-from mmlong.validate import check_value, finite_number, read_yaml_mapping
+from mmlong.validate import coerce, finite_number, read_yaml_mapping
 
 
 @dataclass
@@ -56,7 +56,7 @@ class PipelineConfig:
     encoder: str | dict[str, Any] = "efficientnet-lite0"
     encoder_options: dict[str, Any] = field(default_factory=dict)
     compress: str | list[Any] = ""
-    budget: int | str | None = None
+    budget: str | int | None = None  # text first: a unitless "2048" stays text for mmlong.budget
     model: str | dict[str, Any] = "socratic"
     model_family: str | None = None
     model_path: str | None = None
@@ -69,7 +69,7 @@ class PipelineConfig:
     cache_dir: str | None = None
     chunk_size: int = 32
     max_duration: float | None = None
-    memory_budget: int | str | None = None
+    memory_budget: str | int | None = None
     trust_remote_code: bool = False
     allow_pickle: bool = False
 
@@ -140,7 +140,7 @@ def _apply(cfg: PipelineConfig, values: Mapping[str, Any], source: str) -> Pipel
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise ConfigError(f"{source}: unknown setting {key!r}{hint}")
         if value is not None:
-            changes[key] = check_value(f"{source}: {key}", value, hints[key])
+            changes[key] = coerce(f"{source}: {key}", value, hints[key])
     try:
         return dataclasses.replace(cfg, **changes)
     except ConfigError as err:

@@ -74,7 +74,7 @@ def sampled_frames(sampler: Any, meta: Any) -> int:
     """How many frames the sampler (a :class:`~mmlong.resolve.Plugin`) picks from a video with ``meta``, from the
     metadata alone."""
     built = sampler.build()
-    if not getattr(built, "needs_encoder", False):
+    if not built.needs_encoder:
         return len(built.sample(meta).indices)
     frames = getattr(built.config, "frames", None)
     if frames is None:

@@ -1,7 +1,7 @@
 """Resumable, crash-safe, sharded jobs: a JSONL result log keyed by id, shards of work per rank, and the merge.
 
 Used by ``mmlong batch`` and ``mmlong eval`` through the one job runner, :func:`mmlong.runner.run_job`; the
-log itself lives in :mod:`mmlong.joblog` (its names are importable from here too). A job is a list of items,
+log itself lives in :mod:`mmlong.joblog` (import its names from there). A job is a list of items,
 each with a unique id; each item
 ends as exactly one JSON record ``{"id": ..., ...}`` (or ``{"id": ..., "error": "..."}`` when it failed).
 
@@ -24,6 +24,7 @@ Guarantees:
 ``job.finish(order)``.
 
 >>> import tempfile, os
+>>> from mmlong.joblog import ResultLog
 >>> folder = tempfile.mkdtemp()
 >>> out = os.path.join(folder, "out.jsonl")
 >>> with ResultLog(out) as log:
@@ -48,17 +49,14 @@ import re
 from pathlib import Path
 from typing import Any, Callable, Hashable, Sequence, TypeVar
 
-# the log half of a job, importable from here as well
-from mmlong.joblog import (  # noqa: F401
+from mmlong.joblog import (
     DuplicateRecordError,
     JobLogError,
     LockFile,
     ResultLog,
     check_result_log,
-    encode_record,
     is_error,
     merge_records,
-    preferred,
     read_records,
     record_key,
     repair_torn_tail,
@@ -171,6 +169,7 @@ class ShardedJob:
     into ``output`` in ``order``; the lock is held until the merged file is in place.
 
     >>> import tempfile, os
+>>> from mmlong.joblog import ResultLog
     >>> out = os.path.join(tempfile.mkdtemp(), "out.jsonl")
     >>> items = [("q1", "a.mp4"), ("q2", "b.mp4"), ("q3", "a.mp4")]
     >>> with ShardedJob(out) as job:

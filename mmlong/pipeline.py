@@ -156,7 +156,7 @@ class Pipeline:
         return run_experts(self.experts, str(video), self.expert_cache, feed)
 
     def _check_experts(self, model: Any) -> None:
-        if self.experts and not getattr(model, "reads_timed_text", False):
+        if self.experts and not model.reads_timed_text:
             names = ", ".join(e.name for e in self.experts)
             raise ConfigError(f"model {self.config.model.family!r} cannot read expert lines "
                               f"({names}); use --experts none --subtitles none")
@@ -230,7 +230,7 @@ class Pipeline:
             self._check_limits(source.meta)
             sampler = self._sampler()
             with clock.stage(Stage.SAMPLE, {"sampler": cfg.sampler.describe()}) as rec:
-                needs_encoder = getattr(sampler, "needs_encoder", False)
+                needs_encoder = sampler.needs_encoder
                 try:
                     sampled = sampler.sample(
                         source.meta,
@@ -265,7 +265,7 @@ class Pipeline:
     def _shares_encoding(self) -> bool:
         """True when one encoding of a video serves every question (no query-aware sampler, no streaming)."""
         streaming = self.chain.pre_llm and isinstance(self.chain.pre_llm[0], StreamingCompressor)
-        return not streaming and not getattr(self._sampler(), "needs_query", False)
+        return not streaming and not self._sampler().needs_query
 
     def _cached_tokens(self, source: Any, sampled: Any, clock: _StageClock) -> VisualTokens:
         """The sampled frames' tokens through the frame-index cache (:mod:`~mmlong.frame_cache`): frames any
@@ -376,7 +376,7 @@ class Pipeline:
         shared = self._tokens(video, None, compress=False, feed=feed)[0] if self._shares_encoding() else None
         lines: list[Any] = []
         expert_steps: tuple[Step, ...] = ()  # every answer shows the experts whose lines it read
-        result = Result([], [], [], [])
+        result = Result([], [], [])
         for query in queries:
             if shared is not None:
                 encoded, seen = shared, self.compress(shared, query)
@@ -387,7 +387,7 @@ class Pipeline:
                 found, steps = pending.result()
                 lines, expert_steps, pending = found, tuple(steps), None
             given = lines_for(query, seen, lines)
-            extra = {"timed_text": given} if getattr(model, "reads_timed_text", False) else {}
+            extra = {"timed_text": given} if model.reads_timed_text else {}
             load_steps = self.load_model()  # after the first tokens: a bad video fails before the weights load
             start = time.perf_counter()
             answer = model.answer(seen, query, encoder=self.encoder, in_llm=self.chain.in_llm, **extra)
@@ -395,8 +395,7 @@ class Pipeline:
             model_step = Step(Stage.MODEL, {"name": self.config.model.family}, seen.num_tokens, 0, model_ms,
                               {"peak_rss_mb": round(peak_rss_mb(), 1)})
             steps = seen.provenance + expert_steps + load_steps + (model_step,)
-            answer.stages = [s.to_dict() for s in steps] + answer.stages
-            answer.config = self.config.to_dict()
+            answer.stages = steps + tuple(answer.stages)
             answer.details.setdefault("video", seen.meta.get("video", {}))
             reported = answer.details.get("timed_text_seen")
             answer.details.update(seen_by_model(seen, given if extra else []))
@@ -405,7 +404,6 @@ class Pipeline:
             result.answers.append(answer)
             result.encoded.append(encoded)
             result.seen.append(seen)
-            result.steps.append(steps)
         return result
 
     def ask(self, video: str, question: str, options: Sequence[str] = ()) -> Answer:

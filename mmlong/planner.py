@@ -255,19 +255,6 @@ def measure_throughput(device: str = "cpu", seconds: float = 0.2) -> float:
     return 2.0 * n**3 * count / (time.perf_counter() - start)
 
 
-def fit_frames(shape: ModelShape, plan_for: Any, budget_bytes: int, dtype: str, most: int) -> int | None:
-    """The most frames ``n <= most`` (a multiple of the temporal patch) whose plan fits ``budget_bytes``."""
-    step = shape.vision.temporal_patch if shape.vision else 1
-    lo, hi, best = 1, max(1, most // step), None
-    while lo <= hi:
-        mid = (lo + hi) // 2
-        if estimate(shape, plan_for(mid * step), dtype).peak <= budget_bytes:
-            best, lo = mid * step, mid + 1
-        else:
-            hi = mid - 1
-    return best
-
-
 def layer_drops(steps: Sequence[Any], num_layers: int, num_visual: int = 1_000_000) -> dict[int, float]:
     """The joint in-LLM schedule ``{layer: fraction of the visual tokens left that is dropped there}`` of
     FastV / PyramidDrop-like steps, from their ``drops(num_layers, num_visual)`` pruning points (keep counts

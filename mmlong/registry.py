@@ -21,14 +21,13 @@ import dataclasses
 import difflib
 import fnmatch
 import importlib
-import math
 import typing
 from importlib import metadata
 from typing import Any, Callable, Mapping
 
 from mmlong.errors import ConfigError
 from mmlong.spec import Spec, parse_spec
-from mmlong.validate import check_value
+from mmlong.validate import coerce
 
 
 class RegistryError(ConfigError):
@@ -139,7 +138,7 @@ class Registry:
     def make_config(self, name: str, spec_args: tuple[Any, ...] = (), **options: Any) -> Any:
         """Build the plug-in's ``Config``: positional spec arguments fill fields in order, then keywords.
 
-        ``None`` never overrides a default. Strings are converted to the field's annotated type.
+        ``None`` never overrides a default. Values are read and checked by :func:`mmlong.validate.coerce`.
         """
         cls = self.resolve(name)
         config_cls = getattr(cls, "Config", None)
@@ -172,7 +171,7 @@ class Registry:
                 continue
             what = f"{self.kind} {name!r} option {key!r}"
             try:
-                converted[key] = check_value(what, _convert(value, hints.get(key), what), hints.get(key))
+                converted[key] = coerce(what, value, hints.get(key))
             except ConfigError as err:
                 raise PluginConfigError(str(err)) from err
         try:
@@ -199,52 +198,6 @@ class Registry:
         """Build from a spec string such as ``"tome:0.5"`` or ``"fps:1,max_frames=64"``."""
         parsed = parse_spec(spec) if isinstance(spec, str) else spec
         return self.create(parsed.name, *parsed.args, **{**parsed.kwargs, **options})
-
-
-def _convert(value: Any, annotation: Any, what: str) -> Any:
-    """Convert a spec string to ``annotation`` (int, float, bool, str, tuples/lists of those, Optional)."""
-    if annotation is None or not isinstance(value, str):
-        return value
-    origin = typing.get_origin(annotation)
-    args = typing.get_args(annotation)
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
-        non_none = [a for a in args if a is not type(None)]
-        if value.lower() in ("none", "null") and len(non_none) < len(args):
-            return None
-        failures: list[PluginConfigError] = []
-        for candidate in non_none:
-            try:
-                return _convert(value, candidate, what)
-            except PluginConfigError as err:
-                failures.append(err)
-        if len(failures) == 1:
-            raise failures[0]
-        raise PluginConfigError(f"{what}: cannot read {value!r}")
-    if origin in (tuple, list):
-        inner = args[0] if args else str
-        items = [v for v in value.replace("/", " ").replace(";", " ").split() if v]
-        out = [_convert(v, inner, what) for v in items]
-        return tuple(out) if origin is tuple else out
-    try:
-        if annotation is bool:
-            low = value.lower()
-            if low in ("1", "true", "yes", "on"):
-                return True
-            if low in ("0", "false", "no", "off"):
-                return False
-            raise ValueError(value)
-        if annotation in (int, float, str):
-            if annotation is int and "." in value:
-                raise ValueError(value)
-            converted = annotation(value)
-    except ValueError as err:
-        raise PluginConfigError(f"{what}: expected {annotation.__name__}, got {value!r}") from err
-    else:
-        if annotation is float and not math.isfinite(converted):
-            raise PluginConfigError(f"{what}: expected a finite number, got {value!r}")
-        if annotation in (int, float, str):
-            return converted
-    return value
 
 
 # The registries. Built-in names map to "module:Class" strings and are imported on first use.

@@ -162,22 +162,10 @@ def _check_chain(compressors: Sequence[Plugin], model: ResolvedModel) -> None:
     from mmlong.compressors.base import Chain
 
     chain = Chain([c.build() for c in compressors])  # rejects a pre-LLM step after an in-LLM one
-    if chain.in_llm and not getattr(model.plugin.plugin_class(), "supports_in_llm", False):
+    if chain.in_llm and not model.plugin.plugin_class().supports_in_llm:
         names = ", ".join(s.name for s in chain.in_llm)
         raise ConfigError(f"model {model.family!r} cannot run in-LLM compressors ({names}); use a native VLM "
                           "(--model DIR) or pre-LLM compressors")
-
-
-def _flag(value: Any, what: str) -> bool:
-    """A yes/no setting; strings (``"false"``, ``"1"``) as a command line or lmms-eval gives them."""
-    if isinstance(value, str):
-        low = value.strip().lower()
-        if low in ("1", "true", "yes", "on"):
-            return True
-        if low in ("0", "false", "no", "off"):
-            return False
-        raise ConfigError(f"{what}: expected true or false, got {value!r}")
-    return bool(value)
 
 
 def _budgets(request: PipelineConfig) -> tuple[int | None, int | None]:
@@ -216,12 +204,12 @@ def resolve_request(request: PipelineConfig, explicit: set[str] | None = None) -
                           f"{', '.join(DECODERS.names())}")
     tokens, memory = _budgets(request)
     runtime = Runtime(
-        device=str(request.device), dtype=str(request.dtype), cache=_flag(request.cache, "cache"),
+        device=str(request.device), dtype=str(request.dtype), cache=request.cache,
         cache_dir=None if request.cache_dir is None else str(request.cache_dir), chunk_size=int(request.chunk_size),
         max_duration=None if request.max_duration is None else float(request.max_duration),
         memory_budget=memory,
-        trust_remote_code=_flag(request.trust_remote_code, "trust_remote_code"),
-        allow_pickle=_flag(request.allow_pickle, "allow_pickle"),
+        trust_remote_code=request.trust_remote_code,
+        allow_pickle=request.allow_pickle,
     )
     model = _model(request, runtime)
     compressors = compressor_plugins(request.compress)

@@ -2,8 +2,8 @@
 
 :meth:`mmlong.pipeline.Pipeline.run` answers several questions about one video and returns one
 :class:`Result`: per question its :class:`~mmlong.types.Answer`, the encoder's tokens (``encoded``), the
-tokens the model saw after compression (``seen``) and the provenance (``steps``). Apps read these instead of
-running stages again.
+tokens the model saw after compression (``seen``) and the provenance (``steps``, each answer's ``stages``).
+Apps read these instead of running stages again.
 
 Stage names are one enum. A compressor's step is named by the compressor (``tome``, ``pool``, ...); the
 pipeline's own steps are :class:`Stage` members, which compare equal to their strings:
@@ -63,14 +63,18 @@ class Result:
     every sampled frame before compression (the same object for questions that share one encoding; ``None``
     when a streaming memory consumed the chunks and the whole set was never held). seen[i]: the tokens the
     model saw, after the pre-LLM chain. steps[i]: its provenance, one :class:`~mmlong.types.Step` per stage
-    (sample, cache, decode, encode, each compressor, load on the first answer, model), also in
-    ``answers[i].stages`` as dicts.
+    (sample, cache, decode, encode, each compressor, load on the first answer, model): ``answers[i].stages``,
+    the one provenance form.
     """
 
     answers: list[Answer]
     encoded: list[VisualTokens | None]
     seen: list[VisualTokens]
-    steps: list[tuple[Step, ...]]
+
+    @property
+    def steps(self) -> list[tuple[Step, ...]]:
+        """Each answer's provenance (``answers[i].stages``)."""
+        return [tuple(a.stages) for a in self.answers]
 
     def __len__(self) -> int:
         return len(self.answers)

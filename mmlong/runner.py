@@ -139,6 +139,7 @@ def run_job(
     desc: str = "job",
     config: Any = None,
     config_path: str | Path | None = None,
+    before_work: Callable[[], Any] | None = None,
 ) -> JobOutcome | None:
     """Turn every item into one record in ``output``; returns the :class:`JobOutcome` on rank 0, None elsewhere.
 
@@ -148,7 +149,9 @@ def run_job(
     unless ``retry_errors`` is False; ``overwrite`` starts again. dist: a
     :class:`~mmlong.distributed.DistContext` (one process when None). config, config_path: the
     :class:`~mmlong.resolve.ResolvedPipeline` to save at ``config_path`` (rank 0) and to check a resumed run
-    against (:func:`check_resume`).
+    against (:func:`check_resume`, here only: once, before ``before_work`` and any work). before_work: called once
+    after that check and before the first group (e.g. to build the models, so a pipeline that cannot run fails
+    once, before any record).
     """
     from mmlong.jobs import ShardedJob
     from mmlong.progress import progress_bar
@@ -157,6 +160,8 @@ def run_job(
     start = time.perf_counter()
     if config is not None and config_path is not None and not overwrite:
         check_resume(config, config_path, output)
+    if before_work is not None:
+        before_work()
     computed = 0
     with ShardedJob(output, dist=dist, retry_errors=retry_errors, overwrite=overwrite) as job:
         if config is not None and config_path is not None and job.dist.is_main:

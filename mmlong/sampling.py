@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from mmlong.errors import ConfigError
-from mmlong.types import Frames, Query, VideoMeta
+from mmlong.types import Frames, Query, VideoMeta, timestamps_of
 
 _EPS = 1e-9
 
@@ -59,16 +59,6 @@ class SampleContext:
     source: Any = None
     cache: Any = None
     feed: Any = None
-
-
-def timestamps_of(meta: VideoMeta, indices: Any) -> np.ndarray:
-    """float64 ``[T]`` presentation times of frame ``indices``: the stream's own times for VFR, else index / fps."""
-    idx = np.asarray(indices, dtype=np.int64).reshape(-1)
-    if meta.frame_times is not None:
-        return np.asarray(meta.frame_times, dtype=np.float64)[idx]
-    if meta.fps <= 0:
-        return np.zeros(len(idx), dtype=np.float64)
-    return idx.astype(np.float64) / meta.fps
 
 
 def frames_at(meta: VideoMeta, times: Any) -> np.ndarray:
@@ -257,11 +247,11 @@ class WindowSampler(Sampler):
 
     @property
     def needs_encoder(self) -> bool:  # type: ignore[override]
-        return bool(getattr(self.inner, "needs_encoder", False))
+        return self.inner.needs_encoder
 
     @property
     def needs_query(self) -> bool:  # type: ignore[override]
-        return bool(getattr(self.inner, "needs_query", False))
+        return self.inner.needs_query
 
     def sample(self, meta: VideoMeta, ctx: SampleContext | None = None) -> Sampled:
         start, end = parse_span(self.config.span)
@@ -301,12 +291,3 @@ def build_sampler(spec: str) -> Sampler:
         return SAMPLERS.from_spec(windows[0], inner=inner)
     except (RegistryError, SpecError) as err:
         raise ConfigError(f"sampler {spec!r}: {err}") from err
-
-
-def sampler_spec_help() -> str:
-    """One paragraph for ``--help``: the sampler grammar and the registered names."""
-    from mmlong.registry import SAMPLERS
-
-    return ("frame sampler: uniform:N (N frames at segment centres) | fps:F[,max_frames=M] (F per second, capped "
-            "by falling back to uniform M) | window:START-END+SAMPLER (seconds or [h:]mm:ss) | "
-            f"registered: {', '.join(SAMPLERS.names())}")

@@ -91,7 +91,3 @@ def parse_chain(text: str) -> list[Spec]:
             _add_arg(args, kwargs, rest.strip(), text)
         items.append((name, args, kwargs))
     return [Spec(name, tuple(args), kwargs) for name, args, kwargs in items]
-
-
-def format_chain(specs: list[Spec]) -> str:
-    return ",".join(str(s) for s in specs)

@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
+import numpy as np
 import torch
 
 
@@ -374,14 +375,19 @@ class Query:
 
 @dataclass
 class Answer:
-    """What a pipeline returns: the text, the chosen option, evidence times, per-stage stats and the config."""
+    """What a pipeline returns: the text, the chosen option, evidence times and its provenance.
+
+    stages: one :class:`Step` per stage that led to it (sample, cache, decode, encode, each compressor, experts,
+    load on the first answer, model), the same objects as ``Result.steps``; ``to_dict`` writes them as dicts.
+    The configuration is not repeated per answer: it is the pipeline's (``Pipeline.config``), saved once beside
+    results.
+    """
 
     text: str
     option: str | None = None
     option_index: int | None = None
     evidence: list[float] = field(default_factory=list)
-    stages: list[dict[str, Any]] = field(default_factory=list)
-    config: dict[str, Any] = field(default_factory=dict)
+    stages: tuple[Step, ...] = ()
     details: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -395,11 +401,16 @@ class Answer:
             "option_index": self.option_index,
             "letter": self.letter,
             "evidence": [round(float(t), 3) for t in self.evidence],
-            "stages": self.stages,
-            "config": self.config,
+            "stages": [s.to_dict() for s in self.stages],
             **({"details": self.details} if self.details else {}),
         }
 
 
-def steps_to_dicts(steps: Iterable[Step]) -> list[dict[str, Any]]:
-    return [s.to_dict() for s in steps]
+def timestamps_of(meta: VideoMeta, indices: Any) -> np.ndarray:
+    """float64 ``[T]`` presentation times of frame ``indices``: the stream's own times for VFR, else index / fps."""
+    idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+    if meta.frame_times is not None:
+        return np.asarray(meta.frame_times, dtype=np.float64)[idx]
+    if meta.fps <= 0:
+        return np.zeros(len(idx), dtype=np.float64)
+    return idx.astype(np.float64) / meta.fps

@@ -1,9 +1,10 @@
 """Checks for values a user gives: one place where input is judged before any work starts.
 
 Every check raises :class:`~mmlong.errors.ConfigError` (one line naming the input and how to fix it), which the
-CLI prints as ``mmlong: error: ...`` with exit status 2. Plug-in configs reach :func:`check_value` through the
-registry, pipeline settings through :func:`check_settings`, output files through :func:`check_output_file`, and
-YAML documents through :func:`read_yaml_mapping`.
+CLI prints as ``mmlong: error: ...`` with exit status 2. Every value a user gives (spec strings, YAML, flags)
+is read and checked by one function, :func:`coerce`: plug-in configs reach it through the registry, pipeline
+settings when a preset, YAML file and flags are layered (:mod:`mmlong.config`), output files through
+:func:`check_output_file`, and YAML documents through :func:`read_yaml_mapping`.
 
 >>> check_value("fps", 2, float)
 2.0
@@ -55,7 +56,7 @@ def _describe(value: Any) -> str:
 
 def _words(annotation: Any) -> str:
     if _is_optional(annotation):
-        inner = [a for a in typing.get_args(annotation) if a is not type(None)]
+        inner = sorted((a for a in typing.get_args(annotation) if a is not type(None)), key=lambda a: a is str)
         return " or ".join(_words(a) for a in inner) + " or nothing"
     origin = typing.get_origin(annotation) or annotation
     return _KIND_WORDS.get(origin, getattr(annotation, "__name__", str(annotation)))
@@ -143,13 +144,82 @@ def check_device(device: str) -> str:
 def check_cache_dir(path: str | Path, what: str = "cache folder") -> Path:
     """A cache folder that exists as a writable folder or can be made (``$MMLONG_CACHE_DIR``, ``--cache-dir``)."""
     return check_output_folder(path, what)
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+def coerce(what: str, value: Any, annotation: Any) -> Any:
+    """The one value-coercion step: ``value`` as the type of a dataclass field ``annotation``, checked.
+
+    Every value a user gives passes here: spec-string arguments (``tome:0.5``), YAML values, command-line flags
+    and ``key=value`` settings (the lmms-eval bridge). Text is read as the annotation says (``"0.5"`` -> 0.5,
+    ``"false"`` -> False, ``"none"`` -> None for an optional field, ``"2/4"`` -> ``(2, 4)`` for a tuple);
+    a union takes the first of its types that reads the text (``float | str``: ``"0.5"`` -> 0.5, ``"auto"`` stays
+    text; ``str | int``: text stays text). Typed values are checked as they are (:func:`check_value`). Raises
+    :class:`ConfigError` naming ``what``.
+
+    >>> coerce("ratio", "0.5", float), coerce("cache", "off", bool), coerce("frames", "none", int | None)
+    (0.5, False, None)
+    >>> coerce("layers", "2/4", tuple[int, ...]), coerce("budget", "2048", str | int | None)
+    ((2, 4), '2048')
+    >>> coerce("frames", "8.5", int)
+    Traceback (most recent call last):
+    ...
+    mmlong.errors.ConfigError: frames: expected int, got '8.5'
+    """
+    return check_value(what, _from_text(what, value, annotation), annotation)
+
+
+def _from_text(what: str, value: Any, annotation: Any) -> Any:
+    """``value`` converted from text to ``annotation`` (int, float, bool, str, tuples/lists of those,
+    Optional/unions); non-text values and unknown annotations are returned unchanged."""
+    if annotation is None or annotation is Any or not isinstance(value, str):
+        return value
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if _is_optional(annotation):
+        non_none = [a for a in args if a is not type(None)]
+        if value.strip().lower() in ("none", "null") and len(non_none) < len(args):
+            return None
+        failures: list[ConfigError] = []
+        for candidate in non_none:
+            try:
+                return check_value(what, _from_text(what, value, candidate), candidate)
+            except ConfigError as err:
+                failures.append(err)
+        if len(failures) == 1:
+            raise failures[0]
+        raise ConfigError(f"{what}: cannot read {value!r}")
+    if origin in (tuple, list):
+        inner = args[0] if args else str
+        items = [v for v in value.replace("/", " ").replace(";", " ").split() if v]
+        out = [_from_text(what, v, inner) for v in items]
+        return tuple(out) if origin is tuple else out
+    try:
+        if annotation is bool:
+            low = value.strip().lower()
+            if low in _TRUE:
+                return True
+            if low in _FALSE:
+                return False
+            raise ValueError(value)
+        if annotation in (int, float):
+            if annotation is int and "." in value:
+                raise ValueError(value)
+            number = annotation(value)
+            if annotation is float and not math.isfinite(number):
+                raise ConfigError(f"{what}: expected a finite number, got {value!r}")
+            return number
+    except ValueError as err:
+        raise ConfigError(f"{what}: expected {annotation.__name__}, got {value!r}") from err
+    return value
 
 
 def check_value(what: str, value: Any, annotation: Any) -> Any:
     """Check an already-typed value (from YAML or Python) against a dataclass field annotation.
 
-    Returns the value (ints widened to float for float fields, lists to tuples for tuple fields). Strings from
-    spec text are converted before they get here (see :mod:`mmlong.registry`).
+    Returns the value (ints widened to float for float fields, lists to tuples for tuple fields). Text is read
+    into the annotation's type first by :func:`coerce`, the entry point every user value goes through.
     """
     if annotation is None or annotation is Any:
         return value
@@ -203,8 +273,8 @@ def check_value(what: str, value: Any, annotation: Any) -> Any:
 
 
 def check_settings(what: str, values: dict[str, Any], hints: dict[str, Any]) -> dict[str, Any]:
-    """:func:`check_value` for each ``key: value`` against ``hints`` (a dataclass's type hints)."""
-    return {key: check_value(f"{what} {key!r}", value, hints.get(key)) for key, value in values.items()}
+    """:func:`coerce` for each ``key: value`` against ``hints`` (a dataclass's type hints)."""
+    return {key: coerce(f"{what} {key!r}", value, hints.get(key)) for key, value in values.items()}
 
 
 def _yaml_size(node: Any, limit: int) -> tuple[int, int]:

@@ -110,7 +110,7 @@ def moment_relevance(lines: Sequence[Any], texts: Sequence[str], encoder: Any) -
     image = [i for i, line in enumerate(lines) if line_says(line) is None]
     spoken = [i for i in range(n) if i not in set(image)]
     method = "name-overlap"
-    text_side = bool(getattr(encoder, "has_text", False))
+    text_side = encoder is not None and encoder.has_text
     if image:
         feats = [getattr(lines[i], "feature", None) for i in image]
         if text_side and all(f is not None for f in feats):

@@ -60,7 +60,7 @@ def lines_in_block(lines: Sequence[Any], frame_times: Sequence[float]) -> list[A
 def subtitle_context(lines: Sequence[Any], frame_times: Sequence[float], plain: bool = False) -> str:
     """The block of subtitle lines grouped by sampled frame, or ``""`` when there are none; ``plain``: only the
     lines' text, one a line (the official Video-MME and LongVideoBench layouts list the subtitles so)."""
-    from mmlong.models.transcript import format_time
+    from mmlong.experts.base import format_time
 
     if not lines or not len(frame_times):
         return ""

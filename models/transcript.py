@@ -19,8 +19,6 @@ feature grid, the mean of a frame's tokens is exactly the pooled feature). Conse
 likely class and the same set of classes merge into one span. Any compressed token set works: only features,
 frame ids, timestamps, sizes and segments are read.
 
->>> format_time(42.9), format_time(3725)
-('00:42', '1:02:05')
 >>> clean_class_name("tabby, tabby cat"), clean_class_name("great_white_shark")
 ('tabby', 'great white shark')
 """
@@ -32,25 +30,11 @@ from typing import Any, Callable, Sequence
 
 import torch
 
+from mmlong.experts.base import format_span
 from mmlong.types import VisualTokens
 
-SPAN_DASH = "\u2013"
 #: what a line says when no class is confident enough to name
 UNCLEAR = "nothing recognisable"
-
-
-def format_time(seconds: float) -> str:
-    """``mm:ss`` (whole seconds, rounded down), or ``h:mm:ss`` from one hour on."""
-    total = max(0, int(float(seconds)))
-    hours, rest = divmod(total, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
-
-
-def format_span(start: float, end: float) -> str:
-    """``"00:42–00:43"``, or one time when both ends show the same."""
-    a, b = format_time(start), format_time(end)
-    return a if a == b else f"{a}{SPAN_DASH}{b}"
 
 
 def clean_class_name(name: str) -> str:

@@ -96,3 +96,24 @@ def test_docstring_examples_run(module):
 
     result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_placement_is_an_enum_and_a_plugin_may_still_write_the_string():
+    from mmlong.compressors.base import Placement
+    from mmlong.registry import COMPRESSORS
+
+    assert COMPRESSORS.resolve("fastv").stage is Placement.IN_LLM
+    assert COMPRESSORS.resolve("tome").stage is Placement.PRE_LLM
+
+    class Legacy(Compressor):  # a third-party plug-in written against the string form
+        name = "legacy"
+        stage = "in_llm"
+
+        def compress(self, tokens, ctx):
+            return tokens
+
+    chain = Chain([COMPRESSORS.create("tome", ratio=0.5), Legacy(None)])
+    assert [s.name for s in chain.in_llm] == ["legacy"] and [s.name for s in chain.pre_llm] == ["tome"]
+    Legacy.stage = "between"
+    with pytest.raises(ConfigError, match="unknown stage 'between'; one of pre_llm, in_llm"):
+        Chain([Legacy(None)])

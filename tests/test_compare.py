@@ -51,7 +51,7 @@ def test_bad_ratio_is_refused():
 def test_a_chain_the_pipeline_cannot_run_gives_error_records_not_an_abort(monkeypatch):
     from types import SimpleNamespace
 
-    import mmlong.apps.evaluate as evaluate
+    import mmlong.apps.benchmark_run as benchmark_run
     from mmlong.apps.compare import Cell, _cell_records
     from mmlong.errors import ConfigError
     from mmlong.resolve import resolve
@@ -59,7 +59,7 @@ def test_a_chain_the_pipeline_cannot_run_gives_error_records_not_an_abort(monkey
     def needs_attention(benchmark, pipeline, group):
         raise ConfigError("visionzip needs the vision encoder's attention")
 
-    monkeypatch.setattr(evaluate, "_answer_group", needs_attention)
+    monkeypatch.setattr(benchmark_run, "answer_group", needs_attention)
     benchmark = SimpleNamespace(error_record=lambda item, reason: {"id": item.id, "correct": False, "error": reason})
     pipeline = SimpleNamespace(config=resolve(preset="offline"), chain=None)
     group = [SimpleNamespace(id="q1"), SimpleNamespace(id="q2")]

@@ -211,9 +211,9 @@ def test_ask_reads_the_screen_notes_the_missing_audio_and_hits_the_expert_cache(
     first = Pipeline(config).ask(video, question, options)
     second = Pipeline(config).ask(video, question, options)  # a new pipeline: only the disk caches are shared
     assert calls == {"ocr": 1, "asr": 1}
-    stages = {s["name"]: s for s in second.stages}
+    stages = {s["name"]: s for s in second.to_dict()["stages"]}
     assert stages["expert:ocr"]["extra"]["hit"] and stages["expert:asr"]["extra"]["hit"]
-    assert not {s["name"]: s for s in first.stages}["expert:ocr"]["extra"]["hit"]
+    assert not {s["name"]: s for s in first.to_dict()["stages"]}["expert:ocr"]["extra"]["hit"]
     lines = first.details["text_lines"]
     assert [(line["source"], line["text"]) for line in lines] == [("note", "no audio track"),
                                                          ("text", "The secret word is banana.")]

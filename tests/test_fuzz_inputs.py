@@ -17,7 +17,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mmlong.compressors.base import Chain, CompressContext
+from mmlong.compressors.base import Chain, CompressContext, Placement
 from mmlong.config import PipelineConfig, resolve_config
 from mmlong.errors import ConfigError, MmlongError
 from mmlong.registry import COMPRESSORS, SAMPLERS
@@ -140,7 +140,7 @@ def test_any_chain_spec_is_built_and_runs_or_is_refused(spec, budget):
     except Exception as err:  # noqa: BLE001
         refused_in_one_line(err)
         return
-    if any(getattr(step, "stage", "pre_llm") != "pre_llm" for step in chain.steps):
+    if any(step.stage != Placement.PRE_LLM for step in chain.steps):
         return  # in-LLM pruning runs inside a language model (tests/test_llm_pruning.py)
     if any(_large_option(step) for step in chain.steps):
         return  # an honest but heavy config (a 10^20-token memory); its range is the user's choice

@@ -10,20 +10,8 @@ import sys
 
 import pytest
 
-from mmlong.jobs import (
-    DuplicateRecordError,
-    JobLogError,
-    ResultLog,
-    existing_parts,
-    finished_ids,
-    merge_outputs,
-    merge_records,
-    part_path,
-    read_records,
-    repair_torn_tail,
-    shard_groups,
-    shard_items,
-)
+from mmlong.joblog import DuplicateRecordError, JobLogError, ResultLog, merge_records, read_records, repair_torn_tail
+from mmlong.jobs import existing_parts, finished_ids, merge_outputs, part_path, shard_groups, shard_items
 
 
 def lines_of(path):
@@ -134,7 +122,7 @@ def test_a_second_writer_is_refused_while_the_first_holds_the_log(tmp_path):
         with pytest.raises(JobLogError, match="another run is writing"):
             ResultLog(path).open()
         code = (
-            "import sys; from mmlong.jobs import ResultLog, JobLogError\n"
+            "import sys; from mmlong.joblog import ResultLog, JobLogError\n"
             "try:\n    ResultLog(sys.argv[1]).open()\nexcept JobLogError as e:\n    print('refused')\n"
         )
         out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True)
@@ -146,7 +134,7 @@ def test_a_second_writer_is_refused_while_the_first_holds_the_log(tmp_path):
 def test_lock_is_released_when_the_writer_is_killed(tmp_path):
     path = tmp_path / "out.jsonl"
     code = (
-        "import os, sys, signal; from mmlong.jobs import ResultLog\n"
+        "import os, sys, signal; from mmlong.joblog import ResultLog\n"
         "log = ResultLog(sys.argv[1]).open(); log.append({'id': 'a'})\n"
         "os.kill(os.getpid(), signal.SIGKILL)\n"
     )

@@ -61,3 +61,15 @@ def test_no_package_module_is_over_400_lines():
                   for path in (ROOT / folder).rglob("*.py")
                   if (n := len(path.read_text().splitlines())) > 400)
     assert not long, long
+
+
+def test_public_facade_is_small_and_lazy():
+    """``from mmlong import Pipeline`` works, and ``import mmlong`` alone imports no torch."""
+    code = (
+        "import sys, mmlong; light = 'torch' not in sys.modules;"
+        "from mmlong import Pipeline, ResolvedPipeline;"
+        "from mmlong.pipeline import Pipeline as P; from mmlong.resolved import ResolvedPipeline as R;"
+        "print(light, Pipeline is P, ResolvedPipeline is R)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/", check=True)
+    assert out.stdout.strip() == "True True True", out.stdout + out.stderr

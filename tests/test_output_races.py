@@ -164,7 +164,7 @@ def test_an_output_that_is_not_a_result_log_is_refused_before_a_byte_changes(tmp
 
 
 def test_a_torn_log_is_still_a_result_log(tmp_path):
-    from mmlong.jobs import check_result_log
+    from mmlong.joblog import check_result_log
 
     log = tmp_path / "out.jsonl"
     log.write_bytes(b'{"id": "a"}\n{"id": "b", "ans')
@@ -179,7 +179,7 @@ def test_a_torn_log_is_still_a_result_log(tmp_path):
 
 @pytest.mark.parametrize("device", ["/dev/full", "/dev/zero", "/dev/null"])
 def test_a_device_is_not_a_result_log(device):
-    from mmlong.jobs import check_result_log
+    from mmlong.joblog import check_result_log
 
     if not Path(device).exists():
         pytest.skip(f"{device} is missing here")

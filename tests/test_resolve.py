@@ -155,7 +155,7 @@ def test_every_plugin_builds_from_its_resolved_node():
 
 def test_every_registered_benchmark_is_a_benchmark_built_from_its_config():
     """``eval`` and ``eval compare`` find benchmarks through the registry; each has the one interface."""
-    from mmlong.apps.evaluate import build_benchmark
+    from mmlong.apps.benchmark_run import build_benchmark
     from mmlong.apps.scoring import Benchmark
     from mmlong.registry import BENCHMARKS
 
@@ -236,3 +236,22 @@ def test_a_chain_step_whose_first_option_is_unset_is_described_by_its_name():
     assert tree.compress_spec == "prunevid,tome:0.5"
     tuned = resolve("offline", flags={"compress": "prunevid:tau=0.7"})
     assert tuned.compress_spec == "prunevid:tau=0.7"
+
+
+def test_flags_yaml_and_spec_text_are_read_by_one_coercion(tmp_path):
+    """Spec arguments, YAML values and flag text all go through mmlong.validate.coerce: the same words mean
+    the same values wherever they are written, and the same bad word is the same one-line error."""
+    from mmlong.validate import coerce
+
+    rp = resolve(preset="offline", flags={"cache": "off", "trust_remote_code": "no", "max_side": "224",
+                                          "compress": "tome:0.25"})
+    assert (rp.runtime.cache, rp.runtime.trust_remote_code, rp.decoder.max_side) == (False, False, 224)
+    assert rp.compressors[0].config.ratio == 0.25
+    from_yaml = tmp_path / "c.yaml"
+    from_yaml.write_text("cache: 'off'\nmax_side: '224'\ncompress: [{name: tome, ratio: '0.25'}]\n")
+    assert resolve(preset="offline", yaml=from_yaml).to_dict() == rp.to_dict()
+    assert coerce("x", "off", bool) is False and coerce("x", "0.25", float | str) == 0.25
+    with pytest.raises(ConfigError, match="option: cache: expected bool, got 'maybe'"):
+        resolve(flags={"cache": "maybe"})
+    with pytest.raises(ConfigError, match="option 'num_frames': expected int, got 'half'"):
+        resolve(flags={"sample": {"name": "uniform", "num_frames": "half"}})

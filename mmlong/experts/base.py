@@ -20,6 +20,27 @@ from typing import Any, ClassVar, Mapping
 SOURCES = ("text", "speech", "subtitle", "note")
 
 
+SPAN_DASH = "\u2013"
+
+
+def format_time(seconds: float) -> str:
+    """``mm:ss`` (whole seconds, rounded down), or ``h:mm:ss`` from one hour on.
+
+    >>> format_time(42.9), format_time(3725)
+    ('00:42', '1:02:05')
+    """
+    total = max(0, int(float(seconds)))
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
+
+
+def format_span(start: float, end: float) -> str:
+    """``"00:42–00:43"``, or one time when both ends show the same."""
+    a, b = format_time(start), format_time(end)
+    return a if a == b else f"{a}{SPAN_DASH}{b}"
+
+
 @dataclass(frozen=True)
 class TimedText:
     """One timestamped line of text about a video.
@@ -54,7 +75,6 @@ class TimedText:
 
     def render(self) -> str:
         """The transcript line: ``00:36–00:38 [text] "The secret word is banana."`` (a note is not quoted)."""
-        from mmlong.models.transcript import format_span
 
         said = self.text if self.source == "note" else f'"{self.text}"'
         return f"{format_span(self.start, self.end)} [{self.source}] {said}"

@@ -186,7 +186,7 @@ class VideoSource:
     # ------------------------------------------------------------------ reading
     def read(self, indices: Any) -> Frames:
         """Frames at ``indices`` (any order, repeats allowed), upright, at ``frame_size``."""
-        from mmlong.sampling import timestamps_of
+        from mmlong.types import timestamps_of
 
         idx = np.asarray(indices, dtype=np.int64).reshape(-1)
         count = self.meta.num_frames
