@@ -10,7 +10,10 @@ the options and the answer.
 preset and its default sampler unless told otherwise) with a fresh feature cache, and reports wall time and CPU
 time of the ask, whether the answer is right, how far its first evidence time is from the needle, and the ratio
 to a baseline time (the 342 s that ``fps:1`` took on this project's 2-core machine, or ``--baseline-sample``
-measured in the same run).
+measured in the same run). It also times, in the same run, decoding every frame with PyAV and decoding the
+scan's frames (the floors, ``--no-floor`` to skip), a second, different question with the caches the first ask
+filled (``--second-question``), and with ``--baseline-code DIR`` the same bench run by another mmlong checkout in
+a child process; it reports wall and CPU per stage and the ratios (``docs/performance.md``).
 """
 
 from __future__ import annotations

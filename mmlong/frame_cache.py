@@ -15,7 +15,7 @@ frames this question adds.
 ([(1, 1, 2), (1, 1, 2), (1, 1, 2)], [0, 0], [8.0, 10.0])
 >>> joined = join_frames([parts[2], parts[0]])
 >>> joined.grid, joined.frame_ids.tolist(), joined.positions[:, 0].tolist(), joined.timestamps.tolist()
-((2, 1, 2), [0, 0, 1, 1], [0, 0, 1, 1], [2.0, 2.0, 0.0, 0.0])
+((2, 1, 2), [0, 0, 1, 1], [0.0, 0.0, 1.0, 1.0], [2.0, 2.0, 0.0, 0.0])
 """
 
 from __future__ import annotations

@@ -10,7 +10,8 @@ import pytest
 MODULES = ["mmlong.types", "mmlong.spec", "mmlong.registry", "mmlong.config",
            "mmlong.sampling", "mmlong.scan_sampling", "mmlong.video.base", "mmlong.video.write", "mmlong.contact_sheet",
            "mmlong.models.loading", "mmlong.models.prompt_inputs", "mmlong.models.prompts",
-           "mmlong.resolve", "mmlong.modelref", "mmlong.result", "mmlong.runner"]
+           "mmlong.resolve", "mmlong.modelref", "mmlong.result", "mmlong.runner",
+           "mmlong.frame_cache", "mmlong.frame_feed", "mmlong.experts.ocr_gate"]
 
 
 @pytest.mark.parametrize("name", MODULES)
