@@ -130,10 +130,10 @@ def _frame_size(text: str | None) -> tuple[int, int] | None:
 
 def haystack_clips(names: str, fps: float, max_side: int, size: tuple[int, int] | None) -> list[np.ndarray]:
     """The haystack clips ``[T, H, W, 3]`` at ``fps``, all one size (``size`` or the first clip's, even)."""
-    from mmlong.apps.niavh_make import _decode, fit_frame
+    from mmlong.apps.niavh_make import decode_clip, fit_frame
 
     side = max(max_side, *(size or (0,)))
-    clips = [_decode(name.strip(), fps, side) for name in names.split(",") if name.strip()]
+    clips = [decode_clip(name.strip(), fps, side) for name in names.split(",") if name.strip()]
     if size is None:
         first = clips[0]
         size = (first.shape[2] - first.shape[2] % 2, first.shape[1] - first.shape[1] % 2)
