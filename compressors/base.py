@@ -155,8 +155,8 @@ class Chain(Compressor):
         own = [s.name for s in in_llm if hasattr(s, "hooks")]  # prunes through its own hooks (DyCoke-KV, ...)
         if own and len(in_llm) > 1:
             others = [n for n in names if n != own[0]]
-            raise ConfigError(f"compressor chain: in-LLM step {own[0]!r} prunes through its own hooks and cannot "
-                              f"run with {others[0]!r}; keep one of them")
+            raise ConfigError(f"compressor chain: in-LLM step {own[0]!r} prunes through its own hooks and must be "
+                              f"the only in-LLM step of a chain (also given: {others[0]!r}); keep one of them")
 
     @classmethod
     def from_spec(cls, spec: str | Iterable[str]) -> "Chain":

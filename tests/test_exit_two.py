@@ -71,7 +71,7 @@ CASES = [
     (["plan", "{dir}/clip.mp4", "--tflops", "nan"], ["--tflops"]),
     (["plan", "{dir}/clip.mp4", "--tflops", "0"], ["--tflops"]),
     (["plan", "{dir}/clip.mp4", "--min-pixels", "-1"], ["--min-pixels"]),
-    (["plan", "{dir}/clip.mp4", "--compress", "dycoke-kv,framefusion"], ["own hooks", "framefusion"]),
+    (["plan", "{dir}/clip.mp4", "--compress", "dycoke-kv,framefusion"], ["only in-LLM step", "framefusion"]),
     (["plan", "{dir}/clip.mp4", "--compress", "pyramiddrop,pyramiddrop"], ["given twice"]),
     (["bench", "prefill", "--size", "tiny", "--compress", "dycoke-kv,framefusion"], ["own hooks"]),
     (["bench", "prefill", "--size", "tiny", "--compress", "pyramiddrop,pyramiddrop"], ["given twice"]),
