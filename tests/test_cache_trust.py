@@ -69,27 +69,33 @@ def pipeline_and_clip(tmp_path_factory):
     return Pipeline(config), clip
 
 
-@pytest.mark.parametrize("case", ["width", "nan", "late-times", "grid", "other-frames"])
+@pytest.mark.parametrize("case", ["width", "nan", "late-times", "grid", "frame-ids"])
 def test_the_pipeline_rebuilds_a_poisoned_entry_instead_of_using_it(pipeline_and_clip, case):
+    """Encoded frames are cached one entry per frame (mmlong.frame_cache): every entry is poisoned with a valid
+    checksum; the pipeline must refuse each one, re-encode the frame and store the good entry again."""
     pipeline, clip = pipeline_and_clip
     good = pipeline.encode(clip)
-    (entry,) = pipeline.cache._entries()
-    key = entry.name[: -len(FeatureCache.suffix)]
+    entries = pipeline.cache._entries()
+    assert len(entries) == 4  # one per sampled frame
     bad = {
         "width": lambda t: t.replace(features=t.features[:, :7].contiguous()),
         "nan": lambda t: t.replace(features=torch.full_like(t.features, float("nan"))),
         "late-times": lambda t: t.replace(timestamps=torch.full_like(t.timestamps, 1e9)),
-        "grid": lambda t: t.replace(grid=(1, 7, 7)),
-        "other-frames": lambda t: t.replace(meta={**t.meta, "frame_indices": [0, 1, 2, 3]}),
-    }[case](good)
-    pipeline.cache.put(key, bad)
+        "grid": lambda t: t.replace(grid=(2, *t.grid[1:])),  # two frames where one was stored
+        "frame-ids": lambda t: t.replace(frame_ids=t.frame_ids + 1),  # a frame id outside the entry's grid
+    }[case]
+    keys = [entry.name[: -len(FeatureCache.suffix)] for entry in entries]
+    stored = {key: pipeline.cache.get(key) for key in keys}
+    for key, part in stored.items():
+        pipeline.cache.put(key, bad(part))
     again = pipeline.encode(clip)
     assert again.features.shape == good.features.shape
     assert torch.equal(again.timestamps, good.timestamps) and float(again.timestamps.max()) < 4.0
     assert bool(torch.isfinite(again.features).all())
     assert torch.allclose(again.features, good.features, atol=1e-4)
-    rebuilt = pipeline.cache.get(key)  # the rebuilt entry is what was stored
-    assert rebuilt is not None and rebuilt.features.shape == good.features.shape
+    for key, part in stored.items():  # the rebuilt entries are what was stored
+        rebuilt = pipeline.cache.get(key)
+        assert rebuilt is not None and torch.allclose(rebuilt.features, part.features, atol=1e-4)
 
 
 # ---------------------------------------------------------------------------------------------- class names
