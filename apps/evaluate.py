@@ -95,6 +95,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                       help="footage topic items are made of (default: bigbuckbunny, carphone_pristine)")
     make.add_argument("--wording", choices=["tuning", "held-out"], default="tuning",
                       help="question texts of the question kinds (default: tuning)")
+    make.add_argument("--mlvu", metavar="DIR", help="also write the image, count, order and topic items in MLVU's "
+                                                    "layout (json/<n>_<task>.json, video/<n>_<task>/) into DIR")
     make.set_defaults(func=run_niavh_make)
 
     run = steps.add_parser("run", help="answer a built set and score it")
@@ -277,4 +279,10 @@ def run_niavh_make(args: argparse.Namespace) -> int:
     manifest = make_niavh(args.out, config)
     print(f"wrote {len(manifest['items'])} needle videos ({manifest['width']}x{manifest['height']}, "
           f"{manifest['fps']:g} fps) and {Path(args.out) / 'manifest.json'}")
+    if args.mlvu:
+        from mmlong.apps.niavh_mlvu import export_mlvu
+
+        counts = export_mlvu(manifest, args.out, args.mlvu)
+        print(f"wrote MLVU layout into {args.mlvu}: " + (", ".join(f"{k} {v}" for k, v in counts.items()) or
+                                                          "no item has an MLVU task"))
     return 0

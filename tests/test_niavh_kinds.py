@@ -161,3 +161,24 @@ def test_make_writes_every_kind_on_real_media_and_run_scores_per_kind(tmp_path):
     summary = summarize_grid([right, {**wrong, "needle_type": "when"}, mc], [50], [24])
     table = kinds_markdown(summary)
     assert "| count | " in table and "100.0 % (1/1)" in table and "| when | - | 0.0 % (0/1) |" in table
+
+
+def test_export_to_mlvu_layout_is_read_by_the_mlvu_benchmark(tmp_path):
+    from mmlong.apps.mlvu import MLVUBenchmark
+    from mmlong.apps.niavh_mlvu import export_mlvu
+
+    (tmp_path / "set" / "videos").mkdir(parents=True)
+    items = []
+    cases = [("count", ["1", "2", "3", "4"], "3"), ("topic", ["a cat", "a street"], "a street"),
+             ("when", ["early", "late"], "late"), ("order", ["a, then b", "b, then a"], "b, then a")]
+    for kind, options, right in cases:
+        (tmp_path / "set" / "videos" / f"{kind}.mp4").write_bytes(b"x")
+        items.append({"needle_type": kind, "video": f"videos/{kind}.mp4", "length": 60, "question": f"{kind}?",
+                      "options": options, "answer_text": right})
+    counts = export_mlvu({"items": items}, tmp_path / "set", tmp_path / "mlvu")
+    assert counts == {"4_count": 1, "7_topic_reasoning": 1, "5_order": 1}  # "when" has no MLVU task
+    bench = MLVUBenchmark(MLVUBenchmark.Config(data=str(tmp_path / "mlvu")))
+    got = {i.meta["question_type"]: (i.answer, i.query.options, i.video) for i in bench.items()}
+    assert set(got) == {"count", "order", "topic_reasoning"}
+    assert got["count"][0] == "C" and got["topic_reasoning"][0] == "B" and got["order"][0] == "B"
+    assert got["count"][2].endswith("video/4_count/count.mp4")
