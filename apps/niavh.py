@@ -137,9 +137,9 @@ def _evidence(item: EvalItem, answer: Answer) -> dict[str, Any]:
                            "needle_time": [item.meta["start"], item.meta["end"]]}
     if item.meta.get("needles"):
         out["needle_times"] = item.meta["needles"]
-    decided = answer.details.get("question_kind") or answer.details.get("kind")
-    if decided is not None:
-        out["decided_kind"] = decided
+    decided = answer.details.get("question")
+    if isinstance(decided, Mapping) and decided.get("kind"):
+        out["decided_kind"] = decided["kind"]
     return out
 
 
