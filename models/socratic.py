@@ -200,6 +200,7 @@ class SocraticModel(VideoQAModel):
         super().__init__(config)
         self._lm: Any = None
         self._letter_ids: dict[int, list[int]] = {}
+        self._describer: tuple[Any, Any] | None = None
 
     # ------------------------------------------------------------------ the language model, loaded once
     @property
@@ -224,22 +225,21 @@ class SocraticModel(VideoQAModel):
         return self._letter_ids[count]
 
     # ------------------------------------------------------------------ answering
-    def _check_encoder(self, encoder: Any) -> None:
-        has_classifier = callable(getattr(encoder, "classify", None)) and getattr(encoder, "class_names", None)
-        if encoder is None or not has_classifier:
-            name = getattr(encoder, "name", None)
-            raise ConfigError(
-                f"the socratic model needs an encoder with an image classifier (classify, class_names); "
-                f"{'encoder ' + repr(name) + ' has none' if encoder is not None else 'none was given'}; "
-                "use --encoder efficientnet-lite0"
-            )
+    def describer(self, encoder: Any) -> Any:
+        """What names the moments: ``encoder``'s image classifier, or a zero-shot one over a large vocabulary from
+        an image-text encoder's text tower (:func:`mmlong.models.open_vocab.describer`); kept for the next question."""
+        from mmlong.models.open_vocab import describer
+
+        if self._describer is None or self._describer[0] is not encoder:
+            self._describer = (encoder, describer(encoder))
+        return self._describer[1]
 
     def transcript(self, tokens: VisualTokens, encoder: Any, timed_text: Sequence[Any] = (),
                    merge: bool = True) -> Transcript:
         """The timestamped transcript of ``tokens`` from ``encoder``'s classifier, with the experts' lines;
         ``merge=False``: one line per moment (frame or segment), every moment labelled, and every expert line
         but notes (the moments grounding compares)."""
-        self._check_encoder(encoder)
+        encoder = self.describer(encoder)
         cfg = self.config
         visual = build_transcript(tokens, encoder.classify, list(encoder.class_names), top_k=cfg.top_k,
                                   min_prob=cfg.min_prob, max_lines=cfg.max_lines if merge else 1 << 30,
@@ -332,6 +332,7 @@ class SocraticModel(VideoQAModel):
                 "the socratic model has no visual tokens inside its LM, so in-LLM compressors "
                 f"({', '.join(getattr(s, 'name', type(s).__name__) for s in in_llm)}) cannot run; remove them"
             )
+        encoder = self.describer(encoder)
         transcript = self.transcript(tokens, encoder, timed_text)
         fine = self.transcript(tokens, encoder, timed_text, merge=False)
         moments = [*fine.lines, *fine.texts]  # every frame (or segment) and every expert line
