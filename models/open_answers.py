@@ -30,7 +30,7 @@ from typing import Any
 import torch
 
 from mmlong.models.grounding import line_says
-from mmlong.models.kind_choice import Curves
+from mmlong.models.kind_choice import Curves, counts_people, people_counts
 from mmlong.models.transcript import format_span, format_time
 from mmlong.question_kinds import QuestionKind
 
@@ -169,6 +169,12 @@ def open_sentence(kind: QuestionKind, curves: Curves, rarity: torch.Tensor | Non
     target = kind.target
     if kind.kind == "topic" or (kind.kind == "attribute" and kind.relation == "place"):
         return summary(curves, rarity, min_confidence), []
+    if counts_people(kind, curves.moments):
+        seen = people_counts(curves.moments)
+        most = max(n for _, _, n in seen)
+        a, b, _ = next(item for item in seen if item[2] == most)
+        return (f"{most} {'person' if most == 1 else 'people'} at most in one frame ({format_span(a, b)}), "
+                f"counted by the people expert's face and body detectors."), []
     if kind.kind in ("count", "when", "duration", "yesno") and target:
         found = curves.episodes(target)
         evidence = curves.best(target, max(1, len(found)))

@@ -179,3 +179,16 @@ def test_coverage_sampler_serves_the_kind(encoder, haystack_video):
         counting = times("How many times is a cup of coffee shown?", ("1", "2", "3")).timestamps.numpy()
     for start in SHOWN["coffee"]:  # every appearance of the target is sampled
         assert ((counting >= start) & (counting < start + 2)).any()
+
+
+def test_people_expert_lines_answer_how_many_people(tokens, encoder):
+    from mmlong.experts.base import TimedText
+
+    lines = [TimedText(3.0, 9.0, "people", "1 people (1 faces, 0 bodies)", 1.0),
+             TimedText(30.0, 34.0, "people", "2 people (2 faces, 0 bodies)", 1.0)]
+    model = SocraticModel(SocraticModel.Config(scoring="evidence"))
+    chosen = model.answer(tokens, Query("How many people are there?", ("1", "2", "3")), encoder=encoder,
+                          timed_text=lines)
+    assert chosen.option == "2" and chosen.details["kind_rule"]["source"] == "people expert"
+    opened = model.answer(tokens, Query("How many people are there?"), encoder=encoder, timed_text=lines)
+    assert opened.text.startswith("2 people at most in one frame (00:30–00:34)")
