@@ -32,7 +32,7 @@ import torch
 from mmlong.models.grounding import line_says
 from mmlong.models.kind_choice import Curves, counts_people, people_counts
 from mmlong.models.transcript import format_span, format_time
-from mmlong.question_kinds import QuestionKind
+from mmlong.question_kinds import QuestionKind, list_items
 
 #: most brief moments a summary names
 BRIEF_MOMENTS = 3
@@ -223,8 +223,13 @@ def open_sentence(kind: QuestionKind, curves: Curves, rarity: torch.Tensor | Non
 
 
 def order_sentence(kind: QuestionKind, curves: Curves) -> str:
-    """The distinct top labels of the image moments in the order they first come (after/before an anchor)."""
+    """The things the question lists (its target) in the order they are first seen; without a list, the
+    distinct top labels of the image moments in the order they first come (after/before an anchor)."""
     tl = curves.timeline
+    named = list_items(kind.target) if kind.target else []
+    if len(named) > 1:
+        seen_named = sorted((curves.first(item), item) for item in named)
+        return "First " + ", then ".join(f"{item} ({format_time(t)})" for t, item in seen_named) + "."
     start, end = 0.0, tl.duration
     if kind.anchor and kind.relation in ("after", "before"):
         found = curves.episodes(kind.anchor)

@@ -110,6 +110,8 @@ def test_order_compares_first_times_seen(tokens, encoder):
     assert ask(tokens, encoder, "What is shown first?", ("a cat", "a rocket", "a cup of coffee")).option == \
         "a cup of coffee"
     assert ask(tokens, encoder, "What is shown right after the rocket?", ("a cup of coffee", "a cat")).option == "a cat"
+    opened = ask(tokens, encoder, "In which order do a cat, a rocket and a cup of coffee appear in the video?")
+    assert opened.text == "First a cup of coffee (00:20), then a rocket (00:40), then a cat (01:20)."
 
 
 def test_when_maps_the_evidence_time_to_the_option_span(tokens, encoder):
