@@ -25,6 +25,7 @@ from mmlong.models.kind_rules import (
     episodes,
     first_seen,
     holistic_scores,
+    null_relevance,
     order_scores,
     presence,
     timeline_relevance,
@@ -121,7 +122,8 @@ def choose_by_kind(kind: QuestionKind, options: Sequence[str], curves: Curves,
     if kind.kind == "topic":
         curves.of(opts)
         rel = torch.stack([curves.relevance[o] for o in opts])
-        scores = holistic_scores(rel, timeline, temperature)
+        null = null_relevance(curves.encoder, opts)
+        scores = holistic_scores(rel - null[:, None], timeline, temperature)
         details["share"] = _rounded(scores)
     elif counts_people(kind, curves.moments):
         seen = people_counts(curves.moments)
