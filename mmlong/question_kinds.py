@@ -159,6 +159,17 @@ def _order_things(q: str) -> str:
     return named if len(list_items(named)) > 1 else ""
 
 
+def _absence_things(q: str) -> str:
+    """The candidates a negation question lists (``"which of a cat, coffee or a rocket is never shown"``)."""
+    if ":" in q:
+        named = q.split(":", 1)[1]
+    else:
+        match = re.search(r"\b(?:which|what) (?:one )?of\s+(.+?)\s+(?:is|are|was|were|does|do|did|has|have)\b", q)
+        named = match.group(1) if match else ""
+    named = named.strip(" ?.!")
+    return named if len(list_items(named)) > 1 else ""
+
+
 def list_items(text: str) -> list[str]:
     """The things a question lists: ``"a cat, coffee and a rocket"`` -> ``["a cat", "coffee", "a rocket"]``."""
     return [p.strip() for p in re.split(r"\s*(?:,\s*and\b|,|;|\band\b|\bor\b)\s*", text) if p and p.strip()]
@@ -194,7 +205,7 @@ def understand(question: str, options: Sequence[str] = ()) -> QuestionKind:
         relation, anchor = _order_relation(q)
         return QuestionKind("order", "" if opts else _order_things(q), relation, anchor)
     if _NEGATION.search(q):
-        return QuestionKind("absence", "" if opts else phrase(re.sub(_NEGATION, " ", q)))
+        return QuestionKind("absence", "" if opts else _absence_things(q) or phrase(re.sub(_NEGATION, " ", q)))
     if _DURATION.search(q):
         relation = "longest" if "longest" in q or "most screen" in q else "shortest" if "shortest" in q else "length"
         target = "" if relation != "length" else phrase(re.split(r"\b(shown|seen|visible|on screen)\b",

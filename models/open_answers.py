@@ -209,6 +209,14 @@ def open_sentence(kind: QuestionKind, curves: Curves, rarity: torch.Tensor | Non
         return (f"The image classifier names objects, not {what}, so the evidence cannot tell this; the moment "
                 f"most like {target or 'the question'} is {closest(curves, target or 'object')}."), \
             curves.best(target or "object", 1)
+    named = list_items(target) if kind.kind == "absence" and target else []
+    if len(named) > 1:
+        peaks = curves.of(named).max(dim=1).values
+        least = int(peaks.argmin())
+        seen = ", ".join(f"{item} ({closest(curves, item).split(' ')[0]})" for k, item in enumerate(named)
+                         if k != least)
+        return f"{named[least].capitalize()} is never clearly shown; the others are seen: {seen}.", \
+            [p for k, item in enumerate(named) if k != least for p in curves.best(item, 1)]
     if kind.kind == "absence":
         main = ", ".join(name for name, _ in dominant(curves, 3, min_confidence) if name)
         return (f"The evidence cannot list what is not shown; the video shows mostly {main or 'nothing recognisable'}."

@@ -137,6 +137,8 @@ def test_negation_inverts_presence(tokens, encoder):
     options = ("a cup of coffee", "a rocket", "a cat", "a violin")
     answer = ask(tokens, encoder, "Which of these is never shown?", options)
     assert answer.option == "a violin" and answer.details["question"]["kind"] == "absence"
+    opened = ask(tokens, encoder, "Which of a cup of coffee, a violin, a rocket or a cat is never shown in the video?")
+    assert opened.text.startswith("A violin is never clearly shown; the others are seen: a cup of coffee (00:2")
     # the grounded rule picks something that is shown
     old = ask(tokens, encoder, "Which of these is never shown?", options, kind_rules=False)
     assert old.option != "a violin"
