@@ -196,3 +196,15 @@ def test_people_expert_lines_answer_how_many_people(tokens, encoder):
     assert chosen.option == "2" and chosen.details["kind_rule"]["source"] == "people expert"
     opened = model.answer(tokens, Query("How many people are there?"), encoder=encoder, timed_text=lines)
     assert opened.text.startswith("2 people at most in one frame (00:30–00:34)")
+
+
+@pytest.mark.slow
+def test_ask_prints_what_the_question_asks_and_counts(haystack_video, capsys, tmp_path):
+    from mmlong.apps.cli import main
+
+    status = main(["ask", haystack_video, "How many separate times is a cup of coffee shown?",
+                   "--options", "1", "2", "3", "4", "--experts", "none", "--cache-dir", str(tmp_path / "cache")])
+    assert status == 0
+    out = capsys.readouterr().out
+    assert 'asks:     count (times) of "cup of coffee"' in out
+    assert "option:   (C) 3" in out
