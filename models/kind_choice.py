@@ -70,6 +70,25 @@ class Curves:
     def first(self, text: str) -> float:
         return first_seen(self.of([text])[0], self.timeline, self.rule)
 
+    def competitive(self, texts: Sequence[str]) -> torch.Tensor:
+        """``[Q, M]`` presence of each text over the best of the *other* texts at each moment,
+        ``p(x, l) - max_{x' != x} p(x', l)``: where alternatives are compared (the things of an order question,
+        the options of a negation question), a moment is evidence for the one it matches best, so a cheetah's
+        showing is not counted as a lion's as well."""
+        p = self.of(list(texts))
+        if p.shape[0] < 2:
+            return p
+        out = torch.empty_like(p)
+        for k in range(p.shape[0]):
+            others = torch.cat([p[:k], p[k + 1:]])
+            out[k] = p[k] - others.max(dim=0).values
+        return out
+
+    def firsts(self, texts: Sequence[str]) -> list[float]:
+        """When each of ``texts`` is first seen, from its :meth:`competitive` presence."""
+        comp = self.competitive(texts)
+        return [first_seen(row, self.timeline, self.rule) for row in comp]
+
     def episodes(self, text: str) -> list[tuple[float, float]]:
         return episodes(self.of([text])[0], self.timeline, self.rule)
 
@@ -139,7 +158,7 @@ def choose_by_kind(kind: QuestionKind, options: Sequence[str], curves: Curves,
         evidence = curves.best(target, max(1, len(found)))
     elif kind.kind == "order":
         if kind.relation in ("first", "last", "after", "before") and all(len(split_items(o)) == 1 for o in opts):
-            firsts = torch.tensor([curves.first(o) for o in opts], dtype=torch.float64)
+            firsts = torch.tensor(curves.firsts(opts), dtype=torch.float64)
             if kind.relation == "first":
                 scores = -firsts
             elif kind.relation == "last":
@@ -151,7 +170,8 @@ def choose_by_kind(kind: QuestionKind, options: Sequence[str], curves: Curves,
                 details["anchor_time"] = round(t, 2)
             details["first_seen"] = _rounded(firsts)
         else:
-            seen = {item: curves.first(item) for o in opts for item in split_items(o)}
+            items = list(dict.fromkeys(item for o in opts for item in split_items(o)))
+            seen = dict(zip(items, curves.firsts(items)))
             scores = order_scores(opts, seen.__getitem__)
             details["first_seen"] = {k: round(v, 2) for k, v in seen.items()}
     elif kind.kind == "when":
@@ -163,7 +183,7 @@ def choose_by_kind(kind: QuestionKind, options: Sequence[str], curves: Curves,
         details.update(target=target, evidence_time=round(tau, 2))
         evidence = curves.best(target, 1)
     elif kind.kind == "absence":
-        scores = absence_scores(curves.of(opts))
+        scores = absence_scores(curves.competitive(opts))
         details["presence"] = _rounded(-scores)
     elif kind.kind == "duration":
         scores = duration_scores(curves.of(opts), timeline, kind.relation != "shortest", curves.rule)

@@ -25,12 +25,15 @@ The rules (``D`` the video's duration, ``w_l`` the seconds moment ``l`` stands f
   hysteresis (an episode opens at ``p >= on``, ``on = max(on_abs, on_rel * max_l p)``, and stays open while
   ``p >= off_ratio * on``); episodes less than ``gap`` s apart are one episode. The answer is their number
   (the option nearest to it, :func:`count_scores`);
-- **order**: the first time each named thing is seen (the start of its first episode, else its best moment);
+- **order**: the first time each named thing is seen (the start of its first episode, else its best moment),
+  from its presence over the best of the other named things at each moment (``p(x, l) - max_{x'} p(x', l)``:
+  a moment is evidence for the thing it matches best);
   an option scores the share of its pairs of things in the seen order (:func:`order_scores`);
 - **when**: the target's evidence time ``tau`` (its best moment) against the span an option names
   (:func:`option_span`: "first quarter", "near the end", "at 02:10", "after the cat"):
   ``score(o) = -dist(tau, span_o) / D + 0.1 * (share of the target's presence inside span_o)``;
-- **absence** (negation): presence inverted, ``score(o) = -max_l p(o, l)``;
+- **absence** (negation): presence inverted, ``score(o) = -max_l [p(o, l) - max_{o' != o} p(o', l)]`` (the
+  same competition among the options);
 - **duration**: the seconds of ``o``'s episodes (longest; negated for shortest).
 
 >>> count_value("three times"), count_value("twice"), count_value("12"), count_value("a cat")

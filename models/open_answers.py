@@ -214,7 +214,7 @@ def open_sentence(kind: QuestionKind, curves: Curves, rarity: torch.Tensor | Non
             curves.best(target or "object", 1)
     named = list_items(target) if kind.kind == "absence" and target else []
     if len(named) > 1:
-        peaks = curves.of(named).max(dim=1).values
+        peaks = curves.competitive(named).max(dim=1).values
         least = int(peaks.argmin())
         seen = ", ".join(f"{item} ({closest(curves, item).split(' ')[0]})" for k, item in enumerate(named)
                          if k != least)
@@ -239,7 +239,7 @@ def order_sentence(kind: QuestionKind, curves: Curves) -> str:
     tl = curves.timeline
     named = list_items(kind.target) if kind.target else []
     if len(named) > 1:
-        seen_named = sorted((curves.first(item), item) for item in named)
+        seen_named = sorted(zip(curves.firsts(named), named))
         return "First " + ", then ".join(f"{item} ({format_time(t)})" for t, item in seen_named) + "."
     start, end = 0.0, tl.duration
     if kind.anchor and kind.relation in ("after", "before"):
