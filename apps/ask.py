@@ -56,6 +56,9 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(dump_json(record))
     else:
+        asked = answer.details.get("question")
+        if asked:
+            print(f"asks:     {asked.get('summary', asked.get('kind', ''))}")
         print(f"answer:   {answer.text}")
         if answer.option is not None:
             print(f"option:   ({answer.letter}) {answer.option}")

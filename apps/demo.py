@@ -211,6 +211,7 @@ class DemoApp:
             answer_text=answer.text,
             option=option,
             evidence=", ".join(format_seconds(t) for t in answer.evidence) or "(none)",
+            question_kind=str((answer.details.get("question") or {}).get("summary", "")),
             timeline_png=str(timeline),
             keyframes_png=None if keyframes is None else str(keyframes),
             stage_rows=[list(row) for row in stage_rows(answer.stages)],

@@ -62,6 +62,7 @@ class DemoResult:
     answer_text: str = ""
     option: str = ""
     evidence: str = ""
+    question_kind: str = ""
     timeline_png: str | None = None
     keyframes_png: str | None = None
     stage_rows: list[list[str]] = field(default_factory=list)

@@ -78,8 +78,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                       help="haystack lengths in seconds (default: 60,120,240)")
     make.add_argument("--types", type=names_arg, default=["image", "text", "clip"], metavar="KINDS",
                       help="item kinds: image, text, clip, speech (a sentence spoken by espeak-ng in the audio "
-                           "track), multi (image + text + speech needles in one video, with an order question) "
-                           "(default: image,text,clip)")
+                           "track), multi (image + text + speech needles in one video, with an order question); "
+                           "question kinds: count, order, when, absence, topic (default: image,text,clip)")
     make.add_argument("--multi-count", type=number_argument(int, 2, 3), default=3, metavar="N",
                       help="needles in a multi item: 2 (image, text) or 3 (+ speech) (default: 3)")
     make.add_argument("--needle-seconds", type=number_argument(float, 0, above=True), default=2.0,
@@ -89,6 +89,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     make.add_argument("--max-side", type=number_argument(int, 16, 4096), default=160,
                       help="longer side of the written videos (default: 160)")
     make.add_argument("--seed", type=int, default=0, help="seed for option order (default: 0)")
+    make.add_argument("--footage", nargs="+", metavar="SOURCE=LABEL|SYNONYM",
+                      help="footage topic items are made of (default: bigbuckbunny, carphone_pristine)")
+    make.add_argument("--wording", choices=["tuning", "held-out"], default="tuning",
+                      help="question texts of the question kinds (default: tuning)")
+    make.add_argument("--mlvu", metavar="DIR", help="also write the image, count, order and topic items in MLVU's "
+                                                    "layout (json/<n>_<task>.json, video/<n>_<task>/) into DIR")
     make.set_defaults(func=run_niavh_make)
 
     run = steps.add_parser("run", help="answer a built set and score it")
@@ -114,6 +120,7 @@ def run_niavh(args: argparse.Namespace) -> int:
 
 
 def run_niavh_make(args: argparse.Namespace) -> int:
+    from mmlong.apps.niavh_kinds import parse_footage
     from mmlong.apps.niavh_make import MakeConfig, make_niavh, parse_needle
 
     config = MakeConfig(
@@ -121,9 +128,16 @@ def run_niavh_make(args: argparse.Namespace) -> int:
         needles=tuple(parse_needle(n) for n in args.needles or ()),
         depths=tuple(args.depths), lengths=tuple(args.lengths), types=tuple(args.types),
         needle_seconds=args.needle_seconds, fps=args.fps, max_side=args.max_side, seed=args.seed,
-        multi_count=args.multi_count,
+        multi_count=args.multi_count, footage=tuple(parse_footage(f) for f in args.footage or ()),
+        wording=args.wording,
     )
     manifest = make_niavh(args.out, config)
     print(f"wrote {len(manifest['items'])} needle videos ({manifest['width']}x{manifest['height']}, "
           f"{manifest['fps']:g} fps) and {Path(args.out) / 'manifest.json'}")
+    if args.mlvu:
+        from mmlong.apps.niavh_mlvu import export_mlvu
+
+        counts = export_mlvu(manifest, args.out, args.mlvu)
+        print(f"wrote MLVU layout into {args.mlvu}: " + (", ".join(f"{k} {v}" for k, v in counts.items()) or
+                                                          "no item has an MLVU task"))
     return 0

@@ -75,14 +75,17 @@ class NIAVHBenchmark(Benchmark):
             video = folder / entry["video"]
             meta = {k: entry[k] for k in ("needle_type", "needle", "depth", "length", "start", "end")}
             meta["asked_type"] = entry.get("asked_type", entry["needle_type"])
+            if "gold" in entry:
+                meta["needles"] = [[n["start"], n["end"]] for n in entry.get("needles", ())]
             missing = None if video.is_file() else f"video {entry['video']} is missing; rebuild the set"
             if "mc" in self.config.kinds:
                 items.append(EvalItem(f"{entry['id']}:mc", str(video), Query(entry["question"], entry["options"]),
                                       entry["answer"], {**meta, "kind": "mc", "answer_text": entry["answer_text"]},
                                       missing))
             if "open" in self.config.kinds:
+                gold = {"gold": entry["gold"]} if "gold" in entry else {}
                 items.append(EvalItem(f"{entry['id']}:open", str(video), Query(entry["open_question"]), None,
-                                      {**meta, "kind": "open", "references": entry["references"]}, missing))
+                                      {**meta, "kind": "open", "references": entry["references"], **gold}, missing))
             if "order" in self.config.kinds and entry.get("order_question"):
                 items.append(EvalItem(f"{entry['id']}:order", str(video),
                                       Query(entry["order_question"], entry["order_options"]), entry["order_answer"],
@@ -96,9 +99,13 @@ class NIAVHBenchmark(Benchmark):
         if item.meta["kind"] in ("mc", "order"):
             letter = answer.letter or letter_from_reply(answer.text, len(item.query.options))
             return {**base, "option": letter, "answer": item.answer, "correct": letter == item.answer,
-                    "text": answer.text, "evidence": [round(float(t), 2) for t in answer.evidence],
-                    "needle_time": [item.meta["start"], item.meta["end"]],
+                    "text": answer.text, **_evidence(item, answer),
                     "option_scores": answer.details.get("option_scores", {})}
+        if "gold" in item.meta:  # a question kind: the reply must state the gold count, time, order or name
+            from mmlong.apps.niavh_gold import check_open
+
+            return {**base, "question": item.query.question, "text": answer.text, "gold": item.meta["gold"],
+                    "correct": check_open(item.meta["gold"], answer.text), **_evidence(item, answer)}
         matched = open_answer_match(answer.text, item.meta["references"])
         return {**base, "text": answer.text, "references": item.meta["references"], "matched": matched,
                 "correct": matched is not None}
@@ -116,10 +123,24 @@ class NIAVHBenchmark(Benchmark):
     def report(self, summary: Mapping[str, Any]) -> str:
         from mmlong.apps.niavh_ablation import ablation_markdown
 
-        return "\n\n".join(p for p in (grid_markdown(summary), ablation_markdown(summary.get("ablation", {}))) if p)
+        return "\n\n".join(p for p in (kinds_markdown(summary), grid_markdown(summary),
+                                         ablation_markdown(summary.get("ablation", {}))) if p)
 
     def figures(self, summary: Mapping[str, Any], out_dir: Path) -> list[Path]:
         return [draw_heatmap(summary, out_dir / "heatmap.png")]
+
+
+def _evidence(item: EvalItem, answer: Answer) -> dict[str, Any]:
+    """The answer's evidence times, the needle's (or needles') times, and the question kind the model decided
+    on, when it says."""
+    out: dict[str, Any] = {"evidence": [round(float(t), 2) for t in answer.evidence],
+                           "needle_time": [item.meta["start"], item.meta["end"]]}
+    if item.meta.get("needles"):
+        out["needle_times"] = item.meta["needles"]
+    decided = answer.details.get("question")
+    if isinstance(decided, Mapping) and decided.get("kind"):
+        out["decided_kind"] = decided["kind"]
+    return out
 
 
 def _cell_key(depth: float, length: float) -> str:
@@ -141,6 +162,8 @@ def summarize_grid(records: Sequence[Mapping[str, Any]], depths: Sequence[float]
             "correct": overall["correct"] if overall else 0,
             "total": overall["total"] if overall else 0,
             "per_type": {t: row["accuracy"] for t, row in accuracy_table(mine, "needle_type").items()},
+            "per_type_counts": {t: [row["correct"], row["total"]]
+                                for t, row in accuracy_table(mine, "needle_type").items()},
             # what was asked about (a multi-needle item asks about one of its kinds)
             "per_asked_type": {t: row["accuracy"] for t, row in accuracy_table(
                 [{**r, "asked_type": r.get("asked_type", r.get("needle_type"))} for r in mine], "asked_type").items()},
@@ -148,6 +171,23 @@ def summarize_grid(records: Sequence[Mapping[str, Any]], depths: Sequence[float]
             "grid_counts": {_cell_key(d, n): [row["correct"], row["total"]] for (d, n), row in cells.items()},
         }
     return summary
+
+
+def kinds_markdown(summary: Mapping[str, Any]) -> str:
+    """One row per item type (needle kind or question kind), one column per question format: accuracy (percent)
+    and right/total."""
+    formats = [k for k in ("mc", "open") if k in summary]
+    types = list(dict.fromkeys(t for k in formats for t in summary[k].get("per_type_counts", {})))
+    if not types:
+        return ""
+    rows = []
+    for name in types:
+        row = [name]
+        for k in formats:
+            right, total = summary[k]["per_type_counts"].get(name, (0, 0))
+            row.append(f"{percent(right / total)} % ({right}/{total})" if total else "-")
+        rows.append(row)
+    return "### per kind\n\n" + markdown_table(["kind", *(TITLES[k].split(" (")[0] for k in formats)], rows)
 
 
 def grid_markdown(summary: Mapping[str, Any]) -> str:

@@ -24,6 +24,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from mmlong.apps.niavh_kinds import QUESTION_KINDS, WORDINGS, Footage, KindContext, build_kind_item, default_footage
 from mmlong.apps.niavh_needles import (
     MULTI_KINDS,
     ORDER_QUESTION,
@@ -37,8 +38,9 @@ from mmlong.apps.niavh_needles import (
 from mmlong.errors import ConfigError
 
 NEEDLE_TYPES = ("image", "text", "clip", "speech")
-#: item types: one needle of a kind, or several of different kinds
-ITEM_TYPES = (*NEEDLE_TYPES, "multi")
+#: item types: one needle of a kind, several of different kinds, or a question kind
+#: (:mod:`mmlong.apps.niavh_kinds`: count, order, when, absence, topic)
+ITEM_TYPES = (*NEEDLE_TYPES, "multi", *QUESTION_KINDS)
 QUESTIONS = {
     "image": ("What object is briefly shown in the video?", "What object is briefly shown in the video?"),
     "text": ("What is the secret word written in the video?", "What is the secret word written in the video?"),
@@ -96,7 +98,9 @@ def parse_needle(spec: str) -> Needle:
 @dataclass
 class MakeConfig:
     """What to build. depths in percent; lengths in seconds; needle_seconds: how long each needle is shown;
-    types: item types (:data:`ITEM_TYPES`); multi_count: needles in a multi-needle item (2 or 3)."""
+    types: item types (:data:`ITEM_TYPES`); multi_count: needles in a multi-needle item (2 or 3); footage: what
+    topic items are made of (default: :func:`~mmlong.apps.niavh_kinds.default_footage`); wording: ``tuning`` or
+    ``held-out`` question texts of the question kinds."""
 
     haystacks: Sequence[str] = ("bigbuckbunny",)
     needles: Sequence[Needle] = ()
@@ -109,6 +113,8 @@ class MakeConfig:
     num_options: int = 4
     seed: int = 0
     multi_count: int = 3
+    footage: Sequence[Footage] = ()
+    wording: str = "tuning"
 
 
 # ---------------------------------------------------------------------------------------------- frames
@@ -267,7 +273,16 @@ def _check(cfg: MakeConfig, pools: dict[str, list[Needle]], needle_count: int) -
            for length in cfg.lengths):
         raise ConfigError(f"every length must be longer than its needles ({cfg.needle_seconds} s each), "
                           f"got {list(cfg.lengths)}")
-    wanted = {k for t in cfg.types for k in (MULTI_KINDS[:cfg.multi_count] if t == "multi" else (t,))}
+    if cfg.wording not in WORDINGS:
+        raise ConfigError(f"unknown wording {cfg.wording!r}; wordings: {', '.join(WORDINGS)}")
+    kinds = [t for t in cfg.types if t in QUESTION_KINDS]
+    if kinds and len(pools.get("image", [])) < (4 if "absence" in kinds else 3 if "order" in kinds else 1):
+        raise ConfigError(f"question kinds {kinds} need image needles (4 for absence, 3 for order); "
+                          "add some with --needles image:PHOTO=NAME")
+    if "topic" in kinds and len(cfg.footage or default_footage()) < 1:
+        raise ConfigError("topic items need footage; add some with --footage SOURCE=LABEL")
+    wanted = {k for t in cfg.types if t not in QUESTION_KINDS
+              for k in (MULTI_KINDS[:cfg.multi_count] if t == "multi" else (t,))}
     missing = sorted(k for k in wanted if not pools.get(k))
     if missing:
         raise ConfigError(f"no needles of type(s) {missing}; add some with --needles")
@@ -315,6 +330,8 @@ def make_niavh(out_dir: str | Path, config: MakeConfig | None = None) -> dict[st
     clips = [np.stack([fit_frame(f, width, height) for f in clip]) for clip in clips]
     rng = np.random.default_rng(cfg.seed)
     cache: dict[Needle, np.ndarray] = {}
+    kinds = KindContext(pools.get("image", []), list(cfg.footage or default_footage()), cfg.fps, needle_count,
+                        cfg.num_options, cfg.wording, cfg.seed, rng, width, height, cfg.max_side, cache)
     items = []
     for kind in cfg.types:
         cell = 0
@@ -322,6 +339,14 @@ def make_niavh(out_dir: str | Path, config: MakeConfig | None = None) -> dict[st
             total = round(length * cfg.fps)
             haystack = build_haystack(clips, total)
             for depth in cfg.depths:
+                item_id = f"{kind}-{length:g}s-d{depth:g}"
+                if kind in QUESTION_KINDS:
+                    frames, fields = build_kind_item(kind, cell, haystack, depth, kinds)
+                    cell += 1
+                    write_video(out / f"videos/{item_id}.mp4", frames, cfg.fps)
+                    items.append({"id": item_id, "video": f"videos/{item_id}.mp4", "needle_type": kind,
+                                  "asked_type": kind, "depth": depth, "length": length, **fields})
+                    continue
                 placed = _placements(kind, cell, depth, pools, cfg)
                 cell += 1
                 frames, audio = haystack.copy(), None
@@ -329,8 +354,7 @@ def make_niavh(out_dir: str | Path, config: MakeConfig | None = None) -> dict[st
                 for needle, where in placed:
                     if needle not in cache:
                         cache[needle] = (speak(speech_sentence(needle.source), SPEECH_RATE) if needle.kind == "speech"
-                                         else needle_frames(needle, needle_count, width, height, cfg.fps,
-                                                            cfg.max_side))
+                                         else kinds.needle_frames(needle))
                     span = needle_count  # frames the needle lasts (a spoken sentence: as long as it is said)
                     if needle.kind == "speech":
                         span = max(span, int(np.ceil(len(cache[needle]) / SPEECH_RATE * cfg.fps)))
@@ -345,7 +369,6 @@ def make_niavh(out_dir: str | Path, config: MakeConfig | None = None) -> dict[st
                         end = (at + needle_count) / cfg.fps
                     needles.append({"kind": needle.kind, "needle": needle.source, "label": needle.label,
                                     "depth": where, "start": round(at / cfg.fps, 3), "end": round(end, 3)})
-                item_id = f"{kind}-{length:g}s-d{depth:g}"
                 name = f"videos/{item_id}.mp4"
                 write_video(out / name, frames, cfg.fps, audio=None if audio is None else (audio, SPEECH_RATE))
                 asked = needles[0]
@@ -361,7 +384,8 @@ def make_niavh(out_dir: str | Path, config: MakeConfig | None = None) -> dict[st
     manifest = {
         "benchmark": "niavh", "version": 1, "fps": cfg.fps, "width": width, "height": height,
         "needle_seconds": needle_count / cfg.fps, "depths": list(cfg.depths), "lengths": list(cfg.lengths),
-        "types": list(cfg.types), "haystacks": list(cfg.haystacks), "seed": cfg.seed, "items": items,
+        "types": list(cfg.types), "haystacks": list(cfg.haystacks), "seed": cfg.seed, "wording": cfg.wording,
+        "footage": [f.source for f in cfg.footage or default_footage()], "items": items,
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest

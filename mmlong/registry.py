@@ -275,6 +275,7 @@ EXPERTS = Registry(
         "ocr": "mmlong.experts.ocr:TextExpert",
         "asr": "mmlong.experts.asr:SpeechExpert",
         "subtitles": "mmlong.experts.subtitle_file:SubtitleFile",
+        "people": "mmlong.experts.people:PeopleExpert",
     },
 )
 BENCHMARKS = Registry(

@@ -23,10 +23,21 @@ summed log-likelihood, the rule before grounding) and ``"letter"`` (the MLVU let
 distribution, for larger LMs) stay selectable for ablations. Evidence times are the moments that carried the
 chosen option, most prominent first.
 
-Open questions: each moment is scored by the same support for the question (its prominence plus, for an image
-moment, ``u * b_l``); the answer is that moment's own words
-(``open_answer="extract"``: its most likely class, or the text read or heard) or the LM's greedy answer given
-only the best moments (``"generate"``). Evidence: that moment's time.
+**Question kinds** (``kind_rules=True``, the default). The question is first understood
+(:mod:`mmlong.question_kinds`: what appears, topic, count, order, when, absence, duration, attribute, yes/no,
+with its target), recorded in ``details["question"]``. Multiple choice of every kind but ``appear`` and
+``attribute`` is decided by that kind's rule over the evidence timeline (:mod:`mmlong.models.kind_rules`, chosen
+in :mod:`mmlong.models.kind_choice`: holistic share by duration, episodes counted with hysteresis, first-seen
+order, the evidence time against each option's span, presence inverted, episode seconds); the rule's
+measurements are in ``details["kind_rule"]``. ``kind_rules=False`` answers every question with the grounded
+rule above (the ablation).
+
+Open questions get a sentence of the kind asked (:mod:`mmlong.models.open_answers`: a count with its times, a
+time and part of the video, a summary of what most of the video shows and what happens briefly, the text read,
+the words heard), and say plainly when no moment shows the target. An ``appear`` question is answered from the
+moment with the most support for the question (its prominence plus, for an image moment, ``u * b_l``): that
+moment's own words (``open_answer="extract"``: its most likely class, or the text read or heard) with its time,
+or the LM's greedy answer given only the best moments (``"generate"``). Evidence: that moment's time.
 
 The model accepts tokens from any chain (pooled, merged, selected, segmented): it reads only features, frame
 ids, timestamps, sizes and segments.
@@ -43,6 +54,9 @@ import torch
 from mmlong.errors import ConfigError
 from mmlong.models.base import VideoQAModel
 from mmlong.models.grounding import Grounding, ground, line_says, moment_rarity, moment_text
+from mmlong.models.kind_choice import Curves, choose_by_kind
+from mmlong.models.kind_rules import EpisodeRule, build_timeline
+from mmlong.models.open_answers import open_sentence
 from mmlong.models.prompts import (
     LetterChoice,
     choose_option,
@@ -55,6 +69,7 @@ from mmlong.models.prompts import (
     scoring_prompt,
 )
 from mmlong.models.transcript import Transcript, build_transcript
+from mmlong.question_kinds import understand
 from mmlong.types import Answer, Query, VisualTokens
 
 TRANSCRIPT_HEADER = "Video transcript (what each moment shows):"
@@ -134,7 +149,11 @@ class SocraticModel(VideoQAModel):
         image moment's rarity adds to its support for every text (0: prominence alone); rarity_window: seconds
         around a moment inside which its twins do not count against its rarity (a brief event's own span);
         open_moments: how many of the most
-        relevant moments an open answer is generated from; device, dtype: where and how the LM runs; cache_dir:
+        relevant moments an open answer is generated from; kind_rules: answer each question kind by its own
+        rule (False: every question by the grounded rule); episode_on, episode_gap: the least presence that
+        opens an episode and the seconds that separate two (:class:`~mmlong.models.kind_rules.EpisodeRule`);
+        holistic_temperature, holistic_calibration: ``T`` and ``lambda`` of the holistic share; device,
+        dtype: where and how the LM runs; cache_dir:
         cache root for the converted LM (default ``$MMLONG_CACHE_DIR`` or the user cache dir)."""
 
         path: str | None = None
@@ -152,6 +171,11 @@ class SocraticModel(VideoQAModel):
         rarity_window: float = 2.5
         open_moments: int = 1
         open_answer: str = "extract"
+        kind_rules: bool = True
+        episode_on: float = 0.08
+        episode_gap: float = 3.0
+        holistic_temperature: float = 0.01
+        holistic_calibration: float = 0.75
         device: str = "cpu"
         dtype: str = "float32"
         cache_dir: str | None = None
@@ -172,11 +196,14 @@ class SocraticModel(VideoQAModel):
                 raise ValueError("evidence_temperature must be positive and lm_weight 0 or more")
             if self.rarity_weight < 0 or self.rarity_window < 0:
                 raise ValueError("rarity_weight and rarity_window must be 0 or more")
+            if self.episode_on <= 0 or self.episode_gap < 0 or self.holistic_temperature <= 0:
+                raise ValueError("episode_on and holistic_temperature must be positive, episode_gap 0 or more")
 
     def __init__(self, config: Any = None) -> None:
         super().__init__(config)
         self._lm: Any = None
         self._letter_ids: dict[int, list[int]] = {}
+        self._describer: tuple[Any, Any] | None = None
 
     # ------------------------------------------------------------------ the language model, loaded once
     @property
@@ -201,22 +228,21 @@ class SocraticModel(VideoQAModel):
         return self._letter_ids[count]
 
     # ------------------------------------------------------------------ answering
-    def _check_encoder(self, encoder: Any) -> None:
-        has_classifier = callable(getattr(encoder, "classify", None)) and getattr(encoder, "class_names", None)
-        if encoder is None or not has_classifier:
-            name = getattr(encoder, "name", None)
-            raise ConfigError(
-                f"the socratic model needs an encoder with an image classifier (classify, class_names); "
-                f"{'encoder ' + repr(name) + ' has none' if encoder is not None else 'none was given'}; "
-                "use --encoder efficientnet-lite0"
-            )
+    def describer(self, encoder: Any) -> Any:
+        """What names the moments: ``encoder``'s image classifier, or a zero-shot one over a large vocabulary from
+        an image-text encoder's text tower (:func:`mmlong.models.open_vocab.describer`); kept for the next question."""
+        from mmlong.models.open_vocab import describer
+
+        if self._describer is None or self._describer[0] is not encoder:
+            self._describer = (encoder, describer(encoder))
+        return self._describer[1]
 
     def transcript(self, tokens: VisualTokens, encoder: Any, timed_text: Sequence[Any] = (),
                    merge: bool = True) -> Transcript:
         """The timestamped transcript of ``tokens`` from ``encoder``'s classifier, with the experts' lines;
         ``merge=False``: one line per moment (frame or segment), every moment labelled, and every expert line
         but notes (the moments grounding compares)."""
-        self._check_encoder(encoder)
+        encoder = self.describer(encoder)
         cfg = self.config
         visual = build_transcript(tokens, encoder.classify, list(encoder.class_names), top_k=cfg.top_k,
                                   min_prob=cfg.min_prob, max_lines=cfg.max_lines if merge else 1 << 30,
@@ -276,6 +302,12 @@ class SocraticModel(VideoQAModel):
         rarity = moment_rarity(moments, cfg.rarity_window) if cfg.rarity_weight > 0 else None
         return ground(moments, texts, encoder, rarity, cfg.rarity_weight)
 
+    def curves(self, tokens: VisualTokens, moments: Sequence[Any], encoder: Any) -> Curves:
+        """Presence curves over the timeline of ``moments`` (the video's duration from the tokens' meta)."""
+        duration = ((tokens.meta or {}).get("video") or {}).get("duration")
+        rule = EpisodeRule(on_abs=self.config.episode_on, gap=self.config.episode_gap)
+        return Curves(build_timeline(moments, duration), moments, encoder, rule)
+
     def open_answer(self, query: Query, moments: Sequence[Any], encoder: Any) -> tuple[str, str, list[int], Grounding]:
         """``(prompt, answer, moment positions, grounding)`` for an open question, from the ``open_moments``
         moments with the most support for the question: their own words (``open_answer="extract"``: the most
@@ -309,6 +341,7 @@ class SocraticModel(VideoQAModel):
                 "the socratic model has no visual tokens inside its LM, so in-LLM compressors "
                 f"({', '.join(getattr(s, 'name', type(s).__name__) for s in in_llm)}) cannot run; remove them"
             )
+        encoder = self.describer(encoder)
         transcript = self.transcript(tokens, encoder, timed_text)
         fine = self.transcript(tokens, encoder, timed_text, merge=False)
         moments = [*fine.lines, *fine.texts]  # every frame (or segment) and every expert line
@@ -317,7 +350,22 @@ class SocraticModel(VideoQAModel):
                                    "text_lines": [t.to_dict() for t in transcript.texts],
                                    "timed_text_seen": [t.to_dict() for t in transcript.texts if t.source != "note"]}
         cfg = self.config
-        if query.is_multiple_choice:
+        kind = understand(query.question, query.options)
+        details["question"] = {**kind.to_dict(), "summary": kind.describe()}
+        curves = self.curves(tokens, moments, encoder)
+        ruled = choose_by_kind(kind, query.options, curves, cfg.holistic_temperature, cfg.holistic_calibration) \
+            if cfg.kind_rules and query.is_multiple_choice else None
+        prompt = ""
+        if ruled is not None:
+            grounding = self.ground(moments, list(query.options), encoder)
+            choice = choose_option(ruled.scores.nan_to_num(neginf=-1e9) / cfg.evidence_temperature)
+            option = query.options[choice.index]
+            carried = ruled.evidence
+            details.update(scoring=f"rule:{kind.kind}", option_probs=choice.as_dict(), kind_rule=ruled.details,
+                           option_scores={"evidence": [round(float(e), 4) for e in grounding.evidence]})
+            result = Answer(text=format_option(choice.index, option), option=option, option_index=choice.index,
+                            evidence=[moments[i].centre for i in carried])
+        elif query.is_multiple_choice:
             grounding = self.ground(moments, list(query.options), encoder)
             prompt, choice, scores = self.choose(query, context, grounding)
             option = query.options[choice.index]
@@ -331,6 +379,13 @@ class SocraticModel(VideoQAModel):
                             evidence=[moments[i].centre for i in carried])
         else:
             prompt, text, carried, grounding = self.open_answer(query, moments, encoder)
+            if cfg.kind_rules and (cfg.open_answer == "extract" or kind.kind != "appear"):
+                best = moments[carried[0]] if carried else None
+                rarity = moment_rarity(moments, cfg.rarity_window) if cfg.rarity_weight > 0 else None
+                text, ruled_evidence = open_sentence(
+                    kind, curves, rarity, best_words=text, best_time=best.centre if best is not None else None,
+                    best_source=str(getattr(best, "source", "") or ""), min_confidence=cfg.min_confidence)
+                carried = ruled_evidence or carried
             result = Answer(text=text, evidence=[moments[i].centre for i in carried])
         details["evidence_method"] = grounding.method
         details["evidence_lines"] = [moment_text(moments[i]) for i in carried]

@@ -172,6 +172,7 @@ def test_handler_answers_a_real_sample_with_evidence_figures(demo_app, bunny):
     answer = result.answer
     assert answer.option in options and result.option == f"({answer.letter}) {answer.option}"
     assert result.answer_text == answer.text
+    assert result.question_kind == "appear" == answer.details["question"]["kind"]
     duration = answer.details["video"]["duration"]
     assert 5.0 < duration < 5.6
     assert answer.evidence and all(0.0 <= t <= duration for t in answer.evidence)

@@ -105,7 +105,8 @@ def test_a_text_moment_carries_a_word_the_frames_cannot_show(encoder, coffee_at_
 def test_open_answer_names_the_photo_from_its_moment(encoder, coffee_at_seven):
     model = SocraticModel(SocraticModel.Config(scoring="evidence"))
     answer = model.answer(coffee_at_seven, Query("What object is briefly shown in the video?"), encoder=encoder)
-    assert answer.text in ("espresso", "cup", "coffee mug") and answer.evidence == [7.0]
+    assert answer.text in ("espresso (at 00:07)", "cup (at 00:07)", "coffee mug (at 00:07)")
+    assert answer.evidence == [7.0] and answer.details["question"]["kind"] == "appear"
 
 
 def test_fusion_rule():

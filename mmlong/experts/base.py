@@ -16,8 +16,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Mapping
 
-#: where a line comes from: on-screen text (OCR), speech (ASR), a subtitle file, or a note about the video
-SOURCES = ("text", "speech", "subtitle", "note")
+#: where a line comes from: on-screen text (OCR), speech (ASR), a subtitle file, a note about the video, or
+#: people counted in the frames
+SOURCES = ("text", "speech", "subtitle", "note", "people")
 
 
 SPAN_DASH = "\u2013"
@@ -76,7 +77,7 @@ class TimedText:
     def render(self) -> str:
         """The transcript line: ``00:36–00:38 [text] "The secret word is banana."`` (a note is not quoted)."""
 
-        said = self.text if self.source == "note" else f'"{self.text}"'
+        said = self.text if self.source in ("note", "people") else f'"{self.text}"'
         return f"{format_span(self.start, self.end)} [{self.source}] {said}"
 
     def to_dict(self) -> dict[str, Any]:

@@ -1,0 +1,210 @@
+"""Multiple choice by the question's kind: the rule of :mod:`mmlong.models.kind_rules` that fits what the
+question asks (:mod:`mmlong.question_kinds`) chooses the option.
+
+``appear`` and ``attribute`` questions keep the grounded rule of :mod:`mmlong.models.socratic` (the option a
+moment supports best); every other kind is decided here. When a rule cannot tell the options apart (every
+score equal, e.g. options that name no number for a counting question), :func:`choose_by_kind` returns None
+and the grounded rule decides.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from mmlong.models.kind_rules import (
+    EpisodeRule,
+    Timeline,
+    absence_scores,
+    count_scores,
+    duration_scores,
+    episodes,
+    first_seen,
+    holistic_scores,
+    null_relevance,
+    order_scores,
+    presence,
+    timeline_relevance,
+    when_scores,
+)
+from mmlong.question_kinds import QuestionKind, split_items
+
+#: kinds whose multiple choice a rule of :mod:`mmlong.models.kind_rules` decides
+RULED = frozenset({"topic", "count", "order", "when", "absence", "duration", "yesno"})
+
+
+@dataclass
+class KindChoice:
+    """The rule's choice: ``index`` of the option, per-option ``scores [K]``, ``evidence`` (positions of the
+    moments that carried it, in the moment list), ``details`` (what the rule measured, JSON-safe)."""
+
+    index: int
+    scores: torch.Tensor
+    evidence: list[int] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class Curves:
+    """Presence curves over one timeline, computed once per text (an option, a target, an item)."""
+
+    def __init__(self, timeline: Timeline, moments: Sequence[Any], encoder: Any, rule: EpisodeRule) -> None:
+        self.timeline, self.moments, self.encoder, self.rule = timeline, moments, encoder, rule
+        self._cache: dict[str, torch.Tensor] = {}
+        self.relevance: dict[str, torch.Tensor] = {}
+
+    def of(self, texts: Sequence[str]) -> torch.Tensor:
+        """``[Q, M]`` presence of ``texts``."""
+        missing = [t for t in dict.fromkeys(texts) if t not in self._cache]
+        if missing:
+            rel = timeline_relevance(self.timeline, self.moments, missing, self.encoder)
+            for text, row, p in zip(missing, rel, presence(self.timeline, rel)):
+                self.relevance[text], self._cache[text] = row, p
+        if not texts:
+            return torch.zeros(0, len(self.timeline), dtype=torch.float64)
+        return torch.stack([self._cache[t] for t in texts])
+
+    def first(self, text: str) -> float:
+        return first_seen(self.of([text])[0], self.timeline, self.rule)
+
+    def competitive(self, texts: Sequence[str]) -> torch.Tensor:
+        """``[Q, M]`` presence of each text over the best of the *other* texts at each moment,
+        ``p(x, l) - max_{x' != x} p(x', l)``: where alternatives are compared (the things of an order question,
+        the options of a negation question), a moment is evidence for the one it matches best, so a cheetah's
+        showing is not counted as a lion's as well."""
+        p = self.of(list(texts))
+        if p.shape[0] < 2:
+            return p
+        out = torch.empty_like(p)
+        for k in range(p.shape[0]):
+            others = torch.cat([p[:k], p[k + 1:]])
+            out[k] = p[k] - others.max(dim=0).values
+        return out
+
+    def firsts(self, texts: Sequence[str]) -> list[float]:
+        """When each of ``texts`` is first seen, from its :meth:`competitive` presence."""
+        comp = self.competitive(texts)
+        return [first_seen(row, self.timeline, self.rule) for row in comp]
+
+    def episodes(self, text: str) -> list[tuple[float, float]]:
+        return episodes(self.of([text])[0], self.timeline, self.rule)
+
+    def best(self, text: str, count: int = 3) -> list[int]:
+        """Moment positions (in the moment list) of ``text``'s best moments, best first."""
+        row = self.of([text])[0]
+        order = torch.argsort(row, descending=True, stable=True)[:count].tolist()
+        return [self.timeline.positions[i] for i in order]
+
+
+#: targets a people expert's counts answer
+PEOPLE = frozenset({"people", "person", "persons", "men", "man", "women", "woman", "faces", "face", "humans"})
+
+
+def people_counts(moments: Sequence[Any]) -> list[tuple[float, float, int]]:
+    """``(start, end, n)`` of the people expert's lines (``"2 people (2 faces, 0 bodies)"``), time order."""
+    out = []
+    for m in moments:
+        match = re.match(r"\s*(\d+)\s+(?:people|person)", str(getattr(m, "text", ""))) \
+            if getattr(m, "source", None) == "people" else None
+        if match:
+            out.append((float(m.start), float(m.end), int(match.group(1))))
+    return sorted(out)
+
+
+def counts_people(kind: QuestionKind, moments: Sequence[Any]) -> bool:
+    """Whether a people expert's lines answer this counting question (how many people at once)."""
+    words = set(kind.target.split())
+    return kind.kind == "count" and kind.relation == "things" and bool(words & PEOPLE) and bool(
+        people_counts(moments))
+
+
+def _rounded(values: Any) -> Any:
+    return [round(float(v), 4) if float(v) > float("-inf") else None for v in values]
+
+
+def _spans(found: Sequence[tuple[float, float]]) -> list[list[float]]:
+    return [[round(a, 2), round(b, 2)] for a, b in found]
+
+
+def choose_by_kind(kind: QuestionKind, options: Sequence[str], curves: Curves,
+                   temperature: float = 0.01, calibration: float = 0.75) -> KindChoice | None:
+    """The option the kind's rule chooses, or None when the kind has no rule or the rule cannot decide;
+    ``temperature``, ``calibration``: ``T`` and ``lambda`` of the holistic share."""
+    if kind.kind not in RULED or not options:
+        return None
+    timeline = curves.timeline
+    opts = list(options)
+    details: dict[str, Any] = {"rule": kind.kind}
+    evidence: list[int] = []
+    if kind.kind == "topic":
+        curves.of(opts)
+        rel = torch.stack([curves.relevance[o] for o in opts])
+        null = null_relevance(curves.encoder, opts)
+        scores = holistic_scores(rel - calibration * null[:, None], timeline, temperature)
+        details["share"] = _rounded(scores)
+    elif counts_people(kind, curves.moments):
+        seen = people_counts(curves.moments)
+        most = max(n for _, _, n in seen)
+        scores = count_scores(opts, most)
+        details.update(target=kind.target, count=most, source="people expert")
+    elif kind.kind == "count":
+        target = kind.target or opts[0]
+        found = curves.episodes(target)
+        scores = count_scores(opts, len(found))
+        details.update(target=target, count=len(found), episodes=_spans(found))
+        evidence = curves.best(target, max(1, len(found)))
+    elif kind.kind == "order":
+        if kind.relation in ("first", "last", "after", "before") and all(len(split_items(o)) == 1 for o in opts):
+            firsts = torch.tensor(curves.firsts(opts), dtype=torch.float64)
+            if kind.relation == "first":
+                scores = -firsts
+            elif kind.relation == "last":
+                scores = firsts
+            else:
+                t = curves.first(kind.anchor) if kind.anchor else 0.0
+                delta = firsts - t if kind.relation == "after" else t - firsts
+                scores = torch.where(delta > 0, -delta, delta - timeline.duration)
+                details["anchor_time"] = round(t, 2)
+            details["first_seen"] = _rounded(firsts)
+        else:
+            items = list(dict.fromkeys(item for o in opts for item in split_items(o)))
+            seen = dict(zip(items, curves.firsts(items)))
+            scores = order_scores(opts, seen.__getitem__)
+            details["first_seen"] = {k: round(v, 2) for k, v in seen.items()}
+    elif kind.kind == "when":
+        target = kind.target or ""
+        if not target:
+            return None
+        curve = curves.of([target])[0]
+        scores, tau = when_scores(opts, curve, timeline, curves.first)
+        details.update(target=target, evidence_time=round(tau, 2))
+        evidence = curves.best(target, 1)
+    elif kind.kind == "absence":
+        scores = absence_scores(curves.competitive(opts))
+        details["presence"] = _rounded(-scores)
+    elif kind.kind == "duration":
+        scores = duration_scores(curves.of(opts), timeline, kind.relation != "shortest", curves.rule)
+        details["seconds"] = _rounded(scores.abs())
+    else:  # yes/no
+        target = kind.target
+        if not target:
+            return None
+        found = curves.episodes(target)
+        said = [o.strip().lower().rstrip(".") for o in opts]
+        if not {"yes", "no"} <= set(said):
+            return None
+        want = "yes" if found else "no"
+        scores = torch.tensor([1.0 if s == want else 0.0 for s in said], dtype=torch.float64)
+        details.update(target=target, episodes=_spans(found))
+        evidence = curves.best(target, 1)
+    if scores.numel() == 0 or not bool(torch.isfinite(scores).any()) or float(scores.max()) == float(scores.min()):
+        return None
+    index = int(torch.argmax(torch.nan_to_num(scores, neginf=-1e30)))
+    if not evidence and kind.kind in ("absence", "topic", "duration", "order"):
+        items = split_items(opts[index]) if kind.kind == "order" else [opts[index]]
+        evidence = [p for item in items for p in curves.best(item, 1)] if kind.kind != "absence" else []
+    details["scores"] = _rounded(scores)
+    return KindChoice(index, scores, evidence, details)

@@ -1,0 +1,264 @@
+"""Open answers as sentences built from the evidence timeline, one per question kind.
+
+An open question gets a sentence that answers the kind asked (:mod:`mmlong.question_kinds`), from the same
+timeline and rules as multiple choice (:mod:`mmlong.models.kind_rules`):
+
+- ``topic``: what most of the video shows (the classes that are the top label of the most time, with their
+  share of the video) and what happens briefly (the rarest moments whose label differs, with their times), the
+  text read and the words heard;
+- ``count``: the number of separate episodes of the target and when they are (for "how many things", the
+  stretches where they are seen, and that one frame's count is beyond the image classifier);
+- ``when``: the target's evidence time and its part of the video ("in the first quarter", "near the end");
+- ``order``: the things seen, in the order they first come (or the first thing after/before an anchor);
+- ``duration``: the seconds of the target's episodes;
+- ``yesno``: yes with the time, or no;
+- ``attribute``: what the evidence can and cannot tell (an ImageNet classifier names objects, not colours);
+- ``appear``: the best moment's own words, with its time.
+
+Whenever no moment clearly shows the target (no episode of presence, :func:`~mmlong.models.kind_rules.episodes`)
+the sentence says so plainly and names the closest moment.
+
+>>> share_phrase(0.78)
+'about 78 %'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from mmlong.models.grounding import line_says
+from mmlong.models.kind_choice import Curves, counts_people, people_counts
+from mmlong.models.transcript import format_span, format_time
+from mmlong.question_kinds import QuestionKind, list_items
+
+#: most brief moments a summary names
+BRIEF_MOMENTS = 3
+#: most expert lines a summary quotes
+QUOTED_LINES = 2
+
+
+def share_phrase(share: float) -> str:
+    return f"about {round(100 * share)} %"
+
+
+def top_label(moment: Any, min_confidence: float = 0.0) -> str:
+    """The most likely class of an image moment; ``""`` when its named classes together hold less probability
+    than ``min_confidence`` (an ImageNet guess on footage it does not know)."""
+    labels = getattr(moment, "labels", ())
+    if not labels or sum(p for _, p in labels) < min_confidence:
+        return ""
+    return labels[0][0]
+
+
+def part_of_video(t: float, duration: float) -> str:
+    """Where ``t`` lies: ``"near the beginning"``, ``"in the first quarter"``, ... ``"near the end"``."""
+    if duration <= 0:
+        return ""
+    f = t / duration
+    if f < 0.08:
+        return "near the beginning"
+    if f > 0.92:
+        return "near the end"
+    return f"in the {('first', 'second', 'third', 'last')[min(3, int(f * 4))]} quarter"
+
+
+def _image(curves: Curves) -> list[tuple[int, Any]]:
+    """``(timeline index, moment)`` of the image moments in time order."""
+    tl = curves.timeline
+    return [(i, curves.moments[p]) for i, p in enumerate(tl.positions) if not bool(tl.is_text[i])]
+
+
+def _said(curves: Curves, source: str) -> list[Any]:
+    return [m for m in curves.moments if line_says(m) is not None and getattr(m, "source", "") == source]
+
+
+def dominant(curves: Curves, count: int = 2, min_confidence: float = 0.0) -> list[tuple[str, float]]:
+    """The ``count`` classes that are the top label of the most time, with their share of the image time
+    (``""``: the time no class is named with ``min_confidence``)."""
+    weights: dict[str, float] = {}
+    total = 0.0
+    for i, moment in _image(curves):
+        w = float(curves.timeline.weights[i])
+        total += w
+        label = top_label(moment, min_confidence)
+        weights[label] = weights.get(label, 0.0) + w
+    ranked = sorted(weights.items(), key=lambda kv: -kv[1])[:count]
+    return [(name, w / total) for name, w in ranked] if total > 0 else []
+
+
+def brief_moments(curves: Curves, rarity: torch.Tensor | None, common: set[str],
+                  min_confidence: float = 0.0) -> list[tuple[str, float]]:
+    """``(label, time)`` of the rarest image moments whose top label (named with ``min_confidence``) is not
+    ``common`` (one per label)."""
+    if rarity is None:
+        return []
+    picked: list[tuple[str, float]] = []
+    image = _image(curves)
+    order = sorted(image, key=lambda im: -float(rarity[curves.timeline.positions[im[0]]]))
+    for i, moment in order:
+        label = top_label(moment, min_confidence)
+        if float(rarity[curves.timeline.positions[i]]) <= 0 or not label or label in common:
+            continue
+        if label not in {name for name, _ in picked}:
+            picked.append((label, float(curves.timeline.times[i])))
+        if len(picked) == BRIEF_MOMENTS:
+            break
+    return sorted(picked, key=lambda item: item[1])
+
+
+def quote(lines: Sequence[Any]) -> str:
+    return "; ".join(f'"{line.text}" ({format_time(line.start)})' for line in lines[:QUOTED_LINES])
+
+
+def summary(curves: Curves, rarity: torch.Tensor | None, min_confidence: float = 0.5) -> str:
+    """What most of the video shows, what happens briefly, the text read and the words heard."""
+    ranked = dominant(curves, 3, min_confidence)
+    unclear = sum(share for name, share in ranked if not name)
+    main = [(name, share) for name, share in ranked if name][:2]
+    parts = []
+    if ranked:
+        if unclear >= 0.5:
+            parts.append(f"Most of the video ({share_phrase(unclear)}) is nothing the image classifier recognises "
+                         "with confidence.")
+        if main:
+            shown = " and ".join(f"{name} ({share_phrase(share)})" for name, share in main)
+            parts.append(f"{'Where it does, it' if unclear >= 0.5 else 'Most of the video'} looks like {shown}.")
+        brief = brief_moments(curves, rarity, {name for name, _ in main}, min_confidence)
+        if brief:
+            parts.append("Briefly: " + ", ".join(f"{name} at {format_time(t)}" for name, t in brief) + ".")
+    else:
+        parts.append("No frame was seen.")
+    for source, verb in (("text", "On screen"), ("speech", "Heard"), ("subtitle", "Subtitles")):
+        lines = _said(curves, source)
+        if lines:
+            parts.append(f"{verb}: {quote(lines)}.")
+    return " ".join(parts)
+
+
+def closest(curves: Curves, target: str) -> str:
+    """``"00:40 (rocket)"``: the moment most like ``target``."""
+    best = curves.best(target, 1)
+    if not best:
+        return "nothing"
+    moment = curves.moments[best[0]]
+    words = line_says(moment)
+    return f"{format_time(moment.centre)} ({words if words is not None else top_label(moment) or 'unclear'})"
+
+
+def _times(found: Sequence[tuple[float, float]]) -> str:
+    spans = [format_span(a, b) for a, b in found]
+    return spans[0] if len(spans) == 1 else ", ".join(spans[:-1]) + " and " + spans[-1]
+
+
+def not_seen(target: str, curves: Curves) -> str:
+    return (f"No moment clearly shows {target}; the evidence does not answer this. "
+            f"The closest match is {closest(curves, target)}.")
+
+
+def open_sentence(kind: QuestionKind, curves: Curves, rarity: torch.Tensor | None = None,
+                  best_words: str = "", best_time: float | None = None, best_source: str = "",
+                  min_confidence: float = 0.5) -> tuple[str, list[int]]:
+    """``(sentence, evidence moment positions)`` answering an open question of ``kind``; ``best_words``,
+    ``best_time``, ``best_source``: the words, time and source (``""`` for an image moment) of the moment the
+    question matches best (the ``appear`` answer); ``min_confidence``: the least probability a moment's named
+    classes need for a summary to name them."""
+    tl = curves.timeline
+    target = kind.target
+    if kind.kind == "topic" or (kind.kind == "attribute" and kind.relation == "place"):
+        return summary(curves, rarity, min_confidence), []
+    if counts_people(kind, curves.moments):
+        seen = people_counts(curves.moments)
+        most = max(n for _, _, n in seen)
+        a, b, _ = next(item for item in seen if item[2] == most)
+        return (f"{most} {'person' if most == 1 else 'people'} at most in one frame ({format_span(a, b)}), "
+                f"counted by the people expert's face and body detectors."), []
+    if kind.kind in ("count", "when", "duration", "yesno") and target:
+        found = curves.episodes(target)
+        evidence = curves.best(target, max(1, len(found)))
+        if not found:
+            if kind.kind == "count" and kind.relation == "times":
+                return f"0 times: {not_seen(target, curves)}", evidence[:1]
+            if kind.kind == "yesno":
+                return f"No. {not_seen(target, curves)}", evidence[:1]
+            return not_seen(target, curves), evidence[:1]
+        if kind.kind == "count" and kind.relation == "times":
+            n = len(found)
+            return f"{n} time{'s' if n != 1 else ''}: {target} is seen at {_times(found)}.", evidence
+        if kind.kind == "count":
+            return (f"At least one {target} is seen, at {_times(found)}; the image classifier cannot count how "
+                    f"many are in one frame."), evidence
+        if kind.kind == "when":
+            t = float(tl.times[int(curves.of([target])[0].argmax())])
+            where = part_of_video(t, tl.duration)
+            best = next(((a, b) for a, b in found if a <= t <= b), (t, t))
+            others = [span for span in found if span != best]
+            also = f" Weaker matches: {_times(others)}." if others else ""
+            return (f"{target.capitalize()} is seen at {format_span(*best)}, {where} of the video "
+                    f"({format_time(t)} of {format_time(tl.duration)}).{also}"), evidence[:1]
+        if kind.kind == "duration":
+            from mmlong.models.kind_rules import episode_seconds
+
+            seconds = episode_seconds(found, tl)
+            return (f"About {round(seconds)} s: {target} is seen at {_times(found)} "
+                    f"({len(found)} separate stretch{'es' if len(found) != 1 else ''})."), evidence
+        return f"Yes: {target} is seen at {_times(found)}.", evidence[:1]
+    if kind.kind == "order":
+        return order_sentence(kind, curves), []
+    if kind.kind == "attribute":
+        what = {"colour": "colours", "who": "who a person is"}.get(kind.relation, kind.relation)
+        return (f"The image classifier names objects, not {what}, so the evidence cannot tell this; the moment "
+                f"most like {target or 'the question'} is {closest(curves, target or 'object')}."), \
+            curves.best(target or "object", 1)
+    named = list_items(target) if kind.kind == "absence" and target else []
+    if len(named) > 1:
+        peaks = curves.competitive(named).max(dim=1).values
+        least = int(peaks.argmin())
+        seen = ", ".join(f"{item} ({closest(curves, item).split(' ')[0]})" for k, item in enumerate(named)
+                         if k != least)
+        return f"{named[least].capitalize()} is never clearly shown; the others are seen: {seen}.", \
+            [p for k, item in enumerate(named) if k != least for p in curves.best(item, 1)]
+    if kind.kind == "absence":
+        main = ", ".join(name for name, _ in dominant(curves, 3, min_confidence) if name)
+        return (f"The evidence cannot list what is not shown; the video shows mostly {main or 'nothing recognisable'}."
+                ), []
+    if not best_words:
+        return "Nothing in the video answers this.", []
+    when = format_time(best_time) if best_time is not None else ""
+    if best_source:
+        verb = {"text": "On screen", "speech": "Heard", "subtitle": "In the subtitles"}.get(best_source, "Said")
+        return f'{verb} at {when}: "{best_words}"', []
+    return f"{best_words} (at {when})", []
+
+
+def order_sentence(kind: QuestionKind, curves: Curves) -> str:
+    """The things the question lists (its target) in the order they are first seen; without a list, the
+    distinct top labels of the image moments in the order they first come (after/before an anchor)."""
+    tl = curves.timeline
+    named = list_items(kind.target) if kind.target else []
+    if len(named) > 1:
+        seen_named = sorted(zip(curves.firsts(named), named))
+        return "First " + ", then ".join(f"{item} ({format_time(t)})" for t, item in seen_named) + "."
+    start, end = 0.0, tl.duration
+    if kind.anchor and kind.relation in ("after", "before"):
+        found = curves.episodes(kind.anchor)
+        if not found:
+            return not_seen(kind.anchor, curves)
+        start, end = (found[0][1], tl.duration) if kind.relation == "after" else (0.0, found[0][0])
+    seen: list[tuple[str, float]] = []
+    for i, moment in _image(curves):
+        t = float(tl.times[i])
+        label = top_label(moment)
+        if label and (start < t < end or not kind.anchor) and label not in {n for n, _ in seen}:
+            seen.append((label, t))
+    if not seen:
+        return "Nothing recognisable is seen there."
+    if kind.relation == "after":
+        return f"After {kind.anchor}: {seen[0][0]} ({format_time(seen[0][1])})."
+    if kind.relation == "before":
+        return f"Before {kind.anchor}: {seen[-1][0]} ({format_time(seen[-1][1])})."
+    if kind.relation == "last":
+        return f"Last: {seen[-1][0]} ({format_time(seen[-1][1])})."
+    return "First " + ", then ".join(f"{name} ({format_time(t)})" for name, t in seen[:5]) + "."

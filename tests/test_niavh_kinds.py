@@ -1,0 +1,184 @@
+"""NIAVH question kinds (count, order, when, absence, topic): what the videos hold, the gold checks, the scoring."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mmlong.apps.niavh_gold import check_open, first_count, time_claims
+from mmlong.apps.niavh_kinds import QUESTION_KINDS, Footage, KindContext, build_kind_item, parse_footage
+from mmlong.apps.niavh_make import Needle
+from mmlong.errors import ConfigError
+
+FPS, H, W = 2.0, 6, 8
+PHOTOS = [Needle("image", f"p{i}", f"photo {name}", (name,)) for i, name in enumerate(("red", "green", "blue", "gray"))]
+COLOURS = {"p0": (255, 0, 0), "p1": (0, 255, 0), "p2": (0, 0, 255), "p3": (128, 128, 128)}
+FOOTAGE = [Footage("main", "a main scene", ("main",)), Footage("other", "an other scene", ("other",))]
+
+
+def _context(wording: str = "tuning", seed: int = 0) -> KindContext:
+    ctx = KindContext(PHOTOS, FOOTAGE, FPS, 4, 4, wording, seed, np.random.default_rng(seed), W, H, 64)
+    for needle in PHOTOS:  # solid colours stand in for the photos' frames (the real ones: test below)
+        ctx.cache[needle] = np.full((4, H, W, 3), COLOURS[needle.source], dtype=np.uint8)
+    ctx.cache[("footage", "main")] = np.full((10, H, W, 3), 40, dtype=np.uint8)
+    ctx.cache[("footage", "other")] = np.full((10, H, W, 3), 200, dtype=np.uint8)
+    return ctx
+
+
+def _episodes(frames: np.ndarray, colour) -> list[tuple[float, float]]:
+    """Runs of frames of exactly ``colour``: ``(start, end)`` in seconds."""
+    on = np.all(frames.reshape(len(frames), -1, 3) == np.array(colour, dtype=np.uint8), axis=(1, 2))
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], on.astype(int), [0]])))
+    return [(a / FPS, b / FPS) for a, b in zip(edges[::2], edges[1::2])]
+
+
+HAYSTACK = np.zeros((240, H, W, 3), dtype=np.uint8)  # 120 s at 2 fps
+
+
+@pytest.mark.parametrize("cell", range(4))
+def test_count_item_shows_the_photo_k_separate_times(cell):
+    frames, item = build_kind_item("count", cell, HAYSTACK, 50.0, _context())
+    k = item["gold"]["value"]
+    target = PHOTOS[cell % 4]
+    episodes = _episodes(frames, COLOURS[target.source])
+    assert len(episodes) == k == 1 + cell % 4  # k turns over the cells
+    assert all(b[0] - a[1] >= 10.0 for a, b in zip(episodes, episodes[1:]))  # separate showings
+    assert item["options"][ord(item["answer"]) - 65] == str(k) and target.label in item["question"]
+    assert [tuple(n[k] for k in ("start", "end")) for n in item["needles"]] == episodes
+
+
+@pytest.mark.parametrize("cell", range(4))
+def test_when_item_puts_the_photo_inside_the_asked_quarter(cell):
+    frames, item = build_kind_item("when", cell, HAYSTACK, 0.0 if cell % 2 else 100.0, _context(seed=1))
+    (start, end), = _episodes(frames, COLOURS[PHOTOS[cell % 4].source])
+    quarter = (cell + 1) % 4
+    assert quarter * 30.0 < start and end < (quarter + 1) * 30.0  # inside its quarter, not on a boundary
+    assert item["gold"]["quarter"] == quarter and item["answer"] == "ABCD"[quarter]
+    assert "quarter" in item["options"][quarter] and ("first", "second", "third", "last")[quarter] in \
+        item["options"][quarter]
+
+
+def test_order_and_absence_items():
+    frames, item = build_kind_item("order", 1, HAYSTACK, 30.0, _context())
+    firsts = {n.label: _episodes(frames, COLOURS[n.source]) for n in PHOTOS}
+    shown = sorted((eps[0][0], label) for label, eps in firsts.items() if eps)
+    assert len(shown) == 3
+    assert item["answer_text"] == ", then ".join(label for _, label in shown)
+    assert [refs[0] for refs in item["gold"]["references"]] == [label for _, label in shown]
+
+    frames, item = build_kind_item("absence", 2, HAYSTACK, 30.0, _context())
+    absent = next(n for n in PHOTOS if n.label == item["answer_text"])
+    assert _episodes(frames, COLOURS[absent.source]) == []  # never shown ...
+    assert all(len(_episodes(frames, COLOURS[n.source])) == 1 for n in PHOTOS if n is not absent)  # others once
+    assert sorted(item["options"]) == sorted(n.label for n in PHOTOS)
+    assert all(n.label in item["open_question"] for n in PHOTOS)
+
+
+@pytest.mark.parametrize("cell", [0, 1])
+def test_topic_item_is_mostly_one_footage_with_a_brief_distractor(cell):
+    frames, item = build_kind_item("topic", cell, HAYSTACK, 50.0, _context())
+    main, other = FOOTAGE[cell], FOOTAGE[1 - cell]  # the main footage turns over the cells
+    share = np.all(frames == (40 if cell == 0 else 200), axis=(1, 2, 3)).mean()
+    assert 0.93 <= share <= 0.96  # 95 % main footage ...
+    assert item["answer_text"] == main.label and len(set(item["options"])) == 4
+    distractor = item["needles"][0]
+    assert distractor["label"] in item["options"] and distractor["end"] - distractor["start"] == pytest.approx(6.0)
+    assert distractor["label"] == ("photo red" if cell == 0 else other.label)  # ... a photo or other footage
+    assert check_open(item["gold"], f"Mostly {main.label}, with {distractor['label']} briefly.")
+    assert not check_open(item["gold"], f"{distractor['label']}, then {main.label}.")
+
+
+def test_held_out_wording_differs_and_options_read_as_words():
+    _, tune = build_kind_item("count", 0, HAYSTACK, 50.0, _context("tuning"))
+    _, held = build_kind_item("count", 0, HAYSTACK, 50.0, _context("held-out"))
+    assert tune["question"] != held["question"] and tune["open_question"] != held["open_question"]
+    assert held["options"] == ["once", "twice", "three times", "four times"]
+
+
+def test_gold_checks():
+    assert first_count("It appears 3 times: at 00:10, 00:40 and 01:20.") == 3
+    assert first_count("At 00:10 it appears twice.") == 2  # the clock time is not a count
+    assert first_count("I cannot tell.") is None
+    assert check_open({"type": "number", "value": 4}, "Four times.") and not check_open(
+        {"type": "number", "value": 4}, "Once.")
+    when = {"type": "time", "start": 100.0, "end": 102.0, "length": 400.0, "quarter": 1}
+    assert check_open(when, "At 01:45.") and not check_open(when, "At 02:30.")  # slack: 10 s (2.5 % of 400 s)
+    assert check_open(when, "In the second quarter, around 100 s.") and check_open(when, "around 101 s")
+    assert not check_open(when, "At the beginning.") and not check_open(when, "I don't know.")
+    assert time_claims("near the end, at 1:02:05") == [(0, "quarter", 3.0), (16, "time", 3725.0)] or \
+        time_claims("near the end, at 1:02:05")[0][1] == "quarter"
+    order = {"type": "order", "references": [["cat"], ["rocket"], ["coffee"]]}
+    assert check_open(order, "First the cat, then the rocket, then coffee.")
+    assert not check_open(order, "The rocket, the cat, then coffee.") and not check_open(order, "The cat and rocket.")
+    first = {"type": "first", "references": ["lion"], "others": [["cat"], ["rocket"]]}
+    assert check_open(first, "The lion is never shown.") and not check_open(first, "The cat; not the lion.")
+    with pytest.raises(ValueError):
+        check_open({"type": "colour"}, "red")
+
+
+def test_parse_footage_and_bad_kinds(tmp_path):
+    from mmlong.apps.niavh_make import MakeConfig, make_niavh
+
+    assert parse_footage("bikes=people riding bicycles|bicycle") == Footage("bikes", "people riding bicycles",
+                                                                              ("bicycle",))
+    with pytest.raises(ConfigError, match="SOURCE=LABEL"):
+        parse_footage("bikes")
+    with pytest.raises(ConfigError, match="4 for absence"):
+        make_niavh(tmp_path / "x", MakeConfig(types=("absence",), lengths=(20,), needles=PHOTOS[:2]))
+    with pytest.raises(ConfigError, match="wording"):
+        make_niavh(tmp_path / "y", MakeConfig(types=("count",), lengths=(20,), wording="other"))
+
+
+def test_make_writes_every_kind_on_real_media_and_run_scores_per_kind(tmp_path):
+    """The real photos and footage, written and read back; the benchmark scores open answers by their gold."""
+    import torch
+
+    from mmlong.apps.niavh import NIAVHBenchmark, kinds_markdown, summarize_grid
+    from mmlong.apps.niavh_make import MakeConfig, fit_frame, load_image, make_niavh
+    from mmlong.types import Answer
+    from mmlong.video import open_video
+
+    manifest = make_niavh(tmp_path / "set", MakeConfig(types=QUESTION_KINDS, depths=(50,), lengths=(24,), fps=2.0,
+                                                      max_side=96))
+    assert [i["needle_type"] for i in manifest["items"]] == list(QUESTION_KINDS)
+    when = next(i for i in manifest["items"] if i["needle_type"] == "when")
+    with open_video(str(tmp_path / "set" / when["video"])) as video:
+        frame = video.read(torch.tensor([int(when["start"] * 2) + 1])).data[0].numpy().astype(float)
+        assert video.meta.duration == pytest.approx(24.0, abs=0.6)
+    expected = fit_frame(load_image(when["needle"]), manifest["width"], manifest["height"]).astype(float)
+    assert np.abs(frame - expected).mean() < 15  # the cat is where the manifest says
+
+    bench = NIAVHBenchmark(NIAVHBenchmark.Config(data=str(tmp_path / "set")))
+    items = {i.id: i for i in bench.items()}
+    assert len(items) == 2 * len(QUESTION_KINDS)
+    count = next(i for i in manifest["items"] if i["needle_type"] == "count")
+    k = count["gold"]["value"]
+    right = bench.record(items[f"{count['id']}:open"], Answer(text=f"It is shown {k} times."))
+    wrong = bench.record(items[f"{count['id']}:open"], Answer(text=f"It is shown {k + 1} times."))
+    assert right["correct"] and not wrong["correct"] and right["gold"]["value"] == k
+    mc = bench.record(items[f"{count['id']}:mc"], Answer(text=f"({count['answer']})", option_index=0))
+    assert mc["correct"] == (mc["option"] == count["answer"])
+    summary = summarize_grid([right, {**wrong, "needle_type": "when"}, mc], [50], [24])
+    table = kinds_markdown(summary)
+    assert "| count | " in table and "100.0 % (1/1)" in table and "| when | - | 0.0 % (0/1) |" in table
+
+
+def test_export_to_mlvu_layout_is_read_by_the_mlvu_benchmark(tmp_path):
+    from mmlong.apps.mlvu import MLVUBenchmark
+    from mmlong.apps.niavh_mlvu import export_mlvu
+
+    (tmp_path / "set" / "videos").mkdir(parents=True)
+    items = []
+    cases = [("count", ["1", "2", "3", "4"], "3"), ("topic", ["a cat", "a street"], "a street"),
+             ("when", ["early", "late"], "late"), ("order", ["a, then b", "b, then a"], "b, then a")]
+    for kind, options, right in cases:
+        (tmp_path / "set" / "videos" / f"{kind}.mp4").write_bytes(b"x")
+        items.append({"needle_type": kind, "video": f"videos/{kind}.mp4", "length": 60, "question": f"{kind}?",
+                      "options": options, "answer_text": right})
+    counts = export_mlvu({"items": items}, tmp_path / "set", tmp_path / "mlvu")
+    assert counts == {"4_count": 1, "7_topic_reasoning": 1, "5_order": 1}  # "when" has no MLVU task
+    bench = MLVUBenchmark(MLVUBenchmark.Config(data=str(tmp_path / "mlvu")))
+    got = {i.meta["question_type"]: (i.answer, i.query.options, i.video) for i in bench.items()}
+    assert set(got) == {"count", "order", "topic_reasoning"}
+    assert got["count"][0] == "C" and got["topic_reasoning"][0] == "B" and got["order"][0] == "B"
+    assert got["count"][2].endswith("video/4_count/count.mp4")
