@@ -148,11 +148,11 @@ class KindContext:
 
     def footage_frames(self, source: str) -> np.ndarray:
         """``[T, height, width, 3]``: all of ``source`` at the set's frame rate and size (cached)."""
-        from mmlong.apps.niavh_make import _decode, fit_frame
+        from mmlong.apps.niavh_make import decode_clip, fit_frame
 
         key = ("footage", source)
         if key not in self.cache:
-            clip = _decode(source, self.fps, self.max_side)
+            clip = decode_clip(source, self.fps, self.max_side)
             self.cache[key] = np.stack([fit_frame(f, self.width, self.height) for f in clip])
         return self.cache[key]
 

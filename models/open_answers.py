@@ -29,9 +29,9 @@ from typing import Any
 
 import torch
 
+from mmlong.experts.base import format_span, format_time
 from mmlong.models.grounding import line_says
 from mmlong.models.kind_choice import Curves, counts_people, people_counts
-from mmlong.models.transcript import format_span, format_time
 from mmlong.question_kinds import QuestionKind, list_items
 
 #: most brief moments a summary names
