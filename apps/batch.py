@@ -197,8 +197,8 @@ def group_key(entry: BatchItem | BadLine) -> str:
 
 def _answer_group(pipeline: Any, group: list[BatchItem | BadLine]) -> list[dict[str, Any]]:
     """The records of one group: one video's questions (answers, or the video's error for each), or a bad line."""
+    from mmlong.qa import Query
     from mmlong.runner import run_video
-    from mmlong.types import Query
 
     if isinstance(group[0], BadLine):
         return [error_record(e, e.error) for e in group]

@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     from mmlong.apps.render import stage_table
     from mmlong.errors import ConfigError
     from mmlong.pipeline import Pipeline
-    from mmlong.types import Query
+    from mmlong.qa import Query
 
     if args.repeat < 1:
         raise ConfigError("--repeat must be >= 1")

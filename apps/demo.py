@@ -179,7 +179,7 @@ class DemoApp:
         from mmlong.apps.keyframes import choose_keyframes, keyframe_strip, video_frame_indices
         from mmlong.apps.render import format_seconds, stage_rows
         from mmlong.apps.timeline import evidence_timeline, render_timeline
-        from mmlong.types import Query
+        from mmlong.qa import Query
 
         start = time.perf_counter()
         pipeline = self.slot.get(settings, [video])

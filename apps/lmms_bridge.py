@@ -31,7 +31,7 @@ from lmms_eval.api.model import lmms
 
 from mmlong.apps.lmms_queries import option_logliks, split_requests
 from mmlong.errors import ConfigError
-from mmlong.types import Answer, Query
+from mmlong.qa import Answer, Query
 
 
 def lmms_eval_manifest() -> Any:

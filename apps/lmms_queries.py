@@ -21,7 +21,7 @@ import re
 from typing import Any, Mapping
 
 from mmlong.errors import ConfigError
-from mmlong.types import Answer, Query
+from mmlong.qa import Answer, Query
 
 _OPTION_LINE = re.compile(r"^\s*(?:\(([A-Z])\)|([A-Z])[.):])\s*(.*?)\s*$")
 _LETTERED = re.compile(r"^\s*\(?([A-Z])[.)]\s*(.*?)\s*$")

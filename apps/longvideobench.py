@@ -49,7 +49,7 @@ from mmlong.apps.scoring import (
 from mmlong.apps.videomme import annotation_files, release_folder, seen_record
 from mmlong.errors import ConfigError
 from mmlong.experts.base import TimedText
-from mmlong.types import Answer, Query
+from mmlong.qa import Answer, Query
 
 DURATION_GROUPS: tuple[int, ...] = (15, 60, 600, 3600)
 INSTRUCTION = "Answer with the option's letter from the given choices directly."

@@ -43,7 +43,7 @@ from mmlong.apps.scoring import (
     read_annotation_records,
 )
 from mmlong.errors import ConfigError
-from mmlong.types import Answer, Query
+from mmlong.qa import Answer, Query
 
 #: the seven multiple-choice tasks of MLVU dev, in the official file order
 TASKS: tuple[str, ...] = ("plotQA", "needle", "ego", "count", "order", "anomaly_reco", "topic_reasoning")

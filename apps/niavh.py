@@ -26,7 +26,7 @@ from mmlong.apps.scoring import (
     percent,
 )
 from mmlong.errors import ConfigError
-from mmlong.types import Answer, Query
+from mmlong.qa import Answer, Query
 
 KINDS = ("mc", "open", "order")
 TITLES = {"mc": "multiple choice", "open": "open answer (normalised match)", "order": "needle order (multiple choice)"}

@@ -34,7 +34,7 @@ from typing import Any, ClassVar, Iterable, Mapping, Sequence
 
 from mmlong.errors import ConfigError
 from mmlong.limits import loads_json
-from mmlong.types import Answer, Query
+from mmlong.qa import Answer, Query
 
 
 @dataclass(frozen=True)

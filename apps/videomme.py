@@ -42,7 +42,7 @@ from mmlong.apps.scoring import (
     read_annotation_records,
 )
 from mmlong.errors import ConfigError
-from mmlong.types import Answer, Query
+from mmlong.qa import Answer, Query
 
 DURATIONS: tuple[str, ...] = ("short", "medium", "long")
 INSTRUCTION = ("Select the best answer to the following multiple-choice question based on the video. Respond with "

@@ -24,7 +24,8 @@ from enum import StrEnum
 from typing import Any, ClassVar, Iterable, Sequence
 
 from mmlong.errors import ConfigError
-from mmlong.types import Query, Step, VisualTokens
+from mmlong.qa import Query
+from mmlong.types import Step, VisualTokens
 
 
 def report(tokens: VisualTokens, extra: dict[str, Any]) -> tuple[VisualTokens, dict[str, Any]]:

@@ -26,7 +26,8 @@ from typing import Any, Sequence
 import torch
 import torch.nn.functional as F
 
-from mmlong.types import Query, VisualTokens
+from mmlong.qa import Query
+from mmlong.types import VisualTokens
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from mmlong.errors import ConfigError
-from mmlong.validate import coerce, finite_number, read_yaml_mapping
+from mmlong.validate import coerce, finite_number
+from mmlong.yaml_file import read_yaml_mapping
 
 
 @dataclass

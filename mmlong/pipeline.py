@@ -27,9 +27,10 @@ import torch
 
 from mmlong.compressors.base import Chain, CompressContext, StreamingCompressor
 from mmlong.errors import ConfigError, VideoTooLargeError
+from mmlong.qa import Answer, Query
 from mmlong.resolve import ResolvedPipeline, as_resolved
 from mmlong.result import Result, Stage
-from mmlong.types import Answer, Query, Step, VideoMeta, VisualTokens
+from mmlong.types import Step, VideoMeta, VisualTokens
 
 
 def peak_rss_mb() -> float:
@@ -44,28 +45,6 @@ def _offset_frames(tokens: VisualTokens, offset: int) -> VisualTokens:
     positions = tokens.positions.clone()
     positions[:, 0] += offset
     return tokens.replace(frame_ids=tokens.frame_ids + offset, positions=positions)
-
-
-def seen_by_model(tokens: VisualTokens, lines: Sequence[Any]) -> dict[str, Any]:
-    """What a record keeps of what the model saw: the sampled frames' times and the expert/subtitle lines that
-    go with them (grouped to the frames as the native adapters' subtitle block does). A model that reports the
-    lines its prompt held (``details["timed_text_seen"]``) is believed over this."""
-    from mmlong.models.subtitles import sampled_frame_times, subtitles_by_frame
-
-    times = sampled_frame_times(tokens)
-    seen = [line.to_dict() for group in subtitles_by_frame(lines, times) for line in group] if lines else []
-    return {"frame_times": [round(t, 3) for t in times], "timed_text_seen": seen}
-
-
-def lines_for(query: Query, tokens: VisualTokens, lines: Sequence[Any]) -> list[Any]:
-    """The expert/subtitle lines ``query`` may see (:func:`mmlong.models.subtitles.lines_for_query`: none without
-    subtitles, only the sampled frames' by the benchmark's rule)."""
-    from mmlong.models.subtitles import lines_for_query, sampled_frame_times
-
-    if not lines:
-        return []
-    fps = (tokens.meta.get("video") or {}).get("fps")
-    return lines_for_query(lines, sampled_frame_times(tokens), query, float(fps) if fps else None)
 
 
 class _StageClock:
@@ -373,6 +352,8 @@ class Pipeline:
 
     def _run_queries(self, video: str, queries: list[Query], model: Any, pending: Future | None,
                      feed: Any = None) -> Result:
+        from mmlong.models import subtitles
+
         shared = self._tokens(video, None, compress=False, feed=feed)[0] if self._shares_encoding() else None
         lines: list[Any] = []
         expert_steps: tuple[Step, ...] = ()  # every answer shows the experts whose lines it read
@@ -386,7 +367,7 @@ class Pipeline:
             if pending is not None:
                 found, steps = pending.result()
                 lines, expert_steps, pending = found, tuple(steps), None
-            given = lines_for(query, seen, lines)
+            given = subtitles.lines_for(query, seen, lines)
             extra = {"timed_text": given} if model.reads_timed_text else {}
             load_steps = self.load_model()  # after the first tokens: a bad video fails before the weights load
             start = time.perf_counter()
@@ -398,7 +379,7 @@ class Pipeline:
             answer.stages = steps + tuple(answer.stages)
             answer.details.setdefault("video", seen.meta.get("video", {}))
             reported = answer.details.get("timed_text_seen")
-            answer.details.update(seen_by_model(seen, given if extra else []))
+            answer.details.update(subtitles.seen_by_model(seen, given if extra else []))
             if reported is not None:  # what the model's prompt held
                 answer.details["timed_text_seen"] = reported
             result.answers.append(answer)

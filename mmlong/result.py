@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Sequence
 
-from mmlong.types import Answer, Step, VisualTokens
+from mmlong.qa import Answer
+from mmlong.types import Step, VisualTokens
 
 
 class Stage(StrEnum):

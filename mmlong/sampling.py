@@ -26,7 +26,8 @@ import numpy as np
 import torch
 
 from mmlong.errors import ConfigError
-from mmlong.types import Frames, Query, VideoMeta, timestamps_of
+from mmlong.qa import Query
+from mmlong.types import Frames, VideoMeta, timestamps_of
 
 _EPS = 1e-9
 

@@ -4,7 +4,7 @@ Every check raises :class:`~mmlong.errors.ConfigError` (one line naming the inpu
 CLI prints as ``mmlong: error: ...`` with exit status 2. Every value a user gives (spec strings, YAML, flags)
 is read and checked by one function, :func:`coerce`: plug-in configs reach it through the registry, pipeline
 settings when a preset, YAML file and flags are layered (:mod:`mmlong.config`), output files through
-:func:`check_output_file`, and YAML documents through :func:`read_yaml_mapping`.
+:func:`check_output_file`, and YAML documents through :func:`mmlong.yaml_file.read_yaml_mapping`.
 
 >>> check_value("fps", 2, float)
 2.0
@@ -32,12 +32,6 @@ from typing import Any, Iterable
 
 from mmlong.errors import ConfigError
 
-# Deeper YAML than this is not a pipeline config; a limit keeps the parser far from Python's recursion limit.
-MAX_YAML_DEPTH = 32
-MAX_YAML_BYTES = 1 << 20
-# Nodes of a YAML document counted with every alias expanded: a config has a few hundred; a "billion laughs"
-# file has billions (and anything walking it would walk them all).
-MAX_YAML_NODES = 100_000
 # Where an output file can never sensibly go (kernel and device file systems).
 _SYSTEM_ROOTS = ("/proc", "/sys", "/dev")
 
@@ -45,7 +39,7 @@ _KIND_WORDS = {bool: "true or false", int: "a whole number", float: "a number", 
                dict: "a mapping (key: value)", list: "a list", tuple: "a list"}
 
 
-def _describe(value: Any) -> str:
+def describe_value(value: Any) -> str:
     text = repr(value)
     if len(text) > 60:
         text = text[:57] + "..."
@@ -69,13 +63,13 @@ def _is_optional(annotation: Any) -> bool:
 def finite_number(what: str, value: Any) -> float:
     """``value`` as a finite float (ints accepted, bools and non-numbers refused)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(f"{what}: expected a finite number, got {_describe(value)}")
+        raise ConfigError(f"{what}: expected a finite number, got {describe_value(value)}")
     try:
         number = float(value)
     except OverflowError:  # an int too large for a float
         number = math.inf
     if not math.isfinite(number):
-        raise ConfigError(f"{what}: expected a finite number, got {_describe(value)}")
+        raise ConfigError(f"{what}: expected a finite number, got {describe_value(value)}")
     return number
 
 
@@ -232,28 +226,28 @@ def check_value(what: str, value: Any, annotation: Any) -> Any:
                 return check_value(what, value, candidate)
             except ConfigError:
                 continue
-        raise ConfigError(f"{what}: expected {_words(annotation)}, got {_describe(value)}")
+        raise ConfigError(f"{what}: expected {_words(annotation)}, got {describe_value(value)}")
     origin = typing.get_origin(annotation) or annotation
     args = typing.get_args(annotation)
     if origin is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"{what}: expected true or false, got {_describe(value)}")
+            raise ConfigError(f"{what}: expected true or false, got {describe_value(value)}")
         return value
     if origin is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{what}: expected a whole number, got {_describe(value)}")
+            raise ConfigError(f"{what}: expected a whole number, got {describe_value(value)}")
         return value
     if origin is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{what}: expected a number, got {_describe(value)}")
+            raise ConfigError(f"{what}: expected a number, got {describe_value(value)}")
         return finite_number(what, value)
     if origin is str:
         if not isinstance(value, str):
-            raise ConfigError(f"{what}: expected a string, got {_describe(value)}")
+            raise ConfigError(f"{what}: expected a string, got {describe_value(value)}")
         return value
     if origin in (tuple, list):
         if isinstance(value, (str, bytes, dict)) or not isinstance(value, Iterable):
-            raise ConfigError(f"{what}: expected a list, got {_describe(value)}")
+            raise ConfigError(f"{what}: expected a list, got {describe_value(value)}")
         items = list(value)
         if origin is tuple and args and args[-1] is not Ellipsis:  # fixed length: tuple[int, int]
             if len(items) != len(args):
@@ -264,10 +258,10 @@ def check_value(what: str, value: Any, annotation: Any) -> Any:
         return tuple(items) if origin is tuple else items
     if origin is dict:
         if not isinstance(value, dict):
-            raise ConfigError(f"{what}: expected a mapping (key: value), got {_describe(value)}")
+            raise ConfigError(f"{what}: expected a mapping (key: value), got {describe_value(value)}")
         for key in value:
             if not isinstance(key, str):
-                raise ConfigError(f"{what}: keys must be names, got {_describe(key)}")
+                raise ConfigError(f"{what}: keys must be names, got {describe_value(key)}")
         return value
     return value
 
@@ -275,85 +269,6 @@ def check_value(what: str, value: Any, annotation: Any) -> Any:
 def check_settings(what: str, values: dict[str, Any], hints: dict[str, Any]) -> dict[str, Any]:
     """:func:`coerce` for each ``key: value`` against ``hints`` (a dataclass's type hints)."""
     return {key: coerce(f"{what} {key!r}", value, hints.get(key)) for key, value in values.items()}
-
-
-def _yaml_size(node: Any, limit: int) -> tuple[int, int]:
-    """(depth, node count) of a composed YAML node graph with every alias expanded, each shared node visited
-    once (an alias is a second edge to the same node object), so a "billion laughs" file costs its own size.
-    Counts stop growing once past ``limit`` (no recursion)."""
-    memo: dict[int, tuple[int, int]] = {}
-    open_nodes: set[int] = set()  # being expanded: meeting one again is an alias to itself (a cycle)
-    stack: list[tuple[Any, bool]] = [(node, False)]
-    while stack:
-        current, expanded = stack.pop()
-        key = id(current)
-        if key in memo:
-            continue
-        if not expanded and key in open_nodes:
-            return limit + 1, limit + 1
-        value = getattr(current, "value", None)
-        children = []
-        if isinstance(value, list):
-            for child in value:
-                children.extend(child if isinstance(child, tuple) else (child,))  # mapping: (key, value) nodes
-        if not expanded:
-            if len(stack) > limit:
-                return limit + 1, limit + 1
-            open_nodes.add(key)
-            stack.append((current, True))
-            stack.extend((child, False) for child in children if id(child) not in memo)
-            continue
-        depth = 1 + max((memo[id(c)][0] for c in children if id(c) in memo), default=0)
-        count = min(limit + 1, 1 + sum(memo[id(c)][1] for c in children if id(c) in memo))
-        memo[key] = (depth, count)
-        open_nodes.discard(key)
-    return memo.get(id(node), (0, 0))
-
-
-def read_yaml_mapping(path: str | Path, what: str = "a pipeline config") -> dict[str, Any]:
-    """Read a YAML file that must hold one mapping with string keys; any other content is one-line error."""
-    import yaml
-
-    p = Path(path)
-    if not p.exists():
-        raise ConfigError("config file not found", str(p))
-    if not p.is_file():
-        raise ConfigError("not a file (a config must be a YAML file)", str(p))
-    try:
-        raw = p.read_bytes()[: MAX_YAML_BYTES + 1]
-    except OSError as err:
-        raise ConfigError(f"cannot read it ({err.strerror or err})", str(p)) from err
-    if len(raw) > MAX_YAML_BYTES:
-        raise ConfigError(f"larger than {MAX_YAML_BYTES // 1024} KiB; not {what}", str(p))
-    if b"\x00" in raw:
-        raise ConfigError(f"a binary file, not a YAML file ({what})", str(p))
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise ConfigError(f"not UTF-8 text (byte {err.start}); not a YAML file", str(p)) from err
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        depth, count = _yaml_size(node, MAX_YAML_NODES) if node is not None else (0, 0)
-        if depth > MAX_YAML_DEPTH:
-            raise ConfigError(f"nested deeper than {MAX_YAML_DEPTH} levels; not {what}", str(p))
-        if count > MAX_YAML_NODES:
-            raise ConfigError(f"its aliases expand to more than {MAX_YAML_NODES:,} values (an alias bomb); "
-                              f"not {what}", str(p))
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ConfigError(f"not valid YAML ({first})", str(p)) from err
-    except (RecursionError, MemoryError) as err:
-        raise ConfigError(f"too deeply nested or too large; not {what}", str(p)) from err
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{what} must be a mapping of settings (name: value), got a {type(data).__name__}",
-                          str(p))
-    for key in data:
-        if not isinstance(key, str):
-            raise ConfigError(f"setting names must be words, got {_describe(key)}", str(p))
-    return data
 
 
 def check_output_file(path: str | Path, suffixes: Iterable[str] | None = None, what: str = "output") -> Path:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Sequence
 
-from mmlong.types import Answer, Query, VisualTokens
+from mmlong.qa import Answer, Query
+from mmlong.types import VisualTokens
 
 
 class VideoQAModel:

@@ -31,7 +31,8 @@ from mmlong.models.native_base import NativeVLMAdapter, NativeVLMConfig
 from mmlong.models.positions import as_position_ids, positions_1d
 from mmlong.models.prompt_inputs import PromptInputs, placeholder_segments, splice_embeddings, video_duration
 from mmlong.models.prompts import answer_prefix, multiple_choice_text
-from mmlong.types import Frames, Query, VisualTokens
+from mmlong.qa import Query
+from mmlong.types import Frames, VisualTokens
 
 VIDEO_TOKEN = "<video>"
 

@@ -29,7 +29,8 @@ from mmlong.models.decoding import eos_token_ids, greedy_decode, language_model
 from mmlong.models.loading import load_pretrained
 from mmlong.models.prompt_inputs import PromptInputs
 from mmlong.models.prompts import MLVU_ANSWER_PREFIX, answer_prefix, letter_token_ids, read_letter
-from mmlong.types import Answer, Frames, Query, VisualTokens
+from mmlong.qa import Answer, Query
+from mmlong.types import Frames, VisualTokens
 
 
 class NativeEncoder(Encoder):

@@ -40,7 +40,7 @@ import torch
 
 from mmlong.errors import ConfigError
 from mmlong.limits import MAX_OPTIONS  # one bound for every door
-from mmlong.types import Query
+from mmlong.qa import Query
 
 #: the instruction the official MLVU evaluation puts first
 MLVU_SYSTEM = (

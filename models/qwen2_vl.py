@@ -23,7 +23,8 @@ from mmlong.models.native_base import NativeVLMAdapter, NativeVLMConfig
 from mmlong.models.positions import as_position_ids, mrope_positions
 from mmlong.models.prompt_inputs import PromptInputs, splice_embeddings
 from mmlong.models.prompts import answer_prefix, multiple_choice_text
-from mmlong.types import Frames, Query, VisualTokens
+from mmlong.qa import Query
+from mmlong.types import Frames, VisualTokens
 
 VISION_START = "<|vision_start|>"
 VISION_END = "<|vision_end|>"

@@ -42,7 +42,8 @@ from mmlong.models.positions import as_position_ids, mrope_positions
 from mmlong.models.prompt_inputs import PromptInputs, placeholder_segments, splice_embeddings
 from mmlong.models.prompts import MLVU_ANSWER_PREFIX, multiple_choice_text
 from mmlong.models.qwen2_vl import VISION_END, VISION_START, mrope_offsets
-from mmlong.types import Frames, Query, VisualTokens
+from mmlong.qa import Query
+from mmlong.types import Frames, VisualTokens
 
 VIDEO_PAD = "<|video_pad|>"
 

@@ -35,7 +35,8 @@ from mmlong.models.prompt_inputs import (
     video_duration,
 )
 from mmlong.models.prompts import answer_prefix, multiple_choice_text
-from mmlong.types import Frames, Query, VisualTokens
+from mmlong.qa import Query
+from mmlong.types import Frames, VisualTokens
 
 IMAGE_TOKEN = "<image>"
 FRAME_OPEN = "<fake_token_around_image><global-img>"

@@ -69,8 +69,9 @@ from mmlong.models.prompts import (
     scoring_prompt,
 )
 from mmlong.models.transcript import Transcript, build_transcript
+from mmlong.qa import Answer, Query
 from mmlong.question_kinds import understand
-from mmlong.types import Answer, Query, VisualTokens
+from mmlong.types import VisualTokens
 
 TRANSCRIPT_HEADER = "Video transcript (what each moment shows):"
 #: said after the header when the transcript holds expert lines

@@ -18,7 +18,11 @@ frame 00:10: [speech] The password is seventeen.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
+
+if TYPE_CHECKING:
+    from mmlong.qa import Query
+    from mmlong.types import VisualTokens
 
 HEADER = "Subtitles and on-screen text at the sampled frames:"
 
@@ -125,3 +129,21 @@ def sampled_frame_times(tokens: Any) -> list[float]:
     """The sampled frames' times (s) of visual tokens: ``frame_times`` when kept, else the tokens' own times."""
     times = tokens.frame_times if tokens.frame_times is not None else tokens.timestamps.unique()
     return sorted(float(t) for t in times)
+
+
+def seen_by_model(tokens: VisualTokens, lines: Sequence[Any]) -> dict[str, Any]:
+    """What a record keeps of what the model saw: the sampled frames' times and the expert/subtitle lines that
+    go with them (grouped to the frames as the native adapters' subtitle block does). A model that reports the
+    lines its prompt held (``details["timed_text_seen"]``) is believed over this."""
+    times = sampled_frame_times(tokens)
+    seen = [line.to_dict() for group in subtitles_by_frame(lines, times) for line in group] if lines else []
+    return {"frame_times": [round(t, 3) for t in times], "timed_text_seen": seen}
+
+
+def lines_for(query: Query, tokens: VisualTokens, lines: Sequence[Any]) -> list[Any]:
+    """The expert/subtitle lines ``query`` may see (:func:`lines_for_query`: none without
+    subtitles, only the sampled frames' by the benchmark's rule)."""
+    if not lines:
+        return []
+    fps = (tokens.meta.get("video") or {}).get("fps")
+    return lines_for_query(lines, sampled_frame_times(tokens), query, float(fps) if fps else None)

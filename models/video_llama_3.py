@@ -34,7 +34,8 @@ from mmlong.models.native_base import NativeVLMAdapter, NativeVLMConfig
 from mmlong.models.positions import as_position_ids, positions_1d
 from mmlong.models.prompt_inputs import PromptInputs, frame_time, placeholder_segments, splice_embeddings
 from mmlong.models.prompts import MLVU_ANSWER_PREFIX, multiple_choice_text
-from mmlong.types import Frames, Query, VisualTokens
+from mmlong.qa import Query
+from mmlong.types import Frames, VisualTokens
 
 VIDEO_PAD = "<|video_pad|>"
 

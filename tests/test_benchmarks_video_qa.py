@@ -12,8 +12,8 @@ from mmlong.apps.longvideobench import LongVideoBenchBenchmark, subtitle_cues
 from mmlong.apps.mlvu import MLVUBenchmark
 from mmlong.apps.videomme import VideoMMEBenchmark
 from mmlong.experts.subtitle_file import read_subtitles
+from mmlong.qa import Answer
 from mmlong.registry import BENCHMARKS
-from mmlong.types import Answer
 
 SRT = "1\n00:00:01,000 --> 00:00:03,000\nThe code word is orange.\n"
 

@@ -7,8 +7,9 @@ import torch
 
 from mmlong.compressors.base import Chain, CompressContext, Compressor
 from mmlong.errors import ConfigError
+from mmlong.qa import Query
 from mmlong.registry import COMPRESSORS
-from mmlong.types import Query, VisualTokens
+from mmlong.types import VisualTokens
 from tests.tiny_text_encoder import TinyTextEncoder, concept_frames
 
 MINE = ("pool", "tpool", "progressive", "tome", "tmerge", "select", "scenetile", "stream-memory", "recurrent-bridge")

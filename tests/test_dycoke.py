@@ -12,8 +12,9 @@ from mmlong.compressors.dycoke import DyCokeKV, DyCokeTTM
 from mmlong.errors import ConfigError
 from mmlong.models.decoding import decoder_layers, greedy_decode
 from mmlong.models.qwen2_vl import Qwen2VLAdapter
+from mmlong.qa import Query
 from mmlong.registry import COMPRESSORS
-from mmlong.types import Query, VisualTokens
+from mmlong.types import VisualTokens
 from tests.pairing import assert_paired, group_rows
 from tests.vlm_fixtures import build_qwen2_vl, frames_of, random_video
 

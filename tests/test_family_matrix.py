@@ -7,8 +7,8 @@ import pytest
 
 from mmlong.compressors.base import Chain, CompressContext
 from mmlong.errors import MmlongError
+from mmlong.qa import Answer, Query
 from mmlong.registry import COMPRESSORS
-from mmlong.types import Answer, Query
 from tests import vlm_families, vlm_fixtures
 
 FAMILIES = {

@@ -11,8 +11,9 @@ from mmlong.compressors.framefusion import FrameFusion, pruning_sparsity
 from mmlong.errors import ConfigError
 from mmlong.models.decoding import decoder_layers, greedy_decode
 from mmlong.models.qwen2_vl import Qwen2VLAdapter
+from mmlong.qa import Query
 from mmlong.registry import COMPRESSORS
-from mmlong.types import Query, VisualTokens
+from mmlong.types import VisualTokens
 from tests.vlm_fixtures import build_qwen2_vl
 
 FRAMES, SIDE = 4, 4

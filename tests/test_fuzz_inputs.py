@@ -20,9 +20,10 @@ from hypothesis import strategies as st
 from mmlong.compressors.base import Chain, CompressContext, Placement
 from mmlong.config import PipelineConfig, resolve_config
 from mmlong.errors import ConfigError, MmlongError
+from mmlong.qa import Query
 from mmlong.registry import COMPRESSORS, SAMPLERS
 from mmlong.sampling import SampleContext, build_sampler
-from mmlong.types import Query, VideoMeta, VisualTokens
+from mmlong.types import VideoMeta, VisualTokens
 
 FUZZ = settings(max_examples=40, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])

@@ -19,9 +19,10 @@ from mmlong.compressors.frame_scoring import brief_rarity
 from mmlong.experts.base import TimedText
 from mmlong.models.grounding import ground, moment_rarity, word_match
 from mmlong.models.socratic import SocraticModel, fuse_scores
+from mmlong.qa import Query
 from mmlong.samples import sample_image
 from mmlong.sampling import SampleContext, build_sampler
-from mmlong.types import Frames, Query, VideoMeta
+from mmlong.types import Frames, VideoMeta
 from mmlong.video import open_video
 
 OPTIONS = ("a cat", "a cup of coffee", "a rocket", "a camera on a tripod")

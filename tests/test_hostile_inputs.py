@@ -44,7 +44,7 @@ def test_a_yaml_alias_bomb_is_refused_at_once(tmp_path, clip):
 
 
 def test_shared_yaml_nodes_within_budget_still_load(tmp_path):
-    from mmlong.validate import read_yaml_mapping
+    from mmlong.yaml_file import read_yaml_mapping
 
     doc = tmp_path / "ok.yaml"
     doc.write_text("base: &base {sample: 'uniform:8'}\nagain: *base\n")
@@ -57,7 +57,7 @@ def test_shared_yaml_nodes_within_budget_still_load(tmp_path):
 
 @pytest.mark.parametrize("levels", [3, 5, 7])
 def test_alias_bombs_of_any_size_are_refused(tmp_path, levels):
-    from mmlong.validate import MAX_YAML_NODES, read_yaml_mapping
+    from mmlong.yaml_file import MAX_YAML_NODES, read_yaml_mapping
 
     doc = tmp_path / "bomb.yaml"
     doc.write_text(alias_bomb(levels))
@@ -135,7 +135,7 @@ def test_bad_batch_items_become_error_records_naming_line_and_id(tmp_path):
 def test_pipeline_refuses_a_bad_question_before_any_model_work(tmp_path, clip):
     from mmlong.config import resolve_config
     from mmlong.pipeline import Pipeline
-    from mmlong.types import Query
+    from mmlong.qa import Query
 
     pipeline = Pipeline(resolve_config(preset="offline", sample="uniform:4", cache_dir=str(tmp_path)))
     with pytest.raises(ConfigError, match="27 options"):

@@ -15,9 +15,10 @@ from mmlong.apps.niavh_make import fit_frame
 from mmlong.compressors.coverage import CoverageSampler
 from mmlong.models.kind_rules import EpisodeRule, build_timeline, episodes, option_span
 from mmlong.models.socratic import SocraticModel
+from mmlong.qa import Query
 from mmlong.samples import sample_image, sample_video
 from mmlong.sampling import SampleContext, uniform_indices
-from mmlong.types import Frames, Query, VideoMeta
+from mmlong.types import Frames, VideoMeta
 from mmlong.video import open_video
 
 SECONDS = 120

@@ -16,7 +16,7 @@ from mmlong.models.decoding import decoder_layers, greedy_decode
 from mmlong.models.llava_onevision import LlavaOneVisionAdapter
 from mmlong.models.loading import detect_family
 from mmlong.models.prompts import letter_token_ids
-from mmlong.types import Query
+from mmlong.qa import Query
 from tests.vlm_fixtures import (
     build_llava_onevision,
     cli_ask,

@@ -10,8 +10,8 @@ from mmlong.compressors.llm_pruning import Drop, FastV, InLLMPruning, PyramidDro
 from mmlong.errors import ConfigError
 from mmlong.models.decoding import decoder_layers, greedy_decode
 from mmlong.models.qwen2_vl import Qwen2VLAdapter
+from mmlong.qa import Query
 from mmlong.registry import COMPRESSORS
-from mmlong.types import Query
 from tests.vlm_fixtures import build_qwen2_vl, frames_of, random_video
 
 

@@ -9,7 +9,7 @@ import torch
 
 from mmlong.apps.lmms_queries import option_logliks, query_for, split_requests
 from mmlong.errors import ConfigError
-from mmlong.types import Answer
+from mmlong.qa import Answer
 
 VIDEOMME_DOC = {"videoID": "vid1", "question": "What does the host say first?", "duration": "short",
                 "options": ["A. Hello.", "B. Goodbye.", "C. Thanks.", "D. Welcome."], "answer": "A"}
@@ -57,8 +57,8 @@ def test_loglikelihoods_are_the_models_own_and_bare_requests_are_apart():
 
 
 def test_a_native_vlm_reports_real_letter_loglikelihoods_and_scores_bare_text():
+    from mmlong.qa import Query
     from mmlong.registry import MODELS
-    from mmlong.types import Query
     from tests.vlm_fixtures import build_qwen2_vl, frames_of, random_video
 
     model, processor = build_qwen2_vl(num_layers=2)

@@ -176,7 +176,7 @@ def test_multi_needle_items_hold_three_kinds_and_an_order_question(tmp_path):
     from mmlong.apps.niavh import NIAVHBenchmark
     from mmlong.apps.niavh_make import MakeConfig, fit_frame, load_image, make_niavh
     from mmlong.audio import read_audio
-    from mmlong.types import Answer
+    from mmlong.qa import Answer
     from mmlong.video import open_video
 
     manifest = make_niavh(tmp_path / "set", MakeConfig(types=("multi",), depths=(0, 100), lengths=(24,), fps=2.0))

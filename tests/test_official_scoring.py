@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from mmlong.apps.mlvu import MLVUBenchmark
-from mmlong.types import Answer
+from mmlong.qa import Answer
 
 
 # ---------------------------------------------------------------------------------------------- MLVU
@@ -370,7 +370,7 @@ def test_subtitles_are_limited_to_the_sampled_frames_by_each_official_rule():
     from mmlong.apps.longvideobench import subtitle_cues
     from mmlong.experts.base import TimedText
     from mmlong.models.subtitles import lines_for_query
-    from mmlong.types import Query
+    from mmlong.qa import Query
 
     fps = 10.0
     cues = [(2.0 * k, 2.0 * k + 1.5, f"line {k}") for k in range(20)]  # 20 lines over 40 s
@@ -443,8 +443,8 @@ def test_native_vlms_see_the_official_prompt_layout(family):
     question, "A. ..." options, "The best answer is:"), not inside MLVU's template; the letter is read right after."""
     from mmlong.experts.base import TimedText
     from mmlong.models.prompts import VIDEOMME_ANSWER_LINE, VIDEOMME_SUBTITLES_HEADER
+    from mmlong.qa import Query
     from mmlong.registry import MODELS
-    from mmlong.types import Query
     from tests.vlm_fixtures import build_qwen2_vl, build_smolvlm, frames_of, random_video
 
     model, processor = (build_qwen2_vl if family == "qwen2-vl" else build_smolvlm)(num_layers=2)
@@ -525,9 +525,9 @@ def test_socratic_records_list_the_lines_its_prompt_held_and_reads_official_layo
     """100 subtitle lines, a transcript capped at 64 expert lines: ``subtitles_seen`` is those 64, each of them in
     the transcript; ``scoring: letter`` reads the letter after Video-MME's official answer line."""
     from mmlong.pipeline import Pipeline
+    from mmlong.qa import Query
     from mmlong.resolve import resolve
     from mmlong.samples import sample_video
-    from mmlong.types import Query
 
     srt = tmp_path / "many.srt"
     srt.write_text("\n".join(f"{k + 1}\n00:00:{k // 10:02d},{k % 10 * 100:03d} --> 00:00:{k // 10:02d},"

@@ -12,8 +12,9 @@ import torch
 
 from mmlong.models.open_vocab import COMMON_NOUNS, LOGIT_SCALE, OpenVocabulary, describer, vocabulary
 from mmlong.models.socratic import SocraticModel
+from mmlong.qa import Query
 from mmlong.registry import ENCODERS
-from mmlong.types import Query, VisualTokens
+from mmlong.types import VisualTokens
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import torch
 from mmlong.config import resolve_config
 from mmlong.errors import ConfigError, VideoTooLargeError
 from mmlong.pipeline import Pipeline
-from mmlong.types import Query
+from mmlong.qa import Query
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,8 @@ from mmlong.compressors.pooling import (
     temporal_pool,
 )
 from mmlong.errors import ConfigError
-from mmlong.types import Query, VisualTokens
+from mmlong.qa import Query
+from mmlong.types import VisualTokens
 from tests.tiny_text_encoder import TinyTextEncoder, concept_frames
 
 

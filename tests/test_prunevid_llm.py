@@ -21,8 +21,8 @@ from mmlong.compressors.prunevid_llm import PruneVidLLM, PruneVidLLMHooks, selec
 from mmlong.errors import ConfigError
 from mmlong.models.decoding import decoder_layers, greedy_decode, language_model
 from mmlong.models.qwen2_vl import Qwen2VLAdapter
+from mmlong.qa import Query
 from mmlong.registry import COMPRESSORS
-from mmlong.types import Query
 from tests.vlm_fixtures import build_qwen2_vl, frames_of, random_video
 
 LAYER, ALPHA = 1, 0.4

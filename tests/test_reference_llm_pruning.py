@@ -19,7 +19,7 @@ import torch
 from mmlong.compressors.llm_pruning import FastV, InLLMPruning, PyramidDrop
 from mmlong.models.decoding import decoder_layers, greedy_decode
 from mmlong.models.qwen2_vl import Qwen2VLAdapter
-from mmlong.types import Query
+from mmlong.qa import Query
 from tests.vlm_fixtures import build_qwen2_vl, frames_of, random_video
 
 TEXT_BEFORE, NUM_VISUAL, TEXT_AFTER = 5, 25, 6

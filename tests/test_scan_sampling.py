@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from mmlong.cache import FeatureCache
+from mmlong.qa import Query
 from mmlong.sampling import SampleContext, build_sampler
 from mmlong.scan_sampling import scan_cache_key, scan_video
-from mmlong.types import Query
 from mmlong.video import open_video
 from tests.tiny_text_encoder import ColourEncoder, write_colour_video
 

@@ -9,7 +9,8 @@ from mmlong.compressors.base import Chain, CompressContext
 from mmlong.compressors.frame_scoring import combine_relevance, diverse_top, frame_scores, novelty
 from mmlong.compressors.selection import QuerySelect
 from mmlong.errors import ConfigError
-from mmlong.types import Query, VisualTokens
+from mmlong.qa import Query
+from mmlong.types import VisualTokens
 from tests.tiny_text_encoder import TinyTextEncoder, concept_frames
 
 # 24 frames, one per second: the cat shows up in two separate events (5-6 strongly, 17-18 a little less)

@@ -16,7 +16,7 @@ from mmlong.models.decoding import decoder_layers, greedy_decode
 from mmlong.models.loading import detect_family
 from mmlong.models.prompts import letter_token_ids
 from mmlong.models.smolvlm import SmolVLMAdapter
-from mmlong.types import Query
+from mmlong.qa import Query
 from tests.vlm_fixtures import (
     build_smolvlm,
     cli_ask,

@@ -9,8 +9,9 @@ from mmlong.errors import ConfigError
 from mmlong.models.grounding import ground, name_overlap
 from mmlong.models.socratic import SocraticModel
 from mmlong.models.transcript import build_transcript
+from mmlong.qa import Query
 from mmlong.registry import MODELS, PluginConfigError
-from mmlong.types import Query, VisualTokens
+from mmlong.types import VisualTokens
 
 CLASS_NAMES = ["Egyptian cat", "seashore, coast", "golden retriever", "acoustic guitar", "catamaran"]
 OPTIONS = ("a cat", "a dog", "a guitar", "a sailboat")

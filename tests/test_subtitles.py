@@ -10,7 +10,8 @@ import torch
 from mmlong.experts.base import TimedText
 from mmlong.models.subtitles import HEADER, subtitle_context, subtitles_by_frame
 from mmlong.models.transcript import build_transcript
-from mmlong.types import Query, VisualTokens
+from mmlong.qa import Query
+from mmlong.types import VisualTokens
 from tests.vlm_fixtures import build_llava_onevision, build_qwen2_vl, build_smolvlm, frames_of, random_video
 
 LINES = [
