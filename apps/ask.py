@@ -54,6 +54,9 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(dump_json(record))
         return 0
+    asked = answer.details.get("question")
+    if asked:
+        print(f"asks:     {asked.get('summary', asked.get('kind', ''))}")
     print(f"answer:   {answer.text}")
     if answer.option is not None:
         print(f"option:   ({answer.letter}) {answer.option}")

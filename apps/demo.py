@@ -71,6 +71,7 @@ class DemoResult:
     answer_text: str = ""
     option: str = ""
     evidence: str = ""
+    question_kind: str = ""
     timeline_png: str | None = None
     keyframes_png: str | None = None
     stage_rows: list[list[str]] = field(default_factory=list)
@@ -271,6 +272,7 @@ class DemoApp:
             answer_text=answer.text,
             option=option,
             evidence=", ".join(format_seconds(t) for t in answer.evidence) or "(none)",
+            question_kind=str((answer.details.get("question") or {}).get("summary", "")),
             timeline_png=str(timeline),
             keyframes_png=None if keyframes is None else str(keyframes),
             stage_rows=[list(row) for row in stage_rows(answer.stages)],

@@ -47,6 +47,7 @@ def build_blocks(app: Any, concurrency: int = 1) -> Any:
                     answer = gr.Textbox(label="Answer", interactive=False, elem_id="answer")
                     option = gr.Textbox(label="Chosen option", interactive=False, elem_id="option")
                     evidence = gr.Textbox(label="Evidence times", interactive=False, elem_id="evidence")
+                    asks = gr.Textbox(label="The question asks", interactive=False, elem_id="question-kind")
                 timeline = gr.Image(label="Timeline: relevance to the question, scenes, frames the model saw",
                                     type="filepath", interactive=False, elem_id="timeline", height=300,
                                     buttons=["download"])
@@ -69,15 +70,15 @@ def build_blocks(app: Any, concurrency: int = 1) -> Any:
             try:
                 settings = DemoSettings.from_fields(preset_v, sampler_v, compress_v, budget_v, model_v)
             except MmlongError as err:
-                return DemoResult.failure(readable_error(err)).status, "", "", "", None, None, None
+                return DemoResult.failure(readable_error(err)).status, "", "", "", "", None, None, None
             result = app.ask(video_path, question_text, options_text, settings)
             table = result.stage_rows or None
-            return (result.status, result.answer_text, result.option, result.evidence, result.timeline_png,
-                    result.keyframes_png, table)
+            return (result.status, result.answer_text, result.option, result.evidence, result.question_kind,
+                    result.timeline_png, result.keyframes_png, table)
 
         sample.change(on_sample, inputs=sample, outputs=[video, status])
         inputs = [video, question, options, preset, sampler, compress, budget, model]
-        outputs = [status, answer, option, evidence, timeline, keyframes, stages]
+        outputs = [status, answer, option, evidence, asks, timeline, keyframes, stages]
         ask_button.click(on_ask, inputs=inputs, outputs=outputs, concurrency_limit=concurrency)
         question.submit(on_ask, inputs=inputs, outputs=outputs, concurrency_limit=concurrency)
     blocks.queue(default_concurrency_limit=concurrency, max_size=32)

@@ -18,6 +18,13 @@ CPU:
    to the strongest scene changes (two frames bracketing each cut: a brief event is seen whether the cut
    is its start or its end), the rest spreads uniformly over the video for context.
 
+The frame choice serves the question's kind (:mod:`mmlong.question_kinds`, :func:`frame_plan`): a holistic
+question (what the video is mostly about) gets ``frames`` spread uniformly over the whole video, without a
+scan, since its answer weighs every moment by duration; a counting or duration question scores the moments
+against its target alone (its options are numbers or lengths, which no frame shows) and gives the scene
+changes the share the best matches otherwise take (each appearance of a repeated target begins and ends with
+a change, while its twins keep it from being rare).
+
 The pipeline then decodes and encodes only those ``frames`` at full resolution. Registered as ``coverage``:
 ``coverage:64[,scan_fps=1][,scan_size=96]``.
 """
@@ -31,6 +38,7 @@ import numpy as np
 import torch
 
 from mmlong.compressors.frame_scoring import brief_rarity, diverse_top, novelty, query_texts
+from mmlong.question_kinds import HOLISTIC, WHOLE_TIMELINE, understand
 from mmlong.sampling import FpsSampler, SampleContext, Sampled, Sampler, uniform_indices
 from mmlong.scan_sampling import frames_around, require_scan_context
 from mmlong.types import Query, VideoMeta
@@ -68,6 +76,27 @@ def moment_scores(features: torch.Tensor, query: Query | None, encoder: Any, tim
             rel = encoder.encode_text(texts).double() @ emb.T  # [Q, S]
             match = (rel - rel.median(dim=1, keepdim=True).values).max(dim=0).values
     return {"match": match, "rarity": rarity, "change": change.double()}
+
+
+def frame_plan(query: Query | None) -> tuple[str, Query | None]:
+    """``(plan, query to match)`` for the question's kind: ``"uniform"`` (holistic kinds: frames evenly over the
+    video), ``"target"`` (counting and duration with a target: match that target, not the options),
+    or ``"match"`` (the default mix of match, change and uniform picks) with the query as asked.
+
+    >>> frame_plan(Query("What is this video mostly about?"))[0]
+    'uniform'
+    >>> plan, matched = frame_plan(Query("How many times is a cup of coffee shown?", ("1", "2", "3")))
+    >>> plan, matched.question
+    ('target', 'cup of coffee')
+    """
+    if query is None or not query.question.strip():
+        return "match", query
+    kind = understand(query.question, query.options)
+    if kind.kind in HOLISTIC:
+        return "uniform", query
+    if kind.kind in WHOLE_TIMELINE and kind.target:
+        return "target", Query(kind.target)
+    return "match", query
 
 
 class CoverageSampler(Sampler):
@@ -110,13 +139,19 @@ class CoverageSampler(Sampler):
             picked = frames_around(meta, [float(t) + interval / 2 for t in scan.timestamps], [2] * len(scan),
                                    interval / 2)
             return Sampled.from_indices(meta, picked[: cfg.frames] if len(picked) > cfg.frames else picked)
+        plan, query = frame_plan(ctx.query)
+        if plan == "uniform":  # the whole timeline, evenly: every moment counts by its duration
+            return Sampled.from_indices(meta, uniform_indices(meta.num_frames, cfg.frames))
         features = scan_features(ctx.source, ctx.encoder, scan, cfg.scan_size, cfg.batch_size)
         times = scan.timestamps
-        scores = moment_scores(features, ctx.query, ctx.encoder, times, cfg.rarity_window)
+        scores = moment_scores(features, query, ctx.encoder, times, cfg.rarity_window)
         interval = meta.duration / len(scan)
         wanted = scores["match"] + cfg.rarity_weight * scores["rarity"]
-        match_moments = diverse_top(wanted, times, cfg.frames // 4, cfg.diversity)
-        change_moments = diverse_top(scores["change"], times, cfg.frames // 8, cfg.diversity)
+        # counting: every appearance starts and ends with a change (a repeated target has twins, so it is not
+        # rare, and a low-resolution scan may not match it), so cuts take the share the best matches take
+        match_share, change_share = (8, 4) if plan == "target" else (4, 8)
+        match_moments = diverse_top(wanted, times, cfg.frames // match_share, cfg.diversity)
+        change_moments = diverse_top(scores["change"], times, cfg.frames // change_share, cfg.diversity)
         picked = frames_around(meta, [float(times[i]) + interval / 2 for i in match_moments],
                                [2] * len(match_moments), interval / 2)
         # both scanned seconds around each cut: what began there and what ended there (the inside of a brief

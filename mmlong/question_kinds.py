@@ -48,6 +48,7 @@ _NEGATION = re.compile(r"\b(never|not|n't|except|isn't|wasn't|aren't|weren't|doe
 _COUNT = re.compile(r"\bhow many\b|\bhow often\b|\bnumber of\b|\bhow much times\b|\bcount\b")
 _ORDER = re.compile(r"\border\b|\bsequence\b|\bchronolog|\bwhat (happens|is shown|comes|appears) (first|last)\b|"
                     r"\b(first|last|earliest|latest)\b.*\b(shown|seen|appear|happen|come)|"
+                    r"\b(comes?|happens?|appears?|shown|seen)\s+(first|last)\b|"
                     r"^(what|which)\b.*\b(right |just |immediately )?(after|before)\b")
 _WHEN = re.compile(r"^\s*when\b|\bat what (time|point|moment)\b|\b(which|what) (part|portion|section|point|"
                    r"moment|time)\b|\bhow far into\b|\bwhere in the video\b")

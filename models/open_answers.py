@@ -44,9 +44,13 @@ def share_phrase(share: float) -> str:
     return f"about {round(100 * share)} %"
 
 
-def top_label(moment: Any) -> str:
+def top_label(moment: Any, min_confidence: float = 0.0) -> str:
+    """The most likely class of an image moment; ``""`` when its named classes together hold less probability
+    than ``min_confidence`` (an ImageNet guess on footage it does not know)."""
     labels = getattr(moment, "labels", ())
-    return labels[0][0] if labels else ""
+    if not labels or sum(p for _, p in labels) < min_confidence:
+        return ""
+    return labels[0][0]
 
 
 def part_of_video(t: float, duration: float) -> str:
@@ -71,29 +75,31 @@ def _said(curves: Curves, source: str) -> list[Any]:
     return [m for m in curves.moments if line_says(m) is not None and getattr(m, "source", "") == source]
 
 
-def dominant(curves: Curves, count: int = 2) -> list[tuple[str, float]]:
-    """The ``count`` classes that are the top label of the most time, with their share of the image time."""
+def dominant(curves: Curves, count: int = 2, min_confidence: float = 0.0) -> list[tuple[str, float]]:
+    """The ``count`` classes that are the top label of the most time, with their share of the image time
+    (``""``: the time no class is named with ``min_confidence``)."""
     weights: dict[str, float] = {}
     total = 0.0
     for i, moment in _image(curves):
         w = float(curves.timeline.weights[i])
         total += w
-        label = top_label(moment)
-        if label:
-            weights[label] = weights.get(label, 0.0) + w
+        label = top_label(moment, min_confidence)
+        weights[label] = weights.get(label, 0.0) + w
     ranked = sorted(weights.items(), key=lambda kv: -kv[1])[:count]
     return [(name, w / total) for name, w in ranked] if total > 0 else []
 
 
-def brief_moments(curves: Curves, rarity: torch.Tensor | None, common: set[str]) -> list[tuple[str, float]]:
-    """``(label, time)`` of the rarest image moments whose top label is not ``common`` (one per label)."""
+def brief_moments(curves: Curves, rarity: torch.Tensor | None, common: set[str],
+                  min_confidence: float = 0.0) -> list[tuple[str, float]]:
+    """``(label, time)`` of the rarest image moments whose top label (named with ``min_confidence``) is not
+    ``common`` (one per label)."""
     if rarity is None:
         return []
     picked: list[tuple[str, float]] = []
     image = _image(curves)
     order = sorted(image, key=lambda im: -float(rarity[curves.timeline.positions[im[0]]]))
     for i, moment in order:
-        label = top_label(moment)
+        label = top_label(moment, min_confidence)
         if float(rarity[curves.timeline.positions[i]]) <= 0 or not label or label in common:
             continue
         if label not in {name for name, _ in picked}:
@@ -107,14 +113,20 @@ def quote(lines: Sequence[Any]) -> str:
     return "; ".join(f'"{line.text}" ({format_time(line.start)})' for line in lines[:QUOTED_LINES])
 
 
-def summary(curves: Curves, rarity: torch.Tensor | None) -> str:
+def summary(curves: Curves, rarity: torch.Tensor | None, min_confidence: float = 0.5) -> str:
     """What most of the video shows, what happens briefly, the text read and the words heard."""
-    main = dominant(curves)
+    ranked = dominant(curves, 3, min_confidence)
+    unclear = sum(share for name, share in ranked if not name)
+    main = [(name, share) for name, share in ranked if name][:2]
     parts = []
-    if main:
-        shown = " and ".join(f"{name} ({share_phrase(share)})" for name, share in main)
-        parts.append(f"Most of the video looks like {shown}.")
-        brief = brief_moments(curves, rarity, {name for name, _ in main})
+    if ranked:
+        if unclear >= 0.5:
+            parts.append(f"Most of the video ({share_phrase(unclear)}) is nothing the image classifier recognises "
+                         "with confidence.")
+        if main:
+            shown = " and ".join(f"{name} ({share_phrase(share)})" for name, share in main)
+            parts.append(f"{'Where it does, it' if unclear >= 0.5 else 'Most of the video'} looks like {shown}.")
+        brief = brief_moments(curves, rarity, {name for name, _ in main}, min_confidence)
         if brief:
             parts.append("Briefly: " + ", ".join(f"{name} at {format_time(t)}" for name, t in brief) + ".")
     else:
@@ -147,14 +159,16 @@ def not_seen(target: str, curves: Curves) -> str:
 
 
 def open_sentence(kind: QuestionKind, curves: Curves, rarity: torch.Tensor | None = None,
-                  best_words: str = "", best_time: float | None = None, best_source: str = "") -> tuple[str, list[int]]:
+                  best_words: str = "", best_time: float | None = None, best_source: str = "",
+                  min_confidence: float = 0.5) -> tuple[str, list[int]]:
     """``(sentence, evidence moment positions)`` answering an open question of ``kind``; ``best_words``,
     ``best_time``, ``best_source``: the words, time and source (``""`` for an image moment) of the moment the
-    question matches best (the ``appear`` answer)."""
+    question matches best (the ``appear`` answer); ``min_confidence``: the least probability a moment's named
+    classes need for a summary to name them."""
     tl = curves.timeline
     target = kind.target
     if kind.kind == "topic" or (kind.kind == "attribute" and kind.relation == "place"):
-        return summary(curves, rarity), []
+        return summary(curves, rarity, min_confidence), []
     if kind.kind in ("count", "when", "duration", "yesno") and target:
         found = curves.episodes(target)
         evidence = curves.best(target, max(1, len(found)))
@@ -190,7 +204,7 @@ def open_sentence(kind: QuestionKind, curves: Curves, rarity: torch.Tensor | Non
                 f"most like {target or 'the question'} is {closest(curves, target or 'object')}."), \
             curves.best(target or "object", 1)
     if kind.kind == "absence":
-        main = ", ".join(name for name, _ in dominant(curves, 3))
+        main = ", ".join(name for name, _ in dominant(curves, 3, min_confidence) if name)
         return (f"The evidence cannot list what is not shown; the video shows mostly {main or 'nothing recognisable'}."
                 ), []
     if not best_words:

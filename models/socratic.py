@@ -370,7 +370,7 @@ class SocraticModel(VideoQAModel):
                 rarity = moment_rarity(moments, cfg.rarity_window) if cfg.rarity_weight > 0 else None
                 text, ruled_evidence = open_sentence(
                     kind, curves, rarity, best_words=text, best_time=best.centre if best is not None else None,
-                    best_source=str(getattr(best, "source", "") or ""))
+                    best_source=str(getattr(best, "source", "") or ""), min_confidence=cfg.min_confidence)
                 carried = ruled_evidence or carried
             result = Answer(text=text, evidence=[moments[i].centre for i in carried])
         details["evidence_method"] = grounding.method

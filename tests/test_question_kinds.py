@@ -1,0 +1,52 @@
+"""Question understanding: the kind and target decided from a question's words (no model involved)."""
+
+from __future__ import annotations
+
+import pytest
+
+from mmlong.question_kinds import split_items, understand
+
+ORDER_OPTIONS = ("a cat, then a rocket", "a rocket, then a cat")
+
+
+@pytest.mark.parametrize("question,options,kind,target,relation", [
+    ("What is this video mostly about?", (), "topic", "", ""),
+    ("What happens in this video?", (), "topic", "", ""),
+    ("What is the main background of the video?", ("a", "b"), "topic", "", ""),
+    ("Where does this video take place?", (), "topic", "", ""),
+    ("How many separate times is a cup of coffee shown?", ("1", "2", "3"), "count", "cup of coffee", "times"),
+    ("How many people are there?", (), "count", "people", "things"),
+    ("In which order do these come up in the video?", ORDER_OPTIONS, "order", "", ""),
+    ("Which comes first?", ("a cat", "a rocket"), "order", "", "first"),
+    ("When is the rocket shown?", ("in the first quarter", "near the end"), "when", "rocket", ""),
+    ("When does the taxi appear?", (), "when", "taxi", ""),
+    ("At what time is the cat shown?", (), "when", "cat", ""),
+    ("Which of these is never shown?", ("a cat", "a rocket"), "absence", "", ""),
+    ("Which object does not appear in the video?", ("a cat", "a rocket"), "absence", "", ""),
+    ("Which is shown the longest?", ("a cat", "a rocket"), "duration", "", "longest"),
+    ("How long is the cat shown?", (), "duration", "cat", "length"),
+    ("What color is the car?", (), "attribute", "car", "colour"),
+    ("Is there a dog in the video?", (), "yesno", "dog", ""),
+    ("Is there a dog in the video?", ("yes", "no"), "yesno", "dog", ""),
+    ("What object is briefly shown in the video?", ("a cat", "a rocket"), "appear", "", ""),
+    ("What is the secret word written in the video?", ("banana", "violin"), "appear", "", ""),
+])
+def test_kind_and_target(question, options, kind, target, relation):
+    decided = understand(question, options)
+    assert (decided.kind, decided.target, decided.relation) == (kind, target, relation)
+
+
+def test_before_after_questions_name_their_anchor():
+    decided = understand("What is shown right after the cat?", ("a rocket", "a cup of coffee"))
+    assert (decided.kind, decided.relation, decided.anchor) == ("order", "after", "cat")
+    assert understand("What is shown just before the rocket?", ("a", "b")).anchor == "rocket"
+
+
+def test_options_that_name_sequences_make_an_order_question():
+    assert understand("Which is right?", ORDER_OPTIONS).kind == "order"
+    assert split_items("a cat, then a rocket, then coffee") == ["a cat", "a rocket", "coffee"]
+    assert split_items("rocket -> cat") == ["rocket", "cat"]
+
+
+def test_describe_is_one_readable_line():
+    assert understand("How many times is the cat shown?").describe() == 'count (times) of "cat"'
