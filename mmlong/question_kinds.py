@@ -146,6 +146,35 @@ def _order_relation(q: str) -> tuple[str, str]:
     return "", ""
 
 
+def _order_things(q: str) -> str:
+    """The things an order question names itself (``"in which order do a cat, coffee and a rocket appear"``
+    -> ``"cat, coffee and a rocket"``), ``""`` when it names none."""
+    if ":" in q:
+        named = q.split(":", 1)[1]
+    else:
+        match = re.search(r"\b(?:do|does|did|are|were|is)\s+(.+?)\s+(?:appear\w*|shown|seen|come\w*|show up|"
+                          r"happen\w*)\b", q)
+        named = match.group(1) if match else ""
+    named = named.strip(" ?.!")
+    return named if len(list_items(named)) > 1 else ""
+
+
+def _absence_things(q: str) -> str:
+    """The candidates a negation question lists (``"which of a cat, coffee or a rocket is never shown"``)."""
+    if ":" in q:
+        named = q.split(":", 1)[1]
+    else:
+        match = re.search(r"\b(?:which|what) (?:one )?of\s+(.+?)\s+(?:is|are|was|were|does|do|did|has|have)\b", q)
+        named = match.group(1) if match else ""
+    named = named.strip(" ?.!")
+    return named if len(list_items(named)) > 1 else ""
+
+
+def list_items(text: str) -> list[str]:
+    """The things a question lists: ``"a cat, coffee and a rocket"`` -> ``["a cat", "coffee", "a rocket"]``."""
+    return [p.strip() for p in re.split(r"\s*(?:,\s*and\b|,|;|\band\b|\bor\b)\s*", text) if p and p.strip()]
+
+
 def _is_order_option(option: str) -> bool:
     return len(split_items(option)) > 1
 
@@ -156,7 +185,7 @@ def split_items(option: str) -> list[str]:
     >>> split_items("rocket -> a cat -> coffee")
     ['rocket', 'a cat', 'coffee']
     """
-    parts = re.split(r"\s*(?:,\s*(?:and\s+)?then\b|\bthen\b|->|\u2192|,|;|\bfollowed by\b|\band then\b)\s*",
+    parts = re.split(r"\s*(?:,\s*(?:and\s+)?then\b|\bthen\b|->|\u2192|,\s*and\b|,|;|\bfollowed by\b|\band then\b)\s*",
                      str(option).strip().rstrip("."))
     return [p.strip() for p in parts if p and p.strip()]
 
@@ -174,9 +203,9 @@ def understand(question: str, options: Sequence[str] = ()) -> QuestionKind:
         return QuestionKind("count", target, relation)
     if _ORDER.search(q) or (len(opts) > 1 and all(_is_order_option(o) for o in opts)):
         relation, anchor = _order_relation(q)
-        return QuestionKind("order", "", relation, anchor)
+        return QuestionKind("order", "" if opts else _order_things(q), relation, anchor)
     if _NEGATION.search(q):
-        return QuestionKind("absence", "" if opts else phrase(re.sub(_NEGATION, " ", q)))
+        return QuestionKind("absence", "" if opts else _absence_things(q) or phrase(re.sub(_NEGATION, " ", q)))
     if _DURATION.search(q):
         relation = "longest" if "longest" in q or "most screen" in q else "shortest" if "shortest" in q else "length"
         target = "" if relation != "length" else phrase(re.split(r"\b(shown|seen|visible|on screen)\b",

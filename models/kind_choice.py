@@ -9,6 +9,7 @@ and the grounded rule decides.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +25,7 @@ from mmlong.models.kind_rules import (
     episodes,
     first_seen,
     holistic_scores,
+    null_relevance,
     order_scores,
     presence,
     timeline_relevance,
@@ -78,6 +80,28 @@ class Curves:
         return [self.timeline.positions[i] for i in order]
 
 
+#: targets a people expert's counts answer
+PEOPLE = frozenset({"people", "person", "persons", "men", "man", "women", "woman", "faces", "face", "humans"})
+
+
+def people_counts(moments: Sequence[Any]) -> list[tuple[float, float, int]]:
+    """``(start, end, n)`` of the people expert's lines (``"2 people (2 faces, 0 bodies)"``), time order."""
+    out = []
+    for m in moments:
+        match = re.match(r"\s*(\d+)\s+(?:people|person)", str(getattr(m, "text", ""))) \
+            if getattr(m, "source", None) == "people" else None
+        if match:
+            out.append((float(m.start), float(m.end), int(match.group(1))))
+    return sorted(out)
+
+
+def counts_people(kind: QuestionKind, moments: Sequence[Any]) -> bool:
+    """Whether a people expert's lines answer this counting question (how many people at once)."""
+    words = set(kind.target.split())
+    return kind.kind == "count" and kind.relation == "things" and bool(words & PEOPLE) and bool(
+        people_counts(moments))
+
+
 def _rounded(values: Any) -> Any:
     return [round(float(v), 4) if float(v) > float("-inf") else None for v in values]
 
@@ -98,8 +122,14 @@ def choose_by_kind(kind: QuestionKind, options: Sequence[str], curves: Curves,
     if kind.kind == "topic":
         curves.of(opts)
         rel = torch.stack([curves.relevance[o] for o in opts])
-        scores = holistic_scores(rel, timeline, temperature)
+        null = null_relevance(curves.encoder, opts)
+        scores = holistic_scores(rel - null[:, None], timeline, temperature)
         details["share"] = _rounded(scores)
+    elif counts_people(kind, curves.moments):
+        seen = people_counts(curves.moments)
+        most = max(n for _, _, n in seen)
+        scores = count_scores(opts, most)
+        details.update(target=kind.target, count=most, source="people expert")
     elif kind.kind == "count":
         target = kind.target or opts[0]
         found = curves.episodes(target)

@@ -15,8 +15,11 @@ Presence of ``x`` at ``l`` is how far ``l`` stands above ``x``'s typical moment:
 The rules (``D`` the video's duration, ``w_l`` the seconds moment ``l`` stands for):
 
 - **holistic** (topic, summary, setting): each option's share of the whole video, by duration, not its peak
-  or its rarest moment: ``H(o) = sum_l w_l softmax_o(r(., l) / T)_o / sum_l w_l`` over image moments
-  (:func:`holistic_scores`, ``T = 0.01``: nearly the share of the video each option matches best);
+  or its rarest moment: ``H(o) = sum_l w_l softmax_o(r'(., l) / T)_o / sum_l w_l`` over image moments
+  (:func:`holistic_scores`, ``T = 0.01``: nearly the share of the video each option matches best), where
+  ``r'(o, l) = r(o, l) - r(o, null)`` is calibrated by the option's relevance to a content-free image (the
+  mean of all class embeddings, :func:`null_relevance`; the ConSE analogue of the domain-conditional PMI of
+  Holtzman et al. 2021): some texts ("a camera on a tripod") resemble every ConSE embedding a little;
 - **counting**: separate episodes of presence (:func:`episodes`): ``p(x, l)`` in time order thresholded with
   hysteresis (an episode opens at ``p >= on``, ``on = max(on_abs, on_rel * max_l p)``, and stays open while
   ``p >= off_ratio * on``); episodes less than ``gap`` s apart are one episode. The answer is their number
@@ -157,6 +160,17 @@ def holistic_scores(relevance: torch.Tensor, timeline: Timeline, temperature: fl
     share = torch.softmax(relevance.double()[:, image] / max(temperature, 1e-9), dim=0)
     w = timeline.weights[image]
     return (share * w).sum(dim=1) / w.sum()
+
+
+def null_relevance(encoder: Any, texts: Sequence[str]) -> torch.Tensor:
+    """``[Q]`` relevance of ``texts`` to a content-free image: the cosine with the normalised mean of the
+    encoder's ConSE class embeddings (zeros for an encoder without them)."""
+    conse = getattr(encoder, "conse", None)
+    classes = getattr(conse, "class_embeddings", None)
+    if classes is None or not callable(getattr(encoder, "encode_text", None)):
+        return torch.zeros(len(texts), dtype=torch.float64)
+    null = torch.nn.functional.normalize(classes.double().mean(dim=0), dim=0)
+    return encoder.encode_text(list(texts)).double() @ null
 
 
 _NUMBER_WORDS = {"zero": 0, "no": 0, "none": 0, "never": 0, "once": 1, "one": 1, "single": 1, "twice": 2,

@@ -30,9 +30,9 @@ from typing import Any
 import torch
 
 from mmlong.models.grounding import line_says
-from mmlong.models.kind_choice import Curves
+from mmlong.models.kind_choice import Curves, counts_people, people_counts
 from mmlong.models.transcript import format_span, format_time
-from mmlong.question_kinds import QuestionKind
+from mmlong.question_kinds import QuestionKind, list_items
 
 #: most brief moments a summary names
 BRIEF_MOMENTS = 3
@@ -169,6 +169,12 @@ def open_sentence(kind: QuestionKind, curves: Curves, rarity: torch.Tensor | Non
     target = kind.target
     if kind.kind == "topic" or (kind.kind == "attribute" and kind.relation == "place"):
         return summary(curves, rarity, min_confidence), []
+    if counts_people(kind, curves.moments):
+        seen = people_counts(curves.moments)
+        most = max(n for _, _, n in seen)
+        a, b, _ = next(item for item in seen if item[2] == most)
+        return (f"{most} {'person' if most == 1 else 'people'} at most in one frame ({format_span(a, b)}), "
+                f"counted by the people expert's face and body detectors."), []
     if kind.kind in ("count", "when", "duration", "yesno") and target:
         found = curves.episodes(target)
         evidence = curves.best(target, max(1, len(found)))
@@ -203,6 +209,14 @@ def open_sentence(kind: QuestionKind, curves: Curves, rarity: torch.Tensor | Non
         return (f"The image classifier names objects, not {what}, so the evidence cannot tell this; the moment "
                 f"most like {target or 'the question'} is {closest(curves, target or 'object')}."), \
             curves.best(target or "object", 1)
+    named = list_items(target) if kind.kind == "absence" and target else []
+    if len(named) > 1:
+        peaks = curves.of(named).max(dim=1).values
+        least = int(peaks.argmin())
+        seen = ", ".join(f"{item} ({closest(curves, item).split(' ')[0]})" for k, item in enumerate(named)
+                         if k != least)
+        return f"{named[least].capitalize()} is never clearly shown; the others are seen: {seen}.", \
+            [p for k, item in enumerate(named) if k != least for p in curves.best(item, 1)]
     if kind.kind == "absence":
         main = ", ".join(name for name, _ in dominant(curves, 3, min_confidence) if name)
         return (f"The evidence cannot list what is not shown; the video shows mostly {main or 'nothing recognisable'}."
@@ -217,8 +231,13 @@ def open_sentence(kind: QuestionKind, curves: Curves, rarity: torch.Tensor | Non
 
 
 def order_sentence(kind: QuestionKind, curves: Curves) -> str:
-    """The distinct top labels of the image moments in the order they first come (after/before an anchor)."""
+    """The things the question lists (its target) in the order they are first seen; without a list, the
+    distinct top labels of the image moments in the order they first come (after/before an anchor)."""
     tl = curves.timeline
+    named = list_items(kind.target) if kind.target else []
+    if len(named) > 1:
+        seen_named = sorted((curves.first(item), item) for item in named)
+        return "First " + ", then ".join(f"{item} ({format_time(t)})" for t, item in seen_named) + "."
     start, end = 0.0, tl.duration
     if kind.anchor and kind.relation in ("after", "before"):
         found = curves.episodes(kind.anchor)

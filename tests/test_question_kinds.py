@@ -42,6 +42,16 @@ def test_before_after_questions_name_their_anchor():
     assert understand("What is shown just before the rocket?", ("a", "b")).anchor == "rocket"
 
 
+def test_an_open_negation_question_lists_its_candidates():
+    decided = understand("Which of a cat, a cup of coffee or a rocket is never shown in the video?")
+    assert (decided.kind, decided.target) == ("absence", "a cat, a cup of coffee or a rocket")
+
+
+def test_an_open_order_question_lists_its_things():
+    decided = understand("In which order do a cup of coffee, a cat and a rocket appear in the video?")
+    assert (decided.kind, decided.target) == ("order", "a cup of coffee, a cat and a rocket")
+
+
 def test_options_that_name_sequences_make_an_order_question():
     assert understand("Which is right?", ORDER_OPTIONS).kind == "order"
     assert split_items("a cat, then a rocket, then coffee") == ["a cat", "a rocket", "coffee"]
