@@ -53,8 +53,9 @@ _ORDER = re.compile(r"\border\b|\bsequence\b|\bchronolog|\bwhat (happens|is show
 _WHEN = re.compile(r"^\s*when\b|\bat what (time|point|moment)\b|\b(which|what) (part|portion|section|point|"
                    r"moment|time)\b|\bhow far into\b|\bwhere in the video\b")
 _DURATION = re.compile(r"\bhow long\b|\blongest\b|\bshortest\b|\bfor how many seconds\b|\bmost screen time\b")
-_TOPIC = re.compile(r"\bmostly\b|\bmainly\b|\bprimarily\b|\bmain (topic|subject|theme|idea|content|focus|event|"
-                    r"background|setting|scene)\b|\bwhat is (this|the) video about\b|\babout\b|\bsummar|"
+_TOPIC = re.compile(r"\bmostly\b|\bmainly\b|\bmost of (the|this) (video|clip|footage|time)\b|"
+                    r"\bprimarily\b|\bmain (topic|subject|theme|idea|content|focus|event|"
+                    r"background|setting|scene)\b|\bwhat is (this|the) (video|clip) (mostly |mainly )?about\b|\bsummar|"
                     r"\boverall\b|\bsetting\b|\bgenre\b|\bwhat kind of video\b|\btheme\b|\bsynopsis\b|"
                     r"\bwhat happens in (this|the) video\b|\bdescribe (this|the) video\b|\btake place\b|"
                     r"\bwhat is going on\b|\bwhat does (this|the) video show\b")

@@ -111,8 +111,9 @@ def _spans(found: Sequence[tuple[float, float]]) -> list[list[float]]:
 
 
 def choose_by_kind(kind: QuestionKind, options: Sequence[str], curves: Curves,
-                   temperature: float = 0.01) -> KindChoice | None:
-    """The option the kind's rule chooses, or None when the kind has no rule or the rule cannot decide."""
+                   temperature: float = 0.01, calibration: float = 0.75) -> KindChoice | None:
+    """The option the kind's rule chooses, or None when the kind has no rule or the rule cannot decide;
+    ``temperature``, ``calibration``: ``T`` and ``lambda`` of the holistic share."""
     if kind.kind not in RULED or not options:
         return None
     timeline = curves.timeline
@@ -123,7 +124,7 @@ def choose_by_kind(kind: QuestionKind, options: Sequence[str], curves: Curves,
         curves.of(opts)
         rel = torch.stack([curves.relevance[o] for o in opts])
         null = null_relevance(curves.encoder, opts)
-        scores = holistic_scores(rel - null[:, None], timeline, temperature)
+        scores = holistic_scores(rel - calibration * null[:, None], timeline, temperature)
         details["share"] = _rounded(scores)
     elif counts_people(kind, curves.moments):
         seen = people_counts(curves.moments)

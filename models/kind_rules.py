@@ -17,9 +17,10 @@ The rules (``D`` the video's duration, ``w_l`` the seconds moment ``l`` stands f
 - **holistic** (topic, summary, setting): each option's share of the whole video, by duration, not its peak
   or its rarest moment: ``H(o) = sum_l w_l softmax_o(r'(., l) / T)_o / sum_l w_l`` over image moments
   (:func:`holistic_scores`, ``T = 0.01``: nearly the share of the video each option matches best), where
-  ``r'(o, l) = r(o, l) - r(o, null)`` is calibrated by the option's relevance to a content-free image (the
-  mean of all class embeddings, :func:`null_relevance`; the ConSE analogue of the domain-conditional PMI of
-  Holtzman et al. 2021): some texts ("a camera on a tripod") resemble every ConSE embedding a little;
+  ``r'(o, l) = r(o, l) - lambda * r(o, null)`` (``lambda = 0.75``, tuned on the tuning set) is calibrated by
+  the option's relevance to a content-free image (the mean of all class embeddings, :func:`null_relevance`;
+  the ConSE analogue of the domain-conditional PMI of Holtzman et al. 2021): some texts ("a camera on a
+  tripod") resemble every ConSE embedding a little;
 - **counting**: separate episodes of presence (:func:`episodes`): ``p(x, l)`` in time order thresholded with
   hysteresis (an episode opens at ``p >= on``, ``on = max(on_abs, on_rel * max_l p)``, and stays open while
   ``p >= off_ratio * on``); episodes less than ``gap`` s apart are one episode. The answer is their number

@@ -193,8 +193,11 @@ def open_sentence(kind: QuestionKind, curves: Curves, rarity: torch.Tensor | Non
         if kind.kind == "when":
             t = float(tl.times[int(curves.of([target])[0].argmax())])
             where = part_of_video(t, tl.duration)
-            return (f"{target.capitalize()} is seen at {_times(found)}, {where} of the video "
-                    f"({format_time(t)} of {format_time(tl.duration)})."), evidence[:1]
+            best = next(((a, b) for a, b in found if a <= t <= b), (t, t))
+            others = [span for span in found if span != best]
+            also = f" Weaker matches: {_times(others)}." if others else ""
+            return (f"{target.capitalize()} is seen at {format_span(*best)}, {where} of the video "
+                    f"({format_time(t)} of {format_time(tl.duration)}).{also}"), evidence[:1]
         if kind.kind == "duration":
             from mmlong.models.kind_rules import episode_seconds
 

@@ -151,7 +151,8 @@ class SocraticModel(VideoQAModel):
         relevant moments an open answer is generated from; kind_rules: answer each question kind by its own
         rule (False: every question by the grounded rule); episode_on, episode_gap: the least presence that
         opens an episode and the seconds that separate two (:class:`~mmlong.models.kind_rules.EpisodeRule`);
-        holistic_temperature: ``T`` of the holistic share; device, dtype: where and how the LM runs; cache_dir:
+        holistic_temperature, holistic_calibration: ``T`` and ``lambda`` of the holistic share; device,
+        dtype: where and how the LM runs; cache_dir:
         cache root for the converted LM (default ``$MMLONG_CACHE_DIR`` or the user cache dir)."""
 
         path: str | None = None
@@ -173,6 +174,7 @@ class SocraticModel(VideoQAModel):
         episode_on: float = 0.08
         episode_gap: float = 3.0
         holistic_temperature: float = 0.01
+        holistic_calibration: float = 0.75
         device: str = "cpu"
         dtype: str = "float32"
         cache_dir: str | None = None
@@ -343,7 +345,7 @@ class SocraticModel(VideoQAModel):
         kind = understand(query.question, query.options)
         details["question"] = {**kind.to_dict(), "summary": kind.describe()}
         curves = self.curves(tokens, moments, encoder)
-        ruled = choose_by_kind(kind, query.options, curves, cfg.holistic_temperature) \
+        ruled = choose_by_kind(kind, query.options, curves, cfg.holistic_temperature, cfg.holistic_calibration) \
             if cfg.kind_rules and query.is_multiple_choice else None
         prompt = ""
         if ruled is not None:

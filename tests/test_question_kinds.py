@@ -12,6 +12,8 @@ ORDER_OPTIONS = ("a cat, then a rocket", "a rocket, then a cat")
 @pytest.mark.parametrize("question,options,kind,target,relation", [
     ("What is this video mostly about?", (), "topic", "", ""),
     ("What happens in this video?", (), "topic", "", ""),
+    ("What is the man talking about?", (), "appear", "man talking about", ""),
+    ("What does most of the video show?", ("a cat", "a cartoon"), "topic", "", ""),
     ("What is the main background of the video?", ("a", "b"), "topic", "", ""),
     ("Where does this video take place?", (), "topic", "", ""),
     ("How many separate times is a cup of coffee shown?", ("1", "2", "3"), "count", "cup of coffee", "times"),
