@@ -42,7 +42,7 @@ def with_text_moments(frames: Iterable[np.ndarray], moments: Sequence[tuple[floa
                       seconds: float, width: int, height: int) -> Iterator[np.ndarray]:
     """``frames`` with a text card (:func:`~mmlong.apps.niavh_make.render_text`) shown ``seconds`` long from each
     moment's time on (a generator: memory stays one frame)."""
-    from mmlong.apps.niavh_make import render_text
+    from mmlong.apps.niavh_media import render_text
 
     cards = [(round(at * fps), round((at + seconds) * fps), render_text(sentence, width, height))
              for at, sentence in moments]

@@ -139,7 +139,7 @@ class KindContext:
 
     def needle_frames(self, needle: Any) -> np.ndarray:
         """``[needle_count, height, width, 3]`` frames of an image, text or clip needle (cached)."""
-        from mmlong.apps.niavh_make import needle_frames
+        from mmlong.apps.niavh_media import needle_frames
 
         if needle not in self.cache:
             self.cache[needle] = needle_frames(needle, self.needle_count, self.width, self.height, self.fps,
@@ -148,7 +148,7 @@ class KindContext:
 
     def footage_frames(self, source: str) -> np.ndarray:
         """``[T, height, width, 3]``: all of ``source`` at the set's frame rate and size (cached)."""
-        from mmlong.apps.niavh_make import decode_clip, fit_frame
+        from mmlong.apps.niavh_media import decode_clip, fit_frame
 
         key = ("footage", source)
         if key not in self.cache:
@@ -236,7 +236,7 @@ def build_kind_item(kind: str, cell: int, haystack: np.ndarray, depth: float,
                       "references": absent.references}
     elif kind == "topic":
         main = ctx.footage[cell % len(ctx.footage)]
-        from mmlong.apps.niavh_make import build_haystack
+        from mmlong.apps.niavh_media import build_haystack
 
         frames = build_haystack([ctx.footage_frames(main.source)], len(haystack))
         span = max(ctx.needle_count, round(DISTRACTOR_SHARE * len(frames)))

@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from mmlong.apps.niavh_make import fit_frame, render_text
+from mmlong.apps.niavh_media import fit_frame, render_text
 from mmlong.apps.scoring import normalize_answer
 from mmlong.errors import ConfigError
 from mmlong.experts.base import ExpertOutput, TimedText

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from mmlong.apps.niavh_make import MakeConfig, Needle, fit_frame, make_niavh
+from mmlong.apps.niavh_make import MakeConfig, make_niavh
+from mmlong.apps.niavh_media import Needle, fit_frame
 from mmlong.compressors.coverage import CoverageSampler
 from mmlong.compressors.frame_scoring import brief_rarity
 from mmlong.experts.base import TimedText

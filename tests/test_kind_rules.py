@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from mmlong.apps.niavh_make import fit_frame
+from mmlong.apps.niavh_media import fit_frame
 from mmlong.compressors.coverage import CoverageSampler
 from mmlong.models.kind_rules import EpisodeRule, build_timeline, episodes, option_span
 from mmlong.models.socratic import SocraticModel

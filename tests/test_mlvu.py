@@ -123,7 +123,7 @@ def needle_videos(tmp_path_factory):
     """Short real-photo videos (4 fps, 160x120): what the video shows is the right answer."""
     import numpy as np
 
-    from mmlong.apps.niavh_make import fit_frame, load_image
+    from mmlong.apps.niavh_media import fit_frame, load_image
     from mmlong.video.write import write_video
 
     folder = tmp_path_factory.mktemp("needles")

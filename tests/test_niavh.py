@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from mmlong.apps.niavh import draw_heatmap, grid_markdown, summarize_grid
-from mmlong.apps.niavh_make import Needle, _options, build_haystack, default_needles, parse_needle, render_text
+from mmlong.apps.niavh_make import _options, default_needles, parse_needle
+from mmlong.apps.niavh_media import Needle, build_haystack, render_text
 from mmlong.apps.scoring import normalize_answer, open_answer_match
 from mmlong.errors import ConfigError
 
@@ -93,7 +94,8 @@ def test_grid_summary_markdown_and_heatmap(tmp_path):
 def test_make_places_each_needle_at_its_depth(tmp_path):
     import torch
 
-    from mmlong.apps.niavh_make import MakeConfig, fit_frame, load_image, make_niavh
+    from mmlong.apps.niavh_make import MakeConfig, make_niavh
+    from mmlong.apps.niavh_media import fit_frame, load_image
     from mmlong.video import open_video
 
     cfg = MakeConfig(depths=(0, 100), lengths=(8, 16), types=("image", "text"), fps=2.0, needle_seconds=2.0)
@@ -174,7 +176,8 @@ def test_multi_needle_items_hold_three_kinds_and_an_order_question(tmp_path):
     import torch
 
     from mmlong.apps.niavh import NIAVHBenchmark
-    from mmlong.apps.niavh_make import MakeConfig, fit_frame, load_image, make_niavh
+    from mmlong.apps.niavh_make import MakeConfig, make_niavh
+    from mmlong.apps.niavh_media import fit_frame, load_image
     from mmlong.audio import read_audio
     from mmlong.qa import Answer
     from mmlong.video import open_video

@@ -7,7 +7,7 @@ import pytest
 
 from mmlong.apps.niavh_gold import check_open, first_count, time_claims
 from mmlong.apps.niavh_kinds import QUESTION_KINDS, Footage, KindContext, build_kind_item, parse_footage
-from mmlong.apps.niavh_make import Needle
+from mmlong.apps.niavh_media import Needle
 from mmlong.errors import ConfigError
 
 FPS, H, W = 2.0, 6, 8
@@ -134,7 +134,8 @@ def test_make_writes_every_kind_on_real_media_and_run_scores_per_kind(tmp_path):
     import torch
 
     from mmlong.apps.niavh import NIAVHBenchmark, kinds_markdown, summarize_grid
-    from mmlong.apps.niavh_make import MakeConfig, fit_frame, load_image, make_niavh
+    from mmlong.apps.niavh_make import MakeConfig, make_niavh
+    from mmlong.apps.niavh_media import fit_frame, load_image
     from mmlong.qa import Answer
     from mmlong.video import open_video
 

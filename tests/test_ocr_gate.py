@@ -9,7 +9,7 @@ import threading
 import numpy as np
 import pytest
 
-from mmlong.apps.niavh_make import build_haystack, fit_frame, render_text
+from mmlong.apps.niavh_media import build_haystack, fit_frame, render_text
 from mmlong.frame_feed import FeedAborted, FrameFeed
 from mmlong.samples import sample_image
 from tests.test_experts import caption, words
