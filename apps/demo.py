@@ -120,7 +120,7 @@ class PipelineSlot:
         self._pipeline: Any = None
 
     def get(self, settings: DemoSettings, videos: Sequence[str] = ()) -> Any:
-        """The pipeline of ``settings``, checked against a memory budget (``--budget 12GB``) on ``videos``."""
+        """The pipeline of ``settings``, checked against a memory budget (``--memory-budget 12GB``) on ``videos``."""
         from mmlong.fit import fit_to_memory
         from mmlong.pipeline import Pipeline
 

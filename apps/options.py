@@ -11,7 +11,7 @@ import argparse
 import json
 from typing import Any, Mapping, Sequence
 
-from mmlong.budget import budget_argument
+from mmlong.budget import memory_budget_argument, token_budget_argument
 from mmlong.config import preset_names
 
 
@@ -31,9 +31,11 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser, default_preset: str 
                        help="visual encoder (efficientnet-lite0, open_clip, hf-vision, native)")
     group.add_argument("--compress", metavar="CHAIN",
                        help="compressor chain, e.g. scenetile,tome:0.5,pool:2 (in-LLM: fastv:2,0.5, pyramiddrop)")
-    group.add_argument("--budget", type=budget_argument, metavar="TOKENS|SIZE",
-                       help="visual tokens the chain should meet (2048), or the peak memory the run may use (12GB, "
-                            "512MiB): a run that cannot fit is refused before anything loads (see `mmlong plan`)")
+    group.add_argument("--budget", type=token_budget_argument, metavar="TOKENS",
+                       help="visual tokens the compressor chain should meet, a whole number (2048)")
+    group.add_argument("--memory-budget", type=memory_budget_argument, metavar="SIZE",
+                       help="the peak memory the run may use (12GB, 512MiB): a run that cannot fit is refused "
+                            "before anything loads (see mmlong plan)")
     group.add_argument("--model", metavar="NAME_OR_PATH",
                        help="a registered model (socratic, qwen2-vl, llava-onevision, smolvlm2), a local checkpoint "
                             "directory (family read from its config.json) or an org/name hub id")
@@ -56,8 +58,8 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser, default_preset: str 
 
 
 #: the flags of add_pipeline_arguments that are PipelineConfig fields (preset and config are the layers)
-PIPELINE_FLAGS = ("sample", "decoder", "max_side", "encoder", "compress", "budget", "model", "model_family",
-                  "experts", "subtitles", "device", "dtype", "cache", "cache_dir", "trust_remote_code",
+PIPELINE_FLAGS = ("sample", "decoder", "max_side", "encoder", "compress", "budget", "memory_budget", "model",
+                  "model_family", "experts", "subtitles", "device", "dtype", "cache", "cache_dir", "trust_remote_code",
                   "allow_pickle")
 
 
@@ -67,9 +69,6 @@ def resolve_args(args: argparse.Namespace, **extra: Any) -> Any:
     from mmlong.resolve import resolve
 
     flags = {name: getattr(args, name, None) for name in PIPELINE_FLAGS}
-    budget = flags.pop("budget")  # a Budget: visual tokens for the chain or the run's peak memory
-    flags["budget"] = getattr(budget, "tokens", budget)
-    flags["memory_budget"] = getattr(budget, "bytes", None)
     flags.update(extra)
     return resolve(preset=getattr(args, "preset", None), yaml=getattr(args, "config", None), flags=flags,
                    default_preset=getattr(args, "default_preset", None))

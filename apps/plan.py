@@ -3,7 +3,7 @@
 Frames, per-frame resolution and tokens (Qwen2-VL's ``min_pixels`` / ``max_pixels`` / ``total_pixels``), the
 chain's token count, and the estimated peak memory (weights, visual features, vision activations, KV cache,
 language-model activations, logits), prefill FLOPs and time, from the model's config alone
-(:mod:`mmlong.planner`, validated by ``mmlong bench plan``). With ``--budget 24GB`` it says whether the run fits
+(:mod:`mmlong.planner`, validated by ``mmlong bench plan``). With ``--memory-budget 24GB`` it says whether the run fits
 and, if not, what would.
 """
 
@@ -18,8 +18,8 @@ from mmlong.apps.options import add_pipeline_arguments, resolve_args
 
 EXAMPLES = """\
 examples:
-  mmlong plan video.mp4 --model ~/ckpt/Qwen2-VL-2B-Instruct --budget 24GB
-  mmlong plan video.mp4 --model 2b --sample fps:1,max_frames=256 --compress pool:auto --budget 12GB
+  mmlong plan video.mp4 --model ~/ckpt/Qwen2-VL-2B-Instruct --memory-budget 24GB
+  mmlong plan video.mp4 --model 2b --sample fps:1,max_frames=256 --compress pool:auto --memory-budget 12GB
   mmlong plan video.mp4 --model 0.5b --sample uniform:64 --max-side 448 --compress fastv:2,0.5 --json
 """
 

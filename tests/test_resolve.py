@@ -171,8 +171,8 @@ def test_every_registered_benchmark_is_a_benchmark_built_from_its_config():
 
 @pytest.mark.parametrize("argv, tokens, memory", [
     (["--budget", "2048"], 2048, None),
-    (["--budget", "12GB"], None, 12_000_000_000),
-    (["--budget", "512MiB"], None, 512 * 2**20),
+    (["--memory-budget", "12GB"], None, 12_000_000_000),
+    (["--memory-budget", "512MiB"], None, 512 * 2**20),
 ])
 def test_the_budget_is_tokens_for_the_chain_or_memory_for_the_runtime(argv, tokens, memory, tmp_path):
     parser = build_parser()
@@ -182,18 +182,27 @@ def test_the_budget_is_tokens_for_the_chain_or_memory_for_the_runtime(argv, toke
         assert (tree.budget, tree.runtime.memory_budget) == (tokens, memory), command
     tree.save(tmp_path / "config.yaml")
     assert resolve(yaml=tmp_path / "config.yaml") == tree  # the saved tree reads back with its budget
-    text = argv[1]
-    lmms = resolve_settings("offline", None, {"budget": text})  # the bridge's settings are strings
+    key, text = argv[0][2:].replace("-", "_"), argv[1]
+    lmms = resolve_settings("offline", None, {key: text})  # the bridge's settings are strings
     yaml_file = tmp_path / "b.yaml"
-    yaml_file.write_text(f"preset: offline\nbudget: '{text}'\n")
+    yaml_file.write_text(f"preset: offline\n{key}: '{text}'\n")
     assert resolve(yaml=yaml_file) == lmms == tree
+
+
+def test_a_memory_size_under_budget_is_refused_naming_memory_budget(tmp_path):
+    yaml_file = tmp_path / "b.yaml"
+    yaml_file.write_text("preset: offline\nbudget: 12GB\n")
+    with pytest.raises(ConfigError, match="pass it as memory_budget 12GB"):
+        resolve(yaml=yaml_file)
+    with pytest.raises(ConfigError, match="memory_budget"):
+        resolve_settings("offline", None, {"budget": "12GB"})
 
 
 def test_a_memory_budget_does_not_change_answers_so_a_resume_may_change_it():
     with_budget = resolve(preset="offline", flags={"memory_budget": "12GB"})
     assert with_budget.runtime.memory_budget == 12_000_000_000
     assert with_budget.answer_settings() == resolve(preset="offline").answer_settings()
-    with pytest.raises(ConfigError, match="memory size needs a unit"):
+    with pytest.raises(ConfigError, match="has no unit"):
         resolve(flags={"memory_budget": "2048"})
 
 
