@@ -6,6 +6,9 @@ stays matched). The uncompressed cell ``none`` is always run: retained accuracy 
 method name is set to the budget by :func:`cell_chain`; ``{ratio}``, ``{drop}`` (``1 - R``) and ``{budget}`` in a
 spec place the numbers by hand (``tome:{drop}``, ``pool:auto``, ``fastv:3,{drop}``).
 
+``--methods`` is a list separated by spaces; a chain inside it joins its steps with ``+`` (``scenetile+pool:auto``),
+so a list cannot be mistaken for a chain: ``--methods pool,tome`` is refused in one line (:func:`method_argument`).
+
 Every question of every cell ends as one record of ``results.jsonl`` (id ``CELL|QUESTION``) through
 :func:`mmlong.runner.run_job`, the job runner of ``mmlong batch`` and ``mmlong eval``: a killed run resumes, the
 resolved pipeline is saved beside the results and a resumed run must match it, and under ``torchrun`` each rank
@@ -28,8 +31,8 @@ from typing import Any
 EXAMPLES = """\
 examples:
   mmlong eval compare niavh runs/niavh-set --out runs/compare --sample uniform:16 \\
-      --methods pool,tome,select,stream-memory,fastv,pyramiddrop --ratios 0.5,0.25,0.1
-  mmlong eval compare niavh runs/niavh-set --out runs/c2 --methods "tome:{drop}" "scenetile,pool:auto" --no-cost
+      --methods pool tome select stream-memory fastv pyramiddrop --ratios 0.5,0.25,0.1
+  mmlong eval compare niavh runs/niavh-set --out runs/c2 --methods "tome:{drop}" scenetile+pool:auto --no-cost
   mmlong eval compare mlvu ~/data/MLVU --tasks needle --limit 20 --out runs/c3 --cost-size 0.5b --cost-frames 64
 """
 #: Built-in methods whose own settings express a retention ratio or read the token budget.
@@ -86,11 +89,13 @@ def cell_chain(method: str, ratio: float, num_layers: int = 24) -> str:
 
     >>> cell_chain("pool", 0.25), cell_chain("tome:{drop}", 0.25), cell_chain("fastv", 0.5, num_layers=24)
     ('pool:auto', 'tome:0.75', 'fastv:ratio=0.5455')
+    >>> cell_chain("scenetile+tome", 0.5)
+    'scenetile,tome:auto'
     """
     from mmlong.registry import COMPRESSORS
     from mmlong.spec import parse_chain
 
-    text = method.replace("{ratio}", f"{ratio:g}").replace("{drop}", f"{1 - ratio:g}")
+    text = method.replace("+", ",").replace("{ratio}", f"{ratio:g}").replace("{drop}", f"{1 - ratio:g}")
     out = []
     for spec in parse_chain(text) if "{budget}" not in text else []:
         if spec.args or spec.kwargs:
@@ -113,6 +118,31 @@ def cell_chain(method: str, ratio: float, num_layers: int = 24) -> str:
     return ",".join(out) if "{budget}" not in text else text
 
 
+def method_argument(text: str) -> str:
+    """argparse ``type=`` for one ``--methods`` entry: a method, or a chain whose steps are joined with ``+``.
+
+    A comma that starts a new step (``pool,tome``) is refused: methods are separated by spaces, and a chain is
+    spelled ``pool+tome``; commas stay for a step's own arguments (``fastv:3,{drop}``).
+
+    >>> method_argument("scenetile+pool:auto"), method_argument("fastv:3,{drop}")
+    ('scenetile+pool:auto', 'fastv:3,{drop}')
+    """
+    from mmlong.spec import SpecError, parse_chain
+
+    pieces = [p.strip() for p in text.split("+")]
+    try:
+        steps = [parse_chain(p.replace("{ratio}", "0.5").replace("{drop}", "0.5").replace("{budget}", "1"))
+                 for p in pieces]
+    except SpecError as err:
+        raise argparse.ArgumentTypeError(f"--methods {text!r}: {err}") from None
+    if any(len(s) != 1 for s in steps):
+        names = [str(spec) for piece in pieces for spec in parse_chain(piece)]
+        raise argparse.ArgumentTypeError(
+            f"--methods {text!r} is a chain of {len(names)} steps; list methods with spaces "
+            f"({' '.join(names)}) or join one chain's steps with + ({'+'.join(names)})")
+    return "+".join(pieces)
+
+
 def add_compare_parser(benchmarks: argparse._SubParsersAction) -> None:
     """``mmlong eval compare BENCHMARK DATA``: added to the ``eval`` command's benchmarks."""
     from mmlong.apps.evaluate import _add_run_arguments, _names, _numbers
@@ -122,9 +152,10 @@ def add_compare_parser(benchmarks: argparse._SubParsersAction) -> None:
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("benchmark", choices=["niavh", "mlvu"], help="which benchmark")
     parser.add_argument("data", metavar="DATA", help="a NIAVH set folder, or the MLVU folder / annotation file")
-    parser.add_argument("--methods", nargs="+", metavar="CHAIN",
+    parser.add_argument("--methods", nargs="+", metavar="METHOD", type=method_argument,
                         default=["pool", "tome", "select", "stream-memory", "fastv", "pyramiddrop"],
-                        help="compressor chains (registered names; see the description for placeholders)")
+                        help="methods separated by spaces; a chain inside joins its steps with + "
+                             "(scenetile+pool:auto); see the description for placeholders")
     parser.add_argument("--ratios", type=_numbers, default=[0.5, 0.25, 0.1], metavar="R,R",
                         help="retention ratios (default: 0.5,0.25,0.1)")
     parser.add_argument("--kinds", type=_names, default=["mc"], help="NIAVH question kinds (default: mc)")

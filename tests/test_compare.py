@@ -157,3 +157,47 @@ def test_compare_saves_the_resolved_tree_and_refuses_to_resume_another_pipeline(
                    "--sample", "uniform:2", "--methods", "pool", "fastv", "--ratios", "0.5", "--no-cost"])
     err = capsys.readouterr().err.strip().splitlines()
     assert status == 2 and len(err) == 1 and "another pipeline (sampler.options.num_frames: 4 -> 2)" in err[0]
+
+
+def _example_argv(line_start: str) -> list[str]:
+    """The argv of the ``eval compare --help`` example starting with ``line_start`` (continuation lines joined)."""
+    import shlex
+
+    from mmlong.apps.compare import EXAMPLES
+
+    text = EXAMPLES.replace("\\\n", " ")
+    line = next(ln for ln in text.splitlines() if ln.strip().startswith(line_start))
+    return shlex.split(line)[1:]
+
+
+def test_the_help_examples_run_the_methods_they_list():
+    from mmlong.apps.cli import build_parser
+    from mmlong.apps.compare import cell_chain, grid
+
+    args = build_parser().parse_args(_example_argv("mmlong eval compare niavh runs/niavh-set --out runs/compare "))
+    assert args.methods == ["pool", "tome", "select", "stream-memory", "fastv", "pyramiddrop"]
+    assert len(grid(args.methods, args.ratios)) == 1 + 6 * 3
+    args = build_parser().parse_args(_example_argv("mmlong eval compare niavh runs/niavh-set --out runs/c2"))
+    assert args.methods == ["tome:{drop}", "scenetile+pool:auto"]
+    assert [cell_chain(m, 0.25) for m in args.methods] == ["tome:0.75", "scenetile,pool:auto"]
+
+
+@pytest.mark.parametrize("methods, needle", [
+    (["pool,tome"], "is a chain of 2 steps; list methods with spaces (pool tome) or join one chain's steps with + "
+                    "(pool+tome)"),
+    (["select", "scenetile,pool:auto"], "(scenetile+pool:auto)"),
+])
+def test_a_comma_list_of_methods_is_refused_in_one_line(methods, needle, capsys):
+    from mmlong.apps.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["eval", "compare", "niavh", "d", "--out", "o", "--methods", *methods])
+    assert exit_info.value.code == 2
+    assert needle in capsys.readouterr().err.strip().splitlines()[-1]
+
+
+def test_step_arguments_keep_their_commas():
+    from mmlong.apps.compare import method_argument
+
+    assert method_argument("fastv:3,{drop}") == "fastv:3,{drop}"
+    assert method_argument("holitom:contextual=1,tau=0.8") == "holitom:contextual=1,tau=0.8"
