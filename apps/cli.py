@@ -23,6 +23,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "mmlong.apps.video_commands",  # info, frames
     "mmlong.apps.bench",  # bench decode, bench make-video, ...
     "mmlong.apps.plan",  # plan
+    "mmlong.apps.catalog",  # list
 )
 
 EPILOG = """\
