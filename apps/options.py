@@ -39,6 +39,10 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser, default_preset: str 
     group.add_argument("--model", metavar="NAME_OR_PATH",
                        help="a registered model (socratic, qwen2-vl, llava-onevision, smolvlm2), a local checkpoint "
                             "directory (family read from its config.json) or an org/name hub id")
+    group.add_argument("--model-option", dest="model_options", action="append", type=model_option_argument,
+                       metavar="KEY=VALUE",
+                       help="a model option, repeatable (scoring=letter, open_answer=generate, max_new_tokens=32); "
+                            "checked like model_options in a YAML file (mmlong list models names the models)")
     group.add_argument("--model-family", metavar="NAME",
                        help="which adapter runs --model DIR or a hub id whose name does not tell (qwen2-vl, ...)")
     group.add_argument("--experts", metavar="LIST",
@@ -57,10 +61,24 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser, default_preset: str 
                        help="allow loading pickle (.bin/.pt) weights; safetensors only by default")
 
 
+def model_option_argument(text: str) -> tuple[str, str]:
+    """argparse ``type=`` for ``--model-option KEY=VALUE``: ``(key, value)``; the value stays text and is
+    converted by the model's Config like a YAML value (:func:`mmlong.registry.Registry.make_config`).
+
+    >>> model_option_argument("max_new_tokens=32"), model_option_argument("scoring = letter")
+    (('max_new_tokens', '32'), ('scoring', 'letter'))
+    """
+    key, sep, value = text.partition("=")
+    key = key.strip().replace("-", "_")
+    if not sep or not key.isidentifier():
+        raise argparse.ArgumentTypeError(f"--model-option {text!r}: write KEY=VALUE (e.g. scoring=letter)")
+    return key, value.strip()
+
+
 #: the flags of add_pipeline_arguments that are PipelineConfig fields (preset and config are the layers)
 PIPELINE_FLAGS = ("sample", "decoder", "max_side", "encoder", "compress", "budget", "memory_budget", "model",
-                  "model_family", "experts", "subtitles", "device", "dtype", "cache", "cache_dir", "trust_remote_code",
-                  "allow_pickle")
+                  "model_options", "model_family", "experts", "subtitles", "device", "dtype", "cache", "cache_dir",
+                  "trust_remote_code", "allow_pickle")
 
 
 def resolve_args(args: argparse.Namespace, **extra: Any) -> Any:
@@ -69,6 +87,8 @@ def resolve_args(args: argparse.Namespace, **extra: Any) -> Any:
     from mmlong.resolve import resolve
 
     flags = {name: getattr(args, name, None) for name in PIPELINE_FLAGS}
+    if flags["model_options"] is not None:  # [(key, value), ...] from repeated --model-option
+        flags["model_options"] = dict(flags["model_options"])
     flags.update(extra)
     return resolve(preset=getattr(args, "preset", None), yaml=getattr(args, "config", None), flags=flags,
                    default_preset=getattr(args, "default_preset", None))

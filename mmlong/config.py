@@ -258,6 +258,8 @@ def layered_request(
         cfg = _apply(cfg, file_values, source)
         explicit |= {k.replace("-", "_") for k, v in file_values.items() if v is not None}
     overrides = dict(overrides or {})
+    if isinstance(overrides.get("model_options"), Mapping):  # a flag's model options add to the file's
+        overrides["model_options"] = {**(cfg.model_options or {}), **overrides["model_options"]}
     cfg = _apply(cfg, overrides, "option")
     explicit |= {k.replace("-", "_") for k, v in overrides.items() if v is not None}
     return cfg, explicit

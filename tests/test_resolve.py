@@ -245,3 +245,27 @@ def test_a_chain_step_whose_first_option_is_unset_is_described_by_its_name():
     assert tree.compress_spec == "prunevid,tome:0.5"
     tuned = resolve("offline", flags={"compress": "prunevid:tau=0.7"})
     assert tuned.compress_spec == "prunevid:tau=0.7"
+
+
+def test_model_option_flags_set_model_options_checked_like_yaml(tmp_path):
+    parser = build_parser()
+    args = parser.parse_args(["ask", "v.mp4", "q", "--model-option", "scoring=letter",
+                              "--model-option", "max_new_tokens=32"])
+    tree = resolve_args(args)
+    assert (tree.model.config.scoring, tree.model.config.max_new_tokens) == ("letter", 32)
+    yaml_file = tmp_path / "m.yaml"
+    yaml_file.write_text("preset: offline\nmodel_options: {open_answer: generate, scoring: evidence}\n")
+    tree = resolve_args(parser.parse_args(["plan", "v.mp4", "--config", str(yaml_file),
+                                           "--model-option", "scoring=letter"]))
+    assert (tree.model.config.open_answer, tree.model.config.scoring) == ("generate", "letter")  # flag adds to file
+    with pytest.raises(ConfigError, match="did you mean 'scoring'"):
+        resolve_args(parser.parse_args(["batch", "q.jsonl", "--model-option", "scorng=letter"]))
+
+
+def test_a_model_option_without_equals_is_refused_in_one_line(capsys):
+    from mmlong.apps.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["ask", "v.mp4", "q", "--model-option", "scoring"])
+    assert exit_info.value.code == 2
+    assert "--model-option 'scoring': write KEY=VALUE" in capsys.readouterr().err.splitlines()[-1]
