@@ -121,15 +121,33 @@ def test_the_unregistered_auto_model_is_gone(ckpt):
     assert tree.model.ref.source == "local" and tree.model.plugin.plugin_class().__name__ == "LlavaOneVisionAdapter"
 
 
-def test_a_hub_id_that_cannot_be_fetched_says_to_pass_a_local_directory():
+@pytest.mark.parametrize("how", ["HF_HUB_OFFLINE", "no network"])
+def test_a_hub_id_without_a_network_fails_at_once_saying_to_pass_the_downloaded_directory(how, tmp_path,
+                                                                                         monkeypatch):
+    import socket
+
     from mmlong.pipeline import Pipeline
 
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))  # nothing cached
+    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    if how == "HF_HUB_OFFLINE":
+        monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    else:  # the machine has no route to the hub
+        def refuse(*args, **kwargs):
+            raise OSError("Network is unreachable")
+        monkeypatch.setattr(socket, "create_connection", refuse)
+    import huggingface_hub.file_download as download
+
+    def no_hub_call(*args, **kwargs):
+        raise AssertionError("the hub client was asked (and would retry)")
+    monkeypatch.setattr(download, "hf_hub_download", no_hub_call)
     pipeline = Pipeline(resolve(flags={"model": "Qwen/Qwen2-VL-2B-Instruct"}))
     with pytest.raises(ModelLoadError) as err:
         pipeline.load_model()
     text = str(err.value)
-    assert text.startswith("Qwen/Qwen2-VL-2B-Instruct: ") and "local checkpoint directory" in text
-    assert "\n" not in text
+    assert text.startswith("Qwen/Qwen2-VL-2B-Instruct: the Hugging Face hub cannot be reached")
+    assert "pass the downloaded directory: --model /path/to/checkpoint" in text and "\n" not in text
 
 
 def test_lmms_bridge_settings(ckpt):
