@@ -1,10 +1,15 @@
-"""``mmlong ask VIDEO QUESTION``: answer one question about one video."""
+"""``mmlong ask VIDEO QUESTION`` (or ``-q Q1 -q Q2 ...``): answer questions about one video, the model loaded once.
+
+Several questions share one process: the model loads once, and questions that do not change which frames are
+chosen share one decoding and encoding (:meth:`mmlong.pipeline.Pipeline.run`).
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from mmlong.apps.options import add_pipeline_arguments, dump_json, resolve_args
 
@@ -14,6 +19,7 @@ examples:
   mmlong ask movie.mp4 "What happens at the end?" --sample fps:1 --compress stream-memory
   mmlong ask movie.mp4 "Where is the rocket?" --sample query:32 --json
   mmlong ask clip.mp4 "Describe the scene." --model /path/to/Qwen2-VL-2B-Instruct --compress pyramiddrop
+  mmlong ask clip.mp4 -q "What animal appears?" -q "What colour is the sky?" -q "What happens at the end?"
 """
 
 
@@ -27,33 +33,22 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("video", help="path of the video file")
-    parser.add_argument("question", help="the question, in quotes")
+    parser.add_argument("question", nargs="?", help="the question, in quotes (or give -q once per question)")
+    parser.add_argument("-q", "--question", dest="questions", action="append", metavar="QUESTION", default=[],
+                        help="a question, repeatable: every question is answered with the model loaded once")
     parser.add_argument("--options", nargs="+", metavar="OPTION", default=(),
-                        help="answer options for multiple choice (the model picks one)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+                        help="answer options for multiple choice (the model picks one; for every question)")
+    parser.add_argument("--json", action="store_true",
+                        help="print one JSON object instead of text (a list of them for several questions)")
     parser.add_argument("--save", metavar="DIR",
                         help="also write answer.json and the resolved config.yaml into DIR")
     add_pipeline_arguments(parser)
     parser.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
+def _print_answer(answer: Any) -> None:
     from mmlong.apps.render import format_seconds, stage_table
-    from mmlong.fit import fit_to_memory
-    from mmlong.pipeline import Pipeline
 
-    config = fit_to_memory(resolve_args(args), [args.video])
-    pipeline = Pipeline(config, progress=not args.json)
-    answer = pipeline.ask(args.video, args.question, options=args.options)
-    record = answer.to_dict()
-    if args.save:
-        out = Path(args.save)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "answer.json").write_text(dump_json(record) + "\n")
-        config.save(out / "config.yaml")
-    if args.json:
-        print(dump_json(record))
-        return 0
     print(f"answer:   {answer.text}")
     if answer.option is not None:
         print(f"option:   ({answer.letter}) {answer.option}")
@@ -61,5 +56,35 @@ def run(args: argparse.Namespace) -> int:
         print("evidence: " + ", ".join(format_seconds(t) for t in answer.evidence))
     print()
     print(stage_table(answer.stages))
+
+
+def run(args: argparse.Namespace) -> int:
+    from mmlong.errors import ConfigError
+    from mmlong.fit import fit_to_memory
+    from mmlong.pipeline import Pipeline
+    from mmlong.types import Query
+
+    questions = ([args.question] if args.question else []) + list(args.questions)
+    if not questions or not all(q.strip() for q in questions):
+        raise ConfigError("give a question: mmlong ask VIDEO \"QUESTION\" or -q \"QUESTION\" (repeatable)")
+    config = fit_to_memory(resolve_args(args), [args.video])
+    pipeline = Pipeline(config, progress=not args.json)
+    answers = pipeline.run(args.video, [Query(q, tuple(args.options)) for q in questions]).answers
+    records = [answer.to_dict() for answer in answers]
+    if len(questions) > 1:
+        records = [{"question": q, **r} for q, r in zip(questions, records)]
+    payload = records[0] if len(records) == 1 else records
+    if args.save:
+        out = Path(args.save)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "answer.json").write_text(dump_json(payload) + "\n")
+        config.save(out / "config.yaml")
+    if args.json:
+        print(dump_json(payload))
+        return 0
+    for number, (question, answer) in enumerate(zip(questions, answers)):
+        if len(questions) > 1:
+            print(("\n" if number else "") + f"question: {question}")
+        _print_answer(answer)
     sys.stdout.flush()
     return 0
