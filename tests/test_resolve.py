@@ -252,8 +252,17 @@ def test_a_config_files_preset_is_kept_unless_a_preset_flag_is_given(tmp_path):
         assert (tree.model.family, tree.sample_spec) == ("qwen2-vl", "uniform:4"), command
         flagged = resolve_args(parser.parse_args([*command, "--config", str(yaml_file), "--preset", "offline"]))
         assert flagged.model.family == "socratic", command
-    assert resolve_args(parser.parse_args(["plan", "v.mp4"])).model.family == "qwen2-vl"  # plan's own default
-    assert resolve_args(parser.parse_args(["ask", "v.mp4", "q"])).model.family == "socratic"
+    for command in (["plan", "v.mp4"], ["ask", "v.mp4", "q"], ["batch", "q.jsonl"]):  # one default preset
+        assert resolve_args(parser.parse_args(command)).model.family == "socratic", command
+
+
+def test_plan_takes_a_shape_by_its_own_flag_and_model_as_everywhere(capsys):
+    from mmlong.apps.cli import main
+
+    assert main(["plan", "v.mp4", "--model", "2b"]) == 2
+    assert "a model shape is given with --shape 2b" in capsys.readouterr().err
+    assert main(["plan", "v.mp4", "--shape", "9b"]) == 2
+    assert "not a Qwen2-VL shape" in capsys.readouterr().err
 
 
 def test_a_chain_step_whose_first_option_is_unset_is_described_by_its_name():
