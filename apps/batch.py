@@ -47,7 +47,8 @@ OUT.config.yaml (the resolved pipeline) and OUT.summary.json. Each rank writes O
 rank 0 merges the parts at the end.
 Resume: the default when OUT exists; ids with an answer are skipped, error records are retried unless
 --no-retry-errors. A killed run loses at most the item in progress.
-exit status: 0 all answered, 1 some items failed, 2 usage or config error.
+exit status: 0 all answered, 1 some items failed (one process; under torchrun / accelerate every rank that
+finished its share exits 0 and the summary lists what failed), 2 usage or config error.
 """
 
 
@@ -362,7 +363,10 @@ def run(args: argparse.Namespace) -> int:
             print(summary.text(), file=sys.stderr)
             print(f"results: {output}  config: {sidecar(output, '.config.yaml')}  summary: {summary_path}",
                   file=sys.stderr)
-            status = 1 if summary.failed else 0
+            status = dist.exit_status(summary.failed)
+            if summary.failed and dist.is_distributed:
+                print(f"batch: {summary.failed} item(s) failed (error records in {output}, listed in "
+                      f"{summary_path}); every rank finished its share, so the exit status is 0", file=sys.stderr)
         return int(dist.broadcast(status))
     finally:
         dist.close()

@@ -135,7 +135,8 @@ def test_torchrun_batch_merges_to_the_single_process_answers(tmp_path):
     part_path(out, 1, 2).write_text(json.dumps(g2) + "\n")
     proc = torchrun("-m", "mmlong", "batch", str(questions), "--out", str(out), "--no-progress",
                     "--cache-dir", str(tmp_path / "rank-features"), *PIPELINE_FLAGS, cwd=tmp_path)
-    assert proc.returncode == 1, proc.stderr[-3000:]  # some items failed: partial failure on every rank
+    assert proc.returncode == 0, proc.stderr[-3000:]  # every rank finished its share: the summary says what failed
+    assert "ChildFailedError" not in proc.stderr and "4 item(s) failed" in proc.stderr
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert [comparable(r) for r in records] == [comparable(r) for r in expected]
     summary = json.loads((tmp_path / "sharded.summary.json").read_text())

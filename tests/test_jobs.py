@@ -281,3 +281,12 @@ def test_atomically_written_files_follow_the_users_umask(tmp_path, umask, mode):
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "answers.jsonl").stat().st_mode) == mode
     assert stat.S_IMODE((tmp_path / "sub" / "summary.json").stat().st_mode) == mode
+
+
+def test_a_rank_that_finished_its_share_exits_0_and_one_process_reports_failures():
+    from mmlong.distributed import DistContext
+
+    single = DistContext.from_env({})
+    ranks = [DistContext.from_env({"RANK": str(r), "WORLD_SIZE": "2"}) for r in range(2)]
+    assert (single.exit_status(0), single.exit_status(3)) == (0, 1)
+    assert [rank.exit_status(3) for rank in ranks] == [0, 0]
