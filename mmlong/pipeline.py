@@ -22,12 +22,14 @@ import resource
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import torch
 
 from mmlong.compressors.base import Chain, CompressContext, StreamingCompressor
 from mmlong.errors import ConfigError, VideoTooLargeError
+from mmlong.progress import StatusLine
 from mmlong.resolve import ResolvedPipeline, as_resolved
 from mmlong.result import Result, Stage
 from mmlong.types import Answer, Query, Step, VideoMeta, VisualTokens
@@ -141,7 +143,9 @@ class Pipeline:
             return [], []
         from mmlong.experts.runner import run_experts
 
-        return run_experts(self.experts, str(video), self.expert_cache)
+        names = ", ".join(e.name for e in self.experts)
+        with StatusLine(f"experts ({names}) reading {Path(video).name}", enabled=self.progress):
+            return run_experts(self.experts, str(video), self.expert_cache)
 
     def _check_experts(self, model: Any) -> None:
         if self.experts and not getattr(model, "reads_timed_text", False):
@@ -217,11 +221,13 @@ class Pipeline:
             sampler = self._sampler()
             with clock.stage(Stage.SAMPLE, {"sampler": cfg.sampler.describe()}) as rec:
                 needs_encoder = getattr(sampler, "needs_encoder", False)
-                sampled = sampler.sample(
-                    source.meta,
-                    SampleContext(query=query, encoder=self.encoder if needs_encoder else None, source=source,
-                                  cache=self.cache if needs_encoder else None),
-                )
+                with StatusLine(f"scanning {Path(str(video)).name} ({cfg.sampler.describe()})",
+                                enabled=self.progress):
+                    sampled = sampler.sample(
+                        source.meta,
+                        SampleContext(query=query, encoder=self.encoder if needs_encoder else None, source=source,
+                                      cache=self.cache if needs_encoder else None),
+                    )
                 rec["in"], rec["out"] = source.meta.num_frames, len(sampled.indices)
             if len(sampled.indices) == 0:
                 raise ConfigError(f"sampler {cfg.sampler.describe()!r} chose no frames", str(video))
@@ -295,7 +301,8 @@ class Pipeline:
         if self._model_loaded:
             return ()
         start = time.perf_counter()
-        self.model.load()
+        with StatusLine(f"loading model {self.config.model.family}", enabled=self.progress):
+            self.model.load()
         self._model_loaded = True
         ms = (time.perf_counter() - start) * 1000.0
         return (Step(Stage.LOAD, {"model": self.config.model.family}, 0, 0, ms,
