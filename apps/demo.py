@@ -290,6 +290,8 @@ def is_loopback(host: str) -> bool:
 
 def launch_options(args: argparse.Namespace) -> dict[str, Any]:
     """Keyword arguments for ``Blocks.launch``: loopback by default, upload limit, no extra served paths."""
+    from mmlong.apps.demo_page import SEEK_SCRIPT
+
     return dict(
         server_name=args.host,
         server_port=args.port,
@@ -302,6 +304,7 @@ def launch_options(args: argparse.Namespace) -> dict[str, Any]:
         enable_monitoring=False,
         prevent_thread_lock=False,
         footer_links=["gradio"],
+        head=SEEK_SCRIPT,  # evidence times seek the video
     )
 
 

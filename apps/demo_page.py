@@ -9,6 +9,32 @@ from typing import Any
 
 STAGE_HEADERS = ["stage", "tokens in", "tokens out", "ms", "peak MiB", "notes"]
 
+#: one click handler for the page (``Blocks.launch(head=...)``): a ``[data-seek]`` button seeks the video there
+SEEK_SCRIPT = """<script>
+document.addEventListener("click", (event) => {
+  const button = event.target.closest("[data-seek]");
+  const video = document.querySelector("#video video");
+  if (!button || !video) return;
+  video.currentTime = parseFloat(button.dataset.seek);
+  video.pause();
+});
+</script>"""
+
+
+def evidence_links(times: Any) -> str:
+    """The answer's evidence times as buttons that seek the video there (:data:`SEEK_SCRIPT`).
+
+    >>> evidence_links([2.5, 61.0])
+    '<button class="seek" data-seek="2.5" title="seek the video to 00:02.5">00:02.5</button> <button ...'
+    >>> evidence_links([])
+    '(none)'
+    """
+    from mmlong.apps.render import format_seconds
+
+    buttons = [f'<button class="seek" data-seek="{float(t):g}" title="seek the video to {format_seconds(t)}">'
+               f'{format_seconds(t)}</button>' for t in times]
+    return " ".join(buttons) or "(none)"
+
 
 def build_blocks(app: Any, concurrency: int = 1) -> Any:
     """The Gradio Blocks page around ``app``."""
@@ -46,12 +72,13 @@ def build_blocks(app: Any, concurrency: int = 1) -> Any:
                 with gr.Row():
                     answer = gr.Textbox(label="Answer", interactive=False, elem_id="answer")
                     option = gr.Textbox(label="Chosen option", interactive=False, elem_id="option")
-                    evidence = gr.Textbox(label="Evidence times", interactive=False, elem_id="evidence")
+                    evidence = gr.HTML(label="Evidence times (click to seek the video)", elem_id="evidence",
+                                       show_label=True)
                 timeline = gr.Image(label="Timeline: relevance to the question, scenes, frames the model saw",
                                     type="filepath", interactive=False, elem_id="timeline", height=300,
                                     buttons=["download"])
                 keyframes = gr.Image(label="Keyframes the model saw", type="filepath", interactive=False,
-                                     elem_id="keyframes", height=150, buttons=["download"])
+                                     elem_id="keyframes", height=260, buttons=["download"])
                 stages = gr.Dataframe(headers=STAGE_HEADERS, label="What each stage did", interactive=False,
                                       elem_id="stages")
 
@@ -72,7 +99,8 @@ def build_blocks(app: Any, concurrency: int = 1) -> Any:
                 return DemoResult.failure(readable_error(err)).status, "", "", "", None, None, None
             result = app.ask(video_path, question_text, options_text, settings)
             table = result.stage_rows or None
-            return (result.status, result.answer_text, result.option, result.evidence, result.timeline_png,
+            links = evidence_links(result.answer.evidence) if result.answer is not None else ""
+            return (result.status, result.answer_text, result.option, links, result.timeline_png,
                     result.keyframes_png, table)
 
         sample.change(on_sample, inputs=sample, outputs=[video, status])

@@ -61,3 +61,14 @@ def test_no_package_module_is_over_400_lines():
                   for path in (ROOT / folder).rglob("*.py")
                   if (n := len(path.read_text().splitlines())) > 400)
     assert not long, long
+
+
+def test_test_tools_are_dev_dependencies_and_the_root_holds_no_stray_outputs():
+    import subprocess
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    names = [d.split("=")[0].split("<")[0].split(">")[0].strip().lower() for d in project["dependencies"]]
+    assert "pytest" not in names and "pytest" in project["optional-dependencies"]["dev"]
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    root_images = [p for p in tracked.splitlines() if "/" not in p and p.endswith((".png", ".jpg", ".mp4"))]
+    assert root_images == []
