@@ -9,6 +9,15 @@ from typing import Any
 
 STAGE_HEADERS = ["stage", "tokens in", "tokens out", "ms", "peak MiB", "notes"]
 
+#: example questions for the sample clips: (clip, question, options one per line); picking one loads the clip
+EXAMPLE_QUESTIONS = (
+    ("bigbuckbunny", "What animal appears in the video?", "a rabbit\na dog\na guitar\na sailboat"),
+    ("bigbuckbunny", "What is in the video?", ""),
+    ("bikes", "What vehicle is shown?", "a bicycle\na sailboat\na fire truck\na piano"),
+    ("carphone_pristine", "What is the man holding to his ear?", "a phone\na cup\na guitar\na book"),
+    ("carphone_distorted", "Where is the man sitting?", "in a car\non a boat\nat a desk\non a horse"),
+)
+
 #: one click handler for the page (``Blocks.launch(head=...)``): a ``[data-seek]`` button seeks the video there
 SEEK_SCRIPT = """<script>
 document.addEventListener("click", (event) => {
@@ -103,6 +112,11 @@ def build_blocks(app: Any, concurrency: int = 1) -> Any:
             return (result.status, result.answer_text, result.option, links, result.timeline_png,
                     result.keyframes_png, table)
 
+        available = set(app.sample_choices())
+        examples = [list(row) for row in EXAMPLE_QUESTIONS if row[0] in available]
+        if examples:
+            gr.Examples(examples=examples, inputs=[sample, question, options], label="Example questions",
+                        examples_per_page=len(examples))
         sample.change(on_sample, inputs=sample, outputs=[video, status])
         inputs = [video, question, options, preset, sampler, compress, budget, model]
         outputs = [status, answer, option, evidence, timeline, keyframes, stages]

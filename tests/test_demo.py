@@ -324,3 +324,19 @@ def test_docstring_examples(name):
 
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_every_sample_clip_has_an_example_question():
+    from mmlong.apps.demo_page import EXAMPLE_QUESTIONS
+    from mmlong.samples import sample_videos
+
+    assert set(sample_videos()) <= {clip for clip, _, _ in EXAMPLE_QUESTIONS}
+    assert all(question.endswith("?") for _, question, _ in EXAMPLE_QUESTIONS)
+
+
+def test_the_page_lists_the_example_questions(tmp_path):
+    blocks = build_blocks(DemoApp(demo_args(), tmp_path / "out"))
+    datasets = [c for c in blocks.config["components"] if c.get("type") == "dataset"]
+    assert len(datasets) == 1
+    rows = datasets[0]["props"]["samples"]
+    assert ["bigbuckbunny", "What animal appears in the video?", "a rabbit\na dog\na guitar\na sailboat"] in rows
