@@ -31,7 +31,7 @@ from typing import Any
 EXAMPLES = """\
 examples:
   mmlong eval compare niavh runs/niavh-set --out runs/compare --sample uniform:16 \\
-      --methods pool tome select stream-memory fastv pyramiddrop --ratios 0.5,0.25,0.1
+      --methods pool tome select stream-memory fastv pyramiddrop --ratios 0.5 0.25 0.1
   mmlong eval compare niavh runs/niavh-set --out runs/c2 --methods "tome:{drop}" scenetile+pool:auto --no-cost
   mmlong eval compare mlvu ~/data/MLVU --tasks needle --limit 20 --out runs/c3 --cost-size 0.5b --cost-frames 64
 """
@@ -145,7 +145,7 @@ def method_argument(text: str) -> str:
 
 def add_compare_parser(benchmarks: argparse._SubParsersAction) -> None:
     """``mmlong eval compare BENCHMARK DATA``: added to the ``eval`` command's benchmarks."""
-    from mmlong.apps.evaluate import _add_run_arguments, _names, _numbers
+    from mmlong.apps.evaluate import SpacedList, _add_run_arguments, _names, _numbers
 
     parser = benchmarks.add_parser("compare", help="compressor chains x retention ratios at matched token budgets",
                                    description=__doc__.split("\n\n")[0], epilog=EXAMPLES,
@@ -156,9 +156,10 @@ def add_compare_parser(benchmarks: argparse._SubParsersAction) -> None:
                         default=["pool", "tome", "select", "stream-memory", "fastv", "pyramiddrop"],
                         help="methods separated by spaces; a chain inside joins its steps with + "
                              "(scenetile+pool:auto); see the description for placeholders")
-    parser.add_argument("--ratios", type=_numbers, default=[0.5, 0.25, 0.1], metavar="R,R",
-                        help="retention ratios (default: 0.5,0.25,0.1)")
-    parser.add_argument("--kinds", type=_names, default=["mc"], help="NIAVH question kinds (default: mc)")
+    parser.add_argument("--ratios", type=_numbers, nargs="+", action=SpacedList, default=[0.5, 0.25, 0.1],
+                        metavar="R", help="retention ratios, separated by spaces (default: 0.5 0.25 0.1)")
+    parser.add_argument("--kinds", type=_names, nargs="+", action=SpacedList, default=["mc"], metavar="KIND",
+                        help="NIAVH question kinds (default: mc)")
     parser.add_argument("--tasks", nargs="+", metavar="TASK", help="MLVU tasks (default: all)")
     parser.add_argument("--limit", type=int, metavar="N", help="MLVU: at most N questions per task")
     parser.add_argument("--video-root", metavar="DIR", help="MLVU: where the videos are")

