@@ -28,7 +28,10 @@ def clean_env() -> dict[str, str]:
 def torchrun(*args: str, cwd: Path, timeout: float = 240) -> subprocess.CompletedProcess:
     if not TORCHRUN.exists():
         pytest.skip("torchrun is not installed beside this Python")
-    return subprocess.run([str(TORCHRUN), "--standalone", "--nproc-per-node", "2", *args], cwd=cwd,
+    # torchrun's own module under this Python: the ranks run this interpreter (a venv copied elsewhere keeps the
+    # torchrun script's original interpreter line)
+    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                           *args], cwd=cwd,
                           env=clean_env(), capture_output=True, text=True, timeout=timeout)
 
 
