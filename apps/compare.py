@@ -30,10 +30,10 @@ from typing import Any
 
 EXAMPLES = """\
 examples:
-  mmlong eval compare niavh runs/niavh-set --out runs/compare --sample uniform:16 \\
+  mmlong eval compare niavh --data runs/niavh-set --out runs/compare --sample uniform:16 \\
       --methods pool tome select stream-memory fastv pyramiddrop --ratios 0.5 0.25 0.1
-  mmlong eval compare niavh runs/niavh-set --out runs/c2 --methods "tome:{drop}" scenetile+pool:auto --no-cost
-  mmlong eval compare mlvu ~/data/MLVU --tasks needle --limit 20 --out runs/c3 --cost-size 0.5b --cost-frames 64
+  mmlong eval compare niavh --data runs/niavh-set --out runs/c2 --methods "tome:{drop}" scenetile+pool:auto --no-cost
+  mmlong eval compare mlvu --data ~/data/MLVU --tasks needle --limit 20 --out runs/c3 --cost-size 0.5b --cost-frames 64
 """
 #: Built-in methods whose own settings express a retention ratio or read the token budget.
 KNOWN = {
@@ -144,14 +144,14 @@ def method_argument(text: str) -> str:
 
 
 def add_compare_parser(benchmarks: argparse._SubParsersAction) -> None:
-    """``mmlong eval compare BENCHMARK DATA``: added to the ``eval`` command's benchmarks."""
-    from mmlong.apps.evaluate import SpacedList, _add_run_arguments, _names, _numbers
+    """``mmlong eval compare BENCHMARK --data DATA``: added to the ``eval`` command's benchmarks."""
+    from mmlong.apps.evaluate import SpacedList, _add_run_arguments, _names, _numbers, add_data_argument
 
     parser = benchmarks.add_parser("compare", help="compressor chains x retention ratios at matched token budgets",
                                    description=__doc__.split("\n\n")[0], epilog=EXAMPLES,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("benchmark", choices=["niavh", "mlvu"], help="which benchmark")
-    parser.add_argument("data", metavar="DATA", help="a NIAVH set folder, or the MLVU folder / annotation file")
+    add_data_argument(parser, "a NIAVH set folder, or the MLVU folder / annotation file")
     parser.add_argument("--methods", nargs="+", metavar="METHOD", type=method_argument,
                         default=["pool", "tome", "select", "stream-memory", "fastv", "pyramiddrop"],
                         help="methods separated by spaces; a chain inside joins its steps with + "
@@ -299,11 +299,11 @@ def _base_tokens(pipeline: Any, group: Sequence[Any]) -> int:
 
 def compare_benchmark(args: argparse.Namespace) -> Any:
     """The benchmark of ``eval compare``, from the registry."""
-    from mmlong.apps.evaluate import build_benchmark
+    from mmlong.apps.evaluate import build_benchmark, data_of
 
     if args.benchmark == "niavh":
-        return build_benchmark("niavh", data=args.data, kinds=tuple(args.kinds))
-    return build_benchmark("mlvu", data=args.data, tasks=tuple(args.tasks or ()), limit=args.limit,
+        return build_benchmark("niavh", data=data_of(args), kinds=tuple(args.kinds))
+    return build_benchmark("mlvu", data=data_of(args), tasks=tuple(args.tasks or ()), limit=args.limit,
                            video_root=args.video_root)
 
 

@@ -25,7 +25,7 @@ examples:
   mmlong eval mlvu --data ~/data/MLVU --out runs/mlvu --sample uniform:16
   mmlong eval mlvu --data mlvu_dev.jsonl --video-root ~/data/MLVU/video --tasks needle count --limit 20 --out runs/m
   mmlong eval niavh make runs/niavh-set --depths 0,50,100 --lengths 60,120,240 --types image,text,clip
-  mmlong eval niavh run runs/niavh-set --out runs/niavh-query16 --sample query:16
+  mmlong eval niavh run --data runs/niavh-set --out runs/niavh-query16 --sample query:16
   torchrun --nproc-per-node 4 -m mmlong eval mlvu --data ~/data/MLVU --out runs/mlvu --device cuda
 """
 
@@ -39,6 +39,24 @@ def _numbers(text: str) -> list[float]:
 
 def _names(text: str) -> list[str]:
     return [v for v in text.replace(" ", "").split(",") if v]
+
+
+def add_data_argument(parser: argparse.ArgumentParser, help_text: str) -> None:
+    """The benchmark data as every ``eval`` command takes it, ``--data DIR`` (the older positional form works)."""
+    parser.add_argument("data", nargs="?", metavar="DATA", help=argparse.SUPPRESS)
+    parser.add_argument("--data", dest="data_flag", metavar="DIR", help=help_text)
+
+
+def data_of(args: argparse.Namespace) -> str:
+    """The data folder or file given by ``--data`` (or positionally); a one-line error when neither or two differ."""
+    from mmlong.errors import ConfigError
+
+    given = [v for v in (getattr(args, "data_flag", None), getattr(args, "data", None)) if v]
+    if not given:
+        raise ConfigError("give the benchmark data with --data DIR")
+    if len(set(given)) > 1:
+        raise ConfigError(f"--data {given[0]!r} and {given[1]!r}: give the data once")
+    return given[0]
 
 
 class SpacedList(argparse.Action):
@@ -104,7 +122,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     make.set_defaults(func=run_niavh_make)
 
     run = steps.add_parser("run", help="answer a built set and score it")
-    run.add_argument("data", metavar="DIR", help="a folder made by `mmlong eval niavh make`")
+    add_data_argument(run, "a folder made by mmlong eval niavh make")
     run.add_argument("--kinds", type=_names, nargs="+", action=SpacedList, default=["mc", "open"], metavar="KIND",
                      help="which questions: mc, open (default: both)")
     _add_run_arguments(run)
@@ -272,7 +290,7 @@ def run_mlvu(args: argparse.Namespace) -> int:
 
 
 def run_niavh(args: argparse.Namespace) -> int:
-    return run_registered("niavh", args, data=args.data, kinds=tuple(args.kinds))
+    return run_registered("niavh", args, data=data_of(args), kinds=tuple(args.kinds))
 
 
 def run_niavh_make(args: argparse.Namespace) -> int:

@@ -174,10 +174,11 @@ def test_the_help_examples_run_the_methods_they_list():
     from mmlong.apps.cli import build_parser
     from mmlong.apps.compare import cell_chain, grid
 
-    args = build_parser().parse_args(_example_argv("mmlong eval compare niavh runs/niavh-set --out runs/compare "))
+    args = build_parser().parse_args(_example_argv(
+        "mmlong eval compare niavh --data runs/niavh-set --out runs/compare"))
     assert args.methods == ["pool", "tome", "select", "stream-memory", "fastv", "pyramiddrop"]
     assert len(grid(args.methods, args.ratios)) == 1 + 6 * 3
-    args = build_parser().parse_args(_example_argv("mmlong eval compare niavh runs/niavh-set --out runs/c2"))
+    args = build_parser().parse_args(_example_argv("mmlong eval compare niavh --data runs/niavh-set --out runs/c2"))
     assert args.methods == ["tome:{drop}", "scenetile+pool:auto"]
     assert [cell_chain(m, 0.25) for m in args.methods] == ["tome:0.75", "scenetile,pool:auto"]
 
@@ -216,3 +217,17 @@ def test_every_list_flag_takes_values_separated_by_spaces():
     run = parser.parse_args(["eval", "niavh", "run", "set", "--out", "o", "--kinds", "mc", "open"])
     assert run.kinds == ["mc", "open"]  # make and run name question/item kinds with the same flag
     assert parser.parse_args(["eval", "niavh", "make", "set", "--types", "image,text"]).types == ["image", "text"]
+
+
+def test_every_benchmark_command_takes_its_data_with_data(capsys):
+    from mmlong.apps.cli import build_parser, main
+    from mmlong.apps.evaluate import data_of
+
+    parser = build_parser()
+    for argv in (["eval", "compare", "niavh", "--data", "set", "--out", "o"],
+                 ["eval", "niavh", "run", "--data", "set", "--out", "o"],
+                 ["eval", "mlvu", "--data", "set", "--out", "o"]):
+        assert data_of(parser.parse_args(argv)) == "set", argv
+    assert data_of(parser.parse_args(["eval", "niavh", "run", "set", "--out", "o"])) == "set"  # older form
+    assert main(["eval", "niavh", "run", "--out", "o"]) == 2
+    assert "give the benchmark data with --data DIR" in capsys.readouterr().err
