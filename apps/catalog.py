@@ -17,18 +17,13 @@ import re
 import sys
 from typing import Any
 
+from mmlong.apps.render import plain_text
+
 #: ``mmlong list`` kinds -> registry kinds
 KINDS = {"models": "model", "compressors": "compressor", "samplers": "sampler", "encoders": "encoder",
          "experts": "expert", "benchmarks": "benchmark"}
 _CITATION = re.compile(r"([A-Z][\w'-]+(?: et al\.| & [A-Z][\w'-]+)? (?:19|20)\d\d),\s*\"([^\"]+)\"")
 _ARXIV = re.compile(r"arXiv:\s*(\d{4}\.\d{4,5})")
-
-
-def _plain(text: str) -> str:
-    """Docstring markup removed: ``x`` -> x, :class:`~a.b.C` -> C, whitespace collapsed."""
-    text = re.sub(r":\w+:`~?(?:[\w.]+\.)?([^`]+)`", r"\1", text)
-    text = text.replace("``", "").replace("`", "")
-    return " ".join(text.split())
 
 
 def summary(cls: type, limit: int = 110) -> str:
@@ -43,7 +38,7 @@ def summary(cls: type, limit: int = 110) -> str:
     "remove RATIO of every frame's tokens by bipartite soft matching"
     """
     doc = inspect.getdoc(cls) or ""
-    first = _plain(doc.split("\n\n")[0])
+    first = plain_text(doc.split("\n\n")[0])
     first = re.sub(r"^[\w-]+(?:[:\[][^ ]*)?(?: \([^)]*\))?(?: or [\w-]+:[^ ]*(?: \([^)]*\))?)?: ", "", first)
     first = re.split(r"(?<=[a-z0-9)])\. ", first)[0].rstrip(".")
     return first if len(first) <= limit else first[: limit - 1].rsplit(" ", 1)[0] + "…"
@@ -134,7 +129,7 @@ def run_list(args: argparse.Namespace) -> int:
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "list", help="list the registered models, compressors, samplers, encoders, experts and benchmarks",
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=plain_text(__doc__.split("\n\n")[0]), formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n  mmlong list\n  mmlong list compressors\n  mmlong list models --json\n")
     parser.add_argument("kind", nargs="?", choices=list(KINDS), help="one kind (default: all)")
     parser.add_argument("--json", action="store_true", help="print JSON records instead of a table")

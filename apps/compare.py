@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mmlong.apps.render import plain_text
+
 EXAMPLES = """\
 examples:
   mmlong eval compare niavh --data runs/niavh-set --out runs/compare --sample uniform:16 \\
@@ -148,7 +150,7 @@ def add_compare_parser(benchmarks: argparse._SubParsersAction) -> None:
     from mmlong.apps.evaluate import SpacedList, _add_run_arguments, _names, _numbers, add_data_argument
 
     parser = benchmarks.add_parser("compare", help="compressor chains x retention ratios at matched token budgets",
-                                   description=__doc__.split("\n\n")[0], epilog=EXAMPLES,
+                                   description=plain_text(__doc__.split("\n\n")[0]), epilog=EXAMPLES,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("benchmark", choices=["niavh", "mlvu"], help="which benchmark")
     add_data_argument(parser, "a NIAVH set folder, or the MLVU folder / annotation file")
@@ -164,9 +166,10 @@ def add_compare_parser(benchmarks: argparse._SubParsersAction) -> None:
     parser.add_argument("--limit", type=int, metavar="N", help="MLVU: at most N questions per task")
     parser.add_argument("--video-root", metavar="DIR", help="MLVU: where the videos are")
     cost = parser.add_argument_group("prefill cost (random-init Qwen2-VL of a real shape; see mmlong bench prefill)")
-    cost.add_argument("--cost-size", default="0.5b", help="language-model shape (default: 0.5b)")
-    cost.add_argument("--cost-frames", type=int, default=32, help="frames of the cost run (default: 32)")
-    cost.add_argument("--cost-resolution", type=int, default=448, help="frame side of the cost run (default: 448)")
+    cost.add_argument("--cost-size", default="0.5b", metavar="SHAPE", help="language-model shape (default: 0.5b)")
+    cost.add_argument("--cost-frames", type=int, default=32, metavar="N", help="frames of the cost run (default: 32)")
+    cost.add_argument("--cost-resolution", type=int, default=448, metavar="PIXELS",
+                      help="frame side of the cost run (default: 448)")
     cost.add_argument("--no-cost", dest="cost", action="store_false", help="skip the prefill cost measurement")
     _add_run_arguments(parser)
     parser.set_defaults(func=run_compare)

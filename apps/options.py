@@ -23,8 +23,8 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser, default_preset: str 
     group.add_argument("--config", metavar="FILE",
                        help="a pipeline YAML file: PipelineConfig fields, or a config.yaml saved beside a result")
     group.add_argument("--sample", metavar="SPEC",
-                       help="frame sampler: uniform:N | fps:F[,max_frames=M] | window:START-END+uniform:N | "
-                            "query:N | scene:N")
+                       help="frame sampler: coverage:N (the offline default) | uniform:N | fps:F[,max_frames=M] | "
+                            "window:START-END+uniform:N | query:N | scene:N (mmlong list samplers)")
     group.add_argument("--decoder", choices=["auto", "decord", "pyav"], help="video decoder (default: auto)")
     group.add_argument("--max-side", type=int, metavar="PX", help="resize frames on decode so the longer side <= PX")
     group.add_argument("--encoder", metavar="NAME",

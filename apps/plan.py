@@ -16,6 +16,7 @@ import sys
 from typing import Any
 
 from mmlong.apps.options import add_pipeline_arguments, resolve_args
+from mmlong.apps.render import plain_text
 
 EXAMPLES = """\
 examples:
@@ -27,7 +28,7 @@ examples:
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("plan", help="frames, tokens, peak memory, FLOPs and time of a run, estimated",
-                                   description=__doc__.split("\n\n")[0], epilog=EXAMPLES,
+                                   description=plain_text(__doc__.split("\n\n")[0]), epilog=EXAMPLES,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("video", metavar="VIDEO", help="the video to plan for (only its metadata is read)")
     parser.add_argument("--min-pixels", type=int, help="Qwen2-VL min_pixels per frame (default: the checkpoint's "

@@ -48,3 +48,21 @@ def test_list_all_prints_every_kind(capsys):
     for heading in ("models:", "compressors:", "samplers:", "encoders:", "experts:", "benchmarks:"):
         assert heading in out
     assert "socratic" in out and "coverage" in out and "niavh" in out
+
+
+@pytest.mark.parametrize("command", [["plan"], ["eval", "compare"], ["list"], ["bench", "prefill"], ["bench", "plan"],
+                                     ["ask"], ["batch"]])
+def test_help_shows_no_docstring_markup(command, capsys):
+    with pytest.raises(SystemExit):
+        main([*command, "--help"])
+    out = capsys.readouterr().out
+    assert "``" not in out and ":mod:" not in out and ":func:" not in out
+
+
+def test_sample_help_names_the_default_sampler_and_metavars_are_words(capsys):
+    with pytest.raises(SystemExit):
+        main(["ask", "--help"])
+    assert "coverage:N (the offline default)" in " ".join(capsys.readouterr().out.split())
+    with pytest.raises(SystemExit):
+        main(["eval", "compare", "--help"])
+    assert "COST_" not in capsys.readouterr().out
