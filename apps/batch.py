@@ -1,7 +1,11 @@
 """``mmlong batch QUESTIONS.jsonl``: answer many questions about many videos; resumable, crash-safe, sharded.
 
-Each input line is ``{"id", "video", "question", "options"?}``. Each id ends as exactly one output record: the
-answer, or ``{"id", "error"}`` when the item failed (a bad video, a bad line); the run goes on. Questions about
+Each input line is ``{"id", "video", "question", "options"?, "answer"?, ...}``. Each id ends as exactly one
+output record: every field of the input line, kept as written, plus the prediction in fields of its own
+(:data:`PREDICTION_FIELDS`: ``prediction``, ``predicted_option``, ...), or plus ``error`` when the item failed (a
+bad video, a bad line); the run goes on. When the line has a gold ``answer`` for a multiple-choice question (a
+letter ``"B"``, ``"(B)"``, a 0-based index, or the option's text), the record gets ``correct`` and the summary
+the accuracy over the scored questions. Questions about
 one video share its decoded and encoded frames (one :meth:`~mmlong.pipeline.Pipeline.run` per video). The result log,
 resume, sharding and merging are the one job runner's (:func:`mmlong.runner.run_job`); rank detection is in
 :mod:`mmlong.distributed`.
@@ -10,7 +14,9 @@ resume, sharding and merging are the one job runner's (:func:`mmlong.runner.run_
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +29,7 @@ from mmlong.limits import check_query, loads_json
 EXAMPLES = """\
 input (JSONL, one question per line; video paths relative to the file's folder or --video-root):
   {"id": "q1", "video": "clips/cat.mp4", "question": "What animal appears?", "options": ["a cat", "a dog"]}
+  {"id": "q2", "video": "cat.mp4", "question": "Which?", "options": ["a cat", "a dog"], "answer": "A", "src": 7}
 
 examples:
   mmlong batch questions.jsonl --out answers.jsonl --sample uniform:16
@@ -35,11 +42,15 @@ several machines (the output folder on a filesystem every machine sees; run on e
   torchrun --nnodes 2 --node-rank 0 --nproc-per-node 8 --master-addr HOST0 --master-port 29500 \\
       -m mmlong batch questions.jsonl --out /shared/answers.jsonl --device cuda
 
-output: one record per id, in input order, in --out; beside it OUT.config.yaml (the resolved pipeline) and
-OUT.summary.json. Each rank writes OUT.rank{r}-of-{N} as it goes; rank 0 merges the parts at the end.
+output: one record per id, in input order, in --out: every input field as written, plus prediction,
+predicted_option, predicted_index, predicted_letter, evidence, stages (and correct, when the line has a gold
+"answer": a letter, a 0-based index or the option text; the summary then gives the accuracy); beside it
+OUT.config.yaml (the resolved pipeline) and OUT.summary.json. Each rank writes OUT.rank{r}-of-{N} as it goes;
+rank 0 merges the parts at the end.
 Resume: the default when OUT exists; ids with an answer are skipped, error records are retried unless
 --no-retry-errors. A killed run loses at most the item in progress.
-exit status: 0 all answered, 1 some items failed, 2 usage or config error.
+exit status: 0 all answered, 1 some items failed (one process; under torchrun / accelerate every rank that
+finished its share exits 0 and the summary lists what failed), 2 usage or config error.
 """
 
 
@@ -53,6 +64,8 @@ class BatchItem:
     question: str
     options: tuple[str, ...] = ()
     line: int = 0
+    #: every field of the input line, as written (kept in the output record)
+    fields: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
 
 @dataclass(frozen=True)
@@ -62,6 +75,7 @@ class BadLine:
     id: str | int
     line: int
     error: str
+    fields: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
 
 @dataclass
@@ -79,6 +93,8 @@ class BatchSummary:
     visual_tokens: int = 0
     world_size: int = 1
     failures: list[dict[str, Any]] = field(default_factory=list)
+    scored: int = 0
+    correct: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         rate = self.computed / self.seconds if self.seconds > 0 else 0.0
@@ -87,6 +103,8 @@ class BatchSummary:
             "failed": self.failed, "done_before": self.done_before, "computed": self.computed,
             "seconds": round(self.seconds, 3), "items_per_second": round(rate, 4),
             "visual_tokens": self.visual_tokens, "world_size": self.world_size, "failures": self.failures,
+            "scored": self.scored, "correct": self.correct,
+            "accuracy": round(self.correct / self.scored, 4) if self.scored else None,
         }
 
     def text(self) -> str:
@@ -95,15 +113,26 @@ class BatchSummary:
         rate = self.computed / self.seconds if self.seconds > 0 else 0.0
         return (f"batch: {self.items} questions: {self.answered} answered, {self.failed} failed; "
                 f"{self.computed} computed in {format_seconds(self.seconds)} ({rate:.2f}/s), "
-                f"{self.done_before} done before; {self.visual_tokens} visual tokens; {self.world_size} rank(s)")
+                f"{self.done_before} done before; {self.visual_tokens} visual tokens; {self.world_size} rank(s)"
+                + (f"; accuracy {100 * self.correct / self.scored:.1f} % ({self.correct}/{self.scored} with a gold "
+                   "answer)" if self.scored else ""))
 
 
 # ---------------------------------------------------------------------------------------------- input
+
+#: the fields batch writes into a record (an input line may not use them: they would hide its own data)
+PREDICTION_FIELDS = ("prediction", "predicted_option", "predicted_index", "predicted_letter", "evidence", "stages",
+                     "details", "correct", "error")
 
 
 def _check_line(number: int, value: Any, root: Path) -> BatchItem | BadLine:
     if not isinstance(value, dict):
         return BadLine(f"line-{number}", number, f"line {number}: not a JSON object")
+    entry = _check_fields(number, value, root)
+    return dataclasses.replace(entry, fields=dict(value))
+
+
+def _check_fields(number: int, value: dict[str, Any], root: Path) -> BatchItem | BadLine:
     item_id = value.get("id")
     readable_id = isinstance(item_id, (str, int)) and not isinstance(item_id, bool) and str(item_id) != ""
     record_id = item_id if readable_id else f"line-{number}"
@@ -121,6 +150,10 @@ def _check_line(number: int, value: Any, root: Path) -> BatchItem | BadLine:
         check_query(value["question"], options, what=f"line {number} (id {record_id!r})")
     except ConfigError as err:
         return BadLine(record_id, number, str(err))
+    taken = [name for name in PREDICTION_FIELDS if name in value]
+    if taken:
+        return BadLine(record_id, number, f"line {number}: field {taken[0]!r} is where batch writes its output; "
+                                          "rename it in the input")
     video = value["video"]
     path = Path(video).expanduser()
     if not path.is_absolute():
@@ -165,16 +198,50 @@ def read_questions(path: str | Path, video_root: str | Path | None = None) -> li
 # ---------------------------------------------------------------------------------------------- records
 
 
+def gold_index(gold: Any, options: Sequence[str]) -> int | None:
+    """The option a gold ``answer`` names: a letter (``"B"``, ``"(B)"``, ``"B."``), a 0-based index, or the option's
+    text (case and surrounding space ignored); None when it names none (the question is not scored).
+
+    >>> opts = ["a cat", "a dog", "a bird"]
+    >>> gold_index("B", opts), gold_index("(c)", opts), gold_index(0, opts), gold_index(" A Dog ", opts)
+    (1, 2, 0, 1)
+    >>> gold_index("D", opts), gold_index("a fish", opts), gold_index(True, opts)
+    (None, None, None)
+    """
+    if not options or isinstance(gold, bool):
+        return None
+    if isinstance(gold, int):
+        return gold if 0 <= gold < len(options) else None
+    if not isinstance(gold, str):
+        return None
+    match = re.fullmatch(r"\s*\(?([A-Za-z])[).:]?\s*", gold)
+    if match and len(options) <= 26:
+        index = ord(match.group(1).upper()) - ord("A")
+        return index if index < len(options) else None
+    texts = [o.strip().lower() for o in options]
+    return texts.index(gold.strip().lower()) if gold.strip().lower() in texts else None
+
+
 def answer_record(item: BatchItem, answer: Any) -> dict[str, Any]:
-    """The output record of an answered item (the resolved config lives once in OUT.config.yaml)."""
+    """The output record of an answered item: the input line's fields as written, then the prediction in fields of
+    its own, and ``correct`` when the line has a gold ``answer`` to a multiple-choice question (the resolved
+    config lives once in OUT.config.yaml)."""
     body = answer.to_dict()
-    head: dict[str, Any] = {"id": item.id, "video": item.video, "question": item.question}
-    if item.options:
-        head["options"] = list(item.options)
-    return {**head, **body}
+    record: dict[str, Any] = {**(item.fields or {"id": item.id, "video": item.video, "question": item.question}),
+                              "prediction": body["answer"], "predicted_option": body["option"],
+                              "predicted_index": body["option_index"], "predicted_letter": body["letter"],
+                              "evidence": body["evidence"], "stages": body["stages"]}
+    if "details" in body:
+        record["details"] = body["details"]
+    gold = gold_index((item.fields or {}).get("answer"), item.options)
+    if gold is not None:
+        record["correct"] = body["option_index"] == gold
+    return record
 
 
 def error_record(entry: BatchItem | BadLine, error: str) -> dict[str, Any]:
+    if entry.fields:
+        return {**entry.fields, "id": entry.id, "error": error}
     if isinstance(entry, BadLine):
         return {"id": entry.id, "line": entry.line, "error": error}
     return {"id": entry.id, "video": entry.video, "question": entry.question, "error": error}
@@ -236,6 +303,8 @@ def run_batch(entries: Sequence[BatchItem | BadLine], pipeline: Any, output: str
         done_before=outcome.done_before, computed=outcome.computed, seconds=outcome.seconds,
         visual_tokens=sum(model_tokens(r) for r in outcome.records if "error" not in r),
         world_size=outcome.world_size, failures=[{"id": r["id"], "error": r["error"]} for r in failed[:50]],
+        scored=sum("correct" in r for r in outcome.records if "error" not in r),
+        correct=sum(r.get("correct") is True for r in outcome.records if "error" not in r),
     )
 
 
@@ -311,7 +380,10 @@ def run(args: argparse.Namespace) -> int:
             print(summary.text(), file=sys.stderr)
             print(f"results: {output}  config: {sidecar(output, '.config.yaml')}  summary: {summary_path}",
                   file=sys.stderr)
-            status = 1 if summary.failed else 0
+            status = dist.exit_status(summary.failed)
+            if summary.failed and dist.is_distributed:
+                print(f"batch: {summary.failed} item(s) failed (error records in {output}, listed in "
+                      f"{summary_path}); every rank finished its share, so the exit status is 0", file=sys.stderr)
         return int(dist.broadcast(status))
     finally:
         dist.close()

@@ -20,6 +20,8 @@ import os
 import time
 from typing import Any
 
+from mmlong.apps.render import plain_text
+
 # SIZES: name -> (hidden, layers, heads, kv_heads, intermediate), the shapes mmlong.model_shape models; VOCAB is
 # small: the prefill reads the last row's logits only, so vocabulary size barely moves its cost
 from mmlong.model_shape import LLM_SIZES as SIZES
@@ -42,7 +44,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "prefill",
         help="time the LLM prefill with and without compressors (random-init model of a real shape)",
-        description=__doc__.split("\n\n")[0],
+        description=plain_text(__doc__.split("\n\n")[0]),
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -26,9 +26,9 @@ def numbers_arg(text: str) -> list[float]:
     try:
         values = [float(v) for v in text.replace(" ", "").split(",") if v]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected numbers separated by spaces, got {text!r}") from None
     if not values or not all(math.isfinite(v) for v in values):
-        raise argparse.ArgumentTypeError(f"expected comma-separated finite numbers, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected finite numbers separated by spaces, got {text!r}")
     return values
 
 
@@ -51,6 +51,33 @@ def seconds_arg(text: str) -> list[float]:
 def names_arg(text: str) -> list[str]:
     """An argparse type: ``"image, text"`` -> ``["image", "text"]``."""
     return [v for v in text.replace(" ", "").split(",") if v]
+
+
+def add_data_argument(parser: argparse.ArgumentParser, help_text: str) -> None:
+    """The benchmark data as every ``eval`` command takes it, ``--data DIR`` (the older positional form works)."""
+    parser.add_argument("data", nargs="?", metavar="DATA", help=argparse.SUPPRESS)
+    parser.add_argument("--data", dest="data_flag", metavar="DIR", help=help_text)
+
+
+def data_of(args: argparse.Namespace) -> str:
+    """The data folder or file given by ``--data`` (or positionally); a one-line error when neither or two differ."""
+    from mmlong.errors import ConfigError
+
+    given = [v for v in (getattr(args, "data_flag", None), getattr(args, "data", None)) if v]
+    if not given:
+        raise ConfigError("give the benchmark data with --data DIR")
+    if len(set(given)) > 1:
+        raise ConfigError(f"--data {given[0]!r} and {given[1]!r}: give the data once")
+    return given[0]
+
+
+class SpacedList(argparse.Action):
+    """A list flag written like every other list flag, separated by spaces (``--ratios 0.5 0.25``); a value
+    that is one comma-joined word (``0.5,0.25``, as older commands wrote it) is split too. Use with ``nargs="+"``
+    and a list-returning ``type`` (:func:`numbers_arg`, :func:`names_arg`, ...)."""
+
+    def __call__(self, parser: Any, namespace: Any, values: Any, option_string: Any = None) -> None:
+        setattr(namespace, self.dest, [v for part in values for v in part])
 
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
@@ -177,13 +204,20 @@ def _markdown(benchmark: Any, summary: Mapping[str, Any], figures: Sequence[Path
 
 
 def print_summary(benchmark: Any, summary: Mapping[str, Any] | None, out: str) -> int:
-    """Print the report; exit status 1 when some items are error records (as ``mmlong batch``), else 0."""
+    """Print the report; exit status 1 when some items are error records (as ``mmlong batch``), else 0; under a
+    launcher 0 (every rank finished its share: the summary says what failed)."""
+    from mmlong.distributed import DistContext
+
     if summary is None:
         return 0
     print(benchmark.report(summary))
     print(f"\nwrote {Path(out) / 'results.jsonl'}, summary.json, results.md, config.yaml")
     sys.stdout.flush()
-    return 1 if summary.get("errors", {}).get("count") else 0
+    failed = summary.get("errors", {}).get("count") or 0
+    if failed and DistContext.from_env().is_distributed:
+        print(f"{failed} item(s) failed (error records in results.jsonl, counted in summary.json); every rank "
+              "finished its share, so the exit status is 0", file=sys.stderr)
+    return DistContext.from_env().exit_status(failed)
 
 
 def check_run_folder(out: str | Path, inputs: Sequence[Any] = ()) -> Path:

@@ -24,6 +24,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "mmlong.apps.video_commands",  # info, frames
     "mmlong.apps.bench",  # bench decode, bench make-video, ...
     "mmlong.apps.plan",  # plan
+    "mmlong.apps.catalog",  # list
 )
 
 EPILOG = """\
@@ -34,7 +35,7 @@ examples:
   mmlong bench decode video.mp4 --frames 64
   mmlong batch questions.jsonl --out answers.jsonl   # resumable; torchrun --nproc-per-node N -m mmlong batch ...
   mmlong demo                                  # web page on http://127.0.0.1:7860
-  mmlong eval niavh make runs/niavh && mmlong eval niavh run runs/niavh --out runs/niavh-result
+  mmlong eval niavh make runs/niavh && mmlong eval niavh run --data runs/niavh --out runs/niavh-result
 """
 
 

@@ -6,6 +6,9 @@ stays matched). The uncompressed cell ``none`` is always run: retained accuracy 
 method name is set to the budget by :func:`cell_chain`; ``{ratio}``, ``{drop}`` (``1 - R``) and ``{budget}`` in a
 spec place the numbers by hand (``tome:{drop}``, ``pool:auto``, ``fastv:3,{drop}``).
 
+``--methods`` is a list separated by spaces; a chain inside it joins its steps with ``+`` (``scenetile+pool:auto``),
+so a list cannot be mistaken for a chain: ``--methods pool,tome`` is refused in one line (:func:`method_argument`).
+
 Every question of every cell ends as one record of ``results.jsonl`` (id ``CELL|QUESTION``) through
 :func:`mmlong.runner.run_job`, the job runner of ``mmlong batch`` and ``mmlong eval``: a killed run resumes, the
 resolved pipeline is saved beside the results and a resumed run must match it, and under ``torchrun`` each rank
@@ -25,12 +28,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mmlong.apps.render import plain_text
+
 EXAMPLES = """\
 examples:
-  mmlong eval compare niavh runs/niavh-set --out runs/compare --sample uniform:16 \\
-      --methods pool,tome,select,stream-memory,fastv,pyramiddrop --ratios 0.5,0.25,0.1
-  mmlong eval compare niavh runs/niavh-set --out runs/c2 --methods "tome:{drop}" "scenetile,pool:auto" --no-cost
-  mmlong eval compare mlvu ~/data/MLVU --tasks needle --limit 20 --out runs/c3 --cost-size 0.5b --cost-frames 64
+  mmlong eval compare niavh --data runs/niavh-set --out runs/compare --sample uniform:16 \\
+      --methods pool tome select stream-memory fastv pyramiddrop --ratios 0.5 0.25 0.1
+  mmlong eval compare niavh --data runs/niavh-set --out runs/c2 --methods "tome:{drop}" scenetile+pool:auto --no-cost
+  mmlong eval compare mlvu --data ~/data/MLVU --tasks needle --limit 20 --out runs/c3 --cost-size 0.5b --cost-frames 64
 """
 #: Built-in methods whose own settings express a retention ratio or read the token budget.
 KNOWN = {
@@ -86,12 +91,14 @@ def cell_chain(method: str, ratio: float, num_layers: int = 24) -> str:
 
     >>> cell_chain("pool", 0.25), cell_chain("tome:{drop}", 0.25), cell_chain("fastv", 0.5, num_layers=24)
     ('pool:auto', 'tome:0.75', 'fastv:ratio=0.5455')
+    >>> cell_chain("scenetile+tome", 0.5)
+    'scenetile,tome:auto'
     """
     from mmlong.compressors.base import Placement
     from mmlong.registry import COMPRESSORS
     from mmlong.spec import parse_chain
 
-    text = method.replace("{ratio}", f"{ratio:g}").replace("{drop}", f"{1 - ratio:g}")
+    text = method.replace("+", ",").replace("{ratio}", f"{ratio:g}").replace("{drop}", f"{1 - ratio:g}")
     out = []
     for spec in parse_chain(text) if "{budget}" not in text else []:
         if spec.args or spec.kwargs:
@@ -114,28 +121,56 @@ def cell_chain(method: str, ratio: float, num_layers: int = 24) -> str:
     return ",".join(out) if "{budget}" not in text else text
 
 
+def method_argument(text: str) -> str:
+    """argparse ``type=`` for one ``--methods`` entry: a method, or a chain whose steps are joined with ``+``.
+
+    A comma that starts a new step (``pool,tome``) is refused: methods are separated by spaces, and a chain is
+    spelled ``pool+tome``; commas stay for a step's own arguments (``fastv:3,{drop}``).
+
+    >>> method_argument("scenetile+pool:auto"), method_argument("fastv:3,{drop}")
+    ('scenetile+pool:auto', 'fastv:3,{drop}')
+    """
+    from mmlong.spec import SpecError, parse_chain
+
+    pieces = [p.strip() for p in text.split("+")]
+    try:
+        steps = [parse_chain(p.replace("{ratio}", "0.5").replace("{drop}", "0.5").replace("{budget}", "1"))
+                 for p in pieces]
+    except SpecError as err:
+        raise argparse.ArgumentTypeError(f"--methods {text!r}: {err}") from None
+    if any(len(s) != 1 for s in steps):
+        names = [str(spec) for piece in pieces for spec in parse_chain(piece)]
+        raise argparse.ArgumentTypeError(
+            f"--methods {text!r} is a chain of {len(names)} steps; list methods with spaces "
+            f"({' '.join(names)}) or join one chain's steps with + ({'+'.join(names)})")
+    return "+".join(pieces)
+
+
 def add_compare_parser(benchmarks: argparse._SubParsersAction) -> None:
-    """``mmlong eval compare BENCHMARK DATA``: added to the ``eval`` command's benchmarks."""
-    from mmlong.apps.benchmark_run import add_run_arguments, names_arg, numbers_arg
+    """``mmlong eval compare BENCHMARK --data DATA``: added to the ``eval`` command's benchmarks."""
+    from mmlong.apps.benchmark_run import SpacedList, add_data_argument, add_run_arguments, names_arg, numbers_arg
 
     parser = benchmarks.add_parser("compare", help="compressor chains x retention ratios at matched token budgets",
-                                   description=__doc__.split("\n\n")[0], epilog=EXAMPLES,
+                                   description=plain_text(__doc__.split("\n\n")[0]), epilog=EXAMPLES,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("benchmark", choices=["niavh", "mlvu"], help="which benchmark")
-    parser.add_argument("data", metavar="DATA", help="a NIAVH set folder, or the MLVU folder / annotation file")
-    parser.add_argument("--methods", nargs="+", metavar="CHAIN",
+    add_data_argument(parser, "a NIAVH set folder, or the MLVU folder / annotation file")
+    parser.add_argument("--methods", nargs="+", metavar="METHOD", type=method_argument,
                         default=["pool", "tome", "select", "stream-memory", "fastv", "pyramiddrop"],
-                        help="compressor chains (registered names; see the description for placeholders)")
-    parser.add_argument("--ratios", type=numbers_arg, default=[0.5, 0.25, 0.1], metavar="R,R",
-                        help="retention ratios (default: 0.5,0.25,0.1)")
-    parser.add_argument("--kinds", type=names_arg, default=["mc"], help="NIAVH question kinds (default: mc)")
+                        help="methods separated by spaces; a chain inside joins its steps with + "
+                             "(scenetile+pool:auto); see the description for placeholders")
+    parser.add_argument("--ratios", type=numbers_arg, nargs="+", action=SpacedList, default=[0.5, 0.25, 0.1],
+                        metavar="R", help="retention ratios, separated by spaces (default: 0.5 0.25 0.1)")
+    parser.add_argument("--kinds", type=names_arg, nargs="+", action=SpacedList, default=["mc"], metavar="KIND",
+                        help="NIAVH question kinds (default: mc)")
     parser.add_argument("--tasks", nargs="+", metavar="TASK", help="MLVU tasks (default: all)")
     parser.add_argument("--limit", type=int, metavar="N", help="MLVU: at most N questions per task")
     parser.add_argument("--video-root", metavar="DIR", help="MLVU: where the videos are")
     cost = parser.add_argument_group("prefill cost (random-init Qwen2-VL of a real shape; see mmlong bench prefill)")
-    cost.add_argument("--cost-size", default="0.5b", help="language-model shape (default: 0.5b)")
-    cost.add_argument("--cost-frames", type=int, default=32, help="frames of the cost run (default: 32)")
-    cost.add_argument("--cost-resolution", type=int, default=448, help="frame side of the cost run (default: 448)")
+    cost.add_argument("--cost-size", default="0.5b", metavar="SHAPE", help="language-model shape (default: 0.5b)")
+    cost.add_argument("--cost-frames", type=int, default=32, metavar="N", help="frames of the cost run (default: 32)")
+    cost.add_argument("--cost-resolution", type=int, default=448, metavar="PIXELS",
+                      help="frame side of the cost run (default: 448)")
     cost.add_argument("--no-cost", dest="cost", action="store_false", help="skip the prefill cost measurement")
     add_run_arguments(parser)
     parser.set_defaults(func=run_compare)
@@ -268,11 +303,11 @@ def _base_tokens(pipeline: Any, group: Sequence[Any]) -> int:
 
 def compare_benchmark(args: argparse.Namespace) -> Any:
     """The benchmark of ``eval compare``, from the registry."""
-    from mmlong.apps.benchmark_run import build_benchmark
+    from mmlong.apps.benchmark_run import build_benchmark, data_of
 
     if args.benchmark == "niavh":
-        return build_benchmark("niavh", data=args.data, kinds=tuple(args.kinds))
-    return build_benchmark("mlvu", data=args.data, tasks=tuple(args.tasks or ()), limit=args.limit,
+        return build_benchmark("niavh", data=data_of(args), kinds=tuple(args.kinds))
+    return build_benchmark("mlvu", data=data_of(args), tasks=tuple(args.tasks or ()), limit=args.limit,
                            video_root=args.video_root)
 
 

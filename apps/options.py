@@ -11,7 +11,7 @@ import argparse
 import json
 from typing import Any, Mapping, Sequence
 
-from mmlong.budget import budget_argument
+from mmlong.budget import memory_budget_argument, token_budget_argument
 from mmlong.config import preset_names
 from mmlong.validate import number_argument
 
@@ -24,8 +24,8 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser, default_preset: str 
     group.add_argument("--config", metavar="FILE",
                        help="a pipeline YAML file: PipelineConfig fields, or a config.yaml saved beside a result")
     group.add_argument("--sample", metavar="SPEC",
-                       help="frame sampler: uniform:N | fps:F[,max_frames=M] | window:START-END+uniform:N | "
-                            "query:N | scene:N")
+                       help="frame sampler: coverage:N (the offline default) | uniform:N | fps:F[,max_frames=M] | "
+                            "window:START-END+uniform:N | query:N | scene:N (mmlong list samplers)")
     group.add_argument("--decoder", choices=["auto", "decord", "pyav"], help="video decoder (default: auto)")
     group.add_argument("--max-side", type=number_argument(int, 1), metavar="PX",
                        help="resize frames on decode so the longer side <= PX")
@@ -33,12 +33,18 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser, default_preset: str 
                        help="visual encoder (efficientnet-lite0, open_clip, hf-vision, native)")
     group.add_argument("--compress", metavar="CHAIN",
                        help="compressor chain, e.g. scenetile,tome:0.5,pool:2 (in-LLM: fastv:2,0.5, pyramiddrop)")
-    group.add_argument("--budget", type=budget_argument, metavar="TOKENS|SIZE",
-                       help="visual tokens the chain should meet (2048), or the peak memory the run may use (12GB, "
-                            "512MiB): a run that cannot fit is refused before anything loads (see `mmlong plan`)")
+    group.add_argument("--budget", type=token_budget_argument, metavar="TOKENS",
+                       help="visual tokens the compressor chain should meet, a whole number (2048)")
+    group.add_argument("--memory-budget", type=memory_budget_argument, metavar="SIZE",
+                       help="the peak memory the run may use (12GB, 512MiB): a run that cannot fit is refused "
+                            "before anything loads (see mmlong plan)")
     group.add_argument("--model", metavar="NAME_OR_PATH",
                        help="a registered model (socratic, qwen2-vl, llava-onevision, smolvlm2), a local checkpoint "
                             "directory (family read from its config.json) or an org/name hub id")
+    group.add_argument("--model-option", dest="model_options", action="append", type=model_option_argument,
+                       metavar="KEY=VALUE",
+                       help="a model option, repeatable (scoring=letter, open_answer=generate, max_new_tokens=32); "
+                            "checked like model_options in a YAML file (mmlong list models names the models)")
     group.add_argument("--model-family", metavar="NAME",
                        help="which adapter runs --model DIR or a hub id whose name does not tell (qwen2-vl, ...)")
     group.add_argument("--experts", metavar="LIST",
@@ -57,10 +63,24 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser, default_preset: str 
                        help="allow loading pickle (.bin/.pt) weights; safetensors only by default")
 
 
+def model_option_argument(text: str) -> tuple[str, str]:
+    """argparse ``type=`` for ``--model-option KEY=VALUE``: ``(key, value)``; the value stays text and is
+    converted by the model's Config like a YAML value (:func:`mmlong.registry.Registry.make_config`).
+
+    >>> model_option_argument("max_new_tokens=32"), model_option_argument("scoring = letter")
+    (('max_new_tokens', '32'), ('scoring', 'letter'))
+    """
+    key, sep, value = text.partition("=")
+    key = key.strip().replace("-", "_")
+    if not sep or not key.isidentifier():
+        raise argparse.ArgumentTypeError(f"--model-option {text!r}: write KEY=VALUE (e.g. scoring=letter)")
+    return key, value.strip()
+
+
 #: the flags of add_pipeline_arguments that are PipelineConfig fields (preset and config are the layers)
-PIPELINE_FLAGS = ("sample", "decoder", "max_side", "encoder", "compress", "budget", "model", "model_family",
-                  "experts", "subtitles", "device", "dtype", "cache", "cache_dir", "trust_remote_code",
-                  "allow_pickle")
+PIPELINE_FLAGS = ("sample", "decoder", "max_side", "encoder", "compress", "budget", "memory_budget", "model",
+                  "model_options", "model_family", "experts", "subtitles", "device", "dtype", "cache", "cache_dir",
+                  "trust_remote_code", "allow_pickle")
 
 
 def resolve_args(args: argparse.Namespace, **extra: Any) -> Any:
@@ -69,9 +89,8 @@ def resolve_args(args: argparse.Namespace, **extra: Any) -> Any:
     from mmlong.resolve import resolve
 
     flags = {name: getattr(args, name, None) for name in PIPELINE_FLAGS}
-    budget = flags.pop("budget")  # a Budget: visual tokens for the chain or the run's peak memory
-    flags["budget"] = getattr(budget, "tokens", budget)
-    flags["memory_budget"] = getattr(budget, "bytes", None)
+    if flags["model_options"] is not None:  # [(key, value), ...] from repeated --model-option
+        flags["model_options"] = dict(flags["model_options"])
     flags.update(extra)
     resolved = resolve(preset=getattr(args, "preset", None), yaml=getattr(args, "config", None), flags=flags,
                        default_preset=getattr(args, "default_preset", None))

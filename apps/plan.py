@@ -3,8 +3,9 @@
 Frames, per-frame resolution and tokens (Qwen2-VL's ``min_pixels`` / ``max_pixels`` / ``total_pixels``), the
 chain's token count, and the estimated peak memory (weights, visual features, vision activations, KV cache,
 language-model activations, logits), prefill FLOPs and time, from the model's config alone
-(:mod:`mmlong.planner`, validated by ``mmlong bench plan``). With ``--budget 24GB`` it says whether the run fits
-and, if not, what would.
+(:mod:`mmlong.planner`, validated by ``mmlong bench plan``). With ``--memory-budget 24GB`` it says whether the run
+fits and, if not, what would. ``--model`` means what it means in every other command (same default preset);
+``--shape 2b`` plans a Qwen2-VL shape without a checkpoint.
 """
 
 from __future__ import annotations
@@ -15,19 +16,20 @@ import sys
 from typing import Any
 
 from mmlong.apps.options import add_pipeline_arguments, resolve_args
+from mmlong.apps.render import plain_text
 from mmlong.validate import number_argument
 
 EXAMPLES = """\
 examples:
-  mmlong plan video.mp4 --model ~/ckpt/Qwen2-VL-2B-Instruct --budget 24GB
-  mmlong plan video.mp4 --model 2b --sample fps:1,max_frames=256 --compress pool:auto --budget 12GB
-  mmlong plan video.mp4 --model 0.5b --sample uniform:64 --max-side 448 --compress fastv:2,0.5 --json
+  mmlong plan video.mp4 --model ~/ckpt/Qwen2-VL-2B-Instruct --memory-budget 24GB
+  mmlong plan video.mp4 --shape 2b --sample fps:1,max_frames=256 --compress pool:auto --memory-budget 12GB
+  mmlong plan video.mp4 --shape 0.5b --sample uniform:64 --max-side 448 --compress fastv:2,0.5 --json
 """
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("plan", help="frames, tokens, peak memory, FLOPs and time of a run, estimated",
-                                   description=__doc__.split("\n\n")[0], epilog=EXAMPLES,
+                                   description=plain_text(__doc__.split("\n\n")[0]), epilog=EXAMPLES,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("video", metavar="VIDEO", help="the video to plan for (only its metadata is read)")
     parser.add_argument("--min-pixels", type=number_argument(int, 1),
@@ -40,8 +42,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--tflops", type=number_argument(float, 0, above=True),
                         help="device throughput for the time estimate (default: measured "
                                                      "with a 0.2 s matmul on --device)")
+    parser.add_argument("--shape", metavar="NAME",
+                        help="plan a Qwen2-VL shape without a checkpoint: 0.5b, 2b, 7b, small, tiny (instead of "
+                             "--model DIR)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
-    add_pipeline_arguments(parser, default_preset="qwen2-vl")
+    add_pipeline_arguments(parser)
     parser.set_defaults(func=run)
 
 
@@ -57,14 +62,21 @@ def plan_record(args: argparse.Namespace) -> dict[str, Any]:
     from mmlong.planner import measure_throughput
     from mmlong.video import probe
 
-    named = args.model if args.model in shape_names() else None
+    if args.model in shape_names():
+        raise ConfigError(f"--model {args.model}: a model shape is given with --shape {args.model} (--model names "
+                          "a model or checkpoint, as in every command)")
+    if args.shape is not None and args.shape not in shape_names():
+        raise ConfigError(f"--shape {args.shape!r}: not a Qwen2-VL shape; shapes: {', '.join(shape_names())}")
+    named = args.shape
     if named:  # a shape name: plan for it without a checkpoint
+        if args.model:
+            raise ConfigError("give --shape or --model, not both")
         args = argparse.Namespace(**{**vars(args), "model": "qwen2-vl"})
     config = resolve_args(args)
     found = (named_shape(named), {}) if named else shape_for(config)
     if found is None:
         raise ConfigError(f"the planner models native Qwen2-VL shapes; model {config.model.family!r} is not one "
-                          "(give --model DIR of a Qwen2-VL checkpoint, or a shape: 0.5b, 2b, 7b, tiny, small)")
+                          "(give --model DIR of a Qwen2-VL checkpoint, or --shape 0.5b|2b|7b|small|tiny)")
     shape, pixels = found
     pixels = {**pixels, **{k: v for k, v in (("min_pixels", args.min_pixels), ("max_pixels", args.max_pixels)) if v}}
     meta = probe(args.video, decoder=config.decoder.name)

@@ -21,6 +21,8 @@ import weakref
 from collections.abc import Sequence
 from typing import Any
 
+from mmlong.apps.render import plain_text
+
 EXAMPLES = """\
 examples:
   mmlong bench plan --sizes tiny,small,0.5b --frames 8,16,32 --resolution 224
@@ -30,7 +32,7 @@ examples:
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("plan", help="the planner's memory/FLOPs estimates vs measured and counted",
-                                   description=__doc__.split("\n\n")[0], epilog=EXAMPLES,
+                                   description=plain_text(__doc__.split("\n\n")[0]), epilog=EXAMPLES,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="tiny,small,0.5b", help="model shapes (default: tiny,small,0.5b)")
     parser.add_argument("--frames", default="8,16,32", help="frame counts, i.e. video lengths (default: 8,16,32)")

@@ -48,3 +48,17 @@ def format_seconds(seconds: float) -> str:
     if hours:
         return f"{int(hours)}:{int(minutes):02d}:{secs:04.1f}"
     return f"{int(minutes):02d}:{secs:04.1f}"
+
+
+def plain_text(doc: str) -> str:
+    """Docstring markup removed for a terminal (``--help``): ``x`` -> x, :class:`~a.b.C` -> C, whitespace collapsed.
+
+    >>> plain_text("``mmlong plan VIDEO``: see :mod:`mmlong.planner` and :func:`~mmlong.fit.plan_run`.")
+    'mmlong plan VIDEO: see mmlong.planner and plan_run.'
+    """
+    import re
+
+    text = re.sub(r":\w+:`~(?:[\w.]+\.)?([^`]+)`", r"\1", doc)
+    text = re.sub(r":\w+:`([^`]+)`", r"\1", text)
+    text = text.replace("``", "").replace("`", "")
+    return " ".join(text.split())

@@ -32,6 +32,7 @@ from typing import Any, Callable, Mapping
 import torch
 
 from mmlong.errors import VideoNotFoundError
+from mmlong.joblog import umask_file_mode
 from mmlong.types import Step, VisualTokens
 
 log = logging.getLogger(__name__)
@@ -83,12 +84,14 @@ def file_sha256(path: str | os.PathLike[str], chunk_size: int = 1 << 20) -> str:
 def atomic_write(path: Path, payload: bytes) -> None:
     """Write ``payload`` to ``path`` through a temporary file in the same folder and ``os.replace``.
 
-    Readers see the old file or the whole new one, never a part; on any error the temporary file is removed and
+    The file gets the mode of any file the user creates (their umask), not ``0600``. Readers see the old file or
+    the whole new one, never a part; on any error the temporary file is removed and
     the error propagates (``OSError`` when the disk refuses).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, umask_file_mode())  # the user's umask, not mkstemp's 0600
         with os.fdopen(fd, "wb") as f:
             f.write(payload)
             f.flush()

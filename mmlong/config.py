@@ -38,10 +38,10 @@ class PipelineConfig:
     or a mapping ``{name: uniform, num_frames: 16}``. encoder: a registered encoder name, ``native`` (the
     model's own vision tower) or a mapping ``{name: ..., <options>}``; encoder_options: more options on top.
     compress: a compressor chain spec (``scenetile,tome:0.5,pool:2``; empty for none) or a list of specs and
-    ``{name: ..., <options>}`` mappings. budget: the visual token budget the chain should meet (a memory size
-    such as ``"12GB"`` is read as ``memory_budget``). memory_budget: the peak memory the run may use, in bytes
-    or as a size (``"12GB"``, ``"512MiB"``; :mod:`mmlong.budget`), checked by :mod:`mmlong.fit` before anything
-    loads. model: a
+    ``{name: ..., <options>}`` mappings. budget: the visual token budget the chain should meet, a whole number (a
+    memory size there is refused: it belongs in ``memory_budget``). memory_budget: the peak memory the run may
+    use, in bytes or as a size (``"12GB"``, ``"512MiB"``; :mod:`mmlong.budget`), checked by :mod:`mmlong.fit`
+    before anything loads. model: a
     registered model name, a local checkpoint directory or an ``org/name`` hub id (:mod:`mmlong.modelref`), or a
     mapping ``{name: <that>, family: ..., <options>}``; model_family: which adapter runs a directory or hub id
     whose family cannot be read from it; model_path: the older spelling of ``model: DIR`` (``model`` then names
@@ -259,6 +259,8 @@ def layered_request(
         cfg = _apply(cfg, file_values, source)
         explicit |= {k.replace("-", "_") for k, v in file_values.items() if v is not None}
     overrides = dict(overrides or {})
+    if isinstance(overrides.get("model_options"), Mapping):  # a flag's model options add to the file's
+        overrides["model_options"] = {**(cfg.model_options or {}), **overrides["model_options"]}
     cfg = _apply(cfg, overrides, "option")
     explicit |= {k.replace("-", "_") for k, v in overrides.items() if v is not None}
     return cfg, explicit

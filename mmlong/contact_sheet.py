@@ -18,10 +18,12 @@ GAP = 4
 
 
 def contact_sheet(images: Any, labels: Sequence[str] | None = None, columns: int | None = None,
-                  background: tuple[int, int, int] = (24, 24, 24)) -> Any:
+                  background: tuple[int, int, int] = (24, 24, 24), font_size: int | None = None) -> Any:
     """A PIL image of uint8 ``[T, H, W, 3]`` frames (array or tensor) in a grid, captioned with ``labels``.
 
-    columns: tiles per row (default: about square). Returns ``PIL.Image.Image`` (RGB); ``.save(path)`` writes it.
+    columns: tiles per row (default: about square). font_size: caption height in pixels (default: Pillow's
+    small bitmap font); the caption band grows to fit it. Returns ``PIL.Image.Image`` (RGB); ``.save(path)``
+    writes it.
     """
     from PIL import Image, ImageDraw, ImageFont
 
@@ -34,10 +36,11 @@ def contact_sheet(images: Any, labels: Sequence[str] | None = None, columns: int
         raise ValueError(f"{count} frames but {len(labels)} labels")
     columns = max(1, min(columns or math.ceil(math.sqrt(count)), count))
     rows = math.ceil(count / columns)
-    tile_h = height + CAPTION_HEIGHT
+    caption_h = CAPTION_HEIGHT if font_size is None else max(CAPTION_HEIGHT, int(font_size * 1.4))
+    tile_h = height + caption_h
     sheet = Image.new("RGB", (columns * width + (columns + 1) * GAP, rows * tile_h + (rows + 1) * GAP), background)
     draw = ImageDraw.Draw(sheet)
-    font = ImageFont.load_default()
+    font = ImageFont.load_default() if font_size is None else ImageFont.load_default(size=font_size)
     for k in range(count):
         r, c = divmod(k, columns)
         x, y = GAP + c * (width + GAP), GAP + r * (tile_h + GAP)

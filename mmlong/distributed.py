@@ -57,6 +57,12 @@ class DistContext:
                               "or accelerate launch, or unset them")
         return DistContext(rank=rank, world_size=world, local_rank=local)
 
+    def exit_status(self, failed_items: int) -> int:
+        """The exit status of a run that finished with ``failed_items`` error records: 1 in one process (a
+        script sees it), 0 under a launcher (every rank finished its share; the merged summary says what failed,
+        and torchrun does not print a ChildFailedError over a correct merge)."""
+        return 1 if failed_items and not self.is_distributed else 0
+
     @property
     def is_main(self) -> bool:
         return self.rank == 0

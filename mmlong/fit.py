@@ -7,7 +7,7 @@ which costs milliseconds), and the in-LLM schedule. :func:`check_fits` refuses a
 one line saying what would fit; a chain that meets a token budget (``pool:auto``, ``tome:auto``, ``select``,
 ``stream-memory``) is instead given the largest token budget that fits (:func:`fitting_token_budget`).
 Only native Qwen2-VL shapes are planned; other models are not checked (:func:`shape_for`).
-:func:`fit_to_memory` applies the tree's own ``runtime.memory_budget`` (``--budget 12GB``); the variants
+:func:`fit_to_memory` applies the tree's own ``runtime.memory_budget`` (``--memory-budget 12GB``); the variants
 :func:`suggestions` tries are the same tree with one node changed (:func:`with_dtype`, :func:`with_pool`, ...).
 """
 

@@ -185,6 +185,25 @@ def merge_records(
                                                  first_seen[record_key(r, key)]))
 
 
+def umask_file_mode() -> int:
+    """The mode ``open()`` gives a new file under the process's umask (``0o666 & ~umask``, e.g. ``0o644``).
+
+    :func:`tempfile.mkstemp` creates ``0600`` files; a file written through one and renamed into place gets this
+    mode instead, so a result is as readable to teammates as any other file the user writes. The umask is read
+    from ``/proc/self/status`` where Linux gives it (no process-wide change), else set and restored at once.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def write_records_atomic(path: str | os.PathLike[str], records: Iterable[dict[str, Any]]) -> None:
     """Replace ``path`` with ``records`` as JSONL: written to a temporary file, fsynced, then renamed.
 
@@ -193,6 +212,7 @@ def write_records_atomic(path: str | os.PathLike[str], records: Iterable[dict[st
     p = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent or ".")
     try:
+        os.fchmod(fd, umask_file_mode())
         with os.fdopen(fd, "wb") as f:
             for record in records:
                 f.write(encode_record(record))

@@ -21,12 +21,14 @@ import resource
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import torch
 
 from mmlong.compressors.base import Chain, CompressContext, StreamingCompressor
 from mmlong.errors import ConfigError, VideoTooLargeError
+from mmlong.progress import StatusLine
 from mmlong.qa import Answer, Query
 from mmlong.resolve import ResolvedPipeline, as_resolved
 from mmlong.result import Result, Stage
@@ -132,7 +134,9 @@ class Pipeline:
             return [], []
         from mmlong.experts.runner import run_experts
 
-        return run_experts(self.experts, str(video), self.expert_cache, feed)
+        names = ", ".join(e.name for e in self.experts)
+        with StatusLine(f"experts ({names}) reading {Path(video).name}", enabled=self.progress):
+            return run_experts(self.experts, str(video), self.expert_cache, feed)
 
     def _check_experts(self, model: Any) -> None:
         if self.experts and not model.reads_timed_text:
@@ -211,11 +215,13 @@ class Pipeline:
             with clock.stage(Stage.SAMPLE, {"sampler": cfg.sampler.describe()}) as rec:
                 needs_encoder = sampler.needs_encoder
                 try:
-                    sampled = sampler.sample(
-                        source.meta,
-                        SampleContext(query=query, encoder=self.encoder if needs_encoder else None, source=source,
-                                      cache=self.cache if needs_encoder else None, feed=feed),
-                    )
+                    with StatusLine(f"scanning {Path(str(video)).name} ({cfg.sampler.describe()})",
+                                    enabled=self.progress):
+                        sampled = sampler.sample(
+                            source.meta,
+                            SampleContext(query=query, encoder=self.encoder if needs_encoder else None,
+                                          source=source, cache=self.cache if needs_encoder else None, feed=feed),
+                        )
                 except BaseException as err:
                     if feed is not None:
                         feed.close(err)
@@ -308,7 +314,8 @@ class Pipeline:
         if self._model_loaded:
             return ()
         start = time.perf_counter()
-        self.model.load()
+        with StatusLine(f"loading model {self.config.model.family}", enabled=self.progress):
+            self.model.load()
         self._model_loaded = True
         ms = (time.perf_counter() - start) * 1000.0
         return (Step(Stage.LOAD, {"model": self.config.model.family}, 0, 0, ms,

@@ -169,23 +169,12 @@ def _check_chain(compressors: Sequence[Plugin], model: ResolvedModel) -> None:
 
 
 def _budgets(request: PipelineConfig) -> tuple[int | None, int | None]:
-    """``(tokens, bytes)``: ``budget`` (a token count, or a memory size such as ``"12GB"``) and
-    ``memory_budget`` (bytes or a size), parsed by :func:`mmlong.budget.parse_budget`."""
-    from mmlong.budget import parse_budget
+    """``(tokens, bytes)``: ``budget`` (a visual-token count) and ``memory_budget`` (bytes, or a size such as
+    ``"12GB"``), each parsed by :mod:`mmlong.budget`; a size under ``budget`` is refused, naming ``memory_budget``."""
+    from mmlong.budget import parse_memory_budget, parse_token_budget
 
-    tokens = memory = None
-    if request.budget is not None:
-        parsed = parse_budget(request.budget)
-        tokens, memory = parsed.tokens, parsed.bytes
-    if request.memory_budget is not None:
-        parsed = parse_budget(request.memory_budget)
-        if parsed.bytes is None:
-            if not isinstance(request.memory_budget, int):
-                raise ConfigError(f"memory_budget {request.memory_budget!r}: a memory size needs a unit (12GB)")
-            parsed = dataclasses.replace(parsed, tokens=None, bytes=parsed.tokens)  # plain bytes
-        if memory is not None and memory != parsed.bytes:
-            raise ConfigError(f"budget {request.budget!r} and memory_budget {request.memory_budget!r} disagree")
-        memory = parsed.bytes
+    tokens = None if request.budget is None else parse_token_budget(request.budget, "budget")
+    memory = None if request.memory_budget is None else parse_memory_budget(request.memory_budget, "memory_budget")
     return tokens, memory
 
 

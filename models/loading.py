@@ -7,6 +7,7 @@ checkpoint's ``model_type`` to the registered adapter name.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping
@@ -35,6 +36,45 @@ def is_local_reference(path: str) -> bool:
     if Path(path).expanduser().exists():
         return True
     return path.startswith((".", "/", "~", "\\")) or path.count("/") > 1 or "\\" in path
+
+
+def _hub_offline() -> bool:
+    """True when the Hugging Face hub cannot be reached: ``HF_HUB_OFFLINE``/``TRANSFORMERS_OFFLINE`` is set, or a
+    3-second TCP connection to the hub's endpoint (``HF_ENDPOINT``) fails. Behind an HTTPS proxy the probe is left
+    to the hub client."""
+    import socket
+    from urllib.parse import urlparse
+
+    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        if os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on"):
+            return True
+    if any(os.environ.get(name) for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return False
+    endpoint = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    try:
+        socket.create_connection((endpoint.hostname or "huggingface.co", endpoint.port or 443), timeout=3).close()
+    except OSError:
+        return True
+    return False
+
+
+def check_hub_reference(hub_id: str) -> bool:
+    """Before loading a hub id: True when it must load from the local hub cache only (no network, but cached);
+    without a network and without a cached copy, one :class:`ModelLoadError` at once instead of the hub
+    client's retries, saying to pass the downloaded directory."""
+    if not _hub_offline():
+        return False
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = try_to_load_from_cache(hub_id, "config.json")
+    except Exception:  # a malformed id: the loader names it
+        cached = None
+    if isinstance(cached, str):
+        return True
+    raise ModelLoadError("the Hugging Face hub cannot be reached (no network, or HF_HUB_OFFLINE) and this hub id "
+                         "is not in the local cache; download it where there is a network and pass the "
+                         "downloaded directory: --model /path/to/checkpoint", hub_id)
 
 
 def read_checkpoint_config(path: str) -> dict[str, Any]:
@@ -129,13 +169,17 @@ def load_pretrained(
             raise ModelLoadError(f"config.json says model_type {found!r}, not {expected_model_type!r}{hint}", path)
         path = str(Path(path).expanduser())
     kwargs: dict[str, Any] = dict(dtype=resolve_dtype(dtype), trust_remote_code=trust_remote_code)
+    cache_only = not is_local_reference(path) and check_hub_reference(path)
+    if cache_only:
+        kwargs["local_files_only"] = True
     if attn_implementation:
         kwargs["attn_implementation"] = attn_implementation
     if not allow_pickle:
         kwargs["use_safetensors"] = True
     try:
         model = model_class.from_pretrained(path, **kwargs)
-        processor = AutoProcessor.from_pretrained(path, trust_remote_code=trust_remote_code)
+        processor = AutoProcessor.from_pretrained(path, trust_remote_code=trust_remote_code,
+                                                  **({"local_files_only": True} if cache_only else {}))
     except ModelLoadError:
         raise
     except Exception as err:  # transformers raises OSError/ValueError/EnvironmentError with long texts

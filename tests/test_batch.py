@@ -55,6 +55,28 @@ def test_read_questions_keeps_good_items_and_turns_bad_lines_into_errors(tmp_pat
     ]
 
 
+def test_an_answer_record_keeps_every_input_field_and_scores_a_gold_answer(tmp_path):
+    from mmlong.apps.batch import answer_record, error_record
+    from mmlong.qa import Answer
+
+    line = {"id": "a", "video": "v.mp4", "question": "Which?", "options": ["cat", "dog", "owl"], "answer": "B",
+            "source": "set-3", "meta": {"duration": 12}}
+    (item,) = read_questions(write_lines(tmp_path / "q.jsonl", [line]))
+    record = answer_record(item, Answer("(B) dog", "dog", 1, [3.5], [{"name": "model"}], {"x": 1}))
+    assert {k: record[k] for k in line} == line  # the gold "answer" is not overwritten by the prediction
+    assert (record["prediction"], record["predicted_option"], record["predicted_index"], record["predicted_letter"],
+            record["correct"]) == ("(B) dog", "dog", 1, "B", True)
+    assert "config" not in record
+    assert answer_record(item, Answer("(C) owl", "owl", 2))["correct"] is False
+    assert error_record(item, "v.mp4: broken")["source"] == "set-3"
+
+
+def test_an_input_field_that_batch_writes_is_refused(tmp_path):
+    entries = read_questions(write_lines(tmp_path / "q.jsonl", [
+        {"id": "a", "video": "v.mp4", "question": "q", "prediction": "mine"}]))
+    assert isinstance(entries[0], BadLine) and "field 'prediction' is where batch writes its output" in entries[0].error
+
+
 def test_video_root_overrides_the_questions_folder(tmp_path):
     questions = write_lines(tmp_path / "q.jsonl", [{"id": "a", "video": "v.mp4", "question": "q"}])
     (entry,) = read_questions(questions, video_root=tmp_path / "media")
@@ -142,8 +164,10 @@ def write_questions(folder: Path) -> Path:
     colors = ["red", "green"]
     return write_lines(folder / "questions.jsonl", [
         '{"id": "broken", "video": "red.mp4", "question": ',
-        {"id": "r1", "video": "red.mp4", "question": "What colour fills the screen?", "options": colors},
-        {"id": "g1", "video": "green.mp4", "question": "What colour fills the screen?", "options": colors},
+        {"id": "r1", "video": "red.mp4", "question": "What colour fills the screen?", "options": colors,
+         "answer": "A", "source": {"row": 7}},
+        {"id": "g1", "video": "green.mp4", "question": "What colour fills the screen?", "options": colors,
+         "answer": "red"},
         {"id": "gone", "video": "missing.mp4", "question": "What happens?", "options": ["a", "b"]},
         {"id": "r2", "video": "red.mp4", "question": "What is shown?", "options": ["a tomato", "a sailboat"]},
         {"id": "bad", "video": "corrupt.mp4", "question": "What happens?"},
@@ -197,9 +221,10 @@ def test_batch_answers_good_items_and_records_every_bad_one(batch_dir, reference
     for item_id in GOOD_IDS:
         record = by_id[item_id]
         assert "error" not in record
-        assert record["option"] == questions[item_id].options[record["option_index"]]
-        assert record["letter"] == "ABC"[record["option_index"]]
-        assert record["answer"].startswith(f"({record['letter']}) ")
+        assert record["predicted_option"] == questions[item_id].options[record["predicted_index"]]
+        assert record["predicted_letter"] == "ABC"[record["predicted_index"]]
+        assert record["prediction"].startswith(f"({record['predicted_letter']}) ")
+        assert {k: record[k] for k in questions[item_id].fields} == questions[item_id].fields  # input kept
         assert record["stages"][-1]["name"] == "model" and record["stages"][-1]["tokens_in"] == 4 * 49
         assert all(0.0 <= t <= 2.0 for t in record["evidence"])
         assert "config" not in record
@@ -211,6 +236,12 @@ def test_batch_answers_good_items_and_records_every_bad_one(batch_dir, reference
     assert "\n" not in by_id["bad"]["error"]
     assert (summary.items, summary.answered, summary.failed, summary.computed) == (8, 4, 4, 8)
     assert summary.visual_tokens == 4 * 4 * 49
+    assert by_id["r1"]["source"] == {"row": 7} and by_id["r1"]["answer"] == "A"  # input fields survive as written
+    for item_id, gold in (("r1", 0), ("g1", 0)):  # gold: a letter, or the option's text
+        assert by_id[item_id]["correct"] == (by_id[item_id]["predicted_index"] == gold)
+    assert "correct" not in by_id["r2"]  # no gold answer: not scored
+    assert (summary.scored, summary.correct) == (2, by_id["r1"]["correct"] + by_id["g1"]["correct"])
+    assert summary.to_dict()["accuracy"] == round(summary.correct / 2, 4)
     saved = (batch_dir / "reference.config.yaml").read_text()
     tree = resolve(yaml=batch_dir / "reference.config.yaml")  # the resolved tree, read back
     assert (tree.sampler.config.num_frames, tree.decoder.max_side, tree.model.family) == (4, 96, "socratic")

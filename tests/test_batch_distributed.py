@@ -28,7 +28,10 @@ def clean_env() -> dict[str, str]:
 def torchrun(*args: str, cwd: Path, timeout: float = 240) -> subprocess.CompletedProcess:
     if not TORCHRUN.exists():
         pytest.skip("torchrun is not installed beside this Python")
-    return subprocess.run([str(TORCHRUN), "--standalone", "--nproc-per-node", "2", *args], cwd=cwd,
+    # torchrun's own module under this Python: the ranks run this interpreter (a venv copied elsewhere keeps the
+    # torchrun script's original interpreter line)
+    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                           *args], cwd=cwd,
                           env=clean_env(), capture_output=True, text=True, timeout=timeout)
 
 
@@ -135,7 +138,8 @@ def test_torchrun_batch_merges_to_the_single_process_answers(tmp_path):
     part_path(out, 1, 2).write_text(json.dumps(g2) + "\n")
     proc = torchrun("-m", "mmlong", "batch", str(questions), "--out", str(out), "--no-progress",
                     "--cache-dir", str(tmp_path / "rank-features"), *PIPELINE_FLAGS, cwd=tmp_path)
-    assert proc.returncode == 1, proc.stderr[-3000:]  # some items failed: partial failure on every rank
+    assert proc.returncode == 0, proc.stderr[-3000:]  # every rank finished its share: the summary says what failed
+    assert "ChildFailedError" not in proc.stderr and "4 item(s) failed" in proc.stderr
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert [comparable(r) for r in records] == [comparable(r) for r in expected]
     summary = json.loads((tmp_path / "sharded.summary.json").read_text())

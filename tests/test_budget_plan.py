@@ -1,4 +1,4 @@
-"""One budget (tokens or memory), the planner's estimates against measurement, `mmlong plan` and refusals."""
+"""Two budgets (tokens, memory), the planner's estimates against measurement, `mmlong plan` and refusals."""
 
 from __future__ import annotations
 
@@ -9,36 +9,61 @@ import math
 
 import pytest
 
-from mmlong.budget import Budget, BudgetError, parse_budget
+from mmlong.budget import BudgetError, parse_memory_budget, parse_token_budget
 
 
 # ---------------------------------------------------------------------------------------------- parsing
+@pytest.mark.parametrize("text, expected", [("2048", 2048), (4096, 4096), (" 64 ", 64)])
+def test_a_token_budget_is_a_whole_number(text, expected):
+    assert parse_token_budget(text) == expected
+
+
 @pytest.mark.parametrize("text, expected", [
-    ("2048", Budget(tokens=2048)), ("12GB", Budget(bytes=12 * 10**9)), ("512MiB", Budget(bytes=512 * 2**20)),
-    ("1.5g", Budget(bytes=int(1.5 * 2**30))), (" 24 gb ", Budget(bytes=24 * 10**9)), ("800kB", Budget(bytes=800_000)),
-    (4096, Budget(tokens=4096)),
+    ("12GB", 12 * 10**9), ("512MiB", 512 * 2**20), ("1.5g", int(1.5 * 2**30)), (" 24 gb ", 24 * 10**9),
+    ("800kB", 800_000), (5_000_000, 5_000_000),
 ])
-def test_budget_parses_tokens_and_memory(text, expected):
-    assert parse_budget(text) == expected
+def test_a_memory_budget_is_a_size(text, expected):
+    assert parse_memory_budget(text) == expected
 
 
 @pytest.mark.parametrize("text, reason", [
-    ("12XB", "unknown unit"), ("abc", "token count"), ("GB", "token count"), ("0", "at least 1"),
-    ("-5", "token count"), ("1.5", "whole number"), ("0GB", "more than 0"), ("", "token count"),
+    ("12GB", "is a memory size; pass it as --memory-budget 12GB"), ("abc", "whole number"), ("0", "at least 1"),
+    ("-5", "whole number"), ("1.5", "whole number"), ("", "whole number"),
 ])
-def test_bad_budgets_say_what_to_write(text, reason):
+def test_bad_token_budgets_say_what_to_write(text, reason):
     with pytest.raises(BudgetError, match=reason):
-        parse_budget(text)
+        parse_token_budget(text)
 
 
-def test_cli_rejects_a_bad_budget_in_one_line(capsys):
+@pytest.mark.parametrize("text, reason", [
+    ("12XB", "unknown unit"), ("2048", "has no unit.*--budget"), ("GB", "12GB"), ("0GB", "more than 0"),
+])
+def test_bad_memory_budgets_say_what_to_write(text, reason):
+    with pytest.raises(BudgetError, match=reason):
+        parse_memory_budget(text)
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--budget", "12GB"], "--budget '12GB' is a memory size; pass it as --memory-budget 12GB"),
+    (["--memory-budget", "12XB"], "unknown unit 'XB'"),
+    (["--memory-budget", "2048"], "has no unit"),
+])
+def test_cli_rejects_a_budget_for_the_other_flag_in_one_line(argv, needle, capsys):
     from mmlong.apps.cli import main
 
     with pytest.raises(SystemExit) as exit_info:
-        main(["ask", "video.mp4", "what?", "--budget", "12XB"])
+        main(["ask", "video.mp4", "what?", *argv])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert "unknown unit 'XB'" in err and "12GB" in err
+    assert needle in err
+
+
+def test_each_budget_flag_is_parsed_once_into_its_type():
+    from mmlong.apps.cli import build_parser
+
+    args = build_parser().parse_args(["ask", "v.mp4", "q", "--budget", "2048", "--memory-budget", "12GB"])
+    assert (args.budget, args.memory_budget) == (2048, 12 * 10**9)
+    assert type(args.budget) is int and type(args.memory_budget) is int
 
 
 @pytest.mark.parametrize("name", ["mmlong.budget", "mmlong.planner", "mmlong.model_shape", "mmlong.apps.plan_check",
@@ -212,7 +237,7 @@ def test_ask_refuses_a_run_over_its_memory_budget_before_loading(qwen_dir, clip,
         raise AssertionError("the pipeline was built for a run that cannot fit")
 
     monkeypatch.setattr(mmlong.pipeline.Pipeline, "__init__", no_pipeline)
-    status = main(["ask", clip, "what?", "--model", qwen_dir, "--sample", "uniform:8", "--budget", "2MB"])
+    status = main(["ask", clip, "what?", "--model", qwen_dir, "--sample", "uniform:8", "--memory-budget", "2MB"])
     assert status == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1
@@ -228,7 +253,7 @@ def test_the_demo_refuses_a_question_over_its_memory_budget_before_loading(qwen_
     def no_pipeline(*args, **kwargs):
         raise AssertionError("the pipeline was built for a run that cannot fit")
 
-    args = build_parser().parse_args(["demo", "--model", qwen_dir, "--sample", "uniform:8", "--budget", "2MB"])
+    args = build_parser().parse_args(["demo", "--model", qwen_dir, "--sample", "uniform:8", "--memory-budget", "2MB"])
     app = DemoApp(args, out_dir=tmp_path)
     monkeypatch.setattr(mmlong.pipeline.Pipeline, "__init__", no_pipeline)
     result = app.ask(clip, "what?", "")

@@ -157,3 +157,77 @@ def test_compare_saves_the_resolved_tree_and_refuses_to_resume_another_pipeline(
                    "--sample", "uniform:2", "--methods", "pool", "fastv", "--ratios", "0.5", "--no-cost"])
     err = capsys.readouterr().err.strip().splitlines()
     assert status == 2 and len(err) == 1 and "another pipeline (sampler.options.num_frames: 4 -> 2)" in err[0]
+
+
+def _example_argv(line_start: str) -> list[str]:
+    """The argv of the ``eval compare --help`` example starting with ``line_start`` (continuation lines joined)."""
+    import shlex
+
+    from mmlong.apps.compare import EXAMPLES
+
+    text = EXAMPLES.replace("\\\n", " ")
+    line = next(ln for ln in text.splitlines() if ln.strip().startswith(line_start))
+    return shlex.split(line)[1:]
+
+
+def test_the_help_examples_run_the_methods_they_list():
+    from mmlong.apps.cli import build_parser
+    from mmlong.apps.compare import cell_chain, grid
+
+    args = build_parser().parse_args(_example_argv(
+        "mmlong eval compare niavh --data runs/niavh-set --out runs/compare"))
+    assert args.methods == ["pool", "tome", "select", "stream-memory", "fastv", "pyramiddrop"]
+    assert len(grid(args.methods, args.ratios)) == 1 + 6 * 3
+    args = build_parser().parse_args(_example_argv("mmlong eval compare niavh --data runs/niavh-set --out runs/c2"))
+    assert args.methods == ["tome:{drop}", "scenetile+pool:auto"]
+    assert [cell_chain(m, 0.25) for m in args.methods] == ["tome:0.75", "scenetile,pool:auto"]
+
+
+@pytest.mark.parametrize("methods, needle", [
+    (["pool,tome"], "is a chain of 2 steps; list methods with spaces (pool tome) or join one chain's steps with + "
+                    "(pool+tome)"),
+    (["select", "scenetile,pool:auto"], "(scenetile+pool:auto)"),
+])
+def test_a_comma_list_of_methods_is_refused_in_one_line(methods, needle, capsys):
+    from mmlong.apps.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["eval", "compare", "niavh", "d", "--out", "o", "--methods", *methods])
+    assert exit_info.value.code == 2
+    assert needle in capsys.readouterr().err.strip().splitlines()[-1]
+
+
+def test_step_arguments_keep_their_commas():
+    from mmlong.apps.compare import method_argument
+
+    assert method_argument("fastv:3,{drop}") == "fastv:3,{drop}"
+    assert method_argument("holitom:contextual=1,tau=0.8") == "holitom:contextual=1,tau=0.8"
+
+
+def test_every_list_flag_takes_values_separated_by_spaces():
+    from mmlong.apps.cli import build_parser
+
+    parser = build_parser()
+    args = parser.parse_args(["eval", "compare", "niavh", "d", "--out", "o", "--ratios", "0.5", "0.25",
+                              "--kinds", "mc", "open", "--tasks", "needle", "count"])
+    assert (args.ratios, args.kinds, args.tasks) == ([0.5, 0.25], ["mc", "open"], ["needle", "count"])
+    make = parser.parse_args(["eval", "niavh", "make", "set", "--kinds", "image", "speech", "--depths", "0", "50",
+                              "--lengths", "60", "120"])
+    assert (make.types, make.depths, make.lengths) == (["image", "speech"], [0.0, 50.0], [60.0, 120.0])
+    run = parser.parse_args(["eval", "niavh", "run", "set", "--out", "o", "--kinds", "mc", "open"])
+    assert run.kinds == ["mc", "open"]  # make and run name question/item kinds with the same flag
+    assert parser.parse_args(["eval", "niavh", "make", "set", "--types", "image,text"]).types == ["image", "text"]
+
+
+def test_every_benchmark_command_takes_its_data_with_data(capsys):
+    from mmlong.apps.cli import build_parser, main
+    from mmlong.apps.evaluate import data_of
+
+    parser = build_parser()
+    for argv in (["eval", "compare", "niavh", "--data", "set", "--out", "o"],
+                 ["eval", "niavh", "run", "--data", "set", "--out", "o"],
+                 ["eval", "mlvu", "--data", "set", "--out", "o"]):
+        assert data_of(parser.parse_args(argv)) == "set", argv
+    assert data_of(parser.parse_args(["eval", "niavh", "run", "set", "--out", "o"])) == "set"  # older form
+    assert main(["eval", "niavh", "run", "--out", "o"]) == 2
+    assert "give the benchmark data with --data DIR" in capsys.readouterr().err

@@ -325,3 +325,31 @@ def test_docstring_examples(name):
 
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_every_sample_clip_has_an_example_question():
+    from mmlong.apps.demo_page import EXAMPLE_QUESTIONS
+    from mmlong.samples import sample_videos
+
+    assert set(sample_videos()) <= {clip for clip, _, _ in EXAMPLE_QUESTIONS}
+    assert all(question.endswith("?") for _, question, _ in EXAMPLE_QUESTIONS)
+
+
+def test_the_page_lists_the_example_questions(tmp_path):
+    blocks = build_blocks(DemoApp(demo_args(), tmp_path / "out"))
+    datasets = [c for c in blocks.config["components"] if c.get("type") == "dataset"]
+    assert len(datasets) == 1
+    rows = datasets[0]["props"]["samples"]
+    assert ["bigbuckbunny", "What animal appears in the video?", "a rabbit\na dog\na guitar\na sailboat"] in rows
+
+
+def test_keyframes_come_in_rows_of_four_with_captions_a_fifth_of_a_tile_high(tmp_path):
+    from mmlong.apps.keyframes import keyframe_strip
+    from mmlong.contact_sheet import CAPTION_HEIGHT, GAP
+    from tests.media import make_test_video
+
+    video = make_test_video(tmp_path / "v.mp4", num_frames=16, fps=4.0, size=(320, 180))
+    strip = Image.open(keyframe_strip(video, [0.25 * i for i in range(8)], tmp_path / "k.png", list(range(0, 16, 2))))
+    assert strip.width == 4 * 200 + 5 * GAP  # four 200-px tiles a row, not eight
+    tile_h = (strip.height - 3 * GAP) // 2 - int(max(14, 112 // 5) * 1.4)  # two rows, each frame + its caption
+    assert tile_h in (112, 113) and int(max(14, 112 // 5) * 1.4) > CAPTION_HEIGHT

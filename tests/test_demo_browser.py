@@ -128,7 +128,16 @@ def test_ask_about_an_uploaded_video_in_chromium(demo_server, cat_haystack, tmp_
             assert text == "(A) a cat", f"the demo answered {text!r} for a video showing a cat"
             assert "Answered in" in status
             expect(page.locator("#option textarea")).to_have_value("(A) a cat")
-            expect(page.locator("#evidence textarea")).not_to_have_value("")
+            # clicking an evidence time seeks the video there
+            seek = page.locator("#evidence [data-seek]").first
+            expect(seek).to_be_visible()
+            target = float(seek.get_attribute("data-seek"))
+            assert 0.0 <= target <= 6.0
+            seek.click()
+            video = page.locator("#video video")
+            page.wait_for_function("t => Math.abs(document.querySelector('#video video').currentTime - t) < 0.05",
+                                   arg=target, timeout=10_000)
+            assert abs(video.evaluate("v => v.currentTime") - target) < 0.05
 
             timeline = page.locator("#timeline img")
             expect(timeline).to_be_visible()

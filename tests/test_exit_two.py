@@ -113,11 +113,14 @@ def test_any_number_flag_text_is_in_range_or_refused(text):
 @settings(max_examples=60, deadline=None)
 @given(text=st.text(alphabet="0123456789.eE+-kKmMgGiBbTt nafi", max_size=12))
 def test_any_budget_text_is_a_budget_or_a_one_line_refusal(text):
-    from mmlong.budget import BudgetError, parse_budget
+    """--budget (tokens) and --memory-budget (a size): any text is a value of the flag's type or one line."""
+    from mmlong.budget import BudgetError, parse_memory_budget, parse_token_budget
 
     try:
-        budget = parse_budget(text)
+        assert parse_token_budget(text) >= 1
     except BudgetError as err:
         assert "\n" not in str(err)
-        return
-    assert (budget.tokens or 0) >= 1 or 1 <= (budget.bytes or 0) < 2**63
+    try:
+        assert 1 <= parse_memory_budget(text) < 2**63
+    except BudgetError as err:
+        assert "\n" not in str(err)

