@@ -4,6 +4,7 @@ bridge's settings, all through mmlong.modelref.resolve_model."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -39,13 +40,20 @@ def every_entry_point(model: str, tmp_path, extra: tuple[str, ...] = ()):
                                                    *extra])),
         "plan": resolve_args(parser.parse_args(["plan", "v.mp4", "--preset", "offline", "--model", model, *extra])),
         "yaml": resolve(yaml=yaml_file, flags={"model_family": extra[1] if extra else None}),
-        "demo": DemoApp(parser.parse_args(["demo", *extra]), tmp_path / "demo").config_for(DemoSettings(model=model)),
         "lmms": resolve_settings("offline", None, {"model": model, "device_map": "auto",
                                                    **({"model_family": extra[1]} if extra else {})},
                                  ignore=("device_map", "max_length")),
     }
     if not extra:
         trees["python"] = resolve(preset="offline", flags={"model": model})
+    # the demo's page may name registered models and folders under --model-root only (no hub downloads)
+    root = ["--model-root", str(Path(model).resolve().parent)] if Path(model).is_dir() else []
+    demo = DemoApp(parser.parse_args(["demo", *root, *extra]), tmp_path / "demo")
+    if "/" in model and not Path(model).exists():
+        with pytest.raises(ConfigError, match="the model field takes a registered model"):
+            demo.config_for(DemoSettings(model=model))
+        return trees
+    trees["demo"] = demo.config_for(DemoSettings(model=model))
     demo_max = trees["demo"].runtime.max_duration  # the demo adds its own duration limit
     trees["demo"] = trees["demo"].__class__(**{**trees["demo"].__dict__,
                                                "runtime": trees["ask"].runtime}) if demo_max else trees["demo"]
