@@ -62,8 +62,9 @@ def cached_frames(cache: Any, keys: Sequence[str], indices: np.ndarray,
     """The tokens of frames ``indices [T]`` (keys from :func:`frame_keys`), in order, and how many came from
     the cache. ``encode(missing)`` yields the encoder's tokens of the ``missing`` frame indices chunk by chunk
     (frame ids counted across chunks, as the pipeline's decode-and-encode loop gives them); each new frame is
-    stored. ``check`` validates each entry read (see :meth:`~mmlong.cache.FeatureCache.get`: one that fails is
-    deleted and encoded again)."""
+    stored. An encoder that merges frames in time gives no per-frame tokens: then nothing is stored and the
+    frames are encoded whole. ``check`` validates each entry read (see :meth:`~mmlong.cache.FeatureCache.get`:
+    one that fails is deleted and encoded again)."""
     found: dict[int, VisualTokens] = {}
     for index, key in zip(indices.tolist(), keys):
         if index not in found:
@@ -73,9 +74,16 @@ def cached_frames(cache: Any, keys: Sequence[str], indices: np.ndarray,
     hits = len(found)
     missing = np.array(sorted({i for i in indices.tolist() if i not in found}), dtype=np.int64)
     if len(missing):
+        chunks = list(encode(missing))
+        if sum(chunk.grid[0] for chunk in chunks) != len(missing):
+            # the encoder merges frames in time (Qwen2-VL's temporal patches): no frame has tokens of its own,
+            # so nothing is stored per frame and the pick is encoded whole, in the order asked
+            if not found and np.array_equal(missing, indices):
+                return VisualTokens.concat(chunks), 0
+            return VisualTokens.concat(list(encode(indices))), 0
         key_of = dict(zip(indices.tolist(), keys))
         done = 0
-        for chunk in encode(missing):
+        for chunk in chunks:
             for part in split_frames(_shift(chunk, -int(chunk.frame_ids.min()))):
                 index = int(missing[done])
                 cache.put(key_of[index], part)
