@@ -130,16 +130,16 @@ def run_benchmark(benchmark: Any, config: Any, out_dir: str | Path, overwrite: b
     """Answer every item of ``benchmark`` with a pipeline of ``config``; write and return the summary.
 
     benchmark: a :class:`~mmlong.apps.scoring.Benchmark` (e.g. ``BENCHMARKS.create("mlvu", data=...)``).
-    config: a :class:`~mmlong.resolve.ResolvedPipeline` (or a flat PipelineConfig). The job is
+    config: a :class:`~mmlong.config.resolve.ResolvedPipeline` (or a flat PipelineConfig). The job is
     :func:`mmlong.runner.run_job`: ``OUT/results.jsonl`` holds one record per question, a re-run resumes, and
     ``OUT/results.config.yaml`` must match. ``pipeline``: an already built
     :class:`~mmlong.pipeline.Pipeline` of ``config`` to reuse (its loaded models), e.g. for several benchmarks
     in one process. Returns the summary on rank 0, ``None`` elsewhere.
     """
+    from mmlong.config.resolve import as_resolved
     from mmlong.distributed import init_distributed
     from mmlong.fit import fit_to_memory
     from mmlong.pipeline import Pipeline
-    from mmlong.resolve import as_resolved
     from mmlong.runner import run_job, sidecar
 
     out = Path(out_dir).expanduser()

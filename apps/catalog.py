@@ -83,7 +83,7 @@ def _needs(kind: str, name: str, cls: type) -> str:
             needs.append("encoder attention (--encoder hf-vision)")
         return "; ".join(needs) or "-"
     if kind == "model":
-        from mmlong.modelref import is_native
+        from mmlong.config.modelref import is_native
 
         return "a checkpoint directory or hub id (transformers)" if is_native(name) else "nothing: offline weights"
     return "-"

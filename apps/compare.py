@@ -207,7 +207,7 @@ def _retarget(pipeline: Any, compress: str, budget: int | None) -> Any:
     """The pipeline set to another chain and budget (its resolved tree too), keeping its loaded encoder, model
     and cache."""
     from mmlong.compressors.base import Chain
-    from mmlong.resolve import compressor_plugins
+    from mmlong.config.resolve import compressor_plugins
 
     steps = compressor_plugins(compress)
     pipeline.config = dataclasses.replace(pipeline.config, compressors=steps, budget=budget)
@@ -252,12 +252,12 @@ def run_grid(benchmark: Any, config: Any, cells: Sequence[Cell], out_dir: Path, 
              retry_errors: bool = True, progress: bool = True, num_layers: int = 24) -> list[dict[str, Any]] | None:
     """Answer every question in every cell; ``results.jsonl`` in ``out_dir``. Rank 0 gets the merged records.
 
-    config: the :class:`~mmlong.resolve.ResolvedPipeline` every cell shares (its chain and token budget are
+    config: the :class:`~mmlong.config.resolve.ResolvedPipeline` every cell shares (its chain and token budget are
     replaced per cell); saved (without a chain) as ``results.config.yaml`` and checked on resume.
     """
+    from mmlong.config.resolve import as_resolved
     from mmlong.distributed import init_distributed
     from mmlong.pipeline import Pipeline
-    from mmlong.resolve import as_resolved
     from mmlong.runner import run_job, sidecar
 
     results = out_dir / "results.jsonl"

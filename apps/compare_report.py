@@ -125,7 +125,7 @@ def write_report(benchmark: Any, config: Any, cells: Sequence[Any], records: Seq
                  chains: Mapping[Any, str] | None = None) -> dict[str, Any]:
     """``summary.json``, ``results.md`` and ``pareto.png`` in ``out``; returns the summary (with ``table``).
 
-    config: the :class:`~mmlong.resolve.ResolvedPipeline` the cells share (their chains replace its own)."""
+    config: the :class:`~mmlong.config.resolve.ResolvedPipeline` the cells share (their chains replace its own)."""
     from mmlong.apps.options import dump_json
 
     chains = chains or {}

@@ -51,7 +51,7 @@ def build_blocks(app: Any, concurrency: int = 1) -> Any:
 
     defaults = app.default_settings_text()
     from mmlong.apps.demo_settings import DemoResult, DemoSettings, readable_error
-    from mmlong.config import preset_names
+    from mmlong.config.request import preset_names
 
     with gr.Blocks(title="mmlong demo", analytics_enabled=False, delete_cache=(1800, 3600)) as blocks:
         gr.Markdown("## mmlong — ask a question about a video\nUpload a video or pick a sample clip, ask, and "

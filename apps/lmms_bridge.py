@@ -88,7 +88,7 @@ class MmlongLMM(lmms):
     ``budget``, ``model`` (a registered name, a local checkpoint directory or an org/name hub id),
     ``model_family``, ``encoder``, ``device``, ``dtype``...); unset ones keep the preset's values. ``budget`` is
     a token budget here (a memory size is refused: lmms-eval hands the videos over one request at a time). They are
-    resolved by :func:`mmlong.resolve.resolve`, as the CLI's flags are
+    resolved by :func:`mmlong.config.resolve.resolve`, as the CLI's flags are
     (:func:`mmlong.apps.options.resolve_settings`).
     """
 

@@ -1,8 +1,8 @@
 """Pipeline flags shared by every command that runs a pipeline (ask, batch, eval, bench, demo).
 
-The flags are :class:`~mmlong.config.PipelineConfig` fields, as a preset or YAML file gives them:
+The flags are :class:`~mmlong.config.request.PipelineConfig` fields, as a preset or YAML file gives them:
 defaults < ``--preset`` < ``--config FILE`` < explicit flags. A flag left unset never overrides.
-:func:`resolve_args` hands them to :func:`mmlong.resolve.resolve`, the one place that decides what runs.
+:func:`resolve_args` hands them to :func:`mmlong.config.resolve.resolve`, the one place that decides what runs.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import argparse
 import json
 from typing import Any, Mapping, Sequence
 
-from mmlong.budget import memory_budget_argument, token_budget_argument
-from mmlong.config import preset_names
+from mmlong.config.budget import memory_budget_argument, token_budget_argument
+from mmlong.config.request import preset_names
 from mmlong.validate import number_argument
 
 
@@ -84,9 +84,9 @@ PIPELINE_FLAGS = ("sample", "decoder", "max_side", "encoder", "compress", "budge
 
 
 def resolve_args(args: argparse.Namespace, **extra: Any) -> Any:
-    """The :class:`~mmlong.resolve.ResolvedPipeline` of the pipeline flags on ``args`` (plus ``extra``
+    """The :class:`~mmlong.config.resolve.ResolvedPipeline` of the pipeline flags on ``args`` (plus ``extra``
     PipelineConfig fields, e.g. ``max_duration``); unset flags change nothing."""
-    from mmlong.resolve import resolve
+    from mmlong.config.resolve import resolve
 
     flags = {name: getattr(args, name, None) for name in PIPELINE_FLAGS}
     if flags["model_options"] is not None:  # [(key, value), ...] from repeated --model-option
@@ -115,9 +115,9 @@ def check_runtime(resolved: Any) -> None:
 
 def resolve_settings(preset: str | None, config: str | None, settings: Mapping[str, Any],
                      ignore: Sequence[str] = ()) -> Any:
-    """The :class:`~mmlong.resolve.ResolvedPipeline` of ``key=value`` settings (the lmms-eval bridge's model
+    """The :class:`~mmlong.config.resolve.ResolvedPipeline` of ``key=value`` settings (the lmms-eval bridge's model
     arguments: PipelineConfig fields, values possibly strings), leaving out the keys in ``ignore``."""
-    from mmlong.resolve import resolve
+    from mmlong.config.resolve import resolve
 
     flags = {k: v for k, v in settings.items() if k not in ignore}
     return resolve(preset=preset, yaml=config, flags=flags)

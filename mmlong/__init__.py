@@ -23,8 +23,8 @@ _HOMES = {
     "MmlongError": "mmlong.errors",
     "VideoError": "mmlong.errors",
     "Pipeline": "mmlong.pipeline",
-    "resolve": "mmlong.resolve",
-    "ResolvedPipeline": "mmlong.resolved",
+    "resolve": "mmlong.config.resolve",
+    "ResolvedPipeline": "mmlong.config.tree",
     "Result": "mmlong.result",
 }
 

@@ -1,4 +1,5 @@
-"""Does a run fit its memory budget? The planner applied to a :class:`~mmlong.resolve.ResolvedPipeline` and a video.
+"""Does a run fit its memory budget? The planner applied to a :class:`~mmlong.config.resolve.ResolvedPipeline` and a
+video.
 
 :func:`plan_run` turns a resolved pipeline and a video's metadata into the planner's :class:`~mmlong.planner.FramePlan`
 and :class:`~mmlong.planner.Estimate`: the sampler's frame count (from the metadata alone), the decoded size
@@ -18,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mmlong.budget import format_bytes
+from mmlong.config.budget import format_bytes
 from mmlong.errors import ConfigError
 from mmlong.model_shape import ModelShape, load_shape
 from mmlong.planner import MAX_PIXELS, MIN_PIXELS, Estimate, FramePlan, estimate, frame_plan, layer_drops
@@ -54,7 +55,7 @@ def with_dtype(config: Any, dtype: str) -> Any:
 
 def with_pool(config: Any, factor: int) -> Any:
     """The same tree with a ``pool:factor`` step after its chain (ConfigError when pool cannot follow it)."""
-    from mmlong.resolve import compressor_plugins
+    from mmlong.config.resolve import compressor_plugins
 
     return dataclasses.replace(config, compressors=config.compressors + compressor_plugins(f"pool:{factor}"))
 
@@ -71,7 +72,7 @@ def _chain(config: Any) -> Any:
 
 
 def sampled_frames(sampler: Any, meta: Any) -> int:
-    """How many frames the sampler (a :class:`~mmlong.resolve.Plugin`) picks from a video with ``meta``, from the
+    """How many frames the sampler (a :class:`~mmlong.config.resolve.Plugin`) picks from a video with ``meta``, from the
     metadata alone."""
     built = sampler.build()
     if not built.needs_encoder:
@@ -111,7 +112,7 @@ def chain_tokens(chain: Any, grid: tuple[int, int, int], budget: int | None) -> 
 def plan_run(config: Any, meta: Any, shape: ModelShape, pixels: dict[str, int] | None = None, *,
              frames: int | None = None, total_pixels: int | None = None, throughput: float | None = None,
              budget_tokens: int | None = None) -> RunPlan:
-    """The plan of running ``config`` (a :class:`~mmlong.resolve.ResolvedPipeline`) on the video of ``meta``
+    """The plan of running ``config`` (a :class:`~mmlong.config.resolve.ResolvedPipeline`) on the video of ``meta``
     (``frames`` overrides the sampler's count)."""
     from mmlong.video.base import output_size
 

@@ -1,12 +1,13 @@
 """The one object every app runs: sampler -> decoder -> encoder (with cache) -> compressors -> model.
 
->>> from mmlong.resolve import resolve
+>>> from mmlong.config.resolve import resolve
 >>> pipe = Pipeline(resolve(preset="offline"))                       # doctest: +SKIP
 >>> result = pipe.run("video.mp4", [Query("What animal?", ("a cat", "a dog"))])  # doctest: +SKIP
 >>> result.answers[0].option, result.seen[0].num_tokens, [s.name for s in result.steps[0]]  # doctest: +SKIP
 ('a cat', 2450, ['sample', 'cache', 'decode', 'encode', 'load', 'model'])
 
-A pipeline runs one :class:`~mmlong.resolve.ResolvedPipeline` (a flat :class:`~mmlong.config.PipelineConfig`
+A pipeline runs one :class:`~mmlong.config.resolve.ResolvedPipeline` (a flat
+:class:`~mmlong.config.request.PipelineConfig`
 is resolved first). :meth:`Pipeline.run` returns a :class:`~mmlong.result.Result` holding, per question, the
 answer, the encoder's tokens, the tokens the model saw and the provenance, so no app runs a stage twice.
 Stages are built lazily and once per pipeline. Decoding streams in chunks of ``chunk_size`` frames, each chunk
@@ -27,10 +28,10 @@ from typing import Any, Iterator, Sequence
 import torch
 
 from mmlong.compressors.base import Chain, CompressContext, StreamingCompressor
+from mmlong.config.resolve import ResolvedPipeline, as_resolved
 from mmlong.errors import ConfigError, VideoTooLargeError
 from mmlong.progress import StatusLine
 from mmlong.qa import Answer, Query
-from mmlong.resolve import ResolvedPipeline, as_resolved
 from mmlong.result import Result, Stage
 from mmlong.types import Step, VideoMeta, VisualTokens
 
@@ -66,9 +67,9 @@ class _StageClock:
 
 
 class Pipeline:
-    """Runs one :class:`~mmlong.resolve.ResolvedPipeline` (``config``). Not thread-safe; build one per worker.
+    """Runs one :class:`~mmlong.config.resolve.ResolvedPipeline` (``config``). Not thread-safe; build one per worker.
 
-    ``config`` may also be a flat :class:`~mmlong.config.PipelineConfig` (resolved here) or None (defaults).
+    ``config`` may also be a flat :class:`~mmlong.config.request.PipelineConfig` (resolved here) or None (defaults).
     """
 
     def __init__(self, config: ResolvedPipeline | Any = None, progress: bool = False) -> None:

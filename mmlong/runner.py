@@ -86,13 +86,13 @@ def _dotted(value: Any, prefix: str = "") -> dict[str, Any]:
 def check_resume(config: Any, config_path: str | Path, output: str | Path) -> None:
     """Refuse to resume ``output`` when the pipeline saved at ``config_path`` would answer differently.
 
-    Both are resolved trees (the saved file is read back with :func:`mmlong.resolve.resolve`, so an older flat
-    file works too), compared by :meth:`~mmlong.resolve.ResolvedPipeline.answer_settings`: a device or cache
+    Both are resolved trees (the saved file is read back with :func:`mmlong.config.resolve.resolve`, so an older flat
+    file works too), compared by :meth:`~mmlong.config.resolve.ResolvedPipeline.answer_settings`: a device or cache
     change may resume, another sampler or compressor option may not.
     """
+    from mmlong.config.resolve import as_resolved, resolve
     from mmlong.errors import ConfigError
     from mmlong.jobs import existing_parts
-    from mmlong.resolve import as_resolved, resolve
 
     config_path, output = Path(config_path), Path(output)
     if not config_path.is_file() or not (output.exists() or existing_parts(output)):
@@ -148,7 +148,7 @@ def run_job(
     failed item). Ids with a final record in ``output`` or its parts are skipped; error records are retried
     unless ``retry_errors`` is False; ``overwrite`` starts again. dist: a
     :class:`~mmlong.distributed.DistContext` (one process when None). config, config_path: the
-    :class:`~mmlong.resolve.ResolvedPipeline` to save at ``config_path`` (rank 0) and to check a resumed run
+    :class:`~mmlong.config.resolve.ResolvedPipeline` to save at ``config_path`` (rank 0) and to check a resumed run
     against (:func:`check_resume`, here only: once, before ``before_work`` and any work). before_work: called once
     after that check and before the first group (e.g. to build the models, so a pipeline that cannot run fails
     once, before any record).

@@ -3,7 +3,7 @@
 Every check raises :class:`~mmlong.errors.ConfigError` (one line naming the input and how to fix it), which the
 CLI prints as ``mmlong: error: ...`` with exit status 2. Every value a user gives (spec strings, YAML, flags)
 is read and checked by one function, :func:`coerce`: plug-in configs reach it through the registry, pipeline
-settings when a preset, YAML file and flags are layered (:mod:`mmlong.config`), output files through
+settings when a preset, YAML file and flags are layered (:mod:`mmlong.config.request`), output files through
 :func:`check_output_file`, and YAML documents through :func:`mmlong.yaml_file.read_yaml_mapping`.
 
 >>> check_value("fps", 2, float)

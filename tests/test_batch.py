@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from mmlong.apps.batch import BadLine, BatchItem, default_output, read_questions
-from mmlong.config import resolve_config, save_yaml
+from mmlong.config.request import resolve_config, save_yaml
+from mmlong.config.resolve import resolve
 from mmlong.errors import ConfigError
-from mmlong.resolve import resolve
 from mmlong.runner import check_resume, sidecar
 
 

@@ -9,7 +9,7 @@ import math
 
 import pytest
 
-from mmlong.budget import BudgetError, parse_memory_budget, parse_token_budget
+from mmlong.config.budget import BudgetError, parse_memory_budget, parse_token_budget
 
 
 # ---------------------------------------------------------------------------------------------- parsing
@@ -66,7 +66,8 @@ def test_each_budget_flag_is_parsed_once_into_its_type():
     assert type(args.budget) is int and type(args.memory_budget) is int
 
 
-@pytest.mark.parametrize("name", ["mmlong.budget", "mmlong.planner", "mmlong.model_shape", "mmlong.apps.plan_check",
+@pytest.mark.parametrize("name",
+                         ["mmlong.config.budget", "mmlong.planner", "mmlong.model_shape", "mmlong.apps.plan_check",
                                   "mmlong.apps.compare", "mmlong.apps.compare_report"])
 def test_docstring_examples(name):
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
@@ -187,8 +188,8 @@ def test_plan_prints_frames_tokens_and_the_memory_parts(qwen_dir, clip, capsys):
     record = json.loads(capsys.readouterr().out)
     from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize
 
+    from mmlong.config.resolve import resolve
     from mmlong.pipeline import Pipeline
-    from mmlong.resolve import resolve
 
     # 320x180 under the checkpoint's own max_pixels 112*112 (read from its processor_config.json)
     h, w = smart_resize(180, 320, 28, 56 * 56, 112 * 112)
@@ -261,8 +262,8 @@ def test_the_demo_refuses_a_question_over_its_memory_budget_before_loading(qwen_
 
 
 def test_a_token_budget_chain_gets_the_tokens_that_fit(qwen_dir, clip):
+    from mmlong.config.resolve import resolve
     from mmlong.fit import check_fits, plan_run, shape_for
-    from mmlong.resolve import resolve
     from mmlong.video import probe
 
     config = resolve(preset="qwen2-vl", flags={"model": qwen_dir, "sample": "uniform:8", "compress": "tome:auto"})
@@ -278,8 +279,8 @@ def test_a_token_budget_chain_gets_the_tokens_that_fit(qwen_dir, clip):
 
 
 def test_suggestions_fit_when_applied(qwen_dir, clip):
+    from mmlong.config.resolve import resolve
     from mmlong.fit import plan_run, shape_for, suggestions
-    from mmlong.resolve import resolve
     from mmlong.video import probe
 
     flags = {"model": qwen_dir, "sample": "uniform:16"}

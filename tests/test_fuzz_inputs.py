@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mmlong.compressors.base import Chain, CompressContext, Placement
-from mmlong.config import PipelineConfig, resolve_config
+from mmlong.config.request import PipelineConfig, resolve_config
 from mmlong.errors import ConfigError, MmlongError
 from mmlong.qa import Query
 from mmlong.registry import COMPRESSORS, SAMPLERS

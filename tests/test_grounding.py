@@ -160,7 +160,7 @@ def test_coverage_sampler_scans_at_low_resolution(encoder):
 
 @pytest.mark.slow
 def test_held_out_needle_is_answered_by_the_default(needle_video, tmp_path):
-    from mmlong.config import resolve_config
+    from mmlong.config.request import resolve_config
     from mmlong.pipeline import Pipeline
 
     video, item = needle_video

@@ -133,7 +133,7 @@ def test_bad_batch_items_become_error_records_naming_line_and_id(tmp_path):
 
 
 def test_pipeline_refuses_a_bad_question_before_any_model_work(tmp_path, clip):
-    from mmlong.config import resolve_config
+    from mmlong.config.request import resolve_config
     from mmlong.pipeline import Pipeline
     from mmlong.qa import Query
 

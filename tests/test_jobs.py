@@ -225,8 +225,8 @@ def test_sharded_job_resumes_and_writes_each_id_once(tmp_path):
 
 def test_run_job_resumes_retries_errors_and_checks_the_saved_pipeline(tmp_path):
     """The one job runner of batch and eval: records once per id, errors retried, the pipeline pinned."""
+    from mmlong.config.resolve import resolve
     from mmlong.errors import ConfigError
-    from mmlong.resolve import resolve
     from mmlong.runner import run_job, sidecar
 
     out = tmp_path / "out.jsonl"

@@ -68,7 +68,7 @@ def test_public_facade_is_small_and_lazy():
     code = (
         "import sys, mmlong; light = 'torch' not in sys.modules;"
         "from mmlong import Pipeline, ResolvedPipeline;"
-        "from mmlong.pipeline import Pipeline as P; from mmlong.resolved import ResolvedPipeline as R;"
+        "from mmlong.pipeline import Pipeline as P; from mmlong.config.tree import ResolvedPipeline as R;"
         "print(light, Pipeline is P, ResolvedPipeline is R)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/", check=True)

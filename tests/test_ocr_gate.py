@@ -133,7 +133,7 @@ def test_run_experts_gives_the_feed_to_ocr_and_falls_back_when_unused(ocr, make_
 def test_a_new_frame_choice_encodes_only_the_frames_not_encoded_before(tmp_path, make_video):
     import torch
 
-    from mmlong.config import resolve_config
+    from mmlong.config.request import resolve_config
     from mmlong.pipeline import Pipeline
 
     video = make_video("clip.mp4", num_frames=40, fps=10, size=(96, 64))

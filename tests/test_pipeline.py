@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mmlong.config import resolve_config
+from mmlong.config.request import resolve_config
 from mmlong.errors import ConfigError, VideoTooLargeError
 from mmlong.pipeline import Pipeline
 from mmlong.qa import Query
@@ -80,7 +80,7 @@ def test_limits_and_bad_settings_fail_clearly(clip):
 @pytest.mark.parametrize("compress, shared", [("select:2,pool:7", True), ("stream-memory", False)])
 def test_run_returns_answers_with_what_the_model_saw(clip, tmp_path, compress, shared):
     """Pipeline(resolved).run -> Result(answers, encoded, seen, steps), aligned with the queries."""
-    from mmlong.resolve import resolve
+    from mmlong.config.resolve import resolve
     from mmlong.result import Result, Stage
 
     pipe = Pipeline(resolve(preset="offline", flags={"sample": "uniform:4", "compress": compress, "experts": "",

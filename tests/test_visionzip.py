@@ -173,7 +173,7 @@ def test_attention_follows_select_merge_and_concat():
 
 
 def test_visionzip_through_the_pipeline_with_chunked_encoding(tower, sample_video_path, tmp_path):
-    from mmlong.config import resolve_config
+    from mmlong.config.request import resolve_config
     from mmlong.pipeline import Pipeline
 
     family, path = tower

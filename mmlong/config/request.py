@@ -1,8 +1,8 @@
 """The pipeline *request*: one flat dataclass, filled from a preset, a YAML file and CLI flags, in that order.
 
 Unset values (``None``) never override what came before, so ``resolve_config(preset="offline", budget=None)``
-is the preset unchanged. This is what a user writes; :func:`mmlong.resolve.resolve` turns it into the
-:class:`~mmlong.resolve.ResolvedPipeline` tree (each plug-in's own Config, every default pinned) that runs and
+is the preset unchanged. This is what a user writes; :func:`mmlong.config.resolve.resolve` turns it into the
+:class:`~mmlong.config.resolve.ResolvedPipeline` tree (each plug-in's own Config, every default pinned) that runs and
 is saved next to every result. A YAML file may hold either form: flat :class:`PipelineConfig` fields, or a
 saved tree (``decoder``/``sampler``/``encoder``/``compressors``/``budget``/``model``/``runtime`` sections),
 which :func:`flat_from_tree` reads back into the flat form.
@@ -40,9 +40,9 @@ class PipelineConfig:
     compress: a compressor chain spec (``scenetile,tome:0.5,pool:2``; empty for none) or a list of specs and
     ``{name: ..., <options>}`` mappings. budget: the visual token budget the chain should meet, a whole number (a
     memory size there is refused: it belongs in ``memory_budget``). memory_budget: the peak memory the run may
-    use, in bytes or as a size (``"12GB"``, ``"512MiB"``; :mod:`mmlong.budget`), checked by :mod:`mmlong.fit`
+    use, in bytes or as a size (``"12GB"``, ``"512MiB"``; :mod:`mmlong.config.budget`), checked by :mod:`mmlong.fit`
     before anything loads. model: a
-    registered model name, a local checkpoint directory or an ``org/name`` hub id (:mod:`mmlong.modelref`), or a
+    registered model name, a local checkpoint directory or an ``org/name`` hub id (:mod:`mmlong.config.modelref`), or a
     mapping ``{name: <that>, family: ..., <options>}``; model_family: which adapter runs a directory or hub id
     whose family cannot be read from it; model_path: the older spelling of ``model: DIR`` (``model`` then names
     the family). Unknown option names raise with a did-you-mean, checked against each plug-in's Config.
@@ -57,7 +57,7 @@ class PipelineConfig:
     encoder: str | dict[str, Any] = "efficientnet-lite0"
     encoder_options: dict[str, Any] = field(default_factory=dict)
     compress: str | list[Any] = ""
-    budget: str | int | None = None  # text first: a unitless "2048" stays text for mmlong.budget
+    budget: str | int | None = None  # text first: a unitless "2048" stays text for mmlong.config.budget
     model: str | dict[str, Any] = "socratic"
     model_family: str | None = None
     model_path: str | None = None
@@ -154,13 +154,13 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
 
 
 def save_yaml(cfg: Any, path: str | Path) -> None:
-    """Write ``cfg`` (a :class:`PipelineConfig` or a :class:`~mmlong.resolve.ResolvedPipeline`) as YAML."""
+    """Write ``cfg`` (a :class:`PipelineConfig` or a :class:`~mmlong.config.resolve.ResolvedPipeline`) as YAML."""
     import yaml
 
     Path(path).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
 
 
-#: the sections of a saved :class:`~mmlong.resolve.ResolvedPipeline` tree
+#: the sections of a saved :class:`~mmlong.config.resolve.ResolvedPipeline` tree
 TREE_SECTIONS = ("decoder", "sampler", "encoder", "compressors", "budget", "model", "experts", "subtitles", "runtime")
 #: plug-in options the runtime section fills in (so a saved tree does not pin them twice)
 RUNTIME_OPTIONS = ("device", "dtype", "trust_remote_code", "allow_pickle")
@@ -239,7 +239,7 @@ def layered_request(
 ) -> tuple[PipelineConfig, set[str]]:
     """Defaults, then the preset, then the YAML file (a path or an already read mapping, flat or a saved
     tree), then the overrides (``None`` values are ignored). Also returns the fields the file or the overrides
-    set, which :func:`mmlong.resolve.resolve` needs (e.g. an encoder nobody chose follows a native model)."""
+    set, which :func:`mmlong.config.resolve.resolve` needs (e.g. an encoder nobody chose follows a native model)."""
     cfg = PipelineConfig()
     if isinstance(config_file, Mapping):
         file_values, source = dict(config_file), "config"
@@ -272,5 +272,5 @@ def resolve_config(
     **overrides: Any,
 ) -> PipelineConfig:
     """The flat request: defaults, then the preset, then the YAML file, then the overrides (``None`` values
-    are ignored). :func:`mmlong.resolve.resolve` takes the same arguments and gives the resolved tree."""
+    are ignored). :func:`mmlong.config.resolve.resolve` takes the same arguments and gives the resolved tree."""
     return layered_request(preset, config_file, overrides)[0]

@@ -6,7 +6,7 @@ adapter Config), plus the runtime (device, dtype, cache, ...). Everything that r
 :func:`resolve` (the CLI commands through :func:`mmlong.apps.options.resolve_args`, the demo's settings,
 ``mmlong eval``, the lmms-eval bridge), so which model runs and with which options is decided here only:
 
-- the model reference by :func:`mmlong.modelref.resolve_model` (a local directory, a registered name or an
+- the model reference by :func:`mmlong.config.modelref.resolve_model` (a local directory, a registered name or an
   ``org/name`` hub id);
 - an encoder nobody chose (left to the defaults or the preset) follows a native model: ``native``;
 - every option is checked against its plug-in's Config: a misspelt key raises with a did-you-mean;
@@ -32,9 +32,9 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from mmlong.config import RUNTIME_OPTIONS, PipelineConfig, layered_request
+from mmlong.config.request import RUNTIME_OPTIONS, PipelineConfig, layered_request
+from mmlong.config.tree import Decoding, Plugin, ResolvedModel, ResolvedPipeline, Runtime
 from mmlong.errors import ConfigError
-from mmlong.resolved import Decoding, Plugin, ResolvedModel, ResolvedPipeline, Runtime
 
 __all__ = ["Decoding", "Plugin", "ResolvedModel", "ResolvedPipeline", "Runtime", "as_resolved",
            "compressor_plugins", "resolve", "resolve_request"]
@@ -120,7 +120,7 @@ def _experts(spec: Any) -> str:
 
 
 def _model(request: PipelineConfig, runtime: Runtime) -> ResolvedModel:
-    from mmlong.modelref import resolve_model
+    from mmlong.config.modelref import resolve_model
     from mmlong.registry import MODELS
 
     reference, options = _choice(request.model, "--model")
@@ -138,7 +138,7 @@ def _model(request: PipelineConfig, runtime: Runtime) -> ResolvedModel:
 
 
 def _encoder(request: PipelineConfig, explicit: set[str], model: ResolvedModel, runtime: Runtime) -> Plugin:
-    from mmlong.modelref import is_native
+    from mmlong.config.modelref import is_native
 
     name, options = _choice(request.encoder, "--encoder")
     options.update(request.encoder_options or {})
@@ -170,8 +170,9 @@ def _check_chain(compressors: Sequence[Plugin], model: ResolvedModel) -> None:
 
 def _budgets(request: PipelineConfig) -> tuple[int | None, int | None]:
     """``(tokens, bytes)``: ``budget`` (a visual-token count) and ``memory_budget`` (bytes, or a size such as
-    ``"12GB"``), each parsed by :mod:`mmlong.budget`; a size under ``budget`` is refused, naming ``memory_budget``."""
-    from mmlong.budget import parse_memory_budget, parse_token_budget
+    ``"12GB"``), each parsed by :mod:`mmlong.config.budget`; a size under ``budget`` is refused, naming
+    ``memory_budget``."""
+    from mmlong.config.budget import parse_memory_budget, parse_token_budget
 
     tokens = None if request.budget is None else parse_token_budget(request.budget, "budget")
     memory = None if request.memory_budget is None else parse_memory_budget(request.memory_budget, "memory_budget")
@@ -181,7 +182,7 @@ def _budgets(request: PipelineConfig) -> tuple[int | None, int | None]:
 def resolve_request(request: PipelineConfig, explicit: set[str] | None = None) -> ResolvedPipeline:
     """The tree of a flat request. ``explicit``: the fields a user set (default: those differing from the
     defaults); an encoder not among them follows a native model."""
-    from mmlong.modelref import is_native
+    from mmlong.config.modelref import is_native
     from mmlong.registry import DECODERS
 
     if explicit is None:
@@ -224,7 +225,7 @@ def resolve(
     default_preset: str | None = None,
 ) -> ResolvedPipeline:
     """Defaults < ``preset`` < ``yaml`` (a file or a mapping; flat fields or a saved tree) < ``flags``
-    (:class:`~mmlong.config.PipelineConfig` field names; ``None`` values change nothing) -> the tree.
+    (:class:`~mmlong.config.request.PipelineConfig` field names; ``None`` values change nothing) -> the tree.
     ``default_preset``: the preset when neither ``preset`` nor the file names one (a command's default).
 
     Raises :class:`~mmlong.errors.ConfigError` (one line, with a did-you-mean) for an unknown preset, field,
@@ -235,7 +236,7 @@ def resolve(
 
 
 def as_resolved(config: Any) -> ResolvedPipeline:
-    """A :class:`ResolvedPipeline` from one, from a flat :class:`~mmlong.config.PipelineConfig`, or defaults."""
+    """A :class:`ResolvedPipeline` from one, from a flat :class:`~mmlong.config.request.PipelineConfig`, or defaults."""
     if isinstance(config, ResolvedPipeline):
         return config
     if config is None:

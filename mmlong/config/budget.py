@@ -16,11 +16,11 @@ them).
 >>> parse_token_budget("12GB")
 Traceback (most recent call last):
 ...
-mmlong.budget.BudgetError: --budget '12GB' is a memory size; pass it as --memory-budget 12GB (--budget is a ...
+mmlong.config.budget.BudgetError: --budget '12GB' is a memory size; pass it as --memory-budget 12GB (--budget is a ...
 >>> parse_memory_budget("12XB")
 Traceback (most recent call last):
 ...
-mmlong.budget.BudgetError: --memory-budget '12XB': unknown unit 'XB'; write a size such as 12GB or 512MiB
+mmlong.config.budget.BudgetError: --memory-budget '12XB': unknown unit 'XB'; write a size such as 12GB or 512MiB
 """
 
 from __future__ import annotations

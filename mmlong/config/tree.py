@@ -1,9 +1,9 @@
 """The resolved pipeline: a tree of each plug-in's own Config, every default pinned (made by
-:func:`mmlong.resolve.resolve`).
+:func:`mmlong.config.resolve.resolve`).
 
 :class:`ResolvedPipeline` holds the decoding (:class:`Decoding`), the sampler, the encoder and each compressor of
 the chain (:class:`Plugin`: kind, registered name, its Config instance), the token budget, the model
-(:class:`ResolvedModel`: the :class:`~mmlong.modelref.ModelRef` and the adapter's Config), the experts and
+(:class:`ResolvedModel`: the :class:`~mmlong.config.modelref.ModelRef` and the adapter's Config), the experts and
 subtitles, and the :class:`Runtime` (device, dtype, cache, memory budget, ...). ``to_dict()`` is what
 ``config.yaml`` holds beside every result; :meth:`ResolvedPipeline.answer_settings` is what a resumed run must
 match (it leaves out :data:`RESUME_NEUTRAL`).
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mmlong.modelref import ModelRef
+from mmlong.config.modelref import ModelRef
 
 RESUME_NEUTRAL = ("device", "cache", "cache_dir", "chunk_size", "frames_per_batch", "batch_size", "memory_budget")
 
@@ -95,7 +95,7 @@ class Runtime:
 
 @dataclass(frozen=True)
 class ResolvedModel:
-    """The model: ``ref`` (family, path, source, reference; :class:`~mmlong.modelref.ModelRef`) and the
+    """The model: ``ref`` (family, path, source, reference; :class:`~mmlong.config.modelref.ModelRef`) and the
     adapter's Config (``path`` filled in from the reference)."""
 
     ref: ModelRef
