@@ -68,7 +68,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def _mmlong_read(path: str, frames: int, decoder: str) -> tuple[Any, str, float]:
     """(frames, decoder used, wall ms to open) of sampling ``frames`` uniformly through mmlong."""
-    from mmlong.sampling import UniformSampler
+    from mmlong.sampling.basic import UniformSampler
     from mmlong.video import open_video
 
     start = time.perf_counter()
@@ -96,7 +96,7 @@ def bench_one(path: str, frames: int, repeat: int, decoder: str) -> dict[str, An
     import numpy as np
 
     from mmlong.errors import ConfigError
-    from mmlong.sampling import UniformSampler
+    from mmlong.sampling.basic import UniformSampler
     from mmlong.video import probe
 
     meta = probe(path, decoder=decoder)

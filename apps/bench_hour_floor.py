@@ -45,7 +45,7 @@ def decode_floor(video: str) -> dict[str, Any]:
 
 def scan_floor(video: str, max_side: int | None, scan_fps: float = 1.0, max_frames: int = 14400) -> dict[str, Any]:
     """Wall and CPU seconds to decode the coverage scan's frames (``scan_fps`` a second) at ``max_side``."""
-    from mmlong.sampling import FpsSampler
+    from mmlong.sampling.basic import FpsSampler
     from mmlong.video import open_video
 
     wall, cpu = time.perf_counter(), _cpu_seconds()

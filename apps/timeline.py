@@ -26,7 +26,7 @@ from typing import Any, Sequence
 
 import torch
 
-from mmlong.scan_sampling import scene_spans
+from mmlong.sampling.scan import scene_spans
 
 TIMELINE_WIDTH_PX = 1000
 TIMELINE_HEIGHT_PX = 320

@@ -97,7 +97,7 @@ def run_frames(args: argparse.Namespace) -> int:
     from mmlong.cache import atomic_write
     from mmlong.contact_sheet import contact_sheet, image_bytes
     from mmlong.errors import ConfigError
-    from mmlong.sampling import SampleContext, build_sampler
+    from mmlong.sampling.basic import SampleContext, build_sampler
     from mmlong.validate import check_output_file
     from mmlong.video import open_video
 

@@ -13,7 +13,7 @@ paper's method.
 
 ``select:N`` keeps N frames; plain ``select`` keeps as many as fit ``ctx.budget``. The sampler form
 ``query:N[,scan_fps=1]`` scans the video cheaply, finds the moments that match the question and returns dense
-frame indices around them (:class:`mmlong.scan_sampling.QuerySampler`).
+frame indices around them (:class:`mmlong.sampling.scan.QuerySampler`).
 """
 
 from __future__ import annotations

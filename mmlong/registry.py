@@ -211,12 +211,12 @@ DECODERS = Registry(
 SAMPLERS = Registry(
     "sampler",
     {
-        "uniform": "mmlong.sampling:UniformSampler",
-        "fps": "mmlong.sampling:FpsSampler",
-        "window": "mmlong.sampling:WindowSampler",
-        "scene": "mmlong.scan_sampling:SceneSampler",
-        "query": "mmlong.scan_sampling:QuerySampler",
-        "coverage": "mmlong.compressors.coverage:CoverageSampler",
+        "uniform": "mmlong.sampling.basic:UniformSampler",
+        "fps": "mmlong.sampling.basic:FpsSampler",
+        "window": "mmlong.sampling.basic:WindowSampler",
+        "scene": "mmlong.sampling.scan:SceneSampler",
+        "query": "mmlong.sampling.scan:QuerySampler",
+        "coverage": "mmlong.sampling.coverage:CoverageSampler",
     },
 )
 ENCODERS = Registry(

@@ -8,7 +8,8 @@ import importlib
 import pytest
 
 MODULES = ["mmlong.types", "mmlong.spec", "mmlong.registry", "mmlong.config.request",
-           "mmlong.sampling", "mmlong.scan_sampling", "mmlong.video.base", "mmlong.video.write", "mmlong.contact_sheet",
+           "mmlong.sampling.basic", "mmlong.sampling.scan", "mmlong.video.base", "mmlong.video.write",
+           "mmlong.contact_sheet",
            "mmlong.models.loading", "mmlong.models.prompt_inputs", "mmlong.models.prompts",
            "mmlong.config.resolve", "mmlong.config.modelref", "mmlong.result", "mmlong.runner",
            "mmlong.frame_cache", "mmlong.frame_feed", "mmlong.experts.ocr_gate"]

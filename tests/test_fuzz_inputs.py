@@ -22,7 +22,7 @@ from mmlong.config.request import PipelineConfig, resolve_config
 from mmlong.errors import ConfigError, MmlongError
 from mmlong.qa import Query
 from mmlong.registry import COMPRESSORS, SAMPLERS
-from mmlong.sampling import SampleContext, build_sampler
+from mmlong.sampling.basic import SampleContext, build_sampler
 from mmlong.types import VideoMeta, VisualTokens
 
 FUZZ = settings(max_examples=40, deadline=None, derandomize=True, database=None,

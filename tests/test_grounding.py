@@ -15,14 +15,14 @@ import torch
 
 from mmlong.apps.niavh_make import MakeConfig, make_niavh
 from mmlong.apps.niavh_media import Needle, fit_frame
-from mmlong.compressors.coverage import CoverageSampler
 from mmlong.compressors.frame_scoring import brief_rarity
 from mmlong.experts.base import TimedText
 from mmlong.models.grounding import ground, moment_rarity, word_match
 from mmlong.models.socratic import SocraticModel, fuse_scores
 from mmlong.qa import Query
 from mmlong.samples import sample_image
-from mmlong.sampling import SampleContext, build_sampler
+from mmlong.sampling.basic import SampleContext, build_sampler
+from mmlong.sampling.coverage import CoverageSampler
 from mmlong.types import Frames, VideoMeta
 from mmlong.video import open_video
 

@@ -13,7 +13,7 @@ import pytest
 
 from mmlong.apps.cli import main
 from mmlong.errors import ConfigError
-from mmlong.sampling import build_sampler
+from mmlong.sampling.basic import build_sampler
 from mmlong.types import VideoMeta
 
 

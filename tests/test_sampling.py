@@ -7,7 +7,7 @@ import time
 import pytest
 
 from mmlong.errors import ConfigError
-from mmlong.sampling import FpsSampler, SampleContext, Sampler, UniformSampler, WindowSampler, build_sampler
+from mmlong.sampling.basic import FpsSampler, SampleContext, Sampler, UniformSampler, WindowSampler, build_sampler
 from mmlong.types import VideoMeta
 from mmlong.video import open_video
 from tests.media import frame_numbers
@@ -85,7 +85,7 @@ class _LastTwoRead(Sampler):
     name = "test-read"
 
     def sample(self, meta, ctx=None):
-        from mmlong.sampling import Sampled
+        from mmlong.sampling.basic import Sampled
 
         frames = ctx.source.read(list(range(meta.num_frames)))
         self.seen = (frames.indices.tolist(), frame_numbers(frames.data), frames.timestamps.tolist())

@@ -118,7 +118,7 @@ def test_real_footage_cuts_with_efficientnet_features(stitched):
 
 
 def test_scene_sampler_picks_frames_per_scene(tmp_path):
-    from mmlong.sampling import SampleContext, build_sampler
+    from mmlong.sampling.basic import SampleContext, build_sampler
     from mmlong.video import open_video
     from tests.tiny_text_encoder import ColourEncoder, write_colour_video
 

@@ -120,7 +120,7 @@ def colour_video(tmp_path_factory) -> str:
 
 
 def test_query_sampler_samples_densely_around_the_matching_moment(colour_video):
-    from mmlong.sampling import SampleContext, build_sampler
+    from mmlong.sampling.basic import SampleContext, build_sampler
     from mmlong.video import open_video
     from tests.tiny_text_encoder import ColourEncoder
 
@@ -137,7 +137,7 @@ def test_query_sampler_samples_densely_around_the_matching_moment(colour_video):
 
 
 def test_query_sampler_needs_the_pipeline_context():
-    from mmlong.sampling import build_sampler
+    from mmlong.sampling.basic import build_sampler
     from mmlong.types import VideoMeta
 
     meta = VideoMeta("v.mp4", duration=10.0, fps=10.0, num_frames=100, width=64, height=64)

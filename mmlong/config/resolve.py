@@ -78,7 +78,7 @@ def _runtime_filled(kind: str, name: str, options: dict[str, Any], runtime: Runt
 
 
 def _sampler(value: Any) -> Plugin:
-    from mmlong.sampling import build_sampler
+    from mmlong.sampling.basic import build_sampler
 
     if isinstance(value, Mapping):
         name, options = _choice(value, "--sample")

@@ -127,7 +127,7 @@ class PeopleExpert(Expert):
         return found.get("face", []), found.get("body", [])
 
     def run(self, video: str) -> ExpertOutput:
-        from mmlong.sampling import SampleContext, build_sampler
+        from mmlong.sampling.basic import SampleContext, build_sampler
         from mmlong.video import open_video
 
         cfg = self.config

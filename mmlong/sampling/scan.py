@@ -5,7 +5,7 @@
 - ``query:N`` (:class:`QuerySampler`): the scan is scored against the question
   (:mod:`mmlong.compressors.frame_scoring`) and frames are sampled densely around the best moments.
 
-Both need an open video and an encoder (:class:`~mmlong.sampling.SampleContext`); :func:`scan_video` is their
+Both need an open video and an encoder (:class:`~mmlong.sampling.basic.SampleContext`); :func:`scan_video` is their
 shared scan, stored in the feature cache when the context carries one (the pipeline's), so asking again about
 the same video skips the scan's decoding and encoding.
 """
@@ -22,7 +22,7 @@ import torch
 
 from mmlong.compressors.frame_scoring import diverse_top, score_frames
 from mmlong.compressors.scenetiling import segment_boundaries
-from mmlong.sampling import SampleContext, Sampled, Sampler, frames_at, uniform_indices
+from mmlong.sampling.basic import SampleContext, Sampled, Sampler, frames_at, uniform_indices
 from mmlong.types import VideoMeta, VisualTokens
 
 
@@ -37,7 +37,7 @@ def scan_video(
     :class:`~mmlong.cache.FeatureCache` the means are stored under a key of (video content, scanned frames,
     decoded size, encoder + weights), so a second run on the same video decodes and encodes nothing for the scan.
     """
-    from mmlong.sampling import FpsSampler
+    from mmlong.sampling.basic import FpsSampler
 
     scan = FpsSampler(FpsSampler.Config(fps=scan_fps, max_frames=max_frames)).sample(source.meta)
     key = scan_cache_key(cache, source, encoder, scan) if cache is not None else None

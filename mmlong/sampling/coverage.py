@@ -40,8 +40,8 @@ import torch
 from mmlong.compressors.frame_scoring import brief_rarity, diverse_top, novelty, query_texts
 from mmlong.qa import Query
 from mmlong.question_kinds import HOLISTIC, WHOLE_TIMELINE, understand
-from mmlong.sampling import FpsSampler, SampleContext, Sampled, Sampler, uniform_indices
-from mmlong.scan_sampling import frames_around, require_scan_context, scan_cache_key
+from mmlong.sampling.basic import FpsSampler, SampleContext, Sampled, Sampler, uniform_indices
+from mmlong.sampling.scan import frames_around, require_scan_context, scan_cache_key
 from mmlong.types import VideoMeta, VisualTokens
 
 
