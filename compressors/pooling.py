@@ -39,8 +39,8 @@ import torch
 import torch.nn.functional as F
 
 from mmlong.compressors.base import CompressContext, Compressor, report
-from mmlong.compressors.frame_scoring import frame_scores
 from mmlong.errors import ConfigError
+from mmlong.scoring.frames import frame_scores
 from mmlong.types import VisualTokens
 
 

@@ -4,7 +4,7 @@ Each frame (its size-weighted mean feature) is scored against the question and o
 text-image relevance (``encoder.relevance``), as in query-guided frame selection for long-video QA (e.g.
 Yu et al. 2023, "Self-Chained Image-Language Model for Video Localization and Question Answering"; Wang et al.
 2024, "VideoAgent"). Frames are then picked greedily by maximal marginal relevance with a temporal kernel
-(:func:`~mmlong.compressors.frame_scoring.diverse_top`), so one event's neighbouring frames cannot crowd out
+(:func:`~mmlong.scoring.frames.diverse_top`), so one event's neighbouring frames cannot crowd out
 the others, and kept in time order. Without a question or a text side, frames are scored by novelty.
 
 Reference: greedy maximal marginal relevance (Carbonell & Goldstein 1998) over min-max normalised frame
@@ -23,8 +23,8 @@ from dataclasses import dataclass
 import torch
 
 from mmlong.compressors.base import CompressContext, Compressor, report
-from mmlong.compressors.frame_scoring import diverse_top, frame_scores
 from mmlong.errors import ConfigError
+from mmlong.scoring.frames import diverse_top, frame_scores
 from mmlong.types import VisualTokens
 
 

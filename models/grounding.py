@@ -19,7 +19,7 @@ is not evidence for "a dog")::
 
 where ``rarity(l)`` (:func:`moment_rarity`) is how much more an image moment stands apart from the rest of the
 video than its typical moment does (a brief event is unlike everything outside its own few seconds,
-:func:`~mmlong.compressors.frame_scoring.brief_rarity`; 0 for text moments, whose lines are brief by nature),
+:func:`~mmlong.scoring.frames.brief_rarity`; 0 for text moments, whose lines are brief by nature),
 so the option a brief event matches best outweighs an option that some long haystack scene resembles a little
 (``w = 0``: prominence alone). The moments that carry ``o`` are its lines by decreasing support
 (:meth:`Grounding.moments`).
@@ -134,10 +134,10 @@ def moment_relevance(lines: Sequence[Any], texts: Sequence[str], encoder: Any) -
 
 
 def moment_rarity(lines: Sequence[Any], window: float) -> torch.Tensor:
-    """``[L]`` per moment: an image moment's :func:`~mmlong.compressors.frame_scoring.brief_rarity` (feature
+    """``[L]`` per moment: an image moment's :func:`~mmlong.scoring.frames.brief_rarity` (feature
     cosine, ``window`` s) minus the median over the image moments (0 for text moments, and for every moment
     when fewer than three image moments carry features)."""
-    from mmlong.compressors.frame_scoring import brief_rarity
+    from mmlong.scoring.frames import brief_rarity
 
     rarity = torch.zeros(len(lines), dtype=torch.float64)
     image = [i for i, line in enumerate(lines)

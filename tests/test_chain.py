@@ -88,7 +88,7 @@ def test_bad_specs_say_what_to_fix(spec, message):
 
 
 @pytest.mark.parametrize("module", [
-    "mmlong.compressors.frame_scoring", "mmlong.compressors.base", "mmlong.compressors.pooling",
+    "mmlong.scoring.frames", "mmlong.compressors.base", "mmlong.compressors.pooling",
     "mmlong.compressors.tome", "mmlong.compressors.scenetiling", "mmlong.compressors.stream_memory",
 ])
 def test_docstring_examples_run(module):

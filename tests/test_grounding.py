@@ -15,7 +15,6 @@ import torch
 
 from mmlong.apps.niavh_make import MakeConfig, make_niavh
 from mmlong.apps.niavh_media import Needle, fit_frame
-from mmlong.compressors.frame_scoring import brief_rarity
 from mmlong.experts.base import TimedText
 from mmlong.models.grounding import ground, moment_rarity, word_match
 from mmlong.models.socratic import SocraticModel, fuse_scores
@@ -23,6 +22,7 @@ from mmlong.qa import Query
 from mmlong.samples import sample_image
 from mmlong.sampling.basic import SampleContext, build_sampler
 from mmlong.sampling.coverage import CoverageSampler
+from mmlong.scoring.frames import brief_rarity
 from mmlong.types import Frames, VideoMeta
 from mmlong.video import open_video
 

@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from mmlong.compressors.base import Chain, CompressContext
-from mmlong.compressors.frame_scoring import combine_relevance, diverse_top, frame_scores, novelty
 from mmlong.compressors.selection import QuerySelect
 from mmlong.errors import ConfigError
 from mmlong.qa import Query
+from mmlong.scoring.frames import combine_relevance, diverse_top, frame_scores, novelty
 from mmlong.types import VisualTokens
 from tests.tiny_text_encoder import TinyTextEncoder, concept_frames
 

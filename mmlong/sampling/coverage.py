@@ -9,12 +9,12 @@ CPU:
    ``[S, D]`` per scanned second (``encoder.pooled_features``; other encoders fall back to ``encode``).
 2. **Score** each scanned second (:func:`moment_scores`): its query match (the prominence of its ConSE
    relevance to the best-matching option, or to the question: relevance minus that text's median over the
-   video), its rarity (:func:`~mmlong.compressors.frame_scoring.brief_rarity`: 1 - the largest feature cosine
+   video), its rarity (:func:`~mmlong.scoring.frames.brief_rarity`: 1 - the largest feature cosine
    to a second more than ``rarity_window`` s away, minus the video's median; a brief event has no twin outside
    its own few seconds, while in varied footage every scene is unlike most others) and its change from the
    previous second (a scene cut).
 3. **Pick**: half the frame budget goes to the best-matching moments (MMR with a temporal kernel,
-   :func:`~mmlong.compressors.frame_scoring.diverse_top`, two frames inside each scanned second), a quarter
+   :func:`~mmlong.scoring.frames.diverse_top`, two frames inside each scanned second), a quarter
    to the strongest scene changes (two frames bracketing each cut: a brief event is seen whether the cut
    is its start or its end), the rest spreads uniformly over the video for context.
 
@@ -37,11 +37,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from mmlong.compressors.frame_scoring import brief_rarity, diverse_top, novelty, query_texts
 from mmlong.qa import Query
 from mmlong.question_kinds import HOLISTIC, WHOLE_TIMELINE, understand
 from mmlong.sampling.basic import FpsSampler, SampleContext, Sampled, Sampler, uniform_indices
 from mmlong.sampling.scan import frames_around, require_scan_context, scan_cache_key
+from mmlong.scoring.frames import brief_rarity, diverse_top, novelty, query_texts
 from mmlong.types import VideoMeta, VisualTokens
 
 

@@ -3,7 +3,7 @@
 - ``scene:N`` (:class:`SceneSampler`): SceneTilling (:mod:`mmlong.compressors.scenetiling`) on the scan cuts
   the video into scenes, then N frames per scene;
 - ``query:N`` (:class:`QuerySampler`): the scan is scored against the question
-  (:mod:`mmlong.compressors.frame_scoring`) and frames are sampled densely around the best moments.
+  (:mod:`mmlong.scoring.frames`) and frames are sampled densely around the best moments.
 
 Both need an open video and an encoder (:class:`~mmlong.sampling.basic.SampleContext`); :func:`scan_video` is their
 shared scan, stored in the feature cache when the context carries one (the pipeline's), so asking again about
@@ -20,9 +20,9 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from mmlong.compressors.frame_scoring import diverse_top, score_frames
 from mmlong.compressors.scenetiling import segment_boundaries
 from mmlong.sampling.basic import SampleContext, Sampled, Sampler, frames_at, uniform_indices
+from mmlong.scoring.frames import diverse_top, score_frames
 from mmlong.types import VideoMeta, VisualTokens
 
 
