@@ -62,9 +62,9 @@ def _print_answer(answer: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from mmlong.errors import ConfigError
-    from mmlong.fit import fit_to_memory
     from mmlong.limits import check_query
     from mmlong.pipeline import Pipeline
+    from mmlong.planning.fit import fit_to_memory
     from mmlong.qa import Query
     from mmlong.validate import check_output_file, check_output_folder
 

@@ -351,9 +351,9 @@ def default_output(questions: Path) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     from mmlong.distributed import DEFAULT_TIMEOUT_S, init_distributed
-    from mmlong.fit import fit_to_memory
     from mmlong.joblog import check_result_log
     from mmlong.pipeline import Pipeline
+    from mmlong.planning.fit import fit_to_memory
     from mmlong.runner import sidecar
     from mmlong.validate import check_not_input, check_output_file
 

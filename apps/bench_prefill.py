@@ -22,10 +22,10 @@ from typing import Any
 
 from mmlong.apps.render import plain_text
 
-# SIZES: name -> (hidden, layers, heads, kv_heads, intermediate), the shapes mmlong.model_shape models; VOCAB is
+# SIZES: name -> (hidden, layers, heads, kv_heads, intermediate), the shapes mmlong.planning.shapes models; VOCAB is
 # small: the prefill reads the last row's logits only, so vocabulary size barely moves its cost
-from mmlong.model_shape import LLM_SIZES as SIZES
-from mmlong.model_shape import SHAPE_VOCAB as VOCAB
+from mmlong.planning.shapes import LLM_SIZES as SIZES
+from mmlong.planning.shapes import SHAPE_VOCAB as VOCAB
 from mmlong.validate import number_argument
 
 TEXT_BEFORE, TEXT_AFTER = 20, 40
@@ -69,12 +69,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def build_model(size: str, device: str, dtype: str, seed: int) -> Any:
     """A random-init Qwen2VLForConditionalGeneration with the given LLM shape and its small vision tower
-    (:func:`mmlong.model_shape.named_shape`: 1 block of width 32 for the 0.5b/1.5b/tiny shapes)."""
+    (:func:`mmlong.planning.shapes.named_shape`: 1 block of width 32 for the 0.5b/1.5b/tiny shapes)."""
     import torch
     from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration
 
-    from mmlong.model_shape import named_shape
     from mmlong.models.loading import resolve_dtype
+    from mmlong.planning.shapes import named_shape
 
     hidden, layers, heads, kv_heads, ffn = SIZES[size]
     vision = named_shape(size).vision
@@ -115,7 +115,7 @@ def visual_tokens(frames: int, resolution: int, hidden: int, seed: int) -> Any:
 def layer_flops(lengths: list[int], hidden: int, kv_dim: int, ffn: int, q_dim: int | None = None) -> float:
     """Prefill FLOPs: projections and MLP (2 per multiply-add) plus causal attention (QK^T and AV); ``q_dim``:
     heads x head_dim when it is not ``hidden`` (Qwen3)."""
-    from mmlong.planner import llm_layer_flops
+    from mmlong.planning.estimate import llm_layer_flops
 
     return float(sum(llm_layer_flops(n, hidden, q_dim or hidden, kv_dim, ffn, causal=True) for n in lengths))
 

@@ -138,8 +138,8 @@ def run_benchmark(benchmark: Any, config: Any, out_dir: str | Path, overwrite: b
     """
     from mmlong.config.resolve import as_resolved
     from mmlong.distributed import init_distributed
-    from mmlong.fit import fit_to_memory
     from mmlong.pipeline import Pipeline
+    from mmlong.planning.fit import fit_to_memory
     from mmlong.runner import run_job, sidecar
 
     out = Path(out_dir).expanduser()

@@ -62,7 +62,7 @@ class Cell:
 
 def _drop_for_layers(step_cls: Any, ratio: float, num_layers: int) -> float:
     """The drop fraction at which an in-LLM step keeps ``ratio`` of the visual tokens on average over layers."""
-    from mmlong.planner import layer_drops
+    from mmlong.planning.estimate import layer_drops
 
     def mean_kept(drop: float) -> float:
         step = step_cls(step_cls.Config(ratio=drop))
@@ -315,8 +315,8 @@ def run_compare(args: argparse.Namespace) -> int:
     from mmlong.apps.compare_cost import measure_costs
     from mmlong.apps.compare_report import write_report
     from mmlong.apps.options import resolve_args
-    from mmlong.fit import fit_to_memory
-    from mmlong.model_shape import named_shape
+    from mmlong.planning.fit import fit_to_memory
+    from mmlong.planning.shapes import named_shape
     from mmlong.validate import check_output_folder
 
     check_output_folder(args.out, "--out")

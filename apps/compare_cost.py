@@ -3,7 +3,8 @@
 The model, the visual tokens on the Qwen2-VL grid (``frames`` at ``resolution`` px) and the prefill are those of
 ``mmlong bench prefill`` (:mod:`mmlong.apps.bench_prefill`): the cell's pre-LLM steps run on the tokens with its
 token budget (the ratio of the uncompressed count), its in-LLM steps hook the decoder. Per cell: visual tokens
-in the prompt and averaged over layers, FLOPs of the observed per-layer lengths (:func:`mmlong.planner.llm_layer_flops`,
+in the prompt and averaged over layers, FLOPs of the observed per-layer lengths
+(:func:`mmlong.planning.estimate.llm_layer_flops`,
 full attention, the convention ``torch.utils.flop_counter`` counts), prefill wall and CPU time, KV-cache bytes,
 and peak memory (weights plus the peak of live tensor bytes during the prefill,
 :class:`mmlong.apps.plan_check.LiveTensorPeak`; the CUDA allocator's peak on a GPU). One record per cell in
@@ -42,7 +43,7 @@ def measure_cell(model: Any, shape: Any, tokens: Any, chain_spec: str, ratio: fl
     import torch
 
     from mmlong.compressors.base import Chain, CompressContext
-    from mmlong.planner import llm_layer_flops
+    from mmlong.planning.estimate import llm_layer_flops
 
     dtype = next(model.parameters()).dtype
     budget = None if not chain_spec else max(1, round(ratio * tokens.num_tokens))
@@ -79,7 +80,7 @@ def measure_costs(cells: Sequence[Any], chains: Mapping[Any, str], path: Path, *
         todo = [c for c in cells if c.id not in log]
         if todo:
             from mmlong.apps.bench_prefill import build_model, prefill, visual_tokens
-            from mmlong.model_shape import named_shape
+            from mmlong.planning.shapes import named_shape
 
             shape = named_shape(size)
             model = build_model(size, device, dtype, seed=0)

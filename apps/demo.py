@@ -57,8 +57,8 @@ class PipelineSlot:
 
     def get(self, settings: DemoSettings, videos: Sequence[str] = ()) -> Any:
         """The pipeline of ``settings``, checked against a memory budget (``--memory-budget 12GB``) on ``videos``."""
-        from mmlong.fit import fit_to_memory
         from mmlong.pipeline import Pipeline
+        from mmlong.planning.fit import fit_to_memory
 
         config = fit_to_memory(self.make_config(settings), videos)
         if self._pipeline is None or config != self._config:

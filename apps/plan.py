@@ -3,7 +3,8 @@
 Frames, per-frame resolution and tokens (Qwen2-VL's ``min_pixels`` / ``max_pixels`` / ``total_pixels``), the
 chain's token count, and the estimated peak memory (weights, visual features, vision activations, KV cache,
 language-model activations, logits), prefill FLOPs and time, from the model's config alone
-(:mod:`mmlong.planner`, validated by ``mmlong bench plan``). With ``--memory-budget 24GB`` it says whether the run
+(:mod:`mmlong.planning.estimate`, validated by ``mmlong bench plan``). With ``--memory-budget 24GB`` it says whether
+the run
 fits and, if not, what would. ``--model`` means what it means in every other command (same default preset);
 ``--shape 2b`` plans a Qwen2-VL shape without a checkpoint.
 """
@@ -57,9 +58,9 @@ def _gb(value: float) -> str:
 def plan_record(args: argparse.Namespace) -> dict[str, Any]:
     """Everything ``mmlong plan`` prints, as one mapping."""
     from mmlong.errors import ConfigError
-    from mmlong.fit import fitting_token_budget, plan_run, shape_for, suggestions, uses_token_budget
-    from mmlong.model_shape import named_shape, shape_names
-    from mmlong.planner import measure_throughput
+    from mmlong.planning.estimate import measure_throughput
+    from mmlong.planning.fit import fitting_token_budget, plan_run, shape_for, suggestions, uses_token_budget
+    from mmlong.planning.shapes import named_shape, shape_names
     from mmlong.video import probe
 
     if args.model in shape_names():

@@ -1,6 +1,6 @@
 """``mmlong bench plan``: the planner's estimates against measured peak memory and counted FLOPs.
 
-For each model shape (random-init Qwen2-VL of :data:`mmlong.model_shape.LLM_SIZES`, built by
+For each model shape (random-init Qwen2-VL of :data:`mmlong.planning.shapes.LLM_SIZES`, built by
 :func:`mmlong.apps.bench_prefill.build_model`) and each frame count, it runs what the pipeline runs for a
 native Qwen2-VL: the real video processor and vision tower in chunks (:class:`~mmlong.models.qwen2_vl.Qwen2VLAdapter`
 ``encode_frames``), then the prefill (:func:`mmlong.apps.bench_prefill.prefill`), and compares:
@@ -192,8 +192,8 @@ def check(sizes: Sequence[str], frame_counts: Sequence[int], side: int, dtype: s
           device: str = "cpu") -> list[dict[str, Any]]:
     """One row per (shape, frames): measured and estimated peak and FLOPs, and their ratios."""
     from mmlong.apps.bench_prefill import TEXT_AFTER, TEXT_BEFORE
-    from mmlong.model_shape import named_shape
-    from mmlong.planner import estimate, frame_plan
+    from mmlong.planning.estimate import estimate, frame_plan
+    from mmlong.planning.shapes import named_shape
 
     rows = []
     for size in sizes:

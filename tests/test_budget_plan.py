@@ -67,7 +67,8 @@ def test_each_budget_flag_is_parsed_once_into_its_type():
 
 
 @pytest.mark.parametrize("name",
-                         ["mmlong.config.budget", "mmlong.planner", "mmlong.model_shape", "mmlong.apps.plan_check",
+                         ["mmlong.config.budget", "mmlong.planning.estimate", "mmlong.planning.shapes",
+                          "mmlong.apps.plan_check",
                                   "mmlong.apps.compare", "mmlong.apps.compare_report"])
 def test_docstring_examples(name):
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
@@ -78,7 +79,7 @@ def test_docstring_examples(name):
 def test_smart_resize_matches_transformers():
     from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize as reference
 
-    from mmlong.planner import MAX_PIXELS, MIN_PIXELS, smart_resize
+    from mmlong.planning.estimate import MAX_PIXELS, MIN_PIXELS, smart_resize
 
     for h, w in [(252, 448), (1080, 1920), (90, 160), (2160, 3840), (500, 333), (28, 2000)]:
         for lo, hi in [(MIN_PIXELS, MAX_PIXELS), (56 * 56, 112 * 112), (256 * 28 * 28, 1280 * 28 * 28)]:
@@ -86,8 +87,8 @@ def test_smart_resize_matches_transformers():
 
 
 def test_total_pixels_caps_each_frame_pair_share():
-    from mmlong.model_shape import named_shape
-    from mmlong.planner import frame_pixels_cap, frame_plan
+    from mmlong.planning.estimate import frame_pixels_cap, frame_plan
+    from mmlong.planning.shapes import named_shape
 
     # qwen-vl-utils: max(min(max_pixels, total / frames * 2), 1.05 * min_pixels)
     assert frame_pixels_cap(64, 100352, 602112, 24576 * 28 * 28) == int(24576 * 28 * 28 / 64 * 2)
@@ -102,8 +103,8 @@ def test_total_pixels_caps_each_frame_pair_share():
 
 
 def test_kv_cache_formula():
-    from mmlong.model_shape import named_shape
-    from mmlong.planner import estimate, frame_plan
+    from mmlong.planning.estimate import estimate, frame_plan
+    from mmlong.planning.shapes import named_shape
 
     shape = named_shape("0.5b")
     plan = frame_plan(shape, 16, 448, 448, text_tokens=60)
@@ -115,7 +116,7 @@ def test_kv_cache_formula():
 
 def test_parameter_counts_match_built_models():
     from mmlong.apps.bench_prefill import build_model
-    from mmlong.model_shape import named_shape
+    from mmlong.planning.shapes import named_shape
 
     for size in ("tiny", "small"):
         model = build_model(size, "cpu", "float32", seed=0)
@@ -263,7 +264,7 @@ def test_the_demo_refuses_a_question_over_its_memory_budget_before_loading(qwen_
 
 def test_a_token_budget_chain_gets_the_tokens_that_fit(qwen_dir, clip):
     from mmlong.config.resolve import resolve
-    from mmlong.fit import check_fits, plan_run, shape_for
+    from mmlong.planning.fit import check_fits, plan_run, shape_for
     from mmlong.video import probe
 
     config = resolve(preset="qwen2-vl", flags={"model": qwen_dir, "sample": "uniform:8", "compress": "tome:auto"})
@@ -280,7 +281,7 @@ def test_a_token_budget_chain_gets_the_tokens_that_fit(qwen_dir, clip):
 
 def test_suggestions_fit_when_applied(qwen_dir, clip):
     from mmlong.config.resolve import resolve
-    from mmlong.fit import plan_run, shape_for, suggestions
+    from mmlong.planning.fit import plan_run, shape_for, suggestions
     from mmlong.video import probe
 
     flags = {"model": qwen_dir, "sample": "uniform:16"}

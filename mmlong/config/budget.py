@@ -1,7 +1,7 @@
 """Two budgets, two flags: a visual-token count (``--budget 2048``) and a memory size (``--memory-budget 12GB``).
 
 A token budget is what the compressor chain should meet (``ctx.budget``); a memory budget is what the whole run
-may use at its peak, checked by :mod:`mmlong.planner` before anything heavy loads. Each is parsed once, here,
+may use at its peak, checked by :mod:`mmlong.planning.estimate` before anything heavy loads. Each is parsed once, here,
 into its final type (an ``int`` of tokens, an ``int`` of bytes); a value written for the other flag is refused in
 one line that names the right flag.
 

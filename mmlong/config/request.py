@@ -40,7 +40,8 @@ class PipelineConfig:
     compress: a compressor chain spec (``scenetile,tome:0.5,pool:2``; empty for none) or a list of specs and
     ``{name: ..., <options>}`` mappings. budget: the visual token budget the chain should meet, a whole number (a
     memory size there is refused: it belongs in ``memory_budget``). memory_budget: the peak memory the run may
-    use, in bytes or as a size (``"12GB"``, ``"512MiB"``; :mod:`mmlong.config.budget`), checked by :mod:`mmlong.fit`
+    use, in bytes or as a size (``"12GB"``, ``"512MiB"``; :mod:`mmlong.config.budget`), checked by
+    :mod:`mmlong.planning.fit`
     before anything loads. model: a
     registered model name, a local checkpoint directory or an ``org/name`` hub id (:mod:`mmlong.config.modelref`), or a
     mapping ``{name: <that>, family: ..., <options>}``; model_family: which adapter runs a directory or hub id

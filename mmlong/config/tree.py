@@ -87,7 +87,8 @@ class Runtime:
     cache_dir: str | None = None
     chunk_size: int = 32
     max_duration: float | None = None
-    #: the peak memory the run may use, in bytes (``--memory-budget 12GB``); checked by :func:`mmlong.fit.fit_to_memory`
+    #: the peak memory the run may use, in bytes (``--memory-budget 12GB``); checked by
+    #: :func:`mmlong.planning.fit.fit_to_memory`
     memory_budget: int | None = None
     trust_remote_code: bool = False
     allow_pickle: bool = False

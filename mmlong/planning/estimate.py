@@ -12,9 +12,9 @@ where the prefill holds its inputs, the KV cache (``2 x layers x kv_heads x head
 largest per-layer activations (attention or MLP) and the logits it keeps. FLOPs count 2 per multiply-add of every
 linear layer and convolution plus full (non-causal) attention ``4 n^2 d``, the convention of
 ``torch.utils.flop_counter`` that the validation (:mod:`mmlong.apps.plan_check`) counts against. Time is FLOPs
-over a throughput (measured with a short matmul, or given). The shapes themselves are :mod:`mmlong.model_shape`.
+over a throughput (measured with a short matmul, or given). The shapes themselves are :mod:`mmlong.planning.shapes`.
 
->>> from mmlong.model_shape import named_shape
+>>> from mmlong.planning.shapes import named_shape
 >>> shape = named_shape("tiny")
 >>> video = frame_plan(shape, frames=8, height=224, width=224)  # below min_pixels: scaled up to 336 px
 >>> video.frames, (video.height, video.width), video.tokens_per_patch, video.visual_tokens
@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mmlong.errors import ConfigError
-from mmlong.model_shape import ModelShape, VisionShape
+from mmlong.planning.shapes import ModelShape, VisionShape
 
 DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
 MIN_PIXELS, MAX_PIXELS = 128 * 28 * 28, 768 * 28 * 28  # Qwen2-VL video processor defaults

@@ -1,6 +1,6 @@
 """Qwen2-VL model shapes for the planner: from a checkpoint's ``config.json``, a released size, or a random-init size.
 
-A :class:`ModelShape` holds what the analytic model of :mod:`mmlong.planner` needs (Wang et al. 2024,
+A :class:`ModelShape` holds what the analytic model of :mod:`mmlong.planning.estimate` needs (Wang et al. 2024,
 "Qwen2-VL"): the language model's width, depth, heads, KV heads, MLP width and vocabulary, and the vision
 tower (:class:`VisionShape`: blocks, width, patch size, the 2x2 merger, the temporal patch of 2 frames).
 :func:`load_shape` reads a checkpoint folder (with the processor's pixel limits), a released checkpoint id

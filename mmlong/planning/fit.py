@@ -1,8 +1,9 @@
 """Does a run fit its memory budget? The planner applied to a :class:`~mmlong.config.resolve.ResolvedPipeline` and a
 video.
 
-:func:`plan_run` turns a resolved pipeline and a video's metadata into the planner's :class:`~mmlong.planner.FramePlan`
-and :class:`~mmlong.planner.Estimate`: the sampler's frame count (from the metadata alone), the decoded size
+:func:`plan_run` turns a resolved pipeline and a video's metadata into the planner's
+:class:`~mmlong.planning.estimate.FramePlan`
+and :class:`~mmlong.planning.estimate.Estimate`: the sampler's frame count (from the metadata alone), the decoded size
 (``max_side``), the pre-LLM chain's token count (the chain run on placeholder features of the right grid,
 which costs milliseconds), and the in-LLM schedule. :func:`check_fits` refuses a run over a memory budget with
 one line saying what would fit; a chain that meets a token budget (``pool:auto``, ``tome:auto``, ``select``,
@@ -21,8 +22,8 @@ from typing import Any
 
 from mmlong.config.budget import format_bytes
 from mmlong.errors import ConfigError
-from mmlong.model_shape import ModelShape, load_shape
-from mmlong.planner import MAX_PIXELS, MIN_PIXELS, Estimate, FramePlan, estimate, frame_plan, layer_drops
+from mmlong.planning.estimate import MAX_PIXELS, MIN_PIXELS, Estimate, FramePlan, estimate, frame_plan, layer_drops
+from mmlong.planning.shapes import ModelShape, load_shape
 
 
 @dataclass
