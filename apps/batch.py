@@ -7,8 +7,8 @@ bad video, a bad line); the run goes on. When the line has a gold ``answer`` for
 letter ``"B"``, ``"(B)"``, a 0-based index, or the option's text), the record gets ``correct`` and the summary
 the accuracy over the scored questions. Questions about
 one video share its decoded and encoded frames (one :meth:`~mmlong.pipeline.Pipeline.run` per video). The result log,
-resume, sharding and merging are the one job runner's (:func:`mmlong.runner.run_job`); rank detection is in
-:mod:`mmlong.distributed`.
+resume, sharding and merging are the one job runner's (:func:`mmlong.jobs.runner.run_job`); rank detection is in
+:mod:`mmlong.jobs.distributed`.
 """
 
 from __future__ import annotations
@@ -264,8 +264,8 @@ def group_key(entry: BatchItem | BadLine) -> str:
 
 def _answer_group(pipeline: Any, group: list[BatchItem | BadLine]) -> list[dict[str, Any]]:
     """The records of one group: one video's questions (answers, or the video's error for each), or a bad line."""
+    from mmlong.jobs.runner import run_video
     from mmlong.qa import Query
-    from mmlong.runner import run_video
 
     if isinstance(group[0], BadLine):
         return [error_record(e, e.error) for e in group]
@@ -280,12 +280,12 @@ def run_batch(entries: Sequence[BatchItem | BadLine], pipeline: Any, output: str
               input_name: str = "", build_first: bool = False) -> BatchSummary | None:
     """Answer ``entries`` with ``pipeline`` into ``output``; returns the summary on rank 0 (None elsewhere).
 
-    The job is :func:`mmlong.runner.run_job`: each record is on disk before the next video starts, ids with a
+    The job is :func:`mmlong.jobs.runner.run_job`: each record is on disk before the next video starts, ids with a
     final record are skipped, and the resolved pipeline is saved as ``OUT.config.yaml`` (a resumed run must
     match it, checked before anything loads). ``build_first``: build the model and encoder once that check
     passed, so a pipeline that cannot run fails once, with exit status 2, before any record.
     """
-    from mmlong.runner import run_job, sidecar
+    from mmlong.jobs.runner import run_job, sidecar
 
     def build() -> None:
         _ = pipeline.model, pipeline.encoder
@@ -344,17 +344,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def default_output(questions: Path) -> Path:
-    from mmlong.runner import sidecar
+    from mmlong.jobs.runner import sidecar
 
     return sidecar(questions, ".answers.jsonl")
 
 
 def run(args: argparse.Namespace) -> int:
-    from mmlong.distributed import DEFAULT_TIMEOUT_S, init_distributed
-    from mmlong.joblog import check_result_log
+    from mmlong.jobs.distributed import DEFAULT_TIMEOUT_S, init_distributed
+    from mmlong.jobs.log import check_result_log
+    from mmlong.jobs.runner import sidecar
     from mmlong.pipeline import Pipeline
     from mmlong.planning.fit import fit_to_memory
-    from mmlong.runner import sidecar
     from mmlong.validate import check_not_input, check_output_file
 
     questions = Path(args.questions)

@@ -2,7 +2,7 @@
 ``mmlong eval`` benchmark shares.
 
 :func:`run_benchmark` answers a :class:`~mmlong.apps.scoring.Benchmark` through the job runner ``mmlong batch``
-uses (:func:`mmlong.runner.run_job`): questions about one video form a group that shares one encoding
+uses (:func:`mmlong.jobs.runner.run_job`): questions about one video form a group that shares one encoding
 (:meth:`Pipeline.run`) and stays on one rank; each question ends as one line of ``results.jsonl``, so a killed run
 continues where it stopped. The ``eval`` commands (:mod:`mmlong.apps.evaluate`, its Video-MME and
 LongVideoBench parsers, ``eval compare``) import this module; it imports none of them.
@@ -99,9 +99,9 @@ def _spread(values: Sequence[int]) -> dict[str, float] | None:
 def answer_group(benchmark: Any, pipeline: Any, group: Sequence[Any]) -> list[dict[str, Any]]:
     """The records of one video's questions: answers, or one error record each when the video fails."""
     from mmlong.errors import ConfigError
+    from mmlong.jobs.runner import run_video
     from mmlong.limits import check_query
     from mmlong.result import Stage, stage_value
-    from mmlong.runner import run_video
 
     if group[0].missing:
         return [benchmark.error_record(item, group[0].missing) for item in group]
@@ -131,16 +131,16 @@ def run_benchmark(benchmark: Any, config: Any, out_dir: str | Path, overwrite: b
 
     benchmark: a :class:`~mmlong.apps.scoring.Benchmark` (e.g. ``BENCHMARKS.create("mlvu", data=...)``).
     config: a :class:`~mmlong.config.resolve.ResolvedPipeline` (or a flat PipelineConfig). The job is
-    :func:`mmlong.runner.run_job`: ``OUT/results.jsonl`` holds one record per question, a re-run resumes, and
+    :func:`mmlong.jobs.runner.run_job`: ``OUT/results.jsonl`` holds one record per question, a re-run resumes, and
     ``OUT/results.config.yaml`` must match. ``pipeline``: an already built
     :class:`~mmlong.pipeline.Pipeline` of ``config`` to reuse (its loaded models), e.g. for several benchmarks
     in one process. Returns the summary on rank 0, ``None`` elsewhere.
     """
     from mmlong.config.resolve import as_resolved
-    from mmlong.distributed import init_distributed
+    from mmlong.jobs.distributed import init_distributed
+    from mmlong.jobs.runner import run_job, sidecar
     from mmlong.pipeline import Pipeline
     from mmlong.planning.fit import fit_to_memory
-    from mmlong.runner import run_job, sidecar
 
     out = Path(out_dir).expanduser()
     results = out / "results.jsonl"
@@ -206,7 +206,7 @@ def _markdown(benchmark: Any, summary: Mapping[str, Any], figures: Sequence[Path
 def print_summary(benchmark: Any, summary: Mapping[str, Any] | None, out: str) -> int:
     """Print the report; exit status 1 when some items are error records (as ``mmlong batch``), else 0; under a
     launcher 0 (every rank finished its share: the summary says what failed)."""
-    from mmlong.distributed import DistContext
+    from mmlong.jobs.distributed import DistContext
 
     if summary is None:
         return 0
@@ -224,7 +224,7 @@ def check_run_folder(out: str | Path, inputs: Sequence[Any] = ()) -> Path:
     """``--out DIR`` of a benchmark run, checked before any work: a writable folder (not a file, not under
     /proc, /sys or /dev) whose ``results.jsonl``, when there is one, is a result log, and whose files are none
     of ``inputs`` (the annotation file)."""
-    from mmlong.joblog import check_result_log
+    from mmlong.jobs.log import check_result_log
     from mmlong.validate import check_not_input, check_output_file, check_output_folder
 
     folder = check_output_folder(out, "--out")

@@ -10,7 +10,7 @@ spec place the numbers by hand (``tome:{drop}``, ``pool:auto``, ``fastv:3,{drop}
 so a list cannot be mistaken for a chain: ``--methods pool,tome`` is refused in one line (:func:`method_argument`).
 
 Every question of every cell ends as one record of ``results.jsonl`` (id ``CELL|QUESTION``) through
-:func:`mmlong.runner.run_job`, the job runner of ``mmlong batch`` and ``mmlong eval``: a killed run resumes, the
+:func:`mmlong.jobs.runner.run_job`, the job runner of ``mmlong batch`` and ``mmlong eval``: a killed run resumes, the
 resolved pipeline is saved beside the results and a resumed run must match it, and under ``torchrun`` each rank
 takes whole videos (all cells of a video on one rank, so its encoding is shared).
 Then rank 0 measures each cell's prefill cost on a random-init Qwen2-VL of a real shape
@@ -256,9 +256,9 @@ def run_grid(benchmark: Any, config: Any, cells: Sequence[Cell], out_dir: Path, 
     replaced per cell); saved (without a chain) as ``results.config.yaml`` and checked on resume.
     """
     from mmlong.config.resolve import as_resolved
-    from mmlong.distributed import init_distributed
+    from mmlong.jobs.distributed import init_distributed
+    from mmlong.jobs.runner import run_job, sidecar
     from mmlong.pipeline import Pipeline
-    from mmlong.runner import run_job, sidecar
 
     results = out_dir / "results.jsonl"
     items = benchmark.items()

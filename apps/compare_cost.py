@@ -72,9 +72,9 @@ def measure_costs(cells: Sequence[Any], chains: Mapping[Any, str], path: Path, *
                   frames: int = 32, resolution: int = 448, dtype: str = "float32", device: str = "cpu",
                   overwrite: bool = False, progress: bool = True) -> dict[str, dict[str, Any]]:
     """``{cell id: cost record}`` for every cell, measuring only those not yet in ``path`` (a result log)."""
-    from mmlong.joblog import ResultLog
+    from mmlong.jobs.log import ResultLog
+    from mmlong.jobs.runner import describe_error
     from mmlong.progress import progress_bar
-    from mmlong.runner import describe_error
 
     with ResultLog(path, overwrite=overwrite) as log:
         todo = [c for c in cells if c.id not in log]

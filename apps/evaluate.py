@@ -3,7 +3,7 @@
 ``mmlong eval mlvu --data DIR --out DIR``, ``mmlong eval niavh make DIR`` and ``mmlong eval niavh run DIR --out
 DIR``. Benchmarks are found through :data:`mmlong.registry.BENCHMARKS` (:class:`~mmlong.apps.scoring.Benchmark`
 plug-ins) and run by :mod:`mmlong.apps.benchmark_run` on the job runner ``mmlong batch`` uses
-(:func:`mmlong.runner.run_job`): questions about one video form a group that shares one encoding
+(:func:`mmlong.jobs.runner.run_job`): questions about one video form a group that shares one encoding
 (:meth:`Pipeline.run`) and stays on one rank; each question ends as one line of ``results.jsonl``, so a killed
 run continues where it stopped; under ``torchrun`` every rank takes its share and rank 0 merges and scores.
 Beside the numbers: ``summary.json``, ``results.md`` and the resolved ``config.yaml``.

@@ -84,13 +84,13 @@ def run(attempt: Attempt, cwd: Path) -> dict:
 RACE = """
 import json, subprocess, sys, time
 from pathlib import Path
-from mmlong.jobs import JobLogError
-from mmlong.runner import run_job
+from mmlong.jobs.shards import JobLogError
+from mmlong.jobs.runner import run_job
 out = Path(sys.argv[1]); gate = out.with_name("gate"); overwrite = sys.argv[2] == "overwrite"
 first = subprocess.Popen([sys.executable, "-c", '''
 import sys, time
 from pathlib import Path
-from mmlong.runner import run_job
+from mmlong.jobs.runner import run_job
 gate = Path(sys.argv[2])
 def work(group):
     if group[0] == "c":

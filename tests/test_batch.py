@@ -16,7 +16,7 @@ from mmlong.apps.batch import BadLine, BatchItem, default_output, read_questions
 from mmlong.config.request import resolve_config, save_yaml
 from mmlong.config.resolve import resolve
 from mmlong.errors import ConfigError
-from mmlong.runner import check_resume, sidecar
+from mmlong.jobs.runner import check_resume, sidecar
 
 
 def write_lines(path: Path, lines: list) -> Path:

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from mmlong.distributed import DistContext, init_distributed
 from mmlong.errors import ConfigError
+from mmlong.jobs.distributed import DistContext, init_distributed
 
 TORCHRUN = Path(sys.executable).with_name("torchrun")
 LAUNCH_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "LOCAL_WORLD_SIZE",
@@ -52,9 +52,9 @@ def test_rank_comes_from_the_launcher_environment():
 def test_docstring_examples():
     import doctest
 
-    import mmlong.distributed
+    import mmlong.jobs.distributed
 
-    result = doctest.testmod(mmlong.distributed)
+    result = doctest.testmod(mmlong.jobs.distributed)
     assert result.attempted >= 3 and result.failed == 0
 
 
@@ -70,8 +70,8 @@ def test_one_process_needs_no_process_group():
 
 JOB_SCRIPT = """
 import json, sys
-from mmlong.distributed import init_distributed
-from mmlong.jobs import ShardedJob
+from mmlong.jobs.distributed import init_distributed
+from mmlong.jobs.shards import ShardedJob
 
 items = [(f"q{i}", f"video{i % 5}") for i in range(13)]
 dist = init_distributed("cpu")
@@ -91,7 +91,7 @@ dist.close()
 
 
 def test_two_ranks_resume_their_parts_and_merge_in_input_order(tmp_path):
-    from mmlong.jobs import part_path, shard_items
+    from mmlong.jobs.shards import part_path, shard_items
 
     script = tmp_path / "job.py"
     script.write_text(textwrap.dedent(JOB_SCRIPT))
@@ -125,7 +125,7 @@ def test_two_ranks_resume_their_parts_and_merge_in_input_order(tmp_path):
 def test_torchrun_batch_merges_to_the_single_process_answers(tmp_path):
     """Two CPU ranks (gloo) with the real offline pipeline: the merged file equals a one-process run."""
     from mmlong.apps.batch import read_questions, run_batch
-    from mmlong.jobs import part_path
+    from mmlong.jobs.shards import part_path
     from tests.test_batch import PIPELINE_FLAGS, comparable, offline_pipeline, write_questions
 
     questions = write_questions(tmp_path)

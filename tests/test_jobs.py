@@ -11,15 +11,16 @@ import sys
 
 import pytest
 
-from mmlong.joblog import DuplicateRecordError, JobLogError, ResultLog, merge_records, read_records, repair_torn_tail
-from mmlong.jobs import existing_parts, finished_ids, merge_outputs, part_path, shard_groups, shard_items
+from mmlong.jobs.log import DuplicateRecordError, JobLogError, ResultLog, merge_records, read_records, repair_torn_tail
+from mmlong.jobs.shards import existing_parts, finished_ids, merge_outputs, part_path, shard_groups, shard_items
 
 
 def lines_of(path):
     return path.read_bytes().decode().splitlines()
 
 
-@pytest.mark.parametrize("module, least", [("mmlong.jobs", 8), ("mmlong.joblog", 1), ("mmlong.runner", 5)])
+@pytest.mark.parametrize("module, least",
+                         [("mmlong.jobs.shards", 8), ("mmlong.jobs.log", 1), ("mmlong.jobs.runner", 5)])
 def test_docstring_examples(module, least):
     import importlib
 
@@ -123,7 +124,7 @@ def test_a_second_writer_is_refused_while_the_first_holds_the_log(tmp_path):
         with pytest.raises(JobLogError, match="another run is writing"):
             ResultLog(path).open()
         code = (
-            "import sys; from mmlong.joblog import ResultLog, JobLogError\n"
+            "import sys; from mmlong.jobs.log import ResultLog, JobLogError\n"
             "try:\n    ResultLog(sys.argv[1]).open()\nexcept JobLogError as e:\n    print('refused')\n"
         )
         out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True)
@@ -135,7 +136,7 @@ def test_a_second_writer_is_refused_while_the_first_holds_the_log(tmp_path):
 def test_lock_is_released_when_the_writer_is_killed(tmp_path):
     path = tmp_path / "out.jsonl"
     code = (
-        "import os, sys, signal; from mmlong.joblog import ResultLog\n"
+        "import os, sys, signal; from mmlong.jobs.log import ResultLog\n"
         "log = ResultLog(sys.argv[1]).open(); log.append({'id': 'a'})\n"
         "os.kill(os.getpid(), signal.SIGKILL)\n"
     )
@@ -195,7 +196,7 @@ def test_merge_outputs_joins_output_and_parts_of_any_world_size(tmp_path):
 
 
 def test_sharded_job_resumes_and_writes_each_id_once(tmp_path):
-    from mmlong.jobs import ShardedJob
+    from mmlong.jobs.shards import ShardedJob
 
     out = tmp_path / "out.jsonl"
     items = [(f"q{i}", f"v{i % 3}.mp4") for i in range(7)]
@@ -227,7 +228,7 @@ def test_run_job_resumes_retries_errors_and_checks_the_saved_pipeline(tmp_path):
     """The one job runner of batch and eval: records once per id, errors retried, the pipeline pinned."""
     from mmlong.config.resolve import resolve
     from mmlong.errors import ConfigError
-    from mmlong.runner import run_job, sidecar
+    from mmlong.jobs.runner import run_job, sidecar
 
     out = tmp_path / "out.jsonl"
     items = [{"id": f"q{n}", "video": f"v{n % 2}.mp4"} for n in range(5)]
@@ -259,7 +260,7 @@ def test_run_job_resumes_retries_errors_and_checks_the_saved_pipeline(tmp_path):
 @pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)])
 def test_atomically_written_files_follow_the_users_umask(tmp_path, umask, mode):
     from mmlong.cache import atomic_write
-    from mmlong.joblog import write_records_atomic
+    from mmlong.jobs.log import write_records_atomic
 
     old = os.umask(umask)
     try:
@@ -272,7 +273,7 @@ def test_atomically_written_files_follow_the_users_umask(tmp_path, umask, mode):
 
 
 def test_a_rank_that_finished_its_share_exits_0_and_one_process_reports_failures():
-    from mmlong.distributed import DistContext
+    from mmlong.jobs.distributed import DistContext
 
     single = DistContext.from_env({})
     ranks = [DistContext.from_env({"RANK": str(r), "WORLD_SIZE": "2"}) for r in range(2)]

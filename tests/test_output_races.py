@@ -11,15 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from mmlong.jobs import JobLogError, ResultLog, ShardedJob
-from mmlong.runner import run_job
+from mmlong.jobs.runner import run_job
+from mmlong.jobs.shards import JobLogError, ResultLog, ShardedJob
 
 # A job in its own process: items a..e, each written as it is made; before item "c" it says it is ready and
 # waits for the test to say go, so the test can act while the job holds a half-written output.
 SLOW_JOB = """
 import sys, time
 from pathlib import Path
-from mmlong.runner import run_job
+from mmlong.jobs.runner import run_job
 
 out, gate = Path(sys.argv[1]), Path(sys.argv[2])
 
@@ -80,12 +80,12 @@ def test_a_second_run_on_a_running_output_is_refused_and_loses_nothing(tmp_path,
 def test_a_merge_keeps_the_lock_so_a_new_run_cannot_lose_records(tmp_path, monkeypatch):
     """A new run that starts while a finished run merges is refused (it used to write fsynced records into the
     output that the merge then replaced)."""
-    import mmlong.jobs as jobs
+    import mmlong.jobs.shards as jobs
 
     out = tmp_path / "out.jsonl"
     newcomer = (
-        "import sys; from mmlong.runner import run_job\n"
-        "from mmlong.jobs import JobLogError\n"
+        "import sys; from mmlong.jobs.runner import run_job\n"
+        "from mmlong.jobs.shards import JobLogError\n"
         "try:\n"
         "    run_job(['z'], lambda g: [{'id': i, 'answer': 'Z'} for i in g], sys.argv[1], id_of=lambda i: i,\n"
         "            group_of=lambda i: i, progress=False)\n"
@@ -119,7 +119,7 @@ class TwoRanksInOne:
 
 
 def test_a_distributed_merge_is_locked_against_a_one_process_run(tmp_path, monkeypatch):
-    import mmlong.jobs as jobs
+    import mmlong.jobs.shards as jobs
 
     out = tmp_path / "out.jsonl"
     with ResultLog(jobs.part_path(out, 1, 2)) as part:
@@ -164,7 +164,7 @@ def test_an_output_that_is_not_a_result_log_is_refused_before_a_byte_changes(tmp
 
 
 def test_a_torn_log_is_still_a_result_log(tmp_path):
-    from mmlong.joblog import check_result_log
+    from mmlong.jobs.log import check_result_log
 
     log = tmp_path / "out.jsonl"
     log.write_bytes(b'{"id": "a"}\n{"id": "b", "ans')
@@ -179,7 +179,7 @@ def test_a_torn_log_is_still_a_result_log(tmp_path):
 
 @pytest.mark.parametrize("device", ["/dev/full", "/dev/zero", "/dev/null"])
 def test_a_device_is_not_a_result_log(device):
-    from mmlong.joblog import check_result_log
+    from mmlong.jobs.log import check_result_log
 
     if not Path(device).exists():
         pytest.skip(f"{device} is missing here")

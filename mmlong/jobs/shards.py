@@ -1,7 +1,7 @@
 """Resumable, crash-safe, sharded jobs: a JSONL result log keyed by id, shards of work per rank, and the merge.
 
-Used by ``mmlong batch`` and ``mmlong eval`` through the one job runner, :func:`mmlong.runner.run_job`; the
-log itself lives in :mod:`mmlong.joblog` (import its names from there). A job is a list of items,
+Used by ``mmlong batch`` and ``mmlong eval`` through the one job runner, :func:`mmlong.jobs.runner.run_job`; the
+log itself lives in :mod:`mmlong.jobs.log` (import its names from there). A job is a list of items,
 each with a unique id; each item
 ends as exactly one JSON record ``{"id": ..., ...}`` (or ``{"id": ..., "error": "..."}`` when it failed).
 
@@ -24,7 +24,7 @@ Guarantees:
 ``job.finish(order)``.
 
 >>> import tempfile, os
->>> from mmlong.joblog import ResultLog
+>>> from mmlong.jobs.log import ResultLog
 >>> folder = tempfile.mkdtemp()
 >>> out = os.path.join(folder, "out.jsonl")
 >>> with ResultLog(out) as log:
@@ -49,7 +49,7 @@ import re
 from pathlib import Path
 from typing import Any, Callable, Hashable, Sequence, TypeVar
 
-from mmlong.joblog import (
+from mmlong.jobs.log import (
     DuplicateRecordError,
     JobLogError,
     LockFile,
@@ -160,7 +160,7 @@ def merge_outputs(output: str | os.PathLike[str], order: Sequence[Hashable] | No
 class ShardedJob:
     """One rank's share of a resumable job that ends with one record per id in ``output``.
 
-    ``dist`` is a :class:`~mmlong.distributed.DistContext` (one process when None). Entering: rank 0 takes the
+    ``dist`` is a :class:`~mmlong.jobs.distributed.DistContext` (one process when None). Entering: rank 0 takes the
     output's lock (``<output>.lock``; another run on the same output is refused here, before anything is
     touched) and checks that the output and its parts are result logs; every rank waits at a barrier, rank 0
     deletes the output and its parts when ``overwrite``, a second barrier, then each rank opens its own log (the
@@ -169,7 +169,7 @@ class ShardedJob:
     into ``output`` in ``order``; the lock is held until the merged file is in place.
 
     >>> import tempfile, os
->>> from mmlong.joblog import ResultLog
+>>> from mmlong.jobs.log import ResultLog
     >>> out = os.path.join(tempfile.mkdtemp(), "out.jsonl")
     >>> items = [("q1", "a.mp4"), ("q2", "b.mp4"), ("q3", "a.mp4")]
     >>> with ShardedJob(out) as job:
@@ -185,7 +185,7 @@ class ShardedJob:
     def __init__(self, output: str | os.PathLike[str], dist: Any = None, retry_errors: bool = True,
                  overwrite: bool = False, key: str = "id") -> None:
         if dist is None:
-            from mmlong.distributed import DistContext
+            from mmlong.jobs.distributed import DistContext
 
             dist = DistContext()
         self.output = Path(output)

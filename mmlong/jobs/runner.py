@@ -3,7 +3,7 @@
 ``mmlong batch`` and ``mmlong eval`` (and anything comparing pipelines on a benchmark) are the same loop:
 group the items (questions about one video share one encoding and one rank), skip the ids an earlier run
 finished, turn each group into records with a ``work`` function, write each record as soon as it exists
-(:class:`~mmlong.jobs.ShardedJob`), and on rank 0 merge the parts in input order. :func:`run_job` is that loop;
+(:class:`~mmlong.jobs.shards.ShardedJob`), and on rank 0 merge the parts in input order. :func:`run_job` is that loop;
 :func:`run_video` is the usual ``work`` body (one video's questions through a pipeline, a bad video becoming a
 reason instead of an exception). The resolved pipeline is saved beside the output and a resumed run must
 match it (:func:`check_resume`).
@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Hashable, Iterable, Sequence, TypeVar
 
-from mmlong.joblog import is_error
+from mmlong.jobs.log import is_error
 
 T = TypeVar("T")
 
@@ -92,7 +92,7 @@ def check_resume(config: Any, config_path: str | Path, output: str | Path) -> No
     """
     from mmlong.config.resolve import as_resolved, resolve
     from mmlong.errors import ConfigError
-    from mmlong.jobs import existing_parts
+    from mmlong.jobs.shards import existing_parts
 
     config_path, output = Path(config_path), Path(output)
     if not config_path.is_file() or not (output.exists() or existing_parts(output)):
@@ -147,13 +147,13 @@ def run_job(
     and one rank). work: a group -> one record per item, each ``{"id": ..., ...}`` (``{"id", "error"}`` for a
     failed item). Ids with a final record in ``output`` or its parts are skipped; error records are retried
     unless ``retry_errors`` is False; ``overwrite`` starts again. dist: a
-    :class:`~mmlong.distributed.DistContext` (one process when None). config, config_path: the
+    :class:`~mmlong.jobs.distributed.DistContext` (one process when None). config, config_path: the
     :class:`~mmlong.config.resolve.ResolvedPipeline` to save at ``config_path`` (rank 0) and to check a resumed run
     against (:func:`check_resume`, here only: once, before ``before_work`` and any work). before_work: called once
     after that check and before the first group (e.g. to build the models, so a pipeline that cannot run fails
     once, before any record).
     """
-    from mmlong.jobs import ShardedJob
+    from mmlong.jobs.shards import ShardedJob
     from mmlong.progress import progress_bar
 
     items = list(items)

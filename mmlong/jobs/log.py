@@ -2,7 +2,7 @@
 
 :class:`ResultLog` appends whole, flushed and fsynced lines under an exclusive lock; :func:`repair_torn_tail`
 mends a line torn by a kill; :func:`merge_records` keeps one record per id (:func:`preferred`: an answer beats
-an error). :mod:`mmlong.jobs` puts logs together into sharded jobs; :mod:`mmlong.runner` runs them.
+an error). :mod:`mmlong.jobs.shards` puts logs together into sharded jobs; :mod:`mmlong.jobs.runner` runs them.
 """
 
 from __future__ import annotations
