@@ -126,7 +126,7 @@ class DemoApp:
         from mmlong.errors import MmlongError
 
         try:
-            from mmlong.samples import sample_videos
+            from mmlong.assets.samples import sample_videos
 
             return sorted(sample_videos())
         except (ImportError, MmlongError) as err:
@@ -136,12 +136,12 @@ class DemoApp:
     def load_sample(self, name: str | None) -> str | None:
         """Copy sample clip ``name`` into the demo's own directory and return the copy's path.
 
-        Only names from :func:`mmlong.samples.sample_videos` are accepted, so a request cannot name other files.
+        Only names from :func:`mmlong.assets.samples.sample_videos` are accepted, so a request cannot name other files.
         """
         if not name:
             return None
+        from mmlong.assets.samples import sample_videos
         from mmlong.errors import VideoNotFoundError
-        from mmlong.samples import sample_videos
 
         videos = sample_videos()
         if name not in videos:

@@ -126,7 +126,7 @@ def load_image(source: str) -> np.ndarray:
             return np.asarray(Image.open(path).convert("RGB"))
         except (UnidentifiedImageError, OSError) as err:
             raise ConfigError(f"not a readable image ({err})", str(path)) from err
-    from mmlong.samples import sample_image
+    from mmlong.assets.samples import sample_image
 
     image = sample_image(source)
     if isinstance(image, (str, Path)):

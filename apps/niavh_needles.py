@@ -37,7 +37,7 @@ def video_path(source: str) -> str:
     """A haystack source: a video file as given, else the name of a bundled sample clip (downloaded once)."""
     if Path(source).expanduser().is_file():
         return str(Path(source).expanduser())
-    from mmlong.samples import sample_video
+    from mmlong.assets.samples import sample_video
 
     return str(sample_video(source))
 

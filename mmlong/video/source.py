@@ -12,7 +12,7 @@ time whatever the length, while decord reads every packet at open, so sparse sam
 what it costs on minutes. Bad input raises a :class:`~mmlong.errors.VideoError` subclass whose text is
 one line naming the file, the reason and the fix.
 
->>> from mmlong.samples import sample_video
+>>> from mmlong.assets.samples import sample_video
 >>> with open_video(sample_video("bigbuckbunny"), max_side=160) as video:      # doctest: +SKIP
 ...     frames = video.read([0, 25, 50])
 >>> tuple(frames.data.shape), frames.timestamps.tolist()                       # doctest: +SKIP

@@ -1,0 +1,1 @@
+"""Assets: sample footage and the ImageNet labels the offline pipeline reads."""
