@@ -46,7 +46,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     make = subparsers.add_parser(
         "make-video", help="write a long low-resolution numbered test video",
         description="Write a video whose every frame shows its number as 15 light/dark cells (see "
-                    "mmlong.video.write.numbered_frame), fast: low resolution, x264 ultrafast.",
+                    "mmlong.media.video.write.numbered_frame), fast: low resolution, x264 ultrafast.",
         epilog=DECODE_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     make.add_argument("out", metavar="OUT", help="output video path (.mp4, .mkv, .webm)")
     make.add_argument("--minutes", type=number_argument(float, 0, above=True), default=60.0,
@@ -68,8 +68,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def _mmlong_read(path: str, frames: int, decoder: str) -> tuple[Any, str, float]:
     """(frames, decoder used, wall ms to open) of sampling ``frames`` uniformly through mmlong."""
+    from mmlong.media.video import open_video
     from mmlong.sampling.basic import UniformSampler
-    from mmlong.video import open_video
 
     start = time.perf_counter()
     with open_video(path, decoder=decoder) as video:
@@ -96,8 +96,8 @@ def bench_one(path: str, frames: int, repeat: int, decoder: str) -> dict[str, An
     import numpy as np
 
     from mmlong.errors import ConfigError
+    from mmlong.media.video import probe
     from mmlong.sampling.basic import UniformSampler
-    from mmlong.video import probe
 
     meta = probe(path, decoder=decoder)
     indices = UniformSampler(UniformSampler.Config(frames)).sample(meta).indices
@@ -174,7 +174,7 @@ def run_decode(args: argparse.Namespace) -> int:
 
 def run_make_video(args: argparse.Namespace) -> int:
     from mmlong.errors import ConfigError
-    from mmlong.video.write import numbered_frames, parse_size, write_video
+    from mmlong.media.video.write import numbered_frames, parse_size, write_video
 
     width, height = parse_size(args.size)
     if args.minutes <= 0 or args.fps <= 0:

@@ -52,7 +52,7 @@ def with_text_moments(frames: Iterable[np.ndarray], moments: Sequence[tuple[floa
 
 def speech_track(moments: Sequence[tuple[float, str]], total_seconds: float, sample_rate: int = 16000) -> np.ndarray:
     """float32 mono ``[total_seconds * sample_rate]``: silence with each sentence spoken by espeak-ng at its time."""
-    from mmlong.audio import mix_into, speak
+    from mmlong.media.audio import mix_into, speak
 
     track = np.zeros(int(round(total_seconds * sample_rate)), dtype=np.float32)
     for at, sentence in moments:
@@ -75,7 +75,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def measure(video: str, experts: str) -> dict[str, Any]:
     """Per expert: lines, counts, CPU seconds (load included and apart) and CPU seconds per hour of video."""
     from mmlong.experts.runner import build_experts
-    from mmlong.video import probe
+    from mmlong.media.video import probe
 
     hours = max(probe(video).duration, 1e-9) / 3600.0
     report: dict[str, Any] = {"video": video, "hours": round(hours, 4), "experts": {}}

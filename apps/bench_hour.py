@@ -146,7 +146,7 @@ def haystack_clips(names: str, fps: float, max_side: int, size: tuple[int, int] 
 def run_make(args: argparse.Namespace) -> int:
     from mmlong.apps.niavh_media import fit_frame, load_image, render_text
     from mmlong.errors import ConfigError
-    from mmlong.video.write import write_video
+    from mmlong.media.video.write import write_video
 
     if args.minutes <= 0 or args.fps <= 0 or args.needle_seconds <= 0:
         raise ConfigError("--minutes, --fps and --needle-seconds must be positive")

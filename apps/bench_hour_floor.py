@@ -3,7 +3,7 @@
 - :func:`decode_floor`: decoding every frame of the video with PyAV (frame threads, no conversion to RGB):
   what any question about every second of the video costs at least;
 - :func:`scan_floor`: decoding just the frames the coverage scan reads (one a second), through the same
-  :class:`~mmlong.video.VideoSource` the scan uses, converted to RGB at the decode size, nothing encoded;
+  :class:`~mmlong.media.video.VideoSource` the scan uses, converted to RGB at the decode size, nothing encoded;
 - :func:`baseline_code`: the same ``bench hour`` run by another checkout of mmlong (e.g. ``git worktree add
   ../base <commit>``) in a child process, so the ratio to the old code is measured on the same machine, at
   the same load.
@@ -45,8 +45,8 @@ def decode_floor(video: str) -> dict[str, Any]:
 
 def scan_floor(video: str, max_side: int | None, scan_fps: float = 1.0, max_frames: int = 14400) -> dict[str, Any]:
     """Wall and CPU seconds to decode the coverage scan's frames (``scan_fps`` a second) at ``max_side``."""
+    from mmlong.media.video import open_video
     from mmlong.sampling.basic import FpsSampler
-    from mmlong.video import open_video
 
     wall, cpu = time.perf_counter(), _cpu_seconds()
     with open_video(video, max_side=max_side) as source:

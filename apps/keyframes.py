@@ -70,8 +70,8 @@ def keyframe_strip(
     import torch
 
     from mmlong.apps.render import format_seconds
-    from mmlong.contact_sheet import contact_sheet
-    from mmlong.video import open_video
+    from mmlong.media.contact_sheet import contact_sheet
+    from mmlong.media.video import open_video
 
     side = THUMBNAIL_SIDE if max_side is None else min(int(max_side), THUMBNAIL_SIDE)
     with open_video(str(video), decoder=decoder, max_side=side) as source:

@@ -184,8 +184,8 @@ def make_niavh(out_dir: str | Path, config: MakeConfig | None = None) -> dict[st
     visual needle replaces the haystack frames it covers; a spoken one is mixed into the audio track (videos
     with a speech needle get one: the haystack's own audio, turned down, under the voice).
     """
-    from mmlong.audio import mix_into, speak
-    from mmlong.video.write import write_video
+    from mmlong.media.audio import mix_into, speak
+    from mmlong.media.video.write import write_video
 
     cfg = config or MakeConfig()
     needle_count = max(1, round(cfg.needle_seconds * cfg.fps))

@@ -45,7 +45,7 @@ def fit_frame(image: np.ndarray, width: int, height: int) -> np.ndarray:
 
 def decode_clip(source: str, fps: float, max_side: int, start: float = 0.0, seconds: float | None = None) -> np.ndarray:
     """Frames ``[T, H, W, 3]`` of ``source`` resampled to ``fps`` between ``start`` and ``start + seconds``."""
-    from mmlong.video import open_video
+    from mmlong.media.video import open_video
 
     with open_video(video_path(source), max_side=max_side) as video:
         meta = video.meta

@@ -1,6 +1,6 @@
 """NIAVH needles beyond pictures: spoken sentences mixed into the audio track, and several needles in one video.
 
-- **Speech needles**: a sentence ("The password is pineapple.") spoken by espeak-ng (:func:`mmlong.audio.speak`)
+- **Speech needles**: a sentence ("The password is pineapple.") spoken by espeak-ng (:func:`mmlong.media.audio.speak`)
   is mixed into the haystack's audio track at the needle time; the frames are plain haystack, so only the sound
   tells. The track under it is the haystack footage's own audio, looped and turned down (silence when the
   footage has none), so the needle is a voice over a real background.
@@ -45,7 +45,7 @@ def video_path(source: str) -> str:
 def haystack_audio(sources: Sequence[str], seconds: float, gain: float = BACKGROUND_GAIN) -> np.ndarray:
     """float32 ``[seconds * 16000]``: the sources' audio tracks one after another, looped, at ``gain``; zeros
     when none of them has audio."""
-    from mmlong.audio import read_audio
+    from mmlong.media.audio import read_audio
 
     count = int(round(seconds * SPEECH_RATE))
     tracks = [t.samples for t in (read_audio(video_path(s), SPEECH_RATE) for s in sources) if t is not None]

@@ -58,10 +58,10 @@ def _gb(value: float) -> str:
 def plan_record(args: argparse.Namespace) -> dict[str, Any]:
     """Everything ``mmlong plan`` prints, as one mapping."""
     from mmlong.errors import ConfigError
+    from mmlong.media.video import probe
     from mmlong.planning.estimate import measure_throughput
     from mmlong.planning.fit import fitting_token_budget, plan_run, shape_for, suggestions, uses_token_budget
     from mmlong.planning.shapes import named_shape, shape_names
-    from mmlong.video import probe
 
     if args.model in shape_names():
         raise ConfigError(f"--model {args.model}: a model shape is given with --shape {args.model} (--model names "

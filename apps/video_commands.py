@@ -78,7 +78,7 @@ def info_lines(meta: object) -> list[str]:
 
 def run_info(args: argparse.Namespace) -> int:
     from mmlong.apps.options import dump_json
-    from mmlong.video import open_video
+    from mmlong.media.video import open_video
 
     with open_video(args.video, decoder=args.decoder, max_pixels=None, allow_damaged=args.allow_damaged) as video:
         meta, notes = video.meta, list(video.notes)
@@ -95,11 +95,11 @@ def run_info(args: argparse.Namespace) -> int:
 def run_frames(args: argparse.Namespace) -> int:
     from mmlong.apps.render import format_seconds
     from mmlong.cache import atomic_write
-    from mmlong.contact_sheet import contact_sheet, image_bytes
     from mmlong.errors import ConfigError
+    from mmlong.media.contact_sheet import contact_sheet, image_bytes
+    from mmlong.media.video import open_video
     from mmlong.sampling.basic import SampleContext, build_sampler
     from mmlong.validate import check_output_file
-    from mmlong.video import open_video
 
     if args.max_side is not None and args.max_side < 1:
         raise ConfigError(f"--max-side must be a positive number of pixels, got {args.max_side}")

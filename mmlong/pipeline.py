@@ -204,8 +204,8 @@ class Pipeline:
         """``(encoded, seen)``: every sampled frame's tokens (None when a streaming memory consumed them) and,
         when ``compress``, the chain's output (else ``seen`` is ``encoded``). ``feed`` gets the frames a scanning
         sampler decodes and is closed once sampling ends (with the error if it failed)."""
+        from mmlong.media.video import open_video
         from mmlong.sampling.basic import SampleContext
-        from mmlong.video import open_video
 
         cfg = self.config
         clock = _StageClock()

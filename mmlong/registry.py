@@ -204,8 +204,8 @@ class Registry:
 DECODERS = Registry(
     "decoder",
     {
-        "decord": "mmlong.video:DecordDecoder",
-        "pyav": "mmlong.video:PyAVDecoder",
+        "decord": "mmlong.media.video:DecordDecoder",
+        "pyav": "mmlong.media.video:PyAVDecoder",
     },
 )
 SAMPLERS = Registry(

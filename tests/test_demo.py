@@ -254,7 +254,7 @@ def test_one_pipeline_per_settings_reused_until_they_change(demo_app):
 
 
 def test_bad_uploads_give_a_one_line_reason(tmp_path, demo_app):
-    from mmlong.video.write import write_audio_only
+    from mmlong.media.video.write import write_audio_only
 
     text = tmp_path / "notes.mp4"
     text.write_text("these are my notes, not a video\n" * 20)
@@ -345,7 +345,7 @@ def test_the_page_lists_the_example_questions(tmp_path):
 
 def test_keyframes_come_in_rows_of_four_with_captions_a_fifth_of_a_tile_high(tmp_path):
     from mmlong.apps.keyframes import keyframe_strip
-    from mmlong.contact_sheet import CAPTION_HEIGHT, GAP
+    from mmlong.media.contact_sheet import CAPTION_HEIGHT, GAP
     from tests.media import make_test_video
 
     video = make_test_video(tmp_path / "v.mp4", num_frames=16, fps=4.0, size=(320, 180))

@@ -54,8 +54,8 @@ def cat_haystack(tmp_path):
 
     from mmlong.apps.niavh_media import fit_frame
     from mmlong.assets.samples import sample_image, sample_video
-    from mmlong.video import open_video
-    from mmlong.video.write import write_video
+    from mmlong.media.video import open_video
+    from mmlong.media.video.write import write_video
 
     with open_video(sample_video("bigbuckbunny"), max_side=320) as source:
         frames = source.read(torch.arange(source.meta.num_frames)).data.numpy().copy()

@@ -8,8 +8,8 @@ import importlib
 import pytest
 
 MODULES = ["mmlong.types", "mmlong.spec", "mmlong.registry", "mmlong.config.request",
-           "mmlong.sampling.basic", "mmlong.sampling.scan", "mmlong.video.base", "mmlong.video.write",
-           "mmlong.contact_sheet",
+           "mmlong.sampling.basic", "mmlong.sampling.scan", "mmlong.media.video.base", "mmlong.media.video.write",
+           "mmlong.media.contact_sheet",
            "mmlong.models.loading", "mmlong.models.prompt_inputs", "mmlong.models.prompts",
            "mmlong.config.resolve", "mmlong.config.modelref", "mmlong.result", "mmlong.jobs.runner",
            "mmlong.frame_cache", "mmlong.frame_feed", "mmlong.experts.ocr_gate"]

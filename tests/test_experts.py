@@ -101,7 +101,7 @@ def test_ocr_reads_each_new_sentence(ocr, make_video):
 
 @needs_espeak
 def test_asr_transcribes_espeak_speech_at_its_time(asr, make_video):
-    from mmlong.audio import SPEECH_RATE, mix_into, speak
+    from mmlong.media.audio import SPEECH_RATE, mix_into, speak
 
     track = mix_into(np.zeros(8 * SPEECH_RATE, np.float32), speak("Open the blue door"), 3.0, SPEECH_RATE)
     video = make_video("speech.mp4", frames=[np.full((48, 64, 3), 90, np.uint8)] * 32, fps=4,
@@ -225,7 +225,7 @@ def test_ask_reads_the_screen_notes_the_missing_audio_and_hits_the_expert_cache(
 
 def test_edge_density_tells_text_from_flat_graphics_and_keeps_footage():
     from mmlong.experts.ocr import edge_density
-    from mmlong.video.write import numbered_frame
+    from mmlong.media.video.write import numbered_frame
 
     flat = [edge_density(numbered_frame(i * 25, 160, 90)) for i in range(4)]
     text = [edge_density(render_text(s, 160, 90)) for s in ("The secret word is banana.", "EXIT")]

@@ -17,6 +17,7 @@ from mmlong.apps.niavh_make import MakeConfig, make_niavh
 from mmlong.apps.niavh_media import Needle, fit_frame
 from mmlong.assets.samples import sample_image
 from mmlong.experts.base import TimedText
+from mmlong.media.video import open_video
 from mmlong.models.grounding import ground, moment_rarity, word_match
 from mmlong.models.socratic import SocraticModel, fuse_scores
 from mmlong.qa import Query
@@ -24,7 +25,6 @@ from mmlong.sampling.basic import SampleContext, build_sampler
 from mmlong.sampling.coverage import CoverageSampler
 from mmlong.scoring.frames import brief_rarity
 from mmlong.types import Frames, VideoMeta
-from mmlong.video import open_video
 
 OPTIONS = ("a cat", "a cup of coffee", "a rocket", "a camera on a tripod")
 

@@ -13,13 +13,13 @@ import torch
 
 from mmlong.apps.niavh_media import fit_frame
 from mmlong.assets.samples import sample_image, sample_video
+from mmlong.media.video import open_video
 from mmlong.models.kind_rules import EpisodeRule, build_timeline, episodes, option_span
 from mmlong.models.socratic import SocraticModel
 from mmlong.qa import Query
 from mmlong.sampling.basic import SampleContext, uniform_indices
 from mmlong.sampling.coverage import CoverageSampler
 from mmlong.types import Frames, VideoMeta
-from mmlong.video import open_video
 
 SECONDS = 120
 SHOWN = {"coffee": (20, 60, 95), "rocket": (40,), "chelsea": (80,)}

@@ -89,7 +89,7 @@ def _needle_video(path: Path, photo: str) -> None:
     import numpy as np
 
     from mmlong.apps.niavh_media import fit_frame, load_image
-    from mmlong.video.write import write_video
+    from mmlong.media.video.write import write_video
 
     frame = fit_frame(load_image(photo), 160, 120)
     write_video(path, np.repeat(frame[None], 12, axis=0), 4.0)

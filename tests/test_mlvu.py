@@ -124,7 +124,7 @@ def needle_videos(tmp_path_factory):
     import numpy as np
 
     from mmlong.apps.niavh_media import fit_frame, load_image
-    from mmlong.video.write import write_video
+    from mmlong.media.video.write import write_video
 
     folder = tmp_path_factory.mktemp("needles")
     videos = {}

@@ -96,7 +96,7 @@ def test_make_places_each_needle_at_its_depth(tmp_path):
 
     from mmlong.apps.niavh_make import MakeConfig, make_niavh
     from mmlong.apps.niavh_media import fit_frame, load_image
-    from mmlong.video import open_video
+    from mmlong.media.video import open_video
 
     cfg = MakeConfig(depths=(0, 100), lengths=(8, 16), types=("image", "text"), fps=2.0, needle_seconds=2.0)
     manifest = make_niavh(tmp_path / "set", cfg)
@@ -152,9 +152,9 @@ def _loudness(samples, start, end, rate=16000):
 @needs_espeak
 def test_speech_needle_is_spoken_into_the_audio_at_its_depth(tmp_path):
     from mmlong.apps.niavh_make import MakeConfig, make_niavh
-    from mmlong.audio import read_audio
     from mmlong.experts.asr import SpeechExpert
-    from mmlong.video import probe
+    from mmlong.media.audio import read_audio
+    from mmlong.media.video import probe
 
     manifest = make_niavh(tmp_path / "set", MakeConfig(types=("speech",), depths=(50,), lengths=(20,), fps=2.0))
     item = manifest["items"][0]
@@ -178,9 +178,9 @@ def test_multi_needle_items_hold_three_kinds_and_an_order_question(tmp_path):
     from mmlong.apps.niavh import NIAVHBenchmark
     from mmlong.apps.niavh_make import MakeConfig, make_niavh
     from mmlong.apps.niavh_media import fit_frame, load_image
-    from mmlong.audio import read_audio
+    from mmlong.media.audio import read_audio
+    from mmlong.media.video import open_video
     from mmlong.qa import Answer
-    from mmlong.video import open_video
 
     manifest = make_niavh(tmp_path / "set", MakeConfig(types=("multi",), depths=(0, 100), lengths=(24,), fps=2.0))
     first, last = manifest["items"]

@@ -136,8 +136,8 @@ def test_make_writes_every_kind_on_real_media_and_run_scores_per_kind(tmp_path):
     from mmlong.apps.niavh import NIAVHBenchmark, kinds_markdown, summarize_grid
     from mmlong.apps.niavh_make import MakeConfig, make_niavh
     from mmlong.apps.niavh_media import fit_frame, load_image
+    from mmlong.media.video import open_video
     from mmlong.qa import Answer
-    from mmlong.video import open_video
 
     manifest = make_niavh(tmp_path / "set", MakeConfig(types=QUESTION_KINDS, depths=(50,), lengths=(24,), fps=2.0,
                                                       max_side=96))

@@ -60,7 +60,7 @@ def test_real_footage_skips_the_detector_and_the_card_is_still_read(ocr, footage
 
 
 def test_ocr_reads_the_same_lines_from_the_scans_frames(ocr, make_video):
-    from mmlong.video import open_video
+    from mmlong.media.video import open_video
 
     photo = fit_frame(sample_image("astronaut"), 160, 90)
     card = render_text("The secret word is banana.", 160, 90)
@@ -104,7 +104,7 @@ def test_the_feed_hands_chunks_over_and_never_leaves_anyone_waiting():
 
 def test_run_experts_gives_the_feed_to_ocr_and_falls_back_when_unused(ocr, make_video):
     from mmlong.experts.runner import run_experts
-    from mmlong.video import open_video
+    from mmlong.media.video import open_video
 
     card = render_text("Platform nine", 320, 180)
     video = make_video("card.mp4", frames=[np.full((180, 320, 3), 40, np.uint8)] * 8 + [card] * 8, fps=4,

@@ -500,7 +500,7 @@ def test_speech_recognition_gives_the_same_lines_on_fresh_runs(tmp_path, monkeyp
     import numpy as np
     from faster_whisper import WhisperModel
 
-    from mmlong.audio import SPEECH_RATE, mix_into, speak
+    from mmlong.media.audio import SPEECH_RATE, mix_into, speak
     from mmlong.registry import EXPERTS
     from tests.media import make_test_video
 

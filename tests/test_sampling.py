@@ -7,9 +7,9 @@ import time
 import pytest
 
 from mmlong.errors import ConfigError
+from mmlong.media.video import open_video
 from mmlong.sampling.basic import FpsSampler, SampleContext, Sampler, UniformSampler, WindowSampler, build_sampler
 from mmlong.types import VideoMeta
-from mmlong.video import open_video
 from tests.media import frame_numbers
 
 META = VideoMeta("v.mp4", duration=10.0, fps=10.0, num_frames=100, width=64, height=48)

@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from mmlong.cache import FeatureCache
+from mmlong.media.video import open_video
 from mmlong.qa import Query
 from mmlong.sampling.basic import SampleContext, build_sampler
 from mmlong.sampling.scan import scan_cache_key, scan_video
-from mmlong.video import open_video
 from tests.tiny_text_encoder import ColourEncoder, write_colour_video
 
 

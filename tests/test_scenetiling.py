@@ -118,8 +118,8 @@ def test_real_footage_cuts_with_efficientnet_features(stitched):
 
 
 def test_scene_sampler_picks_frames_per_scene(tmp_path):
+    from mmlong.media.video import open_video
     from mmlong.sampling.basic import SampleContext, build_sampler
-    from mmlong.video import open_video
     from tests.tiny_text_encoder import ColourEncoder, write_colour_video
 
     # 12 s at 10 fps: blue 0-4 s, red 4-8 s, green 8-12 s

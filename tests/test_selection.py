@@ -120,8 +120,8 @@ def colour_video(tmp_path_factory) -> str:
 
 
 def test_query_sampler_samples_densely_around_the_matching_moment(colour_video):
+    from mmlong.media.video import open_video
     from mmlong.sampling.basic import SampleContext, build_sampler
-    from mmlong.video import open_video
     from tests.tiny_text_encoder import ColourEncoder
 
     sampler = build_sampler("query:8,scan_fps=1,moments=2")

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from mmlong.errors import CorruptVideoError, UnsupportedCodecError, VideoTooLargeError
-from mmlong.video import open_video, probe
-from mmlong.video.base import DecoderFailure
-from mmlong.video.decord_decoder import DecordDecoder
-from mmlong.video.write import numbered_frame
+from mmlong.media.video import open_video, probe
+from mmlong.media.video.base import DecoderFailure
+from mmlong.media.video.decord_decoder import DecordDecoder
+from mmlong.media.video.write import numbered_frame
 from tests.media import frame_numbers, truncate
 
 CODECS = [

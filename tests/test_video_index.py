@@ -6,14 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import mmlong.video.container
-import mmlong.video.pyav_decoder
-import mmlong.video.source
+import mmlong.media.video.container
+import mmlong.media.video.pyav_decoder
+import mmlong.media.video.source
 from mmlong.errors import ConfigError, CorruptVideoError
+from mmlong.media.video import open_video, probe
+from mmlong.media.video.container import inspect_container, sampled_entry_positions
+from mmlong.media.video.write import numbered_frame
 from mmlong.registry import DECODERS
-from mmlong.video import open_video, probe
-from mmlong.video.container import inspect_container, sampled_entry_positions
-from mmlong.video.write import numbered_frame
 from tests.media import frame_numbers, truncate
 
 # B-frames (x264 "medium") reorder frames, so decode and presentation times differ; a keyframe every 24 frames
@@ -30,7 +30,7 @@ def test_constant_rate_mp4_opens_from_its_index_and_reads_the_right_frames(make_
     assert inspect_container(path).indexed_constant_rate
     with open_video(path, decoder="decord") as reference:
         expected = reference.read(PICKS)
-    monkeypatch.setattr(mmlong.video.pyav_decoder, "_index_stream", _no_full_demux)
+    monkeypatch.setattr(mmlong.media.video.pyav_decoder, "_index_stream", _no_full_demux)
     with open_video(path, decoder="pyav") as video:
         assert video._decoder.uses_container_index
         meta = video.meta
@@ -79,7 +79,7 @@ def test_variable_rate_and_mkv_are_not_numbered_from_an_index(make_video):
 def test_auto_prefers_pyav_only_for_long_indexed_videos(make_video, monkeypatch):
     indexed = make_video("long.mp4", num_frames=120, fps=25)
     assert probe(indexed).decoder == "decord"  # short: under PYAV_MIN_FRAMES
-    monkeypatch.setattr(mmlong.video.source, "PYAV_MIN_FRAMES", 100)
+    monkeypatch.setattr(mmlong.media.video.source, "PYAV_MIN_FRAMES", 100)
     with open_video(indexed) as video:
         assert video.meta.decoder == "pyav" and video._decoder.uses_container_index and not video.notes
         assert frame_numbers(video.read([119, 0, 60]).data) == [119, 0, 60]
@@ -93,9 +93,9 @@ def test_a_frame_off_the_index_grid_reindexes_from_the_stream(make_video, monkey
     # packets miss them, so only the check of each decoded frame can catch them
     times = [i * 0.1 + (0.03 if 5 <= i <= 8 else 0.0) for i in range(21)]
     path = make_video("jitter.mp4", times=times, preset="ultrafast")
-    monkeypatch.setattr(mmlong.video.container, "INDEX_HEAD", 2)
-    monkeypatch.setattr(mmlong.video.container, "INDEX_SAMPLES", 2)
-    monkeypatch.setattr(mmlong.video.pyav_decoder, "FIRST_PACKETS", 2)
+    monkeypatch.setattr(mmlong.media.video.container, "INDEX_HEAD", 2)
+    monkeypatch.setattr(mmlong.media.video.container, "INDEX_SAMPLES", 2)
+    monkeypatch.setattr(mmlong.media.video.pyav_decoder, "FIRST_PACKETS", 2)
     assert sampled_entry_positions(21) == [0, 1, 10, 20]
     assert inspect_container(path).indexed_constant_rate
     with open_video(path, decoder="pyav") as video:
@@ -111,8 +111,8 @@ def test_sampled_index_checks_are_bounded_and_still_find_truncation(make_video, 
     positions = sampled_entry_positions(90_000)
     assert len(positions) <= 64 + 1025 and positions[:2] == [0, 1] and positions[-1] == 89_999
     assert sampled_entry_positions(10) == list(range(10))
-    monkeypatch.setattr(mmlong.video.container, "INDEX_HEAD", 2)
-    monkeypatch.setattr(mmlong.video.container, "INDEX_SAMPLES", 4)
+    monkeypatch.setattr(mmlong.media.video.container, "INDEX_HEAD", 2)
+    monkeypatch.setattr(mmlong.media.video.container, "INDEX_SAMPLES", 4)
     rng = np.random.default_rng(0)
     noisy = [np.clip(numbered_frame(i, 64, 48).astype(int) + rng.integers(-20, 20, (48, 64, 3)), 0, 255)
              for i in range(60)]

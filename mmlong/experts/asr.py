@@ -2,7 +2,7 @@
 
 Whisper (Radford et al., 2022, "Robust Speech Recognition via Large-Scale Weak Supervision", arXiv:2212.04356)
 through faster-whisper (CTranslate2, int8 on CPU). The audio is decoded with PyAV to 16 kHz mono float32
-(:func:`mmlong.audio.read_audio`); Silero voice-activity detection (faster-whisper's ``vad_filter``) skips
+(:func:`mmlong.media.audio.read_audio`); Silero voice-activity detection (faster-whisper's ``vad_filter``) skips
 the silent stretches, so an hour of mostly quiet audio costs little. Whisper's segment times are coarse after
 VAD (a segment can span the silence between two voiced stretches), so each segment's words are timed too
 (faster-whisper's cross-attention alignment, cheap at this size) and a segment is split where two words are more
@@ -150,7 +150,7 @@ class SpeechExpert(Expert):
         return lines, {"language": getattr(info, "language", language)}
 
     def run(self, video: str) -> ExpertOutput:
-        from mmlong.audio import SPEECH_RATE, read_audio
+        from mmlong.media.audio import SPEECH_RATE, read_audio
 
         cpu = time.process_time()
         track = read_audio(video, SPEECH_RATE)

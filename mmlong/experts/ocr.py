@@ -301,8 +301,8 @@ class TextExpert(Expert):
         """The lines of ``video``. ``frames``: chunks of :class:`~mmlong.types.Frames` of ``video`` already decoded
         elsewhere, in time order (a sampler's scan); the first of them at or after each frame of this expert's own
         ``fps`` grid is read instead of decoding the video again. Without them the video is decoded at ``max_side``."""
+        from mmlong.media.video import open_video, probe
         from mmlong.sampling.basic import SampleContext, build_sampler
-        from mmlong.video import open_video, probe
 
         cfg = self.config
         cpu = time.thread_time()  # this thread's CPU: the scan that feeds it decodes on another

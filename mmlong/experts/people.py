@@ -127,8 +127,8 @@ class PeopleExpert(Expert):
         return found.get("face", []), found.get("body", [])
 
     def run(self, video: str) -> ExpertOutput:
+        from mmlong.media.video import open_video
         from mmlong.sampling.basic import SampleContext, build_sampler
-        from mmlong.video import open_video
 
         cfg = self.config
         cpu = time.process_time()

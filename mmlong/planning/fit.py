@@ -115,7 +115,7 @@ def plan_run(config: Any, meta: Any, shape: ModelShape, pixels: dict[str, int] |
              budget_tokens: int | None = None) -> RunPlan:
     """The plan of running ``config`` (a :class:`~mmlong.config.resolve.ResolvedPipeline`) on the video of ``meta``
     (``frames`` overrides the sampler's count)."""
-    from mmlong.video.base import output_size
+    from mmlong.media.video.base import output_size
 
     pixels = pixels or {}
     count = frames if frames is not None else sampled_frames(config.sampler, meta)
@@ -211,7 +211,7 @@ def check_fits(config: Any, videos: Sequence[str], budget_bytes: int, decoder_pr
     memory budget that cannot be kept is not silently ignored.
     """
     from mmlong.errors import MmlongError
-    from mmlong.video import probe
+    from mmlong.media.video import probe
 
     found = shape_for(config)
     if found is None:

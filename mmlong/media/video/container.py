@@ -22,7 +22,7 @@ from mmlong.errors import (
     VideoError,
     VideoNotFoundError,
 )
-from mmlong.video.base import ContainerInfo
+from mmlong.media.video.base import ContainerInfo
 
 MAX_PROBE_PACKETS = 400
 PROBE_DEADLINE_S = 20.0
@@ -178,7 +178,7 @@ def _index_facts(container: Any, stream: Any, fmt: str, file_size: int) -> tuple
     a bounded sample of entries (the last included) settles truncation, and the full count runs only when
     something is past the end of the file or out of order. The index counts as constant-rate when it has
     one entry per declared frame, none marked discarded (edit lists), and every sampled decode time lies on
-    the grid ``first + k * step``; :mod:`mmlong.video.pyav_decoder` still checks each decoded frame against it.
+    the grid ``first + k * step``; :mod:`mmlong.media.video.pyav_decoder` still checks each decoded frame against it.
     """
     if not any(name in fmt for name in _MP4_FORMATS):
         return None, None, False

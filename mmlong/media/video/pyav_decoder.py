@@ -1,7 +1,7 @@
 """The PyAV decoder: decodes every codec this FFmpeg build has (AV1 included), rotation-aware via the caller.
 
 Opening costs the same for an hour-long video as for a short one when the container has a per-frame index at
-a constant rate (mp4/mov, see :func:`mmlong.video.container.inspect_container`): frame ``i`` is then the one at
+a constant rate (mp4/mov, see :func:`mmlong.media.video.container.inspect_container`): frame ``i`` is then the one at
 ``first_pts + i * step``, and keyframes are looked up in the index. Every decoded frame is checked against that
 grid; one that is off it raises ``DecoderFailure(stale_index=True)`` and the caller reopens with
 ``frame_index="demux"``. Otherwise (variable frame rate, mkv/webm, damaged files, ``frame_index="demux"``) open
@@ -24,7 +24,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from mmlong.errors import ConfigError
-from mmlong.video.base import ContainerInfo, Decoder, DecoderFailure
+from mmlong.media.video.base import ContainerInfo, Decoder, DecoderFailure
 
 #: Frames up to this many pixels (640x480) decode single-threaded when ``threads`` is 0.
 SINGLE_THREAD_MAX_PIXELS = 640 * 480
@@ -54,7 +54,7 @@ class PyAVDecoder(Decoder):
     def open(self, info: ContainerInfo, size: tuple[int, int] | None) -> None:
         from av.video.reformatter import VideoReformatter
 
-        from mmlong.video.container import open_container
+        from mmlong.media.video.container import open_container
 
         if self.config.frame_index not in FRAME_INDEX_CHOICES:
             raise ConfigError(f"pyav frame_index must be one of {', '.join(FRAME_INDEX_CHOICES)}, "
@@ -239,7 +239,7 @@ def _index_stream(info: ContainerInfo) -> tuple[np.ndarray, list[int], Any]:
     """Demux (no decoding) the whole stream: sorted pts int64 ``[N]``, keyframe frame indices, time base."""
     import av
 
-    from mmlong.video.container import open_container
+    from mmlong.media.video.container import open_container
 
     container = open_container(info.path)
     try:

@@ -108,7 +108,7 @@ def write_video(
     codec: an FFmpeg encoder name; the container follows the file extension. crf / bitrate / preset / gop set
     quality, speed and keyframe interval (None keeps the encoder's default). rotation: degrees counter-clockwise
     written as display-matrix metadata (what :attr:`av.VideoFrame.rotation` reads back), so players and
-    :func:`mmlong.video.open_video` show the frames turned by it. times: one presentation time in seconds per
+    :func:`mmlong.media.video.open_video` show the frames turned by it. times: one presentation time in seconds per
     frame, increasing (variable frame rate); ``fps`` is then only the nominal rate. faststart: put the mp4 index
     first (streamable; also what makes a truncated file partly readable). audio: ``(samples, sample_rate)``,
     float32 mono samples in ``[-1, 1]``, written as an AAC track beside the video.

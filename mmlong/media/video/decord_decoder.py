@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from mmlong.video.base import ContainerInfo, Decoder, DecoderFailure
+from mmlong.media.video.base import ContainerInfo, Decoder, DecoderFailure
 
 #: Codecs (FFmpeg names) decord's bundled FFmpeg cannot decode.
 DECORD_UNSUPPORTED_CODECS = frozenset({"av1"})

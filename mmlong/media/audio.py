@@ -37,7 +37,7 @@ class AudioTrack:
 
 def has_audio(path: str | os.PathLike) -> bool:
     """True when the container at ``path`` has an audio stream."""
-    from mmlong.video.container import open_container
+    from mmlong.media.video.container import open_container
 
     container = open_container(os.fspath(path))
     try:
@@ -54,7 +54,7 @@ def read_audio(path: str | os.PathLike, sample_rate: int = SPEECH_RATE) -> Audio
     """
     import av
 
-    from mmlong.video.container import open_container
+    from mmlong.media.video.container import open_container
 
     path = os.fspath(path)
     container = open_container(path)

@@ -29,8 +29,7 @@ import numpy as np
 import torch
 
 from mmlong.errors import ConfigError, CorruptVideoError, EmptyVideoError, UnsupportedCodecError, VideoTooLargeError
-from mmlong.types import Frames, VideoMeta
-from mmlong.video.base import (
+from mmlong.media.video.base import (
     ContainerInfo,
     Decoder,
     DecoderFailure,
@@ -39,8 +38,9 @@ from mmlong.video.base import (
     stored_size,
     to_upright,
 )
-from mmlong.video.decord_decoder import DecordDecoder, decord_refuses
-from mmlong.video.pyav_decoder import PyAVDecoder
+from mmlong.media.video.decord_decoder import DecordDecoder, decord_refuses
+from mmlong.media.video.pyav_decoder import PyAVDecoder
+from mmlong.types import Frames, VideoMeta
 
 __all__ = ["probe", "open_video", "VideoSource", "DecordDecoder", "PyAVDecoder", "DEFAULT_MAX_PIXELS"]
 
@@ -74,12 +74,12 @@ def open_video(
 ) -> "VideoSource":
     """Open ``path`` for reading frames; use as a context manager.
 
-    max_side / short_side: output size (see :func:`mmlong.video.base.output_size`); None keeps full size.
+    max_side / short_side: output size (see :func:`mmlong.media.video.base.output_size`); None keeps full size.
     max_pixels: refuse (``VideoTooLargeError``) frames that would decode larger than this; None for no limit.
     read_timeout_s: a read that takes longer is stopped with ``CorruptVideoError`` (PyAV decoder).
     allow_damaged: read the intact part of a truncated file instead of raising ``CorruptVideoError``.
     """
-    from mmlong.video.container import inspect_container
+    from mmlong.media.video.container import inspect_container
 
     info = inspect_container(os.fspath(path))
     if info.damage and not allow_damaged:

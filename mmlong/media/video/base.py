@@ -55,7 +55,8 @@ class ContainerInfo:
 
 
 class DecoderFailure(Exception):
-    """A decoder could not open or read this file; :mod:`mmlong.video.source` turns it into a VideoError or a fallback.
+    """A decoder could not open or read this file; :mod:`mmlong.media.video.source` turns it into a VideoError or a
+    fallback.
 
     ``unsupported``: the file is fine but this decoder cannot handle it (another decoder can).
     ``stale_index``: the frame numbering taken from the container's index disagrees with the stream's own

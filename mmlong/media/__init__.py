@@ -1,0 +1,1 @@
+"""Media: video sources and decoders, audio decoding, contact sheets."""
