@@ -40,9 +40,9 @@ def parse_moment(text: str) -> tuple[float, str]:
 
 def with_text_moments(frames: Iterable[np.ndarray], moments: Sequence[tuple[float, str]], fps: float,
                       seconds: float, width: int, height: int) -> Iterator[np.ndarray]:
-    """``frames`` with a text card (:func:`~mmlong.apps.niavh_media.render_text`) shown ``seconds`` long from each
+    """``frames`` with a text card (:func:`~mmlong.benchmarks.niavh_media.render_text`) shown ``seconds`` long from each
     moment's time on (a generator: memory stays one frame)."""
-    from mmlong.apps.niavh_media import render_text
+    from mmlong.benchmarks.niavh_media import render_text
 
     cards = [(round(at * fps), round((at + seconds) * fps), render_text(sentence, width, height))
              for at, sentence in moments]

@@ -101,7 +101,7 @@ def needle_frames_stream(haystack: list[np.ndarray], inserts: list[tuple[int, in
                          total: int) -> Iterator[np.ndarray]:
     """``total`` frames: the haystack clips looped in turn with variations, frames ``[start, start + count)`` of
     each ``(start, count, frame [H, W, 3])`` insert replaced by its frame; one clip in memory at a time."""
-    from mmlong.apps.niavh_media import vary_clip
+    from mmlong.benchmarks.niavh_media import vary_clip
 
     made, k = 0, 0
     while made < total:
@@ -130,7 +130,7 @@ def _frame_size(text: str | None) -> tuple[int, int] | None:
 
 def haystack_clips(names: str, fps: float, max_side: int, size: tuple[int, int] | None) -> list[np.ndarray]:
     """The haystack clips ``[T, H, W, 3]`` at ``fps``, all one size (``size`` or the first clip's, even)."""
-    from mmlong.apps.niavh_media import decode_clip, fit_frame
+    from mmlong.benchmarks.niavh_media import decode_clip, fit_frame
 
     side = max(max_side, *(size or (0,)))
     clips = [decode_clip(name.strip(), fps, side) for name in names.split(",") if name.strip()]
@@ -144,7 +144,7 @@ def haystack_clips(names: str, fps: float, max_side: int, size: tuple[int, int] 
 
 
 def run_make(args: argparse.Namespace) -> int:
-    from mmlong.apps.niavh_media import fit_frame, load_image, render_text
+    from mmlong.benchmarks.niavh_media import fit_frame, load_image, render_text
     from mmlong.errors import ConfigError
     from mmlong.media.video.write import write_video
 

@@ -1,7 +1,7 @@
 """Running a benchmark through a pipeline: the job, its summary and report, and the command-line pieces every
 ``mmlong eval`` benchmark shares.
 
-:func:`run_benchmark` answers a :class:`~mmlong.apps.scoring.Benchmark` through the job runner ``mmlong batch``
+:func:`run_benchmark` answers a :class:`~mmlong.benchmarks.scoring.Benchmark` through the job runner ``mmlong batch``
 uses (:func:`mmlong.jobs.runner.run_job`): questions about one video form a group that shares one encoding
 (:meth:`Pipeline.run`) and stays on one rank; each question ends as one line of ``results.jsonl``, so a killed run
 continues where it stopped. The ``eval`` commands (:mod:`mmlong.apps.evaluate`, its Video-MME and
@@ -129,7 +129,7 @@ def run_benchmark(benchmark: Any, config: Any, out_dir: str | Path, overwrite: b
                   retry_errors: bool = True, progress: bool = True, pipeline: Any = None) -> dict[str, Any] | None:
     """Answer every item of ``benchmark`` with a pipeline of ``config``; write and return the summary.
 
-    benchmark: a :class:`~mmlong.apps.scoring.Benchmark` (e.g. ``BENCHMARKS.create("mlvu", data=...)``).
+    benchmark: a :class:`~mmlong.benchmarks.scoring.Benchmark` (e.g. ``BENCHMARKS.create("mlvu", data=...)``).
     config: a :class:`~mmlong.config.resolve.ResolvedPipeline` (or a flat PipelineConfig). The job is
     :func:`mmlong.jobs.runner.run_job`: ``OUT/results.jsonl`` holds one record per question, a re-run resumes, and
     ``OUT/results.config.yaml`` must match. ``pipeline``: an already built

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from mmlong.apps.scoring import markdown_table
+from mmlong.benchmarks.scoring import markdown_table
 
 
 def _mean(values: Sequence[float]) -> float | None:

@@ -1,7 +1,7 @@
 """``mmlong eval``: benchmarks through one pipeline, resumable and sharded like ``mmlong batch``.
 
 ``mmlong eval mlvu --data DIR --out DIR``, ``mmlong eval niavh make DIR`` and ``mmlong eval niavh run DIR --out
-DIR``. Benchmarks are found through :data:`mmlong.registry.BENCHMARKS` (:class:`~mmlong.apps.scoring.Benchmark`
+DIR``. Benchmarks are found through :data:`mmlong.registry.BENCHMARKS` (:class:`~mmlong.benchmarks.scoring.Benchmark`
 plug-ins) and run by :mod:`mmlong.apps.benchmark_run` on the job runner ``mmlong batch`` uses
 (:func:`mmlong.jobs.runner.run_job`): questions about one video form a group that shares one encoding
 (:meth:`Pipeline.run`) and stays on one rank; each question ends as one line of ``results.jsonl``, so a killed
@@ -124,8 +124,8 @@ def run_niavh(args: argparse.Namespace) -> int:
 
 
 def run_niavh_make(args: argparse.Namespace) -> int:
-    from mmlong.apps.niavh_kinds import parse_footage
-    from mmlong.apps.niavh_make import MakeConfig, make_niavh, parse_needle
+    from mmlong.benchmarks.niavh_kinds import parse_footage
+    from mmlong.benchmarks.niavh_make import MakeConfig, make_niavh, parse_needle
 
     config = MakeConfig(
         haystacks=tuple(args.haystack or ("bigbuckbunny",)),
@@ -139,7 +139,7 @@ def run_niavh_make(args: argparse.Namespace) -> int:
     print(f"wrote {len(manifest['items'])} needle videos ({manifest['width']}x{manifest['height']}, "
           f"{manifest['fps']:g} fps) and {Path(args.out) / 'manifest.json'}")
     if args.mlvu:
-        from mmlong.apps.niavh_mlvu import export_mlvu
+        from mmlong.benchmarks.niavh_mlvu import export_mlvu
 
         counts = export_mlvu(manifest, args.out, args.mlvu)
         print(f"wrote MLVU layout into {args.mlvu}: " + (", ".join(f"{k} {v}" for k, v in counts.items()) or

@@ -281,10 +281,10 @@ EXPERTS = Registry(
 BENCHMARKS = Registry(
     "benchmark",
     {
-        "mlvu": "mmlong.apps.mlvu:MLVUBenchmark",
-        "niavh": "mmlong.apps.niavh:NIAVHBenchmark",
-        "videomme": "mmlong.apps.videomme:VideoMMEBenchmark",
-        "longvideobench": "mmlong.apps.longvideobench:LongVideoBenchBenchmark",
+        "mlvu": "mmlong.benchmarks.mlvu:MLVUBenchmark",
+        "niavh": "mmlong.benchmarks.niavh:NIAVHBenchmark",
+        "videomme": "mmlong.benchmarks.videomme:VideoMMEBenchmark",
+        "longvideobench": "mmlong.benchmarks.longvideobench:LongVideoBenchBenchmark",
     },
 )
 

@@ -8,9 +8,9 @@ import shutil
 
 import pytest
 
-from mmlong.apps.longvideobench import LongVideoBenchBenchmark, subtitle_cues
-from mmlong.apps.mlvu import MLVUBenchmark
-from mmlong.apps.videomme import VideoMMEBenchmark
+from mmlong.benchmarks.longvideobench import LongVideoBenchBenchmark, subtitle_cues
+from mmlong.benchmarks.mlvu import MLVUBenchmark
+from mmlong.benchmarks.videomme import VideoMMEBenchmark
 from mmlong.experts.subtitle_file import read_subtitles
 from mmlong.qa import Answer
 from mmlong.registry import BENCHMARKS

@@ -71,7 +71,7 @@ def test_a_chain_the_pipeline_cannot_run_gives_error_records_not_an_abort(monkey
 # ---------------------------------------------------------------------------------------------- end to end
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    from mmlong.apps.niavh_make import MakeConfig, make_niavh
+    from mmlong.benchmarks.niavh_make import MakeConfig, make_niavh
     from tests.vlm_fixtures import build_qwen2_vl, save_checkpoint
 
     root = tmp_path_factory.mktemp("compare")

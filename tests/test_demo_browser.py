@@ -52,8 +52,8 @@ def cat_haystack(tmp_path):
     """Real footage with a needle: bigbuckbunny at 320x180 with scikit-image's chelsea cat from 2.0 s to 3.8 s."""
     import torch
 
-    from mmlong.apps.niavh_media import fit_frame
     from mmlong.assets.samples import sample_image, sample_video
+    from mmlong.benchmarks.niavh_media import fit_frame
     from mmlong.media.video import open_video
     from mmlong.media.video.write import write_video
 

@@ -8,9 +8,9 @@ import shutil
 import numpy as np
 import pytest
 
-from mmlong.apps.niavh_media import fit_frame, render_text
-from mmlong.apps.scoring import normalize_answer
 from mmlong.assets.samples import sample_image
+from mmlong.benchmarks.niavh_media import fit_frame, render_text
+from mmlong.benchmarks.scoring import normalize_answer
 from mmlong.errors import ConfigError
 from mmlong.experts.base import ExpertOutput, TimedText
 from mmlong.experts.cache import ExpertCache

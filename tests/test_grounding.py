@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import torch
 
-from mmlong.apps.niavh_make import MakeConfig, make_niavh
-from mmlong.apps.niavh_media import Needle, fit_frame
 from mmlong.assets.samples import sample_image
+from mmlong.benchmarks.niavh_make import MakeConfig, make_niavh
+from mmlong.benchmarks.niavh_media import Needle, fit_frame
 from mmlong.experts.base import TimedText
 from mmlong.media.video import open_video
 from mmlong.models.grounding import ground, moment_rarity, word_match

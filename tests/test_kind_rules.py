@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from mmlong.apps.niavh_media import fit_frame
 from mmlong.assets.samples import sample_image, sample_video
+from mmlong.benchmarks.niavh_media import fit_frame
 from mmlong.media.video import open_video
 from mmlong.models.kind_rules import EpisodeRule, build_timeline, episodes, option_span
 from mmlong.models.socratic import SocraticModel

@@ -88,7 +88,7 @@ print("RESULT " + json.dumps({"results": out["results"], "samples": samples,
 def _needle_video(path: Path, photo: str) -> None:
     import numpy as np
 
-    from mmlong.apps.niavh_media import fit_frame, load_image
+    from mmlong.benchmarks.niavh_media import fit_frame, load_image
     from mmlong.media.video.write import write_video
 
     frame = fit_frame(load_image(photo), 160, 120)

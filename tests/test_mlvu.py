@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mmlong.apps.mlvu import TASKS, MLVUBenchmark, canonical_task, parse_embedded_options, summarize_tasks
+from mmlong.benchmarks.mlvu import TASKS, MLVUBenchmark, canonical_task, parse_embedded_options, summarize_tasks
 from mmlong.errors import ConfigError
 
 
@@ -106,10 +106,10 @@ def test_cli_reports_bad_data_in_one_line(tmp_path, capsys):
 def test_module_doctests():
     import doctest
 
-    import mmlong.apps.mlvu
-    import mmlong.apps.scoring
+    import mmlong.benchmarks.mlvu
+    import mmlong.benchmarks.scoring
 
-    for module in (mmlong.apps.mlvu, mmlong.apps.scoring):
+    for module in (mmlong.benchmarks.mlvu, mmlong.benchmarks.scoring):
         result = doctest.testmod(module)
         assert result.attempted > 0 and result.failed == 0
 
@@ -123,7 +123,7 @@ def needle_videos(tmp_path_factory):
     """Short real-photo videos (4 fps, 160x120): what the video shows is the right answer."""
     import numpy as np
 
-    from mmlong.apps.niavh_media import fit_frame, load_image
+    from mmlong.benchmarks.niavh_media import fit_frame, load_image
     from mmlong.media.video.write import write_video
 
     folder = tmp_path_factory.mktemp("needles")

@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from mmlong.apps.niavh import draw_heatmap, grid_markdown, summarize_grid
-from mmlong.apps.niavh_make import _options, default_needles, parse_needle
-from mmlong.apps.niavh_media import Needle, build_haystack, render_text
-from mmlong.apps.scoring import normalize_answer, open_answer_match
+from mmlong.benchmarks.niavh import draw_heatmap, grid_markdown, summarize_grid
+from mmlong.benchmarks.niavh_make import _options, default_needles, parse_needle
+from mmlong.benchmarks.niavh_media import Needle, build_haystack, render_text
+from mmlong.benchmarks.scoring import normalize_answer, open_answer_match
 from mmlong.errors import ConfigError
 
 
@@ -94,8 +94,8 @@ def test_grid_summary_markdown_and_heatmap(tmp_path):
 def test_make_places_each_needle_at_its_depth(tmp_path):
     import torch
 
-    from mmlong.apps.niavh_make import MakeConfig, make_niavh
-    from mmlong.apps.niavh_media import fit_frame, load_image
+    from mmlong.benchmarks.niavh_make import MakeConfig, make_niavh
+    from mmlong.benchmarks.niavh_media import fit_frame, load_image
     from mmlong.media.video import open_video
 
     cfg = MakeConfig(depths=(0, 100), lengths=(8, 16), types=("image", "text"), fps=2.0, needle_seconds=2.0)
@@ -151,7 +151,7 @@ def _loudness(samples, start, end, rate=16000):
 @pytest.mark.slow  # Whisper over a 20 s haystack; tests/test_experts.py keeps a short ASR test in the fast loop
 @needs_espeak
 def test_speech_needle_is_spoken_into_the_audio_at_its_depth(tmp_path):
-    from mmlong.apps.niavh_make import MakeConfig, make_niavh
+    from mmlong.benchmarks.niavh_make import MakeConfig, make_niavh
     from mmlong.experts.asr import SpeechExpert
     from mmlong.media.audio import read_audio
     from mmlong.media.video import probe
@@ -175,9 +175,9 @@ def test_speech_needle_is_spoken_into_the_audio_at_its_depth(tmp_path):
 def test_multi_needle_items_hold_three_kinds_and_an_order_question(tmp_path):
     import torch
 
-    from mmlong.apps.niavh import NIAVHBenchmark
-    from mmlong.apps.niavh_make import MakeConfig, make_niavh
-    from mmlong.apps.niavh_media import fit_frame, load_image
+    from mmlong.benchmarks.niavh import NIAVHBenchmark
+    from mmlong.benchmarks.niavh_make import MakeConfig, make_niavh
+    from mmlong.benchmarks.niavh_media import fit_frame, load_image
     from mmlong.media.audio import read_audio
     from mmlong.media.video import open_video
     from mmlong.qa import Answer

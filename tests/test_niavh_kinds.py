@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mmlong.apps.niavh_gold import check_open, first_count, time_claims
-from mmlong.apps.niavh_kinds import QUESTION_KINDS, Footage, KindContext, build_kind_item, parse_footage
-from mmlong.apps.niavh_media import Needle
+from mmlong.benchmarks.niavh_gold import check_open, first_count, time_claims
+from mmlong.benchmarks.niavh_kinds import QUESTION_KINDS, Footage, KindContext, build_kind_item, parse_footage
+from mmlong.benchmarks.niavh_media import Needle
 from mmlong.errors import ConfigError
 
 FPS, H, W = 2.0, 6, 8
@@ -117,7 +117,7 @@ def test_gold_checks():
 
 
 def test_parse_footage_and_bad_kinds(tmp_path):
-    from mmlong.apps.niavh_make import MakeConfig, make_niavh
+    from mmlong.benchmarks.niavh_make import MakeConfig, make_niavh
 
     assert parse_footage("bikes=people riding bicycles|bicycle") == Footage("bikes", "people riding bicycles",
                                                                               ("bicycle",))
@@ -133,9 +133,9 @@ def test_make_writes_every_kind_on_real_media_and_run_scores_per_kind(tmp_path):
     """The real photos and footage, written and read back; the benchmark scores open answers by their gold."""
     import torch
 
-    from mmlong.apps.niavh import NIAVHBenchmark, kinds_markdown, summarize_grid
-    from mmlong.apps.niavh_make import MakeConfig, make_niavh
-    from mmlong.apps.niavh_media import fit_frame, load_image
+    from mmlong.benchmarks.niavh import NIAVHBenchmark, kinds_markdown, summarize_grid
+    from mmlong.benchmarks.niavh_make import MakeConfig, make_niavh
+    from mmlong.benchmarks.niavh_media import fit_frame, load_image
     from mmlong.media.video import open_video
     from mmlong.qa import Answer
 
@@ -165,8 +165,8 @@ def test_make_writes_every_kind_on_real_media_and_run_scores_per_kind(tmp_path):
 
 
 def test_export_to_mlvu_layout_is_read_by_the_mlvu_benchmark(tmp_path):
-    from mmlong.apps.mlvu import MLVUBenchmark
-    from mmlong.apps.niavh_mlvu import export_mlvu
+    from mmlong.benchmarks.mlvu import MLVUBenchmark
+    from mmlong.benchmarks.niavh_mlvu import export_mlvu
 
     (tmp_path / "set" / "videos").mkdir(parents=True)
     items = []

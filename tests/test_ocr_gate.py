@@ -9,8 +9,8 @@ import threading
 import numpy as np
 import pytest
 
-from mmlong.apps.niavh_media import build_haystack, fit_frame, render_text
 from mmlong.assets.samples import sample_image
+from mmlong.benchmarks.niavh_media import build_haystack, fit_frame, render_text
 from mmlong.frame_feed import FeedAborted, FrameFeed
 from tests.test_experts import caption, words
 

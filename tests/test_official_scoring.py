@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from mmlong.apps.mlvu import MLVUBenchmark
+from mmlong.benchmarks.mlvu import MLVUBenchmark
 from mmlong.qa import Answer
 
 
@@ -212,7 +212,7 @@ def official_results(rows: list[dict], replies: list[str]) -> list[dict]:
 
 @pytest.mark.parametrize("data", ["folder", "parquet"])
 def test_videomme_hf_release_scores_equal_eval_your_results(tmp_path, data):
-    from mmlong.apps.videomme import VideoMMEBenchmark
+    from mmlong.benchmarks.videomme import VideoMMEBenchmark
 
     base = videomme_release(tmp_path)
     given = base if data == "folder" else base / "videomme" / "test-00000-of-00001.parquet"
@@ -238,7 +238,7 @@ def test_videomme_hf_release_scores_equal_eval_your_results(tmp_path, data):
 
 def test_videomme_2024_json_layout_is_read(tmp_path):
     """The README's JSON: duration_category, video_category, video_sub_category, url, questions[choices]."""
-    from mmlong.apps.videomme import VideoMMEBenchmark
+    from mmlong.benchmarks.videomme import VideoMMEBenchmark
 
     base = tmp_path / "Video-MME"
     (base / "data").mkdir(parents=True)
@@ -305,8 +305,8 @@ def lvb_release(root: Path) -> Path:
 
 
 def test_longvideobench_val_scores_equal_the_official_reading_and_test_is_not_scored(tmp_path):
-    from mmlong.apps.longvideobench import LongVideoBenchBenchmark
-    from mmlong.apps.reply_reading import random_choice
+    from mmlong.benchmarks.longvideobench import LongVideoBenchBenchmark
+    from mmlong.benchmarks.reply_reading import random_choice
 
     base = lvb_release(tmp_path)
     bench = LongVideoBenchBenchmark(LongVideoBenchBenchmark.Config(data=str(base)))
@@ -367,7 +367,7 @@ def official_lvb_subtitles(subtitles: list[dict], frame_timestamps: list[float],
 
 
 def test_subtitles_are_limited_to_the_sampled_frames_by_each_official_rule():
-    from mmlong.apps.longvideobench import subtitle_cues
+    from mmlong.benchmarks.longvideobench import subtitle_cues
     from mmlong.experts.base import TimedText
     from mmlong.models.subtitles import lines_for_query
     from mmlong.qa import Query

@@ -13,8 +13,8 @@ import json
 import pytest
 
 from mmlong.apps.cli import main
-from mmlong.apps.niavh_make import MakeConfig, make_niavh
-from mmlong.apps.niavh_media import Needle
+from mmlong.benchmarks.niavh_make import MakeConfig, make_niavh
+from mmlong.benchmarks.niavh_media import Needle
 
 OPTIONS = ["a cat", "a dog", "a guitar", "a sailboat"]
 

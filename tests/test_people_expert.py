@@ -23,7 +23,7 @@ def test_the_installed_opencv_wheel_carries_the_cascades():
 
 
 def test_a_person_is_counted_where_shown_and_nobody_on_a_cup_of_coffee(tmp_path):
-    from mmlong.apps.niavh_media import fit_frame, load_image
+    from mmlong.benchmarks.niavh_media import fit_frame, load_image
     from mmlong.media.video.write import write_video
 
     person = fit_frame(load_image("astronaut"), 320, 240)

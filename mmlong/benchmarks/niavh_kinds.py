@@ -1,10 +1,10 @@
 """NIAVH question kinds beyond "what appears": count, order, when, absence and topic.
 
-The needle kinds of :mod:`mmlong.apps.niavh_make` ask *what* a brief insert shows. These items ask the other
+The needle kinds of :mod:`mmlong.benchmarks.niavh_make` ask *what* a brief insert shows. These items ask the other
 questions long-video benchmarks ask (MLVU's action count, action order and topic reasoning; Video-MME's counting,
 temporal perception and information synopsis), built the same way from real photos and real footage, each with
 a multiple-choice question and an open question whose gold answer is checked automatically
-(:mod:`mmlong.apps.niavh_gold`):
+(:mod:`mmlong.benchmarks.niavh_gold`):
 
 - **count**: one photo shown ``k`` times (k = 1-4, each time for ``needle_seconds``, the showings in separate
   stretches of the video); "How many separate times is a cat shown?"; gold: the number.
@@ -37,7 +37,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from mmlong.apps.niavh_needles import order_options, order_text
+from mmlong.benchmarks.niavh_needles import order_options, order_text
 
 QUESTION_KINDS = ("count", "order", "when", "absence", "topic")
 WORDINGS = ("tuning", "held-out")
@@ -139,7 +139,7 @@ class KindContext:
 
     def needle_frames(self, needle: Any) -> np.ndarray:
         """``[needle_count, height, width, 3]`` frames of an image, text or clip needle (cached)."""
-        from mmlong.apps.niavh_media import needle_frames
+        from mmlong.benchmarks.niavh_media import needle_frames
 
         if needle not in self.cache:
             self.cache[needle] = needle_frames(needle, self.needle_count, self.width, self.height, self.fps,
@@ -148,7 +148,7 @@ class KindContext:
 
     def footage_frames(self, source: str) -> np.ndarray:
         """``[T, height, width, 3]``: all of ``source`` at the set's frame rate and size (cached)."""
-        from mmlong.apps.niavh_media import decode_clip, fit_frame
+        from mmlong.benchmarks.niavh_media import decode_clip, fit_frame
 
         key = ("footage", source)
         if key not in self.cache:
@@ -184,7 +184,7 @@ def build_kind_item(kind: str, cell: int, haystack: np.ndarray, depth: float,
     """``(frames [T, H, W, 3], item fields)`` of one ``kind`` item on a copy of ``haystack`` (the looped
     footage of the set; a topic item makes its own). Item fields: the multiple-choice ``question``,
     ``options``, ``answer`` (letter), ``answer_text``; ``open_question``, ``gold`` (see
-    :func:`mmlong.apps.niavh_gold.check_open`), ``references``; ``needles`` (what was shown, where) and the
+    :func:`mmlong.benchmarks.niavh_gold.check_open`), ``references``; ``needles`` (what was shown, where) and the
     ``start``/``end`` of the needle asked about."""
     mc_text, open_text = QUESTION_TEXT[ctx.wording][kind]
     rng, photos, length = ctx.rng, list(ctx.needles), len(haystack) / ctx.fps
@@ -236,7 +236,7 @@ def build_kind_item(kind: str, cell: int, haystack: np.ndarray, depth: float,
                       "references": absent.references}
     elif kind == "topic":
         main = ctx.footage[cell % len(ctx.footage)]
-        from mmlong.apps.niavh_media import build_haystack
+        from mmlong.benchmarks.niavh_media import build_haystack
 
         frames = build_haystack([ctx.footage_frames(main.source)], len(haystack))
         span = max(ctx.needle_count, round(DISTRACTOR_SHARE * len(frames)))

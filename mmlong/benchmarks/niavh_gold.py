@@ -1,6 +1,6 @@
 """Checking open answers of the NIAVH question kinds against their gold, without a judge model.
 
-A gold answer (written by :mod:`mmlong.apps.niavh_kinds`) is one of
+A gold answer (written by :mod:`mmlong.benchmarks.niavh_kinds`) is one of
 
 - ``{"type": "number", "value": k}``: the first count the reply states (digits or words, "once", "twice";
   clock times such as ``00:12`` are not counts) must be ``k``;
@@ -13,7 +13,7 @@ A gold answer (written by :mod:`mmlong.apps.niavh_kinds`) is one of
 - ``{"type": "first", "references": [...], "others": [[...], ...]}``: of the candidates, the one named first in
   the reply must be the gold one (absence: the photo never shown; topic: the footage, before the distractor).
 
-Names match as whole words after SQuAD normalisation (:func:`mmlong.apps.scoring.normalize_answer`).
+Names match as whole words after SQuAD normalisation (:func:`mmlong.benchmarks.scoring.normalize_answer`).
 
 >>> check_open({"type": "number", "value": 3}, "It is shown 3 times, at 00:12, 00:40 and 01:10.")
 True
@@ -35,7 +35,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from mmlong.apps.scoring import normalize_answer
+from mmlong.benchmarks.scoring import normalize_answer
 
 _WORD_NUMBERS = {"zero": 0, "no": 0, "none": 0, "never": 0, "one": 1, "once": 1, "single": 1, "two": 2,
                  "twice": 2, "three": 3, "thrice": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,

@@ -15,7 +15,7 @@ Video-MME: The First-Ever Comprehensive Evaluation Benchmark of Multi-modal LLMs
 
 The prompt is the official one (:func:`mmlong.models.prompts.benchmark_text`), with the subtitles of the sampled
 frames only when they are on (``--with-subtitles``). Replies are read as ``eval_your_results.py`` reads them
-(:func:`mmlong.apps.reply_reading.videomme_letter`); the headline accuracy (overall, per duration, domain,
+(:func:`mmlong.benchmarks.reply_reading.videomme_letter`); the headline accuracy (overall, per duration, domain,
 sub-category and task type) leaves unreadable replies out of the denominator as that script does, and the
 lmms-eval figure (unreadable counted wrong) is reported beside it, labelled.
 
@@ -30,8 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from mmlong.apps.reply_reading import videomme_letter
-from mmlong.apps.scoring import (
+from mmlong.benchmarks.reply_reading import videomme_letter
+from mmlong.benchmarks.scoring import (
     Benchmark,
     EvalItem,
     accuracy_table,
@@ -128,7 +128,7 @@ def official_row(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class VideoMMEBenchmark(Benchmark):
-    """Video-MME as :class:`~mmlong.apps.scoring.EvalItem` s, plus the official scoring."""
+    """Video-MME as :class:`~mmlong.benchmarks.scoring.EvalItem` s, plus the official scoring."""
 
     @dataclass
     class Config:

@@ -1,10 +1,11 @@
-"""Needle-in-a-Video-Haystack: run a set built by :mod:`mmlong.apps.niavh_make`, score it offline, draw the heatmap.
+"""Needle-in-a-Video-Haystack: run a set built by :mod:`mmlong.benchmarks.niavh_make`, score it offline, draw the
+heatmap.
 
 The protocol is VideoLLaMB's NIAVH (Wang et al., 2024, arXiv:2409.01071), after Kamradt's Needle-in-a-Haystack:
 accuracy per (needle depth, haystack length) cell, drawn as a depth x length heatmap with the numbers in the
 cells. Each needle has two questions: multiple choice (scored by the chosen option letter) and open (scored by a
 normalised match of the reply against the reference answer and its synonyms; see
-:func:`mmlong.apps.scoring.open_answer_match`). A multi-needle item adds a third, ``order``: multiple choice
+:func:`mmlong.benchmarks.scoring.open_answer_match`). A multi-needle item adds a third, ``order``: multiple choice
 between orders of its needles. No network judge is used.
 """
 
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from mmlong.apps.scoring import (
+from mmlong.benchmarks.scoring import (
     Benchmark,
     EvalItem,
     accuracy_table,
@@ -48,7 +49,8 @@ def read_manifest(folder: str | Path) -> dict[str, Any]:
 
 
 class NIAVHBenchmark(Benchmark):
-    """A NIAVH set as :class:`~mmlong.apps.scoring.EvalItem` s (two questions per needle video) and its scoring."""
+    """A NIAVH set as :class:`~mmlong.benchmarks.scoring.EvalItem` s (two questions per needle video) and its
+    scoring."""
 
     @dataclass
     class Config:
@@ -102,7 +104,7 @@ class NIAVHBenchmark(Benchmark):
                     "text": answer.text, **_evidence(item, answer),
                     "option_scores": answer.details.get("option_scores", {})}
         if "gold" in item.meta:  # a question kind: the reply must state the gold count, time, order or name
-            from mmlong.apps.niavh_gold import check_open
+            from mmlong.benchmarks.niavh_gold import check_open
 
             return {**base, "question": item.query.question, "text": answer.text, "gold": item.meta["gold"],
                     "correct": check_open(item.meta["gold"], answer.text), **_evidence(item, answer)}
@@ -115,13 +117,13 @@ class NIAVHBenchmark(Benchmark):
         return {"id": item.id, **base, "correct": False, "error": reason}
 
     def summarize(self, records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-        from mmlong.apps.niavh_ablation import ablation
+        from mmlong.benchmarks.niavh_ablation import ablation
 
         return {**summarize_grid(records, self.manifest["depths"], self.manifest["lengths"]),
                 "ablation": ablation(records)}
 
     def report(self, summary: Mapping[str, Any]) -> str:
-        from mmlong.apps.niavh_ablation import ablation_markdown
+        from mmlong.benchmarks.niavh_ablation import ablation_markdown
 
         return "\n\n".join(p for p in (kinds_markdown(summary), grid_markdown(summary),
                                          ablation_markdown(summary.get("ablation", {}))) if p)

@@ -1,6 +1,6 @@
 """The pixels of a NIAVH video: needles (photos, rendered text, inserted clips) fitted to the haystack's frame,
-and haystack footage decoded, varied and looped to any length. :mod:`mmlong.apps.niavh_make` builds the items
-and :mod:`mmlong.apps.niavh_kinds` the question kinds from these.
+and haystack footage decoded, varied and looped to any length. :mod:`mmlong.benchmarks.niavh_make` builds the items
+and :mod:`mmlong.benchmarks.niavh_kinds` the question kinds from these.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Sequence
 
 import numpy as np
 
-from mmlong.apps.niavh_needles import video_path
+from mmlong.benchmarks.niavh_needles import video_path
 from mmlong.errors import ConfigError
 
 
