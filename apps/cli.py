@@ -21,10 +21,10 @@ COMMAND_MODULES: tuple[str, ...] = (
     "mmlong.apps.batch",  # batch
     "mmlong.apps.demo",  # demo
     "mmlong.apps.evaluate",  # eval
-    "mmlong.apps.video_commands",  # info, frames
+    "mmlong.apps.info",  # info, frames
     "mmlong.apps.bench",  # bench decode, bench make-video, ...
     "mmlong.apps.plan",  # plan
-    "mmlong.apps.catalog",  # list
+    "mmlong.apps.list",  # list
 )
 
 EPILOG = """\
