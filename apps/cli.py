@@ -19,7 +19,7 @@ from typing import Sequence
 COMMAND_MODULES: tuple[str, ...] = (
     "mmlong.apps.ask",  # ask
     "mmlong.apps.batch",  # batch
-    "mmlong.apps.demo",  # demo
+    "mmlong.apps.demo.command",  # demo
     "mmlong.apps.evaluate",  # eval
     "mmlong.apps.info",  # info, frames
     "mmlong.apps.bench",  # bench decode, bench make-video, ...

@@ -250,7 +250,7 @@ def test_ask_refuses_a_run_over_its_memory_budget_before_loading(qwen_dir, clip,
 def test_the_demo_refuses_a_question_over_its_memory_budget_before_loading(qwen_dir, clip, monkeypatch, tmp_path):
     import mmlong.pipeline
     from mmlong.apps.cli import build_parser
-    from mmlong.apps.demo import DemoApp
+    from mmlong.apps.demo.command import DemoApp
 
     def no_pipeline(*args, **kwargs):
         raise AssertionError("the pipeline was built for a run that cannot fit")

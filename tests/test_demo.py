@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from mmlong.apps.cli import build_parser
-from mmlong.apps.demo import (
+from mmlong.apps.demo.command import (
     DemoApp,
     DemoSettings,
     build_blocks,
@@ -20,8 +20,8 @@ from mmlong.apps.demo import (
     launch_options,
     readable_error,
 )
-from mmlong.apps.keyframes import choose_keyframes
-from mmlong.apps.timeline import (
+from mmlong.apps.demo.keyframes import choose_keyframes
+from mmlong.apps.demo.timeline import (
     TIMELINE_HEIGHT_PX,
     TIMELINE_WIDTH_PX,
     TimelineData,
@@ -285,7 +285,7 @@ def test_sample_clips_are_copied_into_the_demos_own_directory(tmp_path, bunny):
 
 
 def test_the_command_warns_off_loopback_and_cleans_up(tmp_path, monkeypatch, capsys):
-    import mmlong.apps.demo as demo
+    import mmlong.apps.demo.command as demo
     from mmlong.apps.cli import main
 
     launched = {}
@@ -318,7 +318,7 @@ def test_the_command_warns_off_loopback_and_cleans_up(tmp_path, monkeypatch, cap
     assert status == 2 and "choose another --port" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("name", ["mmlong.apps.timeline", "mmlong.apps.keyframes"])
+@pytest.mark.parametrize("name", ["mmlong.apps.demo.timeline", "mmlong.apps.demo.keyframes"])
 def test_docstring_examples(name):
     import doctest
     import importlib
@@ -328,7 +328,7 @@ def test_docstring_examples(name):
 
 
 def test_every_sample_clip_has_an_example_question():
-    from mmlong.apps.demo_page import EXAMPLE_QUESTIONS
+    from mmlong.apps.demo.page import EXAMPLE_QUESTIONS
     from mmlong.assets.samples import sample_videos
 
     assert set(sample_videos()) <= {clip for clip, _, _ in EXAMPLE_QUESTIONS}
@@ -344,7 +344,7 @@ def test_the_page_lists_the_example_questions(tmp_path):
 
 
 def test_keyframes_come_in_rows_of_four_with_captions_a_fifth_of_a_tile_high(tmp_path):
-    from mmlong.apps.keyframes import keyframe_strip
+    from mmlong.apps.demo.keyframes import keyframe_strip
     from mmlong.media.contact_sheet import CAPTION_HEIGHT, GAP
     from tests.media import make_test_video
 

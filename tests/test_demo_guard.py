@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mmlong.apps.demo import DemoApp, DemoSettings, launch_options
-from mmlong.apps.demo_guard import allowed_hosts, check_model_field, host_allowed, origin_allowed
-from mmlong.apps.demo_page import build_blocks
+from mmlong.apps.demo.command import DemoApp, DemoSettings, launch_options
+from mmlong.apps.demo.guard import allowed_hosts, check_model_field, host_allowed, origin_allowed
+from mmlong.apps.demo.page import build_blocks
 from mmlong.errors import ConfigError
 from tests.test_demo import demo_args, free_port
 

@@ -259,7 +259,7 @@ def test_any_questions_file_gives_items_and_error_lines(tmp_path_factory, lines)
 @pytest.fixture(scope="module")
 def demo_app(tmp_path_factory):
     from mmlong.apps.cli import build_parser
-    from mmlong.apps.demo import DemoApp
+    from mmlong.apps.demo.command import DemoApp
 
     args = build_parser().parse_args(["demo"])
     return DemoApp(args, tmp_path_factory.mktemp("demo"))
@@ -271,7 +271,7 @@ def demo_app(tmp_path_factory):
                         st.one_of(st.none(), NUMBER_TEXT, st.text(max_size=6)),
                         st.one_of(st.none(), st.text(max_size=12))))
 def test_any_demo_settings_resolve_or_show_one_line(demo_app, fields):
-    from mmlong.apps.demo import DemoSettings
+    from mmlong.apps.demo.command import DemoSettings
     from mmlong.pipeline import Pipeline
 
     try:

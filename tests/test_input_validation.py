@@ -144,7 +144,7 @@ def test_a_folder_or_missing_file_as_config(capsys, clip, tmp_path):
 
 
 def test_demo_budget_field_is_read_or_refused_in_one_line():
-    from mmlong.apps.demo import DemoSettings
+    from mmlong.apps.demo.command import DemoSettings
 
     assert DemoSettings.from_fields(None, None, None, "2048", None).budget == 2048
     assert DemoSettings.from_fields(None, None, None, 512.0, None).budget == 512

@@ -26,7 +26,7 @@ def ckpt(tmp_path):
 
 def every_entry_point(model: str, tmp_path, extra: tuple[str, ...] = ()):
     """The same --model through each entry point; all must give the same tree."""
-    from mmlong.apps.demo import DemoApp, DemoSettings
+    from mmlong.apps.demo.command import DemoApp, DemoSettings
 
     yaml_file = tmp_path / "p.yaml"
     yaml_file.write_text(f"preset: offline\nmodel: '{model}'\n")

@@ -1,4 +1,4 @@
-"""The demo's Gradio page: inputs, settings panel and the figures of :class:`~mmlong.apps.demo.DemoApp`.
+"""The demo's Gradio page: inputs, settings panel and the figures of :class:`~mmlong.apps.demo.command.DemoApp`.
 
 Gradio is imported only when the page is built, so ``mmlong --help`` stays fast.
 """
@@ -50,7 +50,7 @@ def build_blocks(app: Any, concurrency: int = 1) -> Any:
     import gradio as gr
 
     defaults = app.default_settings_text()
-    from mmlong.apps.demo_settings import DemoResult, DemoSettings, readable_error
+    from mmlong.apps.demo.settings import DemoResult, DemoSettings, readable_error
     from mmlong.config.request import preset_names
 
     with gr.Blocks(title="mmlong demo", analytics_enabled=False, delete_cache=(1800, 3600)) as blocks:

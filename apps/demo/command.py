@@ -25,8 +25,8 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from mmlong.apps.demo_page import build_blocks
-from mmlong.apps.demo_settings import DemoResult, DemoSettings, readable_error
+from mmlong.apps.demo.page import build_blocks
+from mmlong.apps.demo.settings import DemoResult, DemoSettings, readable_error
 from mmlong.apps.options import add_pipeline_arguments, resolve_args
 from mmlong.validate import number_argument
 
@@ -88,7 +88,7 @@ class DemoApp:
     # ------------------------------------------------------------------ settings
     def config_for(self, settings: DemoSettings) -> Any:
         """The ResolvedPipeline for ``settings`` on top of the command line's flags (empty fields change nothing)."""
-        from mmlong.apps.demo_guard import check_model_field
+        from mmlong.apps.demo.guard import check_model_field
 
         args = copy.copy(self.args)
         for name in ("preset", "sample", "compress", "budget", "model"):
@@ -176,9 +176,9 @@ class DemoApp:
             return DemoResult.failure(f"unexpected error ({type(err).__name__}): {readable_error(err)}")
 
     def _answer(self, video: str, question: str, options: list[str], settings: DemoSettings) -> DemoResult:
-        from mmlong.apps.keyframes import choose_keyframes, keyframe_strip, video_frame_indices
+        from mmlong.apps.demo.keyframes import choose_keyframes, keyframe_strip, video_frame_indices
+        from mmlong.apps.demo.timeline import evidence_timeline, render_timeline
         from mmlong.apps.render import format_seconds, stage_rows
-        from mmlong.apps.timeline import evidence_timeline, render_timeline
         from mmlong.qa import Query
 
         start = time.perf_counter()
@@ -231,10 +231,10 @@ def is_loopback(host: str) -> bool:
 
 def launch_options(args: argparse.Namespace) -> dict[str, Any]:
     """Keyword arguments for ``Blocks.launch``: loopback by default, upload limit, no extra served paths, the
-    Host/Origin guard (:mod:`mmlong.apps.demo_guard`) in front of every route, and the script that lets evidence
+    Host/Origin guard (:mod:`mmlong.apps.demo.guard`) in front of every route, and the script that lets evidence
     times seek the video."""
-    from mmlong.apps.demo_guard import guard_app_kwargs
-    from mmlong.apps.demo_page import SEEK_SCRIPT
+    from mmlong.apps.demo.guard import guard_app_kwargs
+    from mmlong.apps.demo.page import SEEK_SCRIPT
 
     return dict(
         app_kwargs=guard_app_kwargs(args.host, getattr(args, "allowed_host", None) or ()),
