@@ -22,7 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "mmlong.apps.demo.command",  # demo
     "mmlong.apps.evaluate",  # eval
     "mmlong.apps.info",  # info, frames
-    "mmlong.apps.bench",  # bench decode, bench make-video, ...
+    "mmlong.apps.bench.command",  # bench decode, bench make-video, ...
     "mmlong.apps.plan",  # plan
     "mmlong.apps.list",  # list
 )

@@ -1,13 +1,13 @@
 """Prefill cost of each ``mmlong eval compare`` cell on a random-init Qwen2-VL of a real shape.
 
 The model, the visual tokens on the Qwen2-VL grid (``frames`` at ``resolution`` px) and the prefill are those of
-``mmlong bench prefill`` (:mod:`mmlong.apps.bench_prefill`): the cell's pre-LLM steps run on the tokens with its
+``mmlong bench prefill`` (:mod:`mmlong.apps.bench.prefill`): the cell's pre-LLM steps run on the tokens with its
 token budget (the ratio of the uncompressed count), its in-LLM steps hook the decoder. Per cell: visual tokens
 in the prompt and averaged over layers, FLOPs of the observed per-layer lengths
 (:func:`mmlong.planning.estimate.llm_layer_flops`,
 full attention, the convention ``torch.utils.flop_counter`` counts), prefill wall and CPU time, KV-cache bytes,
 and peak memory (weights plus the peak of live tensor bytes during the prefill,
-:class:`mmlong.apps.plan_check.LiveTensorPeak`; the CUDA allocator's peak on a GPU). One record per cell in
+:class:`mmlong.apps.bench.plan.LiveTensorPeak`; the CUDA allocator's peak on a GPU). One record per cell in
 ``cost.jsonl``, so a resumed run measures only the cells still missing. Weights are random: cost, not answers.
 """
 
@@ -23,8 +23,8 @@ def _peak_prefill(model: Any, tokens: Any, in_llm: Sequence[Any]) -> tuple[dict[
     """One prefill and its peak bytes above what was alive before (tensor accounting on CPU)."""
     import torch
 
-    from mmlong.apps.bench_prefill import prefill
-    from mmlong.apps.plan_check import LiveTensorPeak
+    from mmlong.apps.bench.plan import LiveTensorPeak
+    from mmlong.apps.bench.prefill import prefill
 
     device = next(model.parameters()).device
     if device.type == "cuda":
@@ -79,7 +79,7 @@ def measure_costs(cells: Sequence[Any], chains: Mapping[Any, str], path: Path, *
     with ResultLog(path, overwrite=overwrite) as log:
         todo = [c for c in cells if c.id not in log]
         if todo:
-            from mmlong.apps.bench_prefill import build_model, prefill, visual_tokens
+            from mmlong.apps.bench.prefill import build_model, prefill, visual_tokens
             from mmlong.planning.shapes import named_shape
 
             shape = named_shape(size)

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from mmlong.apps.bench_compress import summarize
+from mmlong.apps.bench.compress import summarize
 from mmlong.apps.cli import main
 
 

@@ -68,7 +68,7 @@ def test_each_budget_flag_is_parsed_once_into_its_type():
 
 @pytest.mark.parametrize("name",
                          ["mmlong.config.budget", "mmlong.planning.estimate", "mmlong.planning.shapes",
-                          "mmlong.apps.plan_check",
+                          "mmlong.apps.bench.plan",
                                   "mmlong.apps.compare", "mmlong.apps.compare_report"])
 def test_docstring_examples(name):
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
@@ -115,7 +115,7 @@ def test_kv_cache_formula():
 
 
 def test_parameter_counts_match_built_models():
-    from mmlong.apps.bench_prefill import build_model
+    from mmlong.apps.bench.prefill import build_model
     from mmlong.planning.shapes import named_shape
 
     for size in ("tiny", "small"):
@@ -129,7 +129,7 @@ def test_parameter_counts_match_built_models():
 # ---------------------------------------------------------------------------------------------- vs measurement
 @pytest.fixture(scope="module")
 def checked_rows():
-    from mmlong.apps.plan_check import check
+    from mmlong.apps.bench.plan import check
 
     return check(["tiny", "small"], [4, 8], 112)
 
@@ -147,7 +147,7 @@ def test_estimates_are_within_15_percent_of_measured_memory_and_10_of_counted_fl
 def test_live_tensor_peak_sees_a_temporary():
     import torch
 
-    from mmlong.apps.plan_check import LiveTensorPeak
+    from mmlong.apps.bench.plan import LiveTensorPeak
 
     x = torch.ones(256, 256)
     with LiveTensorPeak() as tracker:
@@ -159,7 +159,7 @@ def test_live_tensor_peak_sees_a_temporary():
 def test_counted_flops_include_cpu_attention():
     import torch
 
-    from mmlong.apps.plan_check import counted_flops
+    from mmlong.apps.bench.plan import counted_flops
 
     q = torch.randn(1, 2, 32, 16)
     _, flops = counted_flops(lambda: torch.nn.functional.scaled_dot_product_attention(q, q, q, is_causal=True))

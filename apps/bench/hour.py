@@ -222,7 +222,7 @@ def timed_ask(pipeline: Any, video: str, item: dict[str, Any]) -> dict[str, Any]
 
 
 def run_hour(args: argparse.Namespace) -> int:
-    from mmlong.apps.bench_hour_floor import baseline_code, decode_floor, scan_floor
+    from mmlong.apps.bench.hour_floor import baseline_code, decode_floor, scan_floor
     from mmlong.apps.options import dump_json, resolve_args
     from mmlong.errors import ConfigError
     from mmlong.pipeline import Pipeline

@@ -10,13 +10,13 @@ import argparse
 import importlib
 
 BENCH_MODULES: tuple[str, ...] = (
-    "mmlong.apps.bench_decode",  # decode, make-video
-    "mmlong.apps.bench_prefill",  # prefill
-    "mmlong.apps.bench_compress",  # compress
-    "mmlong.apps.bench_cache",  # cache
-    "mmlong.apps.plan_check",  # plan (the planner vs measured memory and counted FLOPs)
-    "mmlong.apps.bench_experts",  # experts (on-screen text and speech, CPU per hour)
-    "mmlong.apps.bench_hour",  # needle-video, hour
+    "mmlong.apps.bench.decode",  # decode, make-video
+    "mmlong.apps.bench.prefill",  # prefill
+    "mmlong.apps.bench.compress",  # compress
+    "mmlong.apps.bench.cache",  # cache
+    "mmlong.apps.bench.plan",  # plan (the planner vs measured memory and counted FLOPs)
+    "mmlong.apps.bench.experts",  # experts (on-screen text and speech, CPU per hour)
+    "mmlong.apps.bench.hour",  # needle-video, hour
 )
 
 

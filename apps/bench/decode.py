@@ -185,7 +185,7 @@ def run_make_video(args: argparse.Namespace) -> int:
     frames = numbered_frames(count, width, height)
     audio = None
     if args.text or args.speech:
-        from mmlong.apps.bench_experts import parse_moment, speech_track, with_text_moments
+        from mmlong.apps.bench.experts import parse_moment, speech_track, with_text_moments
 
         frames = with_text_moments(frames, [parse_moment(t) for t in args.text], args.fps, args.moment_seconds,
                                    width, height)

@@ -1,9 +1,9 @@
 """``mmlong bench plan``: the planner's estimates against measured peak memory and counted FLOPs.
 
 For each model shape (random-init Qwen2-VL of :data:`mmlong.planning.shapes.LLM_SIZES`, built by
-:func:`mmlong.apps.bench_prefill.build_model`) and each frame count, it runs what the pipeline runs for a
+:func:`mmlong.apps.bench.prefill.build_model`) and each frame count, it runs what the pipeline runs for a
 native Qwen2-VL: the real video processor and vision tower in chunks (:class:`~mmlong.models.qwen2_vl.Qwen2VLAdapter`
-``encode_frames``), then the prefill (:func:`mmlong.apps.bench_prefill.prefill`), and compares:
+``encode_frames``), then the prefill (:func:`mmlong.apps.bench.prefill.prefill`), and compares:
 
 - **memory**: the weights plus the peak of live tensor bytes while encoding and prefilling, tracked by a
   ``TorchDispatchMode`` that adds every new tensor storage an operator returns and subtracts it when the last
@@ -147,7 +147,7 @@ def adapter_for(size: str, device: str, dtype: str) -> Any:
 
     from transformers import Qwen2VLVideoProcessor
 
-    from mmlong.apps.bench_prefill import build_model
+    from mmlong.apps.bench.prefill import build_model
     from mmlong.models.qwen2_vl import Qwen2VLAdapter
 
     model = build_model(size, device, dtype, seed=0)
@@ -160,7 +160,7 @@ def measure(adapter: Any, frames: int, side: int, dtype: str) -> dict[str, Any]:
     """Peak bytes and counted FLOPs of encoding ``frames`` frames of ``side`` px and prefilling them."""
     import torch
 
-    from mmlong.apps.bench_prefill import prefill
+    from mmlong.apps.bench.prefill import prefill
 
     model = adapter.model
     device = next(model.parameters()).device
@@ -191,7 +191,7 @@ def measure(adapter: Any, frames: int, side: int, dtype: str) -> dict[str, Any]:
 def check(sizes: Sequence[str], frame_counts: Sequence[int], side: int, dtype: str = "float32",
           device: str = "cpu") -> list[dict[str, Any]]:
     """One row per (shape, frames): measured and estimated peak and FLOPs, and their ratios."""
-    from mmlong.apps.bench_prefill import TEXT_AFTER, TEXT_BEFORE
+    from mmlong.apps.bench.prefill import TEXT_AFTER, TEXT_BEFORE
     from mmlong.planning.estimate import estimate, frame_plan
     from mmlong.planning.shapes import named_shape
 

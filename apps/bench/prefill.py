@@ -123,7 +123,7 @@ def layer_flops(lengths: list[int], hidden: int, kv_dim: int, ffn: int, q_dim: i
 def prefill(model: Any, tokens: Any, in_llm: list[Any], seed: int, arch: Any = None) -> dict[str, Any]:
     """One prefill of ``tokens`` between two text runs; returns ms, per-layer lengths and KV cache MB.
 
-    ``arch``: a :class:`~mmlong.apps.bench_prefill_arch.Arch` for the newer families (their block layout,
+    ``arch``: a :class:`~mmlong.apps.bench.prefill_arch.Arch` for the newer families (their block layout,
     positions and DeepStack); None for Qwen2-VL's single span."""
     import torch
 
@@ -134,7 +134,7 @@ def prefill(model: Any, tokens: Any, in_llm: list[Any], seed: int, arch: Any = N
 
     device = next(model.parameters()).device
     if arch is not None:
-        from mmlong.apps.bench_prefill_arch import arch_prompt
+        from mmlong.apps.bench.prefill_arch import arch_prompt
 
         embeds, visual_mask, position_ids, side = arch_prompt(arch, model, tokens, TEXT_BEFORE, TEXT_AFTER, seed)
     else:
@@ -204,7 +204,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     chain = Chain.from_spec(args.compress)
     arch = None
     if args.arch != "qwen2-vl":
-        from mmlong.apps.bench_prefill_arch import ARCHS, arch_tokens
+        from mmlong.apps.bench.prefill_arch import ARCHS, arch_tokens
 
         arch = ARCHS[args.arch]
         hidden, _, heads, kv_heads, ffn, head_dim = arch.shape(args.size)
@@ -271,7 +271,7 @@ def peak_memory_mb(device: str) -> float:
 
 def check_size(args: argparse.Namespace) -> str | None:
     """Fill in the family's default ``--size``; the one-line reason when the family has no such size."""
-    from mmlong.apps.bench_prefill_arch import ARCH_SIZES
+    from mmlong.apps.bench.prefill_arch import ARCH_SIZES
 
     sizes = SIZES if args.arch == "qwen2-vl" else ARCH_SIZES[args.arch]
     if args.size is None:

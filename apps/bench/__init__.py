@@ -1,0 +1,1 @@
+"""``mmlong bench ...``: the command group and one module per bench."""
