@@ -20,7 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "mmlong.apps.ask",  # ask
     "mmlong.apps.batch",  # batch
     "mmlong.apps.demo.command",  # demo
-    "mmlong.apps.evaluate",  # eval
+    "mmlong.apps.eval.command",  # eval
     "mmlong.apps.info",  # info, frames
     "mmlong.apps.bench.command",  # bench decode, bench make-video, ...
     "mmlong.apps.plan",  # plan

@@ -69,7 +69,7 @@ def test_each_budget_flag_is_parsed_once_into_its_type():
 @pytest.mark.parametrize("name",
                          ["mmlong.config.budget", "mmlong.planning.estimate", "mmlong.planning.shapes",
                           "mmlong.apps.bench.plan",
-                                  "mmlong.apps.compare", "mmlong.apps.compare_report"])
+                                  "mmlong.apps.eval.compare", "mmlong.apps.eval.compare_report"])
 def test_docstring_examples(name):
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0

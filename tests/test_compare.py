@@ -9,7 +9,7 @@ import pytest
 
 # ---------------------------------------------------------------------------------------------- cell settings
 def test_cells_reach_the_ratio_through_the_budget_or_their_own_setting():
-    from mmlong.apps.compare import cell_chain
+    from mmlong.apps.eval.compare import cell_chain
 
     assert cell_chain("pool", 0.25) == "pool:auto"
     assert cell_chain("tome", 0.1) == "tome:auto"
@@ -24,7 +24,7 @@ def test_cells_reach_the_ratio_through_the_budget_or_their_own_setting():
 
 @pytest.mark.parametrize("ratio", [0.5, 0.25])
 def test_in_llm_cells_keep_the_ratio_on_average_over_layers(ratio):
-    from mmlong.apps.compare import cell_chain
+    from mmlong.apps.eval.compare import cell_chain
     from mmlong.compressors.base import Chain
 
     for layers in (24, 28):
@@ -40,7 +40,7 @@ def test_in_llm_cells_keep_the_ratio_on_average_over_layers(ratio):
 
 
 def test_bad_ratio_is_refused():
-    from mmlong.apps.compare import grid
+    from mmlong.apps.eval.compare import grid
     from mmlong.errors import ConfigError
 
     with pytest.raises(ConfigError, match="retention ratio"):
@@ -51,8 +51,8 @@ def test_bad_ratio_is_refused():
 def test_a_chain_the_pipeline_cannot_run_gives_error_records_not_an_abort(monkeypatch):
     from types import SimpleNamespace
 
-    import mmlong.apps.benchmark_run as benchmark_run
-    from mmlong.apps.compare import Cell, _cell_records
+    import mmlong.apps.eval.run as benchmark_run
+    from mmlong.apps.eval.compare import Cell, _cell_records
     from mmlong.config.resolve import resolve
     from mmlong.errors import ConfigError
 
@@ -163,7 +163,7 @@ def _example_argv(line_start: str) -> list[str]:
     """The argv of the ``eval compare --help`` example starting with ``line_start`` (continuation lines joined)."""
     import shlex
 
-    from mmlong.apps.compare import EXAMPLES
+    from mmlong.apps.eval.compare import EXAMPLES
 
     text = EXAMPLES.replace("\\\n", " ")
     line = next(ln for ln in text.splitlines() if ln.strip().startswith(line_start))
@@ -172,7 +172,7 @@ def _example_argv(line_start: str) -> list[str]:
 
 def test_the_help_examples_run_the_methods_they_list():
     from mmlong.apps.cli import build_parser
-    from mmlong.apps.compare import cell_chain, grid
+    from mmlong.apps.eval.compare import cell_chain, grid
 
     args = build_parser().parse_args(_example_argv(
         "mmlong eval compare niavh --data runs/niavh-set --out runs/compare"))
@@ -198,7 +198,7 @@ def test_a_comma_list_of_methods_is_refused_in_one_line(methods, needle, capsys)
 
 
 def test_step_arguments_keep_their_commas():
-    from mmlong.apps.compare import method_argument
+    from mmlong.apps.eval.compare import method_argument
 
     assert method_argument("fastv:3,{drop}") == "fastv:3,{drop}"
     assert method_argument("holitom:contextual=1,tau=0.8") == "holitom:contextual=1,tau=0.8"
@@ -221,7 +221,7 @@ def test_every_list_flag_takes_values_separated_by_spaces():
 
 def test_every_benchmark_command_takes_its_data_with_data(capsys):
     from mmlong.apps.cli import build_parser, main
-    from mmlong.apps.evaluate import data_of
+    from mmlong.apps.eval.command import data_of
 
     parser = build_parser()
     for argv in (["eval", "compare", "niavh", "--data", "set", "--out", "o"],

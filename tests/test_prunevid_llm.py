@@ -254,7 +254,7 @@ def test_select_per_set_and_configs():
 
 def test_bench_prefill_and_compare_run_it():
     from mmlong.apps.bench.prefill import build_model, prefill, visual_tokens
-    from mmlong.apps.compare import cell_chain
+    from mmlong.apps.eval.compare import cell_chain
 
     assert cell_chain("prunevid-llm", 0.25) == "prunevid-llm:alpha=0.25"
     model = build_model("tiny", "cpu", "float32", seed=0)

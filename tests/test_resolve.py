@@ -181,7 +181,7 @@ def test_every_plugin_builds_from_its_resolved_node():
 
 def test_every_registered_benchmark_is_a_benchmark_built_from_its_config():
     """``eval`` and ``eval compare`` find benchmarks through the registry; each has the one interface."""
-    from mmlong.apps.benchmark_run import build_benchmark
+    from mmlong.apps.eval.run import build_benchmark
     from mmlong.benchmarks.scoring import Benchmark
     from mmlong.registry import BENCHMARKS
 

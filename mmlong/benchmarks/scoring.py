@@ -66,7 +66,7 @@ class Benchmark:
     :meth:`items`, :meth:`record`, :meth:`summarize` and :meth:`report`; :meth:`error_record` and
     :meth:`figures` have defaults. Built-ins are registered in :data:`mmlong.registry.BENCHMARKS`
     (``BENCHMARKS.create("mlvu", data=...)``), third parties add entry points in ``mmlong.benchmarks``;
-    :func:`mmlong.apps.benchmark_run.run_benchmark` runs any of them through the one job runner.
+    :func:`mmlong.apps.eval.run.run_benchmark` runs any of them through the one job runner.
     """
 
     name: ClassVar[str] = "benchmark"

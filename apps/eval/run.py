@@ -4,7 +4,7 @@
 :func:`run_benchmark` answers a :class:`~mmlong.benchmarks.scoring.Benchmark` through the job runner ``mmlong batch``
 uses (:func:`mmlong.jobs.runner.run_job`): questions about one video form a group that shares one encoding
 (:meth:`Pipeline.run`) and stays on one rank; each question ends as one line of ``results.jsonl``, so a killed run
-continues where it stopped. The ``eval`` commands (:mod:`mmlong.apps.evaluate`, its Video-MME and
+continues where it stopped. The ``eval`` commands (:mod:`mmlong.apps.eval.command`, its Video-MME and
 LongVideoBench parsers, ``eval compare``) import this module; it imports none of them.
 """
 

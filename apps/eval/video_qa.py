@@ -1,6 +1,6 @@
 """``mmlong eval videomme`` and ``mmlong eval longvideobench``: the commands over the two benchmark adapters.
 
-Both run through :func:`mmlong.apps.benchmark_run.run_benchmark` (resume, sharding, one record per question with the
+Both run through :func:`mmlong.apps.eval.run.run_benchmark` (resume, sharding, one record per question with the
 frames and subtitles the model saw). ``--with-subtitles`` asks with the dataset's subtitles at the sampled
 frames (``--subtitles-fallback asr``: the speech expert for a video that has none); without it the model gets no
 subtitles and no expert text at all (no OCR, no speech), as the official "w/o subs" setting; the preset's experts
@@ -71,7 +71,7 @@ def _config_with_subtitles(args: argparse.Namespace, bench: Any) -> Any:
 
 
 def run_videomme(args: argparse.Namespace) -> int:
-    from mmlong.apps.benchmark_run import build_benchmark, check_run_folder, print_summary, run_benchmark
+    from mmlong.apps.eval.run import build_benchmark, check_run_folder, print_summary, run_benchmark
 
     check_run_folder(args.out)
     bench = build_benchmark("videomme", data=args.data, video_root=args.video_root, subtitle_root=args.subtitle_root,
@@ -81,7 +81,7 @@ def run_videomme(args: argparse.Namespace) -> int:
 
 
 def run_longvideobench(args: argparse.Namespace) -> int:
-    from mmlong.apps.benchmark_run import build_benchmark, check_run_folder, print_summary, run_benchmark
+    from mmlong.apps.eval.run import build_benchmark, check_run_folder, print_summary, run_benchmark
 
     check_run_folder(args.out)
     bench = build_benchmark("longvideobench", data=args.data, video_root=args.video_root,

@@ -2,7 +2,7 @@
 
 ``mmlong eval mlvu --data DIR --out DIR``, ``mmlong eval niavh make DIR`` and ``mmlong eval niavh run DIR --out
 DIR``. Benchmarks are found through :data:`mmlong.registry.BENCHMARKS` (:class:`~mmlong.benchmarks.scoring.Benchmark`
-plug-ins) and run by :mod:`mmlong.apps.benchmark_run` on the job runner ``mmlong batch`` uses
+plug-ins) and run by :mod:`mmlong.apps.eval.run` on the job runner ``mmlong batch`` uses
 (:func:`mmlong.jobs.runner.run_job`): questions about one video form a group that shares one encoding
 (:meth:`Pipeline.run`) and stays on one rank; each question ends as one line of ``results.jsonl``, so a killed
 run continues where it stopped; under ``torchrun`` every rank takes its share and rank 0 merges and scores.
@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mmlong.apps.benchmark_run import (
+from mmlong.apps.eval.run import (
     SpacedList,
     add_data_argument,
     add_run_arguments,
@@ -63,7 +63,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add_run_arguments(mlvu)
     mlvu.set_defaults(func=run_mlvu)
 
-    from mmlong.apps.eval_video_qa import add_parsers
+    from mmlong.apps.eval.video_qa import add_parsers
 
     add_parsers(benchmarks, add_run_arguments)
 
@@ -108,7 +108,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add_run_arguments(run)
     run.set_defaults(func=run_niavh)
 
-    from mmlong.apps.compare import add_compare_parser
+    from mmlong.apps.eval.compare import add_compare_parser
 
     add_compare_parser(benchmarks)
 

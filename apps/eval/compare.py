@@ -14,8 +14,8 @@ Every question of every cell ends as one record of ``results.jsonl`` (id ``CELL|
 resolved pipeline is saved beside the results and a resumed run must match it, and under ``torchrun`` each rank
 takes whole videos (all cells of a video on one rank, so its encoding is shared).
 Then rank 0 measures each cell's prefill cost on a random-init Qwen2-VL of a real shape
-(:mod:`mmlong.apps.compare_cost`, resumable too) and writes ``summary.json``, ``results.md`` and ``pareto.png``
-(:mod:`mmlong.apps.compare_report`).
+(:mod:`mmlong.apps.eval.compare_cost`, resumable too) and writes ``summary.json``, ``results.md`` and ``pareto.png``
+(:mod:`mmlong.apps.eval.compare_report`).
 """
 
 from __future__ import annotations
@@ -148,7 +148,7 @@ def method_argument(text: str) -> str:
 
 def add_compare_parser(benchmarks: argparse._SubParsersAction) -> None:
     """``mmlong eval compare BENCHMARK --data DATA``: added to the ``eval`` command's benchmarks."""
-    from mmlong.apps.benchmark_run import SpacedList, add_data_argument, add_run_arguments, names_arg, numbers_arg
+    from mmlong.apps.eval.run import SpacedList, add_data_argument, add_run_arguments, names_arg, numbers_arg
 
     parser = benchmarks.add_parser("compare", help="compressor chains x retention ratios at matched token budgets",
                                    description=plain_text(__doc__.split("\n\n")[0]), epilog=EXAMPLES,
@@ -218,7 +218,7 @@ def _retarget(pipeline: Any, compress: str, budget: int | None) -> Any:
 def _cell_records(benchmark: Any, pipeline: Any, cell: Cell, chain: str, group: Sequence[Any],
                   base_tokens: int) -> list[dict[str, Any]]:
     """One cell's records for one video's questions (its budget is the ratio of that video's tokens)."""
-    from mmlong.apps.benchmark_run import answer_group
+    from mmlong.apps.eval.run import answer_group
     from mmlong.errors import ConfigError
 
     budget = None if not cell.method else max(1, round(cell.ratio * base_tokens))
@@ -303,7 +303,7 @@ def _base_tokens(pipeline: Any, group: Sequence[Any]) -> int:
 
 def compare_benchmark(args: argparse.Namespace) -> Any:
     """The benchmark of ``eval compare``, from the registry."""
-    from mmlong.apps.benchmark_run import build_benchmark, data_of
+    from mmlong.apps.eval.run import build_benchmark, data_of
 
     if args.benchmark == "niavh":
         return build_benchmark("niavh", data=data_of(args), kinds=tuple(args.kinds))
@@ -312,8 +312,8 @@ def compare_benchmark(args: argparse.Namespace) -> Any:
 
 
 def run_compare(args: argparse.Namespace) -> int:
-    from mmlong.apps.compare_cost import measure_costs
-    from mmlong.apps.compare_report import write_report
+    from mmlong.apps.eval.compare_cost import measure_costs
+    from mmlong.apps.eval.compare_report import write_report
     from mmlong.apps.options import resolve_args
     from mmlong.planning.fit import fit_to_memory
     from mmlong.planning.shapes import named_shape
