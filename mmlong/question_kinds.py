@@ -4,7 +4,7 @@ Benchmarks of long-video QA ask far more than "what appears": MLVU's dev tasks a
 recognition, needle QA, ego reasoning, plot QA, action order and action count; Video-MME's task types include
 counting, temporal perception and information synopsis. An answerer that treats every question as "which
 option matches the most salient moment" fails most of them, so the kind is decided first and each kind has its
-own answer rule (:mod:`mmlong.models.kind_rules`) and its own frame choice (the coverage sampler).
+own answer rule (:mod:`mmlong.models.socratic.kind_rules`) and its own frame choice (the coverage sampler).
 
 Kinds (:data:`KINDS`):
 

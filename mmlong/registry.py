@@ -259,7 +259,7 @@ COMPRESSORS = Registry(
 MODELS = Registry(
     "model",
     {
-        "socratic": "mmlong.models.socratic:SocraticModel",
+        "socratic": "mmlong.models.socratic.answerer:SocraticModel",
         "qwen2-vl": "mmlong.models.qwen2_vl:Qwen2VLAdapter",
         "llava-onevision": "mmlong.models.llava_onevision:LlavaOneVisionAdapter",
         "smolvlm2": "mmlong.models.smolvlm:SmolVLMAdapter",

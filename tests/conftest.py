@@ -27,7 +27,7 @@ def real_gemma_only_in_slow_tests(request):
     loop slow; this says which one and how to fix it. (Session-scoped, so it is in place before any module
     fixture loads a model.)
     """
-    import mmlong.models.gemma as gemma
+    import mmlong.models.socratic.gemma as gemma
 
     original = gemma.ensure_gemma_cache
 

@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from mmlong.errors import ModelLoadError
-from mmlong.models.gemma import (
+from mmlong.models.prompts import letter_token_ids
+from mmlong.models.socratic.gemma import (
     CACHE_FILES,
     build_cache_atomically,
     gemma_cache_path,
@@ -19,7 +20,6 @@ from mmlong.models.gemma import (
     load_gemma,
     load_lm,
 )
-from mmlong.models.prompts import letter_token_ids
 
 PROMPT = "Video transcript:\n00:12: Egyptian cat 0.81\nQuestion: What animal appears?\nAnswer:"
 

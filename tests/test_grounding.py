@@ -18,8 +18,8 @@ from mmlong.benchmarks.niavh_make import MakeConfig, make_niavh
 from mmlong.benchmarks.niavh_media import Needle, fit_frame
 from mmlong.experts.base import TimedText
 from mmlong.media.video import open_video
-from mmlong.models.grounding import ground, moment_rarity, word_match
-from mmlong.models.socratic import SocraticModel, fuse_scores
+from mmlong.models.socratic.answerer import SocraticModel, fuse_scores
+from mmlong.models.socratic.grounding import ground, moment_rarity, word_match
 from mmlong.qa import Query
 from mmlong.sampling.basic import SampleContext, build_sampler
 from mmlong.sampling.coverage import CoverageSampler

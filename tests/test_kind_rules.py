@@ -14,8 +14,8 @@ import torch
 from mmlong.assets.samples import sample_image, sample_video
 from mmlong.benchmarks.niavh_media import fit_frame
 from mmlong.media.video import open_video
-from mmlong.models.kind_rules import EpisodeRule, build_timeline, episodes, option_span
-from mmlong.models.socratic import SocraticModel
+from mmlong.models.socratic.answerer import SocraticModel
+from mmlong.models.socratic.kind_rules import EpisodeRule, build_timeline, episodes, option_span
 from mmlong.qa import Query
 from mmlong.sampling.basic import SampleContext, uniform_indices
 from mmlong.sampling.coverage import CoverageSampler

@@ -10,8 +10,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mmlong.models.open_vocab import COMMON_NOUNS, LOGIT_SCALE, OpenVocabulary, describer, vocabulary
-from mmlong.models.socratic import SocraticModel
+from mmlong.models.socratic.answerer import SocraticModel
+from mmlong.models.socratic.open_vocab import COMMON_NOUNS, LOGIT_SCALE, OpenVocabulary, describer, vocabulary
 from mmlong.qa import Query
 from mmlong.registry import ENCODERS
 from mmlong.types import VisualTokens

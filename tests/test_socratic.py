@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from mmlong.errors import ConfigError
-from mmlong.models.grounding import ground, name_overlap
-from mmlong.models.socratic import SocraticModel
-from mmlong.models.transcript import build_transcript
+from mmlong.models.socratic.answerer import SocraticModel
+from mmlong.models.socratic.grounding import ground, name_overlap
+from mmlong.models.socratic.transcript import build_transcript
 from mmlong.qa import Query
 from mmlong.registry import MODELS, PluginConfigError
 from mmlong.types import VisualTokens

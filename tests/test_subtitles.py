@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from mmlong.experts.base import TimedText
+from mmlong.models.socratic.transcript import build_transcript
 from mmlong.models.subtitles import HEADER, subtitle_context, subtitles_by_frame
-from mmlong.models.transcript import build_transcript
 from mmlong.qa import Query
 from mmlong.types import VisualTokens
 from tests.vlm_fixtures import build_llava_onevision, build_qwen2_vl, build_smolvlm, frames_of, random_video
@@ -71,7 +71,7 @@ class OneHotHead:
 
 
 def test_socratic_transcript_interleaves_expert_lines_by_time():
-    from mmlong.models.socratic import SocraticModel, transcript_context
+    from mmlong.models.socratic.answerer import SocraticModel, transcript_context
 
     grid = torch.zeros(4, 1, 1, 2)
     grid[:2, ..., 1] = 1.0

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from mmlong.experts.base import format_span, format_time
-from mmlong.models.transcript import build_transcript, clean_class_name, time_groups
+from mmlong.models.socratic.transcript import build_transcript, clean_class_name, time_groups
 from mmlong.types import VisualTokens
 
 #: the test classifier's distribution for a one-hot feature of each "scene kind"

@@ -1,7 +1,7 @@
 """The scoring ablation of a NIAVH run: LM only, evidence only and fused, from the same answers.
 
 The Socratic answerer records every option's scores (``option_scores``: ``evidence``, ``pmi``, ``likelihood``,
-``fused``; see :mod:`mmlong.models.socratic`), so one run answers all modes exactly: each mode's choice is the
+``fused``; see :mod:`mmlong.models.socratic.answerer`), so one run answers all modes exactly: each mode's choice is the
 option with its highest score (the first on a tie, as the answerer does).
 
 >>> record = {"kind": "mc", "needle_type": "image", "answer": "B",

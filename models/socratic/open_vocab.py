@@ -1,6 +1,6 @@
 """An image-text encoder as the Socratic model's describer: zero-shot classification over a large vocabulary.
 
-The Socratic answerer (:mod:`mmlong.models.socratic`) describes each moment with an image classifier's most
+The Socratic answerer (:mod:`mmlong.models.socratic.answerer`) describes each moment with an image classifier's most
 likely classes and grounds answers in text-to-moment relevance. An image-text encoder (``open_clip``, a
 ``hf-vision`` CLIP or SigLIP checkpoint) has no classifier head, but its two towers give both, as in CLIP's
 zero-shot classification (Radford et al., "Learning Transferable Visual Models From Natural Language
@@ -55,7 +55,7 @@ LOGIT_SCALE = 100.0
 def vocabulary(extra: Sequence[str] = ()) -> tuple[str, ...]:
     """ImageNet's class names (first synonym), then :data:`COMMON_NOUNS` and ``extra``, each name once."""
     from mmlong.assets.imagenet import imagenet_class_names
-    from mmlong.models.transcript import clean_class_name
+    from mmlong.models.socratic.transcript import clean_class_name
 
     names = [clean_class_name(n) for n in imagenet_class_names()] + list(COMMON_NOUNS) + list(extra)
     return tuple(dict.fromkeys(n for n in names if n))

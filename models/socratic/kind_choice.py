@@ -1,7 +1,7 @@
-"""Multiple choice by the question's kind: the rule of :mod:`mmlong.models.kind_rules` that fits what the
+"""Multiple choice by the question's kind: the rule of :mod:`mmlong.models.socratic.kind_rules` that fits what the
 question asks (:mod:`mmlong.question_kinds`) chooses the option.
 
-``appear`` and ``attribute`` questions keep the grounded rule of :mod:`mmlong.models.socratic` (the option a
+``appear`` and ``attribute`` questions keep the grounded rule of :mod:`mmlong.models.socratic.answerer` (the option a
 moment supports best); every other kind is decided here. When a rule cannot tell the options apart (every
 score equal, e.g. options that name no number for a counting question), :func:`choose_by_kind` returns None
 and the grounded rule decides.
@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from mmlong.models.kind_rules import (
+from mmlong.models.socratic.kind_rules import (
     EpisodeRule,
     Timeline,
     absence_scores,
@@ -33,7 +33,7 @@ from mmlong.models.kind_rules import (
 )
 from mmlong.question_kinds import QuestionKind, split_items
 
-#: kinds whose multiple choice a rule of :mod:`mmlong.models.kind_rules` decides
+#: kinds whose multiple choice a rule of :mod:`mmlong.models.socratic.kind_rules` decides
 RULED = frozenset({"topic", "count", "order", "when", "absence", "duration", "yesno"})
 
 

@@ -249,7 +249,8 @@ def build_transcript(
     ``min_confidence`` is written as nothing recognisable rather than as a confident-looking guess. When more
     than ``max_lines`` lines remain after merging, consecutive time groups are pooled into ``max_lines`` coarser
     spans and classified again. ``merge=False``
-    keeps one line per time group (the moments grounded option scoring compares, :mod:`mmlong.models.grounding`).
+    keeps one line per time group (the moments grounded option scoring compares,
+    :mod:`mmlong.models.socratic.grounding`).
     """
     if tokens.num_tokens == 0:
         return Transcript(())

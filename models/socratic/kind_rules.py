@@ -2,7 +2,7 @@
 
 The timeline is what the Socratic model already builds: each moment (a sampled frame or segment with its
 classifier labels, or an expert's line of on-screen text or speech) at its time, and the relevance ``r(x, l)``
-of a text ``x`` (an option, a target) to moment ``l`` (:func:`mmlong.models.grounding.moment_relevance`: ConSE
+of a text ``x`` (an option, a target) to moment ``l`` (:func:`mmlong.models.socratic.grounding.moment_relevance`: ConSE
 for image moments, word match / MiniLM for text moments). Each moment stands for a stretch of the video: an
 image moment for the time nearest to it among the image moments (half the gap to each neighbour, the ends
 stretched to the video's start and end), a text moment for its own span.
@@ -51,7 +51,7 @@ from typing import Any
 
 import torch
 
-from mmlong.models.grounding import line_says, moment_relevance
+from mmlong.models.socratic.grounding import line_says, moment_relevance
 from mmlong.question_kinds import split_items
 
 #: presence a text moment needs to count as saying a text (half of its words)

@@ -12,7 +12,7 @@ writes into a temporary sibling directory and renames it into place, under a fil
 concurrent conversion never leaves a half-written cache. Every load is local (``local_files_only=True``),
 safetensors only, with ``trust_remote_code`` off.
 
->>> from mmlong.models.gemma import gemma_cache_path
+>>> from mmlong.models.socratic.gemma import gemma_cache_path
 >>> gemma_cache_path("/tmp/mmlong-cache").as_posix()
 '/tmp/mmlong-cache/models/gemma3-270m'
 """

@@ -2,12 +2,13 @@
 
 Socratic Models: Composing Zero-Shot Multimodal Reasoning with Language (Zeng et al., 2022, arXiv:2204.00598).
 The encoder's image classifier describes the (compressed) visual tokens as a timestamped transcript
-(:mod:`mmlong.models.transcript`); a text-only language model (Gemma 3 270M, :mod:`mmlong.models.gemma`) reads
+(:mod:`mmlong.models.socratic.transcript`); a text-only language model (Gemma 3 270M,
+:mod:`mmlong.models.socratic.gemma`) reads
 it with the question in the MLVU prompt (:mod:`mmlong.models.prompts`).
 
 Multiple choice is **grounded** (``scoring="fused"``, the default). Every moment of the video (each sampled
 frame or segment, and each expert line: on-screen text, speech) is compared with every option
-(:mod:`mmlong.models.grounding`: ConSE for image moments, fuzzy word match and MiniLM for text moments), and
+(:mod:`mmlong.models.socratic.grounding`: ConSE for image moments, fuzzy word match and MiniLM for text moments), and
 an option's evidence is its best moment's support, ``e_o = max_l [r(o, l) - median_l' r(o, l') + u * b_l]``,
 where ``b_l`` is how much more the moment stands apart from the rest of the video than its typical moment does
 (a brief event is unlike everything outside its own few seconds; 0 for expert lines), ``u = 0.5``. The LM
@@ -26,13 +27,14 @@ chosen option, most prominent first.
 **Question kinds** (``kind_rules=True``, the default). The question is first understood
 (:mod:`mmlong.question_kinds`: what appears, topic, count, order, when, absence, duration, attribute, yes/no,
 with its target), recorded in ``details["question"]``. Multiple choice of every kind but ``appear`` and
-``attribute`` is decided by that kind's rule over the evidence timeline (:mod:`mmlong.models.kind_rules`, chosen
-in :mod:`mmlong.models.kind_choice`: holistic share by duration, episodes counted with hysteresis, first-seen
+``attribute`` is decided by that kind's rule over the evidence timeline (:mod:`mmlong.models.socratic.kind_rules`,
+chosen
+in :mod:`mmlong.models.socratic.kind_choice`: holistic share by duration, episodes counted with hysteresis, first-seen
 order, the evidence time against each option's span, presence inverted, episode seconds); the rule's
 measurements are in ``details["kind_rule"]``. ``kind_rules=False`` answers every question with the grounded
 rule above (the ablation).
 
-Open questions get a sentence of the kind asked (:mod:`mmlong.models.open_answers`: a count with its times, a
+Open questions get a sentence of the kind asked (:mod:`mmlong.models.socratic.open_answers`: a count with its times, a
 time and part of the video, a summary of what most of the video shows and what happens briefly, the text read,
 the words heard), and say plainly when no moment shows the target. An ``appear`` question is answered from the
 moment with the most support for the question (its prominence plus, for an image moment, ``u * b_l``): that
@@ -53,10 +55,6 @@ import torch
 
 from mmlong.errors import ConfigError
 from mmlong.models.base import VideoQAModel
-from mmlong.models.grounding import Grounding, ground, line_says, moment_rarity, moment_text
-from mmlong.models.kind_choice import Curves, choose_by_kind
-from mmlong.models.kind_rules import EpisodeRule, build_timeline
-from mmlong.models.open_answers import open_sentence
 from mmlong.models.prompts import (
     LetterChoice,
     choose_option,
@@ -68,7 +66,11 @@ from mmlong.models.prompts import (
     read_letter,
     scoring_prompt,
 )
-from mmlong.models.transcript import Transcript, build_transcript
+from mmlong.models.socratic.grounding import Grounding, ground, line_says, moment_rarity, moment_text
+from mmlong.models.socratic.kind_choice import Curves, choose_by_kind
+from mmlong.models.socratic.kind_rules import EpisodeRule, build_timeline
+from mmlong.models.socratic.open_answers import open_sentence
+from mmlong.models.socratic.transcript import Transcript, build_transcript
 from mmlong.qa import Answer, Query
 from mmlong.question_kinds import understand
 from mmlong.types import VisualTokens
@@ -152,7 +154,7 @@ class SocraticModel(VideoQAModel):
         open_moments: how many of the most
         relevant moments an open answer is generated from; kind_rules: answer each question kind by its own
         rule (False: every question by the grounded rule); episode_on, episode_gap: the least presence that
-        opens an episode and the seconds that separate two (:class:`~mmlong.models.kind_rules.EpisodeRule`);
+        opens an episode and the seconds that separate two (:class:`~mmlong.models.socratic.kind_rules.EpisodeRule`);
         holistic_temperature, holistic_calibration: ``T`` and ``lambda`` of the holistic share; device,
         dtype: where and how the LM runs; cache_dir:
         cache root for the converted LM (default ``$MMLONG_CACHE_DIR`` or the user cache dir)."""
@@ -209,9 +211,9 @@ class SocraticModel(VideoQAModel):
     # ------------------------------------------------------------------ the language model, loaded once
     @property
     def lm(self) -> Any:
-        """The answerer LM (:class:`~mmlong.models.gemma.TextLM`), loaded on first use."""
+        """The answerer LM (:class:`~mmlong.models.socratic.gemma.TextLM`), loaded on first use."""
         if self._lm is None:
-            from mmlong.models.gemma import load_gemma
+            from mmlong.models.socratic.gemma import load_gemma
 
             cfg = self.config
             self._lm = load_gemma(cfg.path, cache_dir=cfg.cache_dir, device=cfg.device, dtype=cfg.dtype)
@@ -231,8 +233,9 @@ class SocraticModel(VideoQAModel):
     # ------------------------------------------------------------------ answering
     def describer(self, encoder: Any) -> Any:
         """What names the moments: ``encoder``'s image classifier, or a zero-shot one over a large vocabulary from
-        an image-text encoder's text tower (:func:`mmlong.models.open_vocab.describer`); kept for the next question."""
-        from mmlong.models.open_vocab import describer
+        an image-text encoder's text tower (:func:`mmlong.models.socratic.open_vocab.describer`); kept for the next
+        question."""
+        from mmlong.models.socratic.open_vocab import describer
 
         if self._describer is None or self._describer[0] is not encoder:
             self._describer = (encoder, describer(encoder))
@@ -298,7 +301,8 @@ class SocraticModel(VideoQAModel):
         return [float(lp.sum()) for lp in self.lm.continuation_logprobs(prompt, list(continuations))]
 
     def ground(self, moments: Sequence[Any], texts: Sequence[str], encoder: Any) -> Grounding:
-        """:func:`~mmlong.models.grounding.ground` of ``texts`` with the moments' rarity at ``rarity_weight``."""
+        """:func:`~mmlong.models.socratic.grounding.ground` of ``texts`` with the moments' rarity at
+        ``rarity_weight``."""
         cfg = self.config
         rarity = moment_rarity(moments, cfg.rarity_window) if cfg.rarity_weight > 0 else None
         return ground(moments, texts, encoder, rarity, cfg.rarity_weight)

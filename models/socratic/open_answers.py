@@ -1,7 +1,7 @@
 """Open answers as sentences built from the evidence timeline, one per question kind.
 
 An open question gets a sentence that answers the kind asked (:mod:`mmlong.question_kinds`), from the same
-timeline and rules as multiple choice (:mod:`mmlong.models.kind_rules`):
+timeline and rules as multiple choice (:mod:`mmlong.models.socratic.kind_rules`):
 
 - ``topic``: what most of the video shows (the classes that are the top label of the most time, with their
   share of the video) and what happens briefly (the rarest moments whose label differs, with their times), the
@@ -15,7 +15,8 @@ timeline and rules as multiple choice (:mod:`mmlong.models.kind_rules`):
 - ``attribute``: what the evidence can and cannot tell (an ImageNet classifier names objects, not colours);
 - ``appear``: the best moment's own words, with its time.
 
-Whenever no moment clearly shows the target (no episode of presence, :func:`~mmlong.models.kind_rules.episodes`)
+Whenever no moment clearly shows the target (no episode of presence,
+:func:`~mmlong.models.socratic.kind_rules.episodes`)
 the sentence says so plainly and names the closest moment.
 
 >>> share_phrase(0.78)
@@ -30,8 +31,8 @@ from typing import Any
 import torch
 
 from mmlong.experts.base import format_span, format_time
-from mmlong.models.grounding import line_says
-from mmlong.models.kind_choice import Curves, counts_people, people_counts
+from mmlong.models.socratic.grounding import line_says
+from mmlong.models.socratic.kind_choice import Curves, counts_people, people_counts
 from mmlong.question_kinds import QuestionKind, list_items
 
 #: most brief moments a summary names
@@ -199,7 +200,7 @@ def open_sentence(kind: QuestionKind, curves: Curves, rarity: torch.Tensor | Non
             return (f"{target.capitalize()} is seen at {format_span(*best)}, {where} of the video "
                     f"({format_time(t)} of {format_time(tl.duration)}).{also}"), evidence[:1]
         if kind.kind == "duration":
-            from mmlong.models.kind_rules import episode_seconds
+            from mmlong.models.socratic.kind_rules import episode_seconds
 
             seconds = episode_seconds(found, tl)
             return (f"About {round(seconds)} s: {target} is seen at {_times(found)} "

@@ -1,0 +1,1 @@
+"""The offline Socratic answerer: classifier transcript, grounding of evidence, Gemma."""
