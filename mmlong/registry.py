@@ -260,13 +260,13 @@ MODELS = Registry(
     "model",
     {
         "socratic": "mmlong.models.socratic.answerer:SocraticModel",
-        "qwen2-vl": "mmlong.models.qwen2_vl:Qwen2VLAdapter",
-        "llava-onevision": "mmlong.models.llava_onevision:LlavaOneVisionAdapter",
-        "smolvlm2": "mmlong.models.smolvlm:SmolVLMAdapter",
-        "qwen3-vl": "mmlong.models.qwen3_vl:Qwen3VLAdapter",
-        "internvl": "mmlong.models.internvl:InternVLAdapter",
-        "qwen3.5": "mmlong.models.qwen3_5:Qwen3_5Adapter",
-        "videollama3": "mmlong.models.video_llama_3:VideoLlama3Adapter",
+        "qwen2-vl": "mmlong.models.native.qwen2_vl:Qwen2VLAdapter",
+        "llava-onevision": "mmlong.models.native.llava_onevision:LlavaOneVisionAdapter",
+        "smolvlm2": "mmlong.models.native.smolvlm:SmolVLMAdapter",
+        "qwen3-vl": "mmlong.models.native.qwen3_vl:Qwen3VLAdapter",
+        "internvl": "mmlong.models.native.internvl:InternVLAdapter",
+        "qwen3.5": "mmlong.models.native.qwen3_5:Qwen3_5Adapter",
+        "videollama3": "mmlong.models.native.video_llama_3:VideoLlama3Adapter",
     },
 )
 EXPERTS = Registry(

@@ -23,7 +23,7 @@ def clip(tmp_path_factory):
 
 
 def test_several_questions_load_the_model_once(qwen_dir, clip, capsys, monkeypatch):
-    import mmlong.models.native_base as native_base
+    import mmlong.models.native.base as native_base
     from mmlong.apps.cli import main
 
     loads = []

@@ -42,7 +42,7 @@ def test_weights_are_hashed_once_per_encoder():
 
 def test_native_encoder_hashes_the_tower_once_for_two_videos():
     pytest.importorskip("transformers")
-    from mmlong.models.qwen2_vl import Qwen2VLAdapter
+    from mmlong.models.native.qwen2_vl import Qwen2VLAdapter
     from tests.vlm_fixtures import build_qwen2_vl
 
     adapter = Qwen2VLAdapter().load(*build_qwen2_vl())

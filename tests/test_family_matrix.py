@@ -12,13 +12,14 @@ from mmlong.registry import COMPRESSORS
 from tests import vlm_families, vlm_fixtures
 
 FAMILIES = {
-    "qwen2-vl": ("mmlong.models.qwen2_vl:Qwen2VLAdapter", vlm_fixtures.build_qwen2_vl),
-    "llava-onevision": ("mmlong.models.llava_onevision:LlavaOneVisionAdapter", vlm_fixtures.build_llava_onevision),
-    "smolvlm2": ("mmlong.models.smolvlm:SmolVLMAdapter", vlm_fixtures.build_smolvlm),
-    "qwen3-vl": ("mmlong.models.qwen3_vl:Qwen3VLAdapter", vlm_families.build_qwen3_vl),
-    "qwen3.5": ("mmlong.models.qwen3_5:Qwen3_5Adapter", vlm_families.build_qwen3_5),
-    "internvl": ("mmlong.models.internvl:InternVLAdapter", vlm_families.build_internvl),
-    "videollama3": ("mmlong.models.video_llama_3:VideoLlama3Adapter", vlm_families.build_video_llama_3),
+    "qwen2-vl": ("mmlong.models.native.qwen2_vl:Qwen2VLAdapter", vlm_fixtures.build_qwen2_vl),
+    "llava-onevision": ("mmlong.models.native.llava_onevision:LlavaOneVisionAdapter",
+                        vlm_fixtures.build_llava_onevision),
+    "smolvlm2": ("mmlong.models.native.smolvlm:SmolVLMAdapter", vlm_fixtures.build_smolvlm),
+    "qwen3-vl": ("mmlong.models.native.qwen3_vl:Qwen3VLAdapter", vlm_families.build_qwen3_vl),
+    "qwen3.5": ("mmlong.models.native.qwen3_5:Qwen3_5Adapter", vlm_families.build_qwen3_5),
+    "internvl": ("mmlong.models.native.internvl:InternVLAdapter", vlm_families.build_internvl),
+    "videollama3": ("mmlong.models.native.video_llama_3:VideoLlama3Adapter", vlm_families.build_video_llama_3),
 }
 QUERY = Query("which animal appears first?", ("a cat", "a dog", "a bird", "a fish"))
 

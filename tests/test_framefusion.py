@@ -10,7 +10,7 @@ from mmlong.compressors.base import Chain
 from mmlong.compressors.framefusion import FrameFusion, pruning_sparsity
 from mmlong.errors import ConfigError
 from mmlong.models.decoding import decoder_layers, greedy_decode
-from mmlong.models.qwen2_vl import Qwen2VLAdapter
+from mmlong.models.native.qwen2_vl import Qwen2VLAdapter
 from mmlong.qa import Query
 from mmlong.registry import COMPRESSORS
 from mmlong.types import VisualTokens

@@ -9,7 +9,7 @@ import torch
 
 from mmlong.compressors.base import Chain
 from mmlong.models.decoding import greedy_decode
-from mmlong.models.internvl import InternVLAdapter, internvl_chat
+from mmlong.models.native.internvl import InternVLAdapter, internvl_chat
 from mmlong.qa import Query
 from tests.vlm_families import build_internvl, sample_clip
 

@@ -11,10 +11,10 @@ import torch
 from mmlong.compressors.base import Chain
 from mmlong.compressors.llm_pruning import InLLMPruning
 from mmlong.errors import ModelLoadError
-from mmlong.models import llava_onevision
 from mmlong.models.decoding import decoder_layers, greedy_decode
-from mmlong.models.llava_onevision import LlavaOneVisionAdapter
 from mmlong.models.loading import detect_family
+from mmlong.models.native import llava_onevision
+from mmlong.models.native.llava_onevision import LlavaOneVisionAdapter
 from mmlong.models.prompts import letter_token_ids
 from mmlong.qa import Query
 from tests.vlm_fixtures import (

@@ -9,7 +9,7 @@ from mmlong.compressors.base import Chain
 from mmlong.compressors.llm_pruning import Drop, FastV, InLLMPruning, PyramidDrop, last_token_attention
 from mmlong.errors import ConfigError
 from mmlong.models.decoding import decoder_layers, greedy_decode
-from mmlong.models.qwen2_vl import Qwen2VLAdapter
+from mmlong.models.native.qwen2_vl import Qwen2VLAdapter
 from mmlong.qa import Query
 from mmlong.registry import COMPRESSORS
 from tests.vlm_fixtures import build_qwen2_vl, frames_of, random_video

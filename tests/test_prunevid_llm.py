@@ -20,7 +20,7 @@ from mmlong.compressors.prunevid import SELECTION_KEY, PruneVid
 from mmlong.compressors.prunevid_llm import PruneVidLLM, PruneVidLLMHooks, select_per_set, selection_sets
 from mmlong.errors import ConfigError
 from mmlong.models.decoding import decoder_layers, greedy_decode, language_model
-from mmlong.models.qwen2_vl import Qwen2VLAdapter
+from mmlong.models.native.qwen2_vl import Qwen2VLAdapter
 from mmlong.qa import Query
 from mmlong.registry import COMPRESSORS
 from tests.vlm_fixtures import build_qwen2_vl, frames_of, random_video

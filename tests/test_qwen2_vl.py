@@ -10,8 +10,8 @@ import torch
 from mmlong.errors import ModelLoadError
 from mmlong.models.decoding import greedy_decode
 from mmlong.models.loading import detect_family
+from mmlong.models.native.qwen2_vl import Qwen2VLAdapter, qwen2_vl_prompt
 from mmlong.models.prompts import MLVU_ANSWER_PREFIX, letter_token_ids
-from mmlong.models.qwen2_vl import Qwen2VLAdapter, qwen2_vl_prompt
 from mmlong.qa import Query
 from tests.vlm_fixtures import build_qwen2_vl, frames_of, random_video
 

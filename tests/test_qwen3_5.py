@@ -9,8 +9,8 @@ import torch
 from mmlong.compressors.llm_pruning import FastV, PyramidDrop
 from mmlong.errors import ConfigError
 from mmlong.models.decoding import greedy_decode, language_model
-from mmlong.models.qwen3_5 import Qwen3_5Adapter
-from mmlong.models.qwen3_vl import qwen3_vl_chat
+from mmlong.models.native.qwen3_5 import Qwen3_5Adapter
+from mmlong.models.native.qwen3_vl import qwen3_vl_chat
 from mmlong.qa import Query
 from tests.vlm_families import build_qwen3_5, sample_clip, video_metadata
 

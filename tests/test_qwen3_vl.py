@@ -8,7 +8,7 @@ import torch
 from mmlong.compressors.llm_pruning import FastV
 from mmlong.errors import ConfigError
 from mmlong.models.decoding import greedy_decode, language_model
-from mmlong.models.qwen3_vl import Qwen3VLAdapter, qwen3_vl_chat
+from mmlong.models.native.qwen3_vl import Qwen3VLAdapter, qwen3_vl_chat
 from mmlong.qa import Query
 from tests.vlm_families import build_qwen3_vl, sample_clip, video_metadata
 

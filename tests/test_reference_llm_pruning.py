@@ -18,7 +18,7 @@ import torch
 
 from mmlong.compressors.llm_pruning import FastV, InLLMPruning, PyramidDrop
 from mmlong.models.decoding import decoder_layers, greedy_decode
-from mmlong.models.qwen2_vl import Qwen2VLAdapter
+from mmlong.models.native.qwen2_vl import Qwen2VLAdapter
 from mmlong.qa import Query
 from tests.vlm_fixtures import build_qwen2_vl, frames_of, random_video
 

@@ -11,11 +11,11 @@ import torch
 from mmlong.compressors.base import Chain
 from mmlong.compressors.llm_pruning import InLLMPruning
 from mmlong.errors import ModelLoadError
-from mmlong.models import smolvlm
 from mmlong.models.decoding import decoder_layers, greedy_decode
 from mmlong.models.loading import detect_family
+from mmlong.models.native import smolvlm
+from mmlong.models.native.smolvlm import SmolVLMAdapter
 from mmlong.models.prompts import letter_token_ids
-from mmlong.models.smolvlm import SmolVLMAdapter
 from mmlong.qa import Query
 from tests.vlm_fixtures import (
     build_smolvlm,

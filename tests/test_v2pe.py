@@ -9,8 +9,8 @@ from mmlong.compressors.base import Chain
 from mmlong.compressors.v2pe import V2PE
 from mmlong.errors import ConfigError
 from mmlong.models.decoding import greedy_decode
+from mmlong.models.native.qwen2_vl import Qwen2VLAdapter
 from mmlong.models.positions import mrope_positions, positions_1d
-from mmlong.models.qwen2_vl import Qwen2VLAdapter
 from mmlong.qa import Query
 from tests.vlm_fixtures import build_qwen2_vl, frames_of, random_video
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from mmlong.models.decoding import greedy_decode
-from mmlong.models.video_llama_3 import VideoLlama3Adapter, video_llama_3_chat
+from mmlong.models.native.video_llama_3 import VideoLlama3Adapter, video_llama_3_chat
 from mmlong.qa import Query
 from mmlong.types import Frames
 from tests.vlm_families import build_video_llama_3, sample_clip, video_metadata

@@ -199,7 +199,7 @@ def test_visionzip_through_the_pipeline_with_chunked_encoding(tower, sample_vide
 def test_llava_onevision_tower_records_its_attention():
     import torch.nn.functional as F
 
-    from mmlong.models.llava_onevision import LlavaOneVisionAdapter
+    from mmlong.models.native.llava_onevision import LlavaOneVisionAdapter
     from tests.vlm_fixtures import build_llava_onevision, frames_of, random_video
 
     model, processor = build_llava_onevision(num_layers=2)

@@ -2,7 +2,8 @@
 
 For each model shape (random-init Qwen2-VL of :data:`mmlong.planning.shapes.LLM_SIZES`, built by
 :func:`mmlong.apps.bench.prefill.build_model`) and each frame count, it runs what the pipeline runs for a
-native Qwen2-VL: the real video processor and vision tower in chunks (:class:`~mmlong.models.qwen2_vl.Qwen2VLAdapter`
+native Qwen2-VL: the real video processor and vision tower in chunks
+(:class:`~mmlong.models.native.qwen2_vl.Qwen2VLAdapter`
 ``encode_frames``), then the prefill (:func:`mmlong.apps.bench.prefill.prefill`), and compares:
 
 - **memory**: the weights plus the peak of live tensor bytes while encoding and prefilling, tracked by a
@@ -148,7 +149,7 @@ def adapter_for(size: str, device: str, dtype: str) -> Any:
     from transformers import Qwen2VLVideoProcessor
 
     from mmlong.apps.bench.prefill import build_model
-    from mmlong.models.qwen2_vl import Qwen2VLAdapter
+    from mmlong.models.native.qwen2_vl import Qwen2VLAdapter
 
     model = build_model(size, device, dtype, seed=0)
     processor = SimpleNamespace(video_processor=Qwen2VLVideoProcessor(cap_pixels_per_frame=False))

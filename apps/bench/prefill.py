@@ -128,9 +128,9 @@ def prefill(model: Any, tokens: Any, in_llm: list[Any], seed: int, arch: Any = N
     import torch
 
     from mmlong.models.decoding import decoder_layers, greedy_decode, language_model
+    from mmlong.models.native.qwen2_vl import mrope_offsets
     from mmlong.models.positions import as_position_ids, mrope_positions
     from mmlong.models.prompt_inputs import splice_embeddings
-    from mmlong.models.qwen2_vl import mrope_offsets
 
     device = next(model.parameters()).device
     if arch is not None:

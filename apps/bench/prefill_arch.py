@@ -7,11 +7,11 @@ prompt the family's adapter builds, so the prefill sees the same sequence layout
 - ``qwen3-vl`` (Qwen3-VL-2B: hidden 2048, 28 layers, 16 heads of 128, 8 KV heads, MLP 6144): 32-px merged
   patches per temporal patch of 2 frames (448 px: 14x14 = 196 tokens), one ``<t seconds><|vision_start|> ...
   <|vision_end|>`` block each (6 + 1 text tokens), interleaved M-RoPE per block
-  (:mod:`mmlong.models.qwen3_vl`), DeepStack features (3 levels) added after layers 0-2
-  (:class:`~mmlong.models.deepstack.DeepStackHooks`);
+  (:mod:`mmlong.models.native.qwen3_vl`), DeepStack features (3 levels) added after layers 0-2
+  (:class:`~mmlong.models.native.deepstack.DeepStackHooks`);
 - ``internvl`` (InternVL3.5-1B: the Qwen3-0.6B language model, hidden 1024, 28 layers, 16 heads of 128, 8 KV
   heads, MLP 3072): 256 pixel-shuffled tokens per 448-px frame, one ``FrameN: <img> ... </img>`` line each
-  (5 + 2 text tokens), 1-D positions (:mod:`mmlong.models.internvl`).
+  (5 + 2 text tokens), 1-D positions (:mod:`mmlong.models.native.internvl`).
 """
 
 from __future__ import annotations
@@ -125,9 +125,9 @@ def arch_prompt(arch: Arch, model: Any, tokens: Any, text_before: int, text_afte
     (compressed) tokens; ``side(layers, pruner)`` is the context manager the family adds (DeepStack) or a no-op."""
     import torch
 
+    from mmlong.models.native.qwen2_vl import mrope_offsets
     from mmlong.models.positions import as_position_ids, mrope_positions, positions_1d
     from mmlong.models.prompt_inputs import splice_embeddings
-    from mmlong.models.qwen2_vl import mrope_offsets
 
     device = next(model.parameters()).device
     gen = torch.Generator().manual_seed(seed)
@@ -157,7 +157,7 @@ def arch_prompt(arch: Arch, model: Any, tokens: Any, text_before: int, text_afte
     def side(layers: Any, pruner: Any) -> Any:
         if tokens.layer_features is None:
             return nullcontext()
-        from mmlong.models.deepstack import DeepStackHooks
+        from mmlong.models.native.deepstack import DeepStackHooks
 
         stacked = tokens.layer_features[torch.cat(order)].transpose(0, 1).to(device, embeds.dtype)
         return DeepStackHooks(layers, visual_mask, stacked, pruner, arch.name)

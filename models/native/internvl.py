@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import torch
 
-from mmlong.models.native_base import NativeVLMAdapter, NativeVLMConfig
+from mmlong.models.native.base import NativeVLMAdapter, NativeVLMConfig
 from mmlong.models.positions import as_position_ids, positions_1d
 from mmlong.models.prompt_inputs import PromptInputs, placeholder_segments, splice_embeddings
 from mmlong.models.prompts import MLVU_ANSWER_PREFIX, multiple_choice_text

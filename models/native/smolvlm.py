@@ -25,7 +25,7 @@ from datetime import timedelta
 
 import torch
 
-from mmlong.models.native_base import NativeVLMAdapter, NativeVLMConfig
+from mmlong.models.native.base import NativeVLMAdapter, NativeVLMConfig
 from mmlong.models.positions import as_position_ids, positions_1d
 from mmlong.models.prompt_inputs import (
     PromptInputs,

@@ -36,12 +36,12 @@ import torch
 
 from mmlong.errors import ConfigError
 from mmlong.models.decoding import language_model
-from mmlong.models.deepstack import DeepStackHooks
-from mmlong.models.native_base import NativeVLMAdapter, NativeVLMConfig
+from mmlong.models.native.base import NativeVLMAdapter, NativeVLMConfig
+from mmlong.models.native.deepstack import DeepStackHooks
+from mmlong.models.native.qwen2_vl import VISION_END, VISION_START, mrope_offsets
 from mmlong.models.positions import as_position_ids, mrope_positions
 from mmlong.models.prompt_inputs import PromptInputs, placeholder_segments, splice_embeddings
 from mmlong.models.prompts import MLVU_ANSWER_PREFIX, multiple_choice_text
-from mmlong.models.qwen2_vl import VISION_END, VISION_START, mrope_offsets
 from mmlong.qa import Query
 from mmlong.types import Frames, VisualTokens
 

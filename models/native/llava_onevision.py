@@ -27,7 +27,7 @@ import torch
 
 from mmlong.encoders.attention import capture_inputs, received_attention
 from mmlong.errors import ConfigError
-from mmlong.models.native_base import NativeVLMAdapter, NativeVLMConfig
+from mmlong.models.native.base import NativeVLMAdapter, NativeVLMConfig
 from mmlong.models.positions import as_position_ids, positions_1d
 from mmlong.models.prompt_inputs import PromptInputs, placeholder_segments, splice_embeddings, video_duration
 from mmlong.models.prompts import answer_prefix, multiple_choice_text

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
-from mmlong.models.native_base import NativeVLMAdapter, NativeVLMConfig
+from mmlong.models.native.base import NativeVLMAdapter, NativeVLMConfig
 from mmlong.models.positions import as_position_ids, mrope_positions
 from mmlong.models.prompt_inputs import PromptInputs, splice_embeddings
 from mmlong.models.prompts import answer_prefix, multiple_choice_text

@@ -3,7 +3,8 @@ multimodal, a hybrid language model of Gated DeltaNet linear-attention layers an
 three linear to one full in the released checkpoints).
 
 The video path, the prompt (``<t seconds>`` blocks per temporal patch) and the interleaved M-RoPE positions are
-Qwen3-VL's (:mod:`mmlong.models.qwen3_vl`, whose table applies), without DeepStack. What the hybrid model changes:
+Qwen3-VL's (:mod:`mmlong.models.native.qwen3_vl`, whose table applies), without DeepStack. What the hybrid model
+changes:
 
 =====================  ==================================================================================
 visual tokens enter    as in Qwen3-VL: one ``<t seconds><|vision_start|> ... <|vision_end|>`` block per
@@ -24,8 +25,8 @@ from dataclasses import dataclass
 
 import torch
 
-from mmlong.models.native_base import NativeVLMConfig
-from mmlong.models.qwen3_vl import Qwen3VLAdapter
+from mmlong.models.native.base import NativeVLMConfig
+from mmlong.models.native.qwen3_vl import Qwen3VLAdapter
 
 
 class Qwen3_5Adapter(Qwen3VLAdapter):

@@ -1,0 +1,1 @@
+"""Native vision-language models: one module per family on a shared base."""
