@@ -53,8 +53,8 @@ def format_seconds(seconds: float) -> str:
 def plain_text(doc: str) -> str:
     """Docstring markup removed for a terminal (``--help``): ``x`` -> x, :class:`~a.b.C` -> C, whitespace collapsed.
 
-    >>> plain_text("``mmlong plan VIDEO``: see :mod:`mmlong.planning.estimate` and :func:`~mmlong.planning.fit.plan_run`.")
-    'mmlong plan VIDEO: see mmlong.planning.estimate and plan_run.'
+    >>> plain_text("``mmlong plan VIDEO``: see :mod:`mmlong.planning.fit` and :func:`~mmlong.planning.fit.plan_run`.")
+    'mmlong plan VIDEO: see mmlong.planning.fit and plan_run.'
     """
     import re
 
