@@ -1,4 +1,5 @@
-"""The package installs the way DESIGN.md promises: folders mapped under mmlong, nothing bare in sys.modules."""
+"""The package installs the way pyproject.toml maps it (encoders/, compressors/, models/ and apps/ as subpackages of
+mmlong, every subpackage listed), nothing bare in sys.modules, no module over 400 lines, a small lazy facade."""
 
 from __future__ import annotations
 
@@ -64,15 +65,17 @@ def test_no_package_module_is_over_400_lines():
 
 
 def test_public_facade_is_small_and_lazy():
-    """``from mmlong import Pipeline`` works, and ``import mmlong`` alone imports no torch."""
+    """``from mmlong import Pipeline, resolve`` works, and ``import mmlong`` alone imports no torch."""
     code = (
         "import sys, mmlong; light = 'torch' not in sys.modules;"
-        "from mmlong import Pipeline, ResolvedPipeline;"
-        "from mmlong.pipeline import Pipeline as P; from mmlong.config.tree import ResolvedPipeline as R;"
-        "print(light, Pipeline is P, ResolvedPipeline is R)"
+        "from mmlong import Pipeline, ResolvedPipeline, resolve;"
+        "from mmlong.pipeline import Pipeline as P; from mmlong.config.resolve import resolve as r;"
+        "print(light, Pipeline is P, resolve is r, isinstance(resolve(preset='offline'), ResolvedPipeline))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/", check=True)
-    assert out.stdout.strip() == "True True True", out.stdout + out.stderr
+    assert out.stdout.strip() == "True True True True", out.stdout + out.stderr
+
+
 def test_test_tools_are_dev_dependencies_and_the_root_holds_no_stray_outputs():
     import subprocess
 
