@@ -32,7 +32,7 @@ from typing import Any, Callable, Mapping
 import torch
 
 from mmlong.errors import VideoNotFoundError
-from mmlong.jobs.log import umask_file_mode
+from mmlong.file_modes import umask_file_mode
 from mmlong.types import Step, VisualTokens
 
 log = logging.getLogger(__name__)

@@ -34,7 +34,10 @@ def frame_keys(cache: Any, video: str, decode: dict[str, Any], encoder_id: str, 
     return [hashlib.sha256(f"{base}|{int(i)}".encode()).hexdigest()[:32] for i in indices]
 
 
-def _shift(tokens: VisualTokens, offset: int) -> VisualTokens:
+def shift_frames(tokens: VisualTokens, offset: int) -> VisualTokens:
+    """``tokens`` with frame ids and t positions moved by ``offset`` (chunks of one video lined up in time)."""
+    if offset == 0:
+        return tokens
     positions = tokens.positions.clone()
     positions[:, 0] += offset
     return tokens.replace(frame_ids=tokens.frame_ids + offset, positions=positions)
@@ -47,13 +50,13 @@ def split_frames(tokens: VisualTokens) -> list[VisualTokens]:
     parts = []
     for frame in range(tokens.grid[0]):
         part = tokens.select(tokens.frame_ids == frame)
-        parts.append(_shift(part, -frame).replace(grid=(1, height, width), provenance=()))
+        parts.append(shift_frames(part, -frame).replace(grid=(1, height, width), provenance=()))
     return parts
 
 
 def join_frames(parts: Sequence[VisualTokens]) -> VisualTokens:
     """One-frame tokens -> the tokens of all of them in the order given (frame ids and t positions 0..T-1)."""
-    return VisualTokens.concat([_shift(part, k) for k, part in enumerate(parts)])
+    return VisualTokens.concat([shift_frames(part, k) for k, part in enumerate(parts)])
 
 
 def cached_frames(cache: Any, keys: Sequence[str], indices: np.ndarray,
@@ -84,7 +87,7 @@ def cached_frames(cache: Any, keys: Sequence[str], indices: np.ndarray,
         key_of = dict(zip(indices.tolist(), keys))
         done = 0
         for chunk in chunks:
-            for part in split_frames(_shift(chunk, -int(chunk.frame_ids.min()))):
+            for part in split_frames(shift_frames(chunk, -int(chunk.frame_ids.min()))):
                 index = int(missing[done])
                 cache.put(key_of[index], part)
                 found[index] = part

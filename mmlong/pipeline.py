@@ -30,6 +30,7 @@ import torch
 from mmlong.compressors.base import Chain, CompressContext, StreamingCompressor
 from mmlong.config.resolve import ResolvedPipeline, as_resolved
 from mmlong.errors import ConfigError, VideoTooLargeError
+from mmlong.frame_cache import shift_frames
 from mmlong.progress import StatusLine
 from mmlong.qa import Answer, Query
 from mmlong.result import Result, Stage
@@ -39,15 +40,6 @@ from mmlong.types import Step, VideoMeta, VisualTokens
 def peak_rss_mb() -> float:
     """Peak resident memory of this process so far, in MiB."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
-def _offset_frames(tokens: VisualTokens, offset: int) -> VisualTokens:
-    """Shift a chunk's frame ids and t positions so chunks of one video line up in time."""
-    if offset == 0:
-        return tokens
-    positions = tokens.positions.clone()
-    positions[:, 0] += offset
-    return tokens.replace(frame_ids=tokens.frame_ids + offset, positions=positions)
 
 
 class _StageClock:
@@ -173,7 +165,7 @@ class Pipeline:
                 if frames is None:
                     break
                 start = time.perf_counter()
-                chunk = _offset_frames(self.encoder.encode(frames), frames_done)
+                chunk = shift_frames(self.encoder.encode(frames), frames_done)
                 encode_ms += (time.perf_counter() - start) * 1000.0
                 frames_done += len(frames)
                 tokens_done += chunk.num_tokens

