@@ -68,8 +68,8 @@ def run(args: argparse.Namespace) -> int:
     from mmlong.qa import Query
     from mmlong.validate import check_output_file, check_output_folder
 
-    questions = ([args.question] if args.question else []) + list(args.questions)
-    if not questions or not all(q.strip() for q in questions):
+    questions = ([args.question] if args.question is not None else []) + list(args.questions)
+    if not questions:
         raise ConfigError("give a question: mmlong ask VIDEO \"QUESTION\" or -q \"QUESTION\" (repeatable)")
     for question in questions:  # before any model or video work
         check_query(question, args.options)

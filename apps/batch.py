@@ -240,8 +240,9 @@ def answer_record(item: BatchItem, answer: Any) -> dict[str, Any]:
 
 
 def error_record(entry: BatchItem | BadLine, error: str) -> dict[str, Any]:
-    if entry.fields:
-        return {**entry.fields, "id": entry.id, "error": error}
+    if entry.fields:  # the input's own fields kept; a bad line's record also names its line
+        return {**entry.fields, "id": entry.id, **({"line": entry.line} if isinstance(entry, BadLine) else {}),
+                "error": error}
     if isinstance(entry, BadLine):
         return {"id": entry.id, "line": entry.line, "error": error}
     return {"id": entry.id, "video": entry.video, "question": entry.question, "error": error}

@@ -26,6 +26,8 @@ _HOMES = {
     "resolve": "mmlong.config.resolve",
     "ResolvedPipeline": "mmlong.config.tree",
     "Result": "mmlong.result",
+    "Query": "mmlong.qa",
+    "Answer": "mmlong.qa",
 }
 
 

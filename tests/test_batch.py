@@ -58,11 +58,12 @@ def test_read_questions_keeps_good_items_and_turns_bad_lines_into_errors(tmp_pat
 def test_an_answer_record_keeps_every_input_field_and_scores_a_gold_answer(tmp_path):
     from mmlong.apps.batch import answer_record, error_record
     from mmlong.qa import Answer
+    from mmlong.types import Step
 
     line = {"id": "a", "video": "v.mp4", "question": "Which?", "options": ["cat", "dog", "owl"], "answer": "B",
             "source": "set-3", "meta": {"duration": 12}}
     (item,) = read_questions(write_lines(tmp_path / "q.jsonl", [line]))
-    record = answer_record(item, Answer("(B) dog", "dog", 1, [3.5], [{"name": "model"}], {"x": 1}))
+    record = answer_record(item, Answer("(B) dog", "dog", 1, [3.5], (Step("model", {}, 4, 4, 1.0),), {"x": 1}))
     assert {k: record[k] for k in line} == line  # the gold "answer" is not overwritten by the prediction
     assert (record["prediction"], record["predicted_option"], record["predicted_index"], record["predicted_letter"],
             record["correct"]) == ("(B) dog", "dog", 1, "B", True)

@@ -45,9 +45,10 @@ def files(tmp_path_factory):
 
 CASES = [
     # (argv with {dir} for the fixture folder, words the one line must hold)
-    (["ask", "{dir}/clip.mp4", "q", "--budget", "1e400MB"], ["--budget", "too large"]),
+    (["ask", "{dir}/clip.mp4", "q", "--memory-budget", "1e400MB"], ["--memory-budget", "too large"]),
+    (["ask", "{dir}/clip.mp4", "q", "--budget", "12GB"], ["--budget", "pass it as --memory-budget 12GB"]),
     (["ask", "{dir}/clip.mp4", "q", "--budget", "infGB"], ["--budget"]),
-    (["ask", "{dir}/clip.mp4", "q", "--budget", "1KB"], ["--budget", "'socratic' is not one"]),
+    (["ask", "{dir}/clip.mp4", "q", "--memory-budget", "1KB"], ["--memory-budget", "'socratic' is not one"]),
     (["ask", "{dir}/clip.mp4", "q", "--device", "mps"], ["--device mps"]),
     (["ask", "{dir}/clip.mp4", "q", "--device", "tpu"], ["unknown device"]),
     (["ask", "{dir}/clip.mp4", "q", "--model", "{dir}/list"], ["config.json holds a list"]),
