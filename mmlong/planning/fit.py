@@ -216,8 +216,8 @@ def check_fits(config: Any, videos: Sequence[str], budget_bytes: int, decoder_pr
     found = shape_for(config)
     if found is None:
         raise ConfigError(f"--memory-budget {format_bytes(budget_bytes)}: memory is planned for Qwen2-VL models "
-                          f"only and model {config.model.family!r} is not one, so the budget could not be kept; leave out "
-                          "the memory budget or give a token budget (--budget 2048)")
+                          f"only and model {config.model.family!r} is not one, so the budget could not be kept; "
+                          "leave out the memory budget or give a token budget (--budget 2048)")
     if not videos:
         return config
     shape, pixels = found
