@@ -16,6 +16,8 @@ frames this question adds.
 >>> joined = join_frames([parts[2], parts[0]])
 >>> joined.grid, joined.frame_ids.tolist(), joined.positions[:, 0].tolist(), joined.timestamps.tolist()
 ((2, 1, 2), [0, 0, 1, 1], [0.0, 0.0, 1.0, 1.0], [2.0, 2.0, 0.0, 0.0])
+>>> joined.frame_times.tolist()  # one time per frame, as the whole encoding had
+[2.0, 0.0]
 """
 
 from __future__ import annotations
@@ -45,12 +47,14 @@ def shift_frames(tokens: VisualTokens, offset: int) -> VisualTokens:
 
 def split_frames(tokens: VisualTokens) -> list[VisualTokens]:
     """Encoder output of ``T`` frames (frame ids ``0..T-1``) -> ``T`` one-frame tokens, each with frame id and t
-    position 0 and grid ``(1, H, W)``."""
+    position 0, grid ``(1, H, W)`` and (when the tokens keep them) its own frame time."""
     _, height, width = tokens.grid
     parts = []
     for frame in range(tokens.grid[0]):
         part = tokens.select(tokens.frame_ids == frame)
-        parts.append(shift_frames(part, -frame).replace(grid=(1, height, width), provenance=()))
+        own_time = tokens.frame_times[frame:frame + 1].clone() if tokens.frame_times is not None else None
+        parts.append(shift_frames(part, -frame).replace(grid=(1, height, width), frame_times=own_time,
+                                                        provenance=()))
     return parts
 
 

@@ -100,7 +100,8 @@ def test_open_question_gives_one_short_line(model, encoder):
     short._lm = model.lm  # share the loaded LM
     answer = short.answer(cat_at_twelve(), Query("What animal appears in the video?"), encoder=encoder)
     assert answer.text and "\n" not in answer.text and answer.option is None
-    assert len(model.lm.encode(answer.text)) <= 8
+    # an open "what appears" answer is a sentence from the timeline (the thing and when), not free LM text
+    assert "cat" in answer.text.lower() and "00:1" in answer.text
 
 
 def test_evidence_by_name_overlap_ranks_lines(encoder):
