@@ -256,3 +256,14 @@ def multiple_choice_text(query: Query, subtitles: str = "") -> str:
     if not query.is_multiple_choice:
         return "\n".join(p for p in (subtitles, query.question) if p)
     return benchmark_text(query, subtitles.splitlines() if subtitles else ())
+
+
+def chatml_turn(video: str, question: str, system: str = "", answer_prefix: str = "") -> str:
+    """One ChatML user turn with the video before the question, as InternVL3.5 and VideoLLaMA3 template it (an
+    empty ``system`` writes no system turn); the assistant turn starts with ``answer_prefix``.
+
+    >>> chatml_turn("<v>", "Why?")
+    '<|im_start|>user\\n<v>\\nWhy?<|im_end|>\\n<|im_start|>assistant\\n'
+    """
+    head = f"<|im_start|>system\n{system}<|im_end|>\n" if system else ""
+    return f"{head}<|im_start|>user\n{video}\n{question}<|im_end|>\n<|im_start|>assistant\n{answer_prefix}"

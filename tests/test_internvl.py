@@ -9,7 +9,8 @@ import torch
 
 from mmlong.compressors.base import Chain
 from mmlong.models.decoding import greedy_decode
-from mmlong.models.native.internvl import InternVLAdapter, internvl_chat
+from mmlong.models.native.internvl import InternVLAdapter
+from mmlong.models.prompts import chatml_turn
 from mmlong.qa import Query
 from tests.vlm_families import build_internvl, sample_clip
 
@@ -27,7 +28,7 @@ def tiny():
 def test_pixel_shuffle_tokens_per_frame_equal_the_model_features(tiny):
     model, processor, frames, _, tokens = tiny
     assert tokens.grid == (4, 4, 4) and tokens.num_tokens == 64
-    inputs = processor(text=[internvl_chat("<video>", QUESTION)], videos=[frames.data], return_tensors="pt")
+    inputs = processor(text=[chatml_turn("<video>", QUESTION)], videos=[frames.data], return_tensors="pt")
     with torch.no_grad():
         stock = model.model.get_image_features(pixel_values=inputs["pixel_values"]).pooler_output
     assert torch.allclose(tokens.features, stock.reshape(-1, stock.shape[-1]), atol=1e-5)
@@ -35,7 +36,7 @@ def test_pixel_shuffle_tokens_per_frame_equal_the_model_features(tiny):
 
 def test_uncompressed_generation_equals_stock_generate(tiny):
     model, processor, frames, adapter, tokens = tiny
-    inputs = processor(text=[internvl_chat("<video>", QUESTION)], videos=[frames.data], return_tensors="pt")
+    inputs = processor(text=[chatml_turn("<video>", QUESTION)], videos=[frames.data], return_tensors="pt")
     ref = model.generate(**inputs, max_new_tokens=10, do_sample=False, output_logits=True,
                          return_dict_in_generate=True)
     ref_ids = ref.sequences[0, inputs["input_ids"].shape[1]:].tolist()

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from mmlong.models.decoding import greedy_decode
-from mmlong.models.native.video_llama_3 import VideoLlama3Adapter, video_llama_3_chat
+from mmlong.models.native.video_llama_3 import VideoLlama3Adapter
+from mmlong.models.prompts import chatml_turn
 from mmlong.qa import Query
 from mmlong.types import Frames
 from tests.vlm_families import build_video_llama_3, sample_clip, video_metadata
@@ -35,7 +36,7 @@ def test_generation_equals_stock_generate_with_its_frame_pruning(tiny, clip):
     model, processor, adapter = tiny
     frames = clip()
     tokens = adapter.native_encoder().encode(frames)
-    inputs = processor(text=[video_llama_3_chat("<|video_pad|>", QUESTION)], videos=[frames.data],
+    inputs = processor(text=[chatml_turn("<|video_pad|>", QUESTION)], videos=[frames.data],
                        videos_kwargs=dict(video_metadata=[video_metadata(frames)]), return_tensors="pt")
     assert tokens.num_tokens == int(inputs["video_compression_mask"].sum())
     ref = model.generate(**inputs, max_new_tokens=10, do_sample=False, output_logits=True,

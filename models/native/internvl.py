@@ -32,7 +32,7 @@ import torch
 from mmlong.models.native.base import NativeVLMAdapter, NativeVLMConfig
 from mmlong.models.positions import as_position_ids, positions_1d
 from mmlong.models.prompt_inputs import PromptInputs, placeholder_segments, splice_embeddings
-from mmlong.models.prompts import MLVU_ANSWER_PREFIX, multiple_choice_text
+from mmlong.models.prompts import MLVU_ANSWER_PREFIX, chatml_turn, multiple_choice_text
 from mmlong.qa import Query
 from mmlong.types import Frames, VisualTokens
 
@@ -46,12 +46,6 @@ def frame_lines(numbers: list[int]) -> str:
     'Frame1: <img><IMG_CONTEXT></img>\\nFrame3: <img><IMG_CONTEXT></img>'
     """
     return "\n".join(f"Frame{n}: <img>{IMAGE_CONTEXT}</img>" for n in numbers)
-
-
-def internvl_chat(video: str, question: str, system: str = "", answer_prefix: str = "") -> str:
-    """InternVL's chat template for one user turn with the video before the question."""
-    head = f"<|im_start|>system\n{system}<|im_end|>\n" if system else ""
-    return f"{head}<|im_start|>user\n{video}\n{question}<|im_end|>\n<|im_start|>assistant\n{answer_prefix}"
 
 
 class InternVLAdapter(NativeVLMAdapter):
@@ -98,7 +92,7 @@ class InternVLAdapter(NativeVLMAdapter):
 
     def _chat_text(self, numbers: list[int], query: Query, subtitles: str = "") -> str:
         prefix = MLVU_ANSWER_PREFIX if query.is_multiple_choice else ""
-        return internvl_chat(frame_lines(numbers), multiple_choice_text(query, subtitles), self.config.system_prompt,
+        return chatml_turn(frame_lines(numbers), multiple_choice_text(query, subtitles), self.config.system_prompt,
                              prefix)
 
     def build_prompt(self, tokens: VisualTokens, query: Query, subtitles: str = "") -> PromptInputs:

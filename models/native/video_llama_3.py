@@ -33,7 +33,7 @@ import torch
 from mmlong.models.native.base import NativeVLMAdapter, NativeVLMConfig
 from mmlong.models.positions import as_position_ids, positions_1d
 from mmlong.models.prompt_inputs import PromptInputs, frame_time, placeholder_segments, splice_embeddings
-from mmlong.models.prompts import MLVU_ANSWER_PREFIX, multiple_choice_text
+from mmlong.models.prompts import MLVU_ANSWER_PREFIX, chatml_turn, multiple_choice_text
 from mmlong.qa import Query
 from mmlong.types import Frames, VisualTokens
 
@@ -47,12 +47,6 @@ def time_entries(times: list[float]) -> str:
     'Time 0.5s:<|video_pad|>,Time 2.0s:<|video_pad|>'
     """
     return ",".join(f"Time {t:.1f}s:{VIDEO_PAD}" for t in times)
-
-
-def video_llama_3_chat(video: str, question: str, system: str = "", answer_prefix: str = "") -> str:
-    """VideoLLaMA3's chat template for one user turn with the video before the question."""
-    head = f"<|im_start|>system\n{system}<|im_end|>\n" if system else ""
-    return f"{head}<|im_start|>user\n{video}\n{question}<|im_end|>\n<|im_start|>assistant\n{answer_prefix}"
 
 
 class VideoLlama3Adapter(NativeVLMAdapter):
@@ -114,7 +108,7 @@ class VideoLlama3Adapter(NativeVLMAdapter):
 
     def _chat_text(self, times: list[float], query: Query, subtitles: str = "") -> str:
         prefix = MLVU_ANSWER_PREFIX if query.is_multiple_choice else ""
-        return video_llama_3_chat(time_entries(times), multiple_choice_text(query, subtitles),
+        return chatml_turn(time_entries(times), multiple_choice_text(query, subtitles),
                                   self.config.system_prompt, prefix)
 
     def build_prompt(self, tokens: VisualTokens, query: Query, subtitles: str = "") -> PromptInputs:
