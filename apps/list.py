@@ -22,7 +22,7 @@ from mmlong.apps.render import plain_text
 #: ``mmlong list`` kinds -> registry kinds
 KINDS = {"models": "model", "compressors": "compressor", "samplers": "sampler", "encoders": "encoder",
          "experts": "expert", "benchmarks": "benchmark"}
-_CITATION = re.compile(r"([A-Z][\w'-]+(?: et al\.| & [A-Z][\w'-]+)? (?:19|20)\d\d),\s*\"([^\"]+)\"")
+_CITATION = re.compile(r"((?:[A-Z][\w'-]+(?:, | & | and ))*[A-Z][\w'-]+(?: et al\.)?) ((?:19|20)\d\d),\s*\"([^\"]+)\"")
 _ARXIV = re.compile(r"arXiv:\s*(\d{4}\.\d{4,5})")
 
 
@@ -44,6 +44,14 @@ def summary(cls: type, limit: int = 110) -> str:
     return first if len(first) <= limit else first[: limit - 1].rsplit(" ", 1)[0] + "…"
 
 
+def _authors(names: str) -> str:
+    """``"Alvar, Singh, Akbari & Zhang"`` -> ``"Alvar et al."``; one or two authors (or ``et al.``) as written."""
+    if names.endswith("et al."):
+        return names
+    people = re.split(r", | & | and ", names)
+    return f"{people[0]} et al." if len(people) > 2 else " & ".join(people)
+
+
 def paper(cls: type, name: str) -> str:
     """The citation of the method ``name`` from its class docstring, else its module docstring (the one nearest a
     mention of the name when the module cites several); ``""`` when it cites none.
@@ -52,6 +60,10 @@ def paper(cls: type, name: str) -> str:
     ...     '''Bolya et al. 2023, "Token Merging: Your ViT But Faster" (ICLR), arXiv:2210.09461.'''
     >>> paper(Tome, "tome")
     'Bolya et al. 2023, "Token Merging: Your ViT But Faster", arXiv:2210.09461'
+    >>> class Divprune:
+    ...     '''Alvar, Singh, Akbari & Zhang 2025, "DivPrune: Diversity-based Visual Token Pruning" arXiv:2503.02175.'''
+    >>> paper(Divprune, "divprune")
+    'Alvar et al. 2025, "DivPrune: Diversity-based Visual Token Pruning", arXiv:2503.02175'
     """
     module = sys.modules.get(cls.__module__)
     for doc in (inspect.getdoc(cls) or "", (module.__doc__ if module else None) or ""):
@@ -63,7 +75,7 @@ def paper(cls: type, name: str) -> str:
         key = name.replace("-llm", "").replace("-", "").lower()
         near = [m for m in found if key in text[max(0, m.start() - 40): m.end()].replace("-", "").lower()]
         cite = (near or found or [None])[0]
-        parts = [f'{cite.group(1)}, "{cite.group(2)}"'] if cite else []
+        parts = [f'{_authors(cite.group(1))} {cite.group(2)}, "{cite.group(3)}"'] if cite else []
         if arxiv:
             nearest = min(arxiv, key=lambda a: abs(a.start() - (cite.end() if cite else 0)))
             parts.append(f"arXiv:{nearest.group(1)}")

@@ -39,8 +39,9 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser, default_preset: str 
                        help="the peak memory the run may use (12GB, 512MiB): a run that cannot fit is refused "
                             "before anything loads (see mmlong plan)")
     group.add_argument("--model", metavar="NAME_OR_PATH",
-                       help="a registered model (socratic, qwen2-vl, llava-onevision, smolvlm2), a local checkpoint "
-                            "directory (family read from its config.json) or an org/name hub id")
+                       help="a registered model (socratic, qwen2-vl, qwen3-vl, qwen3.5, internvl, videollama3, ...: "
+                            "mmlong list models), a local checkpoint directory (family read from its config.json) or "
+                            "an org/name hub id")
     group.add_argument("--model-option", dest="model_options", action="append", type=model_option_argument,
                        metavar="KEY=VALUE",
                        help="a model option, repeatable (scoring=letter, open_answer=generate, max_new_tokens=32); "

@@ -26,6 +26,10 @@ def test_compressors_show_stage_paper_and_needs(capsys):
     assert by_name["pyramiddrop"]["paper"].startswith('Xing et al. 2024, "PyramidDrop')
     assert by_name["tome"]["stage"] == "pre-LLM" and by_name["tome"]["needs"] == "-"
     assert "Token Merging" in by_name["tome"]["paper"]
+    # papers with long author lists are named by their first author, as the README names them
+    assert by_name["divprune"]["paper"].startswith("Alvar et al. 2025,")
+    assert by_name["visionzip"]["paper"].startswith("Yang et al. 2025,")
+    assert by_name["dycoke-ttm"]["paper"].startswith("Tao et al. 2025,")
     assert "encoder attention" in by_name["visionzip"]["needs"] and "arXiv:2412.04467" in by_name["visionzip"]["paper"]
     assert by_name["tome"]["summary"] == "remove RATIO of every frame's tokens by bipartite soft matching"
 
