@@ -31,7 +31,7 @@ from mmlong.compressors.base import Chain, CompressContext, StreamingCompressor
 from mmlong.config.resolve import ResolvedPipeline, as_resolved
 from mmlong.errors import ConfigError, VideoTooLargeError
 from mmlong.frame_cache import shift_frames
-from mmlong.progress import StatusLine
+from mmlong.progress import Phases, progress_bar
 from mmlong.qa import Answer, Query
 from mmlong.result import Result, Stage
 from mmlong.types import Step, VideoMeta, VisualTokens
@@ -62,11 +62,15 @@ class Pipeline:
     """Runs one :class:`~mmlong.config.resolve.ResolvedPipeline` (``config``). Not thread-safe; build one per worker.
 
     ``config`` may also be a flat :class:`~mmlong.config.request.PipelineConfig` (resolved here) or None (defaults).
+    ``progress``: bars on a terminal; ``status`` (default: ``progress``): a line per phase over a second. :attr:`phases`
+    tells a listener each phase (load, scan, experts, encoding, compressing, answering) as it starts.
     """
 
-    def __init__(self, config: ResolvedPipeline | Any = None, progress: bool = False) -> None:
+    def __init__(self, config: ResolvedPipeline | Any = None, progress: bool = False,
+                 status: bool | None = None) -> None:
         self.config: ResolvedPipeline = as_resolved(config)
         self.progress = progress
+        self.phases = Phases(terminal=progress if status is None else status)
         self.chain = Chain([step.build() for step in self.config.compressors])
         self._encoder: Any = None
         self._model: Any = None
@@ -111,8 +115,6 @@ class Pipeline:
     @property
     def expert_cache(self) -> Any:
         if self._expert_cache is None and self.config.runtime.cache:
-            from pathlib import Path
-
             from mmlong.experts.cache import ExpertCache
 
             cache_dir = self.config.runtime.cache_dir
@@ -128,7 +130,7 @@ class Pipeline:
         from mmlong.experts.runner import run_experts
 
         names = ", ".join(e.name for e in self.experts)
-        with StatusLine(f"experts ({names}) reading {Path(video).name}", enabled=self.progress):
+        with self.phases(f"experts ({names}) reading {Path(video).name}"):
             return run_experts(self.experts, str(video), self.expert_cache, feed)
 
     def _check_experts(self, model: Any) -> None:
@@ -150,13 +152,12 @@ class Pipeline:
 
     def _encode_chunks(self, source: Any, indices: torch.Tensor, clock: _StageClock) -> Iterator[VisualTokens]:
         """Decode and encode ``indices`` chunk by chunk, yielding each chunk's tokens (frame ids video-wide)."""
-        from mmlong.progress import progress_bar
-
         decode_ms = encode_ms = 0.0
         frames_done = tokens_done = 0
         chunk_size = max(1, int(self.config.runtime.chunk_size))
         bar = progress_bar(total=len(indices), desc="decode+encode", unit="frame", enabled=self.progress)
         stream = source.stream(indices, chunk_size=chunk_size)
+        self.phases.tell(f"encoding {len(indices)} frames ({self.config.encoder.name})")  # the bar shows it
         try:
             while True:
                 start = time.perf_counter()
@@ -208,8 +209,7 @@ class Pipeline:
             with clock.stage(Stage.SAMPLE, {"sampler": cfg.sampler.describe()}) as rec:
                 needs_encoder = sampler.needs_encoder
                 try:
-                    with StatusLine(f"scanning {Path(str(video)).name} ({cfg.sampler.describe()})",
-                                    enabled=self.progress):
+                    with self.phases(f"scanning {Path(str(video)).name} ({cfg.sampler.describe()})"):
                         sampled = sampler.sample(
                             source.meta,
                             SampleContext(query=query, encoder=self.encoder if needs_encoder else None,
@@ -238,7 +238,10 @@ class Pipeline:
     def compress(self, tokens: VisualTokens, query: Query | None = None) -> VisualTokens:
         """Run the pre-LLM chain on encoded tokens for ``query``."""
         ctx = CompressContext(query=query, budget=self.config.budget, encoder=self.encoder)
-        return self.chain(tokens, ctx)
+        if not self.chain.pre_llm:
+            return self.chain(tokens, ctx)
+        with self.phases(f"compressing {tokens.num_tokens} visual tokens ({self.config.compress_spec})"):
+            return self.chain(tokens, ctx)
 
     def _shares_encoding(self) -> bool:
         """True when one encoding of a video serves every question (no query-aware sampler, no streaming)."""
@@ -307,7 +310,7 @@ class Pipeline:
         if self._model_loaded:
             return ()
         start = time.perf_counter()
-        with StatusLine(f"loading model {self.config.model.family}", enabled=self.progress):
+        with self.phases(f"loading model {self.config.model.family}"):
             self.model.load()
         self._model_loaded = True
         ms = (time.perf_counter() - start) * 1000.0
@@ -358,7 +361,7 @@ class Pipeline:
         lines: list[Any] = []
         expert_steps: tuple[Step, ...] = ()  # every answer shows the experts whose lines it read
         result = Result([], [], [])
-        for query in queries:
+        for number, query in enumerate(queries, start=1):
             if shared is not None:
                 encoded, seen = shared, self.compress(shared, query)
             else:
@@ -371,7 +374,8 @@ class Pipeline:
             extra = {"timed_text": given} if model.reads_timed_text else {}
             load_steps = self.load_model()  # after the first tokens: a bad video fails before the weights load
             start = time.perf_counter()
-            answer = model.answer(seen, query, encoder=self.encoder, in_llm=self.chain.in_llm, **extra)
+            with self.phases(f"answering question {number} of {len(queries)} ({seen.num_tokens} visual tokens)"):
+                answer = model.answer(seen, query, encoder=self.encoder, in_llm=self.chain.in_llm, **extra)
             model_ms = (time.perf_counter() - start) * 1000.0
             model_step = Step(Stage.MODEL, {"name": self.config.model.family}, seen.num_tokens, 0, model_ms,
                               {"peak_rss_mb": round(peak_rss_mb(), 1)})

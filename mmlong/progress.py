@@ -1,9 +1,12 @@
-"""Progress bars for long work (decoding an hour of video, a batch of questions): tqdm on stderr."""
+"""Progress for long work: tqdm bars on stderr (decoding an hour of video, a batch of questions), a status line
+for a phase that lasts longer than a second (model load, scan, experts, cost setup), and :class:`Phases`, which
+sends a pipeline's phases both to such lines and to a listener (the demo streams them to the page)."""
 
 from __future__ import annotations
 
 import sys
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
 
 
 def progress_bar(total: int | None, desc: str, unit: str = "it", enabled: bool = True, **kwargs: Any) -> Any:
@@ -23,20 +26,33 @@ class StatusLine:
 
     Nothing is printed for a phase that ends sooner, when ``enabled`` is False, or when ``stream`` is not a
     terminal (logs and pipes stay clean). A shown line ends with the phase's time: ``loading model ... 12.3 s``.
+    While a progress bar is on screen (a batch), the phase gets two whole lines above the bar instead
+    (``loading model ...`` and ``loading model: 12.3 s``), so the bar's redraw does not overwrite it.
+    ``listener``, when given, is called with ``text`` as the phase starts, terminal or not. ``after`` defaults to
+    :attr:`AFTER` seconds; 0 shows the line at once.
     """
 
-    def __init__(self, text: str, enabled: bool = True, after: float = 1.0, stream: Any = None) -> None:
+    AFTER = 1.0
+
+    def __init__(self, text: str, enabled: bool = True, after: float | None = None, stream: Any = None,
+                 listener: Callable[[str], None] | None = None) -> None:
         self.text = text
-        self.after = after
+        self.after = self.AFTER if after is None else after
         self.stream = sys.stderr if stream is None else stream
         self.enabled = enabled and bool(getattr(self.stream, "isatty", lambda: False)())
+        self.listener = listener
         self.shown = False
+        self._above_bars = False
         self._timer: Any = None
         self._start = 0.0
 
     def _show(self) -> None:
-        self.stream.write(f"{self.text} ...")
-        self.stream.flush()
+        self._above_bars = _bars_on_screen()
+        if self._above_bars:
+            _write_above_bars(f"{self.text} ...", self.stream)
+        else:
+            self.stream.write(f"{self.text} ...")
+            self.stream.flush()
         self.shown = True
 
     def __enter__(self) -> "StatusLine":
@@ -44,7 +60,11 @@ class StatusLine:
         import time
 
         self._start = time.perf_counter()
-        if self.enabled:
+        if self.listener is not None:
+            self.listener(self.text)
+        if self.enabled and self.after <= 0:
+            self._show()
+        elif self.enabled:
             self._timer = threading.Timer(self.after, self._show)
             self._timer.daemon = True
             self._timer.start()
@@ -58,5 +78,50 @@ class StatusLine:
             self._timer.join()
         if self.shown:
             outcome = "failed" if exc[0] is not None else f"{time.perf_counter() - self._start:.1f} s"
-            self.stream.write(f" {outcome}\n")
-            self.stream.flush()
+            if self._above_bars:
+                _write_above_bars(f"{self.text}: {outcome}", self.stream)
+            else:
+                self.stream.write(f" {outcome}\n")
+                self.stream.flush()
+
+
+def _bars_on_screen() -> bool:
+    """True while a visible tqdm bar is open (its redraw would overwrite a half-written line)."""
+    from tqdm.auto import tqdm
+
+    return any(not getattr(bar, "disable", True) for bar in list(getattr(tqdm, "_instances", ())))
+
+
+def _write_above_bars(line: str, stream: Any) -> None:
+    from tqdm.auto import tqdm
+
+    tqdm.write(line, file=stream)
+
+
+class Phases:
+    """Where a pipeline's phases go: ``with phases("loading model qwen2-vl"):`` shows a :class:`StatusLine` on a
+    terminal when ``terminal`` is True, and tells ``listener`` (if any) the phase's text as it starts.
+
+    ``phases(text, terminal=False)`` shows no line (a phase too short to need one, or one a bar shows).
+    :meth:`listening` sets the listener for a block (the demo's request streams the phases to its page).
+    """
+
+    def __init__(self, terminal: bool = False, listener: Callable[[str], None] | None = None) -> None:
+        self.terminal = terminal
+        self.listener = listener
+
+    def __call__(self, text: str, terminal: bool = True) -> StatusLine:
+        return StatusLine(text, enabled=self.terminal and terminal, listener=self.listener)
+
+    def tell(self, text: str) -> None:
+        """Tell only the listener that phase ``text`` starts (one a progress bar already shows on a terminal)."""
+        if self.listener is not None:
+            self.listener(text)
+
+    @contextmanager
+    def listening(self, listener: Callable[[str], None] | None) -> Iterator["Phases"]:
+        previous, self.listener = self.listener, listener
+        try:
+            yield self
+        finally:
+            self.listener = previous

@@ -353,3 +353,42 @@ def test_keyframes_come_in_rows_of_four_with_captions_a_fifth_of_a_tile_high(tmp
     assert strip.width == 4 * 200 + 5 * GAP  # four 200-px tiles a row, not eight
     tile_h = (strip.height - 3 * GAP) // 2 - int(max(14, 112 // 5) * 1.4)  # two rows, each frame + its caption
     assert tile_h in (112, 113) and int(max(14, 112 // 5) * 1.4) > CAPTION_HEIGHT
+
+
+@pytest.fixture(scope="module")
+def qwen_dir(tmp_path_factory):
+    """A tiny random-init Qwen2-VL checkpoint (loads in well under a second)."""
+    from tests.vlm_fixtures import build_qwen2_vl, save_checkpoint
+
+    model, processor = build_qwen2_vl()
+    return save_checkpoint(model, processor, tmp_path_factory.mktemp("qwen"))
+
+
+def test_the_ask_handler_streams_each_phase_before_the_answer(tmp_path, bunny, qwen_dir):
+    """The Ask button's handler is a generator: the page shows the phase the request is in (load, scan, encoding,
+    compressing, answering, drawing) as each starts, the old answer cleared, and then the answer."""
+    from mmlong.apps.demo.page import ask_updates
+
+    app = DemoApp(demo_args("--model", qwen_dir, "--sample", "uniform:4", "--compress", "pool:2", "--no-cache",
+                            "--experts", "none"), tmp_path / "app")
+    updates = list(ask_updates(app, bunny, "What animal appears in the video?", "a rabbit\na guitar",
+                               (None, "", "", 0, "")))
+    *working, last = updates
+    assert last[0].startswith("Answered in") and last[2] in ("(A) a rabbit", "(B) a guitar")
+    assert all(update[0].startswith("Working: ") and update[1:] == ("", "", "", "", None, None, None)
+               for update in working)
+    phases = [update[0].removeprefix("Working: ").rsplit(" … (", 1)[0] for update in working]
+    expected = ["scanning bigbuckbunny", "encoding 4 frames", "compressing", "loading model",
+                "answering question 1 of 1", "drawing the timeline"]
+    assert len(phases) == len(expected) and len(set(phases)) == len(phases), phases
+    assert all(phase.startswith(start) for phase, start in zip(phases, expected)), phases
+
+
+def test_the_ask_handler_streams_nothing_before_a_refusal(tmp_path):
+    from mmlong.apps.demo.page import ask_updates
+
+    app = DemoApp(demo_args("--experts", "none"), tmp_path / "app")
+    assert [u[0] for u in ask_updates(app, None, "What?", "", (None, "", "", 0, ""))] == [
+        "**Could not answer.** Upload a video or pick a sample clip first."]
+    refused = list(ask_updates(app, "clip.mp4", "What?", "", (None, "", "", 2.5, "")))
+    assert len(refused) == 1 and "whole number of tokens" in refused[0][0]

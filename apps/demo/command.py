@@ -23,7 +23,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from mmlong.apps.demo.page import build_blocks
 from mmlong.apps.demo.settings import DemoResult, DemoSettings, readable_error
@@ -156,9 +156,32 @@ class DemoApp:
         return str(target)
 
     # ------------------------------------------------------------------ the question
+    def ask_stream(self, video: str | None, question: str | None, options_text: str | None,
+                   settings: DemoSettings | None = None) -> Iterator[str | DemoResult]:
+        """:meth:`ask` on a worker thread: yields the text of each phase as it starts (``"loading model offline"``,
+        ``"scanning clip.mp4 (coverage:32)"``, ...), then the :class:`DemoResult`, the last item."""
+        import queue
+
+        events: queue.Queue = queue.Queue()
+
+        def work() -> None:
+            result = DemoResult.failure("the request stopped before it finished")
+            try:
+                result = self.ask(video, question, options_text, settings, listener=events.put)
+            finally:
+                events.put(result)
+
+        threading.Thread(target=work, name="mmlong-demo-ask", daemon=True).start()
+        while True:
+            event = events.get()
+            yield event
+            if isinstance(event, DemoResult):
+                return
+
     def ask(self, video: str | None, question: str | None, options_text: str | None,
-            settings: DemoSettings | None = None) -> DemoResult:
-        """Answer ``question`` about ``video``; errors come back as a readable status, never raised."""
+            settings: DemoSettings | None = None, listener: Callable[[str], None] | None = None) -> DemoResult:
+        """Answer ``question`` about ``video``; errors come back as a readable status, never raised.
+        ``listener`` is told each phase as it starts (:class:`mmlong.progress.Phases`)."""
         from mmlong.errors import MmlongError
 
         if not video:
@@ -168,14 +191,15 @@ class DemoApp:
         try:
             with self.slot.lock:
                 return self._answer(str(video), question.strip(), _options_from_text(options_text),
-                                    settings or DemoSettings())
+                                    settings or DemoSettings(), listener)
         except MmlongError as err:
             return DemoResult.failure(readable_error(err))
         except Exception as err:  # the page shows one line; the server log keeps the traceback
             log.exception("demo request failed")
             return DemoResult.failure(f"unexpected error ({type(err).__name__}): {readable_error(err)}")
 
-    def _answer(self, video: str, question: str, options: list[str], settings: DemoSettings) -> DemoResult:
+    def _answer(self, video: str, question: str, options: list[str], settings: DemoSettings,
+                listener: Callable[[str], None] | None = None) -> DemoResult:
         from mmlong.apps.demo.keyframes import choose_keyframes, keyframe_strip, video_frame_indices
         from mmlong.apps.demo.timeline import evidence_timeline, render_timeline
         from mmlong.apps.render import format_seconds, stage_rows
@@ -185,7 +209,9 @@ class DemoApp:
         pipeline = self.slot.get(settings, [video])
         query = Query(question, tuple(options))
         # one run: each stage once; the Result holds every sampled frame's tokens, what the model saw and the steps
-        result = pipeline.run(video, [query])
+        with pipeline.phases.listening(listener):
+            result = pipeline.run(video, [query])
+            pipeline.phases.tell("drawing the timeline and the keyframes")
         answer, encoded, final = result.answers[0], result.encoded[0], result.seen[0]
         data = evidence_timeline(pipeline.encoder, final if encoded is None else encoded, final, answer, query)
         if encoded is None:

@@ -5,7 +5,7 @@ Gradio is imported only when the page is built, so ``mmlong --help`` stays fast.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterator
 
 STAGE_HEADERS = ["stage", "tokens in", "tokens out", "ms", "peak MiB", "notes"]
 
@@ -45,12 +45,37 @@ def evidence_links(times: Any) -> str:
     return " ".join(buttons) or "(none)"
 
 
+def ask_updates(app: Any, video: Any, question: Any, options: Any, fields: tuple) -> Iterator[tuple]:
+    """The Ask button's handler: yields the page's outputs (status, answer, option, evidence, what the question
+    asks, timeline, keyframes, stage table): first the phase the request is in (the other outputs cleared),
+    one update per phase (:meth:`~mmlong.apps.demo.command.DemoApp.ask_stream`), then the answer.
+    ``fields``: the settings panel (preset, sampler, chain, budget, model)."""
+    import time
+
+    from mmlong.apps.demo.settings import DemoResult, DemoSettings, readable_error
+    from mmlong.errors import MmlongError
+
+    try:
+        settings = DemoSettings.from_fields(*fields)
+    except MmlongError as err:
+        yield DemoResult.failure(readable_error(err)).status, "", "", "", "", None, None, None
+        return
+    start = time.perf_counter()
+    for event in app.ask_stream(video, question, options, settings):
+        if isinstance(event, str):
+            yield f"Working: {event} … ({time.perf_counter() - start:.0f} s)", "", "", "", "", None, None, None
+            continue
+        links = evidence_links(event.answer.evidence) if event.answer is not None else ""
+        yield (event.status, event.answer_text, event.option, links, event.question_kind, event.timeline_png,
+               event.keyframes_png, event.stage_rows or None)
+
+
 def build_blocks(app: Any, concurrency: int = 1) -> Any:
     """The Gradio Blocks page around ``app``."""
     import gradio as gr
 
     defaults = app.default_settings_text()
-    from mmlong.apps.demo.settings import DemoResult, DemoSettings, readable_error
+    from mmlong.apps.demo.settings import readable_error
     from mmlong.config.request import preset_names
 
     with gr.Blocks(title="mmlong demo", analytics_enabled=False, delete_cache=(1800, 3600)) as blocks:
@@ -101,17 +126,9 @@ def build_blocks(app: Any, concurrency: int = 1) -> Any:
                 return None, f"**Could not load the sample.** {readable_error(err)}"
 
         def on_ask(video_path, question_text, options_text, preset_v, sampler_v, compress_v, budget_v, model_v):
-            from mmlong.errors import MmlongError
-
-            try:
-                settings = DemoSettings.from_fields(preset_v, sampler_v, compress_v, budget_v, model_v)
-            except MmlongError as err:
-                return DemoResult.failure(readable_error(err)).status, "", "", "", "", None, None, None
-            result = app.ask(video_path, question_text, options_text, settings)
-            table = result.stage_rows or None
-            links = evidence_links(result.answer.evidence) if result.answer is not None else ""
-            return (result.status, result.answer_text, result.option, links, result.question_kind,
-                    result.timeline_png, result.keyframes_png, table)
+            # a generator: the page shows each phase (loading, scanning, encoding, answering, ...) as it starts
+            yield from ask_updates(app, video_path, question_text, options_text,
+                                   (preset_v, sampler_v, compress_v, budget_v, model_v))
 
         available = set(app.sample_choices())
         examples = [list(row) for row in EXAMPLE_QUESTIONS if row[0] in available]
