@@ -371,7 +371,8 @@ def run(args: argparse.Namespace) -> int:
     config = fit_to_memory(config, [e.path for e in entries if isinstance(e, BatchItem)])
     dist = init_distributed(config.runtime.device, timeout_s=args.dist_timeout or DEFAULT_TIMEOUT_S)
     try:
-        pipeline = Pipeline(config.with_device(dist.device_for(config.runtime.device)))
+        pipeline = Pipeline(config.with_device(dist.device_for(config.runtime.device)),
+                            status=args.progress and dist.is_main)  # a line per long phase above the bar
         summary = run_batch(entries, pipeline, output, dist=dist, retry_errors=args.retry_errors,
                             overwrite=args.overwrite, progress=args.progress, input_name=str(questions),
                             build_first=True)  # the resume check first, then the models: each once

@@ -46,3 +46,89 @@ def test_a_failed_phase_says_so():
                 time.sleep(0.01)
             raise RuntimeError("boom")
     assert stream.getvalue() == "experts (ocr) ... failed\n"
+
+
+def test_a_listener_hears_every_phase_and_a_zero_delay_shows_the_line_at_once():
+    from mmlong.progress import Phases
+
+    heard: list[str] = []
+    stream = Terminal()
+    phases = Phases(terminal=True)
+    with phases.listening(heard.append):
+        with StatusLine("loading", after=0.0, stream=stream, listener=phases.listener):
+            assert stream.getvalue() == "loading ..."  # no timer: shown before the phase's work starts
+        with phases("scanning", terminal=False):
+            pass
+        phases.tell("encoding 4 frames")
+    phases.tell("not heard: the listener is gone")
+    assert heard == ["loading", "scanning", "encoding 4 frames"]
+    assert stream.getvalue().startswith("loading ... ") and stream.getvalue().endswith(" s\n")
+
+
+# ---------------------------------------------------------------------- the commands' phases on a terminal
+@pytest.fixture(scope="module")
+def qwen_dir(tmp_path_factory):
+    from tests.vlm_fixtures import build_qwen2_vl, save_checkpoint
+
+    model, processor = build_qwen2_vl()
+    return save_checkpoint(model, processor, tmp_path_factory.mktemp("qwen"))
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    from tests.media import make_test_video
+
+    return make_test_video(tmp_path_factory.mktemp("clip") / "clip.mp4", num_frames=16, fps=4.0, size=(160, 96))
+
+
+def on_terminal(monkeypatch) -> Terminal:
+    """stderr is a terminal and every phase is long enough for its line (the 1 s threshold set to 0); called in
+    the test itself (pytest's capture sets sys.stderr again between a fixture and the test)."""
+    stream = Terminal()
+    monkeypatch.setattr(StatusLine, "AFTER", 0.0)
+    monkeypatch.setattr("sys.stderr", stream)
+    return stream
+
+
+def test_ask_shows_load_scan_and_answer_on_a_terminal(monkeypatch, qwen_dir, clip):
+    from mmlong.apps.cli import main
+
+    terminal = on_terminal(monkeypatch)
+    assert main(["ask", clip, "What moves?", "--model", qwen_dir, "--sample", "uniform:4", "--no-cache"]) == 0
+    lines = terminal.getvalue().splitlines()
+    for phase in ("scanning clip.mp4 (uniform:4)", "loading model qwen2-vl", "answering question 1 of 1"):
+        line = next((n for n in lines if n.startswith(phase) and " ... " in n), None)
+        assert line is not None and line.endswith(" s"), (phase, lines)
+
+
+def test_batch_shows_the_phases_above_its_progress_bar(monkeypatch, qwen_dir, clip, tmp_path):
+    """A batch had no status line at all (its pipeline ran without them): the model load was a silence."""
+    import json
+
+    from mmlong.apps.cli import main
+
+    questions = tmp_path / "q.jsonl"
+    questions.write_text("".join(json.dumps({"id": f"q{n}", "video": clip, "question": "What moves?"}) + "\n"
+                                 for n in range(2)))
+    terminal = on_terminal(monkeypatch)
+    assert main(["batch", str(questions), "--model", qwen_dir, "--sample", "uniform:4", "--no-cache"]) == 0
+    text = terminal.getvalue()
+    # whole lines above the bar: the phase, then its time
+    assert "loading model qwen2-vl ...\n" in text and "loading model qwen2-vl: " in text
+    assert "scanning clip.mp4 (uniform:4) ...\n" in text
+
+
+def test_compare_cost_setup_shows_its_line(monkeypatch, tmp_path):
+    """``eval compare --cost``'s setup (build a random-init model, its tokens, a warm-up prefill: ~50 s at 0.5b)
+    printed nothing."""
+    from mmlong.apps.eval.compare import Cell
+    from mmlong.apps.eval.compare_cost import measure_costs
+
+    cells = [Cell("none", 1.0), Cell("pool", 0.5)]
+    chains = {cells[0]: "", cells[1]: "pool:auto"}
+    terminal = on_terminal(monkeypatch)
+    costs = measure_costs(cells, chains, tmp_path / "cost.jsonl", size="tiny", frames=2, resolution=56)
+    assert set(costs) == {cell.id for cell in cells}
+    text = terminal.getvalue()
+    setup = "prefill cost: building a random-init Qwen2-VL tiny and 2 frames of tokens ... "
+    assert setup in text and text.split(setup, 1)[1].split(" s", 1)[0].replace(".", "").isdigit()

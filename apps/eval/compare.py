@@ -268,7 +268,7 @@ def run_grid(benchmark: Any, config: Any, cells: Sequence[Cell], out_dir: Path, 
     try:
         config = dataclasses.replace(config.with_device(dist.device_for(config.runtime.device)), compressors=(),
                                      budget=None)
-        pipeline = Pipeline(config, progress=False)
+        pipeline = Pipeline(config, progress=False, status=progress and dist.is_main)  # lines, no bars
         runnable = [c for c in cells if not _needs_in_llm(chains[c]) or pipeline.model.supports_in_llm]
         # video by video (one group per video), every cell of a video together so its encoding is shared
         jobs = [CellItem(c, i) for i in items for c in runnable]

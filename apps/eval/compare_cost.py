@@ -74,22 +74,24 @@ def measure_costs(cells: Sequence[Any], chains: Mapping[Any, str], path: Path, *
     """``{cell id: cost record}`` for every cell, measuring only those not yet in ``path`` (a result log)."""
     from mmlong.jobs.log import ResultLog
     from mmlong.jobs.runner import describe_error
-    from mmlong.progress import progress_bar
+    from mmlong.progress import StatusLine, progress_bar
 
     with ResultLog(path, overwrite=overwrite) as log:
         todo = [c for c in cells if c.id not in log]
         if todo:
+            import torch
+
             from mmlong.apps.bench.prefill import build_model, prefill, visual_tokens
             from mmlong.planning.shapes import named_shape
 
             shape = named_shape(size)
-            model = build_model(size, device, dtype, seed=0)
-            tokens = visual_tokens(frames, resolution, shape.hidden, seed=0)
-            import torch
-
-            with torch.inference_mode():  # first-call allocations are not part of any cell
-                warm = visual_tokens(2, 56, shape.hidden, seed=0)
-                prefill(model, warm.replace(features=warm.features.to(next(model.parameters()).dtype)), [], 0)
+            with StatusLine(f"prefill cost: building a random-init Qwen2-VL {size} and {frames} frames of tokens",
+                            enabled=progress):
+                model = build_model(size, device, dtype, seed=0)
+                tokens = visual_tokens(frames, resolution, shape.hidden, seed=0)
+                with torch.inference_mode():  # first-call allocations are not part of any cell
+                    warm = visual_tokens(2, 56, shape.hidden, seed=0)
+                    prefill(model, warm.replace(features=warm.features.to(next(model.parameters()).dtype)), [], 0)
             bar = progress_bar(total=len(todo), desc=f"prefill cost ({size})", unit="cell", enabled=progress)
             for cell in todo:
                 base = {"id": cell.id, "size": size, "frames": frames, "resolution": resolution,

@@ -150,7 +150,7 @@ def run_benchmark(benchmark: Any, config: Any, out_dir: str | Path, overwrite: b
     try:
         config = config.with_device(dist.device_for(config.runtime.device))
         if pipeline is None:
-            pipeline = Pipeline(config, progress=False)
+            pipeline = Pipeline(config, progress=False, status=progress and dist.is_main)  # lines, no bars
         elif pipeline.config.to_dict() != config.to_dict():
             raise ValueError("run_benchmark: the pipeline given was built from another config")
         outcome = run_job(items, lambda group: answer_group(benchmark, pipeline, group), results,
