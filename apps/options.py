@@ -45,7 +45,16 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser, default_preset: str 
     group.add_argument("--model-option", dest="model_options", action="append", type=model_option_argument,
                        metavar="KEY=VALUE",
                        help="a model option, repeatable (scoring=letter, open_answer=generate, max_new_tokens=32); "
-                            "checked like model_options in a YAML file (mmlong list models names the models)")
+                            "checked like model_options in a YAML file (mmlong list models names the models). The "
+                            "canonical spelling; --gen_kwargs and --model_args are aliases")
+    group.add_argument("--gen_kwargs", "--gen-kwargs", dest="model_options", action="extend",
+                       type=key_values_argument("--gen_kwargs", greedy=True), metavar="K=V,...",
+                       help="alias of --model-option for lmms-eval / transformers users: max_new_tokens=64,"
+                            "temperature=0 (decoding is greedy: temperature=0, do_sample=false, num_beams=1 are "
+                            "accepted, other values refused)")
+    group.add_argument("--model_args", "--model-args", dest="model_options", action="extend",
+                       type=key_values_argument("--model_args"), metavar="K=V,...",
+                       help="alias of --model-option in lmms-eval's spelling: scoring=letter,max_new_tokens=32")
     group.add_argument("--model-family", metavar="NAME",
                        help="which adapter runs --model DIR or a hub id whose name does not tell (qwen2-vl, ...)")
     group.add_argument("--experts", metavar="LIST",
@@ -64,7 +73,7 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser, default_preset: str 
                        help="allow loading pickle (.bin/.pt) weights; safetensors only by default")
 
 
-def model_option_argument(text: str) -> tuple[str, str]:
+def model_option_argument(text: str, flag: str = "--model-option") -> tuple[str, str]:
     """argparse ``type=`` for ``--model-option KEY=VALUE``: ``(key, value)``; the value stays text and is
     converted by the model's Config like a YAML value (:func:`mmlong.registry.Registry.make_config`).
 
@@ -74,8 +83,40 @@ def model_option_argument(text: str) -> tuple[str, str]:
     key, sep, value = text.partition("=")
     key = key.strip().replace("-", "_")
     if not sep or not key.isidentifier():
-        raise argparse.ArgumentTypeError(f"--model-option {text!r}: write KEY=VALUE (e.g. scoring=letter)")
+        raise argparse.ArgumentTypeError(f"{flag} {text!r}: write KEY=VALUE (e.g. scoring=letter)")
     return key, value.strip()
+
+
+#: generation settings lmms-eval / transformers users pass that every model here already follows: greedy decoding
+GREEDY_SETTINGS = {"temperature": ("0", "0.0"), "do_sample": ("false", "0"), "num_beams": ("1",)}
+
+
+def key_values_argument(flag: str, greedy: bool = False) -> Any:
+    """argparse ``type=`` for ``--gen_kwargs K=V,K=V`` / ``--model_args ...`` (lmms-eval's spelling): the pairs
+    of :func:`model_option_argument`, split at each comma that starts a new ``KEY=``, so a value keeps its commas.
+    With ``greedy``, a :data:`GREEDY_SETTINGS` key is dropped when its value asks for greedy decoding and refused
+    otherwise (no model here samples).
+
+    >>> key_values_argument("--gen_kwargs", greedy=True)("max_new_tokens=64,temperature=0,do_sample=False")
+    [('max_new_tokens', '64')]
+    """
+    import re
+
+    def parse(text: str) -> list[tuple[str, str]]:
+        pairs = []
+        for part in re.split(r",(?=\s*[A-Za-z_][\w-]*\s*=)", text):
+            key, value = model_option_argument(part, flag)
+            if greedy and key in GREEDY_SETTINGS:
+                if value.lower() not in GREEDY_SETTINGS[key]:
+                    raise argparse.ArgumentTypeError(
+                        f"{flag} {key}={value}: decoding is greedy here; only {key}={GREEDY_SETTINGS[key][0]} "
+                        "is accepted")
+                continue
+            pairs.append((key, value))
+        return pairs
+
+    parse.__name__ = flag  # argparse names the flag's type in its messages
+    return parse
 
 
 #: the flags of add_pipeline_arguments that are PipelineConfig fields (preset and config are the layers)

@@ -321,3 +321,36 @@ def test_a_model_option_without_equals_is_refused_in_one_line(capsys):
         main(["ask", "v.mp4", "q", "--model-option", "scoring"])
     assert exit_info.value.code == 2
     assert "--model-option 'scoring': write KEY=VALUE" in capsys.readouterr().err.splitlines()[-1]
+
+
+def test_gen_kwargs_and_model_args_feed_the_same_checked_model_options(capsys):
+    """lmms-eval / transformers users' spellings: ``--gen_kwargs k=v,...`` and ``--model_args k=v,...`` add to
+    the model options like ``--model-option``; unknown keys are refused like YAML keys."""
+    from mmlong.apps.cli import main
+
+    parser = build_parser()
+    tree = resolve_args(parser.parse_args(["ask", "v.mp4", "q", "--gen_kwargs", "max_new_tokens=64,temperature=0",
+                                           "--model_args", "scoring=letter,open_answer=generate"]))
+    assert (tree.model.config.max_new_tokens, tree.model.config.scoring, tree.model.config.open_answer) == (
+        64, "letter", "generate")
+    args = parser.parse_args(["batch", "q.jsonl", "--model-option", "max_new_tokens=8", "--gen-kwargs",
+                              "do_sample=False,num_beams=1,max_new_tokens=16"])
+    assert args.model_options == [("max_new_tokens", "8"), ("max_new_tokens", "16")]  # the last one wins
+    assert resolve_args(args).model.config.max_new_tokens == 16
+    with pytest.raises(ConfigError, match="has no option 'max_new_token'; did you mean 'max_new_tokens'"):
+        resolve_args(parser.parse_args(["ask", "v.mp4", "q", "--gen_kwargs", "max_new_token=64"]))
+    for flags, reason in [(["--gen_kwargs", "max_new_tokens=64,temperature=0.7"],
+                           "--gen_kwargs temperature=0.7: decoding is greedy here; only temperature=0 is accepted"),
+                          (["--model_args", "scoring"], "--model_args 'scoring': write KEY=VALUE")]:
+        with pytest.raises(SystemExit) as exit_info:
+            main(["ask", "v.mp4", "q", *flags])
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and reason in err[0]
+
+
+def test_the_help_names_the_canonical_model_option_flag():
+    help_text = " ".join(build_parser()._subparsers._group_actions[0].choices["ask"].format_help().split())
+    assert "--model-option KEY=VALUE" in help_text and "The canonical spelling; --gen_kwargs and --model_args" \
+        " are aliases" in help_text
+    assert "--gen_kwargs K=V,..., --gen-kwargs K=V,..." in help_text
