@@ -125,10 +125,13 @@ PREDICTION_FIELDS = ("prediction", "predicted_option", "predicted_index", "predi
                      "details", "correct", "error")
 
 
-def _check_line(number: int, value: Any, root: Path) -> BatchItem | BadLine:
+def _check_line(number: int, value: Any, root: Path, video: str | None = None) -> BatchItem | BadLine:
     if not isinstance(value, dict):
         return BadLine(f"line-{number}", number, f"line {number}: not a JSON object")
-    entry = _check_fields(number, value, root)
+    if video is not None and "video" in value and (root / str(value["video"])).resolve() != Path(video).resolve():
+        return BadLine(value.get("id", number), number, f"line {number}: names another video ({value['video']!r}); "
+                                                        "ask answers about one video (mmlong batch: several)")
+    entry = _check_fields(number, {"id": number, "video": video, **value} if video is not None else value, root)
     return dataclasses.replace(entry, fields=dict(value))
 
 
@@ -161,9 +164,12 @@ def _check_fields(number: int, value: dict[str, Any], root: Path) -> BatchItem |
     return BatchItem(record_id, video, str(path), value["question"], tuple(options), number)
 
 
-def read_questions(path: str | Path, video_root: str | Path | None = None) -> list[BatchItem | BadLine]:
+def read_questions(path: str | Path, video_root: str | Path | None = None,
+                   video: str | None = None) -> list[BatchItem | BadLine]:
     """Parse a questions JSONL file. Bad lines become :class:`BadLine` (the run goes on); a missing or empty
-    file, or an id used twice, raises :class:`~mmlong.errors.ConfigError` (nothing can be run safely)."""
+    file, or an id used twice, raises :class:`~mmlong.errors.ConfigError` (nothing can be run safely).
+    ``video``: the one video every line is about (``mmlong ask --questions``); a line may then leave out
+    ``video`` and ``id`` (its line number)."""
     p = Path(path)
     if not p.is_file():
         raise ConfigError("questions file not found", str(p))
@@ -176,7 +182,7 @@ def read_questions(path: str | Path, video_root: str | Path | None = None) -> li
                 continue
             try:
                 entry = _check_line(number, loads_json(raw.decode("utf-8").rstrip("\r\n"), f"line {number}"),
-                                    root)
+                                    root, video)
             except UnicodeDecodeError:
                 entry = BadLine(f"line-{number}", number, f"line {number}: not valid UTF-8")
             except json.JSONDecodeError as err:
