@@ -26,9 +26,9 @@ _CITATION = re.compile(r"((?:[A-Z][\w'-]+(?:, | & | and ))*[A-Z][\w'-]+(?: et al
 _ARXIV = re.compile(r"arXiv:\s*(\d{4}\.\d{4,5})")
 
 
-def summary(cls: type, limit: int = 110) -> str:
-    """The first sentence of ``cls``'s docstring (its spec prefix ``name[:ARGS]:`` dropped), at most ``limit``
-    characters.
+def summary(cls: type) -> str:
+    """The first sentence of ``cls``'s docstring (its spec prefix ``name[:ARGS]:`` dropped), whole (the table
+    wraps it).
 
     >>> class Tome:
     ...     '''``tome:RATIO``: remove ``RATIO`` of every frame's tokens by bipartite soft matching.
@@ -40,8 +40,7 @@ def summary(cls: type, limit: int = 110) -> str:
     doc = inspect.getdoc(cls) or ""
     first = plain_text(doc.split("\n\n")[0])
     first = re.sub(r"^[\w-]+(?:[:\[][^ ]*)?(?: \([^)]*\))?(?: or [\w-]+:[^ ]*(?: \([^)]*\))?)?: ", "", first)
-    first = re.split(r"(?<=[a-z0-9)])\. ", first)[0].rstrip(".")
-    return first if len(first) <= limit else first[: limit - 1].rsplit(" ", 1)[0] + "…"
+    return re.split(r"(?<=[a-z0-9)])\. ", first)[0].rstrip(".")
 
 
 def _authors(names: str) -> str:
@@ -118,13 +117,21 @@ def rows(kind: str) -> list[dict[str, Any]]:
     return out
 
 
+#: the summary column's width in the table; a longer summary wraps onto the lines below, never cut
+SUMMARY_WIDTH = 60
+
+
 def _table(records: list[dict[str, Any]]) -> str:
+    import textwrap
+
     columns = [c for c in ("name", "stage", "summary", "needs", "paper") if any(c in r for r in records)]
-    width = {c: max(len(c), *(len(str(r.get(c, ""))) for r in records)) for c in columns[:-1]}
-    lines = ["  ".join(c.upper().ljust(width.get(c, 0)) for c in columns).rstrip()]
-    for record in records:
-        lines.append("  ".join(str(record.get(c, "")).ljust(width.get(c, 0)) for c in columns).rstrip())
-    return "\n".join(lines)
+    wrapped = [textwrap.wrap(str(r.get("summary", "")), SUMMARY_WIDTH) or [""] for r in records]
+    cells = [[{**r, "summary": part} if n == 0 else {"summary": part} for n, part in enumerate(parts)]
+             for r, parts in zip(records, wrapped)]
+    shown = [line for lines in cells for line in lines]
+    width = {c: max(len(c), *(len(str(r.get(c, ""))) for r in shown)) for c in columns[:-1]}
+    return "\n".join("  ".join(str(r.get(c, "")).ljust(width.get(c, 0)) for c in columns).rstrip()
+                     for r in [{c: c.upper() for c in columns}, *shown])
 
 
 def run_list(args: argparse.Namespace) -> int:

@@ -70,3 +70,25 @@ def test_sample_help_names_the_default_sampler_and_metavars_are_words(capsys):
     with pytest.raises(SystemExit):
         main(["eval", "compare", "--help"])
     assert "COST_" not in capsys.readouterr().out
+
+
+def test_long_summaries_are_wrapped_in_the_table_never_cut(capsys):
+    """A summary longer than the column (``progressive``'s, ``dycoke-ttm``'s) used to end in "…" mid-sentence."""
+    from mmlong.apps.list import SUMMARY_WIDTH
+
+    assert main(["list", "compressors", "--json"]) == 0
+    by_name = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    whole = by_name["progressive"]["summary"]
+    assert whole.endswith("until ctx.budget is met") and len(whole) > SUMMARY_WIDTH
+    assert not any(r["summary"].endswith("…") for r in by_name.values())
+    assert main(["list", "compressors"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    start = lines[0].index("SUMMARY")
+    first = next(n for n, line in enumerate(lines) if line.startswith("progressive "))
+    pieces = [lines[first][start:start + SUMMARY_WIDTH].strip()]
+    for line in lines[first + 1:]:
+        if line[:start].strip():  # the next compressor's row
+            break
+        pieces.append(line[start:].strip())
+    assert len(pieces) > 1 and all(len(piece) <= SUMMARY_WIDTH for piece in pieces)
+    assert " ".join(pieces) == whole
