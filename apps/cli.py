@@ -83,6 +83,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    if hasattr(args, "verbose"):  # a command that runs a pipeline: the status lines say what loads
+        from mmlong.progress import library_progress_bars
+
+        library_progress_bars(args.verbose)
     try:
         status = args.func(args)
     except MmlongError as err:

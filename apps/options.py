@@ -71,6 +71,8 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser, default_preset: str 
                        help="allow a checkpoint's own Python code to run (off by default; only for models you trust)")
     group.add_argument("--allow-pickle", action="store_true", default=None,
                        help="allow loading pickle (.bin/.pt) weights; safetensors only by default")
+    parser.add_argument("--verbose", action="store_true",
+                        help="also show the libraries' own progress bars (transformers' \"Loading weights\")")
 
 
 def model_option_argument(text: str, flag: str = "--model-option") -> tuple[str, str]:

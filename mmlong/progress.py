@@ -4,6 +4,7 @@ sends a pipeline's phases both to such lines and to a listener (the demo streams
 
 from __future__ import annotations
 
+import os
 import sys
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
@@ -125,3 +126,22 @@ class Phases:
             yield self
         finally:
             self.listener = previous
+
+
+def library_progress_bars(shown: bool) -> None:
+    """Show or hide transformers' and huggingface_hub's own progress bars ("Loading weights", "Fetching files")
+    for the rest of the process. The CLI hides them unless ``--verbose``: a status line says what is loading.
+
+    Before either library is imported (a command line run), ``HF_HUB_DISABLE_PROGRESS_BARS`` does it, so nothing is
+    imported here; a library already imported is switched through its own function.
+    """
+    if not shown:
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    if "huggingface_hub" in sys.modules:
+        from huggingface_hub import utils as hub_utils
+
+        (hub_utils.enable_progress_bars if shown else hub_utils.disable_progress_bars)()
+    if "transformers" in sys.modules:
+        from transformers.utils import logging as hf_logging
+
+        (hf_logging.enable_progress_bar if shown else hf_logging.disable_progress_bar)()

@@ -90,7 +90,19 @@ def on_terminal(monkeypatch) -> Terminal:
     return stream
 
 
-def test_ask_shows_load_scan_and_answer_on_a_terminal(monkeypatch, qwen_dir, clip):
+@pytest.fixture
+def library_bars(monkeypatch):
+    """Whatever a test does to transformers' own progress bars is undone after it."""
+    from mmlong.progress import library_progress_bars
+
+    monkeypatch.delenv("HF_HUB_DISABLE_PROGRESS_BARS", raising=False)
+    yield
+    monkeypatch.delenv("HF_HUB_DISABLE_PROGRESS_BARS", raising=False)
+    library_progress_bars(True)
+
+
+def test_ask_shows_load_scan_and_answer_on_a_terminal(monkeypatch, qwen_dir, clip, library_bars):
+    """Each phase has its line; transformers' own "Loading weights" bar is not shown (--verbose shows it)."""
     from mmlong.apps.cli import main
 
     terminal = on_terminal(monkeypatch)
@@ -99,6 +111,11 @@ def test_ask_shows_load_scan_and_answer_on_a_terminal(monkeypatch, qwen_dir, cli
     for phase in ("scanning clip.mp4 (uniform:4)", "loading model qwen2-vl", "answering question 1 of 1"):
         line = next((n for n in lines if n.startswith(phase) and " ... " in n), None)
         assert line is not None and line.endswith(" s"), (phase, lines)
+    assert "Loading weights" not in terminal.getvalue()
+    terminal = on_terminal(monkeypatch)
+    assert main(["ask", clip, "What moves?", "--model", qwen_dir, "--sample", "uniform:4", "--no-cache",
+                 "--verbose"]) == 0
+    assert "Loading weights" in terminal.getvalue()
 
 
 def test_batch_shows_the_phases_above_its_progress_bar(monkeypatch, qwen_dir, clip, tmp_path):
