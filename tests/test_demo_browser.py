@@ -26,6 +26,17 @@ ANSWER_S = 300  # the first question may convert the packaged Gemma to its safet
 
 pytestmark = pytest.mark.browser
 
+#: records in window.mmlongStatuses each distinct text the #status element shows, in order
+RECORD_STATUS = """() => {
+  window.mmlongStatuses = [];
+  const status = document.querySelector("#status");
+  const record = () => {
+    const text = status.innerText.trim();
+    if (text && window.mmlongStatuses[window.mmlongStatuses.length - 1] !== text) window.mmlongStatuses.push(text);
+  };
+  new MutationObserver(record).observe(status, {subtree: true, childList: true, characterData: true});
+}"""
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -117,10 +128,18 @@ def test_ask_about_an_uploaded_video_in_chromium(demo_server, cat_haystack, tmp_
             page.locator("#options textarea").fill("a cat\na dog\na guitar\na sailboat")
             page.get_by_text("Settings").click()
             page.locator("#compress textarea, #compress input").first.fill("scenetile,tome:0.5")
+            page.evaluate(RECORD_STATUS)  # every text the status shows from now on, in order
             page.locator("#ask").click()
 
             answer = page.locator("#answer textarea")
             expect(answer).not_to_have_value("", timeout=ANSWER_S * 1000)
+            # the page streamed the phases it was in (not only "processing | 5.7s"), then the answer
+            shown = page.evaluate("() => window.mmlongStatuses")
+            phases = list(dict.fromkeys(line.split("Working: ", 1)[1].split(" … (")[0]
+                                        for text in shown for line in text.splitlines() if "Working: " in line))
+            assert len(phases) >= 2, shown
+            assert any(p.startswith("scanning cat_haystack.mp4") for p in phases), phases
+            assert any(p.startswith("answering question 1 of 1") for p in phases), phases
             text = answer.input_value()
             status = page.locator("#status").inner_text()
             assert text.startswith("(") and ")" in text, f"answer {text!r}; status {status!r}; log:\n" \
