@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import sys
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any, Callable, Iterator
 
 
@@ -27,8 +27,9 @@ class StatusLine:
 
     Nothing is printed for a phase that ends sooner, when ``enabled`` is False, or when ``stream`` is not a
     terminal (logs and pipes stay clean). A shown line ends with the phase's time: ``loading model ... 12.3 s``.
-    While a progress bar is on screen (a batch), the phase gets two whole lines above the bar instead
-    (``loading model ...`` and ``loading model: 12.3 s``), so the bar's redraw does not overwrite it.
+    While a progress bar is on screen (a batch), or another line of the same ``group`` (:class:`Phases`) is on
+    screen (experts read the video on a second thread while the sampler scans), the phase gets two whole lines
+    instead (``loading model ...`` and ``loading model: 12.3 s``), so neither overwrites nor runs into the other.
     ``listener``, when given, is called with ``text`` as the phase starts, terminal or not. ``after`` defaults to
     :attr:`AFTER` seconds; 0 shows the line at once.
     """
@@ -36,25 +37,33 @@ class StatusLine:
     AFTER = 1.0
 
     def __init__(self, text: str, enabled: bool = True, after: float | None = None, stream: Any = None,
-                 listener: Callable[[str], None] | None = None) -> None:
+                 listener: Callable[[str], None] | None = None, group: "Phases | None" = None) -> None:
         self.text = text
+        self.group = group
         self.after = self.AFTER if after is None else after
         self.stream = sys.stderr if stream is None else stream
         self.enabled = enabled and bool(getattr(self.stream, "isatty", lambda: False)())
         self.listener = listener
         self.shown = False
-        self._above_bars = False
+        self.whole = False  # written as whole lines (a bar or another phase's line is on screen)
         self._timer: Any = None
         self._start = 0.0
 
     def _show(self) -> None:
-        self._above_bars = _bars_on_screen()
-        if self._above_bars:
-            _write_above_bars(f"{self.text} ...", self.stream)
-        else:
-            self.stream.write(f"{self.text} ...")
-            self.stream.flush()
-        self.shown = True
+        with self.group.lock if self.group is not None else nullcontext():
+            others = self.group.on_screen if self.group is not None else []
+            for other in others:  # a half-written line of another phase ends here; it finishes as a whole line
+                if not other.whole:
+                    self.stream.write("\n")
+                    other.whole = True
+            self.whole = bool(others) or _bars_on_screen()
+            if self.whole:
+                _write_line(f"{self.text} ...", self.stream)
+            else:
+                self.stream.write(f"{self.text} ...")
+                self.stream.flush()
+            self.shown = True
+            others.append(self)
 
     def __enter__(self) -> "StatusLine":
         import threading
@@ -77,10 +86,14 @@ class StatusLine:
         if self._timer is not None:
             self._timer.cancel()
             self._timer.join()
-        if self.shown:
-            outcome = "failed" if exc[0] is not None else f"{time.perf_counter() - self._start:.1f} s"
-            if self._above_bars:
-                _write_above_bars(f"{self.text}: {outcome}", self.stream)
+        if not self.shown:
+            return
+        outcome = "failed" if exc[0] is not None else f"{time.perf_counter() - self._start:.1f} s"
+        with self.group.lock if self.group is not None else nullcontext():
+            if self.group is not None:
+                self.group.on_screen.remove(self)
+            if self.whole:
+                _write_line(f"{self.text}: {outcome}", self.stream)
             else:
                 self.stream.write(f" {outcome}\n")
                 self.stream.flush()
@@ -93,7 +106,8 @@ def _bars_on_screen() -> bool:
     return any(not getattr(bar, "disable", True) for bar in list(getattr(tqdm, "_instances", ())))
 
 
-def _write_above_bars(line: str, stream: Any) -> None:
+def _write_line(line: str, stream: Any) -> None:
+    """One whole line, above the progress bars when some are on screen."""
     from tqdm.auto import tqdm
 
     tqdm.write(line, file=stream)
@@ -108,11 +122,15 @@ class Phases:
     """
 
     def __init__(self, terminal: bool = False, listener: Callable[[str], None] | None = None) -> None:
+        import threading
+
         self.terminal = terminal
         self.listener = listener
+        self.lock = threading.RLock()
+        self.on_screen: list[StatusLine] = []  # this group's lines shown and not yet finished
 
     def __call__(self, text: str, terminal: bool = True) -> StatusLine:
-        return StatusLine(text, enabled=self.terminal and terminal, listener=self.listener)
+        return StatusLine(text, enabled=self.terminal and terminal, listener=self.listener, group=self)
 
     def tell(self, text: str) -> None:
         """Tell only the listener that phase ``text`` starts (one a progress bar already shows on a terminal)."""

@@ -65,6 +65,38 @@ def test_a_listener_hears_every_phase_and_a_zero_delay_shows_the_line_at_once():
     assert stream.getvalue().startswith("loading ... ") and stream.getvalue().endswith(" s\n")
 
 
+def test_two_phases_on_screen_at_once_get_whole_lines(monkeypatch):
+    """The experts read the video on a second thread while the sampler scans: two half-written lines used to run
+    into each other (``scanning a.mp4 ...experts (ocr) reading a.mp4 ... 1.2 s`` and a stray `` 3.4 s``)."""
+    import re
+    import threading
+
+    from mmlong.progress import Phases
+
+    terminal = on_terminal(monkeypatch)
+    phases = Phases(terminal=True)
+    started, finished = threading.Event(), threading.Event()
+
+    def experts():
+        with phases("experts (ocr) reading a.mp4"):
+            started.set()
+            finished.wait(10)
+
+    with phases("scanning a.mp4 (coverage:32)"):
+        worker = threading.Thread(target=experts)
+        worker.start()
+        started.wait(10)
+    finished.set()
+    worker.join(10)
+    text = re.sub(r"\d+\.\d s", "T s", terminal.getvalue())
+    assert text == ("scanning a.mp4 (coverage:32) ...\nexperts (ocr) reading a.mp4 ...\n"
+                    "scanning a.mp4 (coverage:32): T s\nexperts (ocr) reading a.mp4: T s\n")
+    assert phases.on_screen == []
+    with phases("loading model qwen2-vl"):  # alone again: one line
+        pass
+    assert terminal.getvalue().endswith("\nloading model qwen2-vl ... 0.0 s\n")
+
+
 # ---------------------------------------------------------------------- the commands' phases on a terminal
 @pytest.fixture(scope="module")
 def qwen_dir(tmp_path_factory):
