@@ -181,3 +181,24 @@ def test_compare_cost_setup_shows_its_line(monkeypatch, tmp_path):
     text = terminal.getvalue()
     setup = "prefill cost: building a random-init Qwen2-VL tiny and 2 frames of tokens ... "
     assert setup in text and text.split(setup, 1)[1].split(" s", 1)[0].replace(".", "").isdigit()
+
+
+def test_eval_shows_the_phases_above_its_progress_bar(monkeypatch, qwen_dir, clip, tmp_path):
+    """``mmlong eval`` ran its pipeline without status lines: the model load and each scan were silent."""
+    import json
+    import shutil
+
+    from mmlong.apps.cli import main
+
+    (tmp_path / "data").mkdir()
+    shutil.copy(clip, tmp_path / "data" / "vidA.mp4")
+    (tmp_path / "videomme.json").write_text(json.dumps([
+        {"video_id": "001", "videoID": "vidA", "duration": "short", "domain": "Life", "sub_category": "Vlog",
+         "questions": [{"question_id": "001-1", "task_type": "Object Recognition", "question": "What moves?",
+                        "options": ["A. a square", "B. a dog", "C. a cat", "D. nothing"], "answer": "A"}]}]))
+    terminal = on_terminal(monkeypatch)
+    assert main(["eval", "videomme", "--data", str(tmp_path), "--out", str(tmp_path / "run"), "--model", qwen_dir,
+                 "--sample", "uniform:4", "--no-cache"]) == 0
+    text = terminal.getvalue()
+    assert "loading model qwen2-vl ...\n" in text and "loading model qwen2-vl: " in text
+    assert "scanning vidA.mp4 (uniform:4) ...\n" in text
