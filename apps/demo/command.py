@@ -1,6 +1,7 @@
 """``mmlong demo``: a local web page to ask questions about a video and see the evidence behind the answer.
 
-Upload a video (or pick a real sample clip), ask a question with optional answer options, and the page shows the
+Upload a video (or pick a real sample clip), ask a question with optional answer options; while it works the page
+shows the phase it is in (loading the model, scanning, encoding, answering: :meth:`DemoApp.ask_stream`), then the
 answer, the chosen option, a timeline of how relevant each sampled frame is to the question (with SceneTilling
 scenes shaded, the frames the model saw and the evidence times marked), a strip of those keyframes, and a
 per-stage table (tokens in/out, milliseconds, peak memory) of what every compressor did.
