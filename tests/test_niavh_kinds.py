@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 
 from mmlong.benchmarks.niavh_gold import check_open, first_count, time_claims
-from mmlong.benchmarks.niavh_kinds import QUESTION_KINDS, Footage, KindContext, build_kind_item, parse_footage
+from mmlong.benchmarks.niavh_kinds import (
+    QUARTER_OPTIONS,
+    QUESTION_KINDS,
+    Footage,
+    KindContext,
+    build_kind_item,
+    parse_footage,
+)
 from mmlong.benchmarks.niavh_media import Needle
 from mmlong.errors import ConfigError
 
@@ -93,6 +100,47 @@ def test_held_out_wording_differs_and_options_read_as_words():
     _, held = build_kind_item("count", 0, HAYSTACK, 50.0, _context("held-out"))
     assert tune["question"] != held["question"] and tune["open_question"] != held["open_question"]
     assert held["options"] == ["once", "twice", "three times", "four times"]
+
+
+@pytest.mark.parametrize("cell", range(4))
+def test_second_held_out_wording_builds_every_kind_and_its_golds_check_its_own_phrasings(cell):
+    """held-out-2: new question texts for every kind; the open golds read the new option phrasings right."""
+    ctx, tuning = _context("held-out-2", seed=3), _context("tuning", seed=3)
+    texts = set()
+    for kind in QUESTION_KINDS:
+        _, item = build_kind_item(kind, cell, HAYSTACK, 40.0, ctx)
+        _, tune = build_kind_item(kind, cell, HAYSTACK, 40.0, tuning)
+        assert item["question"] != tune["question"] and item["open_question"] != tune["open_question"]
+        texts |= {item["question"], item["open_question"]}
+        assert len(set(item["options"])) == 4 and item["options"][ord(item["answer"]) - 65] == item["answer_text"]
+        gold, wrong = item["gold"], [o for o in item["options"] if o != item["answer_text"]]
+        if kind == "count":  # "k times" states k; every other option states another count
+            assert item["options"] == ["1 time", "2 times", "3 times", "4 times"]
+            assert item["question"] == f"How many times does the video show {PHOTOS[cell].label}?"
+            assert item["open_question"] == f"Count the appearances of {PHOTOS[cell].label}."
+        elif kind == "when":  # the answer's quarter, by its held-out-2 phrase
+            assert item["options"][3] == "at the end of the video" and "quarter" not in " ".join(item["options"])
+            assert item["open_question"] == f"When can {PHOTOS[cell].label} be seen?"
+        elif kind == "order":  # "List, in order of appearance: a, b and c."
+            assert item["open_question"].startswith("List, in order of appearance: ")
+            assert all(n["label"] in item["open_question"] for n in item["needles"]) and " and " in \
+                item["open_question"]
+        elif kind == "absence":
+            assert item["question"] == "Which object does not appear in the video?"
+            assert item["open_question"].startswith("Which of these never appears: ")
+        else:
+            assert item["open_question"] == "Summarise what the video shows."
+        assert check_open(gold, item["answer_text"]), (kind, item["answer_text"])
+        assert not any(check_open(gold, o) for o in wrong), (kind, wrong)
+    assert len(texts) == 2 * len(QUESTION_KINDS)
+
+
+def test_second_held_out_quarter_phrases_are_read_as_their_quarters():
+    whens = [{"type": "time", "start": 30.0 * q + 10, "end": 30.0 * q + 12, "length": 120.0, "quarter": q}
+             for q in range(4)]
+    for q, phrase in enumerate(QUARTER_OPTIONS["held-out-2"]):
+        assert [check_open(g, f"It can be seen {phrase}.") for g in whens] == [i == q for i in range(4)]
+    assert [check_open(g, "In the first half but not the start.") for g in whens] == [False, True, False, False]
 
 
 def test_gold_checks():

@@ -95,8 +95,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     make.add_argument("--seed", type=int, default=0, help="seed for option order (default: 0)")
     make.add_argument("--footage", nargs="+", metavar="SOURCE=LABEL|SYNONYM",
                       help="footage topic items are made of (default: bigbuckbunny, carphone_pristine)")
-    make.add_argument("--wording", choices=["tuning", "held-out"], default="tuning",
-                      help="question texts of the question kinds (default: tuning)")
+    from mmlong.benchmarks.niavh_kinds import WORDINGS
+
+    make.add_argument("--wording", choices=WORDINGS, default="tuning",
+                      help="question texts of the question kinds; held-out-2: phrasings in the style of MLVU and "
+                           "Video-MME (default: tuning)")
     make.add_argument("--mlvu", metavar="DIR", help="also write the image, count, order and topic items in MLVU's "
                                                     "layout (json/<n>_<task>.json, video/<n>_<task>/) into DIR")
     make.set_defaults(func=run_niavh_make)

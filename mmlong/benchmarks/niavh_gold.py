@@ -7,7 +7,8 @@ A gold answer (written by :mod:`mmlong.benchmarks.niavh_kinds`) is one of
 - ``{"type": "time", "start", "end", "length", "quarter"}``: the first claim about *when* decides: a clock time
   (``01:05``, ``1:02:05``) or seconds (``65 s``) within ``max(3 s, 2.5 % of the length)`` of the showing, or a
   named part of the video (``first``/``second``/``third``/``last`` quarter; ``beginning``/``start`` = first,
-  ``end`` = last) equal to the gold quarter;
+  ``end`` = last; "first half, but not at the beginning" = second, "second half, but not at the end" = third)
+  equal to the gold quarter;
 - ``{"type": "order", "references": [[names of the 1st], [2nd], [3rd]]}``: every one named, in that order
   (position of its first mention);
 - ``{"type": "first", "references": [...], "others": [[...], ...]}``: of the candidates, the one named first in
@@ -44,8 +45,8 @@ _CLOCK = re.compile(r"\b(?:(\d+):)?(\d{1,2}):(\d{2})(?:\.\d+)?\b")
 _SECONDS = re.compile(r"\b(\d+(?:\.\d+)?)\s*(?:s|sec|secs|second|seconds)\b")
 _QUARTERS = (
     (re.compile(r"\bfirst quarter\b|\bbeginning\b|\bstart\b|\bopening\b"), 0),
-    (re.compile(r"\bsecond quarter\b"), 1),
-    (re.compile(r"\bthird quarter\b"), 2),
+    (re.compile(r"\bsecond quarter\b|\bfirst half,? but not (?:at )?the (?:beginning|start)\b"), 1),
+    (re.compile(r"\bthird quarter\b|\bsecond half,? but not (?:at )?the end\b"), 2),
     (re.compile(r"\b(?:last|fourth|final) quarter\b|\bthe end\b|\bending\b"), 3),
 )
 

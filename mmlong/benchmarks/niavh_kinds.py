@@ -21,8 +21,9 @@ a multiple-choice question and an open question whose gold answer is checked aut
   footage's description named before the distractor's.
 
 The quarter of a ``when`` item and the count of a ``count`` item turn over the cells (``(cell + seed) % 4``),
-so a grid of four cells holds every quarter and every count once. Two sets of question wordings,
-``tuning`` and ``held-out``, keep a set a rule was tuned on apart from the one it is measured on.
+so a grid of four cells holds every quarter and every count once. Three sets of question wordings,
+``tuning``, ``held-out`` and ``held-out-2``, keep a set a rule was tuned on apart from the ones it is measured on
+(``held-out-2``: phrasings in the style of MLVU and Video-MME, for a grid kept unseen until a final measurement).
 
 >>> quarter_of(20.0, 22.0, 60.0)
 1
@@ -40,7 +41,7 @@ import numpy as np
 from mmlong.benchmarks.niavh_needles import order_options, order_text
 
 QUESTION_KINDS = ("count", "order", "when", "absence", "topic")
-WORDINGS = ("tuning", "held-out")
+WORDINGS = ("tuning", "held-out", "held-out-2")
 #: per wording and kind: (multiple-choice question, open question); {target} is the photo's name, {names}
 #: the candidate names in a shuffled order
 QUESTION_TEXT: dict[str, dict[str, tuple[str, str]]] = {
@@ -60,15 +61,28 @@ QUESTION_TEXT: dict[str, dict[str, tuple[str, str]]] = {
                     "Which of {names} does not appear in the video?"),
         "topic": ("What does most of this video show?", "Describe what this video mainly shows."),
     },
+    "held-out-2": {
+        "count": ("How many times does the video show {target}?", "Count the appearances of {target}."),
+        "order": ("Which sequence matches the order in which the following appear?",
+                  "List, in order of appearance: {names}."),
+        "when": ("In which part of the video does {target} appear?", "When can {target} be seen?"),
+        "absence": ("Which object does not appear in the video?", "Which of these never appears: {names}?"),
+        "topic": ("What is the main content of this video?", "Summarise what the video shows."),
+    },
 }
 #: option texts: the counts 1-4 and the quarters, per wording
-COUNT_OPTIONS = {"tuning": ("1", "2", "3", "4"), "held-out": ("once", "twice", "three times", "four times")}
+COUNT_OPTIONS = {"tuning": ("1", "2", "3", "4"), "held-out": ("once", "twice", "three times", "four times"),
+                 "held-out-2": ("1 time", "2 times", "3 times", "4 times")}
 QUARTER_OPTIONS = {
     "tuning": ("in the first quarter of the video", "in the second quarter of the video",
                "in the third quarter of the video", "in the last quarter of the video"),
     "held-out": ("during the first quarter", "during the second quarter", "during the third quarter",
                  "during the final quarter"),
+    "held-out-2": ("at the beginning of the video", "in the first half, but not at the beginning",
+                   "in the second half, but not at the end", "at the end of the video"),
 }
+#: the word joining the last two names an order question lists, per wording
+ORDER_CONJUNCTION = {"tuning": "and", "held-out": "or", "held-out-2": "and"}
 #: a topic item's distractor lasts this share of the video (at least needle_seconds)
 DISTRACTOR_SHARE = 0.05
 
@@ -221,7 +235,7 @@ def build_kind_item(kind: str, cell: int, haystack: np.ndarray, depth: float,
         visible = chosen[:3]
         for needle, fraction in zip(visible, kind_positions(3, depth)):
             show(needle, fraction)
-        names = _names([n.label for n in chosen], rng, "and" if kind == "order" and ctx.wording == "tuning" else "or")
+        names = _names([n.label for n in chosen], rng, ORDER_CONJUNCTION[ctx.wording] if kind == "order" else "or")
         if kind == "order":
             options, right = order_options([n.label for n in visible], ctx.num_options, rng)
             fields = {**_mc(mc_text, options, options[right]), "open_question": open_text.format(names=names),

@@ -95,8 +95,8 @@ def parse_needle(spec: str) -> Needle:
 class MakeConfig:
     """What to build. depths in percent; lengths in seconds; needle_seconds: how long each needle is shown;
     types: item types (:data:`ITEM_TYPES`); multi_count: needles in a multi-needle item (2 or 3); footage: what
-    topic items are made of (default: :func:`~mmlong.benchmarks.niavh_kinds.default_footage`); wording: ``tuning`` or
-    ``held-out`` question texts of the question kinds."""
+    topic items are made of (default: :func:`~mmlong.benchmarks.niavh_kinds.default_footage`); wording: ``tuning``,
+    ``held-out`` or ``held-out-2`` question texts of the question kinds."""
 
     haystacks: Sequence[str] = ("bigbuckbunny",)
     needles: Sequence[Needle] = ()
