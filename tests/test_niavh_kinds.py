@@ -164,6 +164,15 @@ def test_gold_checks():
         check_open({"type": "colour"}, "red")
 
 
+def test_a_reply_that_declines_is_wrong_even_when_its_closest_guess_is_right():
+    """A refusal followed by a "closest match" is not a claim: it scored right before this rule."""
+    when = {"type": "time", "start": 80.0, "end": 82.0, "length": 180.0, "quarter": 1}
+    refusal = "No moment clearly shows a tower; the evidence does not answer this. The closest match is 01:20."
+    assert check_open(when, "A tower is seen at 01:20.") and not check_open(when, refusal)
+    assert not check_open({"type": "number", "value": 1}, "I cannot tell; one moment looks close.")
+    assert not check_open({"type": "first", "references": ["lion"], "others": [["cat"]]}, "I can't say: lion?")
+
+
 def test_parse_footage_and_bad_kinds(tmp_path):
     from mmlong.benchmarks.niavh_make import MakeConfig, make_niavh
 

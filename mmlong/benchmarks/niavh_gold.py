@@ -15,6 +15,8 @@ A gold answer (written by :mod:`mmlong.benchmarks.niavh_kinds`) is one of
   the reply must be the gold one (absence: the photo never shown; topic: the footage, before the distractor).
 
 Names match as whole words after SQuAD normalisation (:func:`mmlong.benchmarks.scoring.normalize_answer`).
+A reply that says it cannot answer ("the evidence does not answer this", "I cannot tell") is wrong whatever
+else it names: a closest guess after a refusal is not a claim.
 
 >>> check_open({"type": "number", "value": 3}, "It is shown 3 times, at 00:12, 00:40 and 01:10.")
 True
@@ -28,6 +30,9 @@ False
 True
 >>> check_open({"type": "first", "references": ["rocket"], "others": [["cat"]]}, "The rocket; the cat is shown.")
 True
+>>> check_open({"type": "time", "start": 61.0, "end": 63.0, "length": 240.0, "quarter": 1},
+...            "No moment clearly shows a cat; the evidence does not answer this. The closest match is 01:02.")
+False
 """
 
 from __future__ import annotations
@@ -43,6 +48,8 @@ _WORD_NUMBERS = {"zero": 0, "no": 0, "none": 0, "never": 0, "one": 1, "once": 1,
                  "nine": 9, "ten": 10, "eleven": 11, "twelve": 12}
 _CLOCK = re.compile(r"\b(?:(\d+):)?(\d{1,2}):(\d{2})(?:\.\d+)?\b")
 _SECONDS = re.compile(r"\b(\d+(?:\.\d+)?)\s*(?:s|sec|secs|second|seconds)\b")
+_DECLINES = re.compile(r"\b(?:does not|doesn't|do not|don't|cannot|can't|can not) (?:answer|tell|say|know)\b"
+                       r"|\bnot (?:sure|certain)\b|\bunable to (?:tell|answer|say)\b")
 _QUARTERS = (
     (re.compile(r"\bfirst quarter\b|\bbeginning\b|\bstart\b|\bopening\b"), 0),
     (re.compile(r"\bsecond quarter\b|\bfirst half,? but not (?:at )?the (?:beginning|start)\b"), 1),
@@ -88,9 +95,18 @@ def mention(text: str, references: Sequence[str]) -> int | None:
     return min(found) if found else None
 
 
+def declines(text: str) -> bool:
+    """Whether a reply says it cannot answer (see the module docstring)."""
+    return _DECLINES.search(str(text).lower()) is not None
+
+
 def check_open(gold: Mapping[str, Any], text: str) -> bool:
     """Whether an open reply states the gold answer (see the module docstring)."""
     kind = gold.get("type")
+    if kind not in ("number", "time", "order", "first"):
+        raise ValueError(f"unknown gold type {kind!r}")
+    if declines(text):
+        return False
     if kind == "number":
         return first_count(text) == int(gold["value"])
     if kind == "time":
@@ -105,8 +121,6 @@ def check_open(gold: Mapping[str, Any], text: str) -> bool:
     if kind == "order":
         places = [mention(text, refs) for refs in gold["references"]]
         return all(p is not None for p in places) and places == sorted(places) and len(set(places)) == len(places)
-    if kind == "first":
-        right = mention(text, gold["references"])
-        wrong = [p for p in (mention(text, refs) for refs in gold.get("others", ())) if p is not None]
-        return right is not None and all(right < p for p in wrong)
-    raise ValueError(f"unknown gold type {kind!r}")
+    right = mention(text, gold["references"])  # "first"
+    wrong = [p for p in (mention(text, refs) for refs in gold.get("others", ())) if p is not None]
+    return right is not None and all(right < p for p in wrong)
