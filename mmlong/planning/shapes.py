@@ -44,6 +44,14 @@ class VisionShape:
     merge: int = 2
     temporal_patch: int = 2
     channels: int = 3
+    #: the tower's family (:mod:`mmlong.planning.families`): ``qwen2-vl`` (also Qwen3-VL / Qwen3.5, with
+    #: ``deepstack`` extra mergers), ``internvit`` (CLS token, pixel shuffle, MLP projector) or ``siglip``
+    #: (VideoLLaMA3: per-frame patches, 2x2 pooled for video, MLP projector)
+    kind: str = "qwen2-vl"
+    deepstack: int = 0
+    pos_embed: int = 0  # Qwen3-VL's learned position table (entries), 0 when positions are rotary only
+    frame_side: int = 0  # InternViT: every frame resized to this square
+    qkv_bias: bool = True  # InternViT's attention_bias
 
     @property
     def patch_dim(self) -> int:
@@ -64,6 +72,12 @@ class ModelShape:
     head_dim: int = 0
     tied: bool = True
     vision: VisionShape | None = None
+    #: ``qwen2`` (biased q/k/v), ``qwen3`` (q/k RMSNorm, no bias) or ``qwen3.5`` (gated q_proj: 2 x q_dim)
+    llm: str = "qwen2"
+    #: Qwen3.5's Gated DeltaNet layers (indices) and their (key heads, value heads, key dim, value dim, conv kernel)
+    linear_layers: tuple[int, ...] = ()
+    linear: tuple[int, int, int, int, int] = (0, 0, 0, 0, 0)
+    family: str = "qwen2-vl"
 
     @property
     def dim_head(self) -> int:
@@ -73,21 +87,38 @@ class ModelShape:
     def kv_dim(self) -> int:
         return self.kv_heads * self.dim_head
 
+    @property
+    def q_dim(self) -> int:
+        return self.heads * self.dim_head
+
+    @property
+    def full_layers(self) -> int:
+        """Layers with softmax attention (and a KV cache): all but Qwen3.5's linear-attention ones."""
+        return self.layers - len(self.linear_layers)
+
+    def attention_parameters(self) -> int:
+        h, kv, q = self.hidden, self.kv_dim, self.q_dim
+        if self.llm == "qwen2":
+            return h * q + q + 2 * (h * kv + kv) + q * h
+        gate = 2 if self.llm == "qwen3.5" else 1
+        return h * q * gate + 2 * h * kv + q * h + 2 * self.dim_head  # + q/k RMSNorm
+
+    def linear_parameters(self) -> int:
+        """One Gated DeltaNet layer's token mixer (Qwen3.5): in_proj_qkv/z/b/a, depthwise conv, A, dt, norm, out."""
+        k_heads, v_heads, k_dim, v_dim, kernel = self.linear
+        key, value, h = k_heads * k_dim, v_heads * v_dim, self.hidden
+        conv = 2 * key + value
+        return h * conv + h * value + 2 * h * v_heads + conv * kernel + 2 * v_heads + v_dim + value * h
+
     def llm_parameters(self) -> int:
-        h, kv, f = self.hidden, self.kv_dim, self.ffn
-        q_dim = self.heads * self.dim_head
-        per_layer = h * q_dim + q_dim + 2 * (h * kv + kv) + q_dim * h + 3 * h * f + 2 * h
-        return self.layers * per_layer + self.vocab * h * (1 if self.tied else 2) + h
+        h, f = self.hidden, self.ffn
+        mixers = self.full_layers * self.attention_parameters() + len(self.linear_layers) * self.linear_parameters()
+        return mixers + self.layers * (3 * h * f + 2 * h) + self.vocab * h * (1 if self.tied else 2) + h
 
     def vision_parameters(self) -> int:
-        v = self.vision
-        if v is None:
-            return 0
-        e, m = v.embed, v.mlp
-        block = 4 * e + (e * 3 * e + 3 * e) + (e * e + e) + (e * m + m) + (m * e + e)
-        merged = e * v.merge**2
-        merger = 2 * e + (merged * merged + merged) + (merged * self.hidden + self.hidden)
-        return v.patch_dim * e + v.depth * block + merger
+        from mmlong.planning.towers import tower_parameters
+
+        return tower_parameters(self)
 
 
 def released_shapes() -> dict[str, ModelShape]:
@@ -99,14 +130,22 @@ def released_shapes() -> dict[str, ModelShape]:
     }
 
 
+#: ``config.json`` model types planned by :mod:`mmlong.planning.families` (the others are Qwen2-VL's)
+FAMILY_TYPES = ("qwen3_vl", "qwen3_5", "internvl", "video_llama_3")
+
+
 def shape_names() -> list[str]:
-    return sorted(LLM_SIZES) + sorted(released_shapes())
+    from mmlong.planning.families import family_shapes
+
+    return sorted(LLM_SIZES) + sorted(released_shapes()) + sorted(family_shapes())
 
 
 def named_shape(size: str) -> ModelShape:
     """A random-init Qwen2-VL shape of :data:`LLM_SIZES` (the one ``mmlong bench prefill --size`` builds), or a
     released checkpoint's (``2b``, ``7b``)."""
-    released = released_shapes()
+    from mmlong.planning.families import family_shapes
+
+    released = {**released_shapes(), **family_shapes()}
     if size in released:
         return released[size]
     if size not in LLM_SIZES:
@@ -119,6 +158,10 @@ def named_shape(size: str) -> ModelShape:
 
 def shape_from_config(config: Mapping[str, Any], name: str = "model") -> ModelShape:
     """From a Qwen2-VL ``config.json`` (nested ``text_config``/``vision_config`` or the older flat layout)."""
+    if config.get("model_type") in FAMILY_TYPES:
+        from mmlong.planning.families import family_shape
+
+        return family_shape(config, name)
     text = dict(config.get("text_config") or config)
     vis = dict(config.get("vision_config") or {})
     try:
@@ -148,8 +191,11 @@ def load_shape(model: str) -> tuple[ModelShape, dict[str, int]]:
     a released checkpoint id (``Qwen/Qwen2-VL-2B-Instruct``)."""
     folder = Path(model).expanduser()
     if not folder.is_dir():
-        name = model.lower().rsplit("/", 1)[-1].removeprefix("qwen2-vl-").removesuffix("-instruct")
-        return named_shape(name), {}
+        from mmlong.planning.families import hub_shape_name
+
+        name = hub_shape_name(model)
+        return named_shape(name or model.lower().rsplit("/", 1)[-1].removeprefix("qwen2-vl-").removesuffix(
+            "-instruct")), {}
     path = folder / "config.json"
     try:
         config = loads_json(path.read_text(), "config.json")
@@ -157,8 +203,9 @@ def load_shape(model: str) -> tuple[ModelShape, dict[str, int]]:
         raise ConfigError(f"cannot read config.json ({err})", str(folder)) from err
     if not isinstance(config, dict):
         raise ConfigError(f"config.json holds a {type(config).__name__}, not a mapping of settings", str(folder))
-    if config.get("model_type") not in ("qwen2_vl", "qwen2_5_vl"):
-        raise ConfigError(f"the planner knows Qwen2-VL shapes; this is {config.get('model_type')!r}", str(folder))
+    if config.get("model_type") not in ("qwen2_vl", "qwen2_5_vl", *FAMILY_TYPES):
+        raise ConfigError(f"the planner knows Qwen2-VL, Qwen3-VL, Qwen3.5, InternVL and VideoLLaMA3 shapes; this is "
+                          f"{config.get('model_type')!r}", str(folder))
     return shape_from_config(config, str(folder)), processor_pixels(folder)
 
 
@@ -175,6 +222,8 @@ def processor_pixels(folder: Path) -> dict[str, int]:
             continue
         data = data.get("video_processor", data) if name == "processor_config.json" else data
         size = data.get("size") or {}
+        if size.get("height"):  # InternVL: every frame resized to one square
+            return {"frame_side": int(size["height"])}
         found = {"min_pixels": data.get("min_pixels") or size.get("shortest_edge"),
                  "max_pixels": data.get("max_pixels") or size.get("longest_edge")}
         if data.get("cap_pixels_per_frame"):  # transformers' qwen-vl-utils cap: 90 % of max_video_tokens
