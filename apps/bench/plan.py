@@ -226,7 +226,7 @@ def run(args: argparse.Namespace) -> int:
     if any(":" in s for s in sizes):
         from mmlong.apps.bench.plan_family import check_families
 
-        rows = check_families(sizes, frames, args.resolution, args.dtype, args.device)
+        rows = check_families(sizes, frames, args.resolution, args.dtype, args.device, measure=measure)
     else:
         rows = check(sizes, frames, args.resolution, args.dtype, args.device)
     if args.json:

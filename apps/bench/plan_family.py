@@ -79,9 +79,9 @@ def plan_pixels(shape: Any) -> dict[str, Any]:
 
 
 def check_families(specs: Sequence[str], frame_counts: Sequence[int], side: int, dtype: str = "float32",
-                   device: str = "cpu") -> list[dict[str, Any]]:
-    """One row per (family shape, frames): measured and estimated peak and FLOPs, and their ratios."""
-    from mmlong.apps.bench.plan import measure
+                   device: str = "cpu", *, measure: Any) -> list[dict[str, Any]]:
+    """One row per (family shape, frames): measured (``measure``: :func:`mmlong.apps.bench.plan.measure`, which
+    ``bench plan`` passes in) and estimated peak and FLOPs, and their ratios."""
     from mmlong.apps.bench.prefill import TEXT_AFTER, TEXT_BEFORE
     from mmlong.apps.bench.prefill_arch import ARCHS, BLOCK_TEXT
     from mmlong.planning.estimate import estimate, frame_plan

@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from mmlong.errors import ConfigError
-from mmlong.planning.shapes import ModelShape, VisionShape
+from mmlong.planning.dims import ModelShape, VisionShape
 
 #: config.json model_type -> the family's name (as ``--model`` and the registry name it)
 FAMILIES = {"qwen3_vl": "qwen3-vl", "qwen3_5": "qwen3.5", "internvl": "internvl", "video_llama_3": "videollama3"}
