@@ -153,3 +153,16 @@ def test_docstring_examples(name):
 
     result = doctest.testmod(importlib.import_module(name))
     assert result.attempted > 0 and result.failed == 0
+
+
+@pytest.mark.parametrize("name", ["qwen3-vl-2b", "qwen3.5-0.8b", "internvl3.5-1b", "videollama3-2b"])
+def test_released_shapes_count_as_planned_on_the_meta_device(name):
+    """At the real sizes (weights on the meta device): the language model's prefill FLOPs, and InternViT's."""
+    from mmlong.apps.bench.plan_family import meta_flops
+
+    row = meta_flops(name, 8)
+    assert row["visual_tokens"] == {"qwen3-vl-2b": 784, "qwen3.5-0.8b": 784, "internvl3.5-1b": 2048,
+                                    "videollama3-2b": 2048}[name]
+    assert abs(row["planned_llm_flops"] - row["llm_flops"]) <= 0.01 * row["llm_flops"], row
+    if "vision_flops" in row:
+        assert abs(row["planned_vision_flops"] - row["vision_flops"]) <= 0.01 * row["vision_flops"], row

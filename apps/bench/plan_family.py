@@ -107,3 +107,50 @@ def check_families(specs: Sequence[str], frame_counts: Sequence[int], side: int,
             })
         del adapter
     return rows
+
+
+def meta_flops(name: str, frames: int, side: int = 448, text_tokens: int = 60) -> dict[str, Any]:
+    """Counted FLOPs of a released shape (:func:`mmlong.planning.families.family_shapes` ``name``) built on the
+    meta device (no weights, no memory), against the planner: the language model's prefill over the planned
+    prompt length (every row's logits for VideoLLaMA3, whose forward computes them all; the last row's otherwise),
+    and InternViT's tower on ``frames`` frames (the other towers read their patch grid as numbers, which meta
+    tensors do not hold, so only their language model is counted)."""
+    import torch
+    from transformers import AutoModelForImageTextToText
+
+    from mmlong.apps.bench.prefill_arch import family_config
+    from mmlong.planning.estimate import estimate, frame_plan
+    from mmlong.planning.families import family_shapes
+
+    shape = family_shapes()[name]
+    config = family_config(shape)
+    config.text_config._attn_implementation = "sdpa"
+    with torch.device("meta"):
+        model = AutoModelForImageTextToText.from_config(config).eval().requires_grad_(False)
+    clip = shape.family != "internvl"
+    plan = frame_plan(shape, frames, side, side, text_tokens=text_tokens, min_pixels=side * side,
+                      max_pixels=side * side * (frames if clip else 1), clip_pixels=clip)
+    est = estimate(shape, plan, "bfloat16")
+    row = {"shape": name, "frames": frames, "visual_tokens": plan.visual_tokens,
+           "planned_llm_flops": est.llm_flops, "planned_vision_flops": est.vision_flops}
+    with torch.inference_mode():
+        if shape.family == "internvl":
+            pixels = torch.empty(frames, 3, side, side, device="meta")
+            row["vision_flops"] = _count(lambda: model.model.get_image_features(pixels))
+        embeds = torch.empty(1, plan.prompt_tokens, shape.hidden, device="meta")
+
+        def prefill() -> Any:
+            hidden = model.model.language_model(inputs_embeds=embeds).last_hidden_state
+            return model.lm_head(hidden if shape.family == "videollama3" else hidden[:, -1:])
+
+        row["llm_flops"] = _count(prefill)
+    return row
+
+
+def _count(fn: Any) -> int:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter:
+        fn()
+    return int(counter.get_total_flops())
