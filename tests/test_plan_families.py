@@ -45,7 +45,7 @@ def family_rows():
     from mmlong.apps.bench.plan import measure
     from mmlong.apps.bench.plan_family import check_families
 
-    return check_families([f"{f}:tiny" for f in BUILDERS], [4, 8], 112, measure=measure)
+    return check_families([f"{f}:tiny" for f in BUILDERS], [4, 16], 112, measure=measure)
 
 
 @pytest.mark.parametrize("family", list(BUILDERS))

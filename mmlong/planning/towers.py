@@ -91,7 +91,7 @@ def tower_chunk_bytes(shape: Any, frames: int, height: int, width: int, dtype_by
     """Peak bytes of turning one chunk of ``frames`` frames into visual features (processor, then tower).
 
     With ``P`` patches of ``patch_dim`` values: the processor holds the resized uint8 frames and three float32
-    copies (``13 P patch_dim`` bytes). The tower holds the float32 pixels (and their cast), per patch its largest
+    copies (``13 P patch_dim`` bytes; InternVL's, which keeps frames whole, two: ``9 P patch_dim``). The tower holds the float32 pixels (and their cast), per patch its largest
     block step (MLP ``2E + 2M`` or attention ``6E``; float32 rotated q/k ``2E`` for the rotary towers), and the
     merger or projector's widest step; InternViT also holds each frame's ``n x n`` attention weights per head
     (eager attention) and Qwen3-VL the DeepStack features of the chunk.
@@ -106,7 +106,8 @@ def tower_chunk_bytes(shape: Any, frames: int, height: int, width: int, dtype_by
     pixels = patches * v.patch_dim * (4 + (dtype_bytes if dtype_bytes != 4 else 0))
     block = max(2 * v.embed + 2 * v.mlp, 6 * v.embed) * dtype_bytes
     merged = v.embed * v.merge**2
-    if v.kind == "internvit":
+    if v.kind == "internvit":  # its processor keeps frames whole: uint8, normalised float32, the stacked output
+        processor = (9 + (4 if previous_chunk else 0)) * patches * v.patch_dim
         n = per_group + 1
         attention = groups * v.heads * n * n * dtype_bytes * 2
         head = (2 * merged + shape.hidden) * dtype_bytes // v.merge**2
