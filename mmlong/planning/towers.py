@@ -92,9 +92,10 @@ def tower_chunk_bytes(shape: Any, frames: int, height: int, width: int, dtype_by
 
     With ``P`` patches of ``patch_dim`` values: the processor holds the resized uint8 frames and three float32
     copies (``13 P patch_dim`` bytes; InternVL's, which keeps frames whole, two: ``9 P patch_dim``). The tower
-    holds the float32 pixels (and their cast), per patch its largest block step (MLP ``2E + 2M`` or attention ``6E``; float32 rotated q/k ``2E`` for the rotary towers), and the
-    merger or projector's widest step; InternViT also holds each frame's ``n x n`` attention weights per head
-    (eager attention) and Qwen3-VL the DeepStack features of the chunk.
+    holds the float32 pixels (and their cast), per patch its largest block step (MLP ``2E + 2M`` or attention
+    ``6E``; float32 rotated q/k ``2E`` for the rotary towers), and the merger or projector's widest step;
+    InternViT also holds each frame's ``n x n`` attention weights per head (eager attention) and Qwen3-VL the
+    DeepStack features of the chunk.
     """
     v = shape.vision
     if v is None or frames == 0:
