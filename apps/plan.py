@@ -93,6 +93,7 @@ def plan_record(args: argparse.Namespace) -> dict[str, Any]:
         "video": str(args.video), "duration_s": round(float(meta.duration), 2), "model": shape.name,
         "sample": config.sample_spec, "frames": plan.frames, "frame_size": [plan.width, plan.height],
         "tokens_per_frame_pair": plan.tokens_per_patch, "visual_tokens": plan.visual_tokens,
+        "frames_per_patch": shape.vision.temporal_patch if shape.vision else 2,
         "compress": config.compress_spec, "token_budget": config.budget, "tokens_after_chain": plan.compressed_tokens,
         "chain_note": run.chain_note, "prompt_tokens": plan.prompt_tokens,
         "mean_tokens_per_layer": round(sum(plan.layer_lengths) / len(plan.layer_lengths), 1),
@@ -123,7 +124,8 @@ def run(args: argparse.Namespace) -> int:
     lines = [
         f"{record['video']} ({record['duration_s']:g} s) on {record['model']}, {record['dtype']} {record['device']}",
         f"  frames        {record['frames']} ({record['sample']}), each {width}x{height} px -> "
-        f"{record['tokens_per_frame_pair']} tokens per frame pair, {record['visual_tokens']} visual tokens",
+        f"{record['tokens_per_frame_pair']} tokens per "
+        f"{'frame pair' if record['frames_per_patch'] == 2 else 'frame'}, {record['visual_tokens']} visual tokens",
         f"  chain         {record['compress'] or 'none'}"
         + (f" (token budget {record['token_budget']})" if record["token_budget"] else "")
         + f" -> {record['tokens_after_chain']} visual tokens; prompt {record['prompt_tokens']} tokens, "
