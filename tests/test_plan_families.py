@@ -166,3 +166,28 @@ def test_released_shapes_count_as_planned_on_the_meta_device(name):
     assert abs(row["planned_llm_flops"] - row["llm_flops"]) <= 0.01 * row["llm_flops"], row
     if "vision_flops" in row:
         assert abs(row["planned_vision_flops"] - row["vision_flops"]) <= 0.01 * row["vision_flops"], row
+
+
+@pytest.mark.parametrize("arch, blocks, per_block", [("qwen3.5", 2, 16), ("videollama3", 4, 16)])
+def test_bench_prefill_builds_qwen35_and_videollama3(arch, blocks, per_block, capsys):
+    """`bench prefill --arch` on the two families added last: the block layout (Qwen3.5: one block per 2 frames of
+    128 px, 4x4 merged tokens; VideoLLaMA3: one per frame, 4x4 pooled tokens), and Qwen3.5's FLOPs costed with its
+    linear-attention layers (layers 0 and 2 of the tiny shape)."""
+    from mmlong.apps.bench.prefill import hybrid_flops, layer_flops
+    from mmlong.apps.bench.prefill_arch import arch_shape
+    from mmlong.apps.cli import main
+
+    assert main(["bench", "prefill", "--arch", arch, "--size", "tiny", "--frames", "4", "--resolution", "128",
+                 "--compress", "pool:2", "--json", "--threads", "1"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["baseline_visual_tokens"] == blocks * per_block
+    assert record["baseline_tokens"] == 60 + blocks * 7 + blocks * per_block
+    assert record["compressed_visual_tokens"] == blocks * per_block // 4
+    shape = arch_shape(arch, "tiny")
+    lengths = [record["baseline_tokens"]] * shape.layers
+    if arch == "qwen3.5":
+        assert shape.linear_layers == (0, 2)
+        ratio = hybrid_flops(shape, lengths) / hybrid_flops(shape, record["layer_lengths"])
+        assert record["flops_ratio"] == round(ratio, 2)
+        assert hybrid_flops(shape, lengths) != layer_flops(lengths, shape.hidden, shape.kv_dim, shape.ffn,
+                                                            shape.q_dim)
