@@ -191,3 +191,23 @@ def test_bench_prefill_builds_qwen35_and_videollama3(arch, blocks, per_block, ca
         assert record["flops_ratio"] == round(ratio, 2)
         assert hybrid_flops(shape, lengths) != layer_flops(lengths, shape.hidden, shape.kv_dim, shape.ffn,
                                                             shape.q_dim)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["qwen3-vl-2b", "videollama3-2b"])
+def test_released_towers_count_as_planned(name):
+    """Qwen3-VL-2B's tower with its merger and DeepStack mergers, VideoLLaMA3-2B's SigLIP tower, at their real
+    sizes (uninitialised bfloat16 weights, about 0.8 GB each): counted FLOPs equal the planned ones."""
+    from mmlong.apps.bench.plan_family import tower_flops_at_size
+
+    row = tower_flops_at_size(name)
+    assert abs(row["planned_tower_flops"] - row["tower_flops"]) <= 0.01 * row["tower_flops"], row
+
+
+def test_counted_flops_doctest():
+    import doctest
+
+    import mmlong.apps.bench.flops as module
+
+    result = doctest.testmod(module)
+    assert result.attempted > 0 and result.failed == 0

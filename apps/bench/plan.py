@@ -22,7 +22,10 @@ import weakref
 from collections.abc import Sequence
 from typing import Any
 
+from mmlong.apps.bench.flops import counted_flops
 from mmlong.apps.render import plain_text
+
+__all__ = ["LiveTensorPeak", "check", "counted_flops", "measure", "run"]
 
 EXAMPLES = """\
 examples:
@@ -111,24 +114,6 @@ class LiveTensorPeak:
 
     def __exit__(self, *exc: Any) -> None:
         self._mode.__exit__(*exc)
-
-
-def counted_flops(fn: Any) -> tuple[Any, int]:
-    """``fn()`` under ``FlopCounterMode`` (CPU flash SDPA counted with torch's own SDPA formula)."""
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
-
-    def cpu_flash(query, key, value, *args, out_shape=None, **kwargs):
-        return sdpa_flop_count(query, key, value)
-
-    mapping = {}
-    op = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
-    if op is not None:
-        mapping[op] = cpu_flash
-    counter = FlopCounterMode(display=False, custom_mapping=mapping)
-    with counter:
-        result = fn()
-    return result, counter.get_total_flops()
 
 
 def _video(frames: int, side: int, seed: int = 0) -> Any:

@@ -118,6 +118,7 @@ def meta_flops(name: str, frames: int, side: int = 448, text_tokens: int = 60) -
     import torch
     from transformers import AutoModelForImageTextToText
 
+    from mmlong.apps.bench.flops import counted_flops
     from mmlong.apps.bench.prefill_arch import family_config
     from mmlong.planning.estimate import estimate, frame_plan
     from mmlong.planning.families import family_shapes
@@ -136,21 +137,47 @@ def meta_flops(name: str, frames: int, side: int = 448, text_tokens: int = 60) -
     with torch.inference_mode():
         if shape.family == "internvl":
             pixels = torch.empty(frames, 3, side, side, device="meta")
-            row["vision_flops"] = _count(lambda: model.model.get_image_features(pixels))
+            _, row["vision_flops"] = counted_flops(lambda: model.model.get_image_features(pixels))
         embeds = torch.empty(1, plan.prompt_tokens, shape.hidden, device="meta")
 
         def prefill() -> Any:
             hidden = model.model.language_model(inputs_embeds=embeds).last_hidden_state
             return model.lm_head(hidden if shape.family == "videollama3" else hidden[:, -1:])
 
-        row["llm_flops"] = _count(prefill)
+        _, row["llm_flops"] = counted_flops(prefill)
     return row
 
 
-def _count(fn: Any) -> int:
-    from torch.utils.flop_counter import FlopCounterMode
+def tower_flops_at_size(name: str, frames: int = 2, side: int = 224) -> dict[str, Any]:
+    """Counted FLOPs of a released shape's vision tower with its mergers (Qwen3-VL: and DeepStack mergers) or
+    projector-free tower (VideoLLaMA3's SigLIP), at its real size: built on the meta device, then given
+    uninitialised bfloat16 CPU memory (about 0.8 GB for a 0.4 B tower; the values do not matter to the count), on
+    ``frames`` frames of ``side`` px, against :func:`mmlong.planning.towers.tower_flops` (without the projector
+    for VideoLLaMA3, whose projector sits outside its tower)."""
+    from dataclasses import replace
 
-    counter = FlopCounterMode(display=False)
-    with counter:
-        fn()
-    return int(counter.get_total_flops())
+    import torch
+    from transformers import AutoModel
+
+    from mmlong.apps.bench.flops import counted_flops
+    from mmlong.apps.bench.prefill_arch import family_config
+    from mmlong.planning.families import family_shapes
+    from mmlong.planning.towers import tower_flops
+
+    shape = family_shapes()[name]
+    v = shape.vision
+    with torch.device("meta"):
+        model = AutoModel.from_config(family_config(shape)).eval().requires_grad_(False)
+    tower = getattr(model, "visual", None) or model.vision_model
+    tower = tower.to_empty(device="cpu").to(torch.bfloat16)
+    grid = torch.tensor([[frames // v.temporal_patch if v.temporal_patch > 1 else frames, side // v.patch,
+                          side // v.patch]])
+    pixels = torch.zeros(int(grid.prod()), v.patch_dim, dtype=torch.bfloat16)
+    extra = {"merge_sizes": torch.tensor([v.merge])} if v.kind == "siglip" else {}
+    with torch.inference_mode():
+        _, counted = counted_flops(lambda: tower(pixels, grid_thw=grid, **extra))
+    planned = tower_flops(shape, frames, side, side)
+    if v.kind == "siglip":  # the projector is the model's, not the tower's
+        planned -= tower_flops(replace(shape, vision=replace(v, depth=0)), frames, side, side) - 2 * int(
+            grid.prod()) * v.patch_dim * v.embed
+    return {"shape": name, "frames": frames, "side": side, "tower_flops": counted, "planned_tower_flops": planned}
