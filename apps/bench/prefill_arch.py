@@ -1,7 +1,8 @@
-"""The newer families for ``mmlong bench prefill --arch``: random-init Qwen3-VL and InternVL3.5 of real shapes.
+"""The newer families for ``mmlong bench prefill --arch``: random-init Qwen3-VL, Qwen3.5, InternVL3.5 and VideoLLaMA3
+of real shapes.
 
-Each :class:`Arch` builds a random-init model whose language model has a released checkpoint's shape (the vision
-tower is one small block: it is not timed), random visual features of the count a real video gives, and the
+Each :class:`Arch` builds a random-init model whose language model has a released checkpoint's shape (the
+planner's :func:`mmlong.planning.families.family_shapes`; the vision tower is one small block: it is not timed), random visual features of the count a real video gives, and the
 prompt the family's adapter builds, so the prefill sees the same sequence layout and positions:
 
 - ``qwen3-vl`` (Qwen3-VL-2B: hidden 2048, 28 layers, 16 heads of 128, 8 KV heads, MLP 6144): 32-px merged
@@ -11,7 +12,15 @@ prompt the family's adapter builds, so the prefill sees the same sequence layout
   (:class:`~mmlong.models.native.deepstack.DeepStackHooks`);
 - ``internvl`` (InternVL3.5-1B: the Qwen3-0.6B language model, hidden 1024, 28 layers, 16 heads of 128, 8 KV
   heads, MLP 3072): 256 pixel-shuffled tokens per 448-px frame, one ``FrameN: <img> ... </img>`` line each
-  (5 + 2 text tokens), 1-D positions (:mod:`mmlong.models.native.internvl`).
+  (5 + 2 text tokens), 1-D positions (:mod:`mmlong.models.native.internvl`);
+- ``qwen3.5`` (Qwen3.5-0.8B: hidden 1024, 24 layers of which 18 Gated DeltaNet, 8 heads of 256, 2 KV heads, MLP
+  3584): Qwen3-VL's layout without DeepStack;
+- ``videollama3`` (VideoLLaMA3-2B: the Qwen2.5-1.5B language model, hidden 1536, 28 layers, 12 heads, 2 KV
+  heads, MLP 8960): 2x2-pooled 14-px patches per frame (448 px: 256 tokens), one ``Time t.ts:`` entry each,
+  1-D positions (:mod:`mmlong.models.native.video_llama_3`).
+
+:func:`family_config` writes a :class:`~mmlong.planning.shapes.ModelShape` as the family's transformers config
+(also for ``mmlong bench plan``'s checks, :mod:`mmlong.apps.bench.plan_family`).
 """
 
 from __future__ import annotations
