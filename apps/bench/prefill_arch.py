@@ -2,8 +2,9 @@
 of real shapes.
 
 Each :class:`Arch` builds a random-init model whose language model has a released checkpoint's shape (the
-planner's :func:`mmlong.planning.families.family_shapes`; the vision tower is one small block: it is not timed), random visual features of the count a real video gives, and the
-prompt the family's adapter builds, so the prefill sees the same sequence layout and positions:
+planner's :func:`mmlong.planning.families.family_shapes`; the vision tower is one small block: it is not timed),
+random visual features of the count a real video gives, and the prompt the family's adapter builds, so the
+prefill sees the same sequence layout and positions:
 
 - ``qwen3-vl`` (Qwen3-VL-2B: hidden 2048, 28 layers, 16 heads of 128, 8 KV heads, MLP 6144): 32-px merged
   patches per temporal patch of 2 frames (448 px: 14x14 = 196 tokens), one ``<t seconds><|vision_start|> ...
