@@ -6,7 +6,8 @@ language-model activations, logits), prefill FLOPs and time, from the model's co
 (:mod:`mmlong.planning.estimate`, validated by ``mmlong bench plan``). With ``--memory-budget 24GB`` it says whether
 the run
 fits and, if not, what would. ``--model`` means what it means in every other command (same default preset);
-``--shape 2b`` plans a Qwen2-VL shape without a checkpoint.
+``--shape 2b`` plans a Qwen2-VL shape without a checkpoint, ``--shape qwen3-vl-2b`` (``qwen3.5-0.8b``,
+``internvl3.5-1b``, ``videollama3-2b``, ...) a newer family's released size.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ examples:
   mmlong plan video.mp4 --model ~/ckpt/Qwen2-VL-2B-Instruct --memory-budget 24GB
   mmlong plan video.mp4 --shape 2b --sample fps:1,max_frames=256 --compress pool:auto --memory-budget 12GB
   mmlong plan video.mp4 --shape 0.5b --sample uniform:64 --max-side 448 --compress fastv:2,0.5 --json
+  mmlong plan video.mp4 --shape qwen3-vl-2b --sample uniform:64 --compress pyramiddrop --memory-budget 8GB
 """
 
 
@@ -44,8 +46,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="device throughput for the time estimate (default: measured "
                                                      "with a 0.2 s matmul on --device)")
     parser.add_argument("--shape", metavar="NAME",
-                        help="plan a Qwen2-VL shape without a checkpoint: 0.5b, 2b, 7b, small, tiny (instead of "
-                             "--model DIR)")
+                        help="plan a shape without a checkpoint (instead of --model DIR): Qwen2-VL 0.5b, 2b, 7b, "
+                             "small, tiny; qwen3-vl-2b/4b/8b, qwen3.5-0.8b/2b, internvl3.5-1b/2b/8b, "
+                             "videollama3-2b/7b")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     add_pipeline_arguments(parser)
     parser.set_defaults(func=run)
@@ -67,7 +70,7 @@ def plan_record(args: argparse.Namespace) -> dict[str, Any]:
         raise ConfigError(f"--model {args.model}: a model shape is given with --shape {args.model} (--model names "
                           "a model or checkpoint, as in every command)")
     if args.shape is not None and args.shape not in shape_names():
-        raise ConfigError(f"--shape {args.shape!r}: not a Qwen2-VL shape; shapes: {', '.join(shape_names())}")
+        raise ConfigError(f"--shape {args.shape!r}: not a planned shape; shapes: {', '.join(shape_names())}")
     named = args.shape
     if named:  # a shape name: plan for it without a checkpoint
         if args.model:
@@ -76,8 +79,9 @@ def plan_record(args: argparse.Namespace) -> dict[str, Any]:
     config = resolve_args(args)
     found = (named_shape(named), {}) if named else shape_for(config)
     if found is None:
-        raise ConfigError(f"the planner models native Qwen2-VL shapes; model {config.model.family!r} is not one "
-                          "(give --model DIR of a Qwen2-VL checkpoint, or --shape 0.5b|2b|7b|small|tiny)")
+        raise ConfigError(f"the planner models native Qwen2-VL, Qwen3-VL, Qwen3.5, InternVL and VideoLLaMA3 shapes; "
+                          f"model {config.model.family!r} is not one (give --model DIR of such a checkpoint, or "
+                          "--shape 2b|qwen3-vl-2b|qwen3.5-0.8b|internvl3.5-1b|videollama3-2b|...)")
     shape, pixels = found
     pixels = {**pixels, **{k: v for k, v in (("min_pixels", args.min_pixels), ("max_pixels", args.max_pixels)) if v}}
     meta = probe(args.video, decoder=config.decoder.name)
@@ -89,6 +93,7 @@ def plan_record(args: argparse.Namespace) -> dict[str, Any]:
         "video": str(args.video), "duration_s": round(float(meta.duration), 2), "model": shape.name,
         "sample": config.sample_spec, "frames": plan.frames, "frame_size": [plan.width, plan.height],
         "tokens_per_frame_pair": plan.tokens_per_patch, "visual_tokens": plan.visual_tokens,
+        "frames_per_patch": shape.vision.temporal_patch if shape.vision else 2,
         "compress": config.compress_spec, "token_budget": config.budget, "tokens_after_chain": plan.compressed_tokens,
         "chain_note": run.chain_note, "prompt_tokens": plan.prompt_tokens,
         "mean_tokens_per_layer": round(sum(plan.layer_lengths) / len(plan.layer_lengths), 1),
@@ -119,7 +124,8 @@ def run(args: argparse.Namespace) -> int:
     lines = [
         f"{record['video']} ({record['duration_s']:g} s) on {record['model']}, {record['dtype']} {record['device']}",
         f"  frames        {record['frames']} ({record['sample']}), each {width}x{height} px -> "
-        f"{record['tokens_per_frame_pair']} tokens per frame pair, {record['visual_tokens']} visual tokens",
+        f"{record['tokens_per_frame_pair']} tokens per "
+        f"{'frame pair' if record['frames_per_patch'] == 2 else 'frame'}, {record['visual_tokens']} visual tokens",
         f"  chain         {record['compress'] or 'none'}"
         + (f" (token budget {record['token_budget']})" if record["token_budget"] else "")
         + f" -> {record['tokens_after_chain']} visual tokens; prompt {record['prompt_tokens']} tokens, "

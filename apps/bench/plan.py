@@ -22,12 +22,16 @@ import weakref
 from collections.abc import Sequence
 from typing import Any
 
+from mmlong.apps.bench.flops import counted_flops
 from mmlong.apps.render import plain_text
+
+__all__ = ["LiveTensorPeak", "check", "counted_flops", "measure", "run"]
 
 EXAMPLES = """\
 examples:
   mmlong bench plan --sizes tiny,small,0.5b --frames 8,16,32 --resolution 224
   mmlong bench plan --sizes tiny --frames 4,8 --json
+  mmlong bench plan --sizes qwen3-vl:tiny,qwen3.5:tiny,internvl:tiny,videollama3:tiny --frames 4,8 --resolution 112
 """
 
 
@@ -35,7 +39,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("plan", help="the planner's memory/FLOPs estimates vs measured and counted",
                                    description=plain_text(__doc__.split("\n\n")[0]), epilog=EXAMPLES,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", default="tiny,small,0.5b", help="model shapes (default: tiny,small,0.5b)")
+    parser.add_argument("--sizes", default="tiny,small,0.5b",
+                        help="model shapes (default: tiny,small,0.5b); the newer families as FAMILY:SIZE, e.g. "
+                             "qwen3-vl:tiny,qwen3.5:tiny,internvl:tiny,videollama3:tiny")
     parser.add_argument("--frames", default="8,16,32", help="frame counts, i.e. video lengths (default: 8,16,32)")
     parser.add_argument("--resolution", type=int, default=224, help="frame side in pixels (default: 224)")
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
@@ -110,24 +116,6 @@ class LiveTensorPeak:
         self._mode.__exit__(*exc)
 
 
-def counted_flops(fn: Any) -> tuple[Any, int]:
-    """``fn()`` under ``FlopCounterMode`` (CPU flash SDPA counted with torch's own SDPA formula)."""
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
-
-    def cpu_flash(query, key, value, *args, out_shape=None, **kwargs):
-        return sdpa_flop_count(query, key, value)
-
-    mapping = {}
-    op = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
-    if op is not None:
-        mapping[op] = cpu_flash
-    counter = FlopCounterMode(display=False, custom_mapping=mapping)
-    with counter:
-        result = fn()
-    return result, counter.get_total_flops()
-
-
 def _video(frames: int, side: int, seed: int = 0) -> Any:
     """uint8 frames ``[T, side, side, 3]`` as :class:`~mmlong.types.Frames` at 1 fps."""
     import torch
@@ -157,8 +145,9 @@ def adapter_for(size: str, device: str, dtype: str) -> Any:
     return adapter.load(model=model, processor=processor)
 
 
-def measure(adapter: Any, frames: int, side: int, dtype: str) -> dict[str, Any]:
-    """Peak bytes and counted FLOPs of encoding ``frames`` frames of ``side`` px and prefilling them."""
+def measure(adapter: Any, frames: int, side: int, dtype: str, arch: Any = None) -> dict[str, Any]:
+    """Peak bytes and counted FLOPs of encoding ``frames`` frames of ``side`` px and prefilling them (``arch``: a
+    newer family's prompt layout, :class:`~mmlong.apps.bench.prefill_arch.Arch`)."""
     import torch
 
     from mmlong.apps.bench.prefill import prefill
@@ -172,7 +161,7 @@ def measure(adapter: Any, frames: int, side: int, dtype: str) -> dict[str, Any]:
     def run() -> dict[str, Any]:
         tokens = adapter.encode_frames(video)
         tokens = tokens.replace(features=tokens.features.to(next(model.parameters()).dtype))
-        return {"tokens": tokens.num_tokens, **prefill(model, tokens, [], seed=0)}
+        return {"tokens": tokens.num_tokens, **prefill(model, tokens, [], seed=0, arch=arch)}
 
     with torch.inference_mode():
         _, flops = counted_flops(run)
@@ -219,7 +208,12 @@ def check(sizes: Sequence[str], frame_counts: Sequence[int], side: int, dtype: s
 def run(args: argparse.Namespace) -> int:
     sizes = [s for s in args.sizes.split(",") if s]
     frames = [int(f) for f in args.frames.split(",") if f]
-    rows = check(sizes, frames, args.resolution, args.dtype, args.device)
+    if any(":" in s for s in sizes):
+        from mmlong.apps.bench.plan_family import check_families
+
+        rows = check_families(sizes, frames, args.resolution, args.dtype, args.device, measure=measure)
+    else:
+        rows = check(sizes, frames, args.resolution, args.dtype, args.device)
     if args.json:
         for row in rows:
             print(json.dumps(row))

@@ -37,6 +37,8 @@ examples:
   mmlong bench prefill --size tiny --frames 16 --compress fastv:2,0.5
   mmlong bench prefill --arch qwen3-vl --size 2b --frames 16 --compress pyramiddrop
   mmlong bench prefill --arch internvl --size 1b --frames 8 --compress pool:2,tome:0.5
+  mmlong bench prefill --arch qwen3.5 --size 0.8b --frames 16 --compress fastv
+  mmlong bench prefill --arch videollama3 --size 2b --frames 8 --compress pyramiddrop
 """
 
 
@@ -48,10 +50,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--arch", default="qwen2-vl", choices=["qwen2-vl", "qwen3-vl", "internvl"],
-                        help="model family shape (qwen3-vl: Qwen3-VL-2B/4B, internvl: InternVL3.5-1B/2B)")
+    parser.add_argument("--arch", default="qwen2-vl", choices=["qwen2-vl", "qwen3-vl", "qwen3.5", "internvl",
+                                                                "videollama3"],
+                        help="model family shape (qwen3-vl: Qwen3-VL-2B/4B/8B, qwen3.5: Qwen3.5-0.8B/2B, internvl: "
+                             "InternVL3.5-1B/2B/8B, videollama3: VideoLLaMA3-2B/7B)")
     parser.add_argument("--size", default=None, help="language model size: qwen2-vl " + "/".join(sorted(SIZES))
-                        + " (default 0.5b); qwen3-vl 2b/4b/tiny (default 2b); internvl 1b/2b/tiny (default 1b)")
+                        + " (default 0.5b); qwen3-vl 2b/4b/8b/tiny (default 2b); qwen3.5 0.8b/2b/tiny (default "
+                          "0.8b); internvl 1b/2b/8b/tiny (default 1b); videollama3 2b/7b/tiny (default 2b)")
     parser.add_argument("--frames", type=number_argument(int, 1), default=64, help="sampled frames (default 64)")
     parser.add_argument("--resolution", type=number_argument(int, 1), default=448,
                         help="frame side in pixels (default 448)")
@@ -118,6 +123,16 @@ def layer_flops(lengths: list[int], hidden: int, kv_dim: int, ffn: int, q_dim: i
     from mmlong.planning.estimate import llm_layer_flops
 
     return float(sum(llm_layer_flops(n, hidden, q_dim or hidden, kv_dim, ffn, causal=True) for n in lengths))
+
+
+def hybrid_flops(shape: Any, lengths: list[int]) -> float:
+    """Prefill FLOPs of a Qwen3.5 shape: its linear-attention layers (:func:`mmlong.planning.estimate.
+    linear_layer_flops`) and gated causal attention in the others."""
+    from mmlong.planning.estimate import linear_layer_flops, llm_layer_flops
+
+    return float(sum(linear_layer_flops(shape, n) if i in shape.linear_layers else
+                     llm_layer_flops(n, shape.hidden, shape.q_dim, shape.kv_dim, shape.ffn, causal=True)
+                     + 2.0 * n * shape.hidden * shape.q_dim for i, n in enumerate(lengths)))
 
 
 def prefill(model: Any, tokens: Any, in_llm: list[Any], seed: int, arch: Any = None) -> dict[str, Any]:
@@ -207,8 +222,9 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         from mmlong.apps.bench.prefill_arch import ARCHS, arch_tokens
 
         arch = ARCHS[args.arch]
-        hidden, _, heads, kv_heads, ffn, head_dim = arch.shape(args.size)
-        model = arch.build(arch.shape(args.size), args.device, args.dtype, args.seed)
+        shape = arch.shape(args.size)
+        hidden, heads, kv_heads, ffn, head_dim = shape.hidden, shape.heads, shape.kv_heads, shape.ffn, shape.dim_head
+        model = arch.build(shape, args.device, args.dtype, args.seed)
         tokens = arch_tokens(arch, args.frames, args.resolution, hidden, args.seed)
     else:
         hidden, _, heads, kv_heads, ffn = SIZES[args.size]
@@ -230,8 +246,11 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     base = min(runs["baseline"], key=lambda r: r["ms"])
     comp = min(runs["compressed"], key=lambda r: r["ms"])
     kv_dim = head_dim * kv_heads
-    base_flops = layer_flops(base["lengths"], hidden, kv_dim, ffn, heads * head_dim)
-    comp_flops = layer_flops(comp["lengths"], hidden, kv_dim, ffn, heads * head_dim)
+    if arch is not None and arch.name == "qwen3.5":  # hybrid: Gated DeltaNet layers cost their own FLOPs
+        base_flops, comp_flops = (hybrid_flops(shape, run["lengths"]) for run in (base, comp))
+    else:
+        base_flops = layer_flops(base["lengths"], hidden, kv_dim, ffn, heads * head_dim)
+        comp_flops = layer_flops(comp["lengths"], hidden, kv_dim, ffn, heads * head_dim)
     return {
         "arch": args.arch, "size": args.size, "frames": args.frames, "resolution": args.resolution,
         "compress": args.compress, "device": str(args.device), "dtype": args.dtype,
@@ -271,11 +290,11 @@ def peak_memory_mb(device: str) -> float:
 
 def check_size(args: argparse.Namespace) -> str | None:
     """Fill in the family's default ``--size``; the one-line reason when the family has no such size."""
-    from mmlong.apps.bench.prefill_arch import ARCH_SIZES
+    from mmlong.apps.bench.prefill_arch import SHAPE_NAMES
 
-    sizes = SIZES if args.arch == "qwen2-vl" else ARCH_SIZES[args.arch]
+    sizes = SIZES if args.arch == "qwen2-vl" else (*SHAPE_NAMES[args.arch], "tiny")
     if args.size is None:
-        args.size = {"qwen2-vl": "0.5b", "qwen3-vl": "2b", "internvl": "1b"}[args.arch]
+        args.size = "0.5b" if args.arch == "qwen2-vl" else SHAPE_NAMES[args.arch][0]
     if args.size not in sizes:
         return f"--size {args.size!r}: {args.arch} sizes are {', '.join(sorted(sizes))}"
     return None
@@ -303,7 +322,8 @@ def run(args: argparse.Namespace) -> int:
         ("KV cache MB", f"{result['baseline_kv_cache_mb']:.1f}", f"{result['compressed_kv_cache_mb']:.1f}"),
     ]
     width = max(len(r[0]) for r in rows)
-    family = {"qwen2-vl": "Qwen2-VL", "qwen3-vl": "Qwen3-VL", "internvl": "InternVL3.5"}[args.arch]
+    family = {"qwen2-vl": "Qwen2-VL", "qwen3-vl": "Qwen3-VL", "qwen3.5": "Qwen3.5", "internvl": "InternVL3.5",
+              "videollama3": "VideoLLaMA3"}[args.arch]
     print(f"{family}-shaped {args.size} LLM, {args.frames} frames at {args.resolution}px, {args.device} "
           f"{args.dtype}, {result['threads']} threads")
     for name, a, b in rows:

@@ -33,6 +33,7 @@ from typing import Any
 
 from mmlong.errors import ConfigError
 from mmlong.planning.shapes import ModelShape, VisionShape
+from mmlong.planning.towers import tower_chunk_bytes, tower_flops, tower_tokens_per_frame
 
 DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
 MIN_PIXELS, MAX_PIXELS = 128 * 28 * 28, 768 * 28 * 28  # Qwen2-VL video processor defaults
@@ -93,17 +94,19 @@ class FramePlan:
 def frame_plan(shape: ModelShape, frames: int, height: int, width: int, *, min_pixels: int = MIN_PIXELS,
                max_pixels: int = MAX_PIXELS, total_pixels: int | None = None, compressed_tokens: int | None = None,
                drops: Mapping[int, float] | None = None, text_tokens: int = TEXT_TOKENS, chunk_frames: int = 16,
-               chain: str = "") -> FramePlan:
+               chain: str = "", clip_pixels: bool = False, frame_side: int = 0) -> FramePlan:
     """Frames of ``height x width`` (after decoding) through the processor, the tower and the chain.
 
     ``compressed_tokens``: visual tokens after the pre-LLM chain (default: all). ``drops``: in-LLM pruning as
     ``{layer: fraction of the visual tokens left that is dropped there}`` (FastV / PyramidDrop schedules).
+    ``clip_pixels``: the pixel limits hold for the whole clip (Qwen3-VL, Qwen3.5, VideoLLaMA3); ``frame_side``:
+    InternViT's square frame (default: the shape's).
     """
+    if clip_pixels:
+        min_pixels, max_pixels, total_pixels = clip_limits(shape.vision, frames, min_pixels, max_pixels)
     vision = shape.vision or VisionShape(0, 0, 1, 0)
-    cap = frame_pixels_cap(frames, min_pixels, max_pixels, total_pixels, vision.temporal_patch)
-    factor = vision.patch * vision.merge
-    h, w = smart_resize(height, width, factor, min(min_pixels, cap), cap)
-    per_patch = (h // factor) * (w // factor)
+    h, w = processed_size(vision, frames, height, width, min_pixels, max_pixels, total_pixels, frame_side)
+    per_patch = tower_tokens_per_frame(vision, h, w)
     temporal = math.ceil(frames / vision.temporal_patch)
     visual = temporal * per_patch
     kept = visual if compressed_tokens is None else int(compressed_tokens)
@@ -114,6 +117,25 @@ def frame_plan(shape: ModelShape, frames: int, height: int, width: int, *, min_p
         lengths.append(left + text_tokens)
     return FramePlan(frames, h, w, per_patch, temporal, visual, kept, text_tokens, tuple(lengths),
                      chunk_frames, chain)
+
+
+def clip_limits(vision: VisionShape | None, frames: int, min_pixels: int, max_pixels: int) -> tuple[int, int, None]:
+    """Per-frame limits from whole-clip ones: Qwen3-VL's processor bounds ``t x H x W`` (``t`` rounded to its
+    temporal patch), VideoLLaMA3's divides ``longest_edge`` by the frame count."""
+    if vision is not None and vision.temporal_patch == 1:
+        return min_pixels, max(1, max_pixels // max(1, frames)), None
+    t = max(2, round(frames / 2) * 2)
+    return max(1, min_pixels // t), max(1, max_pixels // t), None
+
+
+def processed_size(vision: VisionShape, frames: int, height: int, width: int, min_pixels: int, max_pixels: int,
+                   total_pixels: int | None, frame_side: int = 0) -> tuple[int, int]:
+    """The frame size the family's processor gives: InternViT's fixed square, else the smart resize."""
+    if vision.kind == "internvit":
+        side = frame_side or vision.frame_side
+        return side, side
+    cap = frame_pixels_cap(frames, min_pixels, max_pixels, total_pixels, vision.temporal_patch)
+    return smart_resize(height, width, vision.patch * vision.merge, min(min_pixels, cap), cap)
 
 
 # ---------------------------------------------------------------------------------------------- estimates
@@ -149,27 +171,9 @@ class Estimate:
 
 def vision_chunk_bytes(shape: ModelShape, frames: int, height: int, width: int, dtype_bytes: int,
                        previous_chunk: bool = False) -> int:
-    """Peak bytes of turning one chunk of ``frames`` frames into visual features (processor, then tower).
-
-    With ``P`` patches of ``patch_dim`` values (``P x patch_dim`` is the chunk's ``T x H x W x 3``): the
-    processor holds the resized uint8 frames and three float32 copies (normalised, patch layout, contiguous):
-    ``13 P patch_dim`` bytes. The tower holds the float32 pixels (and their cast when the model is not float32)
-    plus, per patch, its largest block step: the MLP (input, normed input, ``fc1`` and its activation,
-    ``2 E + 2 M``) or the attention (``6 E``), float32 rotated q/k (``2 E``) and the rotary table, then the
-    merger's ``P/4 x 4E`` three times. ``previous_chunk``: a chunk after the first, while the previous chunk's
-    float32 pixels are still referenced (the adapter's loop rebinds them only when the processor returns).
-    """
-    v = shape.vision
-    if v is None or frames == 0:
-        return 0
-    patches = math.ceil(frames / v.temporal_patch) * (height // v.patch) * (width // v.patch)
-    processor = (13 + (4 if previous_chunk else 0)) * patches * v.patch_dim
-    pixels = patches * v.patch_dim * (4 + (dtype_bytes if dtype_bytes != 4 else 0))
-    block = max(2 * v.embed + 2 * v.mlp, 6 * v.embed) * dtype_bytes + 2 * v.embed * 4
-    rotary = 2 * (v.embed // v.heads) * 4
-    merger = 3 * v.embed * dtype_bytes + shape.hidden * dtype_bytes // v.merge**2
-    tower = pixels + patches * (block + rotary + v.embed * dtype_bytes + merger)
-    return max(processor, tower)
+    """Peak bytes of turning one chunk of ``frames`` frames into visual features
+    (:func:`mmlong.planning.towers.tower_chunk_bytes`)."""
+    return tower_chunk_bytes(shape, frames, height, width, dtype_bytes, previous_chunk)
 
 
 def llm_layer_bytes(shape: ModelShape, length: int, dtype_bytes: int) -> int:
@@ -199,19 +203,31 @@ def llm_layer_flops(length: int, hidden: int, q_dim: int, kv_dim: int, ffn: int,
 
 
 def vision_flops(shape: ModelShape, frames: int, height: int, width: int, chunk_frames: int) -> float:
-    """The tower on every chunk: patch convolution, blocks (attention within each frame pair) and the merger."""
-    v = shape.vision
-    if v is None or frames == 0:
-        return 0.0
-    per_pair = (height // v.patch) * (width // v.patch)
-    pairs = math.ceil(frames / v.temporal_patch)
-    patches = pairs * per_pair
-    e, m = v.embed, v.mlp
-    merged = e * v.merge**2
-    linear = 2 * patches * (v.patch_dim * e + v.depth * (4 * e * e + 2 * e * m))
-    attention = v.depth * pairs * 4 * per_pair * per_pair * e
-    merger = 2 * (patches // v.merge**2) * (merged * merged + merged * shape.hidden)
-    return float(linear + attention + merger)
+    """The tower on every chunk: patch embedding, blocks, merger(s) / projector
+    (:func:`mmlong.planning.towers.tower_flops`; chunks cut at temporal patches, so their sum is the whole)."""
+    return tower_flops(shape, frames, height, width)
+
+
+def linear_layer_flops(shape: ModelShape, length: int) -> float:
+    """One Gated DeltaNet layer (Qwen3.5; Yang et al. 2025, "Gated Delta Networks") over ``length`` tokens:
+    projections (qkv, z, b, a, out), the depthwise causal convolution, and the chunked delta rule (chunks of
+    ``C = 64``) per value head: ``k_beta k^T`` and ``q k^T`` within a chunk (``4 C d_k`` per token), then per chunk
+    the state reads and writes (``6 d_k d_v + 2 C d_v`` per token)."""
+    k_heads, v_heads, k_dim, v_dim, kernel = shape.linear
+    key, value, h = k_heads * k_dim, v_heads * v_dim, shape.hidden
+    conv = 2 * key + value
+    projections = 2 * length * (h * (conv + value + 2 * v_heads) + value * h)
+    chunk = 64
+    padded = math.ceil(length / chunk) * chunk
+    rule = v_heads * padded * (4 * chunk * k_dim + 6 * k_dim * v_dim + 2 * chunk * v_dim)
+    return float(projections + 2 * conv * (length + kernel - 1) * kernel + rule + 2 * length * h * shape.ffn * 3)
+
+
+def linear_state_bytes(shape: ModelShape, dtype_bytes: int) -> int:
+    """Qwen3.5's recurrent state, per linear-attention layer in place of a KV cache: the convolution's last
+    ``kernel`` inputs (``conv_dim x kernel``) and the float32 ``value heads x d_k x d_v`` delta-rule state."""
+    k_heads, v_heads, k_dim, v_dim, kernel = shape.linear
+    return (2 * k_heads * k_dim + v_heads * v_dim) * kernel * dtype_bytes + v_heads * k_dim * v_dim * 4
 
 
 def estimate(shape: ModelShape, plan: FramePlan, dtype: str = "float32", logits_kept: int = 1,
@@ -221,17 +237,26 @@ def estimate(shape: ModelShape, plan: FramePlan, dtype: str = "float32", logits_
     if b is None:
         raise ConfigError(f"unknown dtype {dtype!r}; dtypes: {', '.join(DTYPE_BYTES)}")
     weights = (shape.llm_parameters() + shape.vision_parameters()) * b
-    chunk = min(plan.frames, max(1, plan.chunk_frames))
+    whole = shape.vision is not None and shape.vision.kind == "siglip"  # VideoLLaMA3: one call (DiffFP)
+    chunk = plan.frames if whole else min(plan.frames, max(1, plan.chunk_frames))
     vision_act = vision_chunk_bytes(shape, chunk, plan.height, plan.width, b, previous_chunk=plan.frames > chunk)
-    features = plan.visual_tokens * shape.hidden * 4 + plan.compressed_tokens * shape.hidden * 4  # float32 on host
+    copies = 1 + (shape.vision.deepstack if shape.vision else 0)  # Qwen3-VL: DeepStack features ride along
+    features = (plan.visual_tokens + plan.compressed_tokens) * shape.hidden * 4 * copies  # float32 on host
     lengths = plan.layer_lengths or (plan.prompt_tokens,)
-    kv = 2 * shape.kv_dim * b * sum(lengths)
+    linear = set(shape.linear_layers)
+    kv = 2 * shape.kv_dim * b * sum(n for i, n in enumerate(lengths) if i not in linear)
+    kv += len(linear) * linear_state_bytes(shape, b) if linear else 0
     embeds = plan.prompt_tokens * shape.hidden * b * 2  # spliced prompt and the hidden state it becomes
     rotary = 3 * 2 * plan.prompt_tokens * shape.dim_head * 4
     activations = embeds + rotary + llm_layer_bytes(shape, max(lengths), b)
     logits = logits_kept * shape.vocab * (b + 4)
-    q_dim = shape.heads * shape.dim_head
-    llm = sum(llm_layer_flops(n, shape.hidden, q_dim, shape.kv_dim, shape.ffn) for n in lengths)
+    if shape.family == "videollama3":  # its forward takes no logits_to_keep: every row's logits are computed
+        logits_kept = plan.prompt_tokens
+        logits = logits_kept * shape.vocab * b
+    gate = 2 if shape.llm == "qwen3.5" else 1  # gated attention: q_proj also gives the gate
+    llm = sum(linear_layer_flops(shape, n) if i in linear else
+              llm_layer_flops(n, shape.hidden, shape.q_dim, shape.kv_dim, shape.ffn) + 2.0 * n * shape.hidden
+              * shape.q_dim * (gate - 1) for i, n in enumerate(lengths))
     llm += 2.0 * logits_kept * shape.hidden * shape.vocab
     vis = vision_flops(shape, plan.frames, plan.height, plan.width, plan.chunk_frames)
     return Estimate(weights, features, vision_act, kv, activations, logits, plan.prompt_tokens, vis, llm,

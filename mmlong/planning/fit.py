@@ -8,7 +8,8 @@ and :class:`~mmlong.planning.estimate.Estimate`: the sampler's frame count (from
 which costs milliseconds), and the in-LLM schedule. :func:`check_fits` refuses a run over a memory budget with
 one line saying what would fit; a chain that meets a token budget (``pool:auto``, ``tome:auto``, ``select``,
 ``stream-memory``) is instead given the largest token budget that fits (:func:`fitting_token_budget`).
-Only native Qwen2-VL shapes are planned; other models are not checked (:func:`shape_for`).
+Native Qwen2-VL, Qwen3-VL, Qwen3.5, InternVL and VideoLLaMA3 shapes are planned; other models are refused a
+memory budget (:func:`shape_for`).
 :func:`fit_to_memory` applies the tree's own ``runtime.memory_budget`` (``--memory-budget 12GB``); the variants
 :func:`suggestions` tries are the same tree with one node changed (:func:`with_dtype`, :func:`with_pool`, ...).
 """
@@ -38,9 +39,11 @@ class RunPlan:
 
 
 def shape_for(config: Any) -> tuple[ModelShape, dict[str, int]] | None:
-    """The model shape of a resolved pipeline's native Qwen2-VL model (its checkpoint folder, hub id or default
-    weights), or None for a model the planner does not model."""
-    if config.model.family != "qwen2-vl":
+    """The model shape of a resolved pipeline's native model (its checkpoint folder, hub id or default weights) of
+    a planned family, or None for a model the planner does not model."""
+    from mmlong.planning.families import FAMILIES
+
+    if config.model.family != "qwen2-vl" and config.model.family not in FAMILIES.values():
         return None
     return load_shape(str(config.model.config.path))
 
@@ -121,8 +124,12 @@ def plan_run(config: Any, meta: Any, shape: ModelShape, pixels: dict[str, int] |
     count = frames if frames is not None else sampled_frames(config.sampler, meta)
     width, height = output_size(int(meta.width), int(meta.height), 0, config.decoder.max_side)
     budget = budget_tokens if budget_tokens is not None else config.budget
+    from mmlong.planning.families import FAMILY_PIXELS
+
+    pixels = {**FAMILY_PIXELS.get(shape.family, {}), **pixels}
     limits = dict(min_pixels=pixels.get("min_pixels", MIN_PIXELS), max_pixels=pixels.get("max_pixels", MAX_PIXELS),
-                  total_pixels=total_pixels or pixels.get("total_pixels"))
+                  total_pixels=total_pixels or pixels.get("total_pixels"),
+                  clip_pixels=bool(pixels.get("clip_pixels")), frame_side=int(pixels.get("frame_side", 0)))
     raw = frame_plan(shape, count, height, width, **limits)
     chain = _chain(config)
     temporal = raw.temporal_patches
@@ -215,9 +222,10 @@ def check_fits(config: Any, videos: Sequence[str], budget_bytes: int, decoder_pr
 
     found = shape_for(config)
     if found is None:
-        raise ConfigError(f"--memory-budget {format_bytes(budget_bytes)}: memory is planned for Qwen2-VL models "
-                          f"only and model {config.model.family!r} is not one, so the budget could not be kept; "
-                          "leave out the memory budget or give a token budget (--budget 2048)")
+        raise ConfigError(f"--memory-budget {format_bytes(budget_bytes)}: memory is planned for Qwen2-VL, Qwen3-VL, "
+                          f"Qwen3.5, InternVL and VideoLLaMA3 models only and model {config.model.family!r} is not "
+                          "one, so the budget could not be kept; leave out the memory budget or give a token budget "
+                          "(--budget 2048)")
     if not videos:
         return config
     shape, pixels = found

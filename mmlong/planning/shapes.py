@@ -13,12 +13,15 @@ tower (:class:`VisionShape`: blocks, width, patch size, the 2x2 merger, the temp
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from mmlong.errors import ConfigError
 from mmlong.limits import loads_json
+from mmlong.planning.dims import ModelShape, VisionShape
+
+__all__ = ["ModelShape", "VisionShape", "load_shape", "named_shape", "shape_from_config", "shape_names"]
 
 #: Language-model shapes: (hidden, layers, heads, kv_heads, intermediate). 0.5b/1.5b are Qwen2-0.5B/1.5B.
 LLM_SIZES = {
@@ -32,64 +35,6 @@ SHAPE_VISION = {"0.5b": (1, 32, 2), "1.5b": (1, 32, 2), "small": (2, 64, 2), "ti
 SHAPE_VOCAB = 4096
 
 
-@dataclass(frozen=True)
-class VisionShape:
-    """A Qwen2-VL vision tower: ``depth`` blocks of width ``embed``, MLP ``mlp`` wide, then the patch merger."""
-
-    depth: int
-    embed: int
-    heads: int
-    mlp: int
-    patch: int = 14
-    merge: int = 2
-    temporal_patch: int = 2
-    channels: int = 3
-
-    @property
-    def patch_dim(self) -> int:
-        return self.channels * self.temporal_patch * self.patch * self.patch
-
-
-@dataclass(frozen=True)
-class ModelShape:
-    """The numbers the planner needs from a model config (the language model's and its vision tower's)."""
-
-    name: str
-    hidden: int
-    layers: int
-    heads: int
-    kv_heads: int
-    ffn: int
-    vocab: int
-    head_dim: int = 0
-    tied: bool = True
-    vision: VisionShape | None = None
-
-    @property
-    def dim_head(self) -> int:
-        return self.head_dim or self.hidden // self.heads
-
-    @property
-    def kv_dim(self) -> int:
-        return self.kv_heads * self.dim_head
-
-    def llm_parameters(self) -> int:
-        h, kv, f = self.hidden, self.kv_dim, self.ffn
-        q_dim = self.heads * self.dim_head
-        per_layer = h * q_dim + q_dim + 2 * (h * kv + kv) + q_dim * h + 3 * h * f + 2 * h
-        return self.layers * per_layer + self.vocab * h * (1 if self.tied else 2) + h
-
-    def vision_parameters(self) -> int:
-        v = self.vision
-        if v is None:
-            return 0
-        e, m = v.embed, v.mlp
-        block = 4 * e + (e * 3 * e + 3 * e) + (e * e + e) + (e * m + m) + (m * e + e)
-        merged = e * v.merge**2
-        merger = 2 * e + (merged * merged + merged) + (merged * self.hidden + self.hidden)
-        return v.patch_dim * e + v.depth * block + merger
-
-
 def released_shapes() -> dict[str, ModelShape]:
     """The released Qwen2-VL checkpoints' shapes (their config.json), for planning without a local copy."""
     vision = VisionShape(32, 1280, 16, 5120)
@@ -99,14 +44,22 @@ def released_shapes() -> dict[str, ModelShape]:
     }
 
 
+#: ``config.json`` model types planned by :mod:`mmlong.planning.families` (the others are Qwen2-VL's)
+FAMILY_TYPES = ("qwen3_vl", "qwen3_5", "internvl", "video_llama_3")
+
+
 def shape_names() -> list[str]:
-    return sorted(LLM_SIZES) + sorted(released_shapes())
+    from mmlong.planning.families import family_shapes
+
+    return sorted(LLM_SIZES) + sorted(released_shapes()) + sorted(family_shapes())
 
 
 def named_shape(size: str) -> ModelShape:
     """A random-init Qwen2-VL shape of :data:`LLM_SIZES` (the one ``mmlong bench prefill --size`` builds), or a
     released checkpoint's (``2b``, ``7b``)."""
-    released = released_shapes()
+    from mmlong.planning.families import family_shapes
+
+    released = {**released_shapes(), **family_shapes()}
     if size in released:
         return released[size]
     if size not in LLM_SIZES:
@@ -119,6 +72,10 @@ def named_shape(size: str) -> ModelShape:
 
 def shape_from_config(config: Mapping[str, Any], name: str = "model") -> ModelShape:
     """From a Qwen2-VL ``config.json`` (nested ``text_config``/``vision_config`` or the older flat layout)."""
+    if config.get("model_type") in FAMILY_TYPES:
+        from mmlong.planning.families import family_shape
+
+        return family_shape(config, name)
     text = dict(config.get("text_config") or config)
     vis = dict(config.get("vision_config") or {})
     try:
@@ -148,8 +105,11 @@ def load_shape(model: str) -> tuple[ModelShape, dict[str, int]]:
     a released checkpoint id (``Qwen/Qwen2-VL-2B-Instruct``)."""
     folder = Path(model).expanduser()
     if not folder.is_dir():
-        name = model.lower().rsplit("/", 1)[-1].removeprefix("qwen2-vl-").removesuffix("-instruct")
-        return named_shape(name), {}
+        from mmlong.planning.families import hub_shape_name
+
+        name = hub_shape_name(model)
+        return named_shape(name or model.lower().rsplit("/", 1)[-1].removeprefix("qwen2-vl-").removesuffix(
+            "-instruct")), {}
     path = folder / "config.json"
     try:
         config = loads_json(path.read_text(), "config.json")
@@ -157,8 +117,9 @@ def load_shape(model: str) -> tuple[ModelShape, dict[str, int]]:
         raise ConfigError(f"cannot read config.json ({err})", str(folder)) from err
     if not isinstance(config, dict):
         raise ConfigError(f"config.json holds a {type(config).__name__}, not a mapping of settings", str(folder))
-    if config.get("model_type") not in ("qwen2_vl", "qwen2_5_vl"):
-        raise ConfigError(f"the planner knows Qwen2-VL shapes; this is {config.get('model_type')!r}", str(folder))
+    if config.get("model_type") not in ("qwen2_vl", "qwen2_5_vl", *FAMILY_TYPES):
+        raise ConfigError(f"the planner knows Qwen2-VL, Qwen3-VL, Qwen3.5, InternVL and VideoLLaMA3 shapes; this is "
+                          f"{config.get('model_type')!r}", str(folder))
     return shape_from_config(config, str(folder)), processor_pixels(folder)
 
 
@@ -175,6 +136,8 @@ def processor_pixels(folder: Path) -> dict[str, int]:
             continue
         data = data.get("video_processor", data) if name == "processor_config.json" else data
         size = data.get("size") or {}
+        if size.get("height"):  # InternVL: every frame resized to one square
+            return {"frame_side": int(size["height"])}
         found = {"min_pixels": data.get("min_pixels") or size.get("shortest_edge"),
                  "max_pixels": data.get("max_pixels") or size.get("longest_edge")}
         if data.get("cap_pixels_per_frame"):  # transformers' qwen-vl-utils cap: 90 % of max_video_tokens
