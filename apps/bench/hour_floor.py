@@ -69,7 +69,8 @@ def baseline_code(checkout: str, video: str, extra: list[str] | None = None) -> 
         raise ConfigError("--baseline-code: not an mmlong checkout (no mmlong/__init__.py in it)", str(root))
     own = root / ".venv" / "bin" / "python"
     env = dict(os.environ) if own.is_file() else {**os.environ, "PYTHONPATH": str(root)}
-    command = [str(own) if own.is_file() else sys.executable, "-m", "mmlong", "bench", "hour", str(Path(video).resolve()), "--json", *(extra or [])]
+    python = str(own) if own.is_file() else sys.executable
+    command = [python, "-m", "mmlong", "bench", "hour", str(Path(video).resolve()), "--json", *(extra or [])]
     done = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         return {"error": (done.stderr.strip().splitlines() or ["no output"])[-1], "code": str(root)}
