@@ -201,6 +201,8 @@ def timed_ask(pipeline: Any, video: str, item: dict[str, Any]) -> dict[str, Any]
     first = answer.evidence[0] if answer.evidence else None
     stages = {s.name: round(s.ms / 1000.0, 2) for s in answer.stages}
     stage_cpu = {s.name: s.extra.get("cpu_s") for s in answer.stages if s.extra.get("cpu_s") is not None}
+    # the process's peak RSS when each stage ended (what a stage added is the step from the one before)
+    stage_rss = {s.name: s.extra["peak_rss_mb"] for s in answer.stages if s.extra.get("peak_rss_mb") is not None}
     return {
         "sample": pipeline.config.sample_spec, "wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
         "option": answer.option, "correct": answer.option == item["answer"],
@@ -210,6 +212,7 @@ def timed_ask(pipeline: Any, video: str, item: dict[str, Any]) -> dict[str, Any]
         "frames": stage_value(answer.stages, Stage.SAMPLE),
         "stage_s": stages,
         "stage_cpu_s": stage_cpu,
+        "stage_peak_rss_mb": stage_rss,
         "experts": {s.name: {k: v for k, v in s.extra.items() if k != "peak_rss_mb"}
                     for s in answer.stages if s.name.startswith("expert:")},
         "cache": next((s.extra for s in answer.stages if s.name == "cache"), {}),
