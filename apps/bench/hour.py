@@ -251,7 +251,9 @@ def run_hour(args: argparse.Namespace) -> int:
     if args.floor:
         report["floor"]["decode_scan_frames"] = scan_floor(args.video, pipeline.config.decoder.max_side)
     if args.baseline_code:
-        report["baseline_code"] = baseline_code(args.baseline_code, args.video)
+        # the old code's first ask only: its floors and second question are not compared
+        report["baseline_code"] = baseline_code(args.baseline_code, args.video,
+                                                ["--no-floor", "--second-question", "none"])
     baseline = runs[1]["wall_s"] if len(runs) > 1 else FPS1_HOUR_SECONDS
     report.update({"runs": runs, "baseline_s": baseline, "baseline_measured": len(runs) > 1,
                    "wall_ratio_to_baseline": round(runs[0]["wall_s"] / baseline, 3)})
