@@ -57,3 +57,19 @@ def test_concat_refuses_parts_of_different_sizes(tmp_path):
     assert concat_copies(tmp_path / "ok.mp4", [small, small]) == (6, pytest.approx(1.2))
     with pytest.raises(ConfigError, match="differs from the first"):
         concat_copies(tmp_path / "bad.mp4", [small, big])
+
+
+def test_baseline_code_runs_the_checkouts_own_environment(tmp_path):
+    from mmlong.apps.bench.hour_floor import baseline_code
+
+    checkout = tmp_path / "old"
+    (checkout / "mmlong").mkdir(parents=True)
+    (checkout / "mmlong" / "__init__.py").write_text("")
+    python = checkout / ".venv" / "bin" / "python"
+    python.parent.mkdir(parents=True)
+    # the checkout's interpreter: reports the arguments it was given as the bench's JSON
+    python.write_text('#!/bin/sh\nprintf \'{"runs": [{"wall_s": 1.5, "args": "%s"}]}\' "$*"\n')
+    python.chmod(0o755)
+    report = baseline_code(str(checkout), str(tmp_path / "v.mp4"), ["--no-floor"])
+    assert report["wall_s"] == 1.5 and report["code"] == str(checkout.resolve())
+    assert report["args"] == f"-m mmlong bench hour {tmp_path / 'v.mp4'} --json --no-floor"
