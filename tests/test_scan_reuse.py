@@ -64,3 +64,23 @@ def test_one_different_frame_among_held_ones_is_encoded():
     thumb = scan_thumbnails(frames)
     assert thumb.shape == (2, 3, 16, 16) and float(thumb[0].min()) == 200.0
     assert float(thumb[1, :, :7].max()) < 1.0 and float(thumb[1, :, 9:].min()) > 199.0
+
+
+def test_brief_rarity_in_blocks_equals_the_whole_similarity_matrix():
+    from mmlong.scoring.frames import brief_rarity
+
+    generator = torch.Generator().manual_seed(0)
+    features = torch.randn(203, 24, generator=generator)
+    features[100] = features[40] + 0.01  # a twin far away: not rare
+    times = torch.arange(203, dtype=torch.float64) * 0.5
+    times[150:] += 7.0  # a gap, so every block sees uneven times
+    # the definition, on the whole [L, L] matrix at once
+    unit = torch.nn.functional.normalize(features.double(), dim=-1)
+    far = (times[:, None] - times[None, :]).abs() > 2.5
+    nearest = torch.where(far, unit @ unit.T, torch.full((203, 203), -2.0, dtype=torch.float64)).max(dim=1).values
+    expected = torch.where(far.any(dim=1), 1.0 - nearest, torch.zeros_like(nearest))
+    for block in (1, 16, 64, 256):
+        torch.testing.assert_close(brief_rarity(features, times, 2.5, block=block), expected, rtol=0, atol=1e-12)
+    assert float(expected[40]) < 0.01 < float(expected[41])
+    lone = brief_rarity(features[:3], torch.tensor([0.0, 1.0, 2.0]), 2.5, block=2)
+    assert lone.tolist() == [0.0, 0.0, 0.0]  # no moment is more than 2.5 s from another
