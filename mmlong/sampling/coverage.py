@@ -6,7 +6,9 @@ CPU:
 
 1. **Scan**: decode one frame every ``1 / scan_fps`` seconds and encode it at a small input size
    (``scan_size`` px, e.g. 96 instead of EfficientNet's 224: ~10x fewer FLOPs) into one pooled feature
-   ``[S, D]`` per scanned second (``encoder.pooled_features``; other encoders fall back to ``encode``).
+   ``[S, D]`` per scanned second (``encoder.pooled_features``; other encoders fall back to ``encode``). A scanned
+   frame whose 16 x 16 thumbnail is within ``scan_reuse`` grey levels of the last encoded one (a held shot)
+   takes that frame's features instead of being encoded.
 2. **Score** each scanned second (:func:`moment_scores`): its query match (the prominence of its ConSE
    relevance to the best-matching option, or to the question: relevance minus that text's median over the
    video), its rarity (:func:`~mmlong.scoring.frames.brief_rarity`: 1 - the largest feature cosine
@@ -26,7 +28,7 @@ changes the share the best matches otherwise take (each appearance of a repeated
 a change, while its twins keep it from being rare).
 
 The pipeline then decodes and encodes only those ``frames`` at full resolution. Registered as ``coverage``:
-``coverage:64[,scan_fps=1][,scan_size=96]``.
+``coverage:64[,scan_fps=1][,scan_size=96][,scan_reuse=2]``.
 """
 
 from __future__ import annotations
