@@ -18,6 +18,7 @@ token set is never held either, so memory does not grow with the video's length.
 
 from __future__ import annotations
 
+import contextlib
 import resource
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -38,7 +39,10 @@ from mmlong.types import Step, VideoMeta, VisualTokens
 
 
 def peak_rss_mb() -> float:
-    """Peak resident memory of this process so far, in MiB."""
+    """Peak resident memory of this process so far, in MiB (Linux's VmHWM: ru_maxrss keeps a parent's across exec)."""
+    with contextlib.suppress(OSError, ValueError, StopIteration):
+        status = Path("/proc/self/status").read_text().splitlines()
+        return int(next(ln for ln in status if ln.startswith("VmHWM:")).split()[1]) / 1024.0
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 

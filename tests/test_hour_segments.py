@@ -73,3 +73,19 @@ def test_baseline_code_runs_the_checkouts_own_environment(tmp_path):
     report = baseline_code(str(checkout), str(tmp_path / "v.mp4"), ["--no-floor"])
     assert report["wall_s"] == 1.5 and report["code"] == str(checkout.resolve())
     assert report["args"] == f"-m mmlong bench hour {tmp_path / 'v.mp4'} --json --no-floor"
+
+
+def test_peak_rss_of_a_child_is_its_own_not_its_parents():
+    import subprocess
+    import sys
+
+    from mmlong.pipeline import peak_rss_mb
+
+    held = np.ones(1200 * 2**20 // 8)  # ~1.2 GB touched in this (parent) process
+    assert peak_rss_mb() > 1200
+    code = "import resource; from mmlong.pipeline import peak_rss_mb; " \
+           "print(peak_rss_mb(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    own, inherited = (float(v) for v in done.stdout.split())
+    del held
+    assert own < 1000 < 1200 < inherited  # ru_maxrss still shows the parent's peak after exec; VmHWM does not

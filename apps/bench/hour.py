@@ -190,6 +190,7 @@ def _cpu_seconds() -> float:
 
 def timed_ask(pipeline: Any, video: str, item: dict[str, Any]) -> dict[str, Any]:
     """One ask, model loaded before the clock starts: wall and CPU seconds, answer, evidence distance."""
+    from mmlong.pipeline import peak_rss_mb
     from mmlong.result import Stage, stage_value
 
     pipeline.load_model()
@@ -216,7 +217,7 @@ def timed_ask(pipeline: Any, video: str, item: dict[str, Any]) -> dict[str, Any]
         "experts": {s.name: {k: v for k, v in s.extra.items() if k != "peak_rss_mb"}
                     for s in answer.stages if s.name.startswith("expert:")},
         "cache": next((s.extra for s in answer.stages if s.name == "cache"), {}),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
         "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
     }
 
