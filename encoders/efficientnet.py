@@ -140,7 +140,8 @@ class EfficientNetLite0(Encoder):
 
     def _pixels(self, frames: torch.Tensor, size: tuple[int, int] = INPUT_SIZE) -> torch.Tensor:
         pixels = prepare_pixels(
-            frames, size, self.mean, self.std, resize=self.config.resize, device=self.device, dtype=self.dtype
+            frames, size, self.mean, self.std, resize=self.config.resize, device=self.device, dtype=self.dtype,
+            resize_uint8=True,
         )
         return pixels.contiguous(memory_format=torch.channels_last)
 

@@ -18,7 +18,6 @@ token set is never held either, so memory does not grow with the video's length.
 
 from __future__ import annotations
 
-import resource
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -33,13 +32,8 @@ from mmlong.errors import ConfigError, VideoTooLargeError
 from mmlong.frame_cache import shift_frames
 from mmlong.progress import Phases, progress_bar
 from mmlong.qa import Answer, Query
-from mmlong.result import Result, Stage
+from mmlong.result import Result, Stage, peak_rss_mb
 from mmlong.types import Step, VideoMeta, VisualTokens
-
-
-def peak_rss_mb() -> float:
-    """Peak resident memory of this process so far, in MiB."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 class _StageClock:

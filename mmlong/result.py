@@ -1,4 +1,5 @@
-"""What one run of a pipeline gives back (:class:`Result`) and the names of its stages (:class:`Stage`).
+"""What one run of a pipeline gives back (:class:`Result`), the names of its stages (:class:`Stage`) and the
+peak memory each stage records (:func:`peak_rss_mb`).
 
 :meth:`mmlong.pipeline.Pipeline.run` answers several questions about one video and returns one
 :class:`Result`: per question its :class:`~mmlong.types.Answer`, the encoder's tokens (``encoded``), the
@@ -16,8 +17,11 @@ pipeline's own steps are :class:`Stage` members, which compare equal to their st
 
 from __future__ import annotations
 
+import contextlib
+import resource
 from dataclasses import dataclass
 from enum import StrEnum
+from pathlib import Path
 from typing import Any, Sequence
 
 from mmlong.qa import Answer
@@ -86,3 +90,11 @@ class Result:
         if len(self.answers) != 1:
             raise ValueError(f"this result holds {len(self.answers)} answers; index result.answers")
         return self.answers[0]
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, in MiB (Linux's VmHWM: ru_maxrss keeps a parent's across exec)."""
+    with contextlib.suppress(OSError, ValueError, StopIteration):
+        status = Path("/proc/self/status").read_text().splitlines()
+        return int(next(ln for ln in status if ln.startswith("VmHWM:")).split()[1]) / 1024.0
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0

@@ -91,3 +91,20 @@ def test_prepare_pixels_modes_and_errors():
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="CUDA is not available"):
             resolve_device("cuda")
+
+
+def test_prepare_pixels_resizing_uint8_first_stays_within_a_grey_level():
+    from skimage import data
+
+    from mmlong.encoders.preprocess import prepare_pixels
+
+    photo = torch.from_numpy(data.chelsea()[None].copy())  # [1, 300, 451, 3] uint8, a real photo
+    mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    for resize in ("squash", "center-crop"):
+        exact = prepare_pixels(photo, (96, 96), mean, std, resize=resize)
+        early = prepare_pixels(photo, (96, 96), mean, std, resize=resize, resize_uint8=True)
+        assert early.shape == exact.shape == (1, 3, 96, 96)
+        # each pixel at most one grey level (plus float error) from the float resize, in normalised units
+        gap = ((early - exact) * torch.tensor(std).view(1, 3, 1, 1) * 255.0).abs()
+        assert float(gap.max()) <= 1.01 and float(gap.mean()) < 0.5, (resize, float(gap.max()))
+        assert float(exact.std()) > 0.5  # a real picture, not a flat frame

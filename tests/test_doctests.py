@@ -12,7 +12,8 @@ MODULES = ["mmlong.types", "mmlong.spec", "mmlong.registry", "mmlong.config.requ
            "mmlong.media.contact_sheet",
            "mmlong.models.loading", "mmlong.models.prompt_inputs", "mmlong.models.prompts",
            "mmlong.config.resolve", "mmlong.config.modelref", "mmlong.result", "mmlong.jobs.runner",
-           "mmlong.frame_cache", "mmlong.frame_feed", "mmlong.experts.ocr_gate"]
+           "mmlong.frame_cache", "mmlong.frame_feed", "mmlong.experts.ocr_gate",
+           "mmlong.apps.bench.hour_segments", "mmlong.sampling.coverage"]
 
 
 @pytest.mark.parametrize("name", MODULES)

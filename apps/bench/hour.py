@@ -24,7 +24,6 @@ import os
 import resource
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +72,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     make.add_argument("--text", metavar="SENTENCE",
                       help="also show SENTENCE on a card for --needle-seconds at --text-at (on-screen text)")
     make.add_argument("--text-at", type=float, default=1000.0, help="text card start in seconds (default: 1000)")
+    make.add_argument("--segment-seconds", type=float, default=0.0,
+                      help="encode only segments of this many seconds (each haystack variant once, each segment "
+                           "holding a needle or card once) and join their packets into OUT without re-encoding: "
+                           "an hour of 720p in minutes (default: 0, encode every frame)")
+    make.add_argument("--segment-variants", type=int, default=2,
+                      help="distinct haystack segments the joined video cycles through (default: 2)")
     make.set_defaults(func=run_make)
 
     hour = subparsers.add_parser(
@@ -97,23 +102,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- the video
-def needle_frames_stream(haystack: list[np.ndarray], inserts: list[tuple[int, int, np.ndarray]],
-                         total: int) -> Iterator[np.ndarray]:
-    """``total`` frames: the haystack clips looped in turn with variations, frames ``[start, start + count)`` of
-    each ``(start, count, frame [H, W, 3])`` insert replaced by its frame; one clip in memory at a time."""
-    from mmlong.benchmarks.niavh_media import vary_clip
-
-    made, k = 0, 0
-    while made < total:
-        clip = vary_clip(haystack[k % len(haystack)], k // len(haystack))
-        k += 1
-        for frame in clip:
-            if made >= total:
-                return
-            yield next((f for s, c, f in inserts if s <= made < s + c), frame)
-            made += 1
-
-
 def _frame_size(text: str | None) -> tuple[int, int] | None:
     from mmlong.errors import ConfigError
 
@@ -165,7 +153,16 @@ def run_make(args: argparse.Namespace) -> int:
         inserts.append((round(args.text_at * args.fps), count, render_text(args.text, width, height)))
     began = time.perf_counter()
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    write_video(args.out, needle_frames_stream(clips, inserts, total), args.fps, preset="ultrafast")
+    if args.segment_seconds > 0:
+        from mmlong.apps.bench.hour_segments import write_segmented
+
+        encoded = write_segmented(args.out, clips, inserts, total, args.fps,
+                                  max(1, round(args.segment_seconds * args.fps)), args.segment_variants)
+    else:
+        from mmlong.apps.bench.hour_segments import needle_frames_stream
+
+        write_video(args.out, needle_frames_stream(clips, inserts, total), args.fps, preset="ultrafast")
+        encoded = total
     options = [label] + [o for o in dict.fromkeys(NEEDLE_OPTIONS.values()) if o != label][:3]
     rng = np.random.default_rng(0)
     options = [options[i] for i in rng.permutation(len(options))]
@@ -178,8 +175,8 @@ def run_make(args: argparse.Namespace) -> int:
         record["text"] = {"sentence": args.text, "start": at, "end": at + count / args.fps}
     Path(f"{args.out}.json").write_text(json.dumps(record, indent=2) + "\n")
     print(f"wrote {args.out}: {total} frames {width}x{height} at {args.fps:g} fps, {args.needle} at "
-          f"{record['start']:g}-{record['end']:g} s, in {time.perf_counter() - began:.0f} s; "
-          f"question in {args.out}.json")
+          f"{record['start']:g}-{record['end']:g} s ({encoded} frames encoded), in {time.perf_counter() - began:.0f} "
+          f"s; question in {args.out}.json")
     return 0
 
 
@@ -193,6 +190,7 @@ def _cpu_seconds() -> float:
 
 def timed_ask(pipeline: Any, video: str, item: dict[str, Any]) -> dict[str, Any]:
     """One ask, model loaded before the clock starts: wall and CPU seconds, answer, evidence distance."""
+    from mmlong.pipeline import peak_rss_mb
     from mmlong.result import Stage, stage_value
 
     pipeline.load_model()
@@ -204,6 +202,8 @@ def timed_ask(pipeline: Any, video: str, item: dict[str, Any]) -> dict[str, Any]
     first = answer.evidence[0] if answer.evidence else None
     stages = {s.name: round(s.ms / 1000.0, 2) for s in answer.stages}
     stage_cpu = {s.name: s.extra.get("cpu_s") for s in answer.stages if s.extra.get("cpu_s") is not None}
+    # the process's peak RSS when each stage ended (what a stage added is the step from the one before)
+    stage_rss = {s.name: s.extra["peak_rss_mb"] for s in answer.stages if s.extra.get("peak_rss_mb") is not None}
     return {
         "sample": pipeline.config.sample_spec, "wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
         "option": answer.option, "correct": answer.option == item["answer"],
@@ -213,10 +213,11 @@ def timed_ask(pipeline: Any, video: str, item: dict[str, Any]) -> dict[str, Any]
         "frames": stage_value(answer.stages, Stage.SAMPLE),
         "stage_s": stages,
         "stage_cpu_s": stage_cpu,
+        "stage_peak_rss_mb": stage_rss,
         "experts": {s.name: {k: v for k, v in s.extra.items() if k != "peak_rss_mb"}
                     for s in answer.stages if s.name.startswith("expert:")},
         "cache": next((s.extra for s in answer.stages if s.name == "cache"), {}),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
         "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
     }
 
@@ -251,7 +252,9 @@ def run_hour(args: argparse.Namespace) -> int:
     if args.floor:
         report["floor"]["decode_scan_frames"] = scan_floor(args.video, pipeline.config.decoder.max_side)
     if args.baseline_code:
-        report["baseline_code"] = baseline_code(args.baseline_code, args.video)
+        # the old code's first ask only: its floors and second question are not compared
+        report["baseline_code"] = baseline_code(args.baseline_code, args.video,
+                                                ["--no-floor", "--second-question", "none"])
     baseline = runs[1]["wall_s"] if len(runs) > 1 else FPS1_HOUR_SECONDS
     report.update({"runs": runs, "baseline_s": baseline, "baseline_measured": len(runs) > 1,
                    "wall_ratio_to_baseline": round(runs[0]["wall_s"] / baseline, 3)})

@@ -57,16 +57,20 @@ def scan_floor(video: str, max_side: int | None, scan_fps: float = 1.0, max_fram
 
 
 def baseline_code(checkout: str, video: str, extra: list[str] | None = None) -> dict[str, Any]:
-    """The report of ``mmlong bench hour VIDEO --json`` run by the mmlong checkout at ``checkout`` (its
-    ``mmlong`` package folder, with ``encoders``/``compressors``/``models``/``apps`` linked inside it when it
-    is a source tree) in a child process; ``error`` says why when it failed."""
+    """The report of ``mmlong bench hour VIDEO --json`` run by the mmlong checkout at ``checkout`` in a child
+    process: with the checkout's own ``.venv`` (a worktree with its own environment, the checkout installed in
+    it) when it has one, else this interpreter with the checkout first on ``PYTHONPATH`` (its ``mmlong``
+    package folder, with ``encoders``/``compressors``/``models``/``apps`` linked inside it when it is a source
+    tree); ``error`` says why when it failed."""
     from mmlong.errors import ConfigError
 
     root = Path(checkout).expanduser().resolve()
     if not (root / "mmlong" / "__init__.py").is_file():
         raise ConfigError("--baseline-code: not an mmlong checkout (no mmlong/__init__.py in it)", str(root))
-    env = {**os.environ, "PYTHONPATH": str(root)}
-    command = [sys.executable, "-m", "mmlong", "bench", "hour", str(Path(video).resolve()), "--json", *(extra or [])]
+    own = root / ".venv" / "bin" / "python"
+    env = dict(os.environ) if own.is_file() else {**os.environ, "PYTHONPATH": str(root)}
+    python = str(own) if own.is_file() else sys.executable
+    command = [python, "-m", "mmlong", "bench", "hour", str(Path(video).resolve()), "--json", *(extra or [])]
     done = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         return {"error": (done.stderr.strip().splitlines() or ["no output"])[-1], "code": str(root)}

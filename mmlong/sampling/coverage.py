@@ -6,7 +6,9 @@ CPU:
 
 1. **Scan**: decode one frame every ``1 / scan_fps`` seconds and encode it at a small input size
    (``scan_size`` px, e.g. 96 instead of EfficientNet's 224: ~10x fewer FLOPs) into one pooled feature
-   ``[S, D]`` per scanned second (``encoder.pooled_features``; other encoders fall back to ``encode``).
+   ``[S, D]`` per scanned second (``encoder.pooled_features``; other encoders fall back to ``encode``). A scanned
+   frame whose 16 x 16 thumbnail is within ``scan_reuse`` grey levels of the last encoded one (a held shot)
+   takes that frame's features instead of being encoded.
 2. **Score** each scanned second (:func:`moment_scores`): its query match (the prominence of its ConSE
    relevance to the best-matching option, or to the question: relevance minus that text's median over the
    video), its rarity (:func:`~mmlong.scoring.frames.brief_rarity`: 1 - the largest feature cosine
@@ -26,7 +28,7 @@ changes the share the best matches otherwise take (each appearance of a repeated
 a change, while its twins keep it from being rare).
 
 The pipeline then decodes and encodes only those ``frames`` at full resolution. Registered as ``coverage``:
-``coverage:64[,scan_fps=1][,scan_size=96]``.
+``coverage:64[,scan_fps=1][,scan_size=96][,scan_reuse=2]``.
 """
 
 from __future__ import annotations
@@ -36,37 +38,86 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from mmlong.qa import Query
 from mmlong.question_kinds import HOLISTIC, WHOLE_TIMELINE, understand
 from mmlong.sampling.basic import FpsSampler, SampleContext, Sampled, Sampler, uniform_indices
 from mmlong.sampling.scan import frames_around, require_scan_context, scan_cache_key
 from mmlong.scoring.frames import brief_rarity, diverse_top, novelty, query_texts
-from mmlong.types import VideoMeta, VisualTokens
+from mmlong.types import Frames, VideoMeta, VisualTokens
+
+
+def scan_thumbnails(frames: torch.Tensor, side: int = 16) -> torch.Tensor:
+    """float32 ``[T, 3, side, side]`` colour thumbnails (grey levels 0-255, area-like antialiased resize) of uint8
+    frames ``[T, H, W, 3]``: what :func:`scan_features` compares to find repeated frames."""
+    x = frames.permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last)
+    return F.interpolate(x, size=(side, side), mode="bilinear", antialias=True, align_corners=False).float()
+
+
+def repeats(thumbs: torch.Tensor, last: torch.Tensor | None, tolerance: float) -> tuple[list[int], torch.Tensor]:
+    """For thumbnails ``[T, 3, s, s]``: per frame, the frame (index into ``thumbs``; ``-1``: ``last``, the last
+    encoded frame before them) whose features it takes, and the thumbnail of the last frame to encode. A frame
+    is encoded when some thumbnail cell differs from the last encoded frame's by more than ``tolerance`` grey
+    levels, else it reuses that frame's features (``tolerance <= 0``: every frame is encoded).
+
+    >>> t = torch.zeros(4, 3, 2, 2); t[2] += 50.0; t[3] += 50.5
+    >>> repeats(t, None, 1.0)[0]
+    [0, 0, 2, 2]
+    >>> repeats(t, torch.zeros(3, 2, 2), 1.0)[0], repeats(t, None, 0.0)[0]
+    ([-1, -1, 2, 2], [0, 1, 2, 3])
+    """
+    source, reference = [], last
+    for k in range(len(thumbs)):
+        if tolerance > 0 and reference is not None and float((thumbs[k] - reference).abs().max()) <= tolerance:
+            source.append(source[-1] if source else -1)
+        else:
+            source.append(k)
+            reference = thumbs[k]
+    return source, reference
 
 
 def scan_features(source: Any, encoder: Any, scan: Sampled, size: int, batch_size: int,
-                  feed: Any = None) -> torch.Tensor:
+                  feed: Any = None, reuse: float = 0.0) -> torch.Tensor:
     """``[S, D]`` pooled features of the scanned frames, encoded at ``size`` px when the encoder can
     (``pooled_features(frames, size)``), else through ``encode`` at its own size. Each decoded chunk also goes
-    to ``feed`` (a :class:`~mmlong.frame_feed.FrameFeed`) when one is given."""
+    to ``feed`` (a :class:`~mmlong.frame_feed.FrameFeed`) when one is given. ``reuse``: a scanned frame whose
+    16 x 16 colour thumbnail is within ``reuse`` grey levels (every cell) of the last encoded frame's takes that
+    frame's features instead of being encoded (a still scene, a paused or static shot; 0: encode every frame)."""
     pooled = getattr(encoder, "pooled_features", None)
-    out = []
+
+    def encode(frames: Frames) -> torch.Tensor:
+        return pooled(frames.data, size) if callable(pooled) else encoder.encode(frames).frame_means()[2]
+
+    out: list[torch.Tensor] = []
+    last_thumb: torch.Tensor | None = None
     for frames in source.stream(scan.indices, chunk_size=batch_size):
         if feed is not None:
             feed.put(frames)
-        out.append(pooled(frames.data, size) if callable(pooled) else encoder.encode(frames).frame_means()[2])
+        if reuse <= 0:
+            out.append(encode(frames))
+            continue
+        taken, last_thumb = repeats(scan_thumbnails(frames.data), last_thumb, reuse)
+        fresh = [k for k, src in enumerate(taken) if src == k]
+        keep = torch.tensor(fresh, dtype=torch.long)
+        encoded = encode(Frames(frames.data[keep], frames.indices[keep], frames.timestamps[keep], frames.meta)) \
+            if fresh else None
+        row = {k: j for j, k in enumerate(fresh)}
+        rows = [encoded[row[src]] if src >= 0 else out[-1][-1] for src in taken]
+        out.append(torch.stack(rows))
     return torch.cat(out) if out else torch.zeros(0, 1)
 
 
-def cached_scan_features(ctx: SampleContext, scan: Sampled, size: int, batch_size: int) -> torch.Tensor:
+def cached_scan_features(ctx: SampleContext, scan: Sampled, size: int, batch_size: int,
+                         reuse: float = 0.0) -> torch.Tensor:
     """:func:`scan_features` through the feature cache when the context has one (keyed by video, scanned frame
     numbers, decode size, ``size`` and encoder): every later question about the video skips the scan."""
-    key = scan_cache_key(ctx.cache, ctx.source, ctx.encoder, scan, f"pooled{size}") if ctx.cache is not None else None
+    kind = f"pooled{size}" + (f"reuse{reuse:g}" if reuse > 0 else "")
+    key = scan_cache_key(ctx.cache, ctx.source, ctx.encoder, scan, kind) if ctx.cache is not None else None
     hit = ctx.cache.get(key) if key is not None else None
     if hit is not None and hit.num_tokens == len(scan):
         return hit.features
-    features = scan_features(ctx.source, ctx.encoder, scan, size, batch_size, ctx.feed)
+    features = scan_features(ctx.source, ctx.encoder, scan, size, batch_size, ctx.feed, reuse)
     if key is not None and len(features) == len(scan):
         grid = features.reshape(len(scan), 1, 1, -1)
         ctx.cache.put(key, VisualTokens.from_grid(grid, scan.timestamps, meta={"scan": {"size": size}}))
@@ -142,6 +193,7 @@ class CoverageSampler(Sampler):
         rarity_window: float = 2.5
         diversity: float = 0.5
         batch_size: int = 64
+        scan_reuse: float = 2.0
 
         def __post_init__(self) -> None:
             if self.frames < 4 or self.max_scan < 1 or self.batch_size < 1 or self.scan_size < 32:
@@ -161,7 +213,7 @@ class CoverageSampler(Sampler):
         plan, query = frame_plan(ctx.query)
         if plan == "uniform":  # the whole timeline, evenly: every moment counts by its duration
             return Sampled.from_indices(meta, uniform_indices(meta.num_frames, cfg.frames))
-        features = cached_scan_features(ctx, scan, cfg.scan_size, cfg.batch_size)
+        features = cached_scan_features(ctx, scan, cfg.scan_size, cfg.batch_size, cfg.scan_reuse)
         times = scan.timestamps
         scores = moment_scores(features, query, ctx.encoder, times, cfg.rarity_window)
         interval = meta.duration / len(scan)

@@ -81,23 +81,30 @@ def novelty(frame_features: torch.Tensor) -> torch.Tensor:
     return torch.cat([sim.new_ones(1), 1.0 - sim])
 
 
-def brief_rarity(features: torch.Tensor, times: torch.Tensor, window: float) -> torch.Tensor:
+def brief_rarity(features: torch.Tensor, times: torch.Tensor, window: float, block: int = 256) -> torch.Tensor:
     """``[L, D]`` moment features at ``times [L]`` (s) -> ``[L]``: 1 - the largest cosine similarity to a moment
     more than ``window`` seconds away (0 when there is none).
 
     A brief event (a needle shown for a second or two) is unlike everything outside its own few seconds, while
     a moment of a longer scene has a near twin a few seconds on, and a moment of a recurring scene one further
     away; the median similarity to the rest of the video cannot tell these apart in footage that is varied
-    anyway (every scene is unlike most others).
+    anyway (every scene is unlike most others). Computed ``block`` rows of the ``[L, L]`` similarity at a
+    time, so memory stays ``block x L`` (an hour's scan, L = 3600, held four float64 ``[L, L]`` matrices,
+    about 400 MB, at once).
     """
-    if features.shape[0] == 0:
+    count = features.shape[0]
+    if count == 0:
         return features.new_zeros(0, dtype=torch.float64)
     unit = F.normalize(features.double(), dim=-1)
-    sim = unit @ unit.T
     t = times.double()
-    far = (t[:, None] - t[None, :]).abs() > window
-    nearest = torch.where(far, sim, torch.full_like(sim, -2.0)).max(dim=1).values
-    return torch.where(far.any(dim=1), 1.0 - nearest, torch.zeros_like(nearest))
+    out = torch.zeros(count, dtype=torch.float64)
+    for start in range(0, count, max(1, block)):
+        stop = min(start + max(1, block), count)
+        sim = unit[start:stop] @ unit.T
+        far = (t[start:stop, None] - t[None, :]).abs() > window
+        nearest = sim.masked_fill_(~far, -2.0).max(dim=1).values
+        out[start:stop] = torch.where(far.any(dim=1), 1.0 - nearest, torch.zeros_like(nearest))
+    return out
 
 
 def score_frames(frame_features: torch.Tensor, query: Query | None, encoder: Any) -> tuple[torch.Tensor, str]:
