@@ -76,3 +76,5 @@ def test_bench_hour_answers_with_the_needle_time(needle_video, capsys):
     assert second["cache"]["frames_hit"] > 0 and second["experts"]["expert:ocr"]["hit"]
     assert report["ratios"]["wall_to_decode_every_frame"] == round(run["wall_s"] / report["floor"][
         "decode_every_frame"]["wall_s"], 3)
+    assert report["goals"]["right_within_2s"] and report["goals"]["second_question_le_3s"] == (second["wall_s"] <= 3)
+    assert report["goals"]["wall_le_1.3x_decode_every_frame"] == (report["ratios"]["wall_to_decode_every_frame"] <= 1.3)

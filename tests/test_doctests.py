@@ -13,7 +13,7 @@ MODULES = ["mmlong.types", "mmlong.spec", "mmlong.registry", "mmlong.config.requ
            "mmlong.models.loading", "mmlong.models.prompt_inputs", "mmlong.models.prompts",
            "mmlong.config.resolve", "mmlong.config.modelref", "mmlong.result", "mmlong.jobs.runner",
            "mmlong.frame_cache", "mmlong.frame_feed", "mmlong.experts.ocr_gate",
-           "mmlong.apps.bench.hour_segments", "mmlong.sampling.coverage"]
+           "mmlong.apps.bench.hour_segments", "mmlong.apps.bench.hour", "mmlong.sampling.coverage"]
 
 
 @pytest.mark.parametrize("name", MODULES)

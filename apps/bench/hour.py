@@ -37,8 +37,11 @@ examples:
 """
 #: seconds ``ask --sample fps:1`` took on a 60-minute video on this project's 2-core CPU machine (issue 10)
 FPS1_HOUR_SECONDS = 342.0
-#: the goal for one question about an hour, model load excluded, on that machine
-GOAL_SECONDS = 60.0
+#: the goals for one question about an hour, model load excluded, on that machine (issue 25): a 2 fps hour in
+#: GOAL_SECONDS of wall; any hour within GOAL_FLOOR_RATIO of decoding every frame; a later question in SECOND_SECONDS
+GOAL_SECONDS = 20.0
+GOAL_FLOOR_RATIO = 1.3
+SECOND_SECONDS = 3.0
 #: the second, different question ``bench hour`` times after the first (its frame choice differs)
 SECOND_QUESTION = "Which vehicle can be seen in the video?"
 SECOND_OPTIONS = ("a taxi", "a bicycle", "a sailing boat", "a tractor")
@@ -262,8 +265,7 @@ def run_hour(args: argparse.Namespace) -> int:
         report["cpu_ratio_to_baseline"] = round(runs[0]["cpu_s"] / max(runs[1]["cpu_s"], 1e-9), 3)
     report["speedup"] = round(baseline / max(runs[0]["wall_s"], 1e-9), 2)
     report["ratios"] = _ratios(runs[0], report)
-    report["goal_met"] = bool(runs[0]["correct"] and runs[0]["evidence_within_2s"]
-                              and runs[0]["wall_s"] <= GOAL_SECONDS)
+    report["goals"] = goals(runs[0], report)
     report["threads"] = {"torch": _torch_threads(), "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY")}
     report["load_average_end"] = [round(v, 2) for v in os.getloadavg()]
     if args.json:
@@ -271,6 +273,24 @@ def run_hour(args: argparse.Namespace) -> int:
         return 0
     _print_report(args.video, item, runs, report)
     return 0
+
+
+def goals(run: dict[str, Any], report: dict[str, Any]) -> dict[str, bool | None]:
+    """Each goal met or not (None: not measured in this run); every timing goal also needs the right answer with
+    its evidence within 2 s of the needle.
+
+    >>> met = goals({"correct": True, "evidence_within_2s": True, "wall_s": 30.0},
+    ...             {"ratios": {"wall_to_decode_every_frame": 1.2}, "second_question": {"wall_s": 2.5}})
+    >>> [name for name, ok in met.items() if ok]
+    ['right_within_2s', 'wall_le_1.3x_decode_every_frame', 'second_question_le_3s']
+    """
+    right = bool(run["correct"] and run["evidence_within_2s"])
+    ratio = report.get("ratios", {}).get("wall_to_decode_every_frame")
+    second = report.get("second_question")
+    return {"right_within_2s": right, f"wall_le_{GOAL_SECONDS:g}s": right and run["wall_s"] <= GOAL_SECONDS,
+            f"wall_le_{GOAL_FLOOR_RATIO:g}x_decode_every_frame": None if ratio is None else
+            right and ratio <= GOAL_FLOOR_RATIO,
+            f"second_question_le_{SECOND_SECONDS:g}s": None if second is None else second["wall_s"] <= SECOND_SECONDS}
 
 
 def _ratios(run: dict[str, Any], report: dict[str, Any]) -> dict[str, float]:
@@ -313,8 +333,8 @@ def _print_report(video: str, item: dict[str, Any], runs: list[dict[str, Any]], 
           f"wall ({report['speedup']:g}x faster), model load excluded")
     print(f"  load average {report['load_average_start']} -> {report['load_average_end']} on {report['cores']} "
           f"cores, torch threads {report['threads']['torch']}, OMP_WAIT_POLICY={report['threads']['omp_wait_policy']}")
-    print(f"  goal (right answer, evidence within 2 s, <= {GOAL_SECONDS:g} s wall): "
-          f"{'met' if report['goal_met'] else 'not met'}")
+    print("  goals: " + ", ".join(f"{name} {'not measured' if met is None else 'met' if met else 'not met'}"
+                                  for name, met in report["goals"].items()))
 
 
 def _torch_threads() -> int:
