@@ -31,7 +31,7 @@ from mmlong.models.socratic.kind_rules import (
     timeline_relevance,
     when_scores,
 )
-from mmlong.models.socratic.segments import Shots, assign, features_of, find_shots, shot_episodes
+from mmlong.models.socratic.segments import Shots, assign, features_of, find_shots, robust_z, shot_episodes
 from mmlong.question_kinds import QuestionKind, split_items
 
 #: kinds whose multiple choice a rule of :mod:`mmlong.models.socratic.kind_rules` decides
@@ -79,12 +79,15 @@ class Curves:
         return [(float(shots.starts[c]), float(scores[r, c])) for r, c in enumerate(cols)]
 
     def left_out(self, texts: Sequence[str]) -> torch.Tensor | None:
-        """``[K]`` per text, the best total ``S`` of the *other* texts assigned to distinct shots: the text
+        """``[K]`` per text, the best total robust z-score (of ``S`` over the shots) of the *other* texts assigned
+        to distinct shots: the text
         whose leaving out explains the shots best is the one never shown; None with too few shots."""
         shots = self.shots
         if shots is None or len(shots) < len(texts) or len(texts) < 2:
             return None
-        scores = shots.scores(self.of(list(texts)))
+        # each text's scores on its own scale (robust z over the shots): a thing the classifier matches weakly
+        # even where it is shown is not taken for the one never shown
+        scores = torch.stack([robust_z(row) for row in shots.scores(self.of(list(texts)))])
         return torch.tensor([assign(torch.cat([scores[:k], scores[k + 1:]]))[1] for k in range(len(texts))],
                             dtype=torch.float64)
 
