@@ -1,5 +1,5 @@
-"""Segment first, then match: the video's shots, the brief foreign ones among them, and named things assigned to
-shots with competition.
+"""Segment first, then match: the video's shots, the showings of a named thing among them, and named things
+assigned to shots with competition.
 
 An image classifier's relevance to a text is noisy on footage it does not know (ConSE matches cyclists to "a
 motorcycle" and dark footage of the Earth to "a temple"), so rules that threshold each moment's relevance on
@@ -9,16 +9,13 @@ rules of :mod:`mmlong.models.socratic.kind_choice` therefore segment the timelin
 things to segments second:
 
 - **shots**: the image moments in time order, cut between neighbours whose feature cosine is below ``CUT``
-  (shot-boundary detection by feature difference);
-- **novelty** of a shot ``s``: ``1 - c_k(s)``, ``c_k(s)`` the ``k``-th largest of ``max_{l in s, m in s'}
-  cos(f_l, f_m)`` over the other shots ``s'`` (``k = max(MIN_TWINS, share * shots)``): a thing shown up to
-  ``k - 1`` times has that many twins and still stands out, while footage that recurs (a loop, a long scene
-  cut into many shots) has at least ``k`` look-alikes;
-- **brief foreign shots** (:func:`foreign`): shots whose novelty is an outlier among the shots
-  (``novelty >= median + NOVEL_SPREAD * MAD``, a robust z-score) and which last less than ``BRIEF_SHARE`` of
-  the video;
+  (shot-boundary detection by feature difference): a brief thing shown cuts in and out of the footage, so its
+  showing is one shot;
 - **score** ``S[x, s] = max_{l in s} p(x, l)``: a named thing's presence (relevance over its median moment,
   :func:`~mmlong.models.socratic.kind_rules.presence`) at its best moment in the shot;
+- **showings** of one thing (:func:`standing_out`): the shots above the widest break of its robust z-scores
+  ``(S - median) / (1.4826 MAD)`` over the shots, when they stand out of the video's own baseline (steady
+  footage that resembles a text a little is that text's baseline, a brief photo of it a spike);
 - **assignment** (:func:`assign`): named things to *distinct* shots maximising ``sum S`` (exhaustive search,
   the assignment problem of Kuhn 1955 at the sizes questions have), so two things shown in turn cannot both
   claim the same showing and a thing with no showing of its own is left with a weak one.
@@ -41,14 +38,6 @@ from mmlong.models.socratic.kind_rules import Timeline
 
 #: consecutive image moments less alike than this (feature cosine) are in different shots
 CUT = 0.6
-#: a thing shown fewer than this many times is still foreign (its showings are each other's only twins)
-MIN_TWINS = 5
-#: share of the shots a foreign thing's showings stay under (k grows with long, many-shot videos)
-TWIN_SHARE = 0.1
-#: how many MADs above the median novelty a foreign shot stands
-NOVEL_SPREAD = 3.0
-#: a brief shot lasts less than this share of the video
-BRIEF_SHARE = 0.2
 #: robust z-score (over the shots) at which a thing's match to a shot stands out of the video's baseline
 STANDS_OUT = 2.0
 #: least gap (robust standard deviations) between a thing's showings and the rest of its matches
@@ -60,13 +49,11 @@ CANDIDATES = 8
 @dataclass(frozen=True)
 class Shots:
     """Shots of a timeline. ``members``: per shot, its moments' timeline indices (image moments, time order);
-    ``starts``/``ends`` [N] seconds; ``novelty`` [N]; ``foreign`` [N] bool (brief foreign shots)."""
+    ``starts``/``ends`` [N] seconds (its first and last moment)."""
 
     members: list[list[int]]
     starts: torch.Tensor
     ends: torch.Tensor
-    novelty: torch.Tensor
-    foreign: torch.Tensor
 
     def __len__(self) -> int:
         return len(self.members)
@@ -104,28 +91,9 @@ def find_shots(timeline: Timeline, features: torch.Tensor) -> Shots:
             members[-1].append(i)
         else:
             members.append([i])
-    n = len(members)
     starts = torch.tensor([float(timeline.times[m[0]]) for m in members], dtype=torch.float64)
     ends = torch.tensor([float(timeline.times[m[-1]]) for m in members], dtype=torch.float64)
-    seconds = torch.tensor([float(timeline.weights[m].sum()) for m in members], dtype=torch.float64)
-    if n < 2:
-        zeros = torch.zeros(n, dtype=torch.float64)
-        return Shots(members, starts, ends, zeros, torch.zeros(n, dtype=torch.bool))
-    sim = features[image] @ features[image].T
-    where = {i: k for k, i in enumerate(image)}
-    shot_sim = torch.full((n, n), -1.0, dtype=torch.float64)
-    for a in range(n):
-        rows = [where[i] for i in members[a]]
-        for b in range(n):
-            if a != b:
-                shot_sim[a, b] = sim[rows][:, [where[i] for i in members[b]]].max()
-    k = min(n - 1, max(MIN_TWINS, round(TWIN_SHARE * n)))
-    novelty = 1.0 - shot_sim.topk(k, dim=1).values[:, -1]
-    med = novelty.median()
-    mad = (novelty - med).abs().median()
-    brief = seconds < BRIEF_SHARE * max(timeline.duration, 1e-9)
-    foreign = (novelty >= med + NOVEL_SPREAD * 1.4826 * mad) & brief & (novelty > med)
-    return Shots(members, starts, ends, novelty, foreign)
+    return Shots(members, starts, ends)
 
 
 def assign(scores: torch.Tensor) -> tuple[list[int], float]:
