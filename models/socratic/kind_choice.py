@@ -79,17 +79,17 @@ class Curves:
         return [(float(shots.starts[c]), float(scores[r, c])) for r, c in enumerate(cols)]
 
     def left_out(self, texts: Sequence[str]) -> torch.Tensor | None:
-        """``[K]`` per text, the best total robust z-score (of ``S`` over the shots) of the *other* texts assigned
-        to distinct shots: the text
-        whose leaving out explains the shots best is the one never shown; None with too few shots."""
+        """``[K]`` how absent each text looks: the texts are assigned to distinct shots by ``S`` (which shot each
+        one is, decided by competition in common units), then each is judged on its own scale, ``-z`` of its
+        ``S`` at its shot (robust z over the shots: a thing the classifier matches weakly even where it is
+        shown is not taken for the one never shown); None with fewer shots than texts."""
         shots = self.shots
         if shots is None or len(shots) < len(texts) or len(texts) < 2:
             return None
-        # each text's scores on its own scale (robust z over the shots): a thing the classifier matches weakly
-        # even where it is shown is not taken for the one never shown
-        scores = torch.stack([robust_z(row) for row in shots.scores(self.of(list(texts)))])
-        return torch.tensor([assign(torch.cat([scores[:k], scores[k + 1:]]))[1] for k in range(len(texts))],
-                            dtype=torch.float64)
+        raw = shots.scores(self.of(list(texts)))
+        cols, _ = assign(raw)
+        z = torch.stack([robust_z(row) for row in raw])
+        return torch.tensor([-float(z[k, c]) for k, c in enumerate(cols)], dtype=torch.float64)
 
     def counted(self, text: str) -> list[tuple[float, float]] | None:
         """``[(start, end)]`` of the shots where ``text`` stands out (:func:`shot_episodes`), or None."""
@@ -235,7 +235,7 @@ def choose_by_kind(kind: QuestionKind, options: Sequence[str], curves: Curves,
         kept = curves.left_out(opts)
         if kept is not None:
             scores = kept
-            details["others_explained"] = _rounded(scores)
+            details["absent_z"] = _rounded(scores)
         else:
             scores = absence_scores(curves.competitive(opts))
             details["presence"] = _rounded(-scores)
