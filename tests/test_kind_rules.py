@@ -112,6 +112,17 @@ def test_segments_shots_showings_and_assignment(tokens, encoder):
     assert assign(torch.tensor([[0.9, 0.8], [0.85, 0.1]])) == ([1, 0], pytest.approx(1.65))
 
 
+def test_text_read_counts_as_a_showing(tokens, encoder):
+    from mmlong.experts.base import TimedText
+
+    model = SocraticModel(SocraticModel.Config(scoring="evidence"))
+    said = (TimedText(50.0, 52.0, "text", "TAXI"),)
+    answer = model.answer(tokens, Query("When does the taxi appear?"), encoder=encoder, timed_text=said)
+    assert answer.text.startswith("Taxi is seen at 00:50")  # an on-screen line is a showing, like a shot
+    counted = model.answer(tokens, Query("How many times is a taxi shown?"), encoder=encoder, timed_text=said)
+    assert counted.text.startswith("1 time: taxi is seen at 00:50")
+
+
 class _Moment:
     """An image moment at one instant (what :func:`build_timeline` reads)."""
 

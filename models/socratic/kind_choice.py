@@ -31,7 +31,15 @@ from mmlong.models.socratic.kind_rules import (
     timeline_relevance,
     when_scores,
 )
-from mmlong.models.socratic.segments import Shots, assign, features_of, find_shots, robust_z, shot_episodes
+from mmlong.models.socratic.segments import (
+    Shots,
+    assign,
+    features_of,
+    find_shots,
+    merge_spans,
+    robust_z,
+    shot_episodes,
+)
 from mmlong.question_kinds import QuestionKind, split_items
 
 #: kinds whose multiple choice a rule of :mod:`mmlong.models.socratic.kind_rules` decides
@@ -136,10 +144,16 @@ class Curves:
         return [first_seen(row, self.timeline, self.rule) for row in comp]
 
     def episodes(self, text: str) -> list[tuple[float, float]]:
-        """The separate showings of ``text``: its standing-out shots (:meth:`counted`), else the hysteresis
-        episodes of its presence curve."""
+        """The separate showings of ``text``: its standing-out shots (:meth:`counted`) and the text lines that
+        say it (presence >= 0: half of its words read or heard), else the hysteresis episodes of its presence."""
+        curve = self.of([text])[0]
         found = self.counted(text)
-        return found if found is not None else episodes(self.of([text])[0], self.timeline, self.rule)
+        if found is None:
+            return episodes(curve, self.timeline, self.rule)
+        said = curve.masked_fill(~self.timeline.is_text, float("-inf"))  # lines of text read or heard
+        spoken = episodes(said, self.timeline, EpisodeRule(on_abs=0.0, on_rel=0.0, off_ratio=1.0,
+                                                          gap=self.rule.gap)) if bool((said >= 0).any()) else []
+        return merge_spans([*found, *spoken], self.rule.gap)
 
     def best(self, text: str, count: int = 3) -> list[int]:
         """Moment positions (in the moment list) of ``text``'s best moments, best first."""

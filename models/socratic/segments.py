@@ -143,14 +143,18 @@ def standing_out(scores: torch.Tensor, most: int = 8) -> list[int]:
     return sorted(order[:k].tolist())
 
 
-def shot_episodes(shots: Shots, scores: torch.Tensor, gap: float) -> list[tuple[float, float]]:
-    """``[(start, end)]`` of the shots where ``scores [N]`` stands out (:func:`standing_out`); shots less than
-    ``gap`` s apart are one showing."""
+def merge_spans(spans: Sequence[tuple[float, float]], gap: float) -> list[tuple[float, float]]:
+    """``spans`` in time order, those less than ``gap`` s apart joined."""
     found: list[list[float]] = []
-    for s in standing_out(scores):
-        a, b = float(shots.starts[s]), float(shots.ends[s])
+    for a, b in sorted(spans):
         if found and a - found[-1][1] < gap:
-            found[-1][1] = b
+            found[-1][1] = max(found[-1][1], b)
         else:
             found.append([a, b])
     return [(a, b) for a, b in found]
+
+
+def shot_episodes(shots: Shots, scores: torch.Tensor, gap: float) -> list[tuple[float, float]]:
+    """``[(start, end)]`` of the shots where ``scores [N]`` stands out (:func:`standing_out`); shots less than
+    ``gap`` s apart are one showing."""
+    return merge_spans([(float(shots.starts[s]), float(shots.ends[s])) for s in standing_out(scores)], gap)
