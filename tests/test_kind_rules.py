@@ -95,6 +95,34 @@ def test_episodes_use_hysteresis_and_a_gap(tokens, encoder):
         (1.0, 3.0), (6.0, 6.0)]
 
 
+def test_segments_shots_showings_and_assignment(tokens, encoder):
+    from mmlong.models.socratic.segments import assign, standing_out
+
+    model = SocraticModel(SocraticModel.Config(scoring="evidence"))
+    curves = model.curves(tokens, list(model.transcript(tokens, encoder, merge=False).lines), encoder)
+    shots = curves.shots
+    assert shots is not None and 10 < len(shots) < SECONDS  # footage cut into shots, each photo one shot
+    # the coffee's three showings stand out of the video's own baseline; the rest of its matches do not
+    coffee = standing_out(shots.scores(curves.of(["a cup of coffee"]))[0])
+    assert [float(shots.starts[s]) for s in coffee] == [20.0, 60.0, 95.0]
+    assert [a for a, _ in curves.episodes("a cup of coffee")] == [20.0, 60.0, 95.0]
+    # named things take distinct shots: each its own showing
+    assert [start for start, _ in curves.placed(["a cat", "a rocket", "a cup of coffee"])] == [80.0, 40.0, 20.0]
+    # competition: the best total, not each row's own best (greedy would give row 0 column 0, total 1.0)
+    assert assign(torch.tensor([[0.9, 0.8], [0.85, 0.1]])) == ([1, 0], pytest.approx(1.65))
+
+
+def test_text_read_counts_as_a_showing(tokens, encoder):
+    from mmlong.experts.base import TimedText
+
+    model = SocraticModel(SocraticModel.Config(scoring="evidence"))
+    said = (TimedText(50.0, 52.0, "text", "TAXI"),)
+    answer = model.answer(tokens, Query("When does the taxi appear?"), encoder=encoder, timed_text=said)
+    assert answer.text.startswith("Taxi is seen at 00:50")  # an on-screen line is a showing, like a shot
+    counted = model.answer(tokens, Query("How many times is a taxi shown?"), encoder=encoder, timed_text=said)
+    assert counted.text.startswith("1 time: taxi is seen at 00:50")
+
+
 class _Moment:
     """An image moment at one instant (what :func:`build_timeline` reads)."""
 

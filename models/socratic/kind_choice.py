@@ -31,6 +31,15 @@ from mmlong.models.socratic.kind_rules import (
     timeline_relevance,
     when_scores,
 )
+from mmlong.models.socratic.segments import (
+    Shots,
+    assign,
+    features_of,
+    find_shots,
+    merge_spans,
+    robust_z,
+    shot_episodes,
+)
 from mmlong.question_kinds import QuestionKind, split_items
 
 #: kinds whose multiple choice a rule of :mod:`mmlong.models.socratic.kind_rules` decides
@@ -55,6 +64,47 @@ class Curves:
         self.timeline, self.moments, self.encoder, self.rule = timeline, moments, encoder, rule
         self._cache: dict[str, torch.Tensor] = {}
         self.relevance: dict[str, torch.Tensor] = {}
+        self._shots: Shots | None = None
+        self._shots_done = False
+
+    @property
+    def shots(self) -> Shots | None:
+        """The timeline's :class:`~mmlong.models.socratic.segments.Shots` (None without image features)."""
+        if not self._shots_done:
+            features = features_of(self.timeline, self.moments)
+            self._shots = find_shots(self.timeline, features) if features is not None else None
+            self._shots_done = True
+        return self._shots
+
+    def placed(self, texts: Sequence[str]) -> list[tuple[float, float]] | None:
+        """Each text's showing ``(start s, score S)`` when the texts are assigned to distinct shots
+        (:func:`~mmlong.models.socratic.segments.assign`), or None when there are fewer shots than texts."""
+        shots = self.shots
+        if shots is None or len(shots) < len(texts) or not texts:
+            return None
+        scores = shots.scores(self.of(list(texts)))
+        cols, _ = assign(scores)
+        return [(float(shots.starts[c]), float(scores[r, c])) for r, c in enumerate(cols)]
+
+    def left_out(self, texts: Sequence[str]) -> torch.Tensor | None:
+        """``[K]`` how absent each text looks: the texts are assigned to distinct shots by ``S`` (which shot each
+        one is, decided by competition in common units), then each is judged on its own scale, ``-z`` of its
+        ``S`` at its shot (robust z over the shots: a thing the classifier matches weakly even where it is
+        shown is not taken for the one never shown); None with fewer shots than texts."""
+        shots = self.shots
+        if shots is None or len(shots) < len(texts) or len(texts) < 2:
+            return None
+        raw = shots.scores(self.of(list(texts)))
+        cols, _ = assign(raw)
+        z = torch.stack([robust_z(row) for row in raw])
+        return torch.tensor([-float(z[k, c]) for k, c in enumerate(cols)], dtype=torch.float64)
+
+    def counted(self, text: str) -> list[tuple[float, float]] | None:
+        """``[(start, end)]`` of the shots where ``text`` stands out (:func:`shot_episodes`), or None."""
+        shots = self.shots
+        if shots is None or len(shots) < 3:
+            return None
+        return shot_episodes(shots, shots.scores(self.of([text]))[0], self.rule.gap)
 
     def of(self, texts: Sequence[str]) -> torch.Tensor:
         """``[Q, M]`` presence of ``texts``."""
@@ -85,12 +135,25 @@ class Curves:
         return out
 
     def firsts(self, texts: Sequence[str]) -> list[float]:
-        """When each of ``texts`` is first seen, from its :meth:`competitive` presence."""
+        """When each of ``texts`` is first seen: the shot it is assigned to (:meth:`placed`), else from its
+        :meth:`competitive` presence."""
+        placed = self.placed(texts)
+        if placed is not None:
+            return [start for start, _ in placed]
         comp = self.competitive(texts)
         return [first_seen(row, self.timeline, self.rule) for row in comp]
 
     def episodes(self, text: str) -> list[tuple[float, float]]:
-        return episodes(self.of([text])[0], self.timeline, self.rule)
+        """The separate showings of ``text``: its standing-out shots (:meth:`counted`) and the text lines that
+        say it (presence >= 0: half of its words read or heard), else the hysteresis episodes of its presence."""
+        curve = self.of([text])[0]
+        found = self.counted(text)
+        if found is None:
+            return episodes(curve, self.timeline, self.rule)
+        said = curve.masked_fill(~self.timeline.is_text, float("-inf"))  # lines of text read or heard
+        spoken = episodes(said, self.timeline, EpisodeRule(on_abs=0.0, on_rel=0.0, off_ratio=1.0,
+                                                          gap=self.rule.gap)) if bool((said >= 0).any()) else []
+        return merge_spans([*found, *spoken], self.rule.gap)
 
     def best(self, text: str, count: int = 3) -> list[int]:
         """Moment positions (in the moment list) of ``text``'s best moments, best first."""
@@ -183,8 +246,13 @@ def choose_by_kind(kind: QuestionKind, options: Sequence[str], curves: Curves,
         details.update(target=target, evidence_time=round(tau, 2))
         evidence = curves.best(target, 1)
     elif kind.kind == "absence":
-        scores = absence_scores(curves.competitive(opts))
-        details["presence"] = _rounded(-scores)
+        kept = curves.left_out(opts)
+        if kept is not None:
+            scores = kept
+            details["absent_z"] = _rounded(scores)
+        else:
+            scores = absence_scores(curves.competitive(opts))
+            details["presence"] = _rounded(-scores)
     elif kind.kind == "duration":
         scores = duration_scores(curves.of(opts), timeline, kind.relation != "shortest", curves.rule)
         details["seconds"] = _rounded(scores.abs())

@@ -181,7 +181,8 @@ def open_sentence(kind: QuestionKind, curves: Curves, rarity: torch.Tensor | Non
         evidence = curves.best(target, max(1, len(found)))
         if not found:
             if kind.kind == "count" and kind.relation == "times":
-                return f"0 times: {not_seen(target, curves)}", evidence[:1]
+                # the question takes the thing to be shown; with no showing standing out, once is all it shows
+                return f"Once at most: {not_seen(target, curves)}", evidence[:1]
             if kind.kind == "yesno":
                 return f"No. {not_seen(target, curves)}", evidence[:1]
             return not_seen(target, curves), evidence[:1]
@@ -215,8 +216,8 @@ def open_sentence(kind: QuestionKind, curves: Curves, rarity: torch.Tensor | Non
             curves.best(target or "object", 1)
     named = list_items(target) if kind.kind == "absence" and target else []
     if len(named) > 1:
-        peaks = curves.competitive(named).max(dim=1).values
-        least = int(peaks.argmin())
+        kept = curves.left_out(named)
+        least = int(kept.argmax()) if kept is not None else int(curves.competitive(named).max(dim=1).values.argmin())
         seen = ", ".join(f"{item} ({closest(curves, item).split(' ')[0]})" for k, item in enumerate(named)
                          if k != least)
         return f"{named[least].capitalize()} is never clearly shown; the others are seen: {seen}.", \

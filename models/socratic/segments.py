@@ -1,0 +1,160 @@
+"""Segment first, then match: the video's shots, the showings of a named thing among them, and named things
+assigned to shots with competition.
+
+An image classifier's relevance to a text is noisy on footage it does not know (ConSE matches cyclists to "a
+motorcycle" and dark footage of the Earth to "a temple"), so rules that threshold each moment's relevance on
+its own mistake steady footage for a brief showing. A brief thing shown in a video is instead a *segment*: a
+run of moments that cuts in and out of the surrounding footage and looks like little else in the video. The
+rules of :mod:`mmlong.models.socratic.kind_choice` therefore segment the timeline first and match the named
+things to segments second:
+
+- **shots**: the image moments in time order, cut between neighbours whose feature cosine is below ``CUT``
+  (shot-boundary detection by feature difference): a brief thing shown cuts in and out of the footage, so its
+  showing is one shot;
+- **score** ``S[x, s] = max_{l in s} p(x, l)``: a named thing's presence (relevance over its median moment,
+  :func:`~mmlong.models.socratic.kind_rules.presence`) at its best moment in the shot;
+- **showings** of one thing (:func:`standing_out`): the shots above the widest break of its robust z-scores
+  ``(S - median) / (1.4826 MAD)`` over the shots, when they stand out of the video's own baseline (steady
+  footage that resembles a text a little is that text's baseline, a brief photo of it a spike);
+- **assignment** (:func:`assign`): named things to *distinct* shots maximising ``sum S`` (exhaustive search,
+  the assignment problem of Kuhn 1955 at the sizes questions have), so two things shown in turn cannot both
+  claim the same showing and a thing with no showing of its own is left with a weak one.
+
+>>> assign(torch.tensor([[0.9, 0.8], [0.7, 0.1]]))
+([1, 0], 1.5)
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from mmlong.models.socratic.kind_rules import Timeline
+
+#: consecutive image moments less alike than this (feature cosine) are in different shots
+CUT = 0.6
+#: robust z-score (over the shots) at which a thing's match to a shot stands out of the video's baseline
+STANDS_OUT = 2.0
+#: least gap (robust standard deviations) between a thing's showings and the rest of its matches
+BREAK = 1.0
+#: most candidate shots per named thing the exhaustive assignment searches
+CANDIDATES = 8
+
+
+@dataclass(frozen=True)
+class Shots:
+    """Shots of a timeline. ``members``: per shot, its moments' timeline indices (image moments, time order);
+    ``starts``/``ends`` [N] seconds (its first and last moment)."""
+
+    members: list[list[int]]
+    starts: torch.Tensor
+    ends: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.members)
+
+    def scores(self, curves: torch.Tensor) -> torch.Tensor:
+        """``[Q, N]`` ``S[x, s]``: presence ``curves [Q, M]`` (timeline order) at each shot's best moment."""
+        if not self.members:
+            return curves.new_zeros(curves.shape[0], 0)
+        return torch.stack([curves[:, m].max(dim=1).values for m in self.members], dim=1)
+
+
+def features_of(timeline: Timeline, moments: Sequence[Any]) -> torch.Tensor | None:
+    """``[M, D]`` unit features of the timeline's moments (zeros for text moments), or None when an image
+    moment has no feature."""
+    rows = []
+    for i, pos in enumerate(timeline.positions):
+        feature = getattr(moments[pos], "feature", None)
+        if bool(timeline.is_text[i]):
+            rows.append(None)
+        elif feature is None:
+            return None
+        else:
+            rows.append(feature.flatten().double())
+    dim = next((r.shape[0] for r in rows if r is not None), 1)
+    return F.normalize(torch.stack([r if r is not None else torch.zeros(dim, dtype=torch.float64) for r in rows]),
+                       dim=-1)
+
+
+def find_shots(timeline: Timeline, features: torch.Tensor) -> Shots:
+    """The :class:`Shots` of the image moments (module docstring)."""
+    image = [i for i in range(len(timeline)) if not bool(timeline.is_text[i])]
+    members: list[list[int]] = []
+    for i in image:
+        if members and float(features[members[-1][-1]] @ features[i]) >= CUT:
+            members[-1].append(i)
+        else:
+            members.append([i])
+    starts = torch.tensor([float(timeline.times[m[0]]) for m in members], dtype=torch.float64)
+    ends = torch.tensor([float(timeline.times[m[-1]]) for m in members], dtype=torch.float64)
+    return Shots(members, starts, ends)
+
+
+def assign(scores: torch.Tensor) -> tuple[list[int], float]:
+    """``(column of each row, total)``: rows of ``scores [R, C]`` to distinct columns maximising the total
+    (each row searched over its ``CANDIDATES`` best columns; ``R <= C``)."""
+    rows, cols = scores.shape
+    if rows == 0:
+        return [], 0.0
+    if rows > cols:
+        raise ValueError(f"{rows} things cannot take distinct places among {cols}")
+    pools = [torch.argsort(scores[r], descending=True, stable=True)[:max(CANDIDATES, rows)].tolist()
+             for r in range(rows)]
+    best: tuple[float, list[int]] = (float("-inf"), list(range(rows)))
+    for pick in itertools.product(*pools):
+        if len(set(pick)) < rows:
+            continue
+        total = float(sum(scores[r, c] for r, c in enumerate(pick)))
+        if total > best[0]:
+            best = (total, list(pick))
+    return best[1], best[0]
+
+
+def robust_z(values: torch.Tensor) -> torch.Tensor:
+    """``(v - median) / (1.4826 MAD)``: how far each value stands out of its own distribution (the MAD is
+    floored at a hundredth of the values' range so a flat curve does not divide by zero)."""
+    med = values.median()
+    mad = (values - med).abs().median()
+    floor = 0.01 * float(values.max() - values.min()) + 1e-9
+    return (values - med) / (1.4826 * max(float(mad), floor))
+
+
+def standing_out(scores: torch.Tensor, most: int = 8) -> list[int]:
+    """Shots (indices) where ``scores [N]`` (``S[x, .]``) stands out of the video's own baseline: sort the
+    shots' robust z-scores (:func:`robust_z`) and cut at the widest break among the ``most`` best (a natural
+    break: the showings of one thing score alike, the footage's false matches trail off); the shots above it
+    count when the break is at least ``BREAK`` (robust standard deviations) and the weakest of them stands
+    ``STANDS_OUT`` above the median. Empty when nothing stands out."""
+    if scores.numel() < 3:
+        return []
+    z = robust_z(scores)
+    order = torch.argsort(z, descending=True, stable=True)
+    top = z[order[:min(most + 1, z.numel())]]
+    gaps = top[:-1] - top[1:]
+    k = int(gaps.argmax()) + 1
+    if float(gaps[k - 1]) < BREAK or float(top[k - 1]) < STANDS_OUT:
+        return []
+    return sorted(order[:k].tolist())
+
+
+def merge_spans(spans: Sequence[tuple[float, float]], gap: float) -> list[tuple[float, float]]:
+    """``spans`` in time order, those less than ``gap`` s apart joined."""
+    found: list[list[float]] = []
+    for a, b in sorted(spans):
+        if found and a - found[-1][1] < gap:
+            found[-1][1] = max(found[-1][1], b)
+        else:
+            found.append([a, b])
+    return [(a, b) for a, b in found]
+
+
+def shot_episodes(shots: Shots, scores: torch.Tensor, gap: float) -> list[tuple[float, float]]:
+    """``[(start, end)]`` of the shots where ``scores [N]`` stands out (:func:`standing_out`); shots less than
+    ``gap`` s apart are one showing."""
+    return merge_spans([(float(shots.starts[s]), float(shots.ends[s])) for s in standing_out(scores)], gap)
