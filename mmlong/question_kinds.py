@@ -117,12 +117,15 @@ def _after(pattern: str, text: str) -> str:
 
 def _count_target(q: str) -> tuple[str, str]:
     """``(target, relation)`` of a counting question."""
+    episodes = re.search(r"\b(?:appearances|occurrences|showings|instances|sightings)\s+of\b(.*)", q)
+    if episodes:  # "count the appearances of a tower", "the number of occurrences of X"
+        return phrase(re.split(r"\b(in|during|throughout)\b", episodes.group(1))[0]), "times"
     times = re.search(r"\bhow many\b.*\btimes\b|\bhow often\b|\bnumber of times\b", q) is not None
     if times:
         target = _after(r"\btimes\b|\bhow often\b", q)
         target = re.split(r"\b(shown|seen|appear\w*|visible|happen\w*)\b", target)[0]
         return phrase(target), "times"
-    match = re.search(r"\b(?:how many|number of)\s+(.*)", q)
+    match = re.search(r"\b(?:how many|number of|count(?: the)?)\s+(.*)", q)
     target = match.group(1) if match else ""
     target = re.split(r"\b(are|is|were|was|do|does|did|can|in|on|appear\w*)\b", target)[0]
     return phrase(target), "things"

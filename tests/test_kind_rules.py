@@ -160,6 +160,10 @@ def test_option_spans():
     assert option_span("in the last 10 seconds", 60.0) == (50.0, 60.0)
     assert option_span("after the cat", 60.0, lambda thing: 12.0) == (12.0, 60.0)
     assert option_span("a violin", 60.0) is None
+    # a part less an excluded end: the four options then partition the video, so 15 % is "at the beginning" only
+    halves = ("at the beginning of the video", "in the first half, but not at the beginning",
+              "in the second half, but not at the end", "at the end of the video")
+    assert [option_span(o, 100.0) for o in halves] == [(0.0, 25.0), (25.0, 50.0), (50.0, 75.0), (75.0, 100.0)]
 
 
 def test_negation_inverts_presence(tokens, encoder):

