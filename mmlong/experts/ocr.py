@@ -170,6 +170,7 @@ class _ScanState:
     current: _OpenLine | None = None
     lines: list[TimedText] = field(default_factory=list)
     last_thumb: np.ndarray | None = None
+    fine: bool = False  # a short scan: no gates, detection at the decoded size
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(
         ("frames", "no_edges", "no_text_map", "detected", "recognised"), 0))
 
@@ -210,7 +211,9 @@ class TextExpert(Expert):
         (:mod:`~mmlong.experts.ocr_gate`; 0: no gate); box_iou: IoU at which
         boxes count as the same place; box_threshold: detector box score; text_score: least recognition score of
         a kept box; min_chars: shortest kept line; threads: onnxruntime threads (1: the detector's small inputs
-        gain nothing from more, while idle threads spin; 0: onnxruntime's default)."""
+        gain nothing from more, while idle threads spin; 0: onnxruntime's default); fine_frames: a scan of at most
+        this many frames (a short clip) skips both gates and detects at the decoded size, so small scene text (a
+        taxi's roof sign, gone at 320 px) is read where reading every frame costs a few seconds at most."""
 
         fps: float = 1.0
         max_frames: int = 1800
@@ -226,6 +229,7 @@ class TextExpert(Expert):
         text_score: float = 0.5
         min_chars: int = 2
         threads: int = 1
+        fine_frames: int = 30
 
         def __post_init__(self) -> None:
             if self.fps <= 0 or self.max_frames < 1 or self.det_side < 32 or self.max_side < 32:
@@ -258,12 +262,13 @@ class TextExpert(Expert):
         return self
 
     # ------------------------------------------------------------------ the two models
-    def detect(self, frame: np.ndarray) -> np.ndarray:
-        """Text boxes ``[B, 4, 2]`` (x, y in frame pixels, reading order) of an RGB uint8 frame."""
+    def detect(self, frame: np.ndarray, side: int | None = None) -> np.ndarray:
+        """Text boxes ``[B, 4, 2]`` (x, y in frame pixels, reading order) of an RGB uint8 frame, detected at
+        ``side`` px on the longer side (default ``det_side``; never above the frame's own size)."""
         import cv2
 
         ocr = self.load()._ocr
-        scale = min(1.0, self.config.det_side / max(frame.shape[:2]))
+        scale = min(1.0, (side or self.config.det_side) / max(frame.shape[:2]))
         image = np.ascontiguousarray(frame[..., ::-1])
         if scale < 1.0:  # RapidOCR's own limit only applies above 960 px; the detector runs at det_side here
             size = (max(1, round(frame.shape[1] * scale)), max(1, round(frame.shape[0] * scale)))
@@ -311,12 +316,14 @@ class TextExpert(Expert):
         if frames is None:
             with open_video(video, max_side=cfg.max_side) as source:
                 indices = sampler.sample(source.meta, SampleContext(source=source)).indices
+                state.fine = len(indices) <= cfg.fine_frames
                 for chunk in source.stream(indices, chunk_size=32):
                     self._read_chunk(list(zip(chunk.data.numpy(), chunk.timestamps.tolist())), state)
                 duration = float(source.meta.duration)
         else:
             meta = probe(video)
             picker = _FirstAtOrAfter(sampler.sample(meta).indices.numpy())
+            state.fine = len(picker.targets) <= cfg.fine_frames
             for chunk in frames:
                 kept = [(f, t) for f, t, i in zip(chunk.data.numpy(), chunk.timestamps.tolist(), chunk.indices.tolist())
                         if picker.take(i)]
@@ -344,9 +351,9 @@ class TextExpert(Expert):
                 kinds.append("same")
                 continue
             state.last_thumb = thumb
-            kinds.append("candidate" if edge_density(frame) >= cfg.min_edge_density else "no_edges")
+            kinds.append("candidate" if state.fine or edge_density(frame) >= cfg.min_edge_density else "no_edges")
         candidates = [k for k, kind in enumerate(kinds) if kind == "candidate"]
-        if cfg.gate_side and candidates:
+        if cfg.gate_side and candidates and not state.fine:
             maps = probability_maps(self.load()._ocr.text_det.infer, [chunk[k][0] for k in candidates], cfg.gate_side)
             for k, likely in zip(candidates, text_like_components(maps, min_pixels=cfg.gate_pixels)):
                 kinds[k] = "candidate" if likely else "no_text_map"
@@ -365,7 +372,7 @@ class TextExpert(Expert):
             state.current = self._close(current, state.lines)
             return
         state.counts["detected"] += 1
-        boxes = self.detect(frame)
+        boxes = self.detect(frame, max(frame.shape[:2]) if state.fine else None)
         if len(boxes) == 0:
             state.current = self._close(current, state.lines)
             return
