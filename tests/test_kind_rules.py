@@ -189,6 +189,9 @@ def test_open_summary_and_plain_no_evidence(tokens, encoder):
     summary = ask(tokens, encoder, "What happens in this video?")
     assert summary.details["question"]["kind"] == "topic"
     assert "nothing the image classifier recognises with confidence" in summary.text  # a cartoon: not ImageNet
+    # ... but its closest words for that footage are said (not the brief cat's), before what happens briefly
+    faint = summary.text.split("the closest it comes is ")[1].split(".")[0]
+    assert faint and "cat" not in faint and summary.text.index(faint) < summary.text.index("Egyptian cat")
     assert "Egyptian cat at 01:20" in summary.text  # what happens briefly, with its time
     missing = ask(tokens, encoder, "When does the taxi appear?")
     assert missing.text.startswith("No moment clearly shows taxi; the evidence does not answer this.")
@@ -241,3 +244,16 @@ def test_ask_prints_what_the_question_asks_and_counts(haystack_video, capsys, tm
     out = capsys.readouterr().out
     assert 'asks:     count (times) of "cup of coffee"' in out
     assert "option:   (C) 3" in out
+
+
+def test_a_lasting_on_screen_text_leads_the_summary(tokens, encoder):
+    """A title card or caption on screen for most of the video is what the video shows; a brief one is not."""
+    from mmlong.experts.base import TimedText
+
+    model = SocraticModel(SocraticModel.Config(scoring="evidence"))
+    lasting = (TimedText(0.0, 70.0, "text", "THANKS FOR WATCHING"),)
+    answer = model.answer(tokens, Query("Summarise what the video shows."), encoder=encoder, timed_text=lasting)
+    assert answer.text.startswith('Most of the video (about 58 %) shows the text "THANKS FOR WATCHING" on screen.')
+    brief = (TimedText(50.0, 52.0, "text", "TAXI"),)
+    answer = model.answer(tokens, Query("Summarise what the video shows."), encoder=encoder, timed_text=brief)
+    assert answer.text.startswith("Most of the video") and "shows the text" not in answer.text

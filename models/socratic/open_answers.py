@@ -114,16 +114,47 @@ def quote(lines: Sequence[Any]) -> str:
     return "; ".join(f'"{line.text}" ({format_time(line.start)})' for line in lines[:QUOTED_LINES])
 
 
+def faint_labels(curves: Curves, min_confidence: float, count: int = 2) -> list[str]:
+    """The ``count`` classes with the most probability, weighted by duration, over the image moments no class
+    is named at with ``min_confidence``: the classifier's closest words for footage it does not know."""
+    mass: dict[str, float] = {}
+    for i, moment in _image(curves):
+        if top_label(moment, min_confidence):
+            continue
+        for name, p in getattr(moment, "labels", ()):
+            mass[name] = mass.get(name, 0.0) + float(curves.timeline.weights[i]) * float(p)
+    return [name for name, _ in sorted(mass.items(), key=lambda kv: -kv[1])[:count]]
+
+
+def lasting_text(curves: Curves, least_share: float = 0.3) -> tuple[str, float] | None:
+    """``(text, share)`` of the on-screen line shown longest when its showings cover at least ``least_share`` of
+    the video (a title card or caption that *is* most of the video), else None."""
+    seen: dict[str, float] = {}
+    for line in _said(curves, "text"):
+        seen[line.text] = seen.get(line.text, 0.0) + max(float(line.end) - float(line.start), 1.0)
+    duration = float(curves.timeline.duration)
+    if not seen or duration <= 0:
+        return None
+    text, span = max(seen.items(), key=lambda kv: kv[1])
+    return (text, min(1.0, span / duration)) if span / duration >= least_share else None
+
+
 def summary(curves: Curves, rarity: torch.Tensor | None, min_confidence: float = 0.5) -> str:
-    """What most of the video shows, what happens briefly, the text read and the words heard."""
+    """What most of the video shows (a lasting on-screen text first; for footage the classifier does not know,
+    its closest words), what happens briefly, the text read and the words heard."""
     ranked = dominant(curves, 3, min_confidence)
     unclear = sum(share for name, share in ranked if not name)
     main = [(name, share) for name, share in ranked if name][:2]
     parts = []
+    lasting = lasting_text(curves)
+    if lasting is not None:
+        parts.append(f'Most of the video ({share_phrase(lasting[1])}) shows the text "{lasting[0]}" on screen.')
     if ranked:
         if unclear >= 0.5:
+            faint = faint_labels(curves, min_confidence)
+            closest_words = f"; the closest it comes is {' and '.join(faint)}" if faint else ""
             parts.append(f"Most of the video ({share_phrase(unclear)}) is nothing the image classifier recognises "
-                         "with confidence.")
+                         f"with confidence{closest_words}.")
         if main:
             shown = " and ".join(f"{name} ({share_phrase(share)})" for name, share in main)
             parts.append(f"{'Where it does, it' if unclear >= 0.5 else 'Most of the video'} looks like {shown}.")
