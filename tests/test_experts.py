@@ -232,3 +232,15 @@ def test_edge_density_tells_text_from_flat_graphics_and_keeps_footage():
     photos = [edge_density(fit_frame(sample_image(p), 160, 90)) for p in ("coffee", "chelsea", "rocket")]
     assert max(flat) < 0.02 and min(text) > 0.09 and min(photos) > 0.05
     assert edge_density(caption("coffee", "Meet me", 640, 360)) > 0.1  # measured on the frame scaled to 160 px
+
+
+def test_asr_drops_a_repetition_loop_over_music(asr):
+    """bigbuckbunny's score (no speech): greedy Whisper base loops on "Hmmmm..." for hundreds of characters;
+    Whisper's compression-ratio check drops that segment."""
+    from mmlong.assets.samples import sample_video
+
+    video = sample_video("bigbuckbunny")
+    said = [line.text for line in asr.run(video).lines if line.source == "speech"]
+    assert not any(len(text) > 60 and "mmmmmmmmmm" in text for text in said), said
+    looped = type(asr)(type(asr).Config(compression_ratio_threshold=0.0)).run(video)
+    assert any("mmmmmmmmmm" in line.text for line in looped.lines)  # the loop the check removes

@@ -13,7 +13,10 @@ log-probability checks, which gave different text on re-runs of the same clip), 
 generator is seeded (``seed``) before each run, so a re-run with an empty cache gives the same lines even when a
 config asks for the fallback temperatures. A segment Whisper itself marks as probably not speech
 (``no_speech_prob`` above ``no_speech_threshold`` with a low mean log-probability, Whisper's own rule) is
-dropped. A video without an audio track gives one note line (``no audio track``), never an error; audio in
+dropped, and so is one whose text is too repetitive (its zlib compression ratio above
+``compression_ratio_threshold``, 2.4: Whisper's own check, which would have retried the window at a higher
+temperature; greedy decoding has no retry, and the loop it catches reads "Hmmmm..." for hundreds of characters
+over music). A video without an audio track gives one note line (``no audio track``), never an error; audio in
 which nothing is recognised gives ``no speech recognised``.
 """
 
@@ -29,6 +32,18 @@ from mmlong.experts.base import Expert, ExpertOutput, TimedText
 
 NO_AUDIO = "no audio track"
 NO_SPEECH = "no speech recognised"
+
+
+def compression_ratio(text: str) -> float:
+    """UTF-8 length over zlib-compressed length (Whisper's repetition check).
+
+    >>> round(compression_ratio("The secret word is banana."), 2) < 2.4 < compression_ratio("H" + "m" * 300)
+    True
+    """
+    import zlib
+
+    raw = text.encode("utf-8")
+    return len(raw) / max(1, len(zlib.compress(raw)))
 
 
 def split_at_gaps(words: Any, max_gap: float) -> list[TimedText]:
@@ -68,6 +83,7 @@ class SpeechExpert(Expert):
         vad: skip silence with Silero VAD; word_timestamps: time each word and split segments at gaps longer than
         max_word_gap seconds (off: Whisper's segment times);
         no_speech_threshold / logprob_threshold: Whisper's rule for dropping a segment that is not speech;
+        compression_ratio_threshold: a segment whose text compresses better than this is a decoding loop (0: keep);
         compute_type: CTranslate2 quantisation on CPU; cpu_threads: 0 lets CTranslate2 choose; cache_dir: where
         the packaged weights are joined (default mmlong's cache); temperatures: the decoding temperatures tried in
         turn (default greedy only; faster-whisper's own default adds sampled fallbacks); seed: CTranslate2's random
@@ -81,6 +97,7 @@ class SpeechExpert(Expert):
         max_word_gap: float = 1.0
         no_speech_threshold: float = 0.6
         logprob_threshold: float = -1.0
+        compression_ratio_threshold: float = 2.4
         compute_type: str = "int8"
         cpu_threads: int = 0
         cache_dir: str | None = None
@@ -141,6 +158,8 @@ class SpeechExpert(Expert):
         for seg in segments:
             text = seg.text.strip()
             if not text or (seg.no_speech_prob > cfg.no_speech_threshold and seg.avg_logprob < cfg.logprob_threshold):
+                continue
+            if cfg.compression_ratio_threshold and compression_ratio(text) > cfg.compression_ratio_threshold:
                 continue
             if not seg.words:
                 lines.append(TimedText(float(seg.start), float(seg.end), "speech", text,
