@@ -254,6 +254,12 @@ def test_a_lasting_on_screen_text_leads_the_summary(tokens, encoder):
     lasting = (TimedText(0.0, 70.0, "text", "THANKS FOR WATCHING"),)
     answer = model.answer(tokens, Query("Summarise what the video shows."), encoder=encoder, timed_text=lasting)
     assert answer.text.startswith('Most of the video (about 58 %) shows the text "THANKS FOR WATCHING" on screen.')
+    # the same card read differently each time it comes back is one text, said in its most seen spelling
+    misread = tuple(TimedText(start, start + 14.0, "text", text) for start, text in (
+        (0.0, "THANKSFOR WATCHINO"), (20.0, "THANKS FOR WATCHING"), (40.0, "YHANKS FOR WATCHING"),
+        (60.0, "THANKS FOR WATCHING")))
+    answer = model.answer(tokens, Query("Summarise what the video shows."), encoder=encoder, timed_text=misread)
+    assert answer.text.startswith('Most of the video (about 47 %) shows the text "THANKS FOR WATCHING" on screen.')
     brief = (TimedText(50.0, 52.0, "text", "TAXI"),)
     answer = model.answer(tokens, Query("Summarise what the video shows."), encoder=encoder, timed_text=brief)
     assert answer.text.startswith("Most of the video") and "shows the text" not in answer.text

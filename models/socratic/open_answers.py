@@ -25,6 +25,7 @@ the sentence says so plainly and names the closest moment.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -129,13 +130,25 @@ def faint_labels(curves: Curves, min_confidence: float, count: int = 2) -> list[
 def lasting_text(curves: Curves, least_share: float = 0.3) -> tuple[str, float] | None:
     """``(text, share)`` of the on-screen line shown longest when its showings cover at least ``least_share`` of
     the video (a title card or caption that *is* most of the video), else None."""
-    seen: dict[str, float] = {}
+    from difflib import SequenceMatcher
+
+    groups: list[tuple[str, float, dict[str, float]]] = []  # (key, seconds, seconds per spelling)
     for line in _said(curves, "text"):
-        seen[line.text] = seen.get(line.text, 0.0) + max(float(line.end) - float(line.start), 1.0)
+        key = re.sub(r"\W+", "", line.text.lower())
+        seconds = max(float(line.end) - float(line.start), 1.0)
+        # OCR misreads the same card differently ("THANKSFOR WATCHINO", "YHANKS FOR WATCHING"): one group
+        k = next((k for k, g in enumerate(groups) if SequenceMatcher(None, g[0], key).ratio() >= 0.8), None)
+        if k is None:
+            groups.append((key, seconds, {line.text: seconds}))
+        else:
+            spellings = groups[k][2]
+            spellings[line.text] = spellings.get(line.text, 0.0) + seconds
+            groups[k] = (groups[k][0], groups[k][1] + seconds, spellings)
     duration = float(curves.timeline.duration)
-    if not seen or duration <= 0:
+    if not groups or duration <= 0:
         return None
-    text, span = max(seen.items(), key=lambda kv: kv[1])
+    _, span, spellings = max(groups, key=lambda g: g[1])
+    text = max(spellings.items(), key=lambda kv: kv[1])[0]  # its most seen spelling
     return (text, min(1.0, span / duration)) if span / duration >= least_share else None
 
 
