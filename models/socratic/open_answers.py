@@ -34,6 +34,7 @@ import torch
 from mmlong.experts.base import format_span, format_time
 from mmlong.models.socratic.grounding import line_says
 from mmlong.models.socratic.kind_choice import Curves, counts_people, people_counts
+from mmlong.models.socratic.segments import merge_spans
 from mmlong.question_kinds import QuestionKind, list_items
 
 #: most brief moments a summary names
@@ -128,28 +129,34 @@ def faint_labels(curves: Curves, min_confidence: float, count: int = 2) -> list[
 
 
 def lasting_text(curves: Curves, least_share: float = 0.3) -> tuple[str, float] | None:
-    """``(text, share)`` of the on-screen line shown longest when its showings cover at least ``least_share`` of
-    the video (a title card or caption that *is* most of the video), else None."""
+    """``(text, share)`` of the on-screen text that stays longest, when it covers at least ``least_share`` of the
+    video (a title card or caption that *is* most of the video), else None.
+
+    The same card is often read differently each time (OCR misreads: "THANKSFOR WATCHINO", "YHANKS FOR
+    WATCHING"): lines whose letters match at a ratio of 0.8 or more are one text, said in its most seen spelling.
+    The reader keeps a line only while it reads the frames (gated frames and misreads break it), so a text's
+    showings less than ``max(15 s, 5 % of the video)`` apart are one stretch on screen."""
     from difflib import SequenceMatcher
 
-    groups: list[tuple[str, float, dict[str, float]]] = []  # (key, seconds, seconds per spelling)
+    groups: list[tuple[str, list[tuple[float, float]], dict[str, float]]] = []  # (key, spans, seconds per spelling)
     for line in _said(curves, "text"):
         key = re.sub(r"\W+", "", line.text.lower())
-        seconds = max(float(line.end) - float(line.start), 1.0)
-        # OCR misreads the same card differently ("THANKSFOR WATCHINO", "YHANKS FOR WATCHING"): one group
+        span = (float(line.start), max(float(line.end), float(line.start) + 1.0))
         k = next((k for k, g in enumerate(groups) if SequenceMatcher(None, g[0], key).ratio() >= 0.8), None)
         if k is None:
-            groups.append((key, seconds, {line.text: seconds}))
-        else:
-            spellings = groups[k][2]
-            spellings[line.text] = spellings.get(line.text, 0.0) + seconds
-            groups[k] = (groups[k][0], groups[k][1] + seconds, spellings)
+            groups.append((key, [span], {}))
+            k = len(groups) - 1
+        groups[k][1].append(span)
+        groups[k][2][line.text] = groups[k][2].get(line.text, 0.0) + span[1] - span[0]
     duration = float(curves.timeline.duration)
     if not groups or duration <= 0:
         return None
-    _, span, spellings = max(groups, key=lambda g: g[1])
-    text = max(spellings.items(), key=lambda kv: kv[1])[0]  # its most seen spelling
-    return (text, min(1.0, span / duration)) if span / duration >= least_share else None
+    bridge = max(15.0, 0.05 * duration)
+    covered = [sum(b - a for a, b in merge_spans(spans, bridge)) for _, spans, _ in groups]
+    best = max(range(len(groups)), key=lambda k: covered[k])
+    share = min(1.0, covered[best] / duration)
+    text = max(groups[best][2].items(), key=lambda kv: kv[1])[0]
+    return (text, share) if share >= least_share else None
 
 
 def summary(curves: Curves, rarity: torch.Tensor | None, min_confidence: float = 0.5) -> str:
