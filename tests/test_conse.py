@@ -108,3 +108,22 @@ def test_prepare_pixels_resizing_uint8_first_stays_within_a_grey_level():
         gap = ((early - exact) * torch.tensor(std).view(1, 3, 1, 1) * 255.0).abs()
         assert float(gap.max()) <= 1.01 and float(gap.mean()) < 0.5, (resize, float(gap.max()))
         assert float(exact.std()) > 0.5  # a real picture, not a flat frame
+
+
+def test_the_answer_s_encode_keeps_the_exact_resize_and_only_the_scan_resizes_uint8():
+    """The uint8 resize is within a grey level, yet it flipped a held-out open answer between two close
+    moments ("cheetah" -> "reel"), so only the scan's cheap look uses it."""
+    from skimage import data
+
+    from mmlong.encoders.efficientnet import INPUT_SIZE, EfficientNetLite0
+    from mmlong.encoders.preprocess import prepare_pixels
+
+    encoder = EfficientNetLite0()
+    photo = torch.from_numpy(data.chelsea()[None].copy())
+    exact = prepare_pixels(photo, INPUT_SIZE, encoder.mean, encoder.std, resize=encoder.config.resize)
+    assert torch.equal(encoder._pixels(photo), exact)
+    cheap = prepare_pixels(photo, (96, 96), encoder.mean, encoder.std, resize=encoder.config.resize,
+                           resize_uint8=True).contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        scanned = encoder._inference.extract_features(cheap).float().mean(dim=(2, 3))
+    assert torch.allclose(encoder.pooled_features(photo, 96), scanned, atol=1e-6)
