@@ -138,14 +138,9 @@ class EfficientNetLite0(Encoder):
 
         return list(imagenet_class_names())
 
-    def _pixels(self, frames: torch.Tensor, size: tuple[int, int] = INPUT_SIZE, resize_uint8: bool = False
-                ) -> torch.Tensor:
-        """Normalised channels-last pixels; ``resize_uint8`` (the scan's cheap look only) resizes the uint8 pixels
-        first: ~3x less CPU, within a grey level, but enough to flip a close call between two moments, so the
-        full-resolution encode the answer reads keeps the exact float resize."""
+    def _pixels(self, frames: torch.Tensor, size: tuple[int, int] = INPUT_SIZE) -> torch.Tensor:
         pixels = prepare_pixels(
             frames, size, self.mean, self.std, resize=self.config.resize, device=self.device, dtype=self.dtype,
-            resize_uint8=resize_uint8,
         )
         return pixels.contiguous(memory_format=torch.channels_last)
 
@@ -163,7 +158,7 @@ class EfficientNetLite0(Encoder):
             return torch.empty(0, FEATURE_DIM)
 
         def pixels(batch: torch.Tensor) -> torch.Tensor:
-            return self._pixels(batch, (size, size), resize_uint8=True)
+            return self._pixels(batch, (size, size))
 
         grid = encode_batched(frames, self.config.batch_size, pixels, self._inference.extract_features)
         return grid.float().mean(dim=(2, 3))
