@@ -393,10 +393,7 @@ def run(args: argparse.Namespace) -> int:
                 print(f"batch: {summary.failed} item(s) failed (error records in {output}, listed in "
                       f"{summary_path}); every rank finished its share, so the exit status is 0", file=sys.stderr)
         status = int(dist.broadcast(status))
-        # every rank past the last collective before any tears the group down: a rank that destroyed it while
-        # the broadcast's send was still in flight aborted the other ("terminate called without an active
-        # exception", SIGABRT) after a correct merge
-        dist.barrier()
+        dist.barrier()  # no rank tears the group down while the broadcast's send is in flight (SIGABRT otherwise)
         return status
     finally:
         dist.close()
