@@ -181,6 +181,7 @@ def measure(adapter: Any, frames: int, side: int, dtype: str, arch: Any = None) 
 def check(sizes: Sequence[str], frame_counts: Sequence[int], side: int, dtype: str = "float32",
           device: str = "cpu") -> list[dict[str, Any]]:
     """One row per (shape, frames): measured and estimated peak and FLOPs, and their ratios."""
+    from mmlong.apps.bench.plan_family import compare_row
     from mmlong.apps.bench.prefill import TEXT_AFTER, TEXT_BEFORE
     from mmlong.planning.estimate import estimate, frame_plan
     from mmlong.planning.shapes import named_shape
@@ -193,14 +194,7 @@ def check(sizes: Sequence[str], frame_counts: Sequence[int], side: int, dtype: s
             measured = measure(adapter, frames, side, dtype)
             plan = frame_plan(shape, frames, side, side, text_tokens=TEXT_BEFORE + TEXT_AFTER,
                               chunk_frames=adapter.config.frames_per_batch)
-            est = estimate(shape, plan, dtype)
-            rows.append({
-                "size": size, "frames": frames, "resolution": side, **measured,
-                "planned_visual_tokens": plan.visual_tokens, "estimated_peak_bytes": est.peak,
-                "estimated_flops": int(est.flops),
-                "memory_ratio": round(est.peak / measured["peak_bytes"], 3),
-                "flops_ratio": round(est.flops / measured["flops"], 3),
-            })
+            rows.append(compare_row(size, frames, side, measured, plan, estimate(shape, plan, dtype)))
         del adapter
     return rows
 

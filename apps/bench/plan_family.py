@@ -97,16 +97,17 @@ def check_families(specs: Sequence[str], frame_counts: Sequence[int], side: int,
             text = TEXT_BEFORE + TEXT_AFTER + blocks * sum(BLOCK_TEXT[shape.family])
             plan = frame_plan(shape, frames, side, side, text_tokens=text,
                               chunk_frames=int(getattr(adapter.config, "frames_per_batch", 16)), **plan_pixels(shape))
-            est = estimate(shape, plan, dtype)
-            rows.append({
-                "size": spec, "frames": frames, "resolution": side, **measured,
-                "planned_visual_tokens": plan.visual_tokens, "estimated_peak_bytes": est.peak,
-                "estimated_flops": int(est.flops),
-                "memory_ratio": round(est.peak / measured["peak_bytes"], 3),
-                "flops_ratio": round(est.flops / measured["flops"], 3),
-            })
+            rows.append(compare_row(spec, frames, side, measured, plan, estimate(shape, plan, dtype)))
         del adapter
     return rows
+
+
+def compare_row(size: str, frames: int, side: int, measured: dict[str, Any], plan: Any, est: Any) -> dict[str, Any]:
+    """One ``bench plan`` row: the measured figures beside the planner's, and their ratios."""
+    return {"size": size, "frames": frames, "resolution": side, **measured,
+            "planned_visual_tokens": plan.visual_tokens, "estimated_peak_bytes": est.peak,
+            "estimated_flops": int(est.flops), "memory_ratio": round(est.peak / measured["peak_bytes"], 3),
+            "flops_ratio": round(est.flops / measured["flops"], 3)}
 
 
 def meta_flops(name: str, frames: int, side: int = 448, text_tokens: int = 60) -> dict[str, Any]:
