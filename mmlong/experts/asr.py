@@ -34,18 +34,6 @@ NO_AUDIO = "no audio track"
 NO_SPEECH = "no speech recognised"
 
 
-def compression_ratio(text: str) -> float:
-    """UTF-8 length over zlib-compressed length (Whisper's repetition check).
-
-    >>> round(compression_ratio("The secret word is banana."), 2) < 2.4 < compression_ratio("H" + "m" * 300)
-    True
-    """
-    import zlib
-
-    raw = text.encode("utf-8")
-    return len(raw) / max(1, len(zlib.compress(raw)))
-
-
 def split_at_gaps(words: Any, max_gap: float) -> list[TimedText]:
     """Speech lines from timed words (``.word``, ``.start``, ``.end``, ``.probability``), split where a word starts
     more than ``max_gap`` seconds after the previous one ended.
@@ -83,7 +71,8 @@ class SpeechExpert(Expert):
         vad: skip silence with Silero VAD; word_timestamps: time each word and split segments at gaps longer than
         max_word_gap seconds (off: Whisper's segment times);
         no_speech_threshold / logprob_threshold: Whisper's rule for dropping a segment that is not speech;
-        compression_ratio_threshold: a segment whose text compresses better than this is a decoding loop (0: keep);
+        compression_ratio_threshold: a segment whose text compresses better than this (the segment's own zlib
+        ratio, as faster-whisper reports it) is a decoding loop (0: keep);
         compute_type: CTranslate2 quantisation on CPU; cpu_threads: 0 lets CTranslate2 choose; cache_dir: where
         the packaged weights are joined (default mmlong's cache); temperatures: the decoding temperatures tried in
         turn (default greedy only; faster-whisper's own default adds sampled fallbacks); seed: CTranslate2's random
@@ -159,7 +148,7 @@ class SpeechExpert(Expert):
             text = seg.text.strip()
             if not text or (seg.no_speech_prob > cfg.no_speech_threshold and seg.avg_logprob < cfg.logprob_threshold):
                 continue
-            if cfg.compression_ratio_threshold and compression_ratio(text) > cfg.compression_ratio_threshold:
+            if cfg.compression_ratio_threshold and seg.compression_ratio > cfg.compression_ratio_threshold:
                 continue
             if not seg.words:
                 lines.append(TimedText(float(seg.start), float(seg.end), "speech", text,
