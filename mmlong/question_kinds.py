@@ -45,6 +45,10 @@ WHOLE_TIMELINE = frozenset({"topic", "count", "duration"})
 
 _NEGATION = re.compile(r"\b(never|not|n't|except|isn't|wasn't|aren't|weren't|doesn't|don't|didn't|absent|"
                        r"missing|without|none of)\b|n't\b")
+#: a question asking what is written or shown as text (``appear`` with relation ``text``)
+_READ = re.compile(r"\bwhat (?:text|words?|writing|caption|title|letters)\b"
+                   r"|\bwhat\b.*\b(?:written|printed|displayed as text)\b"
+                   r"|\bwhat does (?:the |a |this )?(?:sign|card|caption|screen|text|banner|title)\b.*\bsay\b")
 _COUNT = re.compile(r"\bhow many\b|\bhow often\b|\bnumber of\b|\bhow much times\b|\bcount\b")
 _ORDER = re.compile(r"\border\b|\bsequence\b|\bchronolog|\bwhat (happens|is shown|comes|appears) (first|last)\b|"
                     r"\b(first|last|earliest|latest)\b.*\b(shown|seen|appear|happen|come)|"
@@ -227,4 +231,6 @@ def understand(question: str, options: Sequence[str] = ()) -> QuestionKind:
         if pattern.search(q):
             target = phrase(re.sub(pattern, " ", q))
             return QuestionKind("attribute", target, relation)
+    if _READ.search(q):  # "what text is on screen", "what is written", "what does the sign say"
+        return QuestionKind("appear", "" if opts else phrase(q), "text")
     return QuestionKind("appear", "" if opts else phrase(q))

@@ -267,3 +267,16 @@ def test_a_lasting_on_screen_text_leads_the_summary(tokens, encoder):
     brief = (TimedText(50.0, 52.0, "text", "TAXI"),)
     answer = model.answer(tokens, Query("Summarise what the video shows."), encoder=encoder, timed_text=brief)
     assert answer.text.startswith("Most of the video") and "shows the text" not in answer.text
+
+
+def test_asked_what_is_written_the_answer_is_the_text_read_not_a_label(tokens, encoder):
+    """"What text is on screen?" matched the word "text" against class names ("switch", "web site") although the
+    reader had the line; it is answered from the lines read."""
+    from mmlong.experts.base import TimedText
+
+    model = SocraticModel(SocraticModel.Config(scoring="evidence"))
+    said = (TimedText(50.0, 52.0, "text", "TAXI"),)
+    for question in ("What text is on screen?", "What is written on screen?", "What does the sign say?"):
+        answer = model.answer(tokens, Query(question), encoder=encoder, timed_text=said)
+        assert answer.text == 'On screen: "TAXI" (00:50).', (question, answer.text)
+    assert model.answer(tokens, Query("What text is on screen?"), encoder=encoder).text == "No text was read on screen."

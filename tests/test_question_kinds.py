@@ -34,7 +34,10 @@ ORDER_OPTIONS = ("a cat, then a rocket", "a rocket, then a cat")
     ("Is there a dog in the video?", (), "yesno", "dog", ""),
     ("Is there a dog in the video?", ("yes", "no"), "yesno", "dog", ""),
     ("What object is briefly shown in the video?", ("a cat", "a rocket"), "appear", "", ""),
-    ("What is the secret word written in the video?", ("banana", "violin"), "appear", "", ""),
+    ("What is the secret word written in the video?", ("banana", "violin"), "appear", "", "text"),
+    ("What text is on screen?", (), "appear", "text", "text"),
+    ("What does the sign say?", (), "appear", "sign say", "text"),
+    ("What animal appears?", (), "appear", "animal", ""),
 ])
 def test_kind_and_target(question, options, kind, target, relation):
     decided = understand(question, options)

@@ -10,6 +10,7 @@ timeline and rules as multiple choice (:mod:`mmlong.models.socratic.kind_rules`)
   stretches where they are seen, and that one frame's count is beyond the image classifier);
 - ``when``: the target's evidence time and its part of the video ("in the first quarter", "near the end");
 - ``order``: the things seen, in the order they first come (or the first thing after/before an anchor);
+- ``appear`` asking what is written ("What text is on screen?"): the on-screen lines read, never a class label;
 - ``duration``: the seconds of the target's episodes;
 - ``yesno``: yes with the time, or no;
 - ``attribute``: what the evidence can and cannot tell (an ImageNet classifier names objects, not colours);
@@ -277,6 +278,11 @@ def open_sentence(kind: QuestionKind, curves: Curves, rarity: torch.Tensor | Non
         main = ", ".join(name for name, _ in dominant(curves, 3, min_confidence) if name)
         return (f"The evidence cannot list what is not shown; the video shows mostly {main or 'nothing recognisable'}."
                 ), []
+    if kind.relation == "text" and best_source != "text":  # asked what is written: the text read, not a label
+        read = _said(curves, "text")
+        if not read:
+            return "No text was read on screen.", []
+        return f"On screen: {quote(read)}.", []
     if not best_words:
         return "Nothing in the video answers this.", []
     when = format_time(best_time) if best_time is not None else ""
