@@ -297,3 +297,15 @@ def test_suggestions_fit_when_applied(qwen_dir, clip):
                   "--max-side": {"max_side": int(value) if value.isdigit() else value}}[flag]
         changed = resolve(preset="qwen2-vl", flags={**flags, **change})  # the suggested flags, resolved again
         assert plan_run(changed, meta, shape, pixels).estimate.peak <= budget, fix
+
+
+def test_a_chain_the_plan_cannot_run_says_why():
+    """`plan --compress pool:auto` without a token budget said only "chain not simulated (ConfigError)"."""
+    from mmlong.compressors.base import Chain
+    from mmlong.planning.fit import chain_tokens
+    from mmlong.registry import COMPRESSORS
+
+    chain = Chain([COMPRESSORS.create("pool", factor="auto")])
+    tokens, note = chain_tokens(chain, (4, 6, 6), None)
+    assert tokens is None and "pool:auto needs a token budget" in note and "planned uncompressed" in note
+    assert chain_tokens(chain, (4, 6, 6), 36)[0] <= 36  # with a token budget it runs

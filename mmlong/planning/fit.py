@@ -88,6 +88,12 @@ def sampled_frames(sampler: Any, meta: Any) -> int:
     return min(int(frames), int(meta.num_frames))
 
 
+def _reason(err: Exception) -> str:
+    """An error's first line, for a plan's note (its type when it has no text)."""
+    lines = str(err).strip().splitlines()
+    return lines[0] if lines else type(err).__name__
+
+
 def chain_tokens(chain: Any, grid: tuple[int, int, int], budget: int | None) -> tuple[int | None, str]:
     """Tokens left by the pre-LLM steps of ``chain`` (a :class:`~mmlong.compressors.base.Chain`) on a
     ``(T, H, W)`` grid: run on placeholder features.
@@ -108,8 +114,8 @@ def chain_tokens(chain: Any, grid: tuple[int, int, int], budget: int | None) -> 
         out = chain(tokens, CompressContext(budget=budget))
     except Exception as err:  # e.g. a query-aware step without a query
         if budget is not None:
-            return budget, f"chain not simulated ({type(err).__name__}); planned at the token budget"
-        return None, f"chain not simulated ({type(err).__name__}); planned uncompressed"
+            return budget, f"chain not simulated ({_reason(err)}); planned at the token budget"
+        return None, f"chain not simulated ({_reason(err)}); planned uncompressed"
     return out.num_tokens, "chain simulated on placeholder features"
 
 
