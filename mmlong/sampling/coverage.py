@@ -27,6 +27,13 @@ against its target alone (its options are numbers or lengths, which no frame sho
 changes the share the best matches otherwise take (each appearance of a repeated target begins and ends with
 a change, while its twins keep it from being rare).
 
+Questions about several showings (how many times, in which order, which is never shown, how long) also need
+every brief showing seen, and in footage that cuts every few seconds neither rarity nor cuts single them out
+(a thing shown three times has twins; a montage's cuts outnumber the frames). For them the scan's *seldom
+seen* seconds come first (:func:`seldom_seen`): a second whose look (feature cosine at least ``SCAN_TWIN``)
+the video shows for at most ``max(12 s, 2 %)`` of its scanned seconds gets a frame, the seldomest first, up to
+half the frames; footage, however it is cut, recurs and is left to the other picks.
+
 The pipeline then decodes and encodes only those ``frames`` at full resolution. Registered as ``coverage``:
 ``coverage:64[,scan_fps=1][,scan_size=96][,scan_reuse=2]``.
 """
@@ -44,8 +51,13 @@ from mmlong.qa import Query
 from mmlong.question_kinds import HOLISTIC, WHOLE_TIMELINE, understand
 from mmlong.sampling.basic import FpsSampler, SampleContext, Sampled, Sampler, uniform_indices
 from mmlong.sampling.scan import frames_around, require_scan_context, scan_cache_key
-from mmlong.scoring.frames import brief_rarity, diverse_top, novelty, query_texts
+from mmlong.scoring.frames import brief_rarity, diverse_top, novelty, query_texts, twin_counts
 from mmlong.types import Frames, VideoMeta, VisualTokens
+
+#: scanned seconds at least this alike (pooled-feature cosine at the scan's small size) show the same thing
+SCAN_TWIN = 0.8
+#: kinds whose answer needs every brief showing: their frames go first to the seldom-seen seconds
+SHOWINGS = frozenset({"count", "order", "absence", "duration"})
 
 
 def scan_thumbnails(frames: torch.Tensor, side: int = 16) -> torch.Tensor:
@@ -148,10 +160,24 @@ def moment_scores(features: torch.Tensor, query: Query | None, encoder: Any, tim
     return {"match": match, "rarity": rarity, "change": change.double()}
 
 
+def seldom_seen(features: torch.Tensor, most: int) -> list[int]:
+    """Scanned seconds (indices into ``features [S, D]``) whose look the video shows at most ``most`` times
+    (:func:`~mmlong.scoring.frames.twin_counts` at ``SCAN_TWIN``), the seldomest first (ties in time order).
+
+    >>> f = torch.tensor([[1.0, 0.0]] * 5 + [[0.0, 1.0]] * 2 + [[1.0, 0.0]] * 3 + [[0.6, 0.8]])
+    >>> seldom_seen(f, 2)
+    [10, 5, 6]
+    """
+    counts = twin_counts(features, SCAN_TWIN)
+    order = torch.argsort(counts, stable=True)
+    return [int(i) for i in order if int(counts[i]) <= most]
+
+
 def frame_plan(query: Query | None) -> tuple[str, Query | None]:
     """``(plan, query to match)`` for the question's kind: ``"uniform"`` (holistic kinds: frames evenly over the
-    video), ``"target"`` (counting and duration with a target: match that target, not the options),
-    or ``"match"`` (the default mix of match, change and uniform picks) with the query as asked.
+    video), ``"target"`` (counting and duration with a target: match that target, not the options, and see
+    every seldom-seen second), ``"showings"`` (order and negation: the query as asked, and every seldom-seen
+    second), or ``"match"`` (the default mix of match, change and uniform picks) with the query as asked.
 
     >>> frame_plan(Query("What is this video mostly about?"))[0]
     'uniform'
@@ -166,7 +192,7 @@ def frame_plan(query: Query | None) -> tuple[str, Query | None]:
         return "uniform", query
     if kind.kind in WHOLE_TIMELINE and kind.target:
         return "target", Query(kind.target)
-    return "match", query
+    return ("showings" if kind.kind in SHOWINGS else "match"), query
 
 
 class CoverageSampler(Sampler):
@@ -220,11 +246,17 @@ class CoverageSampler(Sampler):
         wanted = scores["match"] + cfg.rarity_weight * scores["rarity"]
         # counting: every appearance starts and ends with a change (a repeated target has twins, so it is not
         # rare, and a low-resolution scan may not match it), so cuts take the share the best matches take
-        match_share, change_share = (8, 4) if plan == "target" else (4, 8)
+        match_share, change_share = {"target": (8, 4), "showings": (8, 16)}.get(plan, (4, 8))
+        seldom: list[int] = []
+        if plan in ("target", "showings"):  # every brief showing, repeated or not: the seconds seen least
+            seldom = seldom_seen(features, max(12, round(0.02 * len(scan))))[: cfg.frames // 2]
+            change_share = 16
         match_moments = diverse_top(wanted, times, cfg.frames // match_share, cfg.diversity)
         change_moments = diverse_top(scores["change"], times, cfg.frames // change_share, cfg.diversity)
         picked = frames_around(meta, [float(times[i]) + interval / 2 for i in match_moments],
                                [2] * len(match_moments), interval / 2)
+        picked = np.union1d(picked, frames_around(meta, [float(times[i]) + interval / 2 for i in seldom],
+                                                  [1] * len(seldom), 0.0))
         # both scanned seconds around each cut: what began there and what ended there (the inside of a brief
         # event whether the cut is its start or its end)
         picked = np.union1d(picked, frames_around(meta, [float(times[i]) - interval / 2 for i in change_moments],

@@ -107,6 +107,23 @@ def brief_rarity(features: torch.Tensor, times: torch.Tensor, window: float, blo
     return out
 
 
+def twin_counts(features: torch.Tensor, twin: float, block: int = 256) -> torch.Tensor:
+    """``[L, D]`` -> ``[L]``: how many moments (itself included) have a feature cosine of at least ``twin`` with
+    each moment: how much of the video shows the same thing. A thing shown briefly, even several times, has a
+    handful of twins; footage, however it cuts between its scenes, has many. ``block`` rows of the ``[L, L]``
+    similarity at a time.
+
+    >>> twin_counts(torch.tensor([[1.0, 0.0], [1.0, 0.1], [0.0, 1.0], [1.0, 0.0]]), 0.9).tolist()
+    [3, 3, 1, 3]
+    """
+    unit = F.normalize(features.double(), dim=-1)
+    out = torch.zeros(features.shape[0], dtype=torch.long)
+    for start in range(0, features.shape[0], max(1, block)):
+        stop = min(start + max(1, block), features.shape[0])
+        out[start:stop] = ((unit[start:stop] @ unit.T) >= twin).sum(dim=1)
+    return out
+
+
 def score_frames(frame_features: torch.Tensor, query: Query | None, encoder: Any) -> tuple[torch.Tensor, str]:
     """``[F, D]`` frame features -> (``[F]`` scores, method): query relevance when possible, else novelty."""
     if query is not None and query.question.strip() and has_text_side(encoder):

@@ -21,6 +21,7 @@ from mmlong.models.socratic.kind_rules import (
     Timeline,
     absence_scores,
     count_scores,
+    count_value,
     duration_scores,
     episodes,
     first_seen,
@@ -36,6 +37,7 @@ from mmlong.models.socratic.segments import (
     assign,
     features_of,
     find_shots,
+    likeliest_look,
     merge_spans,
     robust_z,
     shot_episodes,
@@ -77,34 +79,45 @@ class Curves:
         return self._shots
 
     def placed(self, texts: Sequence[str]) -> list[tuple[float, float]] | None:
-        """Each text's showing ``(start s, score S)`` when the texts are assigned to distinct shots
-        (:func:`~mmlong.models.socratic.segments.assign`), or None when there are fewer shots than texts."""
+        """Each text's showing ``(start s, score S)`` when the texts are assigned to distinct looks
+        (:func:`~mmlong.models.socratic.segments.assign`; the start is the look's first shot), or None when
+        there are fewer looks than texts."""
         shots = self.shots
-        if shots is None or len(shots) < len(texts) or not texts:
+        if shots is None or len(shots.looks) < len(texts) or not texts:
             return None
-        scores = shots.scores(self.of(list(texts)))
+        scores = shots.look_scores(self.of(list(texts)))
         cols, _ = assign(scores)
-        return [(float(shots.starts[c]), float(scores[r, c])) for r, c in enumerate(cols)]
+        return [(shots.spans(c)[0][0], float(scores[r, c])) for r, c in enumerate(cols)]
 
     def left_out(self, texts: Sequence[str]) -> torch.Tensor | None:
-        """``[K]`` how absent each text looks: the texts are assigned to distinct shots by ``S`` (which shot each
-        one is, decided by competition in common units), then each is judged on its own scale, ``-z`` of its
-        ``S`` at its shot (robust z over the shots: a thing the classifier matches weakly even where it is
-        shown is not taken for the one never shown); None with fewer shots than texts."""
+        """``[K]`` how absent each text looks: the texts are assigned to distinct looks by ``S`` (which look
+        each one is, decided by competition in common units), then each is judged on its own scale, ``-z`` of
+        its ``S`` at its look (robust z over the looks: a thing the classifier matches weakly even where it is
+        shown is not taken for the one never shown); None with fewer looks than texts."""
         shots = self.shots
-        if shots is None or len(shots) < len(texts) or len(texts) < 2:
+        if shots is None or len(shots.looks) < max(3, len(texts)) or len(texts) < 2:
             return None
-        raw = shots.scores(self.of(list(texts)))
+        curves = self.of(list(texts))
+        raw, per_shot = shots.look_scores(curves), shots.scores(curves)
         cols, _ = assign(raw)
-        z = torch.stack([robust_z(row) for row in raw])
+        z = torch.stack([robust_z(row, base) for row, base in zip(raw, per_shot)])
         return torch.tensor([-float(z[k, c]) for k, c in enumerate(cols)], dtype=torch.float64)
 
     def counted(self, text: str) -> list[tuple[float, float]] | None:
-        """``[(start, end)]`` of the shots where ``text`` stands out (:func:`shot_episodes`), or None."""
+        """``[(start, end)]`` of the showings of the looks where ``text`` stands out (:func:`shot_episodes`),
+        or None with fewer than three looks."""
         shots = self.shots
-        if shots is None or len(shots) < 3:
+        if shots is None or len(shots.looks) < 3:
             return None
-        return shot_episodes(shots, shots.scores(self.of([text]))[0], self.rule.gap)
+        return shot_episodes(shots, self.of([text])[0], self.rule.gap)
+
+    def likeliest(self, text: str) -> list[tuple[float, float]]:
+        """The showings of the look ``text`` matches best (:func:`likeliest_look`; shots less than the gap apart
+        are one showing), or ``[]``: what a question that takes ``text`` to be shown counts when nothing
+        stands out."""
+        shots = self.shots
+        look = likeliest_look(shots, self.of([text])[0]) if shots is not None else None
+        return merge_spans(shots.spans(look), self.rule.gap) if look is not None else []
 
     def of(self, texts: Sequence[str]) -> torch.Tensor:
         """``[Q, M]`` presence of ``texts``."""
@@ -216,8 +229,11 @@ def choose_by_kind(kind: QuestionKind, options: Sequence[str], curves: Curves,
     elif kind.kind == "count":
         target = kind.target or opts[0]
         found = curves.episodes(target)
+        presumed = not found and all((count_value(o) or 0) >= 1 for o in opts)
+        if presumed:  # the options take it to be shown: the showings of the look most like it
+            found = curves.likeliest(target)
         scores = count_scores(opts, len(found))
-        details.update(target=target, count=len(found), episodes=_spans(found))
+        details.update(target=target, count=len(found), episodes=_spans(found), likeliest_look=presumed)
         evidence = curves.best(target, max(1, len(found)))
     elif kind.kind == "order":
         if kind.relation in ("first", "last", "after", "before") and all(len(split_items(o)) == 1 for o in opts):

@@ -233,7 +233,13 @@ def open_sentence(kind: QuestionKind, curves: Curves, rarity: torch.Tensor | Non
         evidence = curves.best(target, max(1, len(found)))
         if not found:
             if kind.kind == "count" and kind.relation == "times":
-                # the question takes the thing to be shown; with no showing standing out, once is all it shows
+                # the question takes the thing to be shown: with no showing standing out, count the showings
+                # of the look most like it, and say that the match is weak
+                likely = curves.likeliest(target)
+                if likely:
+                    n = len(likely)
+                    return (f"Probably {n} time{'s' if n != 1 else ''}: nothing matches {target} clearly; what "
+                            f"looks most like it is seen at {_times(likely)}."), curves.best(target, n)
                 return f"Once at most: {not_seen(target, curves)}", evidence[:1]
             if kind.kind == "yesno":
                 return f"No. {not_seen(target, curves)}", evidence[:1]
