@@ -31,8 +31,9 @@ Questions about several showings (how many times, in which order, which is never
 every brief showing seen, and in footage that cuts every few seconds neither rarity nor cuts single them out
 (a thing shown three times has twins; a montage's cuts outnumber the frames). For them the scan's *seldom
 seen* seconds come first (:func:`seldom_seen`): a second whose look (feature cosine at least ``SCAN_TWIN``)
-the video shows for at most ``max(12 s, 2 %)`` of its scanned seconds gets a frame, the seldomest first, up to
-half the frames; footage, however it is cut, recurs and is left to the other picks.
+the video shows for at most ``max(12 s, 2 %)`` of its scanned seconds
+(:func:`~mmlong.scoring.frames.seldom_seconds`) gets a frame, the seldomest first, up to half the frames;
+footage, however it is cut, recurs and is left to the other picks.
 
 The pipeline then decodes and encodes only those ``frames`` at full resolution. Registered as ``coverage``:
 ``coverage:64[,scan_fps=1][,scan_size=96][,scan_reuse=2]``.
@@ -51,7 +52,7 @@ from mmlong.qa import Query
 from mmlong.question_kinds import HOLISTIC, WHOLE_TIMELINE, understand
 from mmlong.sampling.basic import FpsSampler, SampleContext, Sampled, Sampler, uniform_indices
 from mmlong.sampling.scan import frames_around, require_scan_context, scan_cache_key
-from mmlong.scoring.frames import brief_rarity, diverse_top, novelty, query_texts, twin_counts
+from mmlong.scoring.frames import brief_rarity, diverse_top, novelty, query_texts, seldom_seconds, twin_counts
 from mmlong.types import Frames, VideoMeta, VisualTokens
 
 #: scanned seconds at least this alike (pooled-feature cosine at the scan's small size) show the same thing
@@ -249,7 +250,8 @@ class CoverageSampler(Sampler):
         match_share, change_share = {"target": (8, 4), "showings": (8, 16)}.get(plan, (4, 8))
         seldom: list[int] = []
         if plan in ("target", "showings"):  # every brief showing, repeated or not: the seconds seen least
-            seldom = seldom_seen(features, max(12, round(0.02 * len(scan))))[: cfg.frames // 2]
+            seldom = seldom_seen(features, round(seldom_seconds(len(scan) / cfg.scan_fps) * cfg.scan_fps))
+            seldom = seldom[: cfg.frames // 2]
             change_share = 16
         match_moments = diverse_top(wanted, times, cfg.frames // match_share, cfg.diversity)
         change_moments = diverse_top(scores["change"], times, cfg.frames // change_share, cfg.diversity)

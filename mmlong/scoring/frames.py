@@ -107,6 +107,12 @@ def brief_rarity(features: torch.Tensor, times: torch.Tensor, window: float, blo
     return out
 
 
+def seldom_seconds(duration: float) -> float:
+    """Seconds of a video of ``duration`` s that a thing seen *seldom* is shown for at most, all showings
+    together: ``max(12 s, 2 %)`` (a photo shown four times for 2-3 s; footage recurs for longer)."""
+    return max(12.0, 0.02 * float(duration))
+
+
 def twin_counts(features: torch.Tensor, twin: float, block: int = 256) -> torch.Tensor:
     """``[L, D]`` -> ``[L]``: how many moments (itself included) have a feature cosine of at least ``twin`` with
     each moment: how much of the video shows the same thing. A thing shown briefly, even several times, has a

@@ -40,6 +40,7 @@ from mmlong.models.socratic.segments import (
     likeliest_look,
     merge_spans,
     robust_z,
+    seldom_looks,
     shot_episodes,
 )
 from mmlong.question_kinds import QuestionKind, split_items
@@ -78,30 +79,47 @@ class Curves:
             self._shots_done = True
         return self._shots
 
+    def candidates(self, needed: int) -> list[int]:
+        """The looks named things are matched to: the seldom-seen looks
+        (:func:`~mmlong.models.socratic.segments.seldom_looks`: things shown briefly) when there are at least
+        ``needed`` of them, else every look; the things an order or negation question names are shown as
+        distinct events, against footage that recurs."""
+        shots = self.shots
+        if shots is None:
+            return []
+        seldom = seldom_looks(shots, self.timeline)
+        return seldom if len(seldom) >= needed else list(range(len(shots.looks)))
+
     def placed(self, texts: Sequence[str]) -> list[tuple[float, float]] | None:
-        """Each text's showing ``(start s, score S)`` when the texts are assigned to distinct looks
-        (:func:`~mmlong.models.socratic.segments.assign`; the start is the look's first shot), or None when
-        there are fewer looks than texts."""
+        """Each text's showing ``(start s, score S)`` when the texts are assigned to distinct candidate looks
+        (:meth:`candidates`, :func:`~mmlong.models.socratic.segments.assign`; the start is the look's first
+        shot), or None when there are fewer looks than texts."""
         shots = self.shots
         if shots is None or len(shots.looks) < len(texts) or not texts:
             return None
-        scores = shots.look_scores(self.of(list(texts)))
+        looks = self.candidates(len(texts))
+        scores = shots.look_scores(self.of(list(texts)))[:, looks]
         cols, _ = assign(scores)
-        return [(shots.spans(c)[0][0], float(scores[r, c])) for r, c in enumerate(cols)]
+        return [(shots.spans(looks[c])[0][0], float(scores[r, c])) for r, c in enumerate(cols)]
 
     def left_out(self, texts: Sequence[str]) -> torch.Tensor | None:
         """``[K]`` how absent each text looks: the texts are assigned to distinct looks by ``S`` (which look
         each one is, decided by competition in common units), then each is judged on its own scale, ``-z`` of
         its ``S`` at its look (robust z over the looks: a thing the classifier matches weakly even where it is
-        shown is not taken for the one never shown); None with fewer looks than texts."""
+        shown is not taken for the one never shown); the looks are the :meth:`candidates` for all texts but
+        one. None with fewer looks than texts."""
         shots = self.shots
         if shots is None or len(shots.looks) < max(3, len(texts)) or len(texts) < 2:
             return None
         curves = self.of(list(texts))
-        raw, per_shot = shots.look_scores(curves), shots.scores(curves)
-        cols, _ = assign(raw)
+        looks = self.candidates(len(texts) - 1)
+        raw, per_shot = shots.look_scores(curves)[:, looks], shots.scores(curves)
+        # with one look fewer than texts, one text takes "not shown" (presence 0, its own median moment)
+        cols, _ = assign(torch.cat([raw, raw.new_zeros(len(texts), 1)], dim=1)) if raw.shape[1] < len(texts) \
+            else assign(raw)
         z = torch.stack([robust_z(row, base) for row, base in zip(raw, per_shot)])
-        return torch.tensor([-float(z[k, c]) for k, c in enumerate(cols)], dtype=torch.float64)
+        return torch.tensor([-float(z[k, c]) if c < z.shape[1] else float("inf") for k, c in enumerate(cols)],
+                            dtype=torch.float64)
 
     def counted(self, text: str) -> list[tuple[float, float]] | None:
         """``[(start, end)]`` of the showings of the looks where ``text`` stands out (:func:`shot_episodes`),

@@ -43,6 +43,7 @@ import torch
 import torch.nn.functional as F
 
 from mmlong.models.socratic.kind_rules import Timeline
+from mmlong.scoring.frames import seldom_seconds
 
 #: consecutive image moments less alike than this (feature cosine) are in different shots
 CUT = 0.6
@@ -211,6 +212,22 @@ def merge_spans(spans: Sequence[tuple[float, float]], gap: float) -> list[tuple[
         else:
             found.append([a, b])
     return [(a, b) for a, b in found]
+
+
+def seldom_looks(shots: Shots, timeline: Timeline) -> list[int]:
+    """Looks the video shows for at most :func:`~mmlong.scoring.frames.seldom_seconds` in all: things shown
+    briefly, against the footage that recurs. A moment stands for the time to its nearest neighbour among the
+    image moments (the local sampling step: frames are dense where the sampler saw something brief, so the
+    half-gaps of ``timeline.weights`` would stretch a 2 s showing over the sparse frames around it)."""
+    most = seldom_seconds(timeline.duration)
+    image = [i for s in shots.members for i in s]
+    times = torch.tensor([float(timeline.times[i]) for i in sorted(image)], dtype=torch.float64)
+    gaps = times.diff()
+    inf = torch.full((1,), float("inf"), dtype=torch.float64)
+    step = torch.minimum(torch.cat([inf, gaps]), torch.cat([gaps, inf])).clamp(max=float(timeline.duration))
+    seconds_of = dict(zip(sorted(image), step.tolist()))
+    seconds = [sum(seconds_of[i] for s in g for i in shots.members[s]) for g in shots.looks]
+    return [g for g, sec in enumerate(seconds) if sec <= most]
 
 
 def likeliest_look(shots: Shots, curve: torch.Tensor) -> int | None:
