@@ -86,7 +86,7 @@ QUESTION_TEXT: dict[str, dict[str, tuple[str, str]]] = {
 #: option texts: the counts 1-4 and the quarters, per wording
 COUNT_OPTIONS = {"tuning": ("1", "2", "3", "4"), "held-out": ("once", "twice", "three times", "four times"),
                  "held-out-2": ("1 time", "2 times", "3 times", "4 times"),
-                 "held-out-3": ("one time", "two times", "three times", "four times")}
+                 "held-out-3": ("exactly one time", "exactly two times", "exactly three times", "exactly four times")}
 QUARTER_OPTIONS = {
     "tuning": ("in the first quarter of the video", "in the second quarter of the video",
                "in the third quarter of the video", "in the last quarter of the video"),

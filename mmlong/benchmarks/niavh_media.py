@@ -60,10 +60,11 @@ def pan_frames(image: np.ndarray, num_frames: int, max_side: int, zoom: float = 
     """A pan and zoom across ``image [H, W, 3]``: ``[num_frames, h, w, 3]`` uint8 with ``w = max_side`` (even)
     and ``h = w / aspect`` (even).
 
-    Frame ``t`` shows the window of the largest ``aspect`` box inside the image scaled by
-    ``1 - (1 - zoom) * e``, ``e = (1 - cos(pi t / (T - 1))) / 2`` (eased), whose centre moves across the room
-    left free from 20 % to 80 % horizontally and from 70 % to 30 % vertically; the window is resampled
-    bilinearly at sub-pixel positions, so the motion is smooth.
+    The first window is the largest ``aspect`` box inside the image, placed 20 % of the way across the room it
+    leaves free horizontally and 70 % of the way down; the last is that box scaled by ``zoom``, placed 80 %
+    across and 30 % down. Frame ``t`` shows the window between them at ``e = (1 - cos(pi t / (T - 1))) / 2``
+    (eased; corners interpolated, so its centre moves steadily right and up and it stays inside the image),
+    resampled bilinearly at sub-pixel positions, so the motion is smooth.
     """
     from PIL import Image
 
@@ -75,12 +76,12 @@ def pan_frames(image: np.ndarray, num_frames: int, max_side: int, zoom: float = 
     box_w = min(pil.width, pil.height * aspect)
     box_h = box_w / aspect
     frames = np.empty((num_frames, height, width, 3), dtype=np.uint8)
+    first = np.array([(pil.width - box_w) * 0.2, (pil.height - box_h) * 0.7, box_w, box_h])  # x0, y0, w, h
+    last = np.array([(pil.width - box_w * zoom) * 0.8, (pil.height - box_h * zoom) * 0.3, box_w * zoom,
+                     box_h * zoom])
     for t in range(num_frames):
         ease = (1 - np.cos(np.pi * t / max(1, num_frames - 1))) / 2
-        scale = 1 - (1 - zoom) * ease
-        w, h = box_w * scale, box_h * scale
-        x0 = (pil.width - w) * (0.2 + 0.6 * ease)
-        y0 = (pil.height - h) * (0.7 - 0.4 * ease)
+        x0, y0, w, h = (1 - ease) * first + ease * last
         frames[t] = np.asarray(pil.resize((width, height), Image.BILINEAR, box=(x0, y0, x0 + w, y0 + h)))
     return frames
 
