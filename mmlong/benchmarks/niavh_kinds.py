@@ -21,9 +21,11 @@ a multiple-choice question and an open question whose gold answer is checked aut
   footage's description named before the distractor's.
 
 The quarter of a ``when`` item and the count of a ``count`` item turn over the cells (``(cell + seed) % 4``),
-so a grid of four cells holds every quarter and every count once. Three sets of question wordings,
-``tuning``, ``held-out`` and ``held-out-2``, keep a set a rule was tuned on apart from the ones it is measured on
-(``held-out-2``: phrasings in the style of MLVU and Video-MME, for a grid kept unseen until a final measurement).
+so a grid of four cells holds every quarter and every count once. Four sets of question wordings,
+``tuning``, ``held-out``, ``held-out-2`` and ``held-out-3``, keep a set a rule was tuned on apart from the ones it
+is measured on (``held-out-2``: phrasings in the style of MLVU and Video-MME; ``held-out-3``: in the style of
+Video-MME, LongVideoBench and NExT-QA, with orders written ``a -> b -> c``; each for a grid kept unseen until a
+final measurement).
 
 >>> quarter_of(20.0, 22.0, 60.0)
 1
@@ -41,7 +43,7 @@ import numpy as np
 from mmlong.benchmarks.niavh_needles import order_options, order_text
 
 QUESTION_KINDS = ("count", "order", "when", "absence", "topic")
-WORDINGS = ("tuning", "held-out", "held-out-2")
+WORDINGS = ("tuning", "held-out", "held-out-2", "held-out-3")
 #: per wording and kind: (multiple-choice question, open question); {target} is the photo's name, {names}
 #: the candidate names in a shuffled order
 QUESTION_TEXT: dict[str, dict[str, tuple[str, str]]] = {
@@ -69,10 +71,22 @@ QUESTION_TEXT: dict[str, dict[str, tuple[str, str]]] = {
         "absence": ("Which object does not appear in the video?", "Which of these never appears: {names}?"),
         "topic": ("What is the main content of this video?", "Summarise what the video shows."),
     },
+    "held-out-3": {
+        "count": ("Throughout the video, how many times does {target} show up?",
+                  "How many separate appearances does {target} make in this video?"),
+        "order": ("Which option gives the correct order in which these show up in the video?",
+                  "Put these in the order they show up in the video: {names}."),
+        "when": ("During which portion of the video does {target} show up?",
+                 "Roughly when in the video is {target} on screen?"),
+        "absence": ("Which of the following is not seen anywhere in the video?",
+                    "One of {names} never shows up in the video. Which one?"),
+        "topic": ("What is the video primarily about?", "Briefly describe the content of this video."),
+    },
 }
 #: option texts: the counts 1-4 and the quarters, per wording
 COUNT_OPTIONS = {"tuning": ("1", "2", "3", "4"), "held-out": ("once", "twice", "three times", "four times"),
-                 "held-out-2": ("1 time", "2 times", "3 times", "4 times")}
+                 "held-out-2": ("1 time", "2 times", "3 times", "4 times"),
+                 "held-out-3": ("exactly one time", "exactly two times", "exactly three times", "exactly four times")}
 QUARTER_OPTIONS = {
     "tuning": ("in the first quarter of the video", "in the second quarter of the video",
                "in the third quarter of the video", "in the last quarter of the video"),
@@ -80,9 +94,13 @@ QUARTER_OPTIONS = {
                  "during the final quarter"),
     "held-out-2": ("at the beginning of the video", "in the first half, but not at the beginning",
                    "in the second half, but not at the end", "at the end of the video"),
+    "held-out-3": ("the opening quarter of the video", "the second quarter of the video",
+                   "the third quarter of the video", "the final quarter of the video"),
 }
 #: the word joining the last two names an order question lists, per wording
-ORDER_CONJUNCTION = {"tuning": "and", "held-out": "or", "held-out-2": "and"}
+ORDER_CONJUNCTION = {"tuning": "and", "held-out": "or", "held-out-2": "and", "held-out-3": "and"}
+#: what joins the names inside an order option, per wording (default ``", then "``)
+ORDER_JOINER = {"held-out-3": " -> "}
 #: a topic item's distractor lasts this share of the video (at least needle_seconds)
 DISTRACTOR_SHARE = 0.05
 
@@ -237,10 +255,11 @@ def build_kind_item(kind: str, cell: int, haystack: np.ndarray, depth: float,
             show(needle, fraction)
         names = _names([n.label for n in chosen], rng, ORDER_CONJUNCTION[ctx.wording] if kind == "order" else "or")
         if kind == "order":
-            options, right = order_options([n.label for n in visible], ctx.num_options, rng)
+            joiner = ORDER_JOINER.get(ctx.wording, ", then ")
+            options, right = order_options([n.label for n in visible], ctx.num_options, rng, joiner)
             fields = {**_mc(mc_text, options, options[right]), "open_question": open_text.format(names=names),
                       "gold": {"type": "order", "references": [n.references for n in visible]},
-                      "references": [order_text([n.label for n in visible])]}
+                      "references": [order_text([n.label for n in visible], joiner)]}
         else:
             absent = chosen[3]
             options = _shuffled([n.label for n in chosen], rng)

@@ -1,6 +1,12 @@
 """The pixels of a NIAVH video: needles (photos, rendered text, inserted clips) fitted to the haystack's frame,
 and haystack footage decoded, varied and looped to any length. :mod:`mmlong.benchmarks.niavh_make` builds the items
 and :mod:`mmlong.benchmarks.niavh_kinds` the question kinds from these.
+
+Footage can also be made from a still photo: the source ``pan:IMAGE`` (an image file, or a scikit-image sample
+name such as ``brick``) is a slow camera pan and zoom across it (the "Ken Burns effect"), :func:`pan_clip`:
+a 4:3 window that starts on the whole image and, over ``PAN_SECONDS``, eases to 60 % of that size while its
+centre drifts from the lower left to the upper right. It is used wherever a video source is (haystacks,
+``--footage``, clip needles) and looped with variations like real footage.
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ from typing import Sequence
 
 import numpy as np
 
-from mmlong.benchmarks.niavh_needles import video_path
+from mmlong.benchmarks.niavh_needles import PAN_PREFIX, video_path
 from mmlong.errors import ConfigError
 
 
@@ -43,9 +49,64 @@ def fit_frame(image: np.ndarray, width: int, height: int) -> np.ndarray:
     return np.asarray(canvas)
 
 
+#: how long one pass of a pan across a still image lasts, and how far it zooms in (the window's final share)
+PAN_SECONDS = 20.0
+PAN_ZOOM = 0.6
+PAN_ASPECT = 4 / 3
+
+
+def pan_frames(image: np.ndarray, num_frames: int, max_side: int, zoom: float = PAN_ZOOM,
+               aspect: float = PAN_ASPECT) -> np.ndarray:
+    """A pan and zoom across ``image [H, W, 3]``: ``[num_frames, h, w, 3]`` uint8 with ``w = max_side`` (even)
+    and ``h = w / aspect`` (even).
+
+    The first window is the largest ``aspect`` box inside the image, placed 20 % of the way across the room it
+    leaves free horizontally and 70 % of the way down; the last is that box scaled by ``zoom``, placed 80 %
+    across and 30 % down. Frame ``t`` shows the window between them at ``e = (1 - cos(pi t / (T - 1))) / 2``
+    (eased; corners interpolated, so its centre moves steadily right and up and it stays inside the image),
+    resampled bilinearly at sub-pixel positions, so the motion is smooth.
+    """
+    from PIL import Image
+
+    if num_frames < 1 or not 0 < zoom <= 1:
+        raise ValueError(f"a pan needs at least one frame and a zoom in (0, 1], got {num_frames}, {zoom}")
+    pil = Image.fromarray(np.ascontiguousarray(image[..., :3]))
+    width = max(2, int(max_side) - int(max_side) % 2)
+    height = max(2, round(width / aspect / 2) * 2)
+    box_w = min(pil.width, pil.height * aspect)
+    box_h = box_w / aspect
+    frames = np.empty((num_frames, height, width, 3), dtype=np.uint8)
+    first = np.array([(pil.width - box_w) * 0.2, (pil.height - box_h) * 0.7, box_w, box_h])  # x0, y0, w, h
+    last = np.array([(pil.width - box_w * zoom) * 0.8, (pil.height - box_h * zoom) * 0.3, box_w * zoom,
+                     box_h * zoom])
+    for t in range(num_frames):
+        ease = (1 - np.cos(np.pi * t / max(1, num_frames - 1))) / 2
+        x0, y0, w, h = (1 - ease) * first + ease * last
+        frames[t] = np.asarray(pil.resize((width, height), Image.BILINEAR, box=(x0, y0, x0 + w, y0 + h)))
+    return frames
+
+
+def pan_clip(source: str, fps: float, max_side: int, seconds: float = PAN_SECONDS) -> np.ndarray:
+    """``pan:IMAGE`` as footage: ``[round(seconds * fps), h, w, 3]`` frames of :func:`pan_frames` (``w`` =
+    ``max_side``, 4:3). IMAGE is an image file or a scikit-image sample name (``brick``, ``grass``, ...)."""
+    from mmlong.assets.samples import sample_images
+
+    name = source[len(PAN_PREFIX):] if source.startswith(PAN_PREFIX) else source
+    if not Path(name).expanduser().is_file() and name not in sample_images():
+        raise ConfigError(f"no such image to pan across (an image file, or a sample image: "
+                          f"{', '.join(sample_images())})", name)
+    return pan_frames(load_image(name), max(2, round(seconds * fps)), max_side)
+
+
 def decode_clip(source: str, fps: float, max_side: int, start: float = 0.0, seconds: float | None = None) -> np.ndarray:
-    """Frames ``[T, H, W, 3]`` of ``source`` resampled to ``fps`` between ``start`` and ``start + seconds``."""
+    """Frames ``[T, H, W, 3]`` of ``source`` resampled to ``fps`` between ``start`` and ``start + seconds``
+    (``pan:IMAGE``: the pan across a still, :func:`pan_clip`)."""
     from mmlong.media.video import open_video
+
+    if source.startswith(PAN_PREFIX):
+        clip = pan_clip(source, fps, max_side)
+        first = round(max(0.0, start) * fps)
+        return clip[first:] if seconds is None else clip[first:first + max(1, round(seconds * fps))]
 
     with open_video(video_path(source), max_side=max_side) as video:
         meta = video.meta

@@ -33,6 +33,10 @@ def speech_sentence(word: str) -> str:
     return f"The password is {word}."
 
 
+#: a footage source ``pan:IMAGE`` is a slow pan and zoom across a still (:func:`mmlong.benchmarks.niavh_media.pan_clip`)
+PAN_PREFIX = "pan:"
+
+
 def video_path(source: str) -> str:
     """A haystack source: a video file as given, else the name of a bundled sample clip (downloaded once)."""
     if Path(source).expanduser().is_file():
@@ -48,7 +52,8 @@ def haystack_audio(sources: Sequence[str], seconds: float, gain: float = BACKGRO
     from mmlong.media.audio import read_audio
 
     count = int(round(seconds * SPEECH_RATE))
-    tracks = [t.samples for t in (read_audio(video_path(s), SPEECH_RATE) for s in sources) if t is not None]
+    tracks = [t.samples for t in (read_audio(video_path(s), SPEECH_RATE) for s in sources
+                                  if not s.startswith(PAN_PREFIX)) if t is not None]  # a pan is silent
     tracks = [t for t in tracks if len(t)]
     if not tracks:
         return np.zeros(count, dtype=np.float32)
@@ -65,14 +70,16 @@ def spread_depths(target: float, count: int) -> list[float]:
     return [float(target), *(round(d, 1) for k, d in enumerate(others) if k != nearest)]
 
 
-def order_text(labels: Sequence[str]) -> str:
-    return ", then ".join(labels)
+def order_text(labels: Sequence[str], joiner: str = ", then ") -> str:
+    return joiner.join(labels)
 
 
-def order_options(labels: Sequence[str], num_options: int, rng: np.random.Generator) -> tuple[list[str], int]:
-    """Options naming orders of ``labels`` (the true order is ``labels`` as given) and the true option's index."""
+def order_options(labels: Sequence[str], num_options: int, rng: np.random.Generator,
+                  joiner: str = ", then ") -> tuple[list[str], int]:
+    """Options naming orders of ``labels`` (the true order is ``labels`` as given), each joined by ``joiner``, and
+    the true option's index."""
     orders = [list(p) for p in permutations(labels)]
     wrong = [orders[i] for i in rng.permutation(len(orders)) if orders[i] != list(labels)]
     chosen = [list(labels), *wrong[: max(0, num_options - 1)]]
     shuffled = [chosen[i] for i in rng.permutation(len(chosen))]
-    return [order_text(o) for o in shuffled], shuffled.index(list(labels))
+    return [order_text(o, joiner) for o in shuffled], shuffled.index(list(labels))
