@@ -62,7 +62,9 @@ _TOPIC = re.compile(r"\bmostly\b|\bmainly\b|\bmost of (the|this) (video|clip|foo
                     r"background|setting|scene)\b|\bwhat is (this|the) (video|clip) (mostly |mainly )?about\b|\bsummar|"
                     r"\boverall\b|\bsetting\b|\bgenre\b|\bwhat kind of video\b|\btheme\b|\bsynopsis\b|"
                     r"\bwhat happens in (this|the) video\b|\bdescribe (this|the) video\b|\btake place\b|"
-                    r"\bwhat is going on\b|\bwhat does (this|the) video show\b")
+                    r"\bwhat is going on\b|\bwhat does (this|the) video show\b|"
+                    r"\bdescribe (the )?(content|contents|gist) of (this|the) (video|clip)\b|"
+                    r"\bdescribe what (this|the) (video|clip) (shows|is about)\b")
 _ATTRIBUTE = (("colour", re.compile(r"\bcolou?rs?\b")),
               ("place", re.compile(r"^\s*where\b|\bwhat (place|location)\b|\bin what place\b")),
               ("who", re.compile(r"^\s*who\b|\bwhich person\b")))
@@ -124,6 +126,10 @@ def _count_target(q: str) -> tuple[str, str]:
     episodes = re.search(r"\b(?:appearances|occurrences|showings|instances|sightings)\s+of\b(.*)", q)
     if episodes:  # "count the appearances of a tower", "the number of occurrences of X"
         return phrase(re.split(r"\b(in|during|throughout)\b", episodes.group(1))[0]), "times"
+    made = re.search(r"\bhow many\s+(?:separate\s+|distinct\s+|different\s+)?(?:appearances|entrances|showings|"
+                     r"sightings)\s+(?:does|do|did|will)\s+(.+?)\s+(?:make|have|get)\b", q)
+    if made:  # "how many separate appearances does a horse make"
+        return phrase(made.group(1)), "times"
     times = re.search(r"\bhow many\b.*\btimes\b|\bhow often\b|\bnumber of times\b", q) is not None
     if times:
         target = _after(r"\btimes\b|\bhow often\b", q)
@@ -172,7 +178,9 @@ def _absence_things(q: str) -> str:
     if ":" in q:
         named = q.split(":", 1)[1]
     else:
-        match = re.search(r"\b(?:which|what) (?:one )?of\s+(.+?)\s+(?:is|are|was|were|does|do|did|has|have)\b", q)
+        match = re.search(r"\b(?:which|what) (?:one )?of\s+(.+?)\s+(?:is|are|was|were|does|do|did|has|have)\b", q) \
+            or re.search(r"^\s*(?:exactly )?one of\s+(.+?)\s+(?:is|are|was|were|does|do|did|has|have|never|"
+                         r"doesn't|does not|isn't|is not)\b", q)  # "one of A, B or C never shows up. which one?"
         named = match.group(1) if match else ""
     named = named.strip(" ?.!")
     return named if len(list_items(named)) > 1 else ""
