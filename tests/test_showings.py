@@ -169,3 +169,24 @@ def test_named_things_compete_for_the_seldom_seen_looks(tokens, encoder):
     assert sorted(float(shots.starts[shots.looks[g][0]]) for g in seldom) == [37.0, 77.0, 161.0]
     assert curves.candidates(3) == seldom
     assert curves.candidates(len(seldom) + 1) == list(range(len(shots.looks)))
+
+
+def test_seconds_of_brief_shots_come_before_seldom_seen_flowing_footage():
+    """Varied footage that flows on (a slow pan: every second a little unlike the last, no cut) is seldom seen
+    second by second, each with fewer twins than a photo shown four times; the photo's seconds, a brief shot
+    cut in and out each time, still come first, so a frame budget smaller than the seldom list keeps them."""
+    gen = torch.Generator().manual_seed(0)
+    steps = torch.nn.functional.normalize(torch.randn(120, 64, generator=gen), dim=-1)
+    features = torch.empty(120, 64)
+    features[0] = steps[0]
+    for t in range(1, 120):  # the pan: each second 0.9 alike to the last (no cut), soon unlike the earlier ones
+        drift = steps[t] - (steps[t] @ features[t - 1]) * features[t - 1]
+        features[t] = 0.9 * features[t - 1] + (1 - 0.81) ** 0.5 * torch.nn.functional.normalize(drift, dim=0)
+    photo = torch.nn.functional.normalize(torch.randn(64, generator=gen), dim=0)
+    shown = [20, 50, 80, 110]
+    for s in shown:
+        features[s: s + 2] = photo
+    order = seldom_seen(features, 12)
+    seconds = {s + d for s in shown for d in (0, 1)}
+    assert set(order[: len(seconds)]) == seconds
+    assert len(order) > 2 * len(seconds)  # the flowing footage is seldom seen too, after the photo

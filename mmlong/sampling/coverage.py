@@ -161,17 +161,25 @@ def moment_scores(features: torch.Tensor, query: Query | None, encoder: Any, tim
     return {"match": match, "rarity": rarity, "change": change.double()}
 
 
-def seldom_seen(features: torch.Tensor, most: int) -> list[int]:
+def seldom_seen(features: torch.Tensor, most: int, cut: float = 0.4, brief: int = 3) -> list[int]:
     """Scanned seconds (indices into ``features [S, D]``) whose look the video shows at most ``most`` times
-    (:func:`~mmlong.scoring.frames.twin_counts` at ``SCAN_TWIN``), the seldomest first (ties in time order).
+    (:func:`~mmlong.scoring.frames.twin_counts` at ``SCAN_TWIN``). Seconds inside a *brief shot* come first
+    (at most ``brief`` seconds between two cuts, a feature change ``1 - cos`` of at least ``cut``: a thing
+    shown briefly cuts in and out, while varied footage, seldom seen second by second, flows on), then the
+    seldomest, then in time order.
 
-    >>> f = torch.tensor([[1.0, 0.0]] * 5 + [[0.0, 1.0]] * 2 + [[1.0, 0.0]] * 3 + [[0.6, 0.8]])
+    >>> f = torch.tensor([[1.0, 0.0]] * 5 + [[0.0, 1.0]] * 2 + [[1.0, 0.0]] * 3 + [[0.6, 0.8]] + [[1.0, 0.0]])
     >>> seldom_seen(f, 2)
-    [10, 5, 6]
+    [5, 6, 10]
     """
     counts = twin_counts(features, SCAN_TWIN)
-    order = torch.argsort(counts, stable=True)
-    return [int(i) for i in order if int(counts[i]) <= most]
+    change = novelty(features)
+    cuts = [0, *[i for i in range(1, features.shape[0]) if float(change[i]) >= cut], features.shape[0]]
+    shot_length = torch.zeros(features.shape[0], dtype=torch.long)
+    for a, b in zip(cuts, cuts[1:]):
+        shot_length[a:b] = b - a
+    seldom = [i for i in range(features.shape[0]) if int(counts[i]) <= most]
+    return sorted(seldom, key=lambda i: (int(shot_length[i]) > brief, int(counts[i]), i))
 
 
 def frame_plan(query: Query | None) -> tuple[str, Query | None]:
@@ -245,14 +253,14 @@ class CoverageSampler(Sampler):
         scores = moment_scores(features, query, ctx.encoder, times, cfg.rarity_window)
         interval = meta.duration / len(scan)
         wanted = scores["match"] + cfg.rarity_weight * scores["rarity"]
-        # counting: every appearance starts and ends with a change (a repeated target has twins, so it is not
-        # rare, and a low-resolution scan may not match it), so cuts take the share the best matches take
-        match_share, change_share = {"target": (8, 4), "showings": (8, 16)}.get(plan, (4, 8))
+        # shares of the frames (1/share each; two frames a moment): seldom-seen seconds take 3/4 of them for a
+        # count (every showing must be seen) and 1/2 for order and negation (one frame a second)
+        match_share, change_share, seldom_budget = {"target": (16, 32, cfg.frames * 3 // 4),
+                                                    "showings": (8, 16, cfg.frames // 2)}.get(plan, (4, 8, 0))
         seldom: list[int] = []
-        if plan in ("target", "showings"):  # every brief showing, repeated or not: the seconds seen least
-            seldom = seldom_seen(features, round(seldom_seconds(len(scan) / cfg.scan_fps) * cfg.scan_fps))
-            seldom = seldom[: cfg.frames // 2]
-            change_share = 16
+        if seldom_budget:  # every brief showing, repeated or not: the seconds seen least
+            most = round(seldom_seconds(len(scan) / cfg.scan_fps) * cfg.scan_fps)
+            seldom = seldom_seen(features, most)[:seldom_budget]
         match_moments = diverse_top(wanted, times, cfg.frames // match_share, cfg.diversity)
         change_moments = diverse_top(scores["change"], times, cfg.frames // change_share, cfg.diversity)
         picked = frames_around(meta, [float(times[i]) + interval / 2 for i in match_moments],
