@@ -90,7 +90,7 @@ QUESTION_TEXT: dict[str, dict[str, tuple[str, str]]] = {
                   "Tell me the order {names} are seen in, from first to last."),
         "when": ("At which stage of the clip is {target} visible?", "whereabouts in the clip do we see {target}?"),
         "absence": ("Which of the following items is never visible in the clip?",
-                    "I was told the clip has {names} in it, but one of them is never there. Which one?"),
+                    "which of {names} never turns up in the clip?"),
         "topic": ("Which option best describes the overall subject of the clip?", "what's this clip about?"),
     },
 }
