@@ -150,10 +150,11 @@ def test_third_held_out_wording_asks_every_kind_anew_and_its_golds_read_its_opti
     exactly the right option's text."""
     from mmlong.benchmarks.niavh_kinds import COUNT_OPTIONS, QUESTION_TEXT, WORDINGS
 
-    assert WORDINGS[-1] == "held-out-3"
-    others = {text for w in WORDINGS[:-1] for pair in QUESTION_TEXT[w].values() for text in pair}
+    assert WORDINGS.index("held-out-3") == 3
+    earlier = WORDINGS[:3]
+    others = {text for w in earlier for pair in QUESTION_TEXT[w].values() for text in pair}
     assert not others & {text for pair in QUESTION_TEXT["held-out-3"].values() for text in pair}
-    assert not {o for w in WORDINGS[:-1] for o in (*COUNT_OPTIONS[w], *QUARTER_OPTIONS[w])} & {
+    assert not {o for w in earlier for o in (*COUNT_OPTIONS[w], *QUARTER_OPTIONS[w])} & {
         *COUNT_OPTIONS["held-out-3"], *QUARTER_OPTIONS["held-out-3"]}
     ctx = _context("held-out-3", seed=71)
     target = PHOTOS[cell].label
@@ -195,6 +196,85 @@ def test_third_held_out_wording_asks_every_kind_anew_and_its_golds_read_its_opti
         assert check_open(gold, item["answer_text"]), (kind, item["answer_text"])
         assert not any(check_open(gold, o) for o in wrong), (kind, wrong)
 
+
+
+def test_no_question_or_option_text_is_shared_between_two_wordings():
+    """Each wording set asks anew: no question text, count option or quarter option (compared without case and
+    end punctuation) belongs to two sets, and no two sets join order options the same way."""
+    from mmlong.benchmarks.niavh_kinds import COUNT_OPTIONS, ORDER_JOINER, QUESTION_TEXT, WORDINGS
+
+    def texts(wording):
+        questions = {t for pair in QUESTION_TEXT[wording].values() for t in pair}
+        return {t.lower().rstrip("?.") for t in (*questions, *COUNT_OPTIONS[wording], *QUARTER_OPTIONS[wording])}
+
+    assert WORDINGS == ("tuning", "held-out", "held-out-2", "held-out-3", "held-out-4")
+    for i, a in enumerate(WORDINGS):
+        assert set(QUESTION_TEXT[a]) == set(QUESTION_KINDS) and len(texts(a)) >= 17  # 10 questions (tuning asks
+        # its topic question twice alike), 8 options
+        for b in WORDINGS[i + 1:]:
+            assert not texts(a) & texts(b), (a, b, texts(a) & texts(b))
+    joiners = [ORDER_JOINER.get(w, ", then ") for w in WORDINGS]
+    assert joiners.count(", then ") == 3 and len(set(joiners)) == 3
+
+
+@pytest.mark.parametrize("cell", range(4))
+def test_fourth_held_out_wording_asks_every_kind_anew_and_its_golds_read_its_options(cell):
+    """held-out-4 (EgoSchema / CinePile / TVQA and casual user phrasings about "the clip"): the answer option is
+    the true one (count k as "on k occasions", the quarter, the order shown joined by ", followed by ") and the
+    open gold accepts exactly the right option's text and a user's natural reply."""
+    ctx = _context("held-out-4", seed=97)
+    target = PHOTOS[cell].label
+    for kind in QUESTION_KINDS:
+        frames, item = build_kind_item(kind, cell, HAYSTACK, 55.0, ctx)
+        assert len(set(item["options"])) == 4 and item["options"][ord(item["answer"]) - 65] == item["answer_text"]
+        gold, wrong = item["gold"], [o for o in item["options"] if o != item["answer_text"]]
+        if kind == "count":
+            k = 1 + (cell + 97) % 4
+            assert item["question"] == f"How many times is {target} visible over the course of the clip?"
+            assert item["open_question"] == f"how many times do we get to see {target} in this clip?"
+            assert item["options"] == ["on one occasion", "on two occasions", "on three occasions",
+                                       "on four occasions"]
+            assert gold == {"type": "number", "value": k} and item["answer_text"] == item["options"][k - 1]
+            assert len(_episodes(frames, COLOURS[PHOTOS[cell].source])) == k
+            assert check_open(gold, f"We see it {('once', 'twice', 'three times', 'four times')[k - 1]}.")
+        elif kind == "when":
+            q = (cell + 97) % 4
+            assert item["question"] == f"At which stage of the clip is {target} visible?"
+            assert item["open_question"] == f"whereabouts in the clip do we see {target}?"
+            assert item["options"] == ["near the start of the clip", "in the second quarter of the clip",
+                                       "in the third quarter of the clip", "toward the end of the clip"]
+            (start, end), = _episodes(frames, COLOURS[PHOTOS[cell].source])
+            assert gold["quarter"] == q == int(4 * (start + end) / 2 / 120.0) and item["answer"] == "ABCD"[q]
+            minute, second = divmod(int(start), 60)
+            assert check_open(gold, f"Around {minute}:{second:02d}.")
+        elif kind == "order":
+            shown = [n["label"] for n in sorted(item["needles"], key=lambda n: n["start"])]
+            assert item["question"] == ("Considering the whole clip, which option lists the things seen in the "
+                                        "correct sequence?")
+            assert item["open_question"].startswith("Tell me the order ") and item["open_question"].endswith(
+                " are seen in, from first to last.") and all(label in item["open_question"] for label in shown)
+            assert item["answer_text"] == ", followed by ".join(shown) and item["references"] == [item["answer_text"]]
+            assert all(o.count(", followed by ") == 2 for o in item["options"])
+            assert [refs[0] for refs in gold["references"]] == shown
+        elif kind == "absence":
+            assert item["question"] == "Which of the following items is never visible in the clip?"
+            assert item["open_question"].startswith("which of ") and item["open_question"].endswith(
+                " never turns up in the clip?") and all(p.label in item["open_question"] for p in PHOTOS)
+            assert item["answer_text"] not in {n["label"] for n in item["needles"]}
+            assert sorted(item["options"]) == sorted(p.label for p in PHOTOS)
+        else:
+            assert item["question"] == "Which option best describes the overall subject of the clip?"
+            assert item["open_question"] == "what's this clip about?"
+            assert item["answer_text"] == FOOTAGE[cell % 2].label
+        assert check_open(gold, item["answer_text"]), (kind, item["answer_text"])
+        assert not any(check_open(gold, o) for o in wrong), (kind, wrong)
+
+
+def test_fourth_held_out_quarter_phrases_are_read_as_their_quarters():
+    whens = [{"type": "time", "start": 30.0 * q + 10, "end": 30.0 * q + 12, "length": 120.0, "quarter": q}
+             for q in range(4)]
+    for q, phrase in enumerate(QUARTER_OPTIONS["held-out-4"]):
+        assert [check_open(g, f"We see it {phrase}.") for g in whens] == [i == q for i in range(4)]
 
 def test_gold_checks():
     assert first_count("It appears 3 times: at 00:10, 00:40 and 01:20.") == 3

@@ -102,3 +102,24 @@ def test_make_with_pan_footage_and_the_third_held_out_wording(tmp_path, capsys):
 
         frames = video.read(torch.arange(4)).data.numpy().astype(np.int16)
     assert np.abs(frames[3] - frames[0]).mean() > 1.0  # the brick wall moves (the photo is shown later)
+
+
+def test_make_with_gravel_and_space_footage_and_the_fourth_held_out_wording(tmp_path, capsys):
+    """``niavh make --wording held-out-4`` writes the held-out-4 texts, with pans across gravel and the Hubble deep
+    field as haystack and topic footage."""
+    out = tmp_path / "set"
+    status = main(["eval", "niavh", "make", str(out), "--types", "count,when,order,topic", "--lengths", "20",
+                   "--depths", "55", "--fps", "2", "--max-side", "64", "--seed", "97", "--wording", "held-out-4",
+                   "--haystack", "pan:gravel", "--footage", "pan:gravel=gravel on the ground|gravel",
+                   "pan:hubble_deep_field=galaxies in deep space|galaxies"])
+    assert status == 0, capsys.readouterr().err
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["wording"] == "held-out-4" and manifest["haystacks"] == ["pan:gravel"]
+    items = {i["needle_type"]: i for i in manifest["items"]}
+    assert items["count"]["question"] == "How many times is a cat visible over the course of the clip?"
+    assert items["count"]["answer_text"] == ["on one occasion", "on two occasions", "on three occasions",
+                                             "on four occasions"][items["count"]["gold"]["value"] - 1]
+    assert items["when"]["open_question"] == "whereabouts in the clip do we see a cat?"
+    assert items["when"]["answer"] == "ABCD"[items["when"]["gold"]["quarter"]]
+    assert all(o.count(", followed by ") == 2 for o in items["order"]["options"])
+    assert items["topic"]["answer_text"] == "gravel on the ground" and items["topic"]["footage"] == "pan:gravel"

@@ -103,7 +103,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     make.add_argument("--wording", choices=WORDINGS, default="tuning",
                       help="question texts of the question kinds; held-out-2: phrasings in the style of MLVU and "
                            "Video-MME; held-out-3: in the style of Video-MME, LongVideoBench and NExT-QA, orders "
-                           "written a -> b -> c (default: tuning)")
+                           "written a -> b -> c; held-out-4: in the style of EgoSchema, CinePile and TVQA and of "
+                           "casual user questions, orders written a, followed by b, followed by c (default: tuning)")
     make.add_argument("--mlvu", metavar="DIR", help="also write the image, count, order and topic items in MLVU's "
                                                     "layout (json/<n>_<task>.json, video/<n>_<task>/) into DIR")
     make.set_defaults(func=run_niavh_make)

@@ -21,11 +21,12 @@ a multiple-choice question and an open question whose gold answer is checked aut
   footage's description named before the distractor's.
 
 The quarter of a ``when`` item and the count of a ``count`` item turn over the cells (``(cell + seed) % 4``),
-so a grid of four cells holds every quarter and every count once. Four sets of question wordings,
-``tuning``, ``held-out``, ``held-out-2`` and ``held-out-3``, keep a set a rule was tuned on apart from the ones it
-is measured on (``held-out-2``: phrasings in the style of MLVU and Video-MME; ``held-out-3``: in the style of
-Video-MME, LongVideoBench and NExT-QA, with orders written ``a -> b -> c``; each for a grid kept unseen until a
-final measurement).
+so a grid of four cells holds every quarter and every count once. Five sets of question wordings,
+``tuning``, ``held-out``, ``held-out-2``, ``held-out-3`` and ``held-out-4``, keep a set a rule was tuned on apart
+from the ones it is measured on (``held-out-2``: phrasings in the style of MLVU and Video-MME; ``held-out-3``: in
+the style of Video-MME, LongVideoBench and NExT-QA, with orders written ``a -> b -> c``; ``held-out-4``: in the
+style of EgoSchema, CinePile and TVQA and of casual user questions about "the clip", with orders written
+``a, followed by b, followed by c``; each for a grid kept unseen until a final measurement).
 
 >>> quarter_of(20.0, 22.0, 60.0)
 1
@@ -43,7 +44,7 @@ import numpy as np
 from mmlong.benchmarks.niavh_needles import order_options, order_text
 
 QUESTION_KINDS = ("count", "order", "when", "absence", "topic")
-WORDINGS = ("tuning", "held-out", "held-out-2", "held-out-3")
+WORDINGS = ("tuning", "held-out", "held-out-2", "held-out-3", "held-out-4")
 #: per wording and kind: (multiple-choice question, open question); {target} is the photo's name, {names}
 #: the candidate names in a shuffled order
 QUESTION_TEXT: dict[str, dict[str, tuple[str, str]]] = {
@@ -82,11 +83,22 @@ QUESTION_TEXT: dict[str, dict[str, tuple[str, str]]] = {
                     "One of {names} never shows up in the video. Which one?"),
         "topic": ("What is the video primarily about?", "Briefly describe the content of this video."),
     },
+    "held-out-4": {
+        "count": ("How many times is {target} visible over the course of the clip?",
+                  "how many times do we get to see {target} in this clip?"),
+        "order": ("Considering the whole clip, which option lists the things seen in the correct sequence?",
+                  "Tell me the order {names} are seen in, from first to last."),
+        "when": ("At which stage of the clip is {target} visible?", "whereabouts in the clip do we see {target}?"),
+        "absence": ("Which of the following items is never visible in the clip?",
+                    "which of {names} never turns up in the clip?"),
+        "topic": ("Which option best describes the overall subject of the clip?", "what's this clip about?"),
+    },
 }
 #: option texts: the counts 1-4 and the quarters, per wording
 COUNT_OPTIONS = {"tuning": ("1", "2", "3", "4"), "held-out": ("once", "twice", "three times", "four times"),
                  "held-out-2": ("1 time", "2 times", "3 times", "4 times"),
-                 "held-out-3": ("exactly one time", "exactly two times", "exactly three times", "exactly four times")}
+                 "held-out-3": ("exactly one time", "exactly two times", "exactly three times", "exactly four times"),
+                 "held-out-4": ("on one occasion", "on two occasions", "on three occasions", "on four occasions")}
 QUARTER_OPTIONS = {
     "tuning": ("in the first quarter of the video", "in the second quarter of the video",
                "in the third quarter of the video", "in the last quarter of the video"),
@@ -96,11 +108,13 @@ QUARTER_OPTIONS = {
                    "in the second half, but not at the end", "at the end of the video"),
     "held-out-3": ("the opening quarter of the video", "the second quarter of the video",
                    "the third quarter of the video", "the final quarter of the video"),
+    "held-out-4": ("near the start of the clip", "in the second quarter of the clip",
+                   "in the third quarter of the clip", "toward the end of the clip"),
 }
 #: the word joining the last two names an order question lists, per wording
-ORDER_CONJUNCTION = {"tuning": "and", "held-out": "or", "held-out-2": "and", "held-out-3": "and"}
+ORDER_CONJUNCTION = {"tuning": "and", "held-out": "or", "held-out-2": "and", "held-out-3": "and", "held-out-4": "and"}
 #: what joins the names inside an order option, per wording (default ``", then "``)
-ORDER_JOINER = {"held-out-3": " -> "}
+ORDER_JOINER = {"held-out-3": " -> ", "held-out-4": ", followed by "}
 #: a topic item's distractor lasts this share of the video (at least needle_seconds)
 DISTRACTOR_SHARE = 0.05
 

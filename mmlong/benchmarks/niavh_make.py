@@ -96,8 +96,9 @@ class MakeConfig:
     """What to build. depths in percent; lengths in seconds; needle_seconds: how long each needle is shown;
     types: item types (:data:`ITEM_TYPES`); multi_count: needles in a multi-needle item (2 or 3); footage: what
     topic items are made of (default: :func:`~mmlong.benchmarks.niavh_kinds.default_footage`); wording: ``tuning``,
-    ``held-out``, ``held-out-2`` or ``held-out-3`` question texts of the question kinds. A haystack or footage
-    source ``pan:IMAGE`` is a pan and zoom across a still image (:func:`~mmlong.benchmarks.niavh_media.pan_clip`)."""
+    ``held-out``, ``held-out-2``, ``held-out-3`` or ``held-out-4`` question texts of the question kinds. A haystack
+    or footage source ``pan:IMAGE`` is a pan and zoom across a still image
+    (:func:`~mmlong.benchmarks.niavh_media.pan_clip`)."""
 
     haystacks: Sequence[str] = ("bigbuckbunny",)
     needles: Sequence[Needle] = ()
