@@ -50,13 +50,15 @@ WHOLE_TIMELINE = frozenset({"topic", "count", "duration"})
 
 _VIDEO = r"(?:video|clip|footage|movie|film|recording)"
 _NEGATION = re.compile(r"\b(never|not|n't|except|isn't|wasn't|aren't|weren't|doesn't|don't|didn't|absent|"
-                       r"missing|without|none of|nowhere|left out|cannot)\b|n't\b")
+                       r"missing|without|none of|nowhere|left out|cannot|all but one|odd one out)\b|n't\b")
 #: a question asking what is written or shown as text (``appear`` with relation ``text``)
 _READ = re.compile(r"\bwhat (?:text|words?|writing|caption|title|letters)\b"
                    r"|\bwhat\b.*\b(?:written|printed|displayed as text)\b"
-                   r"|\bwhat does (?:the |a |this )?(?:sign|card|caption|screen|text|banner|title)\b.*\b(?:say|read)\b"
+                   r"|\bwhat does (?:the |a |this )?(?:sign|card|caption|screen|text|banner|title|poster|label|note|"
+                   r"board|"
+                   r"whiteboard|placard|headline|menu|notice|plaque|page|letter|subtitle)\b.*\b(?:say|read)\b"
                    r"|\bname of the \w+ (?:shown |written )?on (?:the |a )?(?:sign|card|banner|screen)\b")
-_COUNT = re.compile(r"\bhow many\b|\bhow often\b|\bnumber of\b|\bhow much times\b|\bcount\b")
+_COUNT = re.compile(r"\bhow many\b|\bhow (?:often|frequently)\b|\bnumber of\b|\bhow much times\b|\bcount\b")
 #: the episodes a counting question counts ("how many scenes show X", "the number of appearances of X")
 _EPISODES = re.compile(r"\b(?:how many|number of|count(?: of)?(?: the)?)\s+(?:separate |distinct |different |"
                        r"individual )?(?:times|scenes|shots|occasions|instances|moments|appearances|occurrences|"
@@ -74,15 +76,17 @@ _WHEN_START = r"^\s*(?:(?:roughly|approximately|about|exactly|so|and|but|ok|okay
 _WHEN_FIRST = re.compile(_WHEN_START + r"|\btell me when\b|\b(?:start|beginning|middle|end|half|quarter|third)\b[^?]*"
                          r"\bor\b[^?]*\b(?:start|beginning|middle|end|half|quarter|third)\b")
 _WHEN = re.compile(_WHEN_START + r"|\bat what (time|point|moment)\b|\b(which|what) (part|portion|section|point|"
-                   r"moment|time|timestamp|minute|second|quarter|half|third|segment|stage)\b|\bhow far into\b|"
+                   r"moment|time|timestamp|minute|second|quarter|half|third|segment|stage)\b|"
+                   r"\bhow far (?:into|through|in)\b|"
                    r"\bwhere in the video\b|\btell me when\b")
 _WHEN_CUE = re.compile(_WHEN_START + r"|\btell me when\b|\bat what (time|point|moment)\b|(?:\b(?:in|during|at|on) )?"
                        r"\b(which|what) (part|portion|section|point|moment|time|timestamp|minute|second|quarter|half|"
-                       r"third|segment|stage)( of the video)?\b|\bhow far into the video\b|\bwhere in the video\b")
+                       r"third|segment|stage)( of the video)?\b|\bhow far (?:into|through|in) the video\b|"
+                       r"\bwhere in the video\b")
 _DURATION = re.compile(r"\bhow long\b|\blongest\b|\bshortest\b|\bhow many (?:seconds|minutes)\b|\bmost screen time\b|"
                        r"\b(?:most|least|greatest|largest|smallest|shortest) (?:amount of )?(?:screen )?time\b|"
                        r"\bon screen the (?:most|least)\b|\bthe (?:most|least) on screen\b|\bmost briefly\b|"
-                       r"\bbriefest\b|\bduration of\b")
+                       r"\bbriefest\b|\bduration of\b|\bscreen time of\b|\btime on screen of\b")
 _SHORT = re.compile(r"\bshortest\b|\bleast\b|\bsmallest\b|\bbriefest\b|\bmost briefly\b")
 _TOPIC = re.compile(r"\bmostly\b|\bmainly\b|\bmost of (the|this) (video|clip|footage|time)\b|"
                     r"\bprimarily\b|\bmain (topic|subject|theme|idea|content|focus|event|steps|"
@@ -95,16 +99,20 @@ _TOPIC = re.compile(r"\bmostly\b|\bmainly\b|\bmost of (the|this) (video|clip|foo
                     r"\bcentral (idea|message|topic|point)\b|"
                     r"\bwhere (is|was) (this|the) " + _VIDEO + r" (set|filmed|recorded|shot)\b|"
                     r"\b(story|plot|purpose|point|goal|gist|rundown|overview|recap) of (this|the) " + _VIDEO + r"\b|"
-                    r"\bprimary (objective|goal|purpose|aim|focus)\b|\bin (one|a few|two|three) sentences?\b")
+                    r"\bprimary (objective|goal|purpose|aim|focus)\b|\bin (one|a few|two|three) sentences?\b|"
+                    r"\bdescription of (this|the) " + _VIDEO + r"\b|"
+                    r"\bwhat (kind|type|sort) of (place|location|environment|event|activity)\b")
 _ATTRIBUTE = (("colour", re.compile(r"\bcolou?rs?\b|\bhues?\b")),
               ("place", re.compile(r"^\s*where\b|\bwhat (place|location)\b|\bin what (place|location)\b")),
               ("who", re.compile(r"^\s*who\b|\bwhich person\b")))
 _YESNO = re.compile(r"^\s*(is|are|was|were|does|do|did|can|could|has|have|had|any)\b")
 _YES_NO_OPTIONS = frozenset({"yes", "no"})
 #: "X, yes or no?", "true or false: X"
-_YESNO_FRAME = re.compile(r"^\s*(?:true or false|yes or no)\s*[:,.]?\s*|[,.;:]?\s*(?:yes or no|true or false)\s*\??$")
+_YESNO_FRAME = re.compile(r"^\s*(?:true or false|yes or no)\s*[:,.]?\s*|"
+                          r"[,.;:]?\s*(?:yes or no|true or false|or not)\s*\??$")
 #: a statement, then a short question about it ("the penguin shows up several times. how many?")
-_TAIL = re.compile(r"^(?P<said>.+?)[.,;:!?]\s*(?P<ask>how many|how often|when|how long)\s*\??\s*$")
+_TAIL = re.compile(r"^(?P<said>.+?)[.,;:!?]\s*(?:so |and |exactly |roughly |about |then )?(?P<ask>how many|how often|"
+                   r"when|how long)(?: times)?\s*\??\s*$")
 _SHOWING = re.compile(r"\b(times|appear\w*|show\w*|seen|visible|pops? up|comes? up|turns? up)\b")
 
 
@@ -143,17 +151,16 @@ def _count_target(q: str) -> tuple[str, str]:
     episodes = _EPISODES.search(q)  # "how many scenes show X", "count the appearances of X", "how many times is X"
     if episodes and (target := thing(episodes.group(1))):
         return target, "times"
-    if re.search(r"\bhow often\b", q):
-        return thing(_after(r"\bhow often\b", q)), "times"
+    if re.search(r"\bhow (?:often|frequently)\b", q):
+        return thing(_after(r"\bhow (?:often|frequently)\b", q)), "times"
     return thing(_after(r"\b(?:how many|number of|count(?: the)?)\s+", q)), "things"
 
 
 def _duration(q: str) -> QuestionKind:
     relation = "shortest" if _SHORT.search(q) else "longest" if re.search(r"\b(longest|most|greatest|largest)\b", q) \
         else "length"
-    target = thing(_after(r"\bhow long\b|\bhow many (?:seconds|minutes)\b|\bduration of\b", q)) \
-        if relation == "length" else ""
-    return QuestionKind("duration", target, relation)
+    cue = r"\bhow long\b|\bhow many (?:seconds|minutes)\b|\b(?:duration|screen time|time on screen) of\b"
+    return QuestionKind("duration", thing(_after(cue, q)) if relation == "length" else "", relation)
 
 
 def _order_relation(q: str) -> tuple[str, str]:
@@ -178,7 +185,7 @@ def _order_things(q: str) -> str:
     none."""
     return named_list(q, r"\b(?:do|does|did|are|were|is)\s+(.+?)\s+(?:appear\w*|shown|seen|come\w*|show up|"
                          r"happen\w*)\b",
-                      r"\b(?:first|earliest|earlier|last|latest|later)\s*,\s*(.+)$")
+                      r"\b(?:first|earliest|earlier|last|latest|later)\b[^,]*,\s*(.+)$")
 
 
 def _absence_things(q: str) -> str:
@@ -202,7 +209,8 @@ def _framed(q: str, opts: list[str]) -> QuestionKind | None:
             return QuestionKind("when", thing(said))
         if ask == "how long":
             return QuestionKind("duration", thing(said), "length")
-        return QuestionKind("count", thing(said), "times" if _SHOWING.search(said) or ask == "how often" else "things")
+        times = _SHOWING.search(said) or ask == "how often" or q.rstrip(" ?").endswith("times")
+        return QuestionKind("count", thing(said), "times" if times else "things")
     if _YESNO_FRAME.search(q) and set(opts) <= _YES_NO_OPTIONS:
         return QuestionKind("yesno", thing(_YESNO_FRAME.sub(" ", q)))
     return None
@@ -227,7 +235,8 @@ def understand(question: str, options: Sequence[str] = ()) -> QuestionKind:
     if _COUNT.search(q):
         target, relation = _count_target(q)
         return QuestionKind("count", target, relation)
-    if _WHEN_FIRST.search(q):
+    asks_when = not re.match(_WHEN_START + r"[^,]*,\s*(?:what|which|who|where|how|why)\b", q)  # "when X, what ..."
+    if asks_when and (_WHEN_FIRST.search(q) or _WHEN.search(q)):
         return QuestionKind("when", thing(_WHEN_CUE.sub(" ", q)))
     if _ORDER.search(q) or (len(opts) > 1 and all(_is_order_option(o) for o in opts)):
         relation, anchor = _order_relation(q)
@@ -236,8 +245,6 @@ def understand(question: str, options: Sequence[str] = ()) -> QuestionKind:
         return QuestionKind("absence", "" if opts else _absence_things(q) or phrase(re.sub(_NEGATION, " ", q)))
     if _DURATION.search(q):
         return _duration(q)
-    if _WHEN.search(q):
-        return QuestionKind("when", thing(_WHEN_CUE.sub(" ", q)))
     if _TOPIC.search(q):
         return QuestionKind("topic")
     if _YESNO.search(q) and (not opts or set(opts) <= _YES_NO_OPTIONS):

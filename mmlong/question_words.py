@@ -38,18 +38,21 @@ _FILLER = frozenset(
     "video clip footage shown show shows seen see appear appears appeared visible does do did what which who "
     "how many times time separate different distinct often number much when where whom ever any some "
     "anything something does somebody someone briefly first last later earlier point moment part quarter "
-    "screen scene can could has have had roughly approximately exactly just".split()
+    "screen scene can could has have had roughly approximately exactly just around".split()
 )
 #: who sees, or what the video does, before the thing is named ("you spot", "the video contains")
 _LEAD = re.compile(r"^(?:(?:you|we|i|they|one|people)\s+(?:can\s+|could\s+|get to\s+)?(?:see|spot|notice|find|catch|"
-                   r"seen|spotted|noticed|found|saw|caught)|(?:(?:video|clip|footage|movie|film)\s+shows?\b\s*)?"
-                   r"(?:contains?|includes?|features?|depicts?)|(?:in\s+)?total|in all|altogether|"
+                   r"seen|spotted|noticed|found|saw|caught)|(?:(?:video|clip|footage|movie|film|recording)\s+)?"
+                   r"(?:contains?|includes?|features?|depicts?|shows?)|(?:in\s+)?total|in all|altogether|"
                    r"there\s+(?:is|are|was|were))\b\s*")
 #: where a thing's name ends: a verb of showing or being, a place in the video, a clause of time
 _END = re.compile(r"\b(?:is|are|was|were|be|been|does|do|did|can|could|will|would|has|have|had|shown|seen|visible|"
                   r"appears?|appeared|appearing|shows?|showed|showing|pops?|popped|comes?|came|coming|turns? up|"
                   r"happens?|happened|occurs?|occurred|stays?|stayed|remains?|remained|pass(?:es|ed|ing)?|makes?|made|"
                   r"gets?|got|lasts?|lasted|enters?|entered|leaves?|left|at (?:any|some) point|anywhere|ever|in|on|"
+                  r"(?:drives?|go|goes|walks?|runs?|fl(?:y|ies)|moves?|cross(?:es)?|arrives?|returns?|rides?|rolls?|"
+                  r"sails?|floats?|swims?|jumps?|drops?|falls?)(?= by| past| across| through| in| into| out| over| "
+                  r"away| off| up| down| around| on|$)|"
                   r"during|throughout|across|within|for|at)\b")
 
 
