@@ -4,8 +4,9 @@ Perception Test, TVQA, CinePile, MovieChat) and of people typing (lower case, ch
 the kind, target, relation and anchor it asks for (a ``null`` target is not scored: an action, not a thing).
 
 Splits: ``dev`` (tuned on), ``heldout`` (drawn per kind by a fixed seed before any tuning, measured only at the
-end) and ``late`` (written after the dev half was tuned on, measured once, then taught). Every dev and late
-question must keep its exact reading; the held-out half keeps at least the accuracy measured on it.
+end), ``late`` (written after the dev half was tuned on, measured once, then taught) and ``probe`` (written
+after all tuning, measured once, never taught). Every dev and late question must keep its exact reading; the
+held-out half and the probe keep at least the accuracy measured on them.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ DATA = Path(__file__).parent / "data" / "question_paraphrases.jsonl"
 ROWS = [json.loads(line) for line in DATA.read_text().splitlines() if line.strip()]
 #: measured on the held-out half at the end (docs/question-kinds.md): kind 89/89, every field 87/89
 HELDOUT_KIND, HELDOUT_ALL = 89, 87
+#: measured once on the probe, written after all tuning: kind 43/47, every field 38/47
+PROBE_KIND, PROBE_ALL = 43, 38
 #: the project's own test photos, kept out of the set so that it does not reward their names
 PHOTOS = ("cat", "coffee", "rocket", "camera", "horse", "cell", "chessboard", "tower", "flower", "astronaut",
           "motorcycle", "lion", "cheetah", "temple")
@@ -68,6 +71,11 @@ def test_heldout_half_keeps_its_measured_accuracy():
     assert held["kind"][1] == 89 and held["kind"][0] >= HELDOUT_KIND and held["all"][0] >= HELDOUT_ALL
 
 
+def test_probe_keeps_its_measured_accuracy():
+    probe = measure("probe")
+    assert probe["kind"][1] == 47 and probe["kind"][0] >= PROBE_KIND and probe["all"][0] >= PROBE_ALL
+
+
 if __name__ == "__main__":  # python -m tests.test_question_paraphrases: the figures of docs/question-kinds.md
-    for name in ("dev", "heldout", "late"):
+    for name in ("dev", "heldout", "late", "probe"):
         print(name, ", ".join(f"{key} {right}/{n} = {right / n:.1%}" for key, (right, n) in measure(name).items()))
