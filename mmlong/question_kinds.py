@@ -37,48 +37,83 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any, Sequence
 
+from mmlong.question_words import list_items, named_list, normalise, phrase, split_items, thing
+
+__all__ = ["HOLISTIC", "KINDS", "QuestionKind", "WHOLE_TIMELINE", "list_items", "phrase", "split_items",
+           "understand"]
+
 KINDS = ("appear", "topic", "count", "order", "when", "absence", "duration", "attribute", "yesno")
 #: kinds whose answer weighs the whole timeline (the sampler covers the video uniformly for them)
 HOLISTIC = frozenset({"topic"})
 #: kinds that need every appearance of a target over the whole video
 WHOLE_TIMELINE = frozenset({"topic", "count", "duration"})
 
+_VIDEO = r"(?:video|clip|footage|movie|film|recording)"
 _NEGATION = re.compile(r"\b(never|not|n't|except|isn't|wasn't|aren't|weren't|doesn't|don't|didn't|absent|"
-                       r"missing|without|none of)\b|n't\b")
+                       r"missing|without|none of|nowhere|left out|cannot|all but one|odd one out)\b|n't\b")
 #: a question asking what is written or shown as text (``appear`` with relation ``text``)
 _READ = re.compile(r"\bwhat (?:text|words?|writing|caption|title|letters)\b"
                    r"|\bwhat\b.*\b(?:written|printed|displayed as text)\b"
-                   r"|\bwhat does (?:the |a |this )?(?:sign|card|caption|screen|text|banner|title)\b.*\bsay\b")
-_COUNT = re.compile(r"\bhow many\b|\bhow often\b|\bnumber of\b|\bhow much times\b|\bcount\b")
+                   r"|\bwhat does (?:the |a |this )?(?:sign|card|caption|screen|text|banner|title|poster|label|note|"
+                   r"board|"
+                   r"whiteboard|placard|headline|menu|notice|plaque|page|letter|subtitle)\b.*\b(?:say|read)\b"
+                   r"|\bname of the \w+ (?:shown |written )?on (?:the |a )?(?:sign|card|banner|screen)\b")
+_COUNT = re.compile(r"\bhow many\b|\bhow (?:often|frequently)\b|\bnumber of\b|\bhow much times\b|\bcount\b")
+#: the episodes a counting question counts ("how many scenes show X", "the number of appearances of X")
+_EPISODES = re.compile(r"\b(?:how many|number of|count(?: of)?(?: the)?)\s+(?:separate |distinct |different |"
+                       r"individual )?(?:times|scenes|shots|occasions|instances|moments|appearances|occurrences|"
+                       r"showings|sightings|entrances|segments)\b(.*)")
 _ORDER = re.compile(r"\border\b|\bsequence\b|\bchronolog|\bwhat (happens|is shown|comes|appears) (first|last)\b|"
                     r"\b(first|last|earliest|latest)\b.*\b(shown|seen|appear|happen|come)|"
                     r"\b(comes?|happens?|appears?|shown|seen)\s+(first|last)\b|"
-                    r"^(what|which)\b.*\b(right |just |immediately )?(after|before)\b")
-_WHEN = re.compile(r"^\s*when\b|\bat what (time|point|moment)\b|\b(which|what) (part|portion|section|point|"
-                   r"moment|time)\b|\bhow far into\b|\bwhere in the video\b")
-_DURATION = re.compile(r"\bhow long\b|\blongest\b|\bshortest\b|\bfor how many seconds\b|\bmost screen time\b")
+                    r"^(what|which)\b.*\b(right |just |immediately )?(after|before)\b|"
+                    r"^(which|what|who)\b.*\b(first|earliest|earlier|last|latest|later)\b|"
+                    r"^(what|which)\b.*\b(shown|seen|appears?|visible|on screen)\b.*\bat the (very )?(end|start|"
+                    r"beginning)\b|"
+                    r"^(?:right |just |immediately )?(?:after|before|following)\b.+,\s*(?:what|which|who)\b")
+#: cues that make a question a "when" question whatever else it says
+_WHEN_START = r"^\s*(?:(?:roughly|approximately|about|exactly|so|and|but|ok|okay|also|then)\s*,?\s+)?when\b"
+_WHEN_FIRST = re.compile(_WHEN_START + r"|\btell me when\b|\b(?:start|beginning|middle|end|half|quarter|third)\b[^?]*"
+                         r"\bor\b[^?]*\b(?:start|beginning|middle|end|half|quarter|third)\b")
+_WHEN = re.compile(_WHEN_START + r"|\bat what (time|point|moment)\b|\b(which|what) (part|portion|section|point|"
+                   r"moment|time|timestamp|minute|second|quarter|half|third|segment|stage)\b|"
+                   r"\bhow far (?:into|through|in)\b|"
+                   r"\bwhere in the video\b|\btell me when\b")
+_WHEN_CUE = re.compile(_WHEN_START + r"|\btell me when\b|\bat what (time|point|moment)\b|(?:\b(?:in|during|at|on) )?"
+                       r"\b(which|what) (part|portion|section|point|moment|time|timestamp|minute|second|quarter|half|"
+                       r"third|segment|stage)( of the video)?\b|\bhow far (?:into|through|in) the video\b|"
+                       r"\bwhere in the video\b")
+_DURATION = re.compile(r"\bhow long\b|\blongest\b|\bshortest\b|\bhow many (?:seconds|minutes)\b|\bmost screen time\b|"
+                       r"\b(?:most|least|greatest|largest|smallest|shortest) (?:amount of )?(?:screen )?time\b|"
+                       r"\bon screen the (?:most|least)\b|\bthe (?:most|least) on screen\b|\bmost briefly\b|"
+                       r"\bbriefest\b|\bduration of\b|\bscreen time of\b|\btime on screen of\b")
+_SHORT = re.compile(r"\bshortest\b|\bleast\b|\bsmallest\b|\bbriefest\b|\bmost briefly\b")
 _TOPIC = re.compile(r"\bmostly\b|\bmainly\b|\bmost of (the|this) (video|clip|footage|time)\b|"
-                    r"\bprimarily\b|\bmain (topic|subject|theme|idea|content|focus|event|"
-                    r"background|setting|scene)\b|\bwhat is (this|the) (video|clip) (mostly |mainly )?about\b|\bsummar|"
-                    r"\boverall\b|\bsetting\b|\bgenre\b|\bwhat kind of video\b|\btheme\b|\bsynopsis\b|"
-                    r"\bwhat happens in (this|the) video\b|\bdescribe (this|the) video\b|\btake place\b|"
-                    r"\bwhat is going on\b|\bwhat does (this|the) video show\b|"
-                    r"\bdescribe (the )?(content|contents|gist) of (this|the) (video|clip)\b|"
-                    r"\bdescribe what (this|the) (video|clip) (shows|is about)\b")
-_ATTRIBUTE = (("colour", re.compile(r"\bcolou?rs?\b")),
-              ("place", re.compile(r"^\s*where\b|\bwhat (place|location)\b|\bin what place\b")),
+                    r"\bprimarily\b|\bmain (topic|subject|theme|idea|content|focus|event|steps|"
+                    r"background|setting|scene)\b|\bwhat is (this|the) " + _VIDEO + r" (mostly |mainly )?about\b|"
+                    r"\bsummar|\boverall\b|\bsetting\b|\bgenre\b|\bwhat (kind|type|sort) of " + _VIDEO + r"\b|"
+                    r"\btheme\b|\bsynopsis\b|\bwhat happens in (this|the) " + _VIDEO + r"\b|\btake place\b|"
+                    r"\bwhat is going on\b|\bwhat does (this|the) " + _VIDEO + r" show\b|\bas a whole\b|"
+                    r"\bdescribe\b.*\b(this|the) " + _VIDEO + r"\b|\bdescribes? (this|the) " + _VIDEO + r"\b|"
+                    r"\bwhat (this|the) " + _VIDEO + r" is (mostly |mainly )?about\b|\boverarching\b|"
+                    r"\bcentral (idea|message|topic|point)\b|"
+                    r"\bwhere (is|was) (this|the) " + _VIDEO + r" (set|filmed|recorded|shot)\b|"
+                    r"\b(story|plot|purpose|point|goal|gist|rundown|overview|recap) of (this|the) " + _VIDEO + r"\b|"
+                    r"\bprimary (objective|goal|purpose|aim|focus)\b|\bin (one|a few|two|three) sentences?\b|"
+                    r"\bdescription of (this|the) " + _VIDEO + r"\b|"
+                    r"\bwhat (kind|type|sort) of (place|location|environment|event|activity)\b")
+_ATTRIBUTE = (("colour", re.compile(r"\bcolou?rs?\b|\bhues?\b")),
+              ("place", re.compile(r"^\s*where\b|\bwhat (place|location)\b|\bin what (place|location)\b")),
               ("who", re.compile(r"^\s*who\b|\bwhich person\b")))
-_YESNO = re.compile(r"^\s*(is|are|was|were|does|do|did|can|could|has|have|had)\b")
+_YESNO = re.compile(r"^\s*(is|are|was|were|does|do|did|can|could|has|have|had|any)\b")
 _YES_NO_OPTIONS = frozenset({"yes", "no"})
-
-#: words dropped around a target phrase
-_FILLER = frozenset(
-    "a an the this that these those there here is are was were be been being it its of in on at to into "
-    "video clip footage shown show shows seen see appear appears appeared visible does do did what which who "
-    "how many times time separate different distinct often number much when where whom ever any some "
-    "anything something does somebody someone briefly first last later earlier point moment part quarter "
-    "screen scene can could has have had".split()
-)
+#: "X, yes or no?", "true or false: X"
+_YESNO_FRAME = re.compile(r"^\s*(?:true or false|yes or no)\s*[:,.]?\s*|"
+                          r"[,.;:]?\s*(?:yes or no|true or false|or not)\s*\??$")
+#: a statement, then a short question about it ("the penguin shows up several times. how many?")
+_TAIL = re.compile(r"^(?P<said>.+?)[.,;:!?]\s*(?:so |and |exactly |roughly |about |then )?(?P<ask>how many|how often|"
+                   r"when|how long)(?: times)?\s*\??\s*$")
+_SHOWING = re.compile(r"\b(times|appear\w*|show\w*|seen|visible|pops? up|comes? up|turns? up)\b")
 
 
 @dataclass(frozen=True)
@@ -106,139 +141,117 @@ class QuestionKind:
         return out
 
 
-def phrase(text: str) -> str:
-    """``text`` without filler words at its ends (``"is a cup of coffee shown"`` -> ``"cup of coffee"``)."""
-    words = re.findall(r"[a-z0-9']+", str(text).lower())
-    while words and words[0] in _FILLER:
-        words.pop(0)
-    while words and words[-1] in _FILLER:
-        words.pop()
-    return " ".join(words)
-
-
 def _after(pattern: str, text: str) -> str:
     match = re.search(pattern, text)
-    return phrase(text[match.end():]) if match else ""
+    return text[match.end():] if match else ""
 
 
 def _count_target(q: str) -> tuple[str, str]:
     """``(target, relation)`` of a counting question."""
-    episodes = re.search(r"\b(?:appearances|occurrences|showings|instances|sightings)\s+of\b(.*)", q)
-    if episodes:  # "count the appearances of a tower", "the number of occurrences of X"
-        return phrase(re.split(r"\b(in|during|throughout)\b", episodes.group(1))[0]), "times"
-    made = re.search(r"\bhow many\s+(?:separate\s+|distinct\s+|different\s+)?(?:appearances|entrances|showings|"
-                     r"sightings)\s+(?:does|do|did|will)\s+(.+?)\s+(?:make|have|get)\b", q)
-    if made:  # "how many separate appearances does a horse make"
-        return phrase(made.group(1)), "times"
-    times = re.search(r"\bhow many\b.*\btimes\b|\bhow often\b|\bnumber of times\b", q) is not None
-    if times:
-        target = _after(r"\btimes\b|\bhow often\b", q)
-        target = re.split(r"\b(shown|seen|appear\w*|visible|happen\w*)\b", target)[0]
-        return phrase(target), "times"
-    match = re.search(r"\b(?:how many|number of|count(?: the)?)\s+(.*)", q)
-    target = match.group(1) if match else ""
-    target = re.split(r"\b(are|is|were|was|do|does|did|can|in|on|appear\w*)\b", target)[0]
-    return phrase(target), "things"
+    episodes = _EPISODES.search(q)  # "how many scenes show X", "count the appearances of X", "how many times is X"
+    if episodes and (target := thing(episodes.group(1))):
+        return target, "times"
+    if re.search(r"\bhow (?:often|frequently)\b", q):
+        return thing(_after(r"\bhow (?:often|frequently)\b", q)), "times"
+    return thing(_after(r"\b(?:how many|number of|count(?: the)?)\s+", q)), "things"
 
 
-def _when_target(q: str) -> str:
-    q = re.sub(r"^\s*when\b|\bat what (time|point|moment)\b|\b(which|what) (part|portion|section|point|moment|time)"
-               r"( of the video)?\b|\bhow far into the video\b|\bwhere in the video\b", " ", q)
-    q = re.split(r"\b(shown|seen|appear\w*|visible|happen\w*|come\w* up|show up|said|spoken|written)\b", q)[0]
-    return phrase(q)
+def _duration(q: str) -> QuestionKind:
+    relation = "shortest" if _SHORT.search(q) else "longest" if re.search(r"\b(longest|most|greatest|largest)\b", q) \
+        else "length"
+    cue = r"\bhow long\b|\bhow many (?:seconds|minutes)\b|\b(?:duration|screen time|time on screen) of\b"
+    return QuestionKind("duration", thing(_after(cue, q)) if relation == "length" else "", relation)
 
 
 def _order_relation(q: str) -> tuple[str, str]:
     """``(relation, anchor)`` of an order question."""
+    lead = re.match(r"^(?:right |just |immediately )?(after|before|following)\s+(.+?),\s*(?:what|which|who)\b", q)
+    if lead:  # "following the appearance of the kite, which object is shown next?"
+        return ("before" if lead.group(1) == "before" else "after",
+                thing(re.sub(r"\b(?:appearance|showing|sight) of\b", " ", lead.group(2))))
     rel = re.search(r"\b(after|before)\b(.*)", q)
     if rel and re.match(r"^\s*(what|which)\b", q):
         return rel.group(1), phrase(rel.group(2))
-    if re.search(r"\b(last|latest|final)\b", q):
+    if re.search(r"\b(last|latest|final|later)\b|\bat the (very )?end\b", q):
         return "last", ""
-    if re.search(r"\b(first|earliest)\b", q) and "order" not in q:
+    if re.search(r"\b(first|earliest|earlier)\b|\bat the (very )?(start|beginning)\b", q) and "order" not in q:
         return "first", ""
     return "", ""
 
 
 def _order_things(q: str) -> str:
     """The things an order question names itself (``"in which order do a cat, coffee and a rocket appear"``
-    -> ``"cat, coffee and a rocket"``), ``""`` when it names none."""
-    if ":" in q:
-        named = q.split(":", 1)[1]
-    else:
-        match = re.search(r"\b(?:do|does|did|are|were|is)\s+(.+?)\s+(?:appear\w*|shown|seen|come\w*|show up|"
-                          r"happen\w*)\b", q)
-        named = match.group(1) if match else ""
-    named = named.strip(" ?.!")
-    return named if len(list_items(named)) > 1 else ""
+    -> ``"cat, coffee and a rocket"``, ``"what comes first, a or b?"`` -> ``"a or b"``), ``""`` when it names
+    none."""
+    return named_list(q, r"\b(?:do|does|did|are|were|is)\s+(.+?)\s+(?:appear\w*|shown|seen|come\w*|show up|"
+                         r"happen\w*)\b",
+                      r"\b(?:first|earliest|earlier|last|latest|later)\b[^,]*,\s*(.+)$")
 
 
 def _absence_things(q: str) -> str:
     """The candidates a negation question lists (``"which of a cat, coffee or a rocket is never shown"``)."""
-    if ":" in q:
-        named = q.split(":", 1)[1]
-    else:
-        match = re.search(r"\b(?:which|what) (?:one )?of\s+(.+?)\s+(?:is|are|was|were|does|do|did|has|have)\b", q) \
-            or re.search(r"^\s*(?:exactly )?one of\s+(.+?)\s+(?:is|are|was|were|does|do|did|has|have|never|"
-                         r"doesn't|does not|isn't|is not)\b", q)  # "one of A, B or C never shows up. which one?"
-        named = match.group(1) if match else ""
-    named = named.strip(" ?.!")
-    return named if len(list_items(named)) > 1 else ""
-
-
-def list_items(text: str) -> list[str]:
-    """The things a question lists: ``"a cat, coffee and a rocket"`` -> ``["a cat", "coffee", "a rocket"]``."""
-    return [p.strip() for p in re.split(r"\s*(?:,\s*and\b|,|;|\band\b|\bor\b)\s*", text) if p and p.strip()]
+    return named_list(q, r"\b(?:which|what) (?:one )?of\s+(.+?)\s+(?:is|are|was|were|does|do|did|has|have)\b",
+                      r"^\s*(?:exactly )?one of\s+(.+?)\s+(?:is|are|was|were|does|do|did|has|have|never|"
+                      r"doesn't|does not|isn't|is not)\b")  # "one of A, B or C never shows up. which one?"
 
 
 def _is_order_option(option: str) -> bool:
     return len(split_items(option)) > 1
 
 
-def split_items(option: str) -> list[str]:
-    """The things an order option names, in its order: ``"a cat, then coffee"`` -> ``["a cat", "coffee"]``.
-
-    >>> split_items("rocket -> a cat -> coffee")
-    ['rocket', 'a cat', 'coffee']
-    """
-    parts = re.split(r"\s*(?:,\s*(?:and\s+)?then\b|\bthen\b|->|\u2192|,\s*and\b|,|;|\bfollowed by\b|\band then\b)\s*",
-                     str(option).strip().rstrip("."))
-    return [p.strip() for p in parts if p and p.strip()]
+def _framed(q: str, opts: list[str]) -> QuestionKind | None:
+    """A statement with a short question after it (``"the penguin shows up several times. how many?"``, ``"a
+    dolphin appears, yes or no?"``, ``"true or false: ..."``), or None."""
+    tail = _TAIL.match(q)
+    if tail:
+        said, ask = tail.group("said"), tail.group("ask")
+        if ask == "when":
+            return QuestionKind("when", thing(said))
+        if ask == "how long":
+            return QuestionKind("duration", thing(said), "length")
+        times = _SHOWING.search(said) or ask == "how often" or q.rstrip(" ?").endswith("times")
+        return QuestionKind("count", thing(said), "times" if times else "things")
+    if _YESNO_FRAME.search(q) and set(opts) <= _YES_NO_OPTIONS:
+        return QuestionKind("yesno", thing(_YESNO_FRAME.sub(" ", q)))
+    return None
 
 
 def understand(question: str, options: Sequence[str] = ()) -> QuestionKind:
     """The :class:`QuestionKind` of ``question`` (with its multiple-choice ``options``, if any).
 
-    Rules by precedence: counting, then order (the question's words, or options that each name several things
-    in sequence), absence (a negation), duration, when, topic, yes/no, attribute; else ``appear``.
+    Chat spellings are made plain first (:func:`~mmlong.question_words.normalise`). Rules by precedence: a
+    statement with a short question after it, "how many seconds/minutes" (duration), counting, a "when"
+    question (also one offering parts of the video: "at the start or the end"), order (the question's words,
+    or options that each name several things in sequence), absence (a negation), duration, when, topic,
+    yes/no, attribute; else ``appear``.
     """
-    q = " ".join(str(question).lower().split())
+    q = normalise(question)
     opts = [str(o).strip().lower() for o in options]
+    framed = _framed(q, opts)
+    if framed is not None:
+        return framed
+    if re.search(r"\bhow many (?:seconds|minutes)\b", q):
+        return _duration(q)
     if _COUNT.search(q):
         target, relation = _count_target(q)
         return QuestionKind("count", target, relation)
+    asks_when = not re.match(_WHEN_START + r"[^,]*,\s*(?:what|which|who|where|how|why)\b", q)  # "when X, what ..."
+    if asks_when and (_WHEN_FIRST.search(q) or _WHEN.search(q)):
+        return QuestionKind("when", thing(_WHEN_CUE.sub(" ", q)))
     if _ORDER.search(q) or (len(opts) > 1 and all(_is_order_option(o) for o in opts)):
         relation, anchor = _order_relation(q)
         return QuestionKind("order", "" if opts else _order_things(q), relation, anchor)
     if _NEGATION.search(q):
         return QuestionKind("absence", "" if opts else _absence_things(q) or phrase(re.sub(_NEGATION, " ", q)))
     if _DURATION.search(q):
-        relation = "longest" if "longest" in q or "most screen" in q else "shortest" if "shortest" in q else "length"
-        target = "" if relation != "length" else phrase(re.split(r"\b(shown|seen|visible|on screen)\b",
-                                                                  _after(r"\bhow long\b", q))[0])
-        return QuestionKind("duration", target, relation)
-    if _WHEN.search(q):
-        return QuestionKind("when", _when_target(q))
+        return _duration(q)
     if _TOPIC.search(q):
         return QuestionKind("topic")
     if _YESNO.search(q) and (not opts or set(opts) <= _YES_NO_OPTIONS):
-        body = re.sub(_YESNO, " ", q)
-        body = re.split(r"\b(shown|seen|visible|in the video|appear\w*)\b", body)[0]
-        return QuestionKind("yesno", phrase(body))
+        return QuestionKind("yesno", thing(re.sub(_YESNO, " ", q)))
     for relation, pattern in _ATTRIBUTE:
         if pattern.search(q):
-            target = phrase(re.sub(pattern, " ", q))
-            return QuestionKind("attribute", target, relation)
+            return QuestionKind("attribute", thing(re.sub(pattern, " ", q)), relation)
     if _READ.search(q):  # "what text is on screen", "what is written", "what does the sign say"
         return QuestionKind("appear", "" if opts else phrase(q), "text")
     return QuestionKind("appear", "" if opts else phrase(q))

@@ -15,6 +15,7 @@ MODULES = ["mmlong.types", "mmlong.spec", "mmlong.registry", "mmlong.config.requ
            "mmlong.frame_cache", "mmlong.frame_feed", "mmlong.experts.ocr_gate",
            "mmlong.apps.bench.hour_segments", "mmlong.apps.bench.hour", "mmlong.sampling.coverage",
            "mmlong.cache", "mmlong.limits", "mmlong.pipeline", "mmlong.qa", "mmlong.question_kinds",
+           "mmlong.question_words",
            "mmlong.benchmarks.niavh_gold", "mmlong.benchmarks.niavh_kinds",
            *(f"mmlong.models.socratic.{name}" for name in ("answerer", "gemma", "grounding", "kind_rules",
                                                            "open_answers", "open_vocab", "segments", "transcript"))]

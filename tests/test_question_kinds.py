@@ -83,3 +83,72 @@ def test_phrasings_met_on_a_held_out_grid(question, kind, target, relation):
     other things named."""
     decided = understand(question)
     assert (decided.kind, decided.target, decided.relation) == (kind, target, relation)
+
+
+FRUIT = ("a mango", "a pear", "a plum")
+
+
+@pytest.mark.parametrize(("family", "question", "options", "expected"), [
+    # chat spellings made plain: "whats", "r", "u", "isnt", "vid", "pls"
+    ("chat", "wat colour r the scooters", (), ("attribute", "scooters", "colour", "")),
+    ("chat", "which of these isnt in the vid pls", FRUIT, ("absence", "", "", "")),
+    ("chat", "whens the ferry shown", (), ("when", "ferry", "", "")),
+    # the thing's name alone: who sees it, what the video does, what follows the name
+    ("thing", "Could you spot an anchor in the footage?", (), ("yesno", "anchor", "", "")),
+    ("thing", "Does the film contain a hammock?", (), ("yesno", "hammock", "", "")),
+    ("thing", "How many times in total does a scooter drive by?", (), ("count", "scooter", "times", "")),
+    # episode nouns count showings
+    ("episodes", "In how many scenes does the ferry appear?", (), ("count", "ferry", "times", "")),
+    ("episodes", "How many different shots of the glacier are there?", (), ("count", "glacier", "times", "")),
+    ("episodes", "How frequently is the glacier shown?", (), ("count", "glacier", "times", "")),
+    # seconds and minutes are a duration, not a count
+    ("seconds", "For how many seconds is the hammock visible?", (), ("duration", "hammock", "length", "")),
+    ("seconds", "How many minutes does the ferry stay on screen?", (), ("duration", "ferry", "length", "")),
+    # when cues: a part of the video named, offered parts, before first/last words
+    ("when", "In which quarter of the video is the glacier shown?", (), ("when", "glacier", "", "")),
+    ("when", "Does the ferry appear near the start or near the end?", ("near the start", "near the end"),
+     ("when", "ferry", "", "")),
+    ("when", "When is the ferry first seen?", (), ("when", "ferry", "", "")),
+    ("when", "Roughly when in the video is an anchor on screen?", (), ("when", "anchor", "", "")),
+    ("when", "How far through the video is the hammock first shown?", (), ("when", "hammock", "", "")),
+    ("when", "When the chef opens the oven, what is inside?", ("bread", "a pie"), ("appear", "", "", "")),
+    # order: first/earlier/last at the end, "at the very end", a leading "after X,"
+    ("order", "Which fruit is picked up first?", FRUIT, ("order", "", "first", "")),
+    ("order", "what is shown at the very end", (), ("order", "", "last", "")),
+    ("order", "Following the appearance of the ferry, which object is shown next?", FRUIT,
+     ("order", "", "after", "ferry")),
+    ("order", "Which is seen later in the video, the glacier or the ferry?", (),
+     ("order", "the glacier or the ferry", "last", "")),
+    # absence: lists before a colon or after "among"/"out of"; nowhere, left out, all but one
+    ("absence", "Among a mango, a pear and a plum, which one does not appear?", (),
+     ("absence", "a mango, a pear and a plum", "", "")),
+    ("absence", "A mango, a pear or a plum: which one is never shown?", (),
+     ("absence", "a mango, a pear or a plum", "", "")),
+    ("absence", "Which fruit is nowhere to be seen?", FRUIT, ("absence", "", "", "")),
+    ("absence", "All but one of these are in the video. Which is the odd one out?", FRUIT, ("absence", "", "", "")),
+    # duration: screen time, the least, most briefly
+    ("duration", "Which is on screen the least?", FRUIT, ("duration", "", "shortest", "")),
+    ("duration", "Which fruit is seen most briefly?", FRUIT, ("duration", "", "shortest", "")),
+    ("duration", "Which fruit is visible for the greatest amount of time?", FRUIT, ("duration", "", "longest", "")),
+    ("duration", "What is the total screen time of the ferry?", (), ("duration", "ferry", "length", "")),
+    # topic: the video as a whole
+    ("topic", "Which of the following best describes the video as a whole?", ("a lecture", "a vlog"),
+     ("topic", "", "", "")),
+    ("topic", "Taken as a whole, what is shown?", ("a lecture", "a vlog"), ("topic", "", "", "")),
+    ("topic", "What type of footage is this?", ("a lecture", "a vlog"), ("topic", "", "", "")),
+    ("topic", "Can you tell me what this film is about?", (), ("topic", "", "", "")),
+    ("topic", "Where was this video filmed?", (), ("topic", "", "", "")),
+    ("topic", "Provide a short description of the clip.", (), ("topic", "", "", "")),
+    # a statement, then a short question
+    ("framed", "The ferry shows up a few times. How many?", (), ("count", "ferry", "times", "")),
+    ("framed", "the glacier appears at some point. when?", (), ("when", "glacier", "", "")),
+    ("framed", "a hammock is shown in this clip, yes or no?", (), ("yesno", "hammock", "", "")),
+    ("framed", "True or false: an anchor appears in the video.", (), ("yesno", "anchor", "", "")),
+    ("framed", "is the ferry in the video or not", (), ("yesno", "ferry", "", "")),
+    # reading what is written
+    ("read", "What does the poster on the wall say?", (), ("appear", "poster on the wall say", "text", "")),
+])
+def test_phrasing_families(family, question, options, expected):
+    """One or more questions for each phrasing family of the paraphrase set, with nouns the set does not use."""
+    got = understand(question, options)
+    assert (got.kind, got.target, got.relation, got.anchor) == expected, family
