@@ -78,11 +78,11 @@ _WHEN_FIRST = re.compile(_WHEN_START + r"|\btell me when\b|\b(?:start|beginning|
 _WHEN = re.compile(_WHEN_START + r"|\bat what (time|point|moment)\b|\b(which|what) (part|portion|section|point|"
                    r"moment|time|timestamp|minute|second|quarter|half|third|segment|stage)\b|"
                    r"\bhow far (?:into|through|in)\b|"
-                   r"\bwhere in the video\b|\btell me when\b")
+                   r"\b(?:where|whereabouts) in the (?:video|clip|film|footage)\b|\btell me when\b")
 _WHEN_CUE = re.compile(_WHEN_START + r"|\btell me when\b|\bat what (time|point|moment)\b|(?:\b(?:in|during|at|on) )?"
                        r"\b(which|what) (part|portion|section|point|moment|time|timestamp|minute|second|quarter|half|"
                        r"third|segment|stage)( of the video)?\b|\bhow far (?:into|through|in) the video\b|"
-                       r"\bwhere in the video\b")
+                       r"\b(?:where|whereabouts) in the (?:video|clip|film|footage)\b")
 _DURATION = re.compile(r"\bhow long\b|\blongest\b|\bshortest\b|\bhow many (?:seconds|minutes)\b|\bmost screen time\b|"
                        r"\b(?:most|least|greatest|largest|smallest|shortest) (?:amount of )?(?:screen )?time\b|"
                        r"\bon screen the (?:most|least)\b|\bthe (?:most|least) on screen\b|\bmost briefly\b|"
@@ -172,6 +172,7 @@ def _order_relation(q: str) -> tuple[str, str]:
     rel = re.search(r"\b(after|before)\b(.*)", q)
     if rel and re.match(r"^\s*(what|which)\b", q):
         return rel.group(1), phrase(rel.group(2))
+    q = re.sub(r"\b(?:from )?(?:first|start|beginning|earliest) to (?:last|finish|end|latest)\b", " ", q)
     if re.search(r"\b(last|latest|final|later)\b|\bat the (very )?end\b", q):
         return "last", ""
     if re.search(r"\b(first|earliest|earlier)\b|\bat the (very )?(start|beginning)\b", q) and "order" not in q:
@@ -185,12 +186,15 @@ def _order_things(q: str) -> str:
     none."""
     return named_list(q, r"\b(?:do|does|did|are|were|is)\s+(.+?)\s+(?:appear\w*|shown|seen|come\w*|show up|"
                          r"happen\w*)\b",
+                      r"\border (?:that |in which |which )?(.+?)\s+(?:are |is |were |was )?(?:appear\w*|shown|seen|"
+                      r"come\w*|show up|happen\w*)\b",  # "tell me the order a, b and c are seen in"
                       r"\b(?:first|earliest|earlier|last|latest|later)\b[^,]*,\s*(.+)$")
 
 
 def _absence_things(q: str) -> str:
     """The candidates a negation question lists (``"which of a cat, coffee or a rocket is never shown"``)."""
-    return named_list(q, r"\b(?:which|what) (?:one )?of\s+(.+?)\s+(?:is|are|was|were|does|do|did|has|have)\b",
+    return named_list(q, r"\b(?:which|what) (?:one )?of\s+(.+?)\s+(?:is|are|was|were|does|do|did|has|have|never|"
+                         r"doesn't|does not|isn't|is not|can't|cannot)\b",
                       r"^\s*(?:exactly )?one of\s+(.+?)\s+(?:is|are|was|were|does|do|did|has|have|never|"
                       r"doesn't|does not|isn't|is not)\b")  # "one of A, B or C never shows up. which one?"
 

@@ -152,3 +152,20 @@ def test_phrasing_families(family, question, options, expected):
     """One or more questions for each phrasing family of the paraphrase set, with nouns the set does not use."""
     got = understand(question, options)
     assert (got.kind, got.target, got.relation, got.anchor) == expected, family
+
+
+@pytest.mark.parametrize(("question", "kind", "target", "relation"), [
+    ("which of a kite, a lamp, a dog or a boat never turns up in the clip?", "absence",
+     "a kite, a lamp, a dog or a boat", ""),
+    ("Which of a kite or a lamp cannot be seen?", "absence", "a kite or a lamp", ""),
+    ("Tell me the order a kite, a lamp and a dog are seen in, from first to last.", "order",
+     "a kite, a lamp and a dog", ""),
+    ("In which order do a kite, a dog and a boat appear, from start to finish?", "order", "a kite, a dog and a boat",
+     ""),
+    ("whereabouts in the clip do we see a kite?", "when", "kite", ""),
+])
+def test_phrasings_met_on_held_out_grid_4(question, kind, target, relation):
+    """Wordings first met on held-out grid 4 (a list before "never turns up" was lost, "from first to last" was
+    read as "which is last", "whereabouts in the clip" was not a when), written here with other things."""
+    decided = understand(question)
+    assert (decided.kind, decided.target, decided.relation) == (kind, target, relation)
