@@ -49,11 +49,16 @@ _LEAD = re.compile(r"^(?:(?:you|we|i|they|one|people)\s+(?:can\s+|could\s+|get t
 _END = re.compile(r"\b(?:is|are|was|were|be|been|does|do|did|can|could|will|would|has|have|had|shown|seen|visible|"
                   r"appears?|appeared|appearing|shows?|showed|showing|pops?|popped|comes?|came|coming|turns? up|"
                   r"happens?|happened|occurs?|occurred|stays?|stayed|remains?|remained|pass(?:es|ed|ing)?|makes?|made|"
-                  r"gets?|got|lasts?|lasted|enters?|entered|leaves?|left|at (?:any|some) point|anywhere|ever|in|on|"
+                  r"gets?|got|lasts?|lasted|enters?|entered|leaves?|left|at (?:any|some) point|anywhere|ever|"
                   r"(?:drives?|go|goes|walks?|runs?|fl(?:y|ies)|moves?|cross(?:es)?|arrives?|returns?|rides?|rolls?|"
                   r"sails?|floats?|swims?|jumps?|drops?|falls?)(?= by| past| across| through| in| into| out| over| "
                   r"away| off| up| down| around| on|$)|"
-                  r"during|throughout|across|within|for|at)\b")
+                  r"during|throughout|"
+                  # a preposition ends the name before a definite place or the video ("the people in the car", "a
+                  # dog in the clip"), not inside a description ("a woman in a naval uniform", "a man on a phone")
+                  r"(?:in|on|at|for|across|within|inside|over)(?= (?:the|this|that|these|those|our|its|their|his|"
+                  r"her)\b| (?:video|clip|footage|film|movie|recording|screen|beginning|start|end|middle|once|"
+                  r"any|some|all|total|\d)\b|$))\b")
 
 
 def normalise(question: str) -> str:

@@ -169,3 +169,13 @@ def test_phrasings_met_on_held_out_grid_4(question, kind, target, relation):
     read as "which is last", "whereabouts in the clip" was not a when), written here with other things."""
     decided = understand(question)
     assert (decided.kind, decided.target, decided.relation) == (kind, target, relation)
+
+
+@pytest.mark.parametrize(("question", "target"), [
+    ("When can a woman in a naval uniform be seen?", "woman in a naval uniform"),
+    ("How many times is a man on a phone shown in this video?", "man on a phone"),
+    ("When is the dog shown in the clip?", "dog"),
+    ("Count the people in the car.", "people"),
+])
+def test_a_description_keeps_its_preposition_a_place_in_the_video_does_not(question, target):
+    assert understand(question).target == target
