@@ -280,3 +280,15 @@ def test_asked_what_is_written_the_answer_is_the_text_read_not_a_label(tokens, e
         answer = model.answer(tokens, Query(question), encoder=encoder, timed_text=said)
         assert answer.text == 'On screen: "TAXI" (00:50).', (question, answer.text)
     assert model.answer(tokens, Query("What text is on screen?"), encoder=encoder).text == "No text was read on screen."
+
+
+def test_when_takes_a_given_evidence_time_over_the_best_moment():
+    """The likeliest look's time (``at``) replaces the best single moment when the target stands out nowhere."""
+    from mmlong.models.socratic.kind_rules import when_scores
+
+    timeline = build_timeline([_Moment(float(t)) for t in range(100)], 100.0)
+    curve = torch.zeros(100, dtype=torch.float64)
+    curve[10] = 1.0  # the best single moment: first quarter
+    assert int(when_scores(QUARTERS, curve, timeline)[0].argmax()) == 0
+    scores, tau = when_scores(QUARTERS, curve, timeline, at=80.0)
+    assert tau == 80.0 and int(scores.argmax()) == 3

@@ -190,3 +190,14 @@ def test_seconds_of_brief_shots_come_before_seldom_seen_flowing_footage():
     seconds = {s + d for s in shown for d in (0, 1)}
     assert set(order[: len(seconds)]) == seconds
     assert len(order) > 2 * len(seconds)  # the flowing footage is seldom seen too, after the photo
+
+
+def test_when_a_presumed_thing_stands_out_nowhere_the_likeliest_look_says_when(tokens, encoder):
+    quarters = ("in the first quarter", "in the second quarter", "in the third quarter", "in the last quarter")
+    chosen = ask(tokens, encoder, "When is a hot drink shown?", quarters)
+    rule = chosen.details["kind_rule"]
+    assert rule["likeliest_look"] is True and 37.0 <= rule["evidence_time"] <= 39.0
+    assert chosen.option == "in the first quarter"
+    opened = ask(tokens, encoder, "When is a hot drink shown?")
+    assert opened.text.startswith("Probably at 00:37"), opened.text
+    assert "first quarter of the video: nothing matches hot drink clearly" in opened.text

@@ -276,8 +276,11 @@ def choose_by_kind(kind: QuestionKind, options: Sequence[str], curves: Curves,
         if not target:
             return None
         curve = curves.of([target])[0]
-        scores, tau = when_scores(opts, curve, timeline, curves.first)
-        details.update(target=target, evidence_time=round(tau, 2))
+        # nothing standing out: the question takes the target to be shown, so the look most like it says when
+        likely = curves.likeliest(target) if curves.counted(target) == [] else []
+        at = (likely[0][0] + likely[0][1]) / 2 if likely else None
+        scores, tau = when_scores(opts, curve, timeline, curves.first, at)
+        details.update(target=target, evidence_time=round(tau, 2), likeliest_look=bool(likely))
         evidence = curves.best(target, 1)
     elif kind.kind == "absence":
         kept = curves.left_out(opts)

@@ -292,12 +292,12 @@ def option_span(option: str, duration: float, anchor: Callable[[str], float] | N
 
 
 def when_scores(options: Sequence[str], curve: torch.Tensor, timeline: Timeline,
-                anchor: Callable[[str], float] | None = None) -> tuple[torch.Tensor, float]:
-    """``([K] scores, tau)``: how near the target's evidence time ``tau`` (its best moment) is to each option's
-    span, plus a tenth of the share of the target's positive presence inside it (module docstring); ``-inf``
-    for an option naming no span."""
+                anchor: Callable[[str], float] | None = None, at: float | None = None) -> tuple[torch.Tensor, float]:
+    """``([K] scores, tau)``: how near the target's evidence time ``tau`` (its best moment, or ``at`` when
+    given) is to each option's span, plus a tenth of the share of the target's positive presence inside it
+    (module docstring); ``-inf`` for an option naming no span."""
     d = max(timeline.duration, 1e-9)
-    tau = float(timeline.times[int(curve.argmax())]) if curve.numel() else 0.0
+    tau = at if at is not None else float(timeline.times[int(curve.argmax())]) if curve.numel() else 0.0
     mass = curve.clamp_min(0.0) * timeline.weights
     total = float(mass.sum())
     scores = []
