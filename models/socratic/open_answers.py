@@ -241,11 +241,6 @@ def open_sentence(kind: QuestionKind, curves: Curves, rarity: torch.Tensor | Non
                     return (f"Probably {n} time{'s' if n != 1 else ''}: nothing matches {target} clearly; what "
                             f"looks most like it is seen at {_times(likely)}."), curves.best(target, n)
                 return f"Once at most: {not_seen(target, curves)}", evidence[:1]
-            likely = curves.likeliest(target) if kind.kind == "when" else []
-            if likely:  # "when is X seen?" takes X to be shown: the look most like it, said to be a weak match
-                a, b = likely[0]
-                return (f"Probably at {format_span(a, b)}, {part_of_video(a, tl.duration)} of the video: nothing "
-                        f"matches {target} clearly; what looks most like it is seen then."), curves.best(target, 1)
             if kind.kind == "yesno":
                 return f"No. {not_seen(target, curves)}", evidence[:1]
             return not_seen(target, curves), evidence[:1]
