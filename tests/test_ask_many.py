@@ -8,14 +8,6 @@ import pytest
 
 
 @pytest.fixture(scope="module")
-def qwen_dir(tmp_path_factory):
-    from tests.vlm_fixtures import build_qwen2_vl, save_checkpoint
-
-    model, processor = build_qwen2_vl()
-    return save_checkpoint(model, processor, tmp_path_factory.mktemp("qwen"))
-
-
-@pytest.fixture(scope="module")
 def clip(tmp_path_factory):
     from tests.media import make_test_video
 

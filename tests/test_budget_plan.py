@@ -168,14 +168,6 @@ def test_counted_flops_include_cpu_attention():
 
 # ---------------------------------------------------------------------------------------------- plan and refusals
 @pytest.fixture(scope="module")
-def qwen_dir(tmp_path_factory):
-    from tests.vlm_fixtures import build_qwen2_vl, save_checkpoint
-
-    model, processor = build_qwen2_vl()
-    return save_checkpoint(model, processor, tmp_path_factory.mktemp("qwen"))
-
-
-@pytest.fixture(scope="module")
 def clip(tmp_path_factory):
     from tests.media import make_test_video
 

@@ -355,15 +355,6 @@ def test_keyframes_come_in_rows_of_four_with_captions_a_fifth_of_a_tile_high(tmp
     assert tile_h in (112, 113) and int(max(14, 112 // 5) * 1.4) > CAPTION_HEIGHT
 
 
-@pytest.fixture(scope="module")
-def qwen_dir(tmp_path_factory):
-    """A tiny random-init Qwen2-VL checkpoint (loads in well under a second)."""
-    from tests.vlm_fixtures import build_qwen2_vl, save_checkpoint
-
-    model, processor = build_qwen2_vl()
-    return save_checkpoint(model, processor, tmp_path_factory.mktemp("qwen"))
-
-
 def test_the_ask_handler_streams_each_phase_before_the_answer(tmp_path, bunny, qwen_dir):
     """The Ask button's handler is a generator: the page shows the phase the request is in (load, scan, encoding,
     compressing, answering, drawing) as each starts, the old answer cleared, and then the answer."""

@@ -4,10 +4,6 @@ answer on a generated clip."""
 
 from __future__ import annotations
 
-import importlib
-import sys
-import types
-
 import pytest
 
 from tests import vlm_families
@@ -27,28 +23,9 @@ def clip(tmp_path_factory):
 @pytest.fixture
 def bridge(monkeypatch, request):
     """The bridge module imported against stand-ins for lmms-eval's two base classes (not installed here)."""
+    from tests.lmms_stand_ins import import_bridge
 
-    class LMMS:
-        def __init__(self):
-            pass
-
-    modules = {"lmms_eval": types.ModuleType("lmms_eval"), "lmms_eval.api": types.ModuleType("lmms_eval.api"),
-               "lmms_eval.api.instance": types.ModuleType("lmms_eval.api.instance"),
-               "lmms_eval.api.model": types.ModuleType("lmms_eval.api.model")}
-    modules["lmms_eval.api.instance"].Instance = object
-    modules["lmms_eval.api.model"].lmms = LMMS
-    for name, module in modules.items():
-        monkeypatch.setitem(sys.modules, name, module)
-    import mmlong.apps
-
-    def forget():
-        sys.modules.pop("mmlong.apps.lmms_bridge", None)
-        if hasattr(mmlong.apps, "lmms_bridge"):
-            delattr(mmlong.apps, "lmms_bridge")
-
-    forget()
-    request.addfinalizer(forget)
-    return importlib.import_module("mmlong.apps.lmms_bridge")
+    return import_bridge(monkeypatch, request)
 
 
 class Instance:

@@ -87,10 +87,7 @@ def test_the_bridge_answers_lmms_requests_with_a_native_model(tmp_path, monkeypa
     """The bridge class itself, under a minimal stand-in for lmms-eval's two base classes (lmms-eval is not
     installed in this environment): generate_until on a subtitle prompt, loglikelihood with acc_mutual_info's
     bare requests, on a tiny Qwen2-VL checkpoint."""
-    import importlib
-    import sys
-    import types
-
+    from tests.lmms_stand_ins import import_bridge
     from tests.media import make_test_video
     from tests.vlm_fixtures import build_qwen2_vl, save_checkpoint
 
@@ -98,27 +95,7 @@ def test_the_bridge_answers_lmms_requests_with_a_native_model(tmp_path, monkeypa
         def __init__(self, request_type, arguments, idx=0, metadata=None):
             self.request_type, self.args, self.idx, self.metadata = request_type, arguments, idx, metadata
 
-    class LMMS:
-        def __init__(self):
-            pass
-
-    modules = {"lmms_eval": types.ModuleType("lmms_eval"), "lmms_eval.api": types.ModuleType("lmms_eval.api"),
-               "lmms_eval.api.instance": types.ModuleType("lmms_eval.api.instance"),
-               "lmms_eval.api.model": types.ModuleType("lmms_eval.api.model")}
-    modules["lmms_eval.api.instance"].Instance = Instance
-    modules["lmms_eval.api.model"].lmms = LMMS
-    for name, module in modules.items():
-        monkeypatch.setitem(sys.modules, name, module)
-    import mmlong.apps
-
-    def forget_bridge():  # the module imported against the stand-ins leaves with them
-        sys.modules.pop("mmlong.apps.lmms_bridge", None)
-        if hasattr(mmlong.apps, "lmms_bridge"):
-            delattr(mmlong.apps, "lmms_bridge")
-
-    forget_bridge()
-    request.addfinalizer(forget_bridge)
-    bridge = importlib.import_module("mmlong.apps.lmms_bridge")
+    bridge = import_bridge(monkeypatch, request, Instance)
 
     model, processor = build_qwen2_vl(num_layers=2)
     checkpoint = save_checkpoint(model, processor, tmp_path / "qwen")
