@@ -75,14 +75,15 @@ _ORDER = re.compile(r"\border\b|\bsequence\b|\bchronolog|\bwhat (happens|is show
 _WHEN_START = r"^\s*(?:(?:roughly|approximately|about|exactly|so|and|but|ok|okay|also|then)\s*,?\s+)?when\b"
 _WHEN_FIRST = re.compile(_WHEN_START + r"|\btell me when\b|\b(?:start|beginning|middle|end|half|quarter|third)\b[^?]*"
                          r"\bor\b[^?]*\b(?:start|beginning|middle|end|half|quarter|third)\b")
-_WHEN = re.compile(_WHEN_START + r"|\bat what (time|point|moment)\b|\b(which|what) (part|portion|section|point|"
-                   r"moment|time|timestamp|minute|second|quarter|half|third|segment|stage)\b|"
-                   r"\bhow far (?:into|through|in)\b|"
-                   r"\b(?:where|whereabouts) in the (?:video|clip|film|footage)\b|\btell me when\b")
+#: "which part", "what moment", ... of the video; "where in the clip"
+_PART = (r"\b(which|what) (part|portion|section|point|moment|time|timestamp|minute|second|quarter|half|third|segment|"
+         r"stage)\b")
+_WHERE_IN = r"\b(?:where|whereabouts) in the " + _VIDEO + r"\b"
+_WHEN = re.compile(_WHEN_START + r"|\bat what (time|point|moment)\b|" + _PART + r"|\bhow far (?:into|through|in)\b|"
+                   + _WHERE_IN + r"|\btell me when\b")
+#: the words of a when question that are not its target (removed before the target is read)
 _WHEN_CUE = re.compile(_WHEN_START + r"|\btell me when\b|\bat what (time|point|moment)\b|(?:\b(?:in|during|at|on) )?"
-                       r"\b(which|what) (part|portion|section|point|moment|time|timestamp|minute|second|quarter|half|"
-                       r"third|segment|stage)( of the video)?\b|\bhow far (?:into|through|in) the video\b|"
-                       r"\b(?:where|whereabouts) in the (?:video|clip|film|footage)\b")
+                       + _PART + r"( of the video)?\b|\bhow far (?:into|through|in) the video\b|" + _WHERE_IN)
 _DURATION = re.compile(r"\bhow long\b|\blongest\b|\bshortest\b|\bhow many (?:seconds|minutes)\b|\bmost screen time\b|"
                        r"\b(?:most|least|greatest|largest|smallest|shortest) (?:amount of )?(?:screen )?time\b|"
                        r"\bon screen the (?:most|least)\b|\bthe (?:most|least) on screen\b|\bmost briefly\b|"
