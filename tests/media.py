@@ -65,3 +65,30 @@ def text_file_named_video(path: str | Path) -> str:
 
 def audio_only(path: str | Path) -> str:
     return write_audio_only(path, seconds=0.5)
+
+
+def lay_photos(frames: np.ndarray, shown: dict[str, Sequence[int]], seconds: int = 2) -> np.ndarray:
+    """``frames [T, H, W, 3]`` (one a second) with each packaged photo of ``shown`` (a sample image name ->
+    the seconds it starts at) letterboxed over ``seconds`` frames from each start; in place, returned."""
+    from mmlong.assets.samples import sample_image
+    from mmlong.benchmarks.niavh_media import fit_frame
+
+    for photo, starts in shown.items():
+        picture = fit_frame(sample_image(photo), frames.shape[2], frames.shape[1])
+        for start in starts:
+            frames[start: start + seconds] = picture
+    return frames
+
+
+def encode_one_a_second(encoder: Any, frames: np.ndarray, name: str) -> Any:
+    """The tokens ``encoder`` gives ``frames [T, H, W, 3]`` shown one a second, with the video's meta (where the
+    answerer reads the duration)."""
+    import torch
+
+    from mmlong.types import Frames, VideoMeta
+
+    count = frames.shape[0]
+    meta = VideoMeta(name, float(count), 1.0, count, frames.shape[2], frames.shape[1])
+    encoded = encoder.encode(Frames(torch.from_numpy(frames), torch.arange(count),
+                                    torch.arange(count, dtype=torch.float64), meta))
+    return encoded.replace(meta={**encoded.meta, "video": meta.to_dict()})

@@ -11,15 +11,14 @@ import numpy as np
 import pytest
 import torch
 
-from mmlong.assets.samples import sample_image, sample_video
-from mmlong.benchmarks.niavh_media import fit_frame
+from mmlong.assets.samples import sample_video
 from mmlong.media.video import open_video
 from mmlong.models.socratic.answerer import SocraticModel
 from mmlong.models.socratic.kind_rules import EpisodeRule, build_timeline, episodes, option_span
 from mmlong.qa import Query
 from mmlong.sampling.basic import SampleContext, uniform_indices
 from mmlong.sampling.coverage import CoverageSampler
-from mmlong.types import Frames, VideoMeta
+from tests.media import encode_one_a_second, lay_photos
 
 SECONDS = 120
 SHOWN = {"coffee": (20, 60, 95), "rocket": (40,), "chelsea": (80,)}
@@ -30,10 +29,7 @@ def haystack_frames() -> np.ndarray:
     with open_video(sample_video("bigbuckbunny"), max_side=160) as video:
         idx = np.linspace(0, video.meta.num_frames - 1, SECONDS).round().astype(np.int64)
         frames = video.read(idx).data.numpy().copy()
-    for photo, starts in SHOWN.items():
-        for at in starts:
-            frames[at: at + 2] = fit_frame(sample_image(photo), frames.shape[2], frames.shape[1])
-    return frames
+    return lay_photos(frames, SHOWN)
 
 
 @pytest.fixture(scope="module")
@@ -50,10 +46,7 @@ def frames():
 
 @pytest.fixture(scope="module")
 def tokens(encoder, frames):
-    meta = VideoMeta("haystack.mp4", float(SECONDS), 1.0, SECONDS, frames.shape[2], frames.shape[1])
-    times = torch.arange(SECONDS, dtype=torch.float64)
-    encoded = encoder.encode(Frames(torch.from_numpy(frames), torch.arange(SECONDS), times, meta))
-    return encoded.replace(meta={**encoded.meta, "video": meta.to_dict()})
+    return encode_one_a_second(encoder, frames, "haystack.mp4")
 
 
 def ask(tokens, encoder, question, options=(), **config):

@@ -13,14 +13,14 @@ import numpy as np
 import pytest
 import torch
 
-from mmlong.assets.samples import sample_image, sample_video
+from mmlong.assets.samples import sample_video
 from mmlong.benchmarks.niavh_media import fit_frame
 from mmlong.media.video import open_video
 from mmlong.models.socratic.answerer import SocraticModel
 from mmlong.qa import Query
 from mmlong.sampling.basic import SampleContext
 from mmlong.sampling.coverage import CoverageSampler, seldom_seen
-from mmlong.types import Frames, VideoMeta
+from tests.media import encode_one_a_second, lay_photos
 
 SECONDS = 240
 SHOWN = {"coffee": (37, 121, 203), "rocket": (77,), "chelsea": (161,)}
@@ -44,11 +44,7 @@ def montage() -> np.ndarray:
             out.append(clips[clip][at[clip] % len(clips[clip])])
             at[clip] += 1
         k += 1
-    frames = np.stack(out[:SECONDS])
-    for photo, starts in SHOWN.items():
-        for s in starts:
-            frames[s: s + 2] = fit_frame(sample_image(photo), *SIDE)
-    return frames
+    return lay_photos(np.stack(out[:SECONDS]), SHOWN)
 
 
 @pytest.fixture(scope="module")
@@ -65,10 +61,7 @@ def encoder():
 
 @pytest.fixture(scope="module")
 def tokens(encoder, frames):
-    meta = VideoMeta("montage.mp4", float(SECONDS), 1.0, SECONDS, SIDE[0], SIDE[1])
-    encoded = encoder.encode(Frames(torch.from_numpy(frames), torch.arange(SECONDS),
-                                    torch.arange(SECONDS, dtype=torch.float64), meta))
-    return encoded.replace(meta={**encoded.meta, "video": meta.to_dict()})
+    return encode_one_a_second(encoder, frames, "montage.mp4")
 
 
 @pytest.fixture(scope="module")
