@@ -32,8 +32,9 @@ every brief showing seen, and in footage that cuts every few seconds neither rar
 (a thing shown three times has twins; a montage's cuts outnumber the frames). For them the scan's *seldom
 seen* seconds come first (:func:`seldom_seen`): a second whose look (feature cosine at least ``SCAN_TWIN``)
 the video shows for at most ``max(12 s, 2 %)`` of its scanned seconds
-(:func:`~mmlong.scoring.frames.seldom_seconds`) gets a frame, the seldomest first, up to half the frames;
-footage, however it is cut, recurs and is left to the other picks.
+(:func:`~mmlong.scoring.frames.seldom_seconds`) gets a frame: first those inside a brief shot (cut in and out
+within 3 s), then the seldomest; up to 3/4 of the frames for a count (every showing must be seen), 1/2 for the
+others. Footage, however it is cut, recurs and is left to the other picks.
 
 The pipeline then decodes and encodes only those ``frames`` at full resolution. Registered as ``coverage``:
 ``coverage:64[,scan_fps=1][,scan_size=96][,scan_reuse=2]``.
@@ -259,7 +260,7 @@ class CoverageSampler(Sampler):
                                                     "showings": (8, 16, cfg.frames // 2)}.get(plan, (4, 8, 0))
         seldom: list[int] = []
         if seldom_budget:  # every brief showing, repeated or not: the seconds seen least
-            most = round(seldom_seconds(len(scan) / cfg.scan_fps) * cfg.scan_fps)
+            most = round(seldom_seconds(meta.duration) * len(scan) / max(meta.duration, 1e-9))  # in scanned frames
             seldom = seldom_seen(features, most)[:seldom_budget]
         match_moments = diverse_top(wanted, times, cfg.frames // match_share, cfg.diversity)
         change_moments = diverse_top(scores["change"], times, cfg.frames // change_share, cfg.diversity)

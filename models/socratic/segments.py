@@ -21,9 +21,9 @@ things to segments second:
   footage is a mixture whose best moment matches many texts by chance, its average none);
 - **showings** of one thing (:func:`standing_out`): the looks above the widest break of its robust z-scores
   ``(S - median) / (1.4826 MAD)`` (median and MAD of its scores over the shots, the footage's many samples),
-  when they stand out of the video's own baseline (steady
-  footage that resembles a text a little is that text's baseline, a brief photo of it a spike); each shot of
-  such a look is a showing (a thing shown three times is one look of three shots: the exemplar's twins);
+  when they stand out of the video's own baseline (steady footage that resembles a text a little is that
+  text's baseline, a brief photo of it a spike); each shot of such a look is a showing (a thing shown three
+  times is one look of three shots);
 - **assignment** (:func:`assign`): named things to *distinct* looks maximising ``sum S`` (exhaustive search,
   the assignment problem of Kuhn 1955 at the sizes questions have), so two things shown in turn cannot both
   claim the same showing and a thing with no showing of its own is left with a weak one.
@@ -49,7 +49,7 @@ from mmlong.scoring.frames import seldom_seconds
 CUT = 0.6
 #: shots at least this alike (cosine of their mean features) are one look: the same thing shown again
 TWIN = 0.9
-#: robust z-score (over the looks) at which a thing's match to a shot stands out of the video's baseline
+#: robust z-score (against the shots) at which a thing's match to a look stands out of the video's baseline
 STANDS_OUT = 2.0
 #: least gap (robust standard deviations) between a thing's showings and the rest of its matches
 BREAK = 1.0
@@ -220,12 +220,11 @@ def seldom_looks(shots: Shots, timeline: Timeline) -> list[int]:
     image moments (the local sampling step: frames are dense where the sampler saw something brief, so the
     half-gaps of ``timeline.weights`` would stretch a 2 s showing over the sparse frames around it)."""
     most = seldom_seconds(timeline.duration)
-    image = [i for s in shots.members for i in s]
-    times = torch.tensor([float(timeline.times[i]) for i in sorted(image)], dtype=torch.float64)
-    gaps = times.diff()
+    image = [i for s in shots.members for i in s]  # timeline indices, in time order
+    gaps = timeline.times[image].double().diff()
     inf = torch.full((1,), float("inf"), dtype=torch.float64)
     step = torch.minimum(torch.cat([inf, gaps]), torch.cat([gaps, inf])).clamp(max=float(timeline.duration))
-    seconds_of = dict(zip(sorted(image), step.tolist()))
+    seconds_of = dict(zip(image, step.tolist()))
     seconds = [sum(seconds_of[i] for s in g for i in shots.members[s]) for g in shots.looks]
     return [g for g, sec in enumerate(seconds) if sec <= most]
 
