@@ -88,6 +88,11 @@ _DURATION = re.compile(r"\bhow long\b|\blongest\b|\bshortest\b|\bhow many (?:sec
                        r"\b(?:most|least|greatest|largest|smallest|shortest) (?:amount of )?(?:screen )?time\b|"
                        r"\bon screen the (?:most|least)\b|\bthe (?:most|least) on screen\b|\bmost briefly\b|"
                        r"\bbriefest\b|\bduration of\b|\bscreen time of\b|\btime on screen of\b")
+#: a time or part of the video a question asks about ("at the end", "at 00:30", "in the first minute")
+_AT_TIME = re.compile(r"\b(?:at|around|near|towards?|in|during|by)\s+(?:the\s+)?(?:very\s+)?(?:"
+                      r"\d{1,2}:\d{2}(?::\d{2})?|(?:beginning|start|opening|middle|end|ending|close|finish)"
+                      r"(?:\s+of\s+the\s+" + _VIDEO + r")?|(?:first|last|final|second|third)\s+(?:quarter|half|third|"
+                      r"minute|\d+\s+seconds?))\b")
 _SHORT = re.compile(r"\bshortest\b|\bleast\b|\bsmallest\b|\bbriefest\b|\bmost briefly\b")
 _TOPIC = re.compile(r"\bmostly\b|\bmainly\b|\bmost of (the|this) (video|clip|footage|time)\b|"
                     r"\bprimarily\b|\bmain (topic|subject|theme|idea|content|focus|event|steps|"
@@ -121,8 +126,9 @@ _SHOWING = re.compile(r"\b(times|appear\w*|show\w*|seen|visible|pops? up|comes? 
 class QuestionKind:
     """What a question asks: ``kind`` (one of :data:`KINDS`), its ``target`` (the thing asked about; ``""`` when
     the options are the things compared), ``relation`` (count: ``times``/``things``; order: ``first``/``last``/
-    ``after``/``before``; duration: ``longest``/``shortest``/``length``; attribute: ``colour``/``place``/``who``)
-    and ``anchor`` (the thing a before/after question refers to)."""
+    ``after``/``before``; duration: ``longest``/``shortest``/``length``; attribute: ``colour``/``place``/``who``;
+    appear: ``text`` for what is written, ``at`` for what appears at a time) and ``anchor`` (the thing a
+    before/after question refers to, or the time an ``at`` question names)."""
 
     kind: str
     target: str = ""
@@ -134,6 +140,9 @@ class QuestionKind:
 
     def describe(self) -> str:
         """One line for people: ``count (times) of "cup of coffee"``."""
+        if self.relation == "at":  # appear (at the end) of "animal"
+            out = f"{self.kind} ({self.anchor})" + (f' of "{self.target}"' if self.target else "")
+            return out
         out = self.kind + (f" ({self.relation})" if self.relation else "")
         if self.target:
             out += f' of "{self.target}"'
@@ -243,6 +252,9 @@ def understand(question: str, options: Sequence[str] = ()) -> QuestionKind:
     asks_when = not re.match(_WHEN_START + r"[^,]*,\s*(?:what|which|who|where|how|why)\b", q)  # "when X, what ..."
     if asks_when and (_WHEN_FIRST.search(q) or _WHEN.search(q)):
         return QuestionKind("when", thing(_WHEN_CUE.sub(" ", q)))
+    at = _AT_TIME.search(q)
+    if at and re.search(r"\d|quarter|half|third|minute|second", at.group(0)) and re.match(r"\s*(what|which)\b", q):
+        return _at_time(q, at, opts)  # "what is shown in the first quarter?": not an order question
     if _ORDER.search(q) or (len(opts) > 1 and all(_is_order_option(o) for o in opts)):
         relation, anchor = _order_relation(q)
         return QuestionKind("order", "" if opts else _order_things(q), relation, anchor)
@@ -259,4 +271,13 @@ def understand(question: str, options: Sequence[str] = ()) -> QuestionKind:
             return QuestionKind("attribute", thing(re.sub(pattern, " ", q)), relation)
     if _READ.search(q):  # "what text is on screen", "what is written", "what does the sign say"
         return QuestionKind("appear", "" if opts else phrase(q), "text")
+    if at:  # "what happens at the end?", "what is shown at 00:30?": what appears then
+        return _at_time(q, at, opts)
     return QuestionKind("appear", "" if opts else phrase(q))
+
+
+def _at_time(q: str, at: re.Match[str], opts: Sequence[str]) -> QuestionKind:
+    """An ``appear`` question about the time ``at`` names (relation ``at``, the time phrase as anchor)."""
+    target = "" if opts else thing(q[:at.start()] + " " + q[at.end():])
+    return QuestionKind("appear", "" if target in ("we", "you", "i", "they", "one") else target, "at",
+                        at.group(0).strip())

@@ -18,7 +18,8 @@ MODULES = ["mmlong.types", "mmlong.spec", "mmlong.registry", "mmlong.config.requ
            "mmlong.question_words",
            "mmlong.benchmarks.niavh_gold", "mmlong.benchmarks.niavh_kinds",
            *(f"mmlong.models.socratic.{name}" for name in ("answerer", "gemma", "grounding", "kind_rules",
-                                                           "open_answers", "open_vocab", "segments", "transcript"))]
+                                                           "open_answers", "open_vocab", "segments", "time_anchor",
+                                                           "transcript"))]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -285,3 +285,18 @@ def test_when_takes_a_given_evidence_time_over_the_best_moment():
     assert int(when_scores(QUARTERS, curve, timeline)[0].argmax()) == 0
     scores, tau = when_scores(QUARTERS, curve, timeline, at=80.0)
     assert tau == 80.0 and int(scores.argmax()) == 3
+
+
+def test_a_question_about_a_time_reads_the_moments_of_that_time(tokens, encoder):
+    """"What is shown at 00:41?" is answered from the moment then (the rocket, 00:40-00:41), "What happens at
+    the end?" from the last quarter (the coffee at 01:35), not from the best match anywhere in the video."""
+    options = ("a cat", "a rocket", "a cup of coffee")
+    assert ask(tokens, encoder, "What is shown at 00:41?", options).option == "a rocket"
+    chosen = ask(tokens, encoder, "What is shown at 01:21?", options)
+    assert chosen.option == "a cat" and chosen.details["kind_rule"]["at"] == "at 01:21"
+    rocket = ask(tokens, encoder, "What is shown at 00:41?")
+    assert rocket.text.startswith("At 00:41 (00:41): most of that part looks like ")
+    assert "espresso" not in rocket.text and "Egyptian cat" not in rocket.text
+    end = ask(tokens, encoder, "What happens at the end?")
+    assert end.text.startswith("At the end (01:30–01:59): ") and "espresso" in end.text
+    assert "Egyptian cat" not in end.text

@@ -179,3 +179,16 @@ def test_phrasings_met_on_held_out_grid_4(question, kind, target, relation):
 ])
 def test_a_description_keeps_its_preposition_a_place_in_the_video_does_not(question, target):
     assert understand(question).target == target
+
+
+@pytest.mark.parametrize(("question", "target", "anchor"), [
+    ("What happens at the end?", "", "at the end"),
+    ("What is shown at 02:15?", "", "at 02:15"),
+    ("Which vehicle is on screen at 01:05?", "vehicle", "at 01:05"),
+    ("what do we see in the first minute", "", "in the first minute"),
+    ("What is shown in the last quarter?", "", "in the last quarter"),
+])
+def test_a_question_about_a_time_asks_what_appears_then(question, target, anchor):
+    decided = understand(question)
+    assert (decided.kind, decided.target, decided.relation, decided.anchor) == ("appear", target, "at", anchor)
+    assert decided.describe().startswith(f"appear ({anchor})")

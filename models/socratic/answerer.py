@@ -70,7 +70,8 @@ from mmlong.models.socratic.grounding import Grounding, ground, line_says, momen
 from mmlong.models.socratic.kind_choice import Curves, choose_by_kind
 from mmlong.models.socratic.kind_rules import EpisodeRule, build_timeline
 from mmlong.models.socratic.open_answers import open_sentence
-from mmlong.models.socratic.transcript import Transcript, build_transcript
+from mmlong.models.socratic.time_anchor import moments_at
+from mmlong.models.socratic.transcript import Transcript, build_transcript, spread
 from mmlong.qa import Answer, Query
 from mmlong.question_kinds import understand
 from mmlong.types import VisualTokens
@@ -96,19 +97,6 @@ def transcript_context(transcript: Transcript, header: str = TRANSCRIPT_HEADER) 
     return f"{header}{legend}\n{body}"
 
 
-def spread(items: Sequence[Any], count: int) -> list[Any]:
-    """At most ``count`` of ``items``, evenly spaced over the sequence (first and last kept), order kept.
-
-    >>> spread(list(range(10)), 4)
-    [0, 3, 6, 9]
-    """
-    if len(items) <= count:
-        return list(items)
-    if count <= 1:
-        return list(items[:count])
-    return [items[round(i * (len(items) - 1) / (count - 1))] for i in range(count)]
-
-
 def fuse_scores(evidence: torch.Tensor, lm: torch.Tensor, temperature: float, lm_weight: float) -> torch.Tensor:
     """``[K]`` fused option scores: ``log_softmax(evidence / temperature) + lm_weight * log_softmax(lm)``.
 
@@ -119,6 +107,11 @@ def fuse_scores(evidence: torch.Tensor, lm: torch.Tensor, temperature: float, lm
     """
     e = torch.log_softmax(evidence.double() / max(temperature, 1e-9), dim=0)
     return e + lm_weight * torch.log_softmax(lm.double(), dim=0)
+
+
+def video_duration(tokens: VisualTokens) -> float | None:
+    """The video's duration in seconds from the tokens' meta, or None."""
+    return ((tokens.meta or {}).get("video") or {}).get("duration")
 
 
 def moment_words(line: Any) -> str:
@@ -307,11 +300,12 @@ class SocraticModel(VideoQAModel):
         rarity = moment_rarity(moments, cfg.rarity_window) if cfg.rarity_weight > 0 else None
         return ground(moments, texts, encoder, rarity, cfg.rarity_weight)
 
-    def curves(self, tokens: VisualTokens, moments: Sequence[Any], encoder: Any) -> Curves:
-        """Presence curves over the timeline of ``moments`` (the video's duration from the tokens' meta)."""
-        duration = ((tokens.meta or {}).get("video") or {}).get("duration")
+    def curves(self, tokens: VisualTokens, moments: Sequence[Any], encoder: Any,
+               within: tuple[float, float] | None = None) -> Curves:
+        """Presence curves over the timeline of ``moments`` (the video's duration from the tokens' meta), taken
+        from the span ``within`` when the question asks about a time."""
         rule = EpisodeRule(on_abs=self.config.episode_on, gap=self.config.episode_gap)
-        return Curves(build_timeline(moments, duration), moments, encoder, rule)
+        return Curves(build_timeline(moments, video_duration(tokens), within), moments, encoder, rule)
 
     def open_answer(self, query: Query, moments: Sequence[Any], encoder: Any) -> tuple[str, str, list[int], Grounding]:
         """``(prompt, answer, moment positions, grounding)`` for an open question, from the ``open_moments``
@@ -357,7 +351,9 @@ class SocraticModel(VideoQAModel):
         cfg = self.config
         kind = understand(query.question, query.options)
         details["question"] = {**kind.to_dict(), "summary": kind.describe()}
-        curves = self.curves(tokens, moments, encoder)
+        moments, span = moments_at(moments, kind.anchor, video_duration(tokens) or 0.0) \
+            if kind.relation == "at" and not query.is_multiple_choice else (moments, None)  # the moments then
+        curves = self.curves(tokens, moments, encoder, span)
         ruled = choose_by_kind(kind, query.options, curves, cfg.holistic_temperature, cfg.holistic_calibration) \
             if cfg.kind_rules and query.is_multiple_choice else None
         prompt = ""

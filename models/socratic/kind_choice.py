@@ -1,8 +1,9 @@
 """Multiple choice by the question's kind: the rule of :mod:`mmlong.models.socratic.kind_rules` that fits what the
 question asks (:mod:`mmlong.question_kinds`) chooses the option.
 
-``appear`` and ``attribute`` questions keep the grounded rule of :mod:`mmlong.models.socratic.answerer` (the option a
-moment supports best); every other kind is decided here. When a rule cannot tell the options apart (every
+``appear`` (but a question about a time: the option present most then) and ``attribute`` questions keep the
+grounded rule of :mod:`mmlong.models.socratic.answerer` (the option a moment supports best); every other kind
+is decided here. When a rule cannot tell the options apart (every
 score equal, e.g. options that name no number for a counting question), :func:`choose_by_kind` returns None
 and the grounded rule decides.
 """
@@ -43,6 +44,7 @@ from mmlong.models.socratic.segments import (
     seldom_looks,
     shot_episodes,
 )
+from mmlong.models.socratic.time_anchor import moments_at
 from mmlong.question_kinds import QuestionKind, split_items
 
 #: kinds whose multiple choice a rule of :mod:`mmlong.models.socratic.kind_rules` decides
@@ -227,7 +229,7 @@ def choose_by_kind(kind: QuestionKind, options: Sequence[str], curves: Curves,
                    temperature: float = 0.01, calibration: float = 0.75) -> KindChoice | None:
     """The option the kind's rule chooses, or None when the kind has no rule or the rule cannot decide;
     ``temperature``, ``calibration``: ``T`` and ``lambda`` of the holistic share."""
-    if kind.kind not in RULED or not options:
+    if (kind.kind not in RULED and kind.relation != "at") or not options:
         return None
     timeline = curves.timeline
     opts = list(options)
@@ -282,6 +284,12 @@ def choose_by_kind(kind: QuestionKind, options: Sequence[str], curves: Curves,
         scores, tau = when_scores(opts, curve, timeline, curves.first, at)
         details.update(target=target, evidence_time=round(tau, 2), likeliest_look=bool(likely))
         evidence = curves.best(target, 1)
+    elif kind.kind == "appear":  # "what is shown at 01:20?": the option present most at that time
+        kept = {id(m) for m in moments_at(curves.moments, kind.anchor, timeline.duration)[0]}
+        then = [i for i, p in enumerate(timeline.positions) if id(curves.moments[p]) in kept]
+        scores = curves.of(opts)[:, then].max(dim=1).values
+        details.update(at=kind.anchor, moments=len(then))
+        evidence = [timeline.positions[i] for i in then][:3]
     elif kind.kind == "absence":
         kept = curves.left_out(opts)
         if kept is not None:

@@ -88,9 +88,11 @@ class Timeline:
         return len(self.positions)
 
 
-def build_timeline(moments: Sequence[Any], duration: float | None = None) -> Timeline:
+def build_timeline(moments: Sequence[Any], duration: float | None = None,
+                   within: tuple[float, float] | None = None) -> Timeline:
     """The :class:`Timeline` of ``moments`` (image lines and expert lines, any order); ``duration``: the
-    video's length in seconds (default: the last moment's end plus the typical gap between image moments)."""
+    video's length in seconds (default: the last moment's end plus the typical gap between image moments);
+    ``within``: the span the moments were taken from (an image moment stands for no time outside it)."""
     order = sorted(range(len(moments)), key=lambda i: (float(moments[i].centre), i))
     times = torch.tensor([float(moments[i].centre) for i in order], dtype=torch.float64)
     starts = torch.tensor([float(moments[i].start) for i in order], dtype=torch.float64)
@@ -105,6 +107,8 @@ def build_timeline(moments: Sequence[Any], duration: float | None = None) -> Tim
         mids = (img_t[1:] + img_t[:-1]) / 2
         lo = torch.cat([img_t.new_zeros(1), mids])
         hi = torch.cat([mids, img_t.new_full((1,), max(total, float(img_t[-1])))])
+        if within is not None:
+            lo, hi = lo.clamp(min=within[0]), hi.clamp(max=within[1])
         weights[image] = (hi - lo).clamp_min(1e-3)
     return Timeline(times, starts, ends, weights, is_text, order, total)
 

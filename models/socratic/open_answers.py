@@ -160,25 +160,27 @@ def lasting_text(curves: Curves, least_share: float = 0.3) -> tuple[str, float] 
     return (text, share) if share >= least_share else None
 
 
-def summary(curves: Curves, rarity: torch.Tensor | None, min_confidence: float = 0.5) -> str:
-    """What most of the video shows (a lasting on-screen text first; for footage the classifier does not know,
-    its closest words), what happens briefly, the text read and the words heard."""
+def summary(curves: Curves, rarity: torch.Tensor | None, min_confidence: float = 0.5,
+            whole: str = "the video") -> str:
+    """What most of ``whole`` (the video, or the part a question asks about) shows (a lasting on-screen text
+    first; for footage the classifier does not know, its closest words), what happens briefly, the text read
+    and the words heard."""
     ranked = dominant(curves, 3, min_confidence)
     unclear = sum(share for name, share in ranked if not name)
     main = [(name, share) for name, share in ranked if name][:2]
     parts = []
     lasting = lasting_text(curves)
     if lasting is not None:
-        parts.append(f'Most of the video ({share_phrase(lasting[1])}) shows the text "{lasting[0]}" on screen.')
+        parts.append(f'Most of {whole} ({share_phrase(lasting[1])}) shows the text "{lasting[0]}" on screen.')
     if ranked:
         if unclear >= 0.5:
             faint = faint_labels(curves, min_confidence)
             closest_words = f"; the closest it comes is {' and '.join(faint)}" if faint else ""
-            parts.append(f"Most of the video ({share_phrase(unclear)}) is nothing the image classifier recognises "
+            parts.append(f"Most of {whole} ({share_phrase(unclear)}) is nothing the image classifier recognises "
                          f"with confidence{closest_words}.")
         if main:
             shown = " and ".join(f"{name} ({share_phrase(share)})" for name, share in main)
-            parts.append(f"{'Where it does, it' if unclear >= 0.5 else 'Most of the video'} looks like {shown}.")
+            parts.append(f"{'Where it does, it' if unclear >= 0.5 else 'Most of ' + whole} looks like {shown}.")
         brief = brief_moments(curves, rarity, {name for name, _ in main}, min_confidence)
         if brief:
             parts.append("Briefly: " + ", ".join(f"{name} at {format_time(t)}" for name, t in brief) + ".")
@@ -222,6 +224,11 @@ def open_sentence(kind: QuestionKind, curves: Curves, rarity: torch.Tensor | Non
     target = kind.target
     if kind.kind == "topic" or (kind.kind == "attribute" and kind.relation == "place"):
         return summary(curves, rarity, min_confidence), []
+    if kind.kind == "appear" and kind.relation == "at":  # the moments of that time only (time_anchor)
+        image = [float(t) for t, text in zip(tl.times, tl.is_text) if not bool(text)]
+        when = format_span(min(image), max(image)) if image else kind.anchor
+        said = summary(curves, None, min_confidence, "that part")
+        return f"{kind.anchor[0].upper() + kind.anchor[1:]} ({when}): {said[0].lower() + said[1:]}", []
     if counts_people(kind, curves.moments):
         seen = people_counts(curves.moments)
         most = max(n for _, _, n in seen)

@@ -231,6 +231,19 @@ def _coarsen(spans: _Spans, bins: int) -> _Spans:
     return _pool(groups, spans.start, spans.end, spans.features, spans.weights, spans.counts)
 
 
+def spread(items: Sequence[Any], count: int) -> list[Any]:
+    """At most ``count`` of ``items``, evenly spaced over the sequence (first and last kept), order kept.
+
+    >>> spread(list(range(10)), 4)
+    [0, 3, 6, 9]
+    """
+    if len(items) <= count:
+        return list(items)
+    if count <= 1:
+        return list(items[:count])
+    return [items[round(i * (len(items) - 1) / (count - 1))] for i in range(count)]
+
+
 def build_transcript(
     tokens: VisualTokens,
     classify: Callable[[torch.Tensor], torch.Tensor],
