@@ -265,7 +265,11 @@ def understand(question: str, options: Sequence[str] = ()) -> QuestionKind:
     if _TOPIC.search(q):
         return QuestionKind("topic")
     if _YESNO.search(q) and (not opts or set(opts) <= _YES_NO_OPTIONS):
-        return QuestionKind("yesno", thing(re.sub(_YESNO, " ", q)))
+        body = re.sub(_YESNO, " ", q)
+        rel = re.search(r"\b(before|after)\b(.+)$", body)
+        if rel:  # "does the cat appear before the rocket?": which is first seen
+            return QuestionKind("yesno", thing(body[:rel.start()]), rel.group(1), thing(rel.group(2)))
+        return QuestionKind("yesno", thing(body))
     for relation, pattern in _ATTRIBUTE:
         if pattern.search(q):
             return QuestionKind("attribute", thing(re.sub(pattern, " ", q)), relation)

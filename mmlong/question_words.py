@@ -26,7 +26,8 @@ _CHAT = {
     "when's": "when is", "wheres": "where is", "where's": "where is", "whos": "who is", "who's": "who is",
     "theres": "there is", "there's": "there is", "hw": "how", "howmany": "how many", "wich": "which",
     "r": "are", "u": "you", "ur": "your", "pls": "", "plz": "", "please": "", "vid": "video", "vids": "videos",
-    "abt": "about", "seperate": "separate", "seperately": "separately", "thru": "through", "isnt": "isn't",
+    "abt": "about", "ppl": "people", "pple": "people",
+    "seperate": "separate", "seperately": "separately", "thru": "through", "isnt": "isn't",
     "doesnt": "doesn't", "dont": "don't", "didnt": "didn't", "cant": "can't", "wasnt": "wasn't", "arent": "aren't",
     "werent": "weren't", "hasnt": "hasn't", "havent": "haven't", "couldnt": "couldn't", "wont": "won't",
 }

@@ -300,3 +300,12 @@ def test_a_question_about_a_time_reads_the_moments_of_that_time(tokens, encoder)
     end = ask(tokens, encoder, "What happens at the end?")
     assert end.text.startswith("At the end (01:30–01:59): ") and "espresso" in end.text
     assert "Egyptian cat" not in end.text
+
+
+def test_yes_no_about_order_compares_when_each_is_first_seen(tokens, encoder):
+    """"Does the cat appear before the rocket?" (cat 01:20, rocket 00:40): no; asked the other way round: yes."""
+    assert ask(tokens, encoder, "Does the cat appear before the rocket?").text == \
+        "No: cat is first seen at 01:20, rocket at 00:40."
+    assert ask(tokens, encoder, "Does the rocket appear before the cat?").text.startswith("Yes: rocket")
+    assert ask(tokens, encoder, "Is the cat shown after the rocket?", ("yes", "no")).option == "yes"
+    assert ask(tokens, encoder, "Is the cat shown before the rocket?", ("yes", "no")).option == "no"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mmlong.question_kinds import split_items, understand
+from mmlong.question_kinds import QuestionKind, split_items, understand
 
 ORDER_OPTIONS = ("a cat, then a rocket", "a rocket, then a cat")
 
@@ -192,3 +192,9 @@ def test_a_question_about_a_time_asks_what_appears_then(question, target, anchor
     decided = understand(question)
     assert (decided.kind, decided.target, decided.relation, decided.anchor) == ("appear", target, "at", anchor)
     assert decided.describe().startswith(f"appear ({anchor})")
+
+
+def test_yes_no_about_order_and_chat_spellings():
+    assert understand("Does the kite appear before the boat?") == QuestionKind("yesno", "kite", "before", "boat")
+    assert understand("is the dog shown after the red car") == QuestionKind("yesno", "dog", "after", "red car")
+    assert understand("how many ppl") == QuestionKind("count", "people", "things")

@@ -176,6 +176,12 @@ class Curves:
         comp = self.competitive(texts)
         return [first_seen(row, self.timeline, self.rule) for row in comp]
 
+    def sooner(self, text: str, anchor: str, relation: str) -> tuple[bool, list[float]]:
+        """``(whether text is first seen before (relation "before") or after ``anchor``, [their first times])``,
+        the two placed in distinct showings (:meth:`firsts`)."""
+        seen = self.firsts([text, anchor])
+        return (seen[0] < seen[1]) if relation == "before" else (seen[0] > seen[1]), seen
+
     def episodes(self, text: str) -> list[tuple[float, float]]:
         """The separate showings of ``text``: its standing-out shots (:meth:`counted`) and the text lines that
         say it (presence >= 0: half of its words read or heard), else the hysteresis episodes of its presence."""
@@ -305,13 +311,17 @@ def choose_by_kind(kind: QuestionKind, options: Sequence[str], curves: Curves,
         target = kind.target
         if not target:
             return None
-        found = curves.episodes(target)
         said = [o.strip().lower().rstrip(".") for o in opts]
         if not {"yes", "no"} <= set(said):
             return None
-        want = "yes" if found else "no"
-        scores = torch.tensor([1.0 if s == want else 0.0 for s in said], dtype=torch.float64)
-        details.update(target=target, episodes=_spans(found))
+        if kind.relation in ("before", "after") and kind.anchor:  # "does the cat appear before the rocket?"
+            yes, seen = curves.sooner(target, kind.anchor, kind.relation)
+            details.update(target=target, anchor=kind.anchor, first_seen=_rounded(seen))
+        else:
+            found = curves.episodes(target)
+            yes = bool(found)
+            details.update(target=target, episodes=_spans(found))
+        scores = torch.tensor([1.0 if s == ("yes" if yes else "no") else 0.0 for s in said], dtype=torch.float64)
         evidence = curves.best(target, 1)
     if scores.numel() == 0 or not bool(torch.isfinite(scores).any()) or float(scores.max()) == float(scores.min()):
         return None

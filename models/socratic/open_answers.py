@@ -235,6 +235,10 @@ def open_sentence(kind: QuestionKind, curves: Curves, rarity: torch.Tensor | Non
         a, b, _ = next(item for item in seen if item[2] == most)
         return (f"{most} {'person' if most == 1 else 'people'} at most in one frame ({format_span(a, b)}), "
                 f"counted by the people expert's face and body detectors."), []
+    if kind.kind == "yesno" and kind.relation in ("before", "after") and target and kind.anchor:
+        yes, (a, b) = curves.sooner(target, kind.anchor, kind.relation)
+        return (f"{'Yes' if yes else 'No'}: {target} is first seen at {format_time(a)}, {kind.anchor} at "
+                f"{format_time(b)}."), curves.best(target, 1)
     if kind.kind in ("count", "when", "duration", "yesno") and target:
         found = curves.episodes(target)
         evidence = curves.best(target, max(1, len(found)))
