@@ -123,6 +123,12 @@ class Curves:
         return torch.tensor([-float(z[k, c]) if c < z.shape[1] else float("inf") for k, c in enumerate(cols)],
                             dtype=torch.float64)
 
+    def absent(self, texts: Sequence[str]) -> torch.Tensor:
+        """``[K]`` how absent each text looks: :meth:`left_out`, else (too few looks)
+        :func:`~mmlong.models.socratic.kind_rules.absence_scores` of the competitive presence."""
+        kept = self.left_out(texts)
+        return kept if kept is not None else absence_scores(self.competitive(texts))
+
     def counted(self, text: str) -> list[tuple[float, float]] | None:
         """``[(start, end)]`` of the showings of the looks where ``text`` stands out (:func:`shot_episodes`),
         or None with fewer than three looks."""
@@ -297,13 +303,8 @@ def choose_by_kind(kind: QuestionKind, options: Sequence[str], curves: Curves,
         details.update(at=kind.anchor, moments=len(then))
         evidence = [timeline.positions[i] for i in then][:3]
     elif kind.kind == "absence":
-        kept = curves.left_out(opts)
-        if kept is not None:
-            scores = kept
-            details["absent_z"] = _rounded(scores)
-        else:
-            scores = absence_scores(curves.competitive(opts))
-            details["presence"] = _rounded(-scores)
+        scores = curves.absent(opts)
+        details["absent"] = _rounded(scores)
     elif kind.kind == "duration":
         scores = duration_scores(curves.of(opts), timeline, kind.relation != "shortest", curves.rule)
         details["seconds"] = _rounded(scores.abs())

@@ -285,8 +285,7 @@ def open_sentence(kind: QuestionKind, curves: Curves, rarity: torch.Tensor | Non
             curves.best(target or "object", 1)
     named = list_items(target) if kind.kind == "absence" and target else []
     if len(named) > 1:
-        kept = curves.left_out(named)
-        least = int(kept.argmax()) if kept is not None else int(curves.competitive(named).max(dim=1).values.argmin())
+        least = int(curves.absent(named).argmax())
         seen = ", ".join(f"{item} ({closest(curves, item).split(' ')[0]})" for k, item in enumerate(named)
                          if k != least)
         return f"{named[least].capitalize()} is never clearly shown; the others are seen: {seen}.", \
