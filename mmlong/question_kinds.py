@@ -110,7 +110,11 @@ _TOPIC = re.compile(r"\bmostly\b|\bmainly\b|\bmost of (the|this) (video|clip|foo
                     r"\bwhat (kind|type|sort) of (place|location|environment|event|activity)\b")
 _ATTRIBUTE = (("colour", re.compile(r"\bcolou?rs?\b|\bhues?\b")),
               ("place", re.compile(r"^\s*where\b|\bwhat (place|location)\b|\bin what (place|location)\b")),
-              ("who", re.compile(r"^\s*who\b|\bwhich person\b")))
+              ("who", re.compile(r"^\s*who\b|\bwhich person\b")),
+              ("action", re.compile(r"\bdoing\b|^\s*why\b")))
+#: what is said aloud ("what is said in the video", "what does the man say")
+_SAID = re.compile(r"\bwhat (?:is|was|are|were|gets|got) (?:being )?(?:said|spoken|heard|sung)\b|"
+                   r"\bwhat do(?:es)? .+ (?:say|sing|shout|ask)\b")
 _YESNO = re.compile(r"^\s*(is|are|was|were|does|do|did|can|could|has|have|had|any)\b")
 _YES_NO_OPTIONS = frozenset({"yes", "no"})
 #: "X, yes or no?", "true or false: X"
@@ -126,9 +130,9 @@ _SHOWING = re.compile(r"\b(times|appear\w*|show\w*|seen|visible|pops? up|comes? 
 class QuestionKind:
     """What a question asks: ``kind`` (one of :data:`KINDS`), its ``target`` (the thing asked about; ``""`` when
     the options are the things compared), ``relation`` (count: ``times``/``things``; order: ``first``/``last``/
-    ``after``/``before``; duration: ``longest``/``shortest``/``length``; attribute: ``colour``/``place``/``who``;
-    appear: ``text`` for what is written, ``at`` for what appears at a time) and ``anchor`` (the thing a
-    before/after question refers to, or the time an ``at`` question names)."""
+    ``after``/``before``; duration: ``longest``/``shortest``/``length``; attribute: ``colour``/``place``/``who``/
+    ``action``; appear: ``text`` for what is written, ``speech`` for what is said, ``at`` for what appears at a
+    time) and ``anchor`` (the thing a before/after question refers to, or the time an ``at`` question names)."""
 
     kind: str
     target: str = ""
@@ -275,6 +279,8 @@ def understand(question: str, options: Sequence[str] = ()) -> QuestionKind:
             return QuestionKind("attribute", thing(re.sub(pattern, " ", q)), relation)
     if _READ.search(q):  # "what text is on screen", "what is written", "what does the sign say"
         return QuestionKind("appear", "" if opts else phrase(q), "text")
+    if _SAID.search(q):  # "what is said in the video": the words heard
+        return QuestionKind("appear", "" if opts else phrase(q), "speech")
     if at:  # "what happens at the end?", "what is shown at 00:30?": what appears then
         return _at_time(q, at, opts)
     return QuestionKind("appear", "" if opts else phrase(q))

@@ -309,3 +309,20 @@ def test_yes_no_about_order_compares_when_each_is_first_seen(tokens, encoder):
     assert ask(tokens, encoder, "Does the rocket appear before the cat?").text.startswith("Yes: rocket")
     assert ask(tokens, encoder, "Is the cat shown after the rocket?", ("yes", "no")).option == "yes"
     assert ask(tokens, encoder, "Is the cat shown before the rocket?", ("yes", "no")).option == "no"
+
+
+def test_yes_no_without_a_showing_says_how_sure_it_is(tokens, encoder):
+    assert ask(tokens, encoder, "Is there a violin in the video?").text.startswith(
+        "Probably not: no moment clearly shows violin (the closest match is ")
+
+
+def test_actions_are_declined_and_speech_is_quoted(tokens, encoder):
+    from mmlong.experts.base import TimedText
+
+    doing = ask(tokens, encoder, "What is the cat doing?")
+    assert doing.text.startswith("The image classifier names objects, not actions or reasons, so the evidence")
+    model = SocraticModel(SocraticModel.Config(scoring="evidence"))
+    heard = (TimedText(10.0, 12.0, "speech", "Welcome to the meadow."),)
+    said = model.answer(tokens, Query("What is said in the video?"), encoder=encoder, timed_text=heard)
+    assert said.text == 'Heard: "Welcome to the meadow." (00:10).'
+    assert ask(tokens, encoder, "What is said in the video?").text == "No speech was heard."

@@ -198,3 +198,15 @@ def test_yes_no_about_order_and_chat_spellings():
     assert understand("Does the kite appear before the boat?") == QuestionKind("yesno", "kite", "before", "boat")
     assert understand("is the dog shown after the red car") == QuestionKind("yesno", "dog", "after", "red car")
     assert understand("how many ppl") == QuestionKind("count", "people", "things")
+
+
+@pytest.mark.parametrize(("question", "kind", "target", "relation"), [
+    ("What is the dog doing?", "attribute", "dog", "action"),
+    ("Why is the kite falling?", "attribute", "kite falling", "action"),
+    ("What is said in the video?", "appear", "said", "speech"),
+    ("What does the teacher say?", "appear", "teacher say", "speech"),
+    ("What does the sign say?", "appear", "sign say", "text"),
+])
+def test_actions_reasons_and_speech_are_their_own_asks(question, kind, target, relation):
+    decided = understand(question)
+    assert (decided.kind, decided.target, decided.relation) == (kind, target, relation)

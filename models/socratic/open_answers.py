@@ -252,8 +252,9 @@ def open_sentence(kind: QuestionKind, curves: Curves, rarity: torch.Tensor | Non
                     return (f"Probably {n} time{'s' if n != 1 else ''}: nothing matches {target} clearly; what "
                             f"looks most like it is seen at {_times(likely)}."), curves.best(target, n)
                 return f"Once at most: {not_seen(target, curves)}", evidence[:1]
-            if kind.kind == "yesno":
-                return f"No. {not_seen(target, curves)}", evidence[:1]
+            if kind.kind == "yesno":  # not seen is not proof of absence: say how sure
+                return (f"Probably not: no moment clearly shows {target} (the closest match is "
+                        f"{closest(curves, target)})."), evidence[:1]
             return not_seen(target, curves), evidence[:1]
         if kind.kind == "count" and kind.relation == "times":
             n = len(found)
@@ -279,7 +280,8 @@ def open_sentence(kind: QuestionKind, curves: Curves, rarity: torch.Tensor | Non
     if kind.kind == "order":
         return order_sentence(kind, curves), []
     if kind.kind == "attribute":
-        what = {"colour": "colours", "who": "who a person is"}.get(kind.relation, kind.relation)
+        what = {"colour": "colours", "who": "who a person is", "action": "actions or reasons"}.get(
+            kind.relation, kind.relation)
         return (f"The image classifier names objects, not {what}, so the evidence cannot tell this; the moment "
                 f"most like {target or 'the question'} is {closest(curves, target or 'object')}."), \
             curves.best(target or "object", 1)
@@ -294,11 +296,11 @@ def open_sentence(kind: QuestionKind, curves: Curves, rarity: torch.Tensor | Non
         main = ", ".join(name for name, _ in dominant(curves, 3, min_confidence) if name)
         return (f"The evidence cannot list what is not shown; the video shows mostly {main or 'nothing recognisable'}."
                 ), []
-    if kind.relation == "text" and best_source != "text":  # asked what is written: the text read, not a label
-        read = _said(curves, "text")
-        if not read:
-            return "No text was read on screen.", []
-        return f"On screen: {quote(read)}.", []
+    if kind.relation in ("text", "speech") and best_source != kind.relation:  # the words read or heard
+        said = _said(curves, kind.relation)
+        if not said:
+            return ("No text was read on screen." if kind.relation == "text" else "No speech was heard."), []
+        return f"{'On screen' if kind.relation == 'text' else 'Heard'}: {quote(said)}.", []
     if not best_words:
         return "Nothing in the video answers this.", []
     when = format_time(best_time) if best_time is not None else ""
