@@ -326,3 +326,14 @@ def test_actions_are_declined_and_speech_is_quoted(tokens, encoder):
     said = model.answer(tokens, Query("What is said in the video?"), encoder=encoder, timed_text=heard)
     assert said.text == 'Heard: "Welcome to the meadow." (00:10).'
     assert ask(tokens, encoder, "What is said in the video?").text == "No speech was heard."
+
+
+def test_how_long_says_short_showings_to_a_tenth_of_a_second(tokens, encoder):
+    from mmlong.experts.base import TimedText
+
+    assert ask(tokens, encoder, "How long is the rocket shown?").text.startswith(
+        "About 2 s: rocket is seen at 00:40–00:41")
+    model = SocraticModel(SocraticModel.Config(scoring="evidence"))
+    sign = (TimedText(50.0, 50.0, "text", "TAXI"),)  # read on one frame (half a second) with the frame at 00:50
+    answer = model.answer(tokens, Query("How long is the taxi on screen?"), encoder=encoder, timed_text=sign)
+    assert answer.text.startswith("About 1.5 s: taxi is seen at 00:50"), answer.text  # not rounded to 2 s

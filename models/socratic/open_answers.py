@@ -274,7 +274,8 @@ def open_sentence(kind: QuestionKind, curves: Curves, rarity: torch.Tensor | Non
             from mmlong.models.socratic.kind_rules import episode_seconds
 
             seconds = episode_seconds(found, tl)
-            return (f"About {round(seconds)} s: {target} is seen at {_times(found)} "
+            amount = f"{seconds:.1f}".rstrip("0").rstrip(".") if seconds < 10 else f"{round(seconds)}"
+            return (f"About {amount} s: {target} is seen at {_times(found)} "
                     f"({len(found)} separate stretch{'es' if len(found) != 1 else ''})."), evidence
         return f"Yes: {target} is seen at {_times(found)}.", evidence[:1]
     if kind.kind == "order":
