@@ -87,8 +87,10 @@ def run(args: argparse.Namespace) -> int:
     queries = [(None, Query(q, tuple(args.options))) for q in questions]
     bad_lines = _read_questions_file(args, queries)
     if not queries and not bad_lines:
+        swallowed = f" (--options took {args.options[-1]!r} as an option: put the question before --options)" \
+            if args.options and args.options[-1].rstrip().endswith("?") else ""
         raise ConfigError("give a question: mmlong ask VIDEO \"QUESTION\", -q \"QUESTION\" (repeatable) or "
-                          "--questions FILE.jsonl")
+                          f"--questions FILE.jsonl{swallowed}")
     if not queries:
         return 2  # every line of the file was bad (each named on stderr)
     save = None

@@ -46,6 +46,10 @@ def test_a_positional_question_and_q_flags_add_up_and_none_is_refused(qwen_dir, 
     assert [r["question"] for r in json.loads(capsys.readouterr().out)] == ["first?", "second?"]
     assert main(argv) == 2
     assert "give a question" in capsys.readouterr().err
+    # a question written after --options is taken as an option: the error says so
+    assert main([*argv, "--options", "a cat", "a dog", "Which animal appears?"]) == 2
+    assert "--options took 'Which animal appears?' as an option: put the question before --options" in \
+        capsys.readouterr().err
 
 
 def test_a_questions_file_is_answered_with_one_load_and_bad_lines_are_named(qwen_dir, clip, tmp_path, capsys,
